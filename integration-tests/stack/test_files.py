@@ -3,9 +3,10 @@ file. Each check reads the file the way its consumer does (the project's YAML lo
 checks it against the others: the ports, the stop budget, the documented keys."""
 import os
 import re
+import subprocess
 import sys
 
-from stacklib import check, duration_ms, load_yaml
+from stacklib import TEST_BIN_DIR, check, duration_ms, load_yaml
 from xt_testlib import SOURCE_DIR
 
 FAILED = []
@@ -82,6 +83,25 @@ def test_manifest_moves_with_env():
     for d in ("/etc/xtask", "/data", "/run/xtask"):
         check(d + "/" not in text and d + "'" not in text, f"default dir {d} still in the manifest")
     check(m["env"]["NATS_SERVER_NAME"] == "xtask-syd", "server name follows FLY_REGION")
+
+
+def test_manifest_parser():
+    """The supervisor's own parser accepts the manifest (default env and a moved env)."""
+    if os.environ.get("XT_STACK_HAVE_MANIFEST") != "1":
+        raise AssertionError("supervisor manifest parser not built (registered without it?)")
+    tool = os.path.join(TEST_BIN_DIR, "stack-manifest-check")
+    for extra in ({}, {"FLY_REGION": "ams", "XTASK_HTTP_PORT": "24080", "XTASK_DATA_DIR": "/tmp/x"}):
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("XTASK_", "NATS_", "FLY_"))}
+        env.update(extra)
+        r = subprocess.run([tool, src("configs", "services.yaml")], capture_output=True, text=True, env=env,
+                           timeout=30)
+        check(r.returncode == 0, f"manifest rejected: {r.stderr.strip()}")
+        check("order: nats auth xtask web" in r.stdout, f"start order: {r.stdout}")
+    sup = os.environ.get("XT_STACK_SUPERVISOR")
+    if sup:
+        r = subprocess.run([sup, "check", src("configs", "services.yaml")], capture_output=True, text=True,
+                           env=env, timeout=30)
+        check(r.returncode == 0, f"xtask-supervisor check: {r.returncode} {r.stdout} {r.stderr}")
 
 
 for fn in [v for k, v in list(globals().items()) if k.startswith("test_") and callable(v)]:
