@@ -1,19 +1,167 @@
 #!/usr/bin/env bash
-# Build everything and start the whole stack locally under xtask-supervisor, on the embedded
-# default configs (configs/), data under .local/, ports on 127.0.0.1. The README's first command.
+# The README's first command: build everything and run the whole stack locally under
+# xtask-supervisor, data under .local/ in the checkout, every port on 127.0.0.1.
+#
+#   scripts/up.sh              foreground: supervisor logs here, Ctrl-C stops everything cleanly
+#   scripts/up.sh --detach     background: logs in .local/supervisor.log; stop with scripts/down.sh
+#
+# Ports and directories follow the environment (defaults in configs/services.yaml), e.g.
+#   XTASK_HTTP_PORT=8081 scripts/up.sh
+# Fresh Debian 12 as root: installs its packages first (scripts/deps.sh run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
-scripts/deps.sh run
-cmake -S "$root" -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DXT_BUILD_TESTS=OFF >/dev/null
-cmake --build build -j"$(nproc 2>/dev/null || echo 2)" >/dev/null
 
+detach=0
+for a in "$@"; do
+  case $a in
+    -d | --detach) detach=1 ;;
+    -h | --help) sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "usage: $0 [--detach]" >&2; exit 2 ;;
+  esac
+done
+
+say() { printf 'up: %s\n' "$*" >&2; }
+
+# --- packages and build ----------------------------------------------------------------------
+scripts/deps.sh run
+build=${XTASK_BUILD_DIR:-$root/build}
+if [ ! -f "$build/CMakeCache.txt" ]; then
+  say "configuring $build"
+  cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DXT_BUILD_TESTS=OFF >/dev/null
+fi
+say "building (cmake --build $build)"
+if ! cmake --build "$build" -j"$(nproc 2>/dev/null || echo 2)" >"$root/.build-up.log" 2>&1; then
+  grep -Ev '^\[ *[0-9]+%\]' "$root/.build-up.log" | tail -n 40 >&2
+  say "build failed (full log: .build-up.log)"
+  exit 1
+fi
+rm -f "$root/.build-up.log"
+for b in xtask-supervisor xtask xtask-auth xtask-web; do
+  [ -x "$build/bin/$b" ] || { say "$build/bin/$b was not built: the stack needs it"; exit 1; }
+done
+
+# --- local configuration: the manifest reads these (configs/services.yaml, docs/STACK.md) ------
+local_dir=${XTASK_LOCAL_DIR:-$root/.local}
 export XTASK_CONFIG_DIR=${XTASK_CONFIG_DIR:-$root/configs}
-export XTASK_DATA_DIR=${XTASK_DATA_DIR:-$root/.local/data}
-export XTASK_RUN_DIR=${XTASK_RUN_DIR:-$root/.local/run}
-export PATH="$root/build/bin:$PATH"
+export XTASK_DATA_DIR=${XTASK_DATA_DIR:-$local_dir/data}
+export XTASK_RUN_DIR=${XTASK_RUN_DIR:-$local_dir/run}
+export XTASK_USERS_FILE=${XTASK_USERS_FILE:-$XTASK_DATA_DIR/users_database.yml}
+export XTASK_USER=${XTASK_USER:-$(id -un)}
+export XTASK_BIND=${XTASK_BIND:-127.0.0.1}
+export XTASK_HTTP_PORT=${XTASK_HTTP_PORT:-8080}
+export XTASK_STATUS_ADDR=${XTASK_STATUS_ADDR:-127.0.0.1:9100}
+export XTASK_PUBLIC_URL=${XTASK_PUBLIC_URL:-http://127.0.0.1:$XTASK_HTTP_PORT}
+export XTASK_DOMAIN=${XTASK_DOMAIN:-127.0.0.1}
+export FLY_REGION=${FLY_REGION:-local}
+export PATH="$build/bin:$root/entrypoint:$PATH"
+manifest=${XTASK_MANIFEST:-$root/configs/services.yaml}
 mkdir -p "$XTASK_DATA_DIR" "$XTASK_RUN_DIR"
 chmod 700 "$XTASK_DATA_DIR" "$XTASK_RUN_DIR"
-echo "xtask: starting the stack (Ctrl-C stops it); in another terminal:"
-echo "  XTASK_SUPERVISOR_SOCKET=$XTASK_RUN_DIR/supervisor.sock $root/build/bin/xtask-supervisor status"
-exec "$root/build/bin/xtask-supervisor" run -c "$root/configs/services.yaml"
+
+pidfile=$XTASK_RUN_DIR/supervisor.pid
+if [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; then
+  say "a stack is already running (pid $(cat "$pidfile")); scripts/down.sh stops it"
+  exit 1
+fi
+xtask-supervisor check "$manifest" >/dev/null
+
+# The rendered local configuration, for scripts/down.sh, `status` and the curious.
+envfile=$local_dir/stack.env
+{
+  echo "# written by scripts/up.sh: the environment the local stack runs with"
+  for v in XTASK_CONFIG_DIR XTASK_DATA_DIR XTASK_RUN_DIR XTASK_USERS_FILE XTASK_USER XTASK_BIND \
+           XTASK_HTTP_PORT XTASK_STATUS_ADDR XTASK_PUBLIC_URL XTASK_DOMAIN FLY_REGION; do
+    printf 'export %s=%q\n' "$v" "${!v}"
+  done
+  for v in XTASK_AUTH_PORT NATS_PORT NATS_HTTP_PORT NATS_CLUSTER_PORT NATS_LEAF_PORT NATS_ROUTES; do
+    [ -n "${!v:-}" ] && printf 'export %s=%q\n' "$v" "${!v}"
+  done
+  printf 'export XTASK_SUPERVISOR_SOCKET=%q\n' "$XTASK_RUN_DIR/supervisor.sock"
+} >"$envfile"
+
+# First run: the admin user (password printed once, kept 0600).
+setup_out=$(xtask-setup)
+[ -n "$setup_out" ] && printf '%s\n' "$setup_out" >&2
+
+# --- start and wait for all-ready ----------------------------------------------------------
+url=$XTASK_PUBLIC_URL/web/
+status_cmd="XTASK_SUPERVISOR_SOCKET=$XTASK_RUN_DIR/supervisor.sock $build/bin/xtask-supervisor status"
+healthz=http://$XTASK_STATUS_ADDR/healthz
+
+healthy() { curl -fsS -o /dev/null --max-time 1 "$healthz" 2>/dev/null; }
+
+banner() {
+  local pw_file=$XTASK_DATA_DIR/secrets/admin-password
+  echo
+  echo "xtask is up: $url"
+  if [ -f "$pw_file" ]; then
+    echo "  login:    ${XTASK_ADMIN_USER:-admin} / password in $pw_file (cat it; 0600)"
+  else
+    echo "  login:    users in $XTASK_USERS_FILE"
+  fi
+  echo "  status:   $status_cmd"
+  echo "            (or: source $envfile && xtask-supervisor status)"
+  if [ $detach = 1 ]; then
+    echo "  logs:     $local_dir/supervisor.log      stop: scripts/down.sh"
+  else
+    echo "  stop:     Ctrl-C"
+  fi
+  echo
+}
+
+wait_ready() { # pid deadline_s
+  local pid=$1 deadline=$((SECONDS + $2))
+  while ! healthy; do
+    if ! kill -0 "$pid" 2>/dev/null; then return 2; fi
+    if [ $SECONDS -ge $deadline ]; then return 1; fi
+    sleep 0.1 # poll interval of a deadline-bounded wait
+  done
+}
+
+if [ $detach = 1 ]; then
+  log=$local_dir/supervisor.log
+  setsid xtask-supervisor run -c "$manifest" >"$log" 2>&1 </dev/null &
+  pid=$!
+  echo "$pid" >"$pidfile"
+  rc=0
+  wait_ready "$pid" "${XTASK_UP_TIMEOUT:-60}" || rc=$?
+  if [ $rc != 0 ]; then
+    tail -n 30 "$log" >&2
+    [ $rc = 2 ] && say "the supervisor exited (log: $log)" || say "not ready in time (log: $log)"
+    [ $rc = 1 ] && kill -TERM "$pid" 2>/dev/null
+    exit 1
+  fi
+  banner
+  exit 0
+fi
+
+# Foreground. The supervisor runs in its own session so that Ctrl-C reaches it exactly once, from
+# here: it stops every service in reverse order and exits; we return its exit code.
+setsid xtask-supervisor run -c "$manifest" </dev/null &
+pid=$!
+echo "$pid" >"$pidfile"
+stopping=0
+forward() {
+  [ $stopping = 1 ] && return
+  stopping=1
+  kill -"$1" "$pid" 2>/dev/null || true
+}
+trap 'forward INT' INT
+trap 'forward TERM' TERM
+trap 'forward TERM' HUP
+rc=0
+wait_ready "$pid" "${XTASK_UP_TIMEOUT:-60}" || rc=$?
+if [ $stopping = 0 ]; then
+  case $rc in
+    0) banner ;;
+    1) say "not all services ready after ${XTASK_UP_TIMEOUT:-60}s; still trying (status: $status_cmd)" ;;
+  esac
+fi
+code=0
+while kill -0 "$pid" 2>/dev/null; do
+  wait "$pid" && code=0 || code=$?
+done
+wait "$pid" 2>/dev/null && code=0 || code=$?
+rm -f "$pidfile"
+exit $code
