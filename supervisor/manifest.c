@@ -407,6 +407,7 @@ typedef struct mf_field {
 struct mf_table {
     const mf_field *f;
     size_t n;
+    const char *const *aliases; /* pairs: a key other tools use, the key it is here */
 };
 
 #define FIELD_PTR(base, off, T) ((T *)(void *)((char *)(base) + (off)))
@@ -464,6 +465,23 @@ static int mf_parse_map(mf_ctx *c, const xt_node *map, const xt_node *owner, con
     for (i = 0; i < t->n && i < 31; i++)
         names[i] = t->f[i].key;
     names[i] = NULL;
+    /* Names from other tools (compose's healthcheck, systemd's environment): hint at ours when
+     * no key of ours is close. */
+    for (i = 0; t->aliases != NULL && i < map->len; i++) {
+        const char *k = map->keys[i]->str, *alias[16], *hint = NULL;
+        size_t na = 0;
+        for (j = 0; names[j] != NULL && strcmp(names[j], k) != 0; j++)
+            ;
+        if (names[j] != NULL || xt_suggest(k, names) != NULL) continue;
+        for (j = 0; t->aliases[j] != NULL && na < 15; j += 2)
+            alias[na++] = t->aliases[j];
+        alias[na] = NULL;
+        if ((hint = xt_suggest(k, alias)) == NULL) continue;
+        for (j = 0; t->aliases[j] != hint; j += 2)
+            ;
+        return mf_fail(c, map->keys[i], "unknown key '%s' in %s (did you mean '%s'?)", k, where,
+                       t->aliases[j + 1]);
+    }
     if (xt_conf_check_keys(c->doc, map, names, where, c->err, c->errlen) != 0) return -1;
     for (i = 0; i < map->len; i++) {
         for (j = 0; j < t->n && strcmp(t->f[j].key, map->keys[i]->str) != 0; j++)
@@ -477,10 +495,10 @@ static int mf_parse_map(mf_ctx *c, const xt_node *map, const xt_node *owner, con
     return 0;
 }
 
-#define TABLE(rows)                                                                                          \
-    {                                                                                                        \
-        rows, sizeof(rows) / sizeof(rows[0])                                                                 \
-    }
+/* clang-format off */
+#define TABLE(rows) {rows, sizeof(rows) / sizeof(rows[0]), NULL}
+#define TABLE_ALIASES(rows, aliases) {rows, sizeof(rows) / sizeof(rows[0]), aliases}
+/* clang-format on */
 
 /* probes */
 
@@ -537,7 +555,10 @@ static const mf_field probe_fields[] = {
     {.key = "start_period", .type = F_DUR, .off = offsetof(mf_probe, start_period_ms), .min = 0},
     {.key = "failures", .type = F_INT, .off = offsetof(mf_probe, failures), .min = 1, .max = 1000},
 };
-static const mf_table probe_table = TABLE(probe_fields);
+static const char *const probe_aliases[] = {
+    "url",  "http",    "port",     "tcp",    "address",  "tcp",           "command",      "exec", "cmd",
+    "exec", "retries", "failures", "period", "interval", "start_timeout", "start_period", NULL};
+static const mf_table probe_table = TABLE_ALIASES(probe_fields, probe_aliases);
 
 static int svc_probe(mf_ctx *c, mf_probe *p, const xt_node *key, const xt_node *val, const char *what,
                      int is_ready)
@@ -667,7 +688,12 @@ static const mf_field service_fields[] = {
     {.key = "workdir", .type = F_STR, .off = offsetof(mf_service, workdir)},
     {.key = "autostart", .type = F_BOOL, .off = offsetof(mf_service, autostart)},
 };
-static const mf_table service_table = TABLE(service_fields);
+static const char *const service_aliases[] = {
+    "health",      "ready", "healthcheck", "ready",       "readiness", "ready",   "liveness",
+    "live",        "cmd",   "command",     "exec",        "command",   "args",    "command",
+    "environment", "env",   "working_dir", "workdir",     "cwd",       "workdir", "requires",
+    "depends_on",  "after", "depends_on",  "stop_signal", "stop",      NULL};
+static const mf_table service_table = TABLE_ALIASES(service_fields, service_aliases);
 
 static void svc_defaults(mf_service *s)
 {
