@@ -1,0 +1,313 @@
+/* Unit tests for manifest_secrets_load: generate (0600, directories 0700, base64 of `bytes`
+ * random bytes), keep an existing value, refuse unsafe or empty files, merge into an env vector. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "manifest.h"
+#include "xt_conf.h"
+
+typedef struct fixture {
+    char dir[64];
+} fixture;
+
+static int setup(void **state)
+{
+    fixture *f = calloc(1, sizeof(*f));
+    if (f == NULL) return -1;
+    snprintf(f->dir, sizeof(f->dir), "/tmp/xt-mf-secrets-XXXXXX");
+    if (mkdtemp(f->dir) == NULL) return -1;
+    *state = f;
+    return 0;
+}
+
+static void rm_rf(const char *path)
+{
+    struct stat st;
+    if (lstat(path, &st) != 0) return;
+    if (S_ISDIR(st.st_mode)) {
+        DIR *d = opendir(path);
+        struct dirent *e;
+        while (d != NULL && (e = readdir(d)) != NULL) {
+            char sub[512];
+            if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
+            snprintf(sub, sizeof(sub), "%s/%s", path, e->d_name);
+            rm_rf(sub);
+        }
+        if (d != NULL) closedir(d);
+        rmdir(path);
+    } else {
+        unlink(path);
+    }
+}
+
+static int teardown(void **state)
+{
+    fixture *f = *state;
+    rm_rf(f->dir);
+    free(f);
+    return 0;
+}
+
+/* A manifest with secrets S (file dir/a/b/s, `bytes`) and T (dir/t, 32 bytes). */
+static manifest *load_with(const fixture *f, int bytes)
+{
+    char text[1024], err[512];
+    manifest *m = NULL;
+    snprintf(text, sizeof(text),
+             "version: 1\nsecrets:\n  S: { bytes: %d, file: '%s/a/b/s' }\n  T: { file: '%s/t' }\n"
+             "services:\n  x: {command: [x]}\n",
+             bytes, f->dir, f->dir);
+    if (manifest_load_mem("s.yaml", text, strlen(text), &m, err, sizeof(err)) != 0) fail_msg("%s", err);
+    return m;
+}
+
+static char **strv(const char *a, const char *b)
+{
+    char **v = calloc(3, sizeof(*v));
+    assert_non_null(v);
+    v[0] = a ? strdup(a) : NULL;
+    v[1] = a && b ? strdup(b) : NULL;
+    return v;
+}
+
+static const char *env_get(char *const *env, const char *name)
+{
+    size_t n = strlen(name);
+    for (size_t i = 0; env[i] != NULL; i++)
+        if (strncmp(env[i], name, n) == 0 && env[i][n] == '=') return env[i] + n + 1;
+    return NULL;
+}
+
+static void read_file(const char *path, char *buf, size_t len)
+{
+    FILE *fp = fopen(path, "r");
+    assert_non_null(fp);
+    size_t n = fread(buf, 1, len - 1, fp);
+    buf[n] = '\0';
+    fclose(fp);
+}
+
+static void write_file(const char *path, const char *text, mode_t mode)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+    assert_int_equal(fchmod(fd, mode), 0);
+    close(fd);
+}
+
+static int is_base64(const char *s)
+{
+    for (; *s; s++)
+        if (!((*s >= 'A' && *s <= 'Z') || (*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9') || *s == '+' ||
+              *s == '/' || *s == '='))
+            return 0;
+    return 1;
+}
+
+static void test_generate_then_keep(void **state)
+{
+    fixture *f = *state;
+    manifest *m = load_with(f, 32);
+    char err[512], path[256], content[256];
+    struct stat st;
+    mode_t old = umask(0);
+    char **env = strv("PATH=/bin", "S=from-the-environment");
+    assert_int_equal(manifest_secrets_load(m, &env, err, sizeof(err)), 0);
+    umask(old);
+
+    /* env: PATH kept, S replaced, T added; 32 bytes are 44 base64 characters */
+    assert_int_equal(xt_strv_len(env), 3);
+    assert_string_equal(env[0], "PATH=/bin");
+    const char *s = env_get(env, "S"), *t = env_get(env, "T");
+    assert_non_null(s);
+    assert_non_null(t);
+    assert_int_equal(strlen(s), 44);
+    assert_int_equal(strlen(t), 44);
+    assert_true(is_base64(s));
+    assert_string_not_equal(s, t);
+
+    /* files: 0600, the value plus a newline; new directories 0700; no temp file left */
+    snprintf(path, sizeof(path), "%s/a/b/s", f->dir);
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(st.st_mode & 07777, 0600);
+    read_file(path, content, sizeof(content));
+    assert_int_equal(strlen(content), 45);
+    assert_int_equal(content[44], '\n');
+    assert_memory_equal(content, s, 44);
+    snprintf(path, sizeof(path), "%s/a", f->dir);
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(st.st_mode & 07777, 0700);
+    snprintf(path, sizeof(path), "%s/a/b", f->dir);
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(st.st_mode & 07777, 0700);
+    DIR *d = opendir(path);
+    struct dirent *e;
+    int entries = 0;
+    while ((e = readdir(d)) != NULL)
+        if (e->d_name[0] != '.') entries++;
+    closedir(d);
+    assert_int_equal(entries, 1);
+
+    /* second start: the same values */
+    char keep_s[64], keep_t[64];
+    snprintf(keep_s, sizeof(keep_s), "%s", s);
+    snprintf(keep_t, sizeof(keep_t), "%s", t);
+    char **env2 = NULL;
+    assert_int_equal(manifest_secrets_load(m, &env2, err, sizeof(err)), 0);
+    assert_int_equal(xt_strv_len(env2), 2);
+    assert_string_equal(env_get(env2, "S"), keep_s);
+    assert_string_equal(env_get(env2, "T"), keep_t);
+    xt_strv_free(env2);
+    xt_strv_free(env);
+    manifest_free(m);
+}
+
+static void test_keep_existing_value(void **state)
+{
+    fixture *f = *state;
+    manifest *m = load_with(f, 16);
+    char err[512], path[256];
+    snprintf(path, sizeof(path), "%s/t", f->dir);
+    write_file(path, "hand-written value\r\n", 0400);
+    char **env = NULL;
+    assert_int_equal(manifest_secrets_load(m, &env, err, sizeof(err)), 0);
+    assert_string_equal(env_get(env, "T"), "hand-written value");
+    assert_int_equal(strlen(env_get(env, "S")), 24); /* 16 bytes */
+    xt_strv_free(env);
+    manifest_free(m);
+}
+
+static void test_sizes(void **state)
+{
+    fixture *f = *state;
+    for (int bytes = 1; bytes <= 1024; bytes = bytes * 4 + 3) {
+        manifest *m = load_with(f, bytes);
+        char err[512], path[256];
+        char **env = NULL;
+        snprintf(path, sizeof(path), "%s/a/b/s", f->dir);
+        unlink(path);
+        assert_int_equal(manifest_secrets_load(m, &env, err, sizeof(err)), 0);
+        assert_int_equal(strlen(env_get(env, "S")), 4 * ((bytes + 2) / 3));
+        xt_strv_free(env);
+        manifest_free(m);
+    }
+}
+
+/* Each refusal: exact message, nothing changed in env, the file left as it was. */
+static void expect_refusal(const fixture *f, const char *content, mode_t mode, const char *what)
+{
+    manifest *m = load_with(f, 32);
+    char err[512], path[256], want[512];
+    snprintf(path, sizeof(path), "%s/t", f->dir);
+    write_file(path, content, mode);
+    char **env = strv("A=1", NULL);
+    char **before = env;
+    assert_int_equal(manifest_secrets_load(m, &env, err, sizeof(err)), -1);
+    snprintf(want, sizeof(want), "s.yaml:4:3: secret 'T': %s/t %s", f->dir, what);
+    assert_string_equal(err, want);
+    assert_ptr_equal(env, before);
+    assert_int_equal(xt_strv_len(env), 1);
+    assert_string_equal(env[0], "A=1");
+    struct stat st;
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(st.st_mode & 07777, mode);
+    unlink(path);
+    xt_strv_free(env);
+    manifest_free(m);
+}
+
+static void test_refusals(void **state)
+{
+    fixture *f = *state;
+    expect_refusal(f, "x\n", 0640, "is accessible by group or others (mode 0640): chmod 600 it");
+    expect_refusal(f, "x\n", 0604, "is accessible by group or others (mode 0604): chmod 600 it");
+    expect_refusal(f, "x\n", 0620, "is accessible by group or others (mode 0620): chmod 600 it");
+    expect_refusal(f, "", 0600, "is empty (remove it to have a new value generated)");
+    expect_refusal(f, "\n\n", 0600, "is empty (remove it to have a new value generated)");
+    expect_refusal(f, "two\nlines\n", 0600, "holds a line break or a control byte (a secret is one line)");
+    expect_refusal(f, "tab\there", 0600, "holds a line break or a control byte (a secret is one line)");
+
+    char big[9000];
+    memset(big, 'a', sizeof(big) - 1);
+    big[sizeof(big) - 1] = '\0';
+    expect_refusal(f, big, 0600, "is larger than 8192 bytes");
+}
+
+static void test_not_a_file(void **state)
+{
+    fixture *f = *state;
+    manifest *m = load_with(f, 32);
+    char err[512], path[256], want[512];
+    snprintf(path, sizeof(path), "%s/t", f->dir);
+    assert_int_equal(mkdir(path, 0700), 0);
+    char **env = NULL;
+    assert_int_equal(manifest_secrets_load(m, &env, err, sizeof(err)), -1);
+    snprintf(want, sizeof(want), "s.yaml:4:3: secret 'T': %s/t is not a regular file", f->dir);
+    assert_string_equal(err, want);
+    assert_null(env);
+    rmdir(path);
+
+    /* a file where a directory should be */
+    snprintf(path, sizeof(path), "%s/a", f->dir);
+    rm_rf(path); /* S, read before T, was generated there */
+    write_file(path, "x", 0600);
+    assert_int_equal(manifest_secrets_load(m, &env, err, sizeof(err)), -1);
+    snprintf(want, sizeof(want), "s.yaml:3:3: secret 'S': cannot open %s/a/b/s: Not a directory", f->dir);
+    assert_string_equal(err, want);
+    assert_null(env);
+    manifest_free(m);
+}
+
+/* The message never carries the value. */
+static void test_values_not_in_messages(void **state)
+{
+    fixture *f = *state;
+    manifest *m = load_with(f, 32);
+    char err[512], path[256];
+    snprintf(path, sizeof(path), "%s/t", f->dir);
+    write_file(path, "TOPSECRETVALUE\n", 0644);
+    char **env = NULL;
+    assert_int_equal(manifest_secrets_load(m, &env, err, sizeof(err)), -1);
+    assert_null(strstr(err, "TOPSECRET"));
+    manifest_free(m);
+}
+
+static void test_no_secrets(void **state)
+{
+    (void)state;
+    char err[256];
+    manifest *m = NULL;
+    const char *t = "version: 1\nservices:\n  x: {command: [x]}\n";
+    assert_int_equal(manifest_load_mem("n.yaml", t, strlen(t), &m, err, sizeof(err)), 0);
+    char **env = NULL;
+    assert_int_equal(manifest_secrets_load(m, &env, err, sizeof(err)), 0);
+    assert_non_null(env);
+    assert_null(env[0]);
+    xt_strv_free(env);
+    manifest_free(m);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_generate_then_keep, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_keep_existing_value, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sizes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_refusals, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_not_a_file, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_values_not_in_messages, setup, teardown),
+        cmocka_unit_test(test_no_secrets),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
