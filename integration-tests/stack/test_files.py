@@ -104,6 +104,91 @@ def test_manifest_parser():
         check(r.returncode == 0, f"xtask-supervisor check: {r.returncode} {r.stdout} {r.stderr}")
 
 
+# --- fly.toml ---------------------------------------------------------------------------------
+# Keys Fly documents (fly.io/docs/reference/configuration; LIBRARY-NOTES.md). Seed 000's [regions]
+# and [scaling] tables do not exist.
+FLY_TOP = {"app", "primary_region", "kill_signal", "kill_timeout", "build", "env", "mounts", "services",
+           "checks", "vm", "metrics", "deploy", "http_service", "processes", "console_command", "swap_size_mb"}
+FLY_BUILD = {"dockerfile", "image", "builder", "buildpacks", "args", "target", "ignorefile",
+             "build-target", "build_target"}
+FLY_MOUNT = {"source", "destination", "initial_size", "processes", "auto_extend_size_threshold",
+             "auto_extend_size_increment", "auto_extend_size_limit", "snapshot_retention"}
+FLY_SERVICE = {"internal_port", "protocol", "processes", "ports", "tcp_checks", "http_checks", "concurrency",
+               "auto_stop_machines", "auto_start_machines", "min_machines_running"}
+FLY_PORT = {"port", "handlers", "force_https", "start_port", "end_port", "tls_options", "http_options",
+            "proxy_proto_options"}
+FLY_SVC_CHECK = {"interval", "timeout", "grace_period", "method", "path", "protocol", "tls_skip_verify",
+                 "tls_server_name", "headers", "restart_limit"}
+FLY_CHECK = {"type", "port", "path", "method", "interval", "timeout", "grace_period", "protocol",
+             "tls_skip_verify", "tls_server_name", "headers", "processes"}
+FLY_VM = {"size", "memory", "cpus", "cpu_kind", "memory_mb", "gpus", "gpu_kind", "processes", "kernel_args",
+          "host_dedication_id"}
+FLY_HANDLERS = {"http", "tls", "pg_tls", "proxy_proto", "edge_http"}
+SIGNALS = {"SIGINT", "SIGTERM", "SIGQUIT", "SIGUSR1", "SIGUSR2", "SIGKILL", "SIGSTOP"}
+
+
+def fly():
+    import tomllib
+    with open(src("fly.toml"), "rb") as f:
+        return tomllib.load(f)
+
+
+def keys_ok(d, allowed, where):
+    extra = set(d) - allowed
+    check(not extra, f"fly.toml {where}: undocumented keys {sorted(extra)}")
+
+
+def test_fly_documented_keys():
+    f = fly()
+    keys_ok(f, FLY_TOP, "top level")
+    keys_ok(f["build"], FLY_BUILD, "[build]")
+    for m in f["mounts"]:
+        keys_ok(m, FLY_MOUNT, "[[mounts]]")
+    for svc in f["services"]:
+        keys_ok(svc, FLY_SERVICE, "[[services]]")
+        for p in svc["ports"]:
+            keys_ok(p, FLY_PORT, "[[services.ports]]")
+            check(set(p.get("handlers", [])) <= FLY_HANDLERS, f"handlers {p.get('handlers')}")
+        for c in svc.get("http_checks", []) + svc.get("tcp_checks", []):
+            keys_ok(c, FLY_SVC_CHECK, "service check")
+    for name, c in f["checks"].items():
+        keys_ok(c, FLY_CHECK, f"[checks.{name}]")
+        check(c["type"] in ("http", "tcp"), f"check {name} type")
+    for v in f["vm"]:
+        keys_ok(v, FLY_VM, "[[vm]]")
+    check(all(isinstance(v, str) for v in f["env"].values()), "[env] values are strings")
+
+
+def test_fly_fits_the_stack():
+    f = fly()
+    m = manifest({k: v for k, v in f["env"].items()})
+    env = m["env"]
+    check(f["kill_signal"] in SIGNALS and f["kill_signal"] in ("SIGINT", "SIGTERM"), "kill_signal stops the supervisor")
+    check(isinstance(f["kill_timeout"], int) and 1 <= f["kill_timeout"] <= 300, "kill_timeout in seconds")
+    check(duration_ms(m["supervisor"]["stop_timeout"]) < f["kill_timeout"] * 1000,
+          "the supervisor's stop budget fits under kill_timeout")
+    check(os.path.exists(src(f["build"]["dockerfile"])), f"dockerfile {f['build']['dockerfile']}")
+    check(any(x["destination"] == env["XTASK_DATA_DIR"] == "/data" for x in f["mounts"]), "/data mounted")
+    by_port = {s["internal_port"]: s for s in f["services"]}
+    web = by_port.get(int(env["XTASK_HTTP_PORT"]))
+    check(web is not None, f"a service on the front's port {env['XTASK_HTTP_PORT']}")
+    ports = {p["port"]: p for p in web["ports"]}
+    check(ports[80]["handlers"] == ["http"] and ports[80].get("force_https") is True, "80: http, force_https")
+    check(ports[443]["handlers"] == ["tls", "http"], "443: tls + http")
+    ready_path = m["services"]["web"]["ready"]["http"].split(env["XTASK_HTTP_PORT"], 1)[1]
+    check(any(c["path"] == ready_path for c in web["http_checks"]), f"edge check on {ready_path}")
+    leaf = by_port.get(int(env["NATS_LEAF_PORT"]))
+    check(leaf is not None and leaf["ports"][0]["port"] == 7422, "7422 leaf nodes exposed")
+    status_port = int(m["supervisor"]["status_http"].rsplit(":", 1)[1])
+    sup = [c for c in f["checks"].values() if c.get("path") == "/healthz"]
+    check(sup and sup[0]["port"] == status_port, f"a check on the supervisor's /healthz port {status_port}")
+    check(not m["supervisor"]["status_http"].startswith("127."), "Fly's checks cannot reach loopback")
+    internal = {int(env[k]) for k in ("NATS_PORT", "NATS_HTTP_PORT", "XTASK_AUTH_PORT")}
+    check(not internal & set(by_port), "internal ports are not public services")
+    check(f["env"]["XTASK_REGIONS"].split() == ["ams", "dfw", "hkg", "syd", "gru", "jnb"], "six regions")
+    check(f["primary_region"] in f["env"]["XTASK_REGIONS"].split(), "primary region is one of them")
+
+
 for fn in [v for k, v in list(globals().items()) if k.startswith("test_") and callable(v)]:
     case(fn)
 if FAILED:
