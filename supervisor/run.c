@@ -1,0 +1,438 @@
+/*
+ * run: `xtask-supervisor run`: set up, loop, stop.
+ *
+ * Start-up is a short list of checked steps (fail fast, exit 2 on a bad manifest, 1 on a system
+ * error, nothing started in either case): manifest, secrets, subreaper, signals, output, control
+ * socket, status_http, services. Then one loop until everything has stopped. Once running, nothing
+ * recoverable is fatal: failures become log lines and back-off deadlines.
+ *
+ * Exit codes: 0 after a requested stop (SIGTERM, SIGINT, SIGQUIT) with every process gone; 1 when an
+ * essential service failed (everything else is stopped first) or on a start-up system error; 2 on a
+ * usage or manifest error.
+ */
+#include "sv.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "xt_conf.h"
+#include "xt_log.h"
+
+extern char **environ;
+
+const char *sv_manifest_default(void)
+{
+    static char path[4096];
+    const char *dir = getenv("XTASK_CONFIG_DIR");
+    if (dir != NULL && *dir != '\0') {
+        snprintf(path, sizeof(path), "%s/services.yaml", dir);
+        return path;
+    }
+    return "/etc/xtask/services.yaml";
+}
+
+/* --- shutdown ------------------------------------------------------------------------------- */
+
+static void reap_all(sv_ctx *sv)
+{
+    for (;;) {
+        int st;
+        pid_t pid = waitpid(-1, &st, WNOHANG);
+        if (pid <= 0) break;
+        if (!svc_on_child_exit(sv, pid, st)) xt_debug("supervisor: reaped pid %d", (int)pid);
+    }
+}
+
+static int has_running_dependents(sv_ctx *sv, const svc *s)
+{
+    for (size_t i = 0; i < sv->nslots; i++) {
+        const svc *d = &sv->slots[i];
+        if (!d->used || d == s || d->pid <= 0) continue;
+        for (size_t k = 0; k < d->def->ndeps; k++)
+            if (strcmp(d->def->deps[k].name, s->name) == 0) return 1;
+    }
+    return 0;
+}
+
+/* SIGKILL to every service group and every process still parented to us. */
+static void sv_hurry(sv_ctx *sv)
+{
+    pid_t kids[256];
+    sv->stopping = 2;
+    for (size_t i = 0; i < sv->nslots; i++) {
+        svc *s = &sv->slots[i];
+        if (s->used && s->pid > 0) kill(-s->pid, SIGKILL);
+    }
+    int n = procs_children(sv->self, kids, 256);
+    for (int i = 0; i < n; i++)
+        kill(kids[i], SIGKILL);
+    timer_arm(&sv->t_orphans, sv_now_ms() + 10);
+}
+
+void sv_stop_progress(sv_ctx *sv)
+{
+    pid_t kids[256];
+    int any = 0;
+    if (!sv->stopping || sv->done) return;
+    for (size_t i = 0; i < sv->nslots; i++) {
+        svc *s = &sv->slots[i];
+        if (!s->used || s->pid <= 0) continue;
+        any = 1;
+        /* reverse dependency order: a service stops once nothing running depends on it */
+        if (s->state != SVC_STOPPING && !has_running_dependents(sv, s)) svc_request_stop(sv, s, STOP_WANTED);
+    }
+    if (any) return;
+    /* every service is down: what is left are orphans and setsid escapees reparented to us */
+    int n = procs_children(sv->self, kids, 256);
+    if (n == 0) {
+        sv->done = 1;
+        return;
+    }
+    for (int i = 0; i < n; i++) {
+        char comm[64] = "?", path[64];
+        snprintf(path, sizeof(path), "/proc/%d/comm", (int)kids[i]);
+        FILE *f = fopen(path, "re");
+        if (f != NULL) {
+            if (fgets(comm, sizeof(comm), f) != NULL) comm[strcspn(comm, "\n")] = '\0';
+            fclose(f);
+        }
+        xt_info("supervisor: killing leftover process %d (%s)", (int)kids[i], comm);
+        kill(kids[i], SIGKILL);
+    }
+    timer_arm(&sv->t_orphans, sv_now_ms() + 10);
+}
+
+static void on_orphans(sv_ctx *sv, void *arg)
+{
+    reap_all(sv);
+    sv_stop_progress(sv);
+}
+
+static void on_stop_deadline(sv_ctx *sv, void *arg)
+{
+    if (sv->done) return;
+    if (sv->stopping < 2) {
+        xt_warn("supervisor: stop budget used up, sending SIGKILL to everything left");
+        sv_hurry(sv);
+        timer_arm(&sv->t_stop, sv_now_ms() + 1000);
+        return;
+    }
+    xt_error("supervisor: processes survived SIGKILL for 1s, exiting anyway");
+    sv->done = 1;
+}
+
+void sv_shutdown(sv_ctx *sv, int code, const char *why)
+{
+    char w[32];
+    if (code > sv->exit_code) sv->exit_code = code;
+    if (sv->stopping) return;
+    sv->stopping = 1;
+    sv->stop_deadline = sv_now_ms() + sv->mf->stop_timeout_ms;
+    timer_arm(&sv->t_stop, sv->stop_deadline);
+    xt_info("supervisor: stopping (%s) within %s", why,
+            xt_duration_format(sv->mf->stop_timeout_ms, w, sizeof(w)));
+    for (size_t i = 0; i < sv->nslots; i++) {
+        svc *s = &sv->slots[i];
+        if (!s->used) continue;
+        s->want = 0;
+        if (s->pid <= 0 && (s->state == SVC_WAITING || s->state == SVC_BACKOFF))
+            svc_set_state(sv, s, SVC_STOPPED);
+    }
+    sv_stop_progress(sv);
+}
+
+/* --- manifests and environment -------------------------------------------------------------- */
+
+static int build_env(manifest *m, char ***out, char *err, size_t errlen)
+{
+    char **secrets = calloc(1, sizeof(char *));
+    if (secrets == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    if (manifest_secrets_load(m, &secrets, err, errlen) < 0) {
+        xt_strv_free(secrets);
+        return -1;
+    }
+    *out = env_merge(environ, m->env, secrets);
+    xt_strv_free(secrets);
+    if (*out == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    return 0;
+}
+
+static int mf_owns(const manifest *m, const mf_service *d)
+{
+    return m != NULL && d != NULL && d >= &m->services[0] && d < &m->services[m->nservices];
+}
+
+/* Free retired manifests no service refers to any more. */
+static void gc_manifests(sv_ctx *sv)
+{
+    for (size_t r = 0; r < sizeof(sv->retired) / sizeof(sv->retired[0]); r++) {
+        manifest *m = sv->retired[r];
+        if (m == NULL) continue;
+        int used = 0;
+        for (size_t i = 0; i < sv->nslots && !used; i++) {
+            svc *s = &sv->slots[i];
+            used = s->used && (mf_owns(m, s->def) || mf_owns(m, s->next_def));
+        }
+        if (!used) {
+            manifest_free(m);
+            sv->retired[r] = NULL;
+        }
+    }
+}
+
+static void update_name_width(sv_ctx *sv)
+{
+    sv->name_width = strlen("supervisor");
+    for (size_t i = 0; i < sv->nslots; i++)
+        if (sv->slots[i].used && strlen(sv->slots[i].name) > sv->name_width)
+            sv->name_width = strlen(sv->slots[i].name);
+}
+
+int sv_reload(sv_ctx *sv, char *err, size_t errlen)
+{
+    manifest *nm = NULL;
+    char **env = NULL;
+    int changed = 0, added = 0, removed = 0, same = 0;
+    gc_manifests(sv);
+    size_t slot = 0;
+    while (slot < sizeof(sv->retired) / sizeof(sv->retired[0]) && sv->retired[slot] != NULL)
+        slot++;
+    if (slot == sizeof(sv->retired) / sizeof(sv->retired[0])) {
+        snprintf(err, errlen, "too many reloads in progress, try again when services have restarted");
+        return -1;
+    }
+    if (manifest_load(sv->manifest_path, &nm, err, errlen) < 0 || build_env(nm, &env, err, errlen) < 0) {
+        xt_error("reload: %s (keeping the running configuration)", err);
+        manifest_free(nm);
+        return -1;
+    }
+    xt_strv_free(sv->env);
+    sv->env = env;
+    sv->out_json = nm->log_format == MF_LOG_JSON;
+    if (strcmp(nm->control_socket, sv->mf->control_socket) != 0 ||
+        (nm->status_http == NULL) != (sv->mf->status_http == NULL) ||
+        (nm->status_http != NULL && strcmp(nm->status_http, sv->mf->status_http) != 0))
+        xt_warn("reload: control_socket and status_http changes take effect at the next start");
+    /* existing services: unchanged ones follow the new definition in place */
+    for (size_t i = 0; i < sv->nslots; i++) {
+        svc *s = &sv->slots[i];
+        if (!s->used || s->stop_reason == STOP_REMOVE) continue;
+        int j = manifest_find(nm, s->name);
+        if (j < 0) {
+            removed++;
+            xt_info("reload: %s removed", s->name);
+            svc_request_stop(sv, s, STOP_REMOVE);
+            continue;
+        }
+        const mf_service *d = &nm->services[j];
+        if (strcmp(d->digest, s->def->digest) == 0) {
+            same++;
+            s->def = d;
+            s->next_def = NULL;
+            s->ready.def = &d->ready;
+            s->live.def = &d->live;
+            continue;
+        }
+        changed++;
+        xt_info("reload: %s changed", s->name);
+        if (s->pid > 0) {
+            s->next_def = d;
+            svc_request_restart(sv, s);
+        } else {
+            s->def = d;
+            s->next_def = NULL;
+            probe_setup(sv, s);
+            if (d->autostart || s->want) svc_request_restart(sv, s);
+        }
+    }
+    sv->retired[slot] = sv->mf;
+    sv->mf = nm;
+    for (size_t k = 0; k < nm->nservices; k++) {
+        size_t j = (size_t)nm->order[k];
+        svc *s = svc_find(sv, nm->services[j].name);
+        if (s != NULL && s->stop_reason != STOP_REMOVE) continue;
+        svc *n = svc_add(sv, nm, &nm->services[j]);
+        if (n == NULL) {
+            xt_error("reload: no slot for %s", nm->services[j].name);
+            continue;
+        }
+        added++;
+        xt_info("reload: %s added", n->name);
+        if (n->want) svc_request_start(sv, n);
+    }
+    update_name_width(sv);
+    gc_manifests(sv);
+    svc_eval_deps(sv);
+    xt_info("reload: %s: %d changed, %d added, %d removed, %d unchanged", sv->manifest_path, changed, added,
+            removed, same);
+    return 0;
+}
+
+/* --- signals -------------------------------------------------------------------------------- */
+
+static void on_signal(sv_ctx *sv, sv_watch *w, uint32_t events)
+{
+    struct signalfd_siginfo si;
+    char err[512];
+    while (read(w->fd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+        int sig = (int)si.ssi_signo;
+        switch (sig) {
+        case SIGCHLD:
+            reap_all(sv);
+            break;
+        case SIGTERM:
+        case SIGINT:
+        case SIGQUIT:
+            if (!sv->stopping) {
+                sv_shutdown(sv, 0, sig == SIGTERM ? "SIGTERM" : sig == SIGINT ? "SIGINT" : "SIGQUIT");
+            } else if (sv->stopping == 1) {
+                xt_warn("supervisor: second stop signal, sending SIGKILL to everything");
+                sv_hurry(sv);
+            }
+            break;
+        case SIGHUP:
+            if (!sv->stopping) {
+                xt_info("supervisor: SIGHUP, reloading %s", sv->manifest_path);
+                sv_reload(sv, err, sizeof(err));
+            }
+            break;
+        default:
+            break;
+        }
+    }
+    gc_manifests(sv);
+}
+
+static int setup_signals(sv_ctx *sv)
+{
+    sigset_t all, watched;
+    sigfillset(&all);
+    /* synchronous faults must still kill us (and let sanitizers report) */
+    sigdelset(&all, SIGSEGV);
+    sigdelset(&all, SIGBUS);
+    sigdelset(&all, SIGFPE);
+    sigdelset(&all, SIGILL);
+    sigdelset(&all, SIGABRT);
+    sigdelset(&all, SIGTRAP);
+    if (sigprocmask(SIG_BLOCK, &all, NULL) < 0) return -1;
+    sigemptyset(&watched);
+    int sigs[] = {SIGCHLD, SIGTERM, SIGINT, SIGQUIT, SIGHUP};
+    for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
+        sigaddset(&watched, sigs[i]);
+    sv->sigfd = signalfd(-1, &watched, SFD_NONBLOCK | SFD_CLOEXEC);
+    if (sv->sigfd < 0) return -1;
+    return loop_add(sv, &sv->sigw, sv->sigfd, EPOLLIN, on_signal, NULL);
+}
+
+/* --- main sequence -------------------------------------------------------------------------- */
+
+/* fds 0-2 must exist, or pipes we create would land there and be clobbered by dup2. */
+static void ensure_std_fds(void)
+{
+    for (int fd = 0; fd < 3; fd++)
+        if (fcntl(fd, F_GETFD) < 0 && errno == EBADF) {
+            int n = open("/dev/null", O_RDWR);
+            if (n >= 0 && n != fd) {
+                dup2(n, fd);
+                close(n);
+            }
+        }
+}
+
+int sv_run(const char *manifest_path)
+{
+    char err[1024];
+    manifest *m = NULL;
+    int rc = 1;
+    ensure_std_fds();
+    xt_log_init(XT_LOG_INFO, 0);
+    if (manifest_load(manifest_path, &m, err, sizeof(err)) < 0) {
+        fprintf(stderr, "xtask-supervisor: %s\n", err);
+        return 2;
+    }
+    sv_ctx *sv = calloc(1, sizeof(*sv));
+    if (sv == NULL) {
+        manifest_free(m);
+        return 1;
+    }
+    sv->mf = m;
+    sv->manifest_path = manifest_path;
+    sv->self = getpid();
+    sv->is_pid1 = sv->self == 1;
+    sv->start_ms = sv_now_ms();
+    sv->sigfd = sv->epfd = -1;
+    sv->sigw.fd = sv->ctlw.fd = sv->httpw.fd = sv->outw.fd = -1;
+    for (int i = 0; i < SV_MAX_CLIENTS; i++)
+        sv->clients[i].w.fd = -1;
+    for (int i = 0; i < SV_HTTP_CLIENTS; i++)
+        sv->hclients[i].w.fd = -1;
+    if (m->log_format == MF_LOG_JSON) xt_log_init(XT_LOG_INFO, 1);
+    if (build_env(m, &sv->env, err, sizeof(err)) < 0) {
+        fprintf(stderr, "xtask-supervisor: %s\n", err);
+        rc = 2;
+        goto out;
+    }
+    if (!sv->is_pid1 && prctl(PR_SET_CHILD_SUBREAPER, 1) < 0)
+        xt_warn("supervisor: cannot become a child subreaper: %s (orphans will not be ours)",
+                strerror(errno));
+    if (loop_init(sv) < 0 || setup_signals(sv) < 0) {
+        fprintf(stderr, "xtask-supervisor: loop setup: %s\n", strerror(errno));
+        goto out;
+    }
+    timer_init(sv, &sv->t_stop, on_stop_deadline, NULL);
+    timer_init(sv, &sv->t_orphans, on_orphans, NULL);
+    output_init(sv, 1, m->log_format == MF_LOG_JSON);
+    if (control_open(sv, m->control_socket, err, sizeof(err)) < 0) {
+        fprintf(stderr, "xtask-supervisor: %s\n", err);
+        goto out;
+    }
+    if (m->status_http != NULL && httpd_open(sv, m->status_http, err, sizeof(err)) < 0) {
+        fprintf(stderr, "xtask-supervisor: %s\n", err);
+        goto out;
+    }
+    xt_info("supervisor: %s: %zu services, pid %d%s, control %s%s%s", manifest_path, m->nservices,
+            (int)sv->self, sv->is_pid1 ? " (PID 1)" : " (subreaper)", m->control_socket,
+            m->status_http ? ", http " : "", m->status_http ? m->status_http : "");
+    for (size_t i = 0; i < m->nservices; i++)
+        svc_add(sv, m, &m->services[i]);
+    update_name_width(sv);
+    /* dependencies first (graph order); independent ones all start now, in parallel */
+    for (size_t k = 0; k < m->nservices; k++) {
+        svc *s = svc_find(sv, m->services[m->order[k]].name);
+        if (s != NULL && s->want) svc_request_start(sv, s);
+    }
+    while (!sv->done)
+        loop_once(sv);
+    reap_all(sv);
+    xt_info("supervisor: stopped (exit %d)", sv->exit_code);
+    rc = sv->exit_code;
+out:
+    control_close(sv);
+    httpd_close(sv);
+    output_finish(sv);
+    for (size_t i = 0; i < sv->nslots; i++)
+        if (sv->slots[i].used) svc_free_slot(sv, &sv->slots[i]);
+    for (size_t r = 0; r < sizeof(sv->retired) / sizeof(sv->retired[0]); r++)
+        manifest_free(sv->retired[r]);
+    manifest_free(sv->mf);
+    xt_strv_free(sv->env);
+    if (sv->sigfd >= 0) close(sv->sigfd);
+    if (sv->epfd >= 0) close(sv->epfd);
+    free(sv);
+    return rc;
+}

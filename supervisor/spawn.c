@@ -1,0 +1,189 @@
+/*
+ * spawn: start one process the way every service and exec probe is started.
+ *
+ * fork + exec (the supervisor is small, so fork is cheap and lets the child do setsid, initgroups,
+ * setgid, setuid and chdir in order). The child: a new session (so it leads its own process group
+ * and the supervisor can signal the whole group), default signal dispositions and an empty mask,
+ * stdin from /dev/null, every fd but 0-2 close-on-exec (close_range), then exec. An exec failure is
+ * sent back as an errno over a close-on-exec pipe and the child exits 127 (not found) or 126 (any
+ * other exec error), like a shell and tini.
+ */
+#include "sv.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "xt_conf.h"
+
+extern char **environ;
+
+/* Length of the key of "K=V" (up to '='), or the whole string. */
+static size_t env_keylen(const char *kv)
+{
+    const char *eq = strchr(kv, '=');
+    return eq ? (size_t)(eq - kv) : strlen(kv);
+}
+
+static int env_set(char ***v, size_t *n, const char *kv)
+{
+    size_t kl = env_keylen(kv);
+    for (size_t i = 0; i < *n; i++) {
+        if (env_keylen((*v)[i]) == kl && strncmp((*v)[i], kv, kl) == 0) {
+            char *c = strdup(kv);
+            if (c == NULL) return -1;
+            free((*v)[i]);
+            (*v)[i] = c;
+            return 0;
+        }
+    }
+    char **nv = realloc(*v, (*n + 2) * sizeof(char *));
+    if (nv == NULL) return -1;
+    *v = nv;
+    if ((nv[*n] = strdup(kv)) == NULL) return -1;
+    (*n)++;
+    nv[*n] = NULL;
+    return 0;
+}
+
+char **env_merge(char *const *base, char *const *a, char *const *b)
+{
+    char **v = calloc(1, sizeof(char *));
+    size_t n = 0;
+    char *const *srcs[3] = {base, a, b};
+    if (v == NULL) return NULL;
+    for (int s = 0; s < 3; s++) {
+        for (size_t i = 0; srcs[s] && srcs[s][i]; i++) {
+            if (strchr(srcs[s][i], '=') == NULL) continue;
+            if (env_set(&v, &n, srcs[s][i]) < 0) {
+                xt_strv_free(v);
+                return NULL;
+            }
+        }
+    }
+    return v;
+}
+
+/* Resolve `user` (a name or a numeric uid) before fork so errors are reported clearly. */
+static int resolve_user(const char *user, uid_t *uid, gid_t *gid, char *name, size_t namelen, char *err,
+                        size_t errlen)
+{
+    char buf[4096];
+    struct passwd pw, *res = NULL;
+    char *end;
+    errno = 0;
+    unsigned long num = strtoul(user, &end, 10);
+    int rc;
+    if (*user != '\0' && *end == '\0')
+        rc = getpwuid_r((uid_t)num, &pw, buf, sizeof(buf), &res);
+    else
+        rc = getpwnam_r(user, &pw, buf, sizeof(buf), &res);
+    if (rc != 0 || res == NULL) {
+        if (*user != '\0' && *end == '\0') {
+            /* a numeric uid without a passwd entry: run with gid = uid, no supplementary groups */
+            *uid = (uid_t)num;
+            *gid = (gid_t)num;
+            name[0] = '\0';
+            return 0;
+        }
+        snprintf(err, errlen, "unknown user '%s'", user);
+        return -1;
+    }
+    *uid = pw.pw_uid;
+    *gid = pw.pw_gid;
+    snprintf(name, namelen, "%s", pw.pw_name);
+    return 0;
+}
+
+/* In the child only: report errno to the parent and exit. */
+static void child_fail(int errfd, int stage, int e)
+{
+    int msg[2] = {stage, e};
+    ssize_t w = write(errfd, msg, sizeof(msg));
+    (void)w;
+    _exit(e == ENOENT && stage == 0 ? 127 : 126);
+}
+
+static const char *const stage_names[] = {"exec",   "setsid", "chdir",          "initgroups",
+                                          "setgid", "setuid", "open /dev/null", "dup2"};
+
+pid_t spawn_process(char *const *argv, char *const *env, const char *workdir, const char *user, int fd_out,
+                    int fd_err, int *exec_errno, char *err, size_t errlen)
+{
+    uid_t uid = 0;
+    gid_t gid = 0;
+    char uname[256] = "";
+    int drop = user != NULL && geteuid() == 0;
+    int ep[2];
+    *exec_errno = 0;
+    if (drop && resolve_user(user, &uid, &gid, uname, sizeof(uname), err, errlen) < 0) return -1;
+    if (pipe2(ep, O_CLOEXEC) < 0) {
+        snprintf(err, errlen, "pipe: %s", strerror(errno));
+        return -1;
+    }
+    pid_t pid = fork();
+    if (pid < 0) {
+        snprintf(err, errlen, "fork: %s", strerror(errno));
+        close(ep[0]);
+        close(ep[1]);
+        return -1;
+    }
+    if (pid == 0) {
+        sigset_t empty;
+        struct sigaction dfl;
+        memset(&dfl, 0, sizeof(dfl));
+        dfl.sa_handler = SIG_DFL;
+        for (int sig = 1; sig < NSIG; sig++)
+            sigaction(sig, &dfl, NULL); /* SIGKILL/SIGSTOP and RT signals glibc owns just fail */
+        sigemptyset(&empty);
+        sigprocmask(SIG_SETMASK, &empty, NULL);
+        if (setsid() < 0) child_fail(ep[1], 1, errno);
+        int nul = open("/dev/null", O_RDWR | O_CLOEXEC);
+        if (nul < 0) child_fail(ep[1], 6, errno);
+        if (dup2(nul, 0) < 0 || dup2(fd_out >= 0 ? fd_out : nul, 1) < 0 ||
+            dup2(fd_err >= 0 ? fd_err : nul, 2) < 0)
+            child_fail(ep[1], 7, errno);
+        /* everything above 2 closes at exec, including the error pipe once exec succeeds */
+        if (close_range(3, ~0U, CLOSE_RANGE_CLOEXEC) < 0) {
+            for (int fd = 3; fd < 1024; fd++)
+                if (fd != ep[1]) close(fd);
+        }
+        if (workdir != NULL && chdir(workdir) < 0) child_fail(ep[1], 2, errno);
+        if (drop) {
+            if (uname[0] != '\0' && initgroups(uname, gid) < 0) child_fail(ep[1], 3, errno);
+            if (uname[0] == '\0' && setgroups(0, NULL) < 0) child_fail(ep[1], 3, errno);
+            if (setgid(gid) < 0) child_fail(ep[1], 4, errno);
+            if (setuid(uid) < 0) child_fail(ep[1], 5, errno);
+        }
+        environ = (char **)env;
+        execvp(argv[0], argv);
+        child_fail(ep[1], 0, errno);
+    }
+    close(ep[1]);
+    /* Wait for exec (or its failure): the child runs no user code before exec, so this is as short
+     * as posix_spawn's own wait for its vfork child. */
+    int msg[2];
+    ssize_t n;
+    do
+        n = read(ep[0], msg, sizeof(msg));
+    while (n < 0 && errno == EINTR);
+    close(ep[0]);
+    if (n == (ssize_t)sizeof(msg)) {
+        *exec_errno = msg[1];
+        int st = msg[0];
+        if (st < 0 || st > 7) st = 0;
+        if (st == 0)
+            snprintf(err, errlen, "exec %s: %s", argv[0], strerror(msg[1]));
+        else if (st == 2)
+            snprintf(err, errlen, "chdir %s: %s", workdir, strerror(msg[1]));
+        else
+            snprintf(err, errlen, "%s: %s", stage_names[st], strerror(msg[1]));
+    }
+    return pid;
+}

@@ -1,0 +1,379 @@
+/*
+ * sv: the runtime of xtask-supervisor (everything but the manifest parser).
+ *
+ * One context struct (sv_ctx) is passed explicitly everywhere; there are no mutable globals.
+ * One epoll loop drives everything: signals (signalfd), child output pipes, probes, the control
+ * socket and the optional status HTTP server. Every object that the loop can call back (watches,
+ * timers) is embedded in a fixed-size slot (services, clients), so a pointer handed to epoll stays
+ * valid for the life of the process; a closed watch has fd == -1 and late events for it are ignored.
+ *
+ * Layout: forward typedefs, structs, prototypes grouped by source file, inline helpers last.
+ */
+#ifndef XT_SV_H
+#define XT_SV_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+
+#include "manifest.h"
+
+#define SV_VERSION "0.1.0"
+
+#define SV_MAX_SLOTS (MF_MAX_SERVICES * 2) /* services, incl. removed ones still stopping */
+#define SV_MAX_TIMERS 1024
+#define SV_LINE_MAX 4096            /* one output line; longer lines are cut with a marker */
+#define SV_RING_LINES 200           /* last lines kept per service for `logs` */
+#define SV_RING_BYTES (64 * 1024)   /* ... and at most this many bytes of them */
+#define SV_OUTQ_MAX (64 * 1024)     /* supervisor stdout queue; beyond it lines are dropped */
+#define SV_RESTART_RING 128         /* restart_limit.count is capped at this */
+#define SV_MAX_CLIENTS 16           /* control connections at once */
+#define SV_CTL_REQ_MAX 512          /* one control request line */
+#define SV_CTL_OUT_MAX (256 * 1024) /* one control answer (logs -f drops beyond it) */
+#define SV_HTTP_CLIENTS 16
+#define SV_HTTP_REQ_MAX 4096
+#define SV_IO_TIMEOUT_MS 5000 /* control / HTTP clients idle longer are closed */
+#define SV_PROBE_MSG 96
+
+/* --- forward typedefs ---------------------------------------------------------------------- */
+typedef struct sv_ctx sv_ctx;
+typedef struct sv_watch sv_watch;
+typedef struct sv_timer sv_timer;
+typedef struct sv_buf sv_buf;
+typedef struct sv_linebuf sv_linebuf;
+typedef struct sv_ring sv_ring;
+typedef struct sv_probe sv_probe;
+typedef struct svc svc;
+typedef struct sv_client sv_client;
+typedef struct sv_hclient sv_hclient;
+typedef struct sv_ctl_req sv_ctl_req;
+
+typedef enum {
+    SVC_STOPPED = 0,
+    SVC_WAITING,
+    SVC_STARTING,
+    SVC_READY,
+    SVC_STOPPING,
+    SVC_BACKOFF,
+    SVC_EXITED,
+    SVC_FAILED,
+    SVC_NSTATES
+} svc_state;
+
+/* Why a running service is being stopped: decides what happens when it has exited. */
+typedef enum {
+    STOP_NONE = 0,
+    STOP_WANTED,  /* `stop NAME` or shutdown: -> STOPPED */
+    STOP_RESTART, /* `restart NAME` or reload: start again at once */
+    STOP_FAILED,  /* start_period or liveness failure: a failure for the restart policy */
+    STOP_REMOVE   /* removed by reload: free the slot */
+} svc_stop_reason;
+
+/* --- structs ------------------------------------------------------------------------------- */
+
+typedef void (*sv_watch_fn)(sv_ctx *sv, sv_watch *w, uint32_t events);
+typedef void (*sv_timer_fn)(sv_ctx *sv, void *arg);
+
+/* An fd registered with the loop. fd == -1 when not registered. */
+struct sv_watch {
+    int fd;
+    uint32_t events;
+    sv_watch_fn cb;
+    void *arg;
+};
+
+/* A one-shot deadline (monotonic ms). Registered once (timer_init), armed/disarmed at will. */
+struct sv_timer {
+    int64_t at;
+    int armed;
+    sv_timer_fn cb;
+    void *arg;
+};
+
+/* A bounded growable byte buffer: appends beyond `max` fail (and count in `dropped`). */
+struct sv_buf {
+    char *data;
+    size_t len, cap, max;
+    uint64_t dropped;
+};
+
+/* Splits a byte stream into lines of at most SV_LINE_MAX bytes. */
+struct sv_linebuf {
+    char buf[SV_LINE_MAX];
+    size_t len;
+    int cutting; /* the current line was cut; discard until its newline */
+};
+
+/* The last lines of one service: at most SV_RING_LINES lines and SV_RING_BYTES bytes. */
+struct sv_ring {
+    char *lines[SV_RING_LINES];
+    size_t head, count, bytes; /* head: index of the oldest line */
+};
+
+struct sv_probe {
+    svc *s;
+    int is_live;
+    const mf_probe *def;
+    int active; /* probing is wanted (the next run is armed after each result) */
+    int running;
+    int64_t t0_ns;
+    sv_watch w;         /* tcp/http socket */
+    pid_t pid;          /* exec probe child */
+    sv_timer t_next;    /* next run */
+    sv_timer t_timeout; /* the running probe's deadline */
+    char io[512];       /* http: request, then the start of the response */
+    size_t io_len, io_off;
+    int phase; /* http: 0 connecting, 1 writing, 2 reading */
+    /* last result */
+    int has_result, ok;
+    double latency_ms;
+    char msg[SV_PROBE_MSG];
+    int64_t result_ms;
+};
+
+struct svc {
+    int used;
+    char name[MF_NAME_MAX + 1];
+    const mf_service *def;      /* points into a manifest owned by sv_ctx (current or retired) */
+    const mf_service *next_def; /* reload: the definition to use on the next start */
+    svc_state state;
+    int64_t state_ms; /* when the current state was entered */
+    int want;         /* 1: should be running */
+    pid_t pid;        /* main process (also its process group and session id) */
+    int64_t spawn_ms, ready_ms;
+    int restarts; /* total restarts since the supervisor started */
+    int attempt;  /* backoff attempt (0 = first restart waits initial) */
+    int64_t rtimes[SV_RESTART_RING];
+    int nrt; /* restart times kept (ring of the last ones) */
+    int has_exit, last_code, last_sig;
+    int64_t last_exit_ms;
+    int completed; /* oneshot: exited 0 */
+    svc_stop_reason stop_reason;
+    int live_fails;
+    sv_timer t_state; /* BACKOFF: restart; STARTING: start_period; STOPPING: SIGKILL */
+    sv_watch out[2];  /* stdout, stderr pipes (read ends) */
+    sv_linebuf lb[2];
+    sv_ring ring;
+    uint64_t dropped, dropped_reported;
+    sv_probe ready, live;
+};
+
+struct sv_client {
+    sv_watch w;
+    char req[SV_CTL_REQ_MAX];
+    size_t req_len;
+    sv_buf out;
+    int closing; /* close once `out` is written */
+    int follow;  /* logs -f: slot index + 1 of the followed service */
+    int64_t last_io_ms;
+};
+
+struct sv_hclient {
+    sv_watch w;
+    char req[SV_HTTP_REQ_MAX];
+    size_t req_len;
+    sv_buf out;
+    int64_t last_io_ms;
+};
+
+/* A parsed control request. */
+typedef enum { CTL_PING = 0, CTL_STATUS, CTL_START, CTL_STOP, CTL_RESTART, CTL_LOGS, CTL_RELOAD } sv_ctl_cmd;
+
+struct sv_ctl_req {
+    sv_ctl_cmd cmd;
+    int json;    /* status json */
+    int follow;  /* logs ... follow */
+    long nlines; /* logs: how many lines (default 50) */
+    char name[MF_NAME_MAX + 1];
+};
+
+struct sv_ctx {
+    int epfd;
+    int sigfd;
+    sv_watch sigw;
+    int64_t start_ms;
+    pid_t self;
+    int is_pid1;
+    const char *manifest_path;
+    manifest *mf;         /* current manifest */
+    manifest *retired[8]; /* older manifests still referenced by a stopping service */
+    char **env;           /* supervisor env + manifest env + secrets ("K=V", NULL-terminated) */
+    svc slots[SV_MAX_SLOTS];
+    size_t nslots;     /* slots ever used (loops stop here: untouched slots stay unpaged) */
+    size_t name_width; /* longest service name, for aligned output */
+    sv_timer *timers[SV_MAX_TIMERS];
+    size_t ntimers;
+    /* output */
+    int out_fd;
+    int out_json;
+    int out_pollable; /* stdout can be polled (pipe, tty, socket) */
+    int out_flags_saved, err_flags_saved;
+    sv_watch outw;
+    sv_buf outq;
+    /* shutdown */
+    int stopping; /* 0 running, 1 stopping, 2 hurrying (SIGKILL sent) */
+    int exit_code;
+    int done;
+    int64_t stop_deadline;
+    sv_timer t_stop;         /* the whole-budget deadline */
+    sv_timer t_orphans;      /* re-scan for leftover processes */
+    int in_eval, eval_again; /* svc_eval_deps re-entrancy guard */
+    int reload_pending;
+    /* control */
+    char *ctl_path;
+    sv_watch ctlw;
+    sv_client clients[SV_MAX_CLIENTS];
+    sv_timer t_io; /* idle client sweep */
+    /* status http */
+    sv_watch httpw;
+    sv_hclient hclients[SV_HTTP_CLIENTS];
+};
+
+/* --- policy.c: pure functions (unit-tested) ------------------------------------------------ */
+
+/* State name ("READY"), or "?" */
+const char *svc_state_name(svc_state st);
+/* 1 if the state machine allows from -> to. */
+int svc_transition_ok(svc_state from, svc_state to);
+/* Delay before restart number `attempt` (0-based): initial * 2^attempt, capped at max, >= 0. */
+int64_t backoff_delay(int64_t initial_ms, int64_t max_ms, int attempt);
+/* Backoff attempt to use for the next restart: 0 if the process ran >= reset_ms, else attempt. */
+int backoff_attempt_after_run(int attempt, int64_t ran_ms, int64_t reset_ms);
+/* 1 if `count` restarts (times[], n kept) already happened within `window_ms` before now, so one
+ * more would exceed the limit. count <= 0 means no limit. */
+int restart_limit_hit(const int64_t *times, int n, int count, int64_t window_ms, int64_t now);
+/* Record a restart time in a ring of SV_RESTART_RING entries (*n grows up to the cap). */
+void restart_record(int64_t *times, int *n, int64_t now);
+/* Does a dependency condition hold for a dependency in state `st`, `completed` = oneshot exit 0? */
+int dep_cond_holds(mf_dep_cond cond, svc_state st, int completed);
+/* After an exit: 1 if the policy restarts. failure = non-zero exit, signal or a failed probe. */
+int restart_wanted(mf_restart policy, int failure);
+/* 1 if the state has a live process */
+int svc_state_running(svc_state st);
+
+/* --- loop.c -------------------------------------------------------------------------------- */
+int64_t sv_now_ms(void);
+int64_t sv_now_ns(void);
+int loop_init(sv_ctx *sv);
+int loop_add(sv_ctx *sv, sv_watch *w, int fd, uint32_t events, sv_watch_fn cb, void *arg);
+int loop_mod(sv_ctx *sv, sv_watch *w, uint32_t events);
+/* Unregister and close w->fd (if >= 0); sets fd = -1. */
+void loop_close(sv_ctx *sv, sv_watch *w);
+void timer_init(sv_ctx *sv, sv_timer *t, sv_timer_fn cb, void *arg);
+void timer_arm(sv_timer *t, int64_t at_ms);
+void timer_disarm(sv_timer *t);
+/* One iteration: wait for events or the earliest timer, dispatch. */
+void loop_once(sv_ctx *sv);
+
+/* --- buf.c --------------------------------------------------------------------------------- */
+void sv_buf_init(sv_buf *b, size_t max);
+int sv_buf_append(sv_buf *b, const void *p, size_t n);
+int sv_buf_puts(sv_buf *b, const char *s);
+int sv_buf_printf(sv_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Append s as the body of a JSON string (no quotes). */
+int sv_buf_json_str(sv_buf *b, const char *s, size_t n);
+void sv_buf_consume(sv_buf *b, size_t n);
+void sv_buf_free(sv_buf *b);
+
+/* --- output.c ------------------------------------------------------------------------------ */
+typedef void (*sv_line_fn)(void *ud, const char *line, size_t len, int cut);
+/* Feed bytes; calls fn for each complete line (without '\n'). Lines longer than SV_LINE_MAX are
+ * delivered cut (cut = 1) and the rest of that line is discarded. */
+void linebuf_feed(sv_linebuf *lb, const char *p, size_t n, sv_line_fn fn, void *ud);
+/* Deliver a pending partial line (at EOF). */
+void linebuf_flush(sv_linebuf *lb, sv_line_fn fn, void *ud);
+void ring_push(sv_ring *r, const char *line, size_t len);
+/* i-th kept line (0 = oldest) or NULL */
+const char *ring_get(const sv_ring *r, size_t i);
+void ring_free(sv_ring *r);
+int output_init(sv_ctx *sv, int fd, int json);
+/* Queue one line of service `s` (stream 1 stdout, 2 stderr, 0 supervisor) for our stdout. */
+void output_line(sv_ctx *sv, svc *s, int stream, const char *line, size_t len);
+/* Start reading a service's pipes. */
+void output_attach(sv_ctx *sv, svc *s, int fd_out, int fd_err);
+/* Close a service's pipes (flushing partial lines). */
+void output_detach(sv_ctx *sv, svc *s);
+/* Best-effort non-blocking flush, restore the fd flags. */
+void output_finish(sv_ctx *sv);
+
+/* --- spawn.c ------------------------------------------------------------------------------- */
+/* Build the environment: supervisor env, then each vector in order (later keys win). Caller frees
+ * with xt_strv_free. */
+char **env_merge(char *const *base, char *const *a, char *const *b);
+/* Start argv as a session leader with a clean signal mask, stdin /dev/null, stdout/stderr to the
+ * given fds (or /dev/null when -1), as `user` when root. Returns the pid, or -1 with a message in
+ * err (exec failures are reported after the child's exit, see *exec_errno). */
+pid_t spawn_process(char *const *argv, char *const *env, const char *workdir, const char *user, int fd_out,
+                    int fd_err, int *exec_errno, char *err, size_t errlen);
+
+/* --- svc.c --------------------------------------------------------------------------------- */
+void svc_set_state(sv_ctx *sv, svc *s, svc_state to);
+svc *svc_find(sv_ctx *sv, const char *name);
+svc *svc_add(sv_ctx *sv, manifest *mf, const mf_service *def);
+void svc_request_start(sv_ctx *sv, svc *s);
+void svc_request_stop(sv_ctx *sv, svc *s, svc_stop_reason why);
+void svc_request_restart(sv_ctx *sv, svc *s);
+/* A child exited: returns 1 if it was a service or probe process. */
+int svc_on_child_exit(sv_ctx *sv, pid_t pid, int status);
+/* Start every WAITING service whose conditions hold (called after each state change). */
+void svc_eval_deps(sv_ctx *sv);
+void svc_probe_result(sv_ctx *sv, svc *s, int is_live, int ok);
+int svc_deps_ok(sv_ctx *sv, const svc *s);
+void svc_free_slot(sv_ctx *sv, svc *s);
+
+/* --- probe.c ------------------------------------------------------------------------------- */
+void probe_setup(sv_ctx *sv, svc *s);
+/* Begin probing (ready: right away; live: after its start_period). */
+void probe_begin(sv_ctx *sv, sv_probe *p, int64_t first_at);
+void probe_cancel(sv_ctx *sv, sv_probe *p);
+/* An exec probe child exited: returns 1 if pid was one. */
+int probe_on_child_exit(sv_ctx *sv, pid_t pid, int status);
+
+/* --- run.c --------------------------------------------------------------------------------- */
+int sv_run(const char *manifest_path);
+void sv_shutdown(sv_ctx *sv, int code, const char *why);
+void sv_stop_progress(sv_ctx *sv);
+/* Re-read the manifest; on error keep the old one. err gets a message; returns 0/-1. */
+int sv_reload(sv_ctx *sv, char *err, size_t errlen);
+const char *sv_manifest_default(void);
+
+/* --- procs.c ------------------------------------------------------------------------------- */
+/* Pids whose parent is `parent` (from /proc), at most max; returns the count. */
+int procs_children(pid_t parent, pid_t *out, int max);
+
+/* --- control.c ----------------------------------------------------------------------------- */
+/* Parse one request line (no newline). 0 or -1 with a message. */
+int ctl_parse(const char *line, sv_ctl_req *req, char *err, size_t errlen);
+int control_open(sv_ctx *sv, const char *path, char *err, size_t errlen);
+void control_close(sv_ctx *sv);
+/* A line of service s was produced: feed followers. */
+void control_follow_line(sv_ctx *sv, svc *s, const char *line, size_t len);
+
+/* --- status.c ------------------------------------------------------------------------------ */
+void status_json(sv_ctx *sv, sv_buf *b);
+void status_table(sv_ctx *sv, sv_buf *b);
+void status_metrics(sv_ctx *sv, sv_buf *b);
+/* 1 when every essential service is READY (or completed, for a oneshot) */
+int status_healthy(sv_ctx *sv);
+
+/* --- httpd.c ------------------------------------------------------------------------------- */
+int httpd_open(sv_ctx *sv, const char *hostport, char *err, size_t errlen);
+/* Close idle HTTP clients; 1 if some are still open. */
+int httpd_sweep(sv_ctx *sv);
+void httpd_close(sv_ctx *sv);
+/* Parse "host:port" (IPv4, [IPv6] or a name resolved once) into addr. */
+int sv_parse_hostport(const char *hp, struct sockaddr_storage *addr, socklen_t *alen, char *err,
+                      size_t errlen);
+
+/* --- client.c ------------------------------------------------------------------------------ */
+/* CLI side: send `request` to the socket, print the answer. Returns the process exit code. */
+int client_request(const char *sock, const char *request, int follow);
+
+/* --- inline helpers ------------------------------------------------------------------------ */
+static inline int svc_is_running(const svc *s)
+{
+    return s->pid > 0;
+}
+
+#endif

@@ -1,0 +1,395 @@
+/*
+ * svc: each service as a state machine. Every state change goes through svc_set_state(), which
+ * checks the transition against the table in policy.c, logs `name: STARTING -> READY (143 ms)` and
+ * re-evaluates what may start or stop now (dependents start the moment their conditions hold: no
+ * polling). Decisions (backoff, limits, conditions, policies) are the pure functions of policy.c.
+ */
+#include "sv.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "xt_conf.h"
+#include "xt_log.h"
+
+static void svc_spawn(sv_ctx *sv, svc *s);
+static void svc_try_start(sv_ctx *sv, svc *s);
+
+void svc_set_state(sv_ctx *sv, svc *s, svc_state to)
+{
+    int64_t now = sv_now_ms();
+    svc_state from = s->state;
+    if (from == to) return;
+    if (!svc_transition_ok(from, to))
+        xt_error("%s: unexpected transition %s -> %s (bug)", s->name, svc_state_name(from),
+                 svc_state_name(to));
+    xt_info("%s: %s -> %s (%lld ms)", s->name, svc_state_name(from), svc_state_name(to),
+            (long long)(now - s->state_ms));
+    s->state = to;
+    s->state_ms = now;
+    timer_disarm(&s->t_state);
+    if (to == SVC_READY) s->ready_ms = now;
+    svc_eval_deps(sv);
+    if (sv->stopping) sv_stop_progress(sv);
+}
+
+svc *svc_find(sv_ctx *sv, const char *name)
+{
+    for (size_t i = 0; i < sv->nslots; i++) {
+        svc *s = &sv->slots[i];
+        /* a slot being removed by reload is found only if no live slot has the name */
+        if (s->used && s->stop_reason != STOP_REMOVE && strcmp(s->name, name) == 0) return s;
+    }
+    for (size_t i = 0; i < sv->nslots; i++) {
+        svc *s = &sv->slots[i];
+        if (s->used && strcmp(s->name, name) == 0) return s;
+    }
+    return NULL;
+}
+
+static void on_state_timer(sv_ctx *sv, void *arg);
+
+svc *svc_add(sv_ctx *sv, manifest *mf, const mf_service *def)
+{
+    (void)mf;
+    for (size_t i = 0; i < SV_MAX_SLOTS; i++) {
+        svc *s = &sv->slots[i];
+        if (s->used) continue;
+        memset(s, 0, sizeof(*s));
+        s->used = 1;
+        if (i + 1 > sv->nslots) sv->nslots = i + 1;
+        snprintf(s->name, sizeof(s->name), "%s", def->name);
+        s->def = def;
+        s->state = SVC_STOPPED;
+        s->state_ms = sv_now_ms();
+        s->want = def->autostart;
+        s->out[0].fd = s->out[1].fd = -1;
+        timer_init(sv, &s->t_state, on_state_timer, s);
+        probe_setup(sv, s);
+        size_t w = strlen(s->name);
+        if (w > sv->name_width) sv->name_width = w;
+        return s;
+    }
+    return NULL;
+}
+
+void svc_free_slot(sv_ctx *sv, svc *s)
+{
+    probe_cancel(sv, &s->ready);
+    probe_cancel(sv, &s->live);
+    output_detach(sv, s);
+    ring_free(&s->ring);
+    timer_disarm(&s->t_state);
+    timer_disarm(&s->ready.t_next);
+    timer_disarm(&s->live.t_next);
+    s->used = 0;
+}
+
+int svc_deps_ok(sv_ctx *sv, const svc *s)
+{
+    for (size_t i = 0; i < s->def->ndeps; i++) {
+        const mf_dep *d = &s->def->deps[i];
+        svc *t = svc_find(sv, d->name);
+        if (t == NULL || !dep_cond_holds(d->cond, t->state, t->completed)) return 0;
+    }
+    return 1;
+}
+
+void svc_eval_deps(sv_ctx *sv)
+{
+    if (sv->in_eval) {
+        sv->eval_again = 1;
+        return;
+    }
+    sv->in_eval = 1;
+    do {
+        sv->eval_again = 0;
+        if (sv->stopping) break;
+        for (size_t i = 0; i < sv->nslots; i++) {
+            svc *s = &sv->slots[i];
+            if (s->used && s->want && s->state == SVC_WAITING && svc_deps_ok(sv, s)) svc_spawn(sv, s);
+        }
+    } while (sv->eval_again);
+    sv->in_eval = 0;
+}
+
+/* Schedule a restart after a failure or an exit the policy restarts; or give up. */
+static void svc_after_exit(sv_ctx *sv, svc *s, int failure)
+{
+    const mf_service *d = s->def;
+    int64_t now = sv_now_ms();
+    if (sv->stopping || !s->want) {
+        svc_set_state(sv, s, SVC_STOPPED);
+        return;
+    }
+    if (!restart_wanted(d->restart, failure)) {
+        svc_set_state(sv, s, failure ? SVC_FAILED : SVC_EXITED);
+    } else if (restart_limit_hit(s->rtimes, s->nrt, d->restart_limit_count, d->restart_limit_window_ms,
+                                 now)) {
+        char w[32];
+        xt_error("%s: %d restarts within %s, giving up", s->name, d->restart_limit_count,
+                 xt_duration_format(d->restart_limit_window_ms, w, sizeof(w)));
+        svc_set_state(sv, s, SVC_FAILED);
+    } else {
+        int64_t ran = s->spawn_ms > 0 ? now - s->spawn_ms : 0;
+        s->attempt = backoff_attempt_after_run(s->attempt, ran, d->backoff_reset_ms);
+        int64_t delay = backoff_delay(d->backoff_initial_ms, d->backoff_max_ms, s->attempt);
+        s->attempt++;
+        restart_record(s->rtimes, &s->nrt, now);
+        s->restarts++;
+        svc_set_state(sv, s, SVC_BACKOFF);
+        timer_arm(&s->t_state, now + delay);
+        char w[32];
+        xt_info("%s: restarting in %s", s->name, xt_duration_format(delay, w, sizeof(w)));
+    }
+    if (s->state == SVC_FAILED && d->essential) {
+        char why[128];
+        snprintf(why, sizeof(why), "essential service %s failed", s->name);
+        sv_shutdown(sv, 1, why);
+    }
+}
+
+static void svc_spawn(sv_ctx *sv, svc *s)
+{
+    char err[256] = "";
+    int po[2] = {-1, -1}, pe[2] = {-1, -1}, eerr = 0;
+    int64_t now = sv_now_ms();
+    if (s->next_def != NULL) {
+        s->def = s->next_def;
+        s->next_def = NULL;
+        probe_setup(sv, s);
+    }
+    const mf_service *d = s->def;
+    output_detach(sv, s);
+    pid_t pid = -1;
+    char **env = env_merge(sv->env, d->env, NULL);
+    if (env == NULL) {
+        snprintf(err, sizeof(err), "out of memory");
+    } else if (pipe2(po, O_CLOEXEC) < 0 || pipe2(pe, O_CLOEXEC) < 0) {
+        snprintf(err, sizeof(err), "pipe: %s", strerror(errno));
+    } else {
+        pid = spawn_process(d->argv, env, d->workdir, d->user, po[1], pe[1], &eerr, err, sizeof(err));
+    }
+    xt_strv_free(env);
+    if (po[1] >= 0) close(po[1]);
+    if (pe[1] >= 0) close(pe[1]);
+    if (pid < 0) {
+        if (po[0] >= 0) close(po[0]);
+        if (pe[0] >= 0) close(pe[0]);
+        xt_error("%s: %s", s->name, err);
+        s->has_exit = 0;
+        s->spawn_ms = now;
+        svc_after_exit(sv, s, 1);
+        return;
+    }
+    output_attach(sv, s, po[0], pe[0]);
+    s->pid = pid;
+    s->spawn_ms = now;
+    s->stop_reason = STOP_NONE;
+    s->live_fails = 0;
+    s->completed = 0;
+    if (eerr != 0)
+        xt_error("%s: %s", s->name, err); /* the child exits 127/126; its exit is handled as usual */
+    else
+        xt_debug("%s: pid %d", s->name, (int)pid);
+    svc_set_state(sv, s, SVC_STARTING);
+    if (s->state != SVC_STARTING || eerr != 0) return;
+    if (d->type == SVC_TYPE_ONESHOT) return; /* ready (completed) when it exits 0 */
+    if (d->ready.kind == PROBE_NONE) {
+        svc_set_state(sv, s, SVC_READY);
+        if (s->state == SVC_READY && d->live.kind != PROBE_NONE)
+            probe_begin(sv, &s->live, now + d->live.start_period_ms + d->live.interval_ms);
+        return;
+    }
+    timer_arm(&s->t_state, now + d->ready.start_period_ms);
+    probe_begin(sv, &s->ready, now);
+}
+
+static void svc_try_start(sv_ctx *sv, svc *s)
+{
+    if (sv->stopping || !s->want || s->pid > 0) return;
+    if (svc_deps_ok(sv, s)) {
+        svc_spawn(sv, s);
+        return;
+    }
+    svc_set_state(sv, s, SVC_WAITING);
+}
+
+/* Signal a running service's process group to stop; SIGKILL after its timeout. */
+static void svc_stop_process(sv_ctx *sv, svc *s, svc_stop_reason why)
+{
+    int64_t now = sv_now_ms();
+    if (s->pid <= 0) return;
+    /* a shutdown or explicit stop wins over a pending restart */
+    if (s->state == SVC_STOPPING) {
+        if (why == STOP_WANTED || why == STOP_REMOVE) s->stop_reason = why;
+        return;
+    }
+    s->stop_reason = why;
+    probe_cancel(sv, &s->ready);
+    probe_cancel(sv, &s->live);
+    svc_set_state(sv, s, SVC_STOPPING);
+    int sig = s->def->stop_signal > 0 ? s->def->stop_signal : SIGTERM;
+    if (kill(-s->pid, sig) < 0) kill(s->pid, sig);
+    int64_t deadline = now + s->def->stop_timeout_ms;
+    if (sv->stopping && deadline > sv->stop_deadline) deadline = sv->stop_deadline;
+    timer_arm(&s->t_state, deadline);
+}
+
+static void on_state_timer(sv_ctx *sv, void *arg)
+{
+    svc *s = arg;
+    char w[32];
+    switch (s->state) {
+    case SVC_BACKOFF:
+        if (svc_deps_ok(sv, s))
+            svc_spawn(sv, s);
+        else
+            svc_set_state(sv, s, SVC_WAITING);
+        break;
+    case SVC_STARTING:
+        xt_warn("%s: not ready within %s (%s), restarting", s->name,
+                xt_duration_format(s->def->ready.start_period_ms, w, sizeof(w)),
+                s->ready.has_result ? s->ready.msg : "no probe answer");
+        svc_stop_process(sv, s, STOP_FAILED);
+        break;
+    case SVC_STOPPING:
+        if (s->pid > 0) {
+            xt_warn("%s: still running after its stop timeout, sending SIGKILL to its process group",
+                    s->name);
+            if (kill(-s->pid, SIGKILL) < 0) kill(s->pid, SIGKILL);
+        }
+        break;
+    default:
+        break;
+    }
+}
+
+void svc_request_start(sv_ctx *sv, svc *s)
+{
+    if (sv->stopping) return;
+    s->want = 1;
+    switch (s->state) {
+    case SVC_FAILED:
+        s->nrt = 0;
+        s->attempt = 0;
+        /* fall through */
+    case SVC_STOPPED:
+    case SVC_EXITED:
+    case SVC_BACKOFF:
+        if (s->state != SVC_BACKOFF) s->attempt = 0;
+        svc_try_start(sv, s);
+        break;
+    default:
+        break;
+    }
+}
+
+void svc_request_stop(sv_ctx *sv, svc *s, svc_stop_reason why)
+{
+    if (why != STOP_RESTART) s->want = 0;
+    if (s->pid > 0) {
+        svc_stop_process(sv, s, why);
+        return;
+    }
+    if (s->state == SVC_WAITING || s->state == SVC_BACKOFF) svc_set_state(sv, s, SVC_STOPPED);
+    if (why == STOP_REMOVE && s->pid <= 0) svc_free_slot(sv, s);
+}
+
+void svc_request_restart(sv_ctx *sv, svc *s)
+{
+    if (sv->stopping) return;
+    s->want = 1;
+    if (s->pid > 0) {
+        svc_stop_process(sv, s, STOP_RESTART);
+        return;
+    }
+    s->attempt = 0;
+    if (s->state == SVC_FAILED) s->nrt = 0;
+    if (s->state == SVC_BACKOFF) svc_set_state(sv, s, SVC_STOPPED);
+    svc_try_start(sv, s);
+}
+
+void svc_probe_result(sv_ctx *sv, svc *s, int is_live, int ok)
+{
+    const mf_service *d = s->def;
+    if (!is_live) {
+        if (ok && s->state == SVC_STARTING) {
+            probe_cancel(sv, &s->ready);
+            svc_set_state(sv, s, SVC_READY);
+            if (s->state == SVC_READY && d->live.kind != PROBE_NONE)
+                probe_begin(sv, &s->live, sv_now_ms() + d->live.start_period_ms + d->live.interval_ms);
+        }
+        return;
+    }
+    if (s->state != SVC_READY) return;
+    if (ok) {
+        s->live_fails = 0;
+        return;
+    }
+    s->live_fails++;
+    if (s->live_fails >= (d->live.failures > 0 ? d->live.failures : 1)) {
+        xt_warn("%s: liveness failed %d times (%s), restarting", s->name, s->live_fails, s->live.msg);
+        svc_stop_process(sv, s, STOP_FAILED);
+    }
+}
+
+static void log_exit(const svc *s, int status)
+{
+    if (WIFEXITED(status))
+        xt_info("%s: exited with code %d", s->name, WEXITSTATUS(status));
+    else if (WIFSIGNALED(status))
+        xt_info("%s: killed by signal %d (%s)", s->name, WTERMSIG(status), strsignal(WTERMSIG(status)));
+}
+
+int svc_on_child_exit(sv_ctx *sv, pid_t pid, int status)
+{
+    svc *s = NULL;
+    for (size_t i = 0; i < sv->nslots; i++)
+        if (sv->slots[i].used && sv->slots[i].pid == pid) {
+            s = &sv->slots[i];
+            break;
+        }
+    if (s == NULL) return probe_on_child_exit(sv, pid, status);
+    int64_t now = sv_now_ms();
+    s->pid = 0;
+    s->has_exit = 1;
+    s->last_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    s->last_sig = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
+    s->last_exit_ms = now;
+    /* whatever the main process left in its group goes with it */
+    kill(-pid, SIGKILL);
+    probe_cancel(sv, &s->ready);
+    probe_cancel(sv, &s->live);
+    log_exit(s, status);
+    int failure = !(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    if (s->state == SVC_STOPPING) {
+        svc_stop_reason why = s->stop_reason;
+        s->stop_reason = STOP_NONE;
+        if (why == STOP_REMOVE) {
+            svc_set_state(sv, s, SVC_STOPPED);
+            svc_free_slot(sv, s);
+        } else if (sv->stopping || why == STOP_WANTED || why == STOP_NONE || !s->want) {
+            svc_set_state(sv, s, SVC_STOPPED);
+        } else if (why == STOP_RESTART) {
+            s->attempt = 0;
+            svc_set_state(sv, s, SVC_STOPPED);
+            svc_try_start(sv, s);
+        } else {
+            svc_after_exit(sv, s, 1);
+        }
+    } else if (s->def->type == SVC_TYPE_ONESHOT && !failure) {
+        s->completed = 1;
+        svc_set_state(sv, s, SVC_EXITED);
+    } else {
+        svc_after_exit(sv, s, failure);
+    }
+    if (sv->stopping) sv_stop_progress(sv);
+    return 1;
+}

@@ -1,0 +1,179 @@
+/*
+ * sv_fixture: one small program for the supervisor's integration tests. Each argument is a step,
+ * run in order:
+ *   listen:PORT        listen on 127.0.0.1:PORT (stays open)
+ *   listen-after:MS:PORT  listen only after MS milliseconds (in the background of the main loop)
+ *   print:TEXT         print TEXT and a newline on stdout
+ *   stderr:TEXT        print TEXT on stderr
+ *   sleep:MS           sleep
+ *   exit:CODE          exit now
+ *   touch:FILE         create FILE (also: the pid is written into it)
+ *   append:FILE:TEXT   append TEXT and a newline to FILE
+ *   ignore-term        ignore SIGTERM and SIGINT (to test SIGKILL escalation)
+ *   term-exit:CODE     on SIGTERM, exit with CODE
+ *   fork-sleep:MS      fork a child (same process group) that sleeps MS, writes its pid to stdout
+ *   setsid-sleep:MS    fork a child that calls setsid() and sleeps MS (an escapee)
+ *   orphan-sleep:MS    double-fork: a grandchild that sleeps MS; the middle process exits at once
+ *   zombies:N          fork N children that exit at once and are never waited for by us
+ *   noisy:N            print N lines of 100 bytes as fast as possible, then a final "noisy done" line
+ *   longline:N         print one line of N bytes
+ *   env:NAME           print NAME=value
+ *   forever            sleep until killed
+ * Lines written with `print` are flushed at once (stdout unbuffered).
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <errno.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+static int term_code = -1;
+
+static void on_term(int sig)
+{
+    (void)sig;
+    _exit(term_code);
+}
+
+static void msleep(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+        ;
+}
+
+static int do_listen(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0), one = 1;
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((unsigned short)port)};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 64) < 0) {
+        fprintf(stderr, "listen %d: %s\n", port, strerror(errno));
+        exit(3);
+    }
+    return fd;
+}
+
+static void sleeper(long ms)
+{
+    signal(SIGTERM, SIG_DFL);
+    msleep(ms);
+    _exit(0);
+}
+
+int main(int argc, char **argv)
+{
+    setvbuf(stdout, NULL, _IONBF, 0);
+    for (int i = 1; i < argc; i++) {
+        char *a = argv[i];
+        if (strncmp(a, "listen:", 7) == 0) {
+            do_listen(atoi(a + 7));
+        } else if (strncmp(a, "listen-after:", 13) == 0) {
+            long ms = strtol(a + 13, &a, 10);
+            msleep(ms);
+            do_listen(atoi(a + 1));
+        } else if (strncmp(a, "print:", 6) == 0) {
+            printf("%s\n", a + 6);
+        } else if (strncmp(a, "stderr:", 7) == 0) {
+            fprintf(stderr, "%s\n", a + 7);
+        } else if (strncmp(a, "sleep:", 6) == 0) {
+            msleep(atol(a + 6));
+        } else if (strncmp(a, "exit:", 5) == 0) {
+            exit(atoi(a + 5));
+        } else if (strncmp(a, "touch:", 6) == 0) {
+            FILE *f = fopen(a + 6, "w");
+            if (f) {
+                fprintf(f, "%d\n", (int)getpid());
+                fclose(f);
+            }
+        } else if (strncmp(a, "append:", 7) == 0) {
+            char *sep = strchr(a + 7, ':');
+            if (sep) {
+                *sep = '\0';
+                FILE *f = fopen(a + 7, "a");
+                if (f) {
+                    fprintf(f, "%s\n", sep + 1);
+                    fclose(f);
+                }
+            }
+        } else if (strcmp(a, "ignore-term") == 0) {
+            signal(SIGTERM, SIG_IGN);
+            signal(SIGINT, SIG_IGN);
+        } else if (strncmp(a, "term-exit:", 10) == 0) {
+            term_code = atoi(a + 10);
+            signal(SIGTERM, on_term);
+        } else if (strncmp(a, "fork-sleep:", 11) == 0) {
+            pid_t p = fork();
+            if (p == 0) sleeper(atol(a + 11));
+            printf("child %d\n", (int)p);
+        } else if (strncmp(a, "setsid-sleep:", 13) == 0) {
+            pid_t p = fork();
+            if (p == 0) {
+                setsid();
+                signal(SIGTERM, SIG_IGN); /* an escapee that also ignores polite requests */
+                msleep(atol(a + 13));
+                _exit(0);
+            }
+            printf("escapee %d\n", (int)p);
+        } else if (strncmp(a, "orphan-sleep:", 13) == 0) {
+            int pfd[2];
+            if (pipe(pfd) < 0) exit(4);
+            pid_t p = fork();
+            if (p == 0) {
+                pid_t g = fork();
+                if (g == 0) {
+                    close(pfd[0]);
+                    pid_t me = getpid();
+                    if (write(pfd[1], &me, sizeof(me)) < 0) _exit(1);
+                    close(pfd[1]);
+                    sleeper(atol(a + 13));
+                }
+                _exit(0);
+            }
+            pid_t g = 0;
+            close(pfd[1]);
+            if (read(pfd[0], &g, sizeof(g)) < 0) g = 0;
+            close(pfd[0]);
+            waitpid(p, NULL, 0);
+            printf("orphan %d\n", (int)g);
+        } else if (strncmp(a, "zombies:", 8) == 0) {
+            int n = atoi(a + 8);
+            for (int k = 0; k < n; k++)
+                if (fork() == 0) _exit(0);
+            printf("zombies %d\n", n);
+        } else if (strncmp(a, "noisy:", 6) == 0) {
+            long n = atol(a + 6);
+            char line[101];
+            memset(line, 'x', 99);
+            line[99] = '\n';
+            line[100] = '\0';
+            for (long k = 0; k < n; k++)
+                if (fwrite(line, 1, 100, stdout) != 100) exit(5);
+            printf("noisy done\n");
+        } else if (strncmp(a, "longline:", 9) == 0) {
+            long n = atol(a + 9);
+            for (long k = 0; k < n; k++)
+                putchar('y');
+            putchar('\n');
+        } else if (strncmp(a, "env:", 4) == 0) {
+            const char *v = getenv(a + 4);
+            printf("%s=%s\n", a + 4, v ? v : "(unset)");
+        } else if (strcmp(a, "forever") == 0) {
+            for (;;)
+                pause();
+        } else {
+            fprintf(stderr, "sv_fixture: unknown step '%s'\n", a);
+            return 2;
+        }
+    }
+    return 0;
+}
