@@ -155,6 +155,7 @@ static int mf_bool(mf_ctx *c, const xt_node *key, const xt_node *val, const char
 static const char *hostport_problem(const char *s)
 {
     const char *port;
+    if (strstr(s, "://") != NULL) return "is a URL, not host:port";
     if (s[0] == '[') {
         const char *close = strchr(s, ']');
         if (close == NULL || close == s + 1) return "is not host:port";
@@ -408,6 +409,7 @@ struct mf_table {
     const mf_field *f;
     size_t n;
     const char *const *aliases; /* pairs: a key other tools use, the key it is here */
+    int extensions;             /* `x-...` keys are accepted and ignored (a place for YAML anchors) */
 };
 
 #define FIELD_PTR(base, off, T) ((T *)(void *)((char *)(base) + (off)))
@@ -462,9 +464,12 @@ static int mf_parse_map(mf_ctx *c, const xt_node *map, const xt_node *owner, con
     const char *names[32];
     char kwhat[256];
     size_t i, j;
-    for (i = 0; i < t->n && i < 31; i++)
-        names[i] = t->f[i].key;
-    names[i] = NULL;
+    size_t nn = 0;
+    for (i = 0; i < t->n && nn < 31; i++)
+        names[nn++] = t->f[i].key;
+    for (i = 0; t->extensions && i < map->len && nn < 31; i++)
+        if (strncmp(map->keys[i]->str, "x-", 2) == 0) names[nn++] = map->keys[i]->str;
+    names[nn] = NULL;
     /* Names from other tools (compose's healthcheck, systemd's environment): hint at ours when
      * no key of ours is close. */
     for (i = 0; t->aliases != NULL && i < map->len; i++) {
@@ -486,6 +491,8 @@ static int mf_parse_map(mf_ctx *c, const xt_node *map, const xt_node *owner, con
     for (i = 0; i < map->len; i++) {
         for (j = 0; j < t->n && strcmp(t->f[j].key, map->keys[i]->str) != 0; j++)
             ;
+        if (j == t->n) /* an x- extension key */
+            continue;
         snprintf(kwhat, sizeof(kwhat), "%s%s%s", what, what[0] ? "." : "", t->f[j].key);
         if (mf_field_parse(c, &t->f[j], base, map->keys[i], map->items[i], kwhat) != 0) return -1;
     }
@@ -496,8 +503,8 @@ static int mf_parse_map(mf_ctx *c, const xt_node *map, const xt_node *owner, con
 }
 
 /* clang-format off */
-#define TABLE(rows) {rows, sizeof(rows) / sizeof(rows[0]), NULL}
-#define TABLE_ALIASES(rows, aliases) {rows, sizeof(rows) / sizeof(rows[0]), aliases}
+#define TABLE(rows) {rows, sizeof(rows) / sizeof(rows[0]), NULL, 0}
+#define TABLE_ALIASES(rows, aliases) {rows, sizeof(rows) / sizeof(rows[0]), aliases, 0}
 /* clang-format on */
 
 /* probes */
@@ -884,7 +891,7 @@ static const mf_field top_fields[] = {
     {.key = "secrets", .type = F_FUNC, .fn = top_secrets},
     {.key = "services", .type = F_FUNC, .fn = top_services, .missing = "has no 'services'"},
 };
-static const mf_table top_table = TABLE(top_fields);
+static const mf_table top_table = {top_fields, sizeof(top_fields) / sizeof(top_fields[0]), NULL, 1};
 
 /* --- cross-checks ------------------------------------------------------------------------- */
 
