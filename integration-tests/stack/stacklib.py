@@ -32,6 +32,22 @@ def load_yaml(path, raw=False, env=None):
     return json.loads(r.stdout)
 
 
+def yaml_merge(v):
+    """Apply YAML merge keys (`<<: *anchor`, as compose files use them) recursively."""
+    if isinstance(v, list):
+        return [yaml_merge(x) for x in v]
+    if not isinstance(v, dict):
+        return v
+    out = {}
+    base = v.get("<<")
+    for b in (base if isinstance(base, list) else [base] if base else []):
+        out.update(yaml_merge(b))
+    for k, x in v.items():
+        if k != "<<":
+            out[k] = yaml_merge(x)
+    return out
+
+
 def check(cond, msg):
     if not cond:
         raise AssertionError(msg)

@@ -6,7 +6,7 @@ import re
 import subprocess
 import sys
 
-from stacklib import TEST_BIN_DIR, check, duration_ms, load_yaml
+from stacklib import TEST_BIN_DIR, check, duration_ms, load_yaml, yaml_merge
 from xt_testlib import SOURCE_DIR
 
 FAILED = []
@@ -187,6 +187,55 @@ def test_fly_fits_the_stack():
     check(not internal & set(by_port), "internal ports are not public services")
     check(f["env"]["XTASK_REGIONS"].split() == ["ams", "dfw", "hkg", "syd", "gru", "jnb"], "six regions")
     check(f["primary_region"] in f["env"]["XTASK_REGIONS"].split(), "primary region is one of them")
+
+
+# --- Taskfile.yml (go-task v3; parsed with the project's YAML loader) --------------------------
+def test_taskfile():
+    t = load_yaml(src("Taskfile.yml"), raw=True)
+    check(str(t["version"]) == "3", "go-task version 3")
+    tasks = t["tasks"]
+    want = {"build", "test", "up", "down", "status", "image", "compose", "deploy"}
+    check(want <= set(tasks), f"tasks missing: {sorted(want - set(tasks))}")
+    for name, task in tasks.items():
+        check(isinstance(task.get("cmds"), list) and task["cmds"], f"task {name} has cmds")
+        check(set(task) <= {"desc", "cmds", "deps", "vars", "env", "dir", "preconditions", "summary",
+                            "silent", "sources", "generates", "status", "internal", "aliases"},
+              f"task {name}: unknown keys {sorted(task)}")
+    cmds = {n: " ".join(c if isinstance(c, str) else c.get("cmd", "") for c in t["cmds"])
+            for n, t in tasks.items()}
+    # each calls what the README / docs/STACK.md call
+    check("scripts/test.sh" in cmds["test"], "test -> scripts/test.sh")
+    check("scripts/up.sh" in cmds["up"], "up -> scripts/up.sh")
+    check("scripts/down.sh" in cmds["down"], "down -> scripts/down.sh")
+    check("xtask-supervisor status" in cmds["status"], "status -> xtask-supervisor status")
+    check("docker/Dockerfile" in cmds["image"], "image builds docker/Dockerfile")
+    check("docker/docker-compose.yml" in cmds["compose"], "compose uses docker/docker-compose.yml")
+    check("fly deploy" in cmds["deploy"] and "fly scale count 6" in cmds["deploy"]
+          and "--max-per-region 1" in cmds["deploy"], "deploy: fly deploy + one Machine per region")
+    regions = t["vars"]["FLY_REGIONS"].split(",")
+    check(regions == fly()["env"]["XTASK_REGIONS"].split(), "Taskfile regions == fly.toml regions")
+    for n in ("test", "up", "down"):
+        script = cmds[n].split()[0]
+        check(os.access(src(script), os.X_OK), f"{script} is executable")
+
+
+# --- docker/docker-compose.yml ------------------------------------------------------------------
+def test_compose():
+    c = yaml_merge(load_yaml(src("docker", "docker-compose.yml"), raw=True))
+    svcs = c["services"]
+    one = svcs["xtask"]
+    check("profiles" not in one, "the default service has no profile")
+    check(all(p.startswith("127.0.0.1:") for p in one["ports"]), "ports published on 127.0.0.1 only")
+    check(any(v.split(":")[0] in c["volumes"] and v.endswith(":/data") for v in one["volumes"]),
+          "named volume on /data")
+    regions = [n for n, s in svcs.items() if "regions" in (s.get("profiles") or [])]
+    check(len(regions) == 3, f"three region services in the 'regions' profile: {regions}")
+    for n in regions:
+        env = svcs[n]["environment"]
+        check(env["FLY_REGION"] == n and env["XTASK_NATS_CONF"] == "nats-cluster.conf", f"{n}: region env")
+        check(all(f"nats://{r}:6222" in env["NATS_ROUTES"] for r in regions), f"{n}: routes to all three")
+    check(os.path.exists(os.path.join(src("docker"), one["build"]["context"], one["build"]["dockerfile"])),
+          "build context + dockerfile exist")
 
 
 for fn in [v for k, v in list(globals().items()) if k.startswith("test_") and callable(v)]:
