@@ -1,0 +1,159 @@
+"""Supervisor: crash and restart with capped exponential backoff, kill -9 respawn, restart limit ->
+FAILED, liveness restart (running dependents untouched, unstarted ones wait again), start_period,
+exec probes and their timeout, essential failure stops everything with exit 1."""
+import os
+import re
+import signal
+import time
+
+from xt_testlib import port_block, wait_until
+from svlib import Sup, fix, pid_alive, run_tests
+
+PORTS = port_block("supervisor")
+
+
+def test_crash_backoff(tmp):
+    sup = Sup(tmp, f"""
+  crashy:
+    command: {fix("stderr:boom", "exit:1")}
+    backoff: {{ initial: 50ms, max: 200ms, reset_after: 60s }}
+    restart_limit: {{ count: 100, window: 60s }}
+  steady:
+    command: {fix("forever")}
+    backoff: {{ initial: 10ms, max: 1s }}
+""")
+    try:
+        sup.start()
+        wait_until(lambda: sup.status()["crashy"]["restarts"] >= 5, 10, what="5 restarts")
+        delays = re.findall(r"crashy: restarting in (\d+ms)", sup.output())
+        assert delays[:5] == ["50ms", "100ms", "200ms", "200ms", "200ms"], delays
+        st = sup.status()["crashy"]
+        assert st["last_exit"]["code"] == 1
+        # kill -9: respawned after its backoff (10 ms), last exit = signal 9
+        steady = sup.wait_state("steady", "READY")
+        t0 = time.monotonic()
+        os.kill(steady["pid"], signal.SIGKILL)
+        new = wait_until(lambda: (lambda s: s if s["pid"] not in (None, steady["pid"]) else None)(
+            sup.status()["steady"]), 5, interval=0.002, what="steady respawned")
+        assert time.monotonic() - t0 < 2.0
+        assert new["last_exit"]["signal"] == 9 and new["restarts"] == 1, new
+        assert sup.stop() == 0
+    finally:
+        sup.kill()
+
+
+def test_restart_limit(tmp):
+    sup = Sup(tmp, f"""
+  flaky:
+    command: {fix("exit:2")}
+    backoff: {{ initial: 10ms, max: 10ms }}
+    restart_limit: {{ count: 3, window: 10s }}
+""")
+    try:
+        sup.start()
+        st = sup.wait_state("flaky", "FAILED")
+        assert st["restarts"] == 3, st
+        assert "flaky: 3 restarts within 10s, giving up" in sup.output()
+        # a manual start gives it a new chance
+        assert sup.cli("start", "flaky").returncode == 0
+        wait_until(lambda: sup.status()["flaky"]["restarts"] >= 4, 5, what="restarted after manual start")
+        sup.wait_state("flaky", "FAILED")
+        assert sup.stop() == 0
+    finally:
+        sup.kill()
+
+
+def test_liveness_restart(tmp):
+    port = PORTS[0]
+    sup = Sup(tmp, f"""
+  db:
+    command: {fix(f"listen:{port}", "forever")}
+    ready: {{ tcp: "127.0.0.1:{port}", interval: 20ms }}
+    live: {{ exec: ["test", "!", "-e", "{tmp.path}/sick"], interval: 50ms, failures: 2 }}
+    backoff: {{ initial: 1s, max: 1s }}
+  app:
+    command: {fix("forever")}
+    depends_on: {{ db: ready }}
+  late:
+    command: {fix("forever")}
+    depends_on: {{ db: ready }}
+    autostart: false
+""")
+    try:
+        sup.start()
+        sup.wait_state("app", "READY")
+        db = sup.status()["db"]
+        app_pid = sup.status()["app"]["pid"]
+        open(os.path.join(tmp.path, "sick"), "w").close()
+        sup.wait_state("db", "BACKOFF", 5)
+        assert "db: liveness failed 2 times (exit 1), restarting" in sup.output(), sup.output()[-2000:]
+        # not yet started dependents wait for db again; running ones are left alone
+        assert sup.cli("start", "late").returncode == 0
+        assert sup.status()["late"]["state"] == "WAITING"
+        os.unlink(os.path.join(tmp.path, "sick"))
+        sup.wait_state("db", "READY", 5)
+        sup.wait_state("late", "READY", 5)
+        st = sup.status()
+        assert st["db"]["pid"] != db["pid"] and st["db"]["restarts"] == 1
+        assert st["app"]["pid"] == app_pid and st["app"]["restarts"] == 0
+        assert sup.stop() == 0
+    finally:
+        sup.kill()
+
+
+def test_start_period_and_exec_probes(tmp):
+    flag = os.path.join(tmp.path, "ready-flag")
+    sup = Sup(tmp, f"""
+  never:
+    command: {fix("forever")}
+    ready: {{ tcp: "127.0.0.1:{PORTS[1]}", interval: 20ms, start_period: 300ms }}
+    backoff: {{ initial: 5s }}
+  gated:
+    command: {fix("forever")}
+    ready: {{ exec: ["test", "-e", "{flag}"], interval: 20ms }}
+  slowprobe:
+    command: {fix("forever")}
+    ready: {{ exec: ["sleep", "5"], interval: 20ms, timeout: 200ms, start_period: 10s }}
+""")
+    try:
+        sup.start()
+        sup.wait_state("never", "BACKOFF", 5)
+        assert re.search(r"never: not ready within 300ms \((Connection refused|connection refused)",
+                         sup.output()), sup.output()[-2000:]
+        assert sup.status()["gated"]["state"] == "STARTING"
+        open(flag, "w").close()
+        st = sup.wait_state("gated", "READY", 5)
+        assert st["probe"]["kind"] == "exec" and st["probe"]["ok"] is True
+        st = wait_until(lambda: (lambda s: s if s["probe"] else None)(sup.status()["slowprobe"]), 5,
+                        what="slow probe result")
+        assert st["state"] == "STARTING" and st["probe"]["message"] == "timeout after 200ms", st
+        assert sup.stop() == 0
+    finally:
+        sup.kill()
+
+
+def test_essential_failure(tmp):
+    sup = Sup(tmp, f"""
+  other:
+    command: {fix("forever")}
+  core:
+    command: {fix("sleep:300", "exit:4")}
+    restart: never
+    essential: true
+""")
+    try:
+        sup.start()
+        other = sup.wait_state("other", "READY")
+        rc = sup.wait_exit(10)
+        assert rc == 1, rc
+        out = sup.output()
+        assert "core: STARTING -> FAILED" in out or "core: READY -> FAILED" in out, out[-2000:]
+        assert "stopping (essential service core failed)" in out
+        wait_until(lambda: not pid_alive(other["pid"]), 5, what="other stopped")
+    finally:
+        sup.kill()
+
+
+if __name__ == "__main__":
+    run_tests([test_crash_backoff, test_restart_limit, test_liveness_restart, test_start_period_and_exec_probes,
+               test_essential_failure])
