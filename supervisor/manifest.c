@@ -464,12 +464,9 @@ static int mf_parse_map(mf_ctx *c, const xt_node *map, const xt_node *owner, con
     const char *names[32];
     char kwhat[256];
     size_t i, j;
-    size_t nn = 0;
-    for (i = 0; i < t->n && nn < 31; i++)
-        names[nn++] = t->f[i].key;
-    for (i = 0; t->extensions && i < map->len && nn < 31; i++)
-        if (strncmp(map->keys[i]->str, "x-", 2) == 0) names[nn++] = map->keys[i]->str;
-    names[nn] = NULL;
+    for (i = 0; i < t->n && i < 31; i++)
+        names[i] = t->f[i].key;
+    names[i] = NULL;
     /* Names from other tools (compose's healthcheck, systemd's environment): hint at ours when
      * no key of ours is close. */
     for (i = 0; t->aliases != NULL && i < map->len; i++) {
@@ -487,7 +484,30 @@ static int mf_parse_map(mf_ctx *c, const xt_node *map, const xt_node *owner, con
         return mf_fail(c, map->keys[i], "unknown key '%s' in %s (did you mean '%s'?)", k, where,
                        t->aliases[j + 1]);
     }
-    if (xt_conf_check_keys(c->doc, map, names, where, c->err, c->errlen) != 0) return -1;
+    if (t->extensions) { /* check the keys of a view without the x- keys */
+        xt_node view = *map;
+        int rc;
+        view.keys = calloc(map->len + 1, sizeof(*view.keys));
+        view.items = calloc(map->len + 1, sizeof(*view.items));
+        view.len = 0;
+        if (view.keys == NULL || view.items == NULL) {
+            free(view.keys);
+            free(view.items);
+            return mf_oom(c, map);
+        }
+        for (i = 0; i < map->len; i++) {
+            if (strncmp(map->keys[i]->str, "x-", 2) != 0) {
+                view.keys[view.len] = map->keys[i];
+                view.items[view.len++] = map->items[i];
+            }
+        }
+        rc = xt_conf_check_keys(c->doc, &view, names, where, c->err, c->errlen);
+        free(view.keys);
+        free(view.items);
+        if (rc != 0) return -1;
+    } else if (xt_conf_check_keys(c->doc, map, names, where, c->err, c->errlen) != 0) {
+        return -1;
+    }
     for (i = 0; i < map->len; i++) {
         for (j = 0; j < t->n && strcmp(t->f[j].key, map->keys[i]->str) != 0; j++)
             ;

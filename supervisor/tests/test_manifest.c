@@ -328,6 +328,12 @@ static const struct {
     {V1 "services: [a]\n", "t.yaml:2:11: services: expected a mapping, got a list"},
     {V1 "servces:\n  a: {command: [x]}\n",
      "t.yaml:2:1: unknown key 'servces' in the manifest (did you mean 'services'?)"},
+    {V1 "x-anchors: &a [1]\nfoo: 1\n" SVC, "t.yaml:3:1: unknown key 'foo' in the manifest (known keys: "
+                                           "version, supervisor, env, secrets, services)"},
+    {V1 SVC "    x-note: hi\n",
+     "t.yaml:5:5: unknown key 'x-note' in service 'a' (known keys: command, type, depends_on, "
+     "ready, live, restart, backoff, restart_limit, stop, essential, user, env, workdir, "
+     "autostart)"},
     {V1 "foo: 1\n" SVC, "t.yaml:2:1: unknown key 'foo' in the manifest (known keys: version, supervisor, "
                         "env, secrets, services)"},
     /* supervisor */
