@@ -53,7 +53,7 @@ typedef struct mf_service {
     char **env;            /* `env:` of the service, "K=V" NULL-terminated (may be empty, not NULL) */
     char *workdir;         /* `workdir:` or NULL */
     char *user;            /* `user:` (name or uid) or NULL; applied only when running as root */
-    mf_dep deps[MF_MAX_DEPS];
+    mf_dep deps[MF_MAX_DEPS]; /* `depends_on: {a: ready}`; the list form `[a, b]` means ready */
     size_t ndeps;
     mf_probe ready;        /* readiness; PROBE_NONE: ready when started (oneshot: when exited 0) */
     mf_probe live;         /* liveness; PROBE_NONE: none */
@@ -67,7 +67,9 @@ typedef struct mf_service {
     int64_t stop_timeout_ms; /* default 3s, then SIGKILL to the process group */
     int essential;         /* FAILED stops everything and the supervisor exits non-zero */
     int autostart;         /* default 1; `autostart: false` waits for `xtask-supervisor start` */
-    char digest[65];       /* hex SHA-256 of the service's expanded definition (for reload) */
+    char digest[65];       /* hex SHA-256 of the service's expanded definition (for reload); it also
+                            * covers the top-level env and the secrets' definitions (not their
+                            * values), never the supervisor: section; key order does not matter */
 } mf_service;
 
 typedef struct mf_secret {
