@@ -8,6 +8,9 @@
  * is required. The accepted keys and the did-you-mean candidates come from the same rows. Keys are
  * visited in file order and the first error wins: "path:line:col: message".
  *
+ * Top-level `x-...` keys are ignored (a place for YAML anchors, as in Compose). Keys other tools
+ * use (`healthcheck`, `environment`, `working_dir`) get a hint at ours.
+ *
  * Value errors name the setting by its dotted path (`services.nats.stop.timeout: ...`); unknown
  * keys name the mapping (`unknown key 'helth' in service 'nats' (did you mean ...)`). Errors about
  * a value that is missing (`ready:` with nothing after it) point at its key.
