@@ -78,7 +78,7 @@ int ctl_parse(const char *line, sv_ctl_req *req, char *err, size_t errlen)
             snprintf(err, errlen, "%s: service name too long", v->word);
             return -1;
         }
-        snprintf(req->name, sizeof(req->name), "%s", words[1]);
+        memcpy(req->name, words[1], strlen(words[1]) + 1);
         i = 2;
     }
     for (; i < nw; i++) {

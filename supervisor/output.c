@@ -109,24 +109,27 @@ static void out_report_drops(sv_ctx *sv);
 
 static void out_flush(sv_ctx *sv)
 {
-    while (sv->outq.len > 0 && sv->out_fd >= 0) {
-        ssize_t n = write(sv->out_fd, sv->outq.data, sv->outq.len);
-        if (n > 0) {
-            sv_buf_consume(&sv->outq, (size_t)n);
-            continue;
-        }
-        if (n < 0 && errno == EINTR) continue;
-        if (n < 0 && errno == EAGAIN) {
-            if (sv->out_pollable) loop_mod(sv, &sv->outw, EPOLLOUT);
+    /* round 0 writes the queue; round 1 writes the drop reports queued once it was empty */
+    for (int round = 0; round < 2; round++) {
+        while (sv->outq.len > 0 && sv->out_fd >= 0) {
+            ssize_t n = write(sv->out_fd, sv->outq.data, sv->outq.len);
+            if (n > 0) {
+                sv_buf_consume(&sv->outq, (size_t)n);
+                continue;
+            }
+            if (n < 0 && errno == EINTR) continue;
+            if (n < 0 && errno == EAGAIN) {
+                if (sv->out_pollable) loop_mod(sv, &sv->outw, EPOLLOUT);
+                return;
+            }
+            /* EPIPE or worse: nobody will ever read; stop writing */
+            sv->out_fd = -1;
+            sv->outq.len = 0;
             return;
         }
-        /* EPIPE or worse: nobody will ever read; stop writing */
-        sv->out_fd = -1;
-        sv->outq.len = 0;
-        return;
+        if (round == 0) out_report_drops(sv);
     }
     if (sv->out_pollable) loop_mod(sv, &sv->outw, 0);
-    out_report_drops(sv);
 }
 
 static void out_writable(sv_ctx *sv, sv_watch *w, uint32_t events)

@@ -1,0 +1,138 @@
+"""Supervisor: stop in reverse dependency order, SIGKILL escalation, the whole stop budget, a
+second signal hurrying, no process left behind (grandchildren, setsid escapees, double-forked
+orphans), zombies reaped as a subreaper."""
+import re
+import signal
+import time
+
+from xt_testlib import wait_until
+from svlib import Sup, children_of, fix, pid_alive, run_tests
+
+
+def idx(out, pattern):
+    m = re.search(pattern, out, re.M)
+    assert m, f"no line matching {pattern!r} in:\n{out[-3000:]}"
+    return m.start()
+
+
+def test_stop_order_and_escalation(tmp):
+    sup = Sup(tmp, f"""
+  base:
+    command: {fix("term-exit:0", "forever")}
+  mid:
+    command: {fix("term-exit:0", "forever")}
+    depends_on: {{ base: started }}
+  top:
+    command: {fix("term-exit:0", "sleep:0", "forever")}
+    depends_on: {{ mid: ready }}
+  stubborn:
+    command: {fix("ignore-term", "forever")}
+    stop: {{ signal: SIGTERM, timeout: 300ms }}
+""", stop_timeout="3s")
+    try:
+        sup.start()
+        for n in ("base", "mid", "top", "stubborn"):
+            sup.wait_state(n, "READY")
+        t0 = time.monotonic()
+        sup.signal(signal.SIGINT)
+        rc = sup.wait_exit(10)
+        took = time.monotonic() - t0
+        out = sup.output()
+        assert rc == 0, (rc, out[-2000:])
+        assert 0.25 < took < 2.5, took
+        # dependents first: top stopped before mid was signalled, mid before base
+        assert idx(out, r"top: STOPPING -> STOPPED") < idx(out, r"mid: READY -> STOPPING")
+        assert idx(out, r"mid: STOPPING -> STOPPED") < idx(out, r"base: READY -> STOPPING")
+        assert "stubborn: still running after its stop timeout, sending SIGKILL" in out
+        assert "stubborn: killed by signal 9" in out
+        assert "stopping (SIGINT)" in out
+    finally:
+        sup.kill()
+
+
+def test_budget_and_hurry(tmp):
+    # the whole budget (500ms) caps a service's own 10s timeout
+    sup = Sup(tmp, f"""
+  slow:
+    command: {fix("ignore-term", "forever")}
+    stop: {{ timeout: 10s }}
+""", stop_timeout="500ms")
+    try:
+        sup.start()
+        sup.wait_state("slow", "READY")
+        t0 = time.monotonic()
+        sup.signal(signal.SIGTERM)
+        assert sup.wait_exit(5) == 0
+        assert time.monotonic() - t0 < 1.5
+    finally:
+        sup.kill()
+    # a second signal during the stop: SIGKILL everything now
+    sup = Sup(tmp, f"""
+  slow:
+    command: {fix("ignore-term", "forever")}
+    stop: {{ timeout: 10s }}
+""", stop_timeout="10s")
+    try:
+        sup.start()
+        sup.wait_state("slow", "READY")
+        t0 = time.monotonic()
+        sup.signal(signal.SIGQUIT)
+        wait_until(lambda: "stopping (SIGQUIT)" in sup.output(), 5, what="stopping")
+        sup.signal(signal.SIGTERM)
+        assert sup.wait_exit(5) == 0
+        assert time.monotonic() - t0 < 1.5
+        assert "second stop signal" in sup.output()
+    finally:
+        sup.kill()
+
+
+def test_no_process_left_behind(tmp):
+    sup = Sup(tmp, f"""
+  spawner:
+    command: {fix("fork-sleep:60000", "setsid-sleep:60000", "orphan-sleep:60000", "forever")}
+""")
+    try:
+        sup.start()
+        sup.wait_state("spawner", "READY")
+        out = wait_until(lambda: (lambda o: o if re.search(r"orphan \d+", o) else None)(sup.output()), 5,
+                         what="fixture pids")
+        pids = [int(re.search(rf"{k} (\d+)", out).group(1)) for k in ("child", "escapee", "orphan")]
+        assert all(pid_alive(p) for p in pids), pids
+        # the double-forked orphan was reparented to us (child subreaper)
+        assert pids[2] in [p for p, _ in children_of(sup.pid)]
+        sup.signal(signal.SIGTERM)
+        assert sup.wait_exit(10) == 0
+        for p in pids:
+            wait_until(lambda: not pid_alive(p), 5, what=f"pid {p} gone")
+        assert "killing leftover process" in sup.output()  # the setsid escapee
+    finally:
+        sup.kill()
+
+
+def test_zombies_reaped(tmp):
+    sup = Sup(tmp, f"""
+  parent:
+    command: {fix("zombies:5", "orphan-sleep:200", "forever")}
+    backoff: {{ initial: 10ms }}
+""")
+    try:
+        sup.start()
+        st = sup.wait_state("parent", "READY")
+        wait_until(lambda: "zombies 5" in sup.output(), 5, what="zombies made")
+        # the short-lived orphan was reparented to us and exits: reaped, not a zombie
+        wait_until(lambda: re.search(r"orphan \d+", sup.output()), 5, what="orphan made")
+        orphan = int(re.search(r"orphan (\d+)", sup.output()).group(1))
+        wait_until(lambda: orphan not in [p for p, _ in children_of(sup.pid)], 5, what="orphan reaped")
+        # the service dies with 5 unreaped children: they become ours and are reaped
+        import os
+        os.kill(st["pid"], signal.SIGKILL)
+        wait_until(lambda: sup.status()["parent"]["restarts"] == 1, 5, what="respawn")
+        wait_until(lambda: not [p for p, s in children_of(sup.pid) if s == "Z"], 5, what="no zombies")
+        assert sup.stop() == 0
+    finally:
+        sup.kill()
+
+
+if __name__ == "__main__":
+    run_tests([test_stop_order_and_escalation, test_budget_and_hurry, test_no_process_left_behind,
+               test_zombies_reaped])
