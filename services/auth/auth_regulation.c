@@ -1,9 +1,10 @@
 /*
  * auth_regulation: Authelia's regulator, in memory.
  *
- * Authelia loads the user's most recent `max_retries` non-banned attempts newer than now-ban_time,
- * stops at the first success, and bans when it found max_retries failures whose newest and oldest
- * are less than find_time apart: banned until newest + ban_time. We keep exactly those attempts: a
+ * Authelia looks at the user's most recent `max_retries` non-banned attempts, stops at the first
+ * success, and bans when it found max_retries failures whose newest and oldest are less than
+ * find_time apart: banned until newest + ban_time (Authelia's documented semantics; its SQL window
+ * of now-ban_time would end the ban early, at oldest + ban_time). We keep exactly those attempts: a
  * ring of the last max_retries non-banned attempts per user name. The number of names is bounded;
  * when full, the name whose last attempt is oldest is forgotten.
  */
@@ -147,8 +148,6 @@ int auth_regulation_banned(auth_regulation *r, const char *user, int64_t now_ms,
         return 0;
     for (k = 0; k < e->count && fails < r->max_retries; k++) {
         int slot = (e->head - 1 - k + AUTH_MAX_RETRIES_MAX) % AUTH_MAX_RETRIES_MAX;
-        if (e->t[slot] <= now_ms - r->ban_ms) /* only attempts within ban_time are loaded */
-            break;
         if (e->ok[slot])
             break;
         if (fails == 0)

@@ -73,6 +73,15 @@ int auth_password_hash(const auth_argon2_params *p, const char *pw, size_t pwlen
     return 0;
 }
 
+/* Values that end up in response headers (Remote-Name, Remote-Email, Remote-Groups): printable. */
+static int header_safe(const char *s)
+{
+    for (; *s; s++)
+        if ((unsigned char)*s < 0x20 || (unsigned char)*s == 0x7f)
+            return 0;
+    return 1;
+}
+
 static int user_cmp(const void *a, const void *b)
 {
     return strcmp(((const auth_user *)a)->name, ((const auth_user *)b)->name);
@@ -112,12 +121,16 @@ static int load_user(const xt_doc *doc, const xt_node *key, const xt_node *n, au
         if (xt_conf_string(doc, v, "displayname", &s, err, errlen) < 0)
             return -1;
         u->displayname = (char *)s;
+        if (!header_safe(s) || strlen(s) > 256)
+            return xt_conf_error(err, errlen, doc, v, "%s: displayname: control characters or too long", where);
     }
     u->email = "";
     if ((v = xt_map_get(n, "email")) && !v->is_null) {
         if (xt_conf_string(doc, v, "email", &s, err, errlen) < 0)
             return -1;
         u->email = (char *)s;
+        if (!header_safe(s) || strlen(s) > 256)
+            return xt_conf_error(err, errlen, doc, v, "%s: email: control characters or too long", where);
     }
     if ((v = xt_map_get(n, "disabled")) && xt_conf_bool(doc, v, "disabled", &u->disabled, err, errlen) < 0)
         return -1;
@@ -130,7 +143,8 @@ static int load_user(const xt_doc *doc, const xt_node *key, const xt_node *n, au
             return xt_conf_error(err, errlen, doc, n, "out of memory");
     }
     for (i = 0; u->groups[i]; i++) {
-        if (strlen(u->groups[i]) == 0 || strlen(u->groups[i]) > AUTH_NAME_MAX || strchr(u->groups[i], ','))
+        if (strlen(u->groups[i]) == 0 || strlen(u->groups[i]) > AUTH_NAME_MAX || strchr(u->groups[i], ',') ||
+            !header_safe(u->groups[i]))
             return xt_conf_error(err, errlen, doc, v, "%s: group names are 1-%d bytes without ','", where,
                                  AUTH_NAME_MAX);
         len += strlen(u->groups[i]) + 1;
