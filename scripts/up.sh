@@ -51,8 +51,13 @@ export XTASK_USER=${XTASK_USER:-$(id -un)}
 export XTASK_BIND=${XTASK_BIND:-127.0.0.1}
 export XTASK_HTTP_PORT=${XTASK_HTTP_PORT:-8080}
 export XTASK_STATUS_ADDR=${XTASK_STATUS_ADDR:-127.0.0.1:9100}
-export XTASK_PUBLIC_URL=${XTASK_PUBLIC_URL:-http://127.0.0.1:$XTASK_HTTP_PORT}
-export XTASK_DOMAIN=${XTASK_DOMAIN:-127.0.0.1}
+export XTASK_WEB_GUI=${XTASK_WEB_GUI:-$build/share/xtask-web/gui}
+# A laptop has no DNS for the platform's hosts: the front serves localhost (and 127.0.0.1), the login
+# portal auth.localhost (browsers resolve *.localhost to loopback), over plain http.
+export XTASK_DOMAIN=${XTASK_DOMAIN:-localhost}
+export XTASK_PUBLIC_URL=${XTASK_PUBLIC_URL:-http://$XTASK_DOMAIN:$XTASK_HTTP_PORT}
+export XTASK_PORTAL_URL=${XTASK_PORTAL_URL:-http://auth.$XTASK_DOMAIN:$XTASK_HTTP_PORT/}
+export XTASK_AUTH_ALLOW_HTTP=${XTASK_AUTH_ALLOW_HTTP:-true}
 export FLY_REGION=${FLY_REGION:-local}
 export PATH="$build/bin:$root/entrypoint:$PATH"
 manifest=${XTASK_MANIFEST:-$root/configs/services.yaml}
@@ -71,11 +76,14 @@ envfile=$local_dir/stack.env
 {
   echo "# written by scripts/up.sh: the environment the local stack runs with"
   for v in XTASK_CONFIG_DIR XTASK_DATA_DIR XTASK_RUN_DIR XTASK_USERS_FILE XTASK_USER XTASK_BIND \
-           XTASK_HTTP_PORT XTASK_STATUS_ADDR XTASK_PUBLIC_URL XTASK_DOMAIN FLY_REGION; do
+           XTASK_HTTP_PORT XTASK_STATUS_ADDR XTASK_WEB_GUI XTASK_DOMAIN XTASK_PUBLIC_URL XTASK_PORTAL_URL \
+           XTASK_AUTH_ALLOW_HTTP FLY_REGION; do
     printf 'export %s=%q\n' "$v" "${!v}"
   done
-  for v in XTASK_AUTH_PORT NATS_PORT NATS_HTTP_PORT NATS_CLUSTER_PORT NATS_LEAF_PORT NATS_ROUTES; do
-    [ -n "${!v:-}" ] && printf 'export %s=%q\n' "$v" "${!v}"
+  # other knobs of configs/services.yaml, when set
+  for v in XTASK_AUTH_PORT XTASK_NATS_PORT XTASK_NATS_HTTP_PORT XTASK_NATS_CLUSTER_PORT XTASK_NATS_LEAF_PORT \
+           XTASK_NATS_ROUTES XTASK_NATS_CONF XTASK_AUTH_SHARED_SESSIONS NATS_SERVER_NAME; do
+    if [ -n "${!v:-}" ]; then printf 'export %s=%q\n' "$v" "${!v}"; fi
   done
   printf 'export XTASK_SUPERVISOR_SOCKET=%q\n' "$XTASK_RUN_DIR/supervisor.sock"
 } >"$envfile"

@@ -60,12 +60,13 @@ def test_manifest_defaults():
     env = m["env"]
     check(env["FLY_REGION"] == "local" and env["NATS_SERVER_NAME"] == "xtask-local", "region defaults")
     check(env["XTASK_CONFIG_DIR"] == "/etc/xtask" and env["XTASK_DATA_DIR"] == "/data", "dir defaults")
-    ports = {k: env[k] for k in ("XTASK_HTTP_PORT", "XTASK_AUTH_PORT", "NATS_PORT", "NATS_HTTP_PORT",
-                                 "NATS_CLUSTER_PORT", "NATS_LEAF_PORT")}
-    check(ports == {"XTASK_HTTP_PORT": "8080", "XTASK_AUTH_PORT": "9091", "NATS_PORT": "4222",
-                    "NATS_HTTP_PORT": "8222", "NATS_CLUSTER_PORT": "6222", "NATS_LEAF_PORT": "7422"},
-          f"default ports {ports}")
-    check("AUTH_SESSION_SECRET" in m["secrets"] and "NATS_LEAF_PASSWORD" in m["secrets"], "secrets")
+    ports = {k: env[k] for k in ("XTASK_WEB_LISTEN", "XTASK_AUTH_URL", "XTASK_NATS_PORT", "XTASK_NATS_HTTP",
+                                 "XTASK_NATS_CLUSTER_PORT", "XTASK_NATS_LEAF_PORT", "XTASK_NATS_URL")}
+    check(ports == {"XTASK_WEB_LISTEN": "127.0.0.1:8080", "XTASK_AUTH_URL": "http://127.0.0.1:9091",
+                    "XTASK_NATS_PORT": "4222", "XTASK_NATS_HTTP": "127.0.0.1:8222",
+                    "XTASK_NATS_CLUSTER_PORT": "6222", "XTASK_NATS_LEAF_PORT": "7422",
+                    "XTASK_NATS_URL": "nats://127.0.0.1:4222"}, f"default ports {ports}")
+    check("AUTH_SESSION_SECRET" in m["secrets"] and "XTASK_LEAF_PASSWORD" in m["secrets"], "secrets")
     for name, sec in m["secrets"].items():
         check(sec["file"].startswith("/data/secrets/"), f"secret {name} under /data/secrets")
 
@@ -74,13 +75,13 @@ def test_manifest_moves_with_env():
     """Every port and path follows the environment: nothing hard-wired to a default port."""
     env = {"XTASK_CONFIG_DIR": "/c", "XTASK_DATA_DIR": "/d", "XTASK_RUN_DIR": "/r", "FLY_REGION": "syd",
            "XTASK_STATUS_ADDR": "127.0.0.1:24100", "XTASK_HTTP_PORT": "24080", "XTASK_AUTH_PORT": "24091",
-           "NATS_PORT": "24222", "NATS_HTTP_PORT": "24822", "NATS_CLUSTER_PORT": "24622",
-           "NATS_LEAF_PORT": "24722"}
+           "XTASK_NATS_PORT": "24222", "XTASK_NATS_HTTP_PORT": "24822", "XTASK_NATS_CLUSTER_PORT": "24622",
+           "XTASK_NATS_LEAF_PORT": "24722", "XTASK_WEB_GUI": "/g"}
     m = manifest(env)
     text = repr(m)
     for port in ("8080", "9091", "4222", "8222", "6222", "7422", "9100"):
         check(not re.search(rf"(?<!\d){port}(?!\d)", text), f"default port {port} still in the manifest with every port moved")
-    for d in ("/etc/xtask", "/data", "/run/xtask"):
+    for d in ("/etc/xtask", "/data", "/run/xtask", "/usr/share"):
         check(d + "/" not in text and d + "'" not in text, f"default dir {d} still in the manifest")
     check(m["env"]["NATS_SERVER_NAME"] == "xtask-syd", "server name follows FLY_REGION")
 
@@ -170,23 +171,69 @@ def test_fly_fits_the_stack():
     check(os.path.exists(src(f["build"]["dockerfile"])), f"dockerfile {f['build']['dockerfile']}")
     check(any(x["destination"] == env["XTASK_DATA_DIR"] == "/data" for x in f["mounts"]), "/data mounted")
     by_port = {s["internal_port"]: s for s in f["services"]}
-    web = by_port.get(int(env["XTASK_HTTP_PORT"]))
-    check(web is not None, f"a service on the front's port {env['XTASK_HTTP_PORT']}")
+    web_port = env["XTASK_WEB_LISTEN"].rsplit(":", 1)[1]
+    web = by_port.get(int(web_port))
+    check(web is not None, f"a service on the front's port {web_port}")
     ports = {p["port"]: p for p in web["ports"]}
     check(ports[80]["handlers"] == ["http"] and ports[80].get("force_https") is True, "80: http, force_https")
     check(ports[443]["handlers"] == ["tls", "http"], "443: tls + http")
-    ready_path = m["services"]["web"]["ready"]["http"].split(env["XTASK_HTTP_PORT"], 1)[1]
+    ready_path = m["services"]["web"]["ready"]["http"].split(web_port, 1)[1]
     check(any(c["path"] == ready_path for c in web["http_checks"]), f"edge check on {ready_path}")
-    leaf = by_port.get(int(env["NATS_LEAF_PORT"]))
+    leaf = by_port.get(int(env["XTASK_NATS_LEAF_PORT"]))
     check(leaf is not None and leaf["ports"][0]["port"] == 7422, "7422 leaf nodes exposed")
     status_port = int(m["supervisor"]["status_http"].rsplit(":", 1)[1])
     sup = [c for c in f["checks"].values() if c.get("path") == "/healthz"]
     check(sup and sup[0]["port"] == status_port, f"a check on the supervisor's /healthz port {status_port}")
     check(not m["supervisor"]["status_http"].startswith("127."), "Fly's checks cannot reach loopback")
-    internal = {int(env[k]) for k in ("NATS_PORT", "NATS_HTTP_PORT", "XTASK_AUTH_PORT")}
+    internal = {int(env["XTASK_NATS_PORT"]), int(env["XTASK_NATS_HTTP"].rsplit(":", 1)[1]),
+                int(env["XTASK_AUTH_URL"].rsplit(":", 1)[1])}
     check(not internal & set(by_port), "internal ports are not public services")
     check(f["env"]["XTASK_REGIONS"].split() == ["ams", "dfw", "hkg", "syd", "gru", "jnb"], "six regions")
     check(f["primary_region"] in f["env"]["XTASK_REGIONS"].split(), "primary region is one of them")
+
+
+# --- nats.conf as the stack renders it ---------------------------------------------------------
+def stack_env(extra):
+    """The environment a service gets: the caller's `extra`, then the manifest's `env:` block, plus
+    generated secrets (base64, as the supervisor makes them)."""
+    import base64
+    m = manifest(extra)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("XTASK_", "NATS_", "FLY_"))}
+    env.update(extra)
+    env.update(m["env"])
+    for name, sec in m["secrets"].items():
+        env[name] = base64.b64encode(os.urandom(int(sec.get("bytes", 32)))).decode()
+    return env
+
+
+def nats_test(conf, env):
+    r = subprocess.run(["nats-server", "-t", "-c", conf], capture_output=True, text=True, env=env, timeout=30)
+    check(r.returncode == 0, f"nats-server -t -c {conf}: {r.stdout}{r.stderr}")
+
+
+def test_nats_conf_local():
+    with_tmp = {"XTASK_DATA_DIR": "/tmp/xt-stack-nats-t"}
+    nats_test(src("configs", "nats.conf"), stack_env(with_tmp))
+
+
+def test_nats_conf_fly():
+    """On Fly: the entrypoint derives server name and routes from FLY_*; nats-server accepts the
+    clustered file with them, for each of the six regions."""
+    for region in fly()["env"]["XTASK_REGIONS"].split():
+        fly_env = {"FLY_APP_NAME": "xtask", "FLY_REGION": region, "FLY_MACHINE_ID": "3d8d9e1b" + region,
+                   "FLY_PRIVATE_IP": "fdaa:0:1::3", "XTASK_DATA_DIR": "/tmp/xt-stack-nats-t"}
+        fly_env.update(fly()["env"])
+        r = subprocess.run(["sh", src("entrypoint", "xtask-entrypoint"), "fly-env"], capture_output=True,
+                           text=True, env={**os.environ, **fly_env}, timeout=30)
+        check(r.returncode == 0, f"entrypoint fly-env: {r.stderr}")
+        derived = dict(line.split("=", 1) for line in r.stdout.splitlines() if "=" in line)
+        check(derived["NATS_SERVER_NAME"] == f"xtask-{region}-3d8d9e1b{region}", "server name = region + machine id")
+        routes = derived["XTASK_NATS_ROUTES"]
+        for rr in fly()["env"]["XTASK_REGIONS"].split():
+            check(f'"nats://{rr}.xtask.internal:6222"' in routes, f"route to {rr}: {routes}")
+        env = stack_env({**fly_env, **derived})
+        check(env["XTASK_NATS_REGION_TAG"] == f"region:{region}", "region tag")
+        nats_test(src("configs", env.get("XTASK_NATS_CONF", "nats.conf")), env)
 
 
 # --- Taskfile.yml (go-task v3; parsed with the project's YAML loader) --------------------------
@@ -233,7 +280,7 @@ def test_compose():
     for n in regions:
         env = svcs[n]["environment"]
         check(env["FLY_REGION"] == n and env["XTASK_NATS_CONF"] == "nats-cluster.conf", f"{n}: region env")
-        check(all(f"nats://{r}:6222" in env["NATS_ROUTES"] for r in regions), f"{n}: routes to all three")
+        check(all(f"nats://{r}:6222" in env["XTASK_NATS_ROUTES"] for r in regions), f"{n}: routes to all three")
     check(os.path.exists(os.path.join(src("docker"), one["build"]["context"], one["build"]["dockerfile"])),
           "build context + dockerfile exist")
 
