@@ -335,13 +335,25 @@ int xk_run(const xk_opts *o)
         fprintf(stderr, "xtask: no reply from node '%s' in %lld ms\n", node, (long long)wait);
         goto out;
     }
-    const char *data = natsMsg_GetData(reply);
-    size_t len = (size_t)natsMsg_GetDataLength(reply);
-    if (print_if_error(data, len)) {
+    if (natsMsg_IsNoResponders(reply)) {
+        fprintf(stderr, "xtask: node '%s' does not answer (no responders on %s)\n", node, subj);
         natsMsg_Destroy(reply);
         goto out;
     }
+    const char *data = natsMsg_GetData(reply);
+    size_t len = (size_t)natsMsg_GetDataLength(reply);
     json_t *res = json_loadb(data, len, 0, NULL);
+    if (!json_is_object(res)) {
+        fprintf(stderr, "xtask: unreadable reply from node '%s'\n", node);
+        json_decref(res);
+        natsMsg_Destroy(reply);
+        goto out;
+    }
+    if (print_if_error(data, len)) {
+        json_decref(res);
+        natsMsg_Destroy(reply);
+        goto out;
+    }
     rc = exit_code_of(res);
     if (rc == XK_EXIT_TIMEOUT)
         fprintf(stderr, "xtask: task '%s' timed out on %s\n", req.args[0], node);

@@ -124,10 +124,14 @@ static void publish_str(xn *n, const char *subj, char *s)
     free(s);
 }
 
-/* Reply to m with s (owned, may be NULL). For node verbs the reply carries "node". */
+static char *with_node(xn *n, char *s);
+
+/* Reply to m with s (owned, may be NULL). Error replies get "node" added. */
 static void reply_str(xn *n, natsMsg *m, char *s)
 {
     const char *reply = natsMsg_GetReply(m);
+    if (s && strncmp(s, "{\"error\":", 9) == 0)
+        s = with_node(n, s);
     if (s && reply && *reply)
         natsConnection_PublishString(n->nc, reply, s);
     free(s);
@@ -669,7 +673,7 @@ static void on_discover(natsConnection *nc, natsSubscription *sub, natsMsg *m, v
     if ((size_t)natsMsg_GetDataLength(m) > n->conf->max_request_bytes) {
         reply_str(n, m, xp_error_json(XP_ERR_PAYLOAD_TOO_LARGE, "discover filter too large"));
     } else if (xp_filter_parse(natsMsg_GetData(m), (size_t)natsMsg_GetDataLength(m), &f, err, sizeof err) != 0) {
-        reply_str(n, m, with_node(n, xp_error_json(XP_ERR_BAD_REQUEST, "%s", err)));
+        reply_str(n, m, xp_error_json(XP_ERR_BAD_REQUEST, "%s", err));
     } else {
         node_info(n, &ni);
         if (xp_filter_match(&f, &ni))

@@ -1,0 +1,248 @@
+"""A small NATS client over the text protocol, for tests (Python standard library only).
+
+One socket, no threads: every call reads the socket until what it waits for arrives or its deadline
+passes, queueing the messages of other subscriptions on the way and answering the server's PINGs.
+
+    c = Client(url)                         # nats://127.0.0.1:port, optional user/password
+    c.request("xtask.n1.ping", b"{}", 1.0) -> Msg (raises Timeout, NoResponders)
+    c.gather("xtask.nodes.discover", b"{}", 0.5) -> [Msg]
+    sid = c.subscribe("xtask.logs.>"); c.flush(); ...; c.next_msg(sid, 1.0) / c.drain(sid)
+    c.js_publish("xtask.queue.task", body, msg_id="x") -> PubAck dict
+    c.js_api("STREAM.INFO.xtask-results") -> dict
+    c.js_last("xtask-results", "xtask.results.t-1") -> dict or None
+"""
+import base64
+import json
+import socket
+import time
+import urllib.parse
+
+
+class Timeout(Exception):
+    pass
+
+
+class NoResponders(Exception):
+    pass
+
+
+class Msg:
+    def __init__(self, subject, reply, data, headers=None, status=None):
+        self.subject, self.reply, self.data = subject, reply, data
+        self.headers = headers or {}
+        self.status = status
+
+    def json(self):
+        return json.loads(self.data)
+
+    def __repr__(self):
+        return f"Msg({self.subject!r}, {self.data[:200]!r})"
+
+
+class Client:
+    def __init__(self, url, timeout=5.0, user=None, password=None, name="xt-test"):
+        u = urllib.parse.urlsplit(url)
+        self.sock = socket.create_connection((u.hostname or "127.0.0.1", u.port or 4222), timeout=timeout)
+        self.buf = b""
+        self.sid = 0
+        self.queues = {}  # sid -> [Msg]
+        self.inbox_n = 0
+        self.prefix = f"_INBOX.t{id(self):x}{int(time.monotonic() * 1e6) % 1000000}"
+        line = self._read_line(time.monotonic() + timeout)
+        if not line.startswith(b"INFO "):
+            raise IOError(f"expected INFO, got {line!r}")
+        self.info = json.loads(line[5:])
+        opts = {"verbose": False, "pedantic": False, "headers": True, "no_responders": True, "protocol": 1,
+                "lang": "python-test", "version": "0.1", "name": name}
+        user = user or u.username
+        password = password or u.password
+        if user:
+            opts["user"] = urllib.parse.unquote(user)
+            opts["pass"] = urllib.parse.unquote(password or "")
+        self._send(b"CONNECT " + json.dumps(opts).encode() + b"\r\n")
+        self.flush(timeout)
+
+    # -- plumbing --------------------------------------------------------------------------
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *a):
+        self.close()
+
+    def _send(self, b):
+        self.sock.sendall(b)
+
+    def _fill(self, deadline):
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise Timeout()
+        self.sock.settimeout(left)
+        try:
+            chunk = self.sock.recv(65536)
+        except socket.timeout:
+            raise Timeout()
+        if not chunk:
+            raise ConnectionError("connection closed by the server")
+        self.buf += chunk
+
+    def _read_line(self, deadline):
+        while b"\r\n" not in self.buf:
+            self._fill(deadline)
+        line, self.buf = self.buf.split(b"\r\n", 1)
+        return line
+
+    def _read_n(self, n, deadline):
+        while len(self.buf) < n + 2:
+            self._fill(deadline)
+        data, self.buf = self.buf[:n], self.buf[n + 2:]
+        return data
+
+    def _step(self, deadline):
+        """Process one protocol message. Returns 'PONG' for a pong, else None."""
+        line = self._read_line(deadline)
+        if line.startswith(b"MSG "):
+            parts = line.split()
+            subj, sid = parts[1].decode(), int(parts[2])
+            reply = parts[3].decode() if len(parts) == 5 else None
+            data = self._read_n(int(parts[-1]), deadline)
+            self.queues.setdefault(sid, []).append(Msg(subj, reply, data))
+        elif line.startswith(b"HMSG "):
+            parts = line.split()
+            subj, sid = parts[1].decode(), int(parts[2])
+            reply = parts[3].decode() if len(parts) == 6 else None
+            hlen, total = int(parts[-2]), int(parts[-1])
+            raw = self._read_n(total, deadline)
+            hdr, data = raw[:hlen], raw[hlen:]
+            lines = hdr.decode("utf-8", "replace").split("\r\n")
+            status = None
+            first = lines[0].split()
+            if len(first) >= 2 and first[1].isdigit():
+                status = int(first[1])
+            headers = {}
+            for h in lines[1:]:
+                if ":" in h:
+                    k, v = h.split(":", 1)
+                    headers[k.strip()] = v.strip()
+            self.queues.setdefault(sid, []).append(Msg(subj, reply, data, headers, status))
+        elif line == b"PING":
+            self._send(b"PONG\r\n")
+        elif line == b"PONG":
+            return "PONG"
+        elif line.startswith(b"-ERR"):
+            raise IOError(line.decode())
+        # +OK, INFO: ignore
+        return None
+
+    def flush(self, timeout=5.0):
+        deadline = time.monotonic() + timeout
+        self._send(b"PING\r\n")
+        while self._step(deadline) != "PONG":
+            pass
+
+    # -- core API -----------------------------------------------------------------------------
+    def new_inbox(self):
+        self.inbox_n += 1
+        return f"{self.prefix}.{self.inbox_n}"
+
+    def subscribe(self, subject, queue=None):
+        self.sid += 1
+        q = f" {queue}" if queue else ""
+        self._send(f"SUB {subject}{q} {self.sid}\r\n".encode())
+        self.queues[self.sid] = []
+        return self.sid
+
+    def unsubscribe(self, sid):
+        self._send(f"UNSUB {sid}\r\n".encode())
+        self.queues.pop(sid, None)
+
+    def publish(self, subject, data=b"", reply=None, headers=None):
+        if isinstance(data, str):
+            data = data.encode()
+        r = f" {reply}" if reply else ""
+        if headers:
+            h = "NATS/1.0\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers.items()) + "\r\n"
+            hb = h.encode()
+            self._send(f"HPUB {subject}{r} {len(hb)} {len(hb) + len(data)}\r\n".encode() + hb + data + b"\r\n")
+        else:
+            self._send(f"PUB {subject}{r} {len(data)}\r\n".encode() + data + b"\r\n")
+
+    def next_msg(self, sid, timeout=5.0):
+        deadline = time.monotonic() + timeout
+        while not self.queues.get(sid):
+            self._step(deadline)
+        return self.queues[sid].pop(0)
+
+    def drain(self, sid, timeout=0.2):
+        """Every message of sid that arrives within timeout (after a flush)."""
+        try:
+            self.flush(timeout + 2)
+        except Timeout:
+            pass
+        deadline = time.monotonic() + timeout
+        try:
+            while True:
+                self._step(deadline)
+        except Timeout:
+            pass
+        out, self.queues[sid] = self.queues.get(sid, []), []
+        return out
+
+    def request(self, subject, data=b"{}", timeout=2.0, headers=None):
+        inbox = self.new_inbox()
+        sid = self.subscribe(inbox)
+        try:
+            self.publish(subject, data, reply=inbox, headers=headers)
+            m = self.next_msg(sid, timeout)
+            if m.status == 503:
+                raise NoResponders(subject)
+            return m
+        finally:
+            self.unsubscribe(sid)
+
+    def gather(self, subject, data=b"{}", window=0.5):
+        inbox = self.new_inbox()
+        sid = self.subscribe(inbox)
+        self.publish(subject, data, reply=inbox)
+        deadline = time.monotonic() + window
+        try:
+            while True:
+                self._step(deadline)
+        except Timeout:
+            pass
+        out = [m for m in self.queues.get(sid, []) if m.status != 503]
+        self.unsubscribe(sid)
+        return out
+
+    # -- JetStream ----------------------------------------------------------------------------
+    def js_api(self, what, body=b"", timeout=3.0):
+        if isinstance(body, (dict, list)):
+            body = json.dumps(body).encode()
+        return self.request(f"$JS.API.{what}", body, timeout).json()
+
+    def js_publish(self, subject, data, msg_id=None, timeout=3.0):
+        if isinstance(data, (dict, list)):
+            data = json.dumps(data).encode()
+        h = {"Nats-Msg-Id": msg_id} if msg_id else None
+        return self.request(subject, data, timeout, headers=h).json()
+
+    def js_last(self, stream, subject, timeout=3.0):
+        r = self.js_api(f"STREAM.MSG.GET.{stream}", {"last_by_subj": subject}, timeout)
+        if "error" in r:
+            return None
+        return json.loads(base64.b64decode(r["message"]["data"]))
+
+    def kv_get(self, bucket, key, timeout=3.0):
+        r = self.js_api(f"STREAM.MSG.GET.KV_{bucket}", {"last_by_subj": f"$KV.{bucket}.{key}"}, timeout)
+        if "error" in r:
+            return None
+        m = r["message"]
+        hdrs = base64.b64decode(m.get("hdrs", "")).decode("utf-8", "replace") if m.get("hdrs") else ""
+        if "KV-Operation: DEL" in hdrs or "KV-Operation: PURGE" in hdrs:
+            return None
+        return json.loads(base64.b64decode(m.get("data", "")) or b"null")
