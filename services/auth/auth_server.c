@@ -588,9 +588,14 @@ static void pending_maybe_finish(pending *p)
             verify_unauthorized(s, p->req, p->vc);
         return;
     }
-    /* a success answers at once; a failure waits for the failure delay too */
-    if (p->job.result == 1 || p->delay_done)
-        pending_send_login(p);
+    /* a success answers at once; every failure (wrong password, unknown, disabled or banned user)
+     * waits for the failure delay too */
+    {
+        const auth_user *u = auth_users_find(p->srv->users, p->user);
+        int ok = p->job.result == 1 && u && !u->disabled && !p->banned;
+        if (ok || p->delay_done)
+            pending_send_login(p);
+    }
 }
 
 static void on_hash_done(auth_job *job)

@@ -1,0 +1,114 @@
+"""xtask-auth sessions over time and across instances: expiration, inactivity, remember-me (tiny
+durations, waited on as conditions), and the NATS KV session store with a real nats-server: a login on
+one instance is valid on another, a logout on one ends it everywhere, an instance started later sees
+existing sessions, an instance with another secret sees none.
+"""
+import os
+import sys
+import time
+
+from xt_testlib import NatsServer, TempDir, port_block, wait_until
+from authlib import FAILED, AuthServer, case, fast_hash
+
+PW = {"bob": "bob-pw"}
+USERS = {"bob": {"password": fast_hash(PW["bob"]), "groups": ["developers"]}}
+tmp = TempDir(prefix="xt-auth-sess-")
+ports = port_block("auth", 8)
+
+
+def alive(srv, c):
+    """Is the session alive? (/api/state does not count as activity.)"""
+    return srv.state(c)["username"] == "bob"
+
+
+def test_expiration_inactivity_remember_me():
+    srv = AuthServer(tmp, ports[0], USERS, name="timed",
+                     session_extra="  expiration: 3s\n  inactivity: 1500ms\n  remember_me: 6s\n").start()
+    try:
+        # activity keeps a session past its inactivity limit, but not past its expiration
+        t0 = time.monotonic()
+        st, hd, js, c = srv.login("bob", PW["bob"])
+        assert st == 200
+        while time.monotonic() - t0 < 2.2:  # continuous activity for 2.2 s (> inactivity 1.5 s)
+            assert srv.verify("/web/", cookie=c)[0] == 200, time.monotonic() - t0
+        wait_until(lambda: srv.verify("/web/", cookie=c, accept="application/json")[0] == 401, 5,
+                   interval=0.05, what="expiration")
+        dt = time.monotonic() - t0
+        assert 2.9 <= dt < 4.5, dt
+
+        # idle: the session ends after `inactivity`
+        t0 = time.monotonic()
+        st, hd, js, c = srv.login("bob", PW["bob"])
+        wait_until(lambda: not alive(srv, c), 5, interval=0.05, what="inactivity")
+        dt = time.monotonic() - t0
+        assert 1.4 <= dt < 2.9, dt
+        assert srv.verify("/web/", cookie=c)[0] == 302
+
+        # remember me: a persistent cookie, no inactivity limit, expiry = remember_me
+        t0 = time.monotonic()
+        st, hd, js, c = srv.login("bob", PW["bob"], keep=True)
+        assert "Max-Age=6" in hd["set-cookie"], hd["set-cookie"]
+        wait_until(lambda: time.monotonic() - t0 > 2.5, 5, what="past inactivity")
+        assert alive(srv, c)
+        wait_until(lambda: not alive(srv, c), 6, interval=0.1, what="remember-me expiry")
+        dt = time.monotonic() - t0
+        assert 5.9 <= dt < 7.5, dt
+    finally:
+        srv.stop()
+
+
+def test_nats_kv_shared_sessions():
+    nats = NatsServer(ports[1], ports[2], os.path.join(tmp.path, "nats"), name="auth-kv").start()
+    kv = f"""  nats:
+    enabled: true
+    servers: nats://127.0.0.1:{ports[1]}
+    bucket: test_sessions
+"""
+    a = AuthServer(tmp, ports[3], USERS, name="ams", session_extra=kv).start()
+    b = AuthServer(tmp, ports[4], USERS, name="dfw", session_extra=kv).start()
+    others = []
+    try:
+        st, hd, js, c = a.login("bob", PW["bob"])
+        assert st == 200
+        assert a.verify("/web/", cookie=c)[0] == 200
+        # the login made on ams is valid on dfw
+        wait_until(lambda: b.verify("/web/", cookie=c)[0] == 200, 10, interval=0.05, what="session on dfw")
+        st, hd, _ = b.verify("/web/", cookie=c)
+        assert hd["remote-user"] == "bob", hd
+        # an instance started later sees the existing session
+        late = AuthServer(tmp, ports[5], USERS, name="hkg", session_extra=kv).start()
+        others.append(late)
+        wait_until(lambda: late.verify("/web/", cookie=c)[0] == 200, 10, interval=0.05, what="session on hkg")
+        # an instance with another secret cannot read the bucket's sessions
+        alien = AuthServer(tmp, ports[6], USERS, name="alien", session_extra=kv,
+                           secret="another-secret-another-secret-00").start()
+        others.append(alien)
+        wait_until(lambda: "does not decrypt" in alien.proc.output(), 10, what="alien ignores the values")
+        assert alien.verify("/web/", cookie=c)[0] == 302
+        # logout on dfw ends the session on ams and hkg too
+        st, hd, js = b.post_json("/api/logout", {}, cookie=c)
+        assert st == 200
+        wait_until(lambda: a.verify("/web/", cookie=c)[0] == 302, 10, interval=0.05, what="logout reaches ams")
+        wait_until(lambda: late.verify("/web/", cookie=c)[0] == 302, 10, interval=0.05, what="logout reaches hkg")
+        # the bucket holds no usable cookie value in clear
+        for srv in (a, b, late):
+            assert c not in srv.proc.output()
+    finally:
+        for s in [a, b] + others:
+            s.stop()
+        nats.stop()
+
+
+def main():
+    try:
+        for t in (test_expiration_inactivity_remember_me, test_nats_kv_shared_sessions):
+            case(t)
+    finally:
+        tmp.cleanup()
+    if FAILED:
+        print("failed:", ", ".join(FAILED))
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
