@@ -1,0 +1,756 @@
+/*
+ * api.c: the JSON API (/api/v1/tasks, /api/v1/nodes, /api/v1/services), /health, the GUI's static
+ * page, and the supervisor status poller.
+ *
+ * Every NATS exchange is an async bus request bound to the HTTP request's pool: if the client goes
+ * away, the dispose callback cancels the bus request, so a late reply finds nothing to touch.
+ * Errors are JSON: {"error":{"code":"...","message":"..."}} with a status that fits.
+ */
+#include <fcntl.h>
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "web.h"
+#include "xt_log.h"
+
+#define STATUS_MAX (1024 * 1024)
+
+struct web_api {
+    web_server *srv;
+    json_t *services;      /* last supervisor status document */
+    uint64_t services_at;  /* when it was fetched */
+    h2o_timeout_t poll;
+    h2o_timeout_entry_t poll_entry;
+    /* one status fetch at a time */
+    h2o_http1client_t *client;
+    h2o_socket_t *sock;
+    h2o_http1client_ctx_t client_ctx;
+    h2o_timeout_t io_timeout;
+    char *host;
+    uint16_t port;
+    char *pathq;
+    h2o_iovec_t reqbuf;
+    char *body;
+    size_t body_len;
+    int status;
+    uint64_t task_seq;
+};
+
+/* --- responses ------------------------------------------------------------------------------ */
+
+void api_send_json(h2o_req_t *req, int status, const char *reason, json_t *body)
+{
+    char *s = json_dumps(body, JSON_COMPACT);
+    json_decref(body);
+    size_t len = s ? strlen(s) : 0;
+    h2o_iovec_t b = h2o_strdup(&req->pool, s ? s : "", len);
+    free(s);
+    req->res.status = status;
+    req->res.reason = reason;
+    req->res.content_length = b.len;
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, H2O_STRLIT("application/json"));
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL, H2O_STRLIT("no-store"));
+    h2o_send_inline(req, b.base, b.len);
+}
+
+void api_send_error(h2o_req_t *req, int status, const char *reason, const char *code, const char *msg)
+{
+    api_send_json(req, status, reason, json_pack("{s:{s:s,s:s}}", "error", "code", code, "message", msg));
+}
+
+/* An SSE answer for Datastar's @post: merge these signals, then end the stream. */
+static void send_ds_signals(h2o_req_t *req, json_t *signals)
+{
+    char *s = json_dumps(signals, JSON_COMPACT);
+    json_decref(signals);
+    char *buf = h2o_mem_alloc_pool(&req->pool, strlen(s) + 64);
+    int n = snprintf(buf, strlen(s) + 64, "event: datastar-merge-signals\ndata: signals %s\n\n", s);
+    free(s);
+    req->res.status = 200;
+    req->res.reason = "OK";
+    req->res.content_length = (size_t)n;
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, H2O_STRLIT("text/event-stream"));
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL, H2O_STRLIT("no-store"));
+    h2o_send_inline(req, buf, (size_t)n);
+}
+
+static int is_method(h2o_req_t *req, const char *m)
+{
+    return h2o_memis(req->method.base, req->method.len, m, strlen(m));
+}
+
+/* NATS subject tokens we build from user input: [A-Za-z0-9_-], 1..64 (no '.', '*', '>'). */
+static int valid_token(const char *s, size_t maxlen)
+{
+    size_t n = 0;
+    if (!s || !*s)
+        return 0;
+    for (; *s; s++, n++)
+        if (n >= maxlen || !((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
+                             *s == '-' || *s == '_'))
+            return 0;
+    return 1;
+}
+
+/* --- /health ------------------------------------------------------------------------------- */
+
+int api_health_on_req(web_server *srv, h2o_req_t *req)
+{
+    int ok = !srv->shutting_down && bus_connected(srv);
+    json_t *b = json_pack("{s:s,s:s,s:b}", "status", ok ? "ok" : "unavailable", "version", WEB_VERSION, "nats", bus_connected(srv));
+    api_send_json(req, ok ? 200 : 503, ok ? "OK" : "Service Unavailable", b);
+    return 0;
+}
+
+/* --- tasks --------------------------------------------------------------------------------- */
+
+typedef struct {
+    web_server *srv;
+    h2o_req_t *req; /* NULL once answered (fire-and-forget runs keep going) */
+    bus_request *breq;
+    char id[72];
+    char project[WEB_PROJECT_MAX + 1];
+    int ds;   /* answer as Datastar signals */
+    int wait; /* answer with the task's reply */
+    int kind; /* 0 run, 1 queue, 2 result lookup */
+} api_call;
+
+static void call_dispose(void *p)
+{
+    api_call *c = p;
+    if (c->breq) {
+        bus_request_cancel(c->breq);
+        c->breq = NULL;
+    }
+}
+
+static int error_status(const char *code)
+{
+    static const struct {
+        const char *code;
+        int status;
+    } map[] = {{"bad_request", 400},     {"unknown_task", 404}, {"not_found", 404},  {"not_allowed", 403},
+               {"path_not_allowed", 403}, {"payload_too_large", 413}, {"busy", 503}, {"timeout", 504}, {NULL, 502}};
+    size_t i;
+    for (i = 0; map[i].code; i++)
+        if (code && strcmp(code, map[i].code) == 0)
+            break;
+    return map[i].status;
+}
+
+static const char *status_reason(int st)
+{
+    switch (st) {
+    case 200: return "OK";
+    case 202: return "Accepted";
+    case 400: return "Bad Request";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 413: return "Payload Too Large";
+    case 503: return "Service Unavailable";
+    case 504: return "Gateway Timeout";
+    default: return "Bad Gateway";
+    }
+}
+
+/* A reply for a run that the HTTP client no longer waits for: only the GUI hears about it. */
+typedef struct {
+    web_server *srv;
+    char project[WEB_PROJECT_MAX + 1];
+} bg_run;
+
+static void bg_run_cb(void *data, const char *payload, size_t len, int timed_out)
+{
+    bg_run *b = data;
+    if (!timed_out && len) {
+        json_t *j = json_loadb(payload, len, 0, NULL);
+        if (json_is_object(j) && !json_object_get(j, "error"))
+            events_task_result(b->srv, b->project, j);
+        json_decref(j);
+    }
+    free(b);
+}
+
+static void run_reply_cb(void *data, const char *payload, size_t len, int timed_out)
+{
+    api_call *c = data;
+    h2o_req_t *req = c->req;
+    c->breq = NULL;
+    if (timed_out) {
+        api_send_error(req, 504, "Gateway Timeout", "timeout", "no answer from the node in time");
+        return;
+    }
+    if (len == 0) {
+        api_send_error(req, 404, "Not Found", "unknown_node", "no node answers on that subject");
+        return;
+    }
+    json_t *j = json_loadb(payload, len, 0, NULL);
+    if (!json_is_object(j)) {
+        json_decref(j);
+        api_send_error(req, 502, "Bad Gateway", "bad_reply", "the node's reply is not JSON");
+        return;
+    }
+    json_t *err = json_object_get(j, "error");
+    if (err) {
+        int st = error_status(json_string_value(json_object_get(err, "code")));
+        api_send_json(req, st, status_reason(st), j);
+        return;
+    }
+    events_task_result(c->srv, c->project, j);
+    api_send_json(req, 200, "OK", j);
+}
+
+static void queue_reply_cb(void *data, const char *payload, size_t len, int timed_out)
+{
+    api_call *c = data;
+    h2o_req_t *req = c->req;
+    c->breq = NULL;
+    json_t *ack = (!timed_out && len) ? json_loadb(payload, len, 0, NULL) : NULL;
+    if (timed_out || !len || !json_is_object(ack) || json_object_get(ack, "error")) {
+        json_decref(ack);
+        if (c->ds)
+            send_ds_signals(req, json_pack("{s:s}", "taskError", "the queue is not available"));
+        else
+            api_send_error(req, 503, "Service Unavailable", "queue_unavailable", "the task queue stream is not available");
+        return;
+    }
+    json_int_t seq = json_integer_value(json_object_get(ack, "seq"));
+    json_decref(ack);
+    if (c->ds)
+        send_ds_signals(req, json_pack("{s:s,s:s}", "taskId", c->id, "taskError", ""));
+    else
+        api_send_json(req, 202, "Accepted", json_pack("{s:s,s:b,s:I}", "id", c->id, "queued", 1, "seq", seq));
+}
+
+static void result_reply_cb(void *data, const char *payload, size_t len, int timed_out)
+{
+    api_call *c = data;
+    h2o_req_t *req = c->req;
+    c->breq = NULL;
+    if (timed_out || !len) {
+        api_send_error(req, 503, "Service Unavailable", "results_unavailable", "the results stream is not available");
+        return;
+    }
+    json_t *j = json_loadb(payload, len, 0, NULL);
+    json_t *msg = json_object_get(j, "message");
+    const char *b64 = json_string_value(json_object_get(msg, "data"));
+    if (!msg || !b64) {
+        json_t *err = json_object_get(j, "error");
+        json_int_t code = json_integer_value(json_object_get(err, "code"));
+        json_decref(j);
+        if (code == 404)
+            api_send_error(req, 404, "Not Found", "not_found", "no result for that task id (yet)");
+        else
+            api_send_error(req, 502, "Bad Gateway", "bad_reply", "unexpected answer from JetStream");
+        return;
+    }
+    size_t bl = strlen(b64);
+    unsigned char *raw = malloc(bl / 4 * 3 + 4);
+    int n = raw ? EVP_DecodeBlock(raw, (const unsigned char *)b64, (int)bl) : -1;
+    if (n >= 0) {
+        for (size_t i = bl; i > 0 && b64[i - 1] == '='; i--)
+            n--;
+    }
+    json_t *res = n >= 0 ? json_loadb((const char *)raw, (size_t)n, 0, NULL) : NULL;
+    free(raw);
+    json_decref(j);
+    if (!json_is_object(res)) {
+        json_decref(res);
+        api_send_error(req, 502, "Bad Gateway", "bad_reply", "the stored result is not JSON");
+        return;
+    }
+    api_send_json(req, 200, "OK", res);
+}
+
+static void make_task_id(web_server *srv, char *out, size_t outlen)
+{
+    unsigned char r[6];
+    int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+    if (fd < 0 || read(fd, r, sizeof(r)) != (ssize_t)sizeof(r))
+        memset(r, 0, sizeof(r));
+    if (fd >= 0)
+        close(fd);
+    snprintf(out, outlen, "w-%llx-%02x%02x%02x%02x%02x%02x", (unsigned long long)++srv->api->task_seq, r[0], r[1], r[2],
+             r[3], r[4], r[5]);
+}
+
+/* args from the body: an array of strings, or (GUI form) a string split on blanks; `task` first. */
+static json_t *collect_args(json_t *body)
+{
+    json_t *args = json_array();
+    const char *task = json_string_value(json_object_get(body, "task"));
+    json_t *a = json_object_get(body, "args");
+    if (task && *task)
+        json_array_append_new(args, json_string(task));
+    if (json_is_array(a)) {
+        size_t i;
+        json_t *v;
+        json_array_foreach(a, i, v)
+        {
+            if (!json_is_string(v) || json_string_length(v) > 4096) {
+                json_decref(args);
+                return NULL;
+            }
+            json_array_append(args, v);
+        }
+    } else if (json_is_string(a)) {
+        char *s = strdup(json_string_value(a)), *save = NULL;
+        for (char *t = strtok_r(s, " \t\r\n", &save); t; t = strtok_r(NULL, " \t\r\n", &save))
+            json_array_append_new(args, json_string(t));
+        free(s);
+    } else if (a && !json_is_null(a)) {
+        json_decref(args);
+        return NULL;
+    }
+    if (json_array_size(args) == 0 || json_array_size(args) > 64) {
+        json_decref(args);
+        return NULL;
+    }
+    return args;
+}
+
+static void tasks_post(web_server *srv, h2o_req_t *req)
+{
+    int ds = h2o_find_header_by_str(&req->headers, H2O_STRLIT("datastar-request"), -1) >= 0;
+    json_error_t je;
+    json_t *body = json_loadb(req->entity.base ? req->entity.base : "", req->entity.len, 0, &je);
+#define FAIL(st, code, msg)                                                                                            \
+    do {                                                                                                               \
+        if (ds)                                                                                                        \
+            send_ds_signals(req, json_pack("{s:s}", "taskError", msg));                                                \
+        else                                                                                                           \
+            api_send_error(req, st, status_reason(st), code, msg);                                                     \
+        json_decref(body);                                                                                             \
+        return;                                                                                                        \
+    } while (0)
+    if (!json_is_object(body))
+        FAIL(400, "bad_request", "the body must be a JSON object");
+    const char *mode = json_string_value(json_object_get(body, "mode"));
+    const char *node = json_string_value(json_object_get(body, "node"));
+    const char *project = json_string_value(json_object_get(body, "project"));
+    const char *cap = json_string_value(json_object_get(body, "capability"));
+    json_t *to = json_object_get(body, "timeout_ms");
+    json_t *w = json_object_get(body, "wait");
+    if (!mode || !*mode)
+        mode = "run";
+    if (!project || !*project)
+        project = srv->conf.default_project;
+    if (!cap || !*cap)
+        cap = "task";
+    if (strcmp(mode, "run") != 0 && strcmp(mode, "queue") != 0)
+        FAIL(400, "bad_request", "mode: run or queue");
+    if (!valid_token(project, WEB_PROJECT_MAX))
+        FAIL(400, "bad_request", "project: 1-64 of [A-Za-z0-9_-]");
+    if (!valid_token(cap, 64))
+        FAIL(400, "bad_request", "capability: 1-64 of [A-Za-z0-9_-]");
+    json_int_t timeout_ms = json_is_integer(to) ? json_integer_value(to) : 60000;
+    if (timeout_ms < 1 || timeout_ms > 3600000)
+        FAIL(400, "bad_request", "timeout_ms: 1..3600000");
+    json_t *args = collect_args(body);
+    if (!args)
+        FAIL(400, "bad_request", "args: a task name and up to 63 string arguments");
+    api_call *c = h2o_mem_alloc_shared(&req->pool, sizeof(*c), call_dispose);
+    memset(c, 0, sizeof(*c));
+    c->srv = srv;
+    c->req = req;
+    c->ds = ds;
+    c->wait = ds ? 0 : (w ? json_is_true(w) : 1);
+    snprintf(c->project, sizeof(c->project), "%s", project);
+    const char *given = json_string_value(json_object_get(body, "id"));
+    if (given && *given) {
+        if (!valid_token(given, 64)) {
+            json_decref(args);
+            FAIL(400, "bad_request", "id: 1-64 of [A-Za-z0-9_-]");
+        }
+        snprintf(c->id, sizeof(c->id), "%s", given);
+    } else {
+        make_task_id(srv, c->id, sizeof(c->id));
+    }
+    json_t *msg = json_pack("{s:o,s:s,s:s,s:I}", "args", args, "project", project, "id", c->id, "timeout_ms", timeout_ms);
+    char *payload = json_dumps(msg, JSON_COMPACT);
+    json_decref(msg);
+    char subject[256];
+    if (strcmp(mode, "queue") == 0) {
+        c->kind = 1;
+        snprintf(subject, sizeof(subject), "xtask.queue.%s", cap);
+        c->breq = bus_request_start(srv, subject, payload, strlen(payload), 5000, 0, queue_reply_cb, c);
+    } else {
+        if (!valid_token(node, 64)) {
+            free(payload);
+            FAIL(400, "bad_request", "node: 1-64 of [A-Za-z0-9_-] (see /api/v1/nodes)");
+        }
+        snprintf(subject, sizeof(subject), "xtask.%s.task.run", node);
+        if (c->wait) {
+            c->breq = bus_request_start(srv, subject, payload, strlen(payload), timeout_ms + 5000, 0, run_reply_cb, c);
+        } else {
+            bg_run *bg = calloc(1, sizeof(*bg));
+            bg->srv = srv;
+            snprintf(bg->project, sizeof(bg->project), "%s", project);
+            if (bus_request_start(srv, subject, payload, strlen(payload), timeout_ms + 5000, 0, bg_run_cb, bg) == NULL) {
+                free(bg);
+                free(payload);
+                FAIL(503, "nats_unavailable", "NATS is not connected");
+            }
+            free(payload);
+            if (ds)
+                send_ds_signals(req, json_pack("{s:s,s:s}", "taskId", c->id, "taskError", ""));
+            else
+                api_send_json(req, 202, "Accepted", json_pack("{s:s,s:s,s:s}", "id", c->id, "node", node, "status", "running"));
+            json_decref(body);
+            return;
+        }
+    }
+    free(payload);
+    if (!c->breq)
+        FAIL(503, "nats_unavailable", "NATS is not connected");
+    json_decref(body);
+#undef FAIL
+}
+
+static void tasks_get(web_server *srv, h2o_req_t *req, const char *id)
+{
+    if (!valid_token(id, 64)) {
+        api_send_error(req, 400, "Bad Request", "bad_request", "task id: 1-64 of [A-Za-z0-9_-]");
+        return;
+    }
+    api_call *c = h2o_mem_alloc_shared(&req->pool, sizeof(*c), call_dispose);
+    memset(c, 0, sizeof(*c));
+    c->srv = srv;
+    c->req = req;
+    c->kind = 2;
+    char body[160];
+    int n = snprintf(body, sizeof(body), "{\"last_by_subj\":\"xtask.results.%s\"}", id);
+    c->breq = bus_request_start(srv, "$JS.API.STREAM.MSG.GET.xtask-results", body, (size_t)n, 5000, 0, result_reply_cb, c);
+    if (!c->breq)
+        api_send_error(req, 503, "Service Unavailable", "nats_unavailable", "NATS is not connected");
+}
+
+int api_on_req(web_server *srv, h2o_req_t *req)
+{
+    /* req->path_normalized is the canonical path (front.c); the route prefix is /api/ or similar */
+    char path[512];
+    size_t plen = req->path_normalized.len < sizeof(path) - 1 ? req->path_normalized.len : sizeof(path) - 1;
+    memcpy(path, req->path_normalized.base, plen);
+    path[plen] = 0;
+    const char *p = strstr(path, "/v1/");
+    if (!p) {
+        api_send_error(req, 404, "Not Found", "not_found", "no such API endpoint");
+        return 0;
+    }
+    p += 4;
+    if (strcmp(p, "tasks") == 0 || strcmp(p, "tasks/") == 0) {
+        if (is_method(req, "POST"))
+            tasks_post(srv, req);
+        else
+            api_send_error(req, 405, "Method Not Allowed", "method_not_allowed", "POST a task; GET /api/v1/tasks/{id}");
+    } else if (strncmp(p, "tasks/", 6) == 0) {
+        if (is_method(req, "GET"))
+            tasks_get(srv, req, p + 6);
+        else
+            api_send_error(req, 405, "Method Not Allowed", "method_not_allowed", "GET");
+    } else if (strcmp(p, "nodes") == 0) {
+        if (!is_method(req, "GET")) {
+            api_send_error(req, 405, "Method Not Allowed", "method_not_allowed", "GET");
+            return 0;
+        }
+        api_send_json(req, 200, "OK", json_pack("{s:o}", "nodes", bus_nodes_json(srv)));
+    } else if (strcmp(p, "services") == 0) {
+        if (!is_method(req, "GET")) {
+            api_send_error(req, 405, "Method Not Allowed", "method_not_allowed", "GET");
+            return 0;
+        }
+        json_t *st = srv->api->services;
+        if (!st)
+            api_send_error(req, 503, "Service Unavailable", "supervisor_unavailable",
+                           srv->conf.sup_status_url || srv->conf.sup_status_socket ? "no status from the supervisor yet"
+                                                                                    : "no supervisor status configured");
+        else
+            api_send_json(req, 200, "OK", json_incref(st));
+    } else {
+        api_send_error(req, 404, "Not Found", "not_found", "no such API endpoint");
+    }
+    return 0;
+}
+
+/* --- GUI ----------------------------------------------------------------------------------- */
+
+static const struct {
+    const char *name;
+    const char *type;
+} gui_files[] = {{"index.html", "text/html; charset=utf-8"},
+                 {"app.css", "text/css; charset=utf-8"},
+                 {"datastar.js", "text/javascript; charset=utf-8"},
+                 {NULL, NULL}};
+
+/* The page and its two assets, read from gui.root at each request (small; the OS caches them). */
+int api_gui_on_req(web_server *srv, h2o_req_t *req, const web_route *rt)
+{
+    size_t pl = strlen(rt->path);
+    const char *rest = req->path_normalized.base + pl;
+    size_t rlen = req->path_normalized.len - pl;
+    char name[64];
+    if (!is_method(req, "GET") && !is_method(req, "HEAD")) {
+        api_send_error(req, 405, "Method Not Allowed", "method_not_allowed", "GET");
+        return 0;
+    }
+    if (rlen == 0 && rt->path[pl - 1] != '/') { /* "/web" -> "/web/" so relative URLs resolve */
+        char loc[256];
+        snprintf(loc, sizeof(loc), "%s/", rt->path);
+        h2o_send_redirect(req, 301, "Moved Permanently", loc, strlen(loc));
+        return 0;
+    }
+    if (rlen && rest[0] == '/') {
+        rest++;
+        rlen--;
+    }
+    if (rlen == 0) {
+        snprintf(name, sizeof(name), "index.html");
+    } else if (rlen < sizeof(name)) {
+        memcpy(name, rest, rlen);
+        name[rlen] = 0;
+    } else {
+        name[0] = 0;
+    }
+    size_t i;
+    for (i = 0; gui_files[i].name; i++)
+        if (strcmp(name, gui_files[i].name) == 0)
+            break;
+    if (!gui_files[i].name) {
+        api_send_error(req, 404, "Not Found", "not_found", "no such file");
+        return 0;
+    }
+    char fpath[1024];
+    snprintf(fpath, sizeof(fpath), "%s/%s", srv->conf.gui_root, name);
+    int fd = open(fpath, O_RDONLY | O_CLOEXEC);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) != 0 || st.st_size > 4 * 1024 * 1024) {
+        if (fd >= 0)
+            close(fd);
+        xt_warn("gui: cannot read %s", fpath);
+        api_send_error(req, 404, "Not Found", "not_found", "GUI asset missing");
+        return 0;
+    }
+    char *buf = h2o_mem_alloc_pool(&req->pool, (size_t)st.st_size + 1);
+    ssize_t got = 0;
+    while (got < st.st_size) {
+        ssize_t r = read(fd, buf + got, (size_t)(st.st_size - got));
+        if (r <= 0)
+            break;
+        got += r;
+    }
+    close(fd);
+    req->res.status = 200;
+    req->res.reason = "OK";
+    req->res.content_length = (size_t)got;
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, gui_files[i].type, strlen(gui_files[i].type));
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL,
+                   i == 0 ? "no-cache" : "max-age=300", i == 0 ? 8 : 11);
+    h2o_send_inline(req, buf, (size_t)got);
+    return 0;
+}
+
+/* --- supervisor status --------------------------------------------------------------------- */
+
+static void status_store(struct web_api *a, const char *body, size_t len)
+{
+    json_t *j = json_loadb(body, len, 0, NULL);
+    if (!json_is_object(j)) {
+        json_decref(j);
+        return;
+    }
+    int changed = !a->services || !json_equal(a->services, j);
+    json_decref(a->services);
+    a->services = j;
+    a->services_at = web_now_ms(a->srv);
+    if (changed)
+        events_services_changed(a->srv);
+}
+
+static void status_body_append(struct web_api *a, const char *p, size_t n)
+{
+    if (a->body_len + n > STATUS_MAX)
+        n = STATUS_MAX - a->body_len;
+    if (!a->body)
+        a->body = malloc(STATUS_MAX + 1);
+    if (a->body && n) {
+        memcpy(a->body + a->body_len, p, n);
+        a->body_len += n;
+    }
+}
+
+static int status_on_body(h2o_http1client_t *client, const char *errstr)
+{
+    struct web_api *a = client->data;
+    if (errstr != NULL && errstr != h2o_http1client_error_is_eos) {
+        a->client = NULL;
+        return -1;
+    }
+    status_body_append(a, client->sock->input->bytes, client->sock->input->size);
+    h2o_buffer_consume(&client->sock->input, client->sock->input->size);
+    if (errstr == h2o_http1client_error_is_eos) {
+        a->client = NULL;
+        if (a->status == 200 && a->body)
+            status_store(a, a->body, a->body_len);
+    }
+    return 0;
+}
+
+static h2o_http1client_body_cb status_on_head(h2o_http1client_t *client, const char *errstr, int minor, int status,
+                                              h2o_iovec_t msg, h2o_header_t *headers, size_t nh, int rlen)
+{
+    struct web_api *a = client->data;
+    if (errstr != NULL) {
+        a->client = NULL;
+        return NULL;
+    }
+    a->status = status;
+    a->body_len = 0;
+    return status_on_body;
+}
+
+static h2o_http1client_head_cb status_on_connect(h2o_http1client_t *client, const char *errstr, h2o_iovec_t **reqbufs,
+                                                 size_t *reqbufcnt, int *method_is_head)
+{
+    struct web_api *a = client->data;
+    if (errstr != NULL) {
+        a->client = NULL;
+        return NULL;
+    }
+    *reqbufs = &a->reqbuf;
+    *reqbufcnt = 1;
+    *method_is_head = 0;
+    return status_on_head;
+}
+
+/* Control socket: send "status json\n", read "ok\n{...}\n" until the supervisor closes. */
+static void sock_on_read(h2o_socket_t *sock, const char *err)
+{
+    struct web_api *a = sock->data;
+    status_body_append(a, sock->input->bytes, sock->input->size);
+    h2o_buffer_consume(&sock->input, sock->input->size);
+    if (err != NULL) {
+        h2o_socket_close(sock);
+        a->sock = NULL;
+        if (a->body && a->body_len > 3 && memcmp(a->body, "ok\n", 3) == 0)
+            status_store(a, a->body + 3, a->body_len - 3);
+    }
+}
+
+static void sock_on_written(h2o_socket_t *sock, const char *err)
+{
+    struct web_api *a = sock->data;
+    if (err != NULL) {
+        h2o_socket_close(sock);
+        a->sock = NULL;
+        return;
+    }
+    h2o_socket_read_start(sock, sock_on_read);
+}
+
+static void sock_on_connect(h2o_socket_t *sock, const char *err)
+{
+    struct web_api *a = sock->data;
+    static h2o_iovec_t line = {"status json\n", 12};
+    if (err != NULL) {
+        h2o_socket_close(sock);
+        a->sock = NULL;
+        return;
+    }
+    h2o_socket_write(sock, &line, 1, sock_on_written);
+}
+
+static void poll_cb(h2o_timeout_entry_t *e)
+{
+    struct web_api *a = H2O_STRUCT_FROM_MEMBER(struct web_api, poll_entry, e);
+    web_server *srv = a->srv;
+    if (srv->shutting_down)
+        return;
+    if (srv->conf.sup_status_url && a->client == NULL) {
+        a->body_len = 0;
+        a->status = 0;
+        h2o_http1client_connect(&a->client, a, &a->client_ctx, h2o_iovec_init(a->host, strlen(a->host)), a->port, 0,
+                                status_on_connect);
+    } else if (srv->conf.sup_status_socket && a->sock == NULL) {
+        struct sockaddr_un sa;
+        memset(&sa, 0, sizeof(sa));
+        sa.sun_family = AF_UNIX;
+        snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", srv->conf.sup_status_socket);
+        a->body_len = 0;
+        if ((a->sock = h2o_socket_connect(srv->ctx.loop, (struct sockaddr *)&sa, sizeof(sa), sock_on_connect)) != NULL)
+            a->sock->data = a;
+    }
+    /* a status older than three polls is stale: show it as unavailable */
+    if (a->services && web_now_ms(srv) - a->services_at > 3 * (uint64_t)srv->conf.sup_poll_ms + 1000) {
+        json_decref(a->services);
+        a->services = NULL;
+        events_services_changed(srv);
+    }
+    h2o_timeout_link(srv->ctx.loop, &a->poll, &a->poll_entry);
+}
+
+json_t *api_services_json(web_server *srv)
+{
+    return srv->api ? srv->api->services : NULL;
+}
+
+int api_init(web_server *srv)
+{
+    struct web_api *a = calloc(1, sizeof(*a));
+    if (!a)
+        return -1;
+    srv->api = a;
+    a->srv = srv;
+    if (srv->conf.sup_status_url) {
+        /* http://host:port/path, validated by conf.c */
+        const char *p = srv->conf.sup_status_url + 7, *slash = strchr(p, '/'), *colon;
+        if (!slash)
+            slash = p + strlen(p);
+        colon = memchr(p, ':', (size_t)(slash - p));
+        a->host = strndup(p, (size_t)((colon ? colon : slash) - p));
+        a->port = colon ? (uint16_t)strtol(colon + 1, NULL, 10) : 80; /* digits checked by conf.c */
+        a->pathq = strdup(*slash ? slash : "/");
+        char buf[1024];
+        int n = snprintf(buf, sizeof(buf), "GET %s HTTP/1.1\r\nHost: %s:%u\r\nConnection: close\r\n\r\n", a->pathq, a->host,
+                         (unsigned)a->port);
+        a->reqbuf = h2o_strdup(NULL, buf, (size_t)n);
+        h2o_timeout_init(srv->ctx.loop, &a->io_timeout, 2000);
+        a->client_ctx.loop = srv->ctx.loop;
+        a->client_ctx.getaddr_receiver = &srv->ctx.receivers.hostinfo_getaddr;
+        a->client_ctx.io_timeout = &a->io_timeout;
+    }
+    if (srv->conf.sup_status_url || srv->conf.sup_status_socket) {
+        h2o_timeout_init(srv->ctx.loop, &a->poll, (uint64_t)srv->conf.sup_poll_ms);
+        a->poll_entry.cb = poll_cb;
+        poll_cb(&a->poll_entry);
+    }
+    return 0;
+}
+
+void api_dispose(web_server *srv)
+{
+    struct web_api *a = srv->api;
+    if (!a)
+        return;
+    if (a->client)
+        h2o_http1client_cancel(a->client);
+    if (a->sock)
+        h2o_socket_close(a->sock);
+    if (h2o_timeout_is_linked(&a->poll_entry))
+        h2o_timeout_unlink(&a->poll_entry);
+    if (srv->conf.sup_status_url || srv->conf.sup_status_socket)
+        h2o_timeout_dispose(srv->ctx.loop, &a->poll);
+    if (srv->conf.sup_status_url)
+        h2o_timeout_dispose(srv->ctx.loop, &a->io_timeout);
+    json_decref(a->services);
+    free(a->host);
+    free(a->pathq);
+    free(a->reqbuf.base);
+    free(a->body);
+    free(a);
+    srv->api = NULL;
+}

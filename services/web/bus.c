@@ -1,0 +1,472 @@
+/*
+ * bus.c: the front's NATS side.
+ *
+ * nats.c calls us on its own threads. Each callback copies the subject and payload into a bus_msg
+ * and hands it to the loop with h2o_multithread_send_message; nothing else crosses threads. On the
+ * loop: events go to events.c, replies to the pending request that owns the token, node records to
+ * the registry. Requests use one wildcard inbox subscription (<inbox>.<token>), so a request never
+ * blocks the loop; deadlines are checked by a 50 ms tick while requests are pending.
+ */
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "web.h"
+#include "xt_log.h"
+
+#define NODE_EXPIRE_MS 30000
+#define BUS_TICK_MS 50
+
+enum { MSG_EVENT = 1, MSG_LOG, MSG_NODE, MSG_REPLY };
+
+typedef struct {
+    h2o_multithread_message_t super;
+    int kind;
+    char *subject;
+    char *data;
+    size_t len;
+} bus_msg;
+
+struct bus_request {
+    h2o_linklist_t link;
+    uint64_t token;
+    uint64_t deadline_ms;
+    int multi;
+    bus_reply_cb cb;
+    void *data;
+};
+
+struct web_bus {
+    web_server *srv;
+    natsOptions *opts;
+    natsConnection *nc;
+    natsSubscription *subs[5];
+    int kinds[5];
+    size_t nsubs;
+    char inbox[128];
+    h2o_multithread_receiver_t receiver;
+    int stopping;
+    atomic_int connected;
+    h2o_linklist_t pending;
+    uint64_t next_token;
+    h2o_timeout_t tick;
+    h2o_timeout_entry_t tick_entry;
+    h2o_timeout_t sweep;
+    h2o_timeout_entry_t sweep_entry;
+    web_node *nodes;
+    size_t nnodes;
+    h2o_linklist_t backlog; /* messages handed over but not processed yet */
+    h2o_timeout_entry_t backlog_entry;
+};
+
+uint64_t web_now_ms(web_server *srv)
+{
+    return h2o_now(srv->ctx.loop);
+}
+
+/* --- nats.c threads ------------------------------------------------------------------------ */
+
+static void on_nats_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)
+{
+    struct web_bus *b = closure;
+    int kind = MSG_EVENT;
+    for (size_t i = 0; i < b->nsubs; i++)
+        if (b->subs[i] == sub)
+            kind = b->kinds[i];
+    bus_msg *m = calloc(1, sizeof(*m));
+    if (m) {
+        const char *subj = natsMsg_GetSubject(msg);
+        int len = natsMsg_GetDataLength(msg);
+        m->kind = kind;
+        m->subject = strdup(subj ? subj : "");
+        m->len = len > 0 ? (size_t)len : 0;
+        m->data = malloc(m->len + 1);
+        if (m->subject && m->data) {
+            if (m->len)
+                memcpy(m->data, natsMsg_GetData(msg), m->len);
+            m->data[m->len] = 0;
+            h2o_multithread_send_message(&b->receiver, &m->super);
+        } else {
+            free(m->subject);
+            free(m->data);
+            free(m);
+        }
+    }
+    natsMsg_Destroy(msg);
+}
+
+static void on_connected(natsConnection *nc, void *closure)
+{
+    struct web_bus *b = closure;
+    atomic_store(&b->connected, 1);
+    xt_info("nats: connected");
+}
+
+static void on_disconnected(natsConnection *nc, void *closure)
+{
+    struct web_bus *b = closure;
+    atomic_store(&b->connected, 0);
+    xt_warn("nats: disconnected");
+}
+
+static void on_closed(natsConnection *nc, void *closure)
+{
+    struct web_bus *b = closure;
+    atomic_store(&b->connected, 0);
+}
+
+/* --- the loop ------------------------------------------------------------------------------ */
+
+static void node_upsert(struct web_bus *b, const char *data, size_t len)
+{
+    json_error_t je;
+    json_t *rec = json_loadb(data, len, 0, &je);
+    const char *id;
+    if (!rec || !json_is_object(rec) || !(id = json_string_value(json_object_get(rec, "id"))) || !*id ||
+        strlen(id) > 128) {
+        json_decref(rec);
+        return;
+    }
+    web_node *n;
+    int added = 0;
+    for (n = b->nodes; n; n = n->next)
+        if (strcmp(n->id, id) == 0)
+            break;
+    if (!n) {
+        if (b->nnodes >= 1024) {
+            json_decref(rec);
+            return;
+        }
+        n = calloc(1, sizeof(*n));
+        n->id = strdup(id);
+        n->next = b->nodes;
+        b->nodes = n;
+        b->nnodes++;
+        added = 1;
+    }
+    json_decref(n->record);
+    n->record = rec;
+    free(n->region);
+    const char *reg = json_string_value(json_object_get(rec, "region"));
+    n->region = strdup(reg ? reg : "");
+    n->seen_ms = web_now_ms(b->srv);
+    if (added)
+        xt_info("nodes: %s joined", id);
+    events_nodes_changed(b->srv);
+}
+
+static void node_remove(struct web_bus *b, const char *id)
+{
+    for (web_node **pp = &b->nodes; *pp; pp = &(*pp)->next) {
+        if (strcmp((*pp)->id, id) == 0) {
+            web_node *n = *pp;
+            *pp = n->next;
+            b->nnodes--;
+            xt_info("nodes: %s left", n->id);
+            free(n->id);
+            free(n->region);
+            json_decref(n->record);
+            free(n);
+            events_nodes_changed(b->srv);
+            return;
+        }
+    }
+}
+
+static void sweep_cb(h2o_timeout_entry_t *e)
+{
+    struct web_bus *b = H2O_STRUCT_FROM_MEMBER(struct web_bus, sweep_entry, e);
+    uint64_t now = web_now_ms(b->srv);
+    web_node *n = b->nodes;
+    while (n) {
+        web_node *next = n->next;
+        if (now - n->seen_ms > NODE_EXPIRE_MS) {
+            char id[160];
+            snprintf(id, sizeof(id), "%s", n->id);
+            node_remove(b, id);
+        }
+        n = next;
+    }
+    if (!b->stopping)
+        h2o_timeout_link(b->srv->ctx.loop, &b->sweep, &b->sweep_entry);
+}
+
+static void request_finish(bus_request *r)
+{
+    h2o_linklist_unlink(&r->link);
+    free(r);
+}
+
+static void tick_cb(h2o_timeout_entry_t *e)
+{
+    struct web_bus *b = H2O_STRUCT_FROM_MEMBER(struct web_bus, tick_entry, e);
+    uint64_t now = web_now_ms(b->srv);
+    h2o_linklist_t *l = b->pending.next;
+    while (l != &b->pending) {
+        bus_request *r = H2O_STRUCT_FROM_MEMBER(bus_request, link, l);
+        l = l->next;
+        if (now >= r->deadline_ms) {
+            bus_reply_cb cb = r->cb;
+            void *data = r->data;
+            request_finish(r);
+            cb(data, NULL, 0, 1);
+        }
+    }
+    if (!h2o_linklist_is_empty(&b->pending) && !b->stopping)
+        h2o_timeout_link(b->srv->ctx.loop, &b->tick, &b->tick_entry);
+}
+
+static void on_reply(struct web_bus *b, bus_msg *m)
+{
+    size_t il = strlen(b->inbox);
+    if (strncmp(m->subject, b->inbox, il) != 0 || m->subject[il] != '.')
+        return;
+    uint64_t token = strtoull(m->subject + il + 1, NULL, 10);
+    for (h2o_linklist_t *l = b->pending.next; l != &b->pending; l = l->next) {
+        bus_request *r = H2O_STRUCT_FROM_MEMBER(bus_request, link, l);
+        if (r->token == token) {
+            bus_reply_cb cb = r->cb;
+            void *data = r->data;
+            /* a 503 status-only message means "no responders" (headers-only, empty payload) */
+            if (!r->multi)
+                request_finish(r);
+            cb(data, m->data, m->len, 0);
+            return;
+        }
+    }
+}
+
+/* At most this many messages per loop turn: between two batches the loop completes the writes of
+ * the SSE clients, so a client that reads keeps up with a burst larger than its queue. */
+#define BUS_BATCH 64
+
+static void process_backlog(struct web_bus *b);
+
+static void backlog_cb(h2o_timeout_entry_t *e)
+{
+    process_backlog(H2O_STRUCT_FROM_MEMBER(struct web_bus, backlog_entry, e));
+}
+
+static void on_loop_messages(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages)
+{
+    struct web_bus *b = H2O_STRUCT_FROM_MEMBER(struct web_bus, receiver, receiver);
+    h2o_linklist_insert_list(&b->backlog, messages);
+    if (!h2o_timeout_is_linked(&b->backlog_entry))
+        process_backlog(b);
+}
+
+static void process_backlog(struct web_bus *b)
+{
+    h2o_linklist_t *messages = &b->backlog;
+    for (int n = 0; n < BUS_BATCH && !h2o_linklist_is_empty(messages); n++) {
+        bus_msg *m = H2O_STRUCT_FROM_MEMBER(bus_msg, super.link, messages->next);
+        h2o_linklist_unlink(&m->super.link);
+        if (!b->stopping) {
+            switch (m->kind) {
+            case MSG_EVENT:
+                events_on_nats(b->srv, m->subject, m->data, m->len);
+                /* xtask.events.<p>.node.left removes the node at once */
+                {
+                    const char *t = strstr(m->subject, ".node.left");
+                    if (t && t[10] == 0) {
+                        json_t *j = json_loadb(m->data, m->len, 0, NULL);
+                        const char *id = json_string_value(json_object_get(j, "node"));
+                        if (id)
+                            node_remove(b, id);
+                        json_decref(j);
+                    }
+                }
+                break;
+            case MSG_LOG:
+                events_on_nats(b->srv, m->subject, m->data, m->len);
+                break;
+            case MSG_NODE:
+                node_upsert(b, m->data, m->len);
+                break;
+            case MSG_REPLY:
+                on_reply(b, m);
+                break;
+            }
+        }
+        free(m->subject);
+        free(m->data);
+        free(m);
+    }
+    if (!h2o_linklist_is_empty(messages) && !h2o_timeout_is_linked(&b->backlog_entry))
+        h2o_timeout_link(b->srv->ctx.loop, &b->srv->ctx.zero_timeout, &b->backlog_entry);
+}
+
+static void discover_cb(void *data, const char *payload, size_t len, int timed_out)
+{
+    struct web_bus *b = data;
+    if (!timed_out && payload && len)
+        node_upsert(b, payload, len);
+}
+
+static int subscribe(struct web_bus *b, const char *subject, int kind)
+{
+    natsStatus s = natsConnection_Subscribe(&b->subs[b->nsubs], b->nc, subject, on_nats_msg, b);
+    if (s != NATS_OK) {
+        xt_error("nats: subscribe %s: %s", subject, natsStatus_GetText(s));
+        return -1;
+    }
+    natsSubscription_SetPendingLimits(b->subs[b->nsubs], 65536, 64 * 1024 * 1024);
+    b->kinds[b->nsubs++] = kind;
+    return 0;
+}
+
+int bus_start(web_server *srv)
+{
+    struct web_bus *b = calloc(1, sizeof(*b));
+    natsStatus s;
+    natsInbox *inbox = NULL;
+    if (!b)
+        return -1;
+    srv->bus = b;
+    b->srv = srv;
+    h2o_linklist_init_anchor(&b->pending);
+    h2o_linklist_init_anchor(&b->backlog);
+    b->backlog_entry.cb = backlog_cb;
+    h2o_multithread_register_receiver(srv->ctx.queue, &b->receiver, on_loop_messages);
+    h2o_timeout_init(srv->ctx.loop, &b->tick, BUS_TICK_MS);
+    b->tick_entry.cb = tick_cb;
+    h2o_timeout_init(srv->ctx.loop, &b->sweep, 5000);
+    b->sweep_entry.cb = sweep_cb;
+    h2o_timeout_link(srv->ctx.loop, &b->sweep, &b->sweep_entry);
+
+    if ((s = natsInbox_Create(&inbox)) != NATS_OK)
+        goto fail;
+    snprintf(b->inbox, sizeof(b->inbox), "%s", (const char *)inbox);
+    natsInbox_Destroy(inbox);
+    if ((s = natsOptions_Create(&b->opts)) != NATS_OK || (s = natsOptions_SetURL(b->opts, srv->conf.nats_url)) != NATS_OK ||
+        (s = natsOptions_SetName(b->opts, srv->conf.nats_name)) != NATS_OK ||
+        (s = natsOptions_SetMaxReconnect(b->opts, -1)) != NATS_OK ||
+        (s = natsOptions_SetReconnectWait(b->opts, 500)) != NATS_OK ||
+        (s = natsOptions_SetRetryOnFailedConnect(b->opts, true, on_connected, b)) != NATS_OK ||
+        (s = natsOptions_SetDisconnectedCB(b->opts, on_disconnected, b)) != NATS_OK ||
+        (s = natsOptions_SetReconnectedCB(b->opts, on_connected, b)) != NATS_OK ||
+        (s = natsOptions_SetClosedCB(b->opts, on_closed, b)) != NATS_OK)
+        goto fail;
+    s = natsConnection_Connect(&b->nc, b->opts);
+    if (s == NATS_OK) {
+        atomic_store(&b->connected, 1);
+        xt_info("nats: connected to %s", srv->conf.nats_url);
+    } else if (s == NATS_NOT_YET_CONNECTED) {
+        xt_warn("nats: %s not reachable yet; retrying in the background", srv->conf.nats_url);
+    } else {
+        goto fail;
+    }
+    char inbox_sub[160];
+    snprintf(inbox_sub, sizeof(inbox_sub), "%s.*", b->inbox);
+    if (subscribe(b, "xtask.events.>", MSG_EVENT) || subscribe(b, "xtask.logs.>", MSG_LOG) ||
+        subscribe(b, "xtask.nodes.heartbeat", MSG_NODE) || subscribe(b, "xtask.nodes.register", MSG_NODE) ||
+        subscribe(b, inbox_sub, MSG_REPLY))
+        return -1;
+    bus_request_start(srv, "xtask.nodes.discover", "{}", 2, 1000, 1, discover_cb, b);
+    return 0;
+fail:
+    xt_error("nats: %s: %s", srv->conf.nats_url, natsStatus_GetText(s));
+    return -1;
+}
+
+void bus_stop(web_server *srv)
+{
+    struct web_bus *b = srv->bus;
+    if (!b)
+        return;
+    b->stopping = 1;
+    for (size_t i = 0; i < b->nsubs; i++) {
+        natsSubscription_Unsubscribe(b->subs[i]);
+        natsSubscription_Destroy(b->subs[i]);
+    }
+    if (b->nc) {
+        natsConnection_Close(b->nc);
+        natsConnection_Destroy(b->nc);
+    }
+    natsOptions_Destroy(b->opts);
+    nats_CloseAndWait(2000);
+    /* deliver (and free) what nats.c's threads queued before they stopped */
+    h2o_evloop_run(srv->ctx.loop, 0);
+    h2o_multithread_unregister_receiver(srv->ctx.queue, &b->receiver);
+    if (h2o_timeout_is_linked(&b->backlog_entry))
+        h2o_timeout_unlink(&b->backlog_entry);
+    while (!h2o_linklist_is_empty(&b->backlog))
+        process_backlog(b); /* stopping: frees without processing */
+    while (!h2o_linklist_is_empty(&b->pending)) {
+        bus_request *r = H2O_STRUCT_FROM_MEMBER(bus_request, link, b->pending.next);
+        request_finish(r);
+    }
+    if (h2o_timeout_is_linked(&b->tick_entry))
+        h2o_timeout_unlink(&b->tick_entry);
+    if (h2o_timeout_is_linked(&b->sweep_entry))
+        h2o_timeout_unlink(&b->sweep_entry);
+    h2o_timeout_dispose(srv->ctx.loop, &b->tick);
+    h2o_timeout_dispose(srv->ctx.loop, &b->sweep);
+    while (b->nodes) {
+        web_node *n = b->nodes;
+        b->nodes = n->next;
+        free(n->id);
+        free(n->region);
+        json_decref(n->record);
+        free(n);
+    }
+    free(b);
+    srv->bus = NULL;
+}
+
+int bus_connected(web_server *srv)
+{
+    return srv->bus && srv->bus->nc && natsConnection_Status(srv->bus->nc) == NATS_CONN_STATUS_CONNECTED;
+}
+
+bus_request *bus_request_start(web_server *srv, const char *subject, const char *payload, size_t len, int64_t timeout_ms,
+                               int multi, bus_reply_cb cb, void *data)
+{
+    struct web_bus *b = srv->bus;
+    char reply[200];
+    if (!b || !b->nc)
+        return NULL;
+    bus_request *r = calloc(1, sizeof(*r));
+    if (!r)
+        return NULL;
+    r->token = ++b->next_token;
+    r->deadline_ms = web_now_ms(srv) + (uint64_t)timeout_ms;
+    r->multi = multi;
+    r->cb = cb;
+    r->data = data;
+    snprintf(reply, sizeof(reply), "%s.%llu", b->inbox, (unsigned long long)r->token);
+    natsStatus s = natsConnection_PublishRequest(b->nc, subject, reply, payload, (int)len);
+    if (s != NATS_OK) {
+        xt_warn("nats: request %s: %s", subject, natsStatus_GetText(s));
+        free(r);
+        return NULL;
+    }
+    h2o_linklist_insert(&b->pending, &r->link);
+    if (!h2o_timeout_is_linked(&b->tick_entry))
+        h2o_timeout_link(srv->ctx.loop, &b->tick, &b->tick_entry);
+    return r;
+}
+
+void bus_request_cancel(bus_request *r)
+{
+    if (r)
+        request_finish(r);
+}
+
+int bus_publish(web_server *srv, const char *subject, const char *payload, size_t len)
+{
+    if (!srv->bus || !srv->bus->nc)
+        return -1;
+    return natsConnection_Publish(srv->bus->nc, subject, payload, (int)len) == NATS_OK ? 0 : -1;
+}
+
+json_t *bus_nodes_json(web_server *srv)
+{
+    json_t *arr = json_array();
+    if (!srv->bus)
+        return arr;
+    for (web_node *n = srv->bus->nodes; n; n = n->next)
+        json_array_append(arr, n->record);
+    return arr;
+}

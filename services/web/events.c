@@ -1,0 +1,800 @@
+/*
+ * events.c: /events?project=P, Server-Sent Events fed by NATS.
+ *
+ * Every NATS message is rendered once (Datastar events for the GUI, or plain JSON events with
+ * &format=json) into a reference-counted buffer, and a pointer to it goes into each matching
+ * client's ring. A client has at most one write in flight (h2o calls `proceed` when it is done);
+ * meanwhile new events wait in the ring. A full ring drops its oldest event and counts it; the next
+ * write starts with a notice telling the client how many it lost. A slow client therefore costs a
+ * bounded amount of memory and never delays the others. Heartbeat comments keep idle streams alive
+ * through proxies. The client state lives in the request's pool: when h2o disposes the request
+ * (disconnect), the dispose callback unlinks it and drops its references.
+ *
+ * Datastar 1.0.0-beta.11 (the version in gui/package.json) speaks `datastar-merge-fragments`
+ * (data lines `selector`, `mergeMode`, `fragments`) and `datastar-merge-signals` (`signals`).
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "web.h"
+#include "xt_log.h"
+#include "xt_path.h"
+
+#define FMT_DS 0
+#define FMT_JSON 1
+#define MAX_IOV 64
+#define KNOWN_TASKS 256
+#define RECENT_RESULTS 20
+
+typedef struct {
+    size_t refcnt;
+    size_t len;
+    char data[];
+} ev_buf;
+
+typedef struct sse_client {
+    h2o_linklist_t link;
+    web_server *srv;
+    h2o_req_t *req;
+    h2o_generator_t gen;
+    char project[WEB_PROJECT_MAX + 1];
+    int fmt;
+    ev_buf **ring;
+    size_t cap, head, count;
+    uint64_t dropped, dropped_total;
+    ev_buf *inflight[MAX_IOV];
+    size_t ninflight;
+    h2o_iovec_t iov[MAX_IOV + 2];
+    char notice[256];
+    int sending, closing, finished, linked, want_hb;
+    uint64_t last_send_ms;
+} sse_client;
+
+struct web_events {
+    web_server *srv;
+    h2o_linklist_t clients;
+    size_t nclients;
+    h2o_timeout_t hb;
+    h2o_timeout_entry_t hb_entry;
+    h2o_timeout_t render;
+    h2o_timeout_entry_t render_entry;
+    int nodes_dirty, services_dirty;
+    char known[KNOWN_TASKS][72];
+    size_t known_next;
+    ev_buf *recent[RECENT_RESULTS]; /* rendered <li> fragments, newest first */
+    char recent_id[RECENT_RESULTS][72];
+    uint64_t dropped_total;
+};
+
+static const char hb_text[] = ": hb\n\n";
+
+/* --- buffers ---------------------------------------------------------------------------- */
+
+typedef struct {
+    char *p;
+    size_t len, cap;
+} sbuf;
+
+static void sb_put(sbuf *b, const char *s, size_t n)
+{
+    if (b->len + n + 1 > b->cap) {
+        size_t nc = b->cap ? b->cap * 2 : 512;
+        while (nc < b->len + n + 1)
+            nc *= 2;
+        char *np = realloc(b->p, nc);
+        if (!np)
+            return;
+        b->p = np;
+        b->cap = nc;
+    }
+    memcpy(b->p + b->len, s, n);
+    b->len += n;
+    b->p[b->len] = 0;
+}
+
+static void sb_puts(sbuf *b, const char *s)
+{
+    sb_put(b, s, strlen(s));
+}
+
+static void sb_printf(sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void sb_printf(sbuf *b, const char *fmt, ...)
+{
+    char tmp[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
+    va_end(ap);
+    if (n > 0)
+        sb_put(b, tmp, (size_t)n < sizeof(tmp) ? (size_t)n : sizeof(tmp) - 1);
+}
+
+static void sb_esc(sbuf *b, const char *s)
+{
+    char *e = web_html_escape(s ? s : "", s ? strlen(s) : 0);
+    if (e) {
+        sb_puts(b, e);
+        free(e);
+    }
+}
+
+static ev_buf *evb_from(sbuf *b)
+{
+    ev_buf *e = malloc(sizeof(*e) + b->len + 1);
+    if (!e)
+        return NULL;
+    e->refcnt = 1;
+    e->len = b->len;
+    memcpy(e->data, b->p ? b->p : "", b->len);
+    e->data[b->len] = 0;
+    return e;
+}
+
+static void evb_release(ev_buf *e)
+{
+    if (e && --e->refcnt == 0)
+        free(e);
+}
+
+/* One Datastar merge-fragments event. `fragment` must be a single line of HTML. */
+static void ds_fragments(sbuf *b, const char *selector, const char *mode, const char *fragment)
+{
+    sb_puts(b, "event: datastar-merge-fragments\n");
+    if (selector) {
+        sb_puts(b, "data: selector ");
+        sb_puts(b, selector);
+        sb_puts(b, "\n");
+    }
+    if (mode) {
+        sb_puts(b, "data: mergeMode ");
+        sb_puts(b, mode);
+        sb_puts(b, "\n");
+    }
+    sb_puts(b, "data: fragments ");
+    sb_puts(b, fragment);
+    sb_puts(b, "\n\n");
+}
+
+static void ds_signals(sbuf *b, const char *json)
+{
+    sb_puts(b, "event: datastar-merge-signals\ndata: signals ");
+    sb_puts(b, json);
+    sb_puts(b, "\n\n");
+}
+
+/* Element-id-safe form of a task id. */
+static void safe_id(const char *in, char *out, size_t outlen)
+{
+    size_t o = 0;
+    for (; in && *in && o + 1 < outlen; in++) {
+        char c = *in;
+        out[o++] = ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '_')
+                       ? c
+                       : '_';
+    }
+    out[o] = 0;
+}
+
+/* --- clients ---------------------------------------------------------------------------- */
+
+static void client_flush(sse_client *c);
+
+static void client_release_inflight(sse_client *c)
+{
+    for (size_t i = 0; i < c->ninflight; i++)
+        evb_release(c->inflight[i]);
+    c->ninflight = 0;
+}
+
+static void client_dispose(void *p)
+{
+    sse_client *c = p;
+    if (c->linked) {
+        h2o_linklist_unlink(&c->link);
+        c->srv->events->nclients--;
+        c->linked = 0;
+    }
+    client_release_inflight(c);
+    while (c->count) {
+        evb_release(c->ring[c->head]);
+        c->head = (c->head + 1) % c->cap;
+        c->count--;
+    }
+    free(c->ring);
+    c->ring = NULL;
+}
+
+static void client_on_proceed(h2o_generator_t *gen, h2o_req_t *req)
+{
+    sse_client *c = H2O_STRUCT_FROM_MEMBER(sse_client, gen, gen);
+    client_release_inflight(c);
+    c->sending = 0;
+    if (c->closing) {
+        c->finished = 1;
+        h2o_send(req, NULL, 0, H2O_SEND_STATE_FINAL);
+        return;
+    }
+    client_flush(c);
+}
+
+static void client_on_stop(h2o_generator_t *gen, h2o_req_t *req)
+{
+    sse_client *c = H2O_STRUCT_FROM_MEMBER(sse_client, gen, gen);
+    c->finished = 1;
+    if (c->linked) {
+        h2o_linklist_unlink(&c->link);
+        c->srv->events->nclients--;
+        c->linked = 0;
+    }
+}
+
+static void client_flush(sse_client *c)
+{
+    size_t n = 0;
+    if (c->sending || c->finished)
+        return;
+    if (c->dropped) {
+        int len;
+        if (c->fmt == FMT_DS)
+            len = snprintf(c->notice, sizeof(c->notice),
+                           "event: datastar-merge-signals\ndata: signals {dropped: %llu}\n\n"
+                           "event: datastar-merge-fragments\ndata: fragments <div id=\"notice\" class=\"notice\">"
+                           "%llu events were dropped: the connection is too slow</div>\n\n",
+                           (unsigned long long)c->dropped_total, (unsigned long long)c->dropped);
+        else
+            len = snprintf(c->notice, sizeof(c->notice), "event: dropped\ndata: {\"dropped\":%llu,\"total\":%llu}\n\n",
+                           (unsigned long long)c->dropped, (unsigned long long)c->dropped_total);
+        c->iov[n++] = h2o_iovec_init(c->notice, (size_t)len);
+        c->dropped = 0;
+    }
+    while (c->count && c->ninflight < MAX_IOV) {
+        ev_buf *e = c->ring[c->head];
+        c->head = (c->head + 1) % c->cap;
+        c->count--;
+        c->inflight[c->ninflight++] = e;
+        c->iov[n++] = h2o_iovec_init(e->data, e->len);
+    }
+    if (n == 0 && c->want_hb)
+        c->iov[n++] = h2o_iovec_init(hb_text, sizeof(hb_text) - 1);
+    c->want_hb = 0;
+    if (n == 0)
+        return;
+    c->sending = 1;
+    c->last_send_ms = web_now_ms(c->srv);
+    h2o_send(c->req, c->iov, n, H2O_SEND_STATE_IN_PROGRESS);
+}
+
+/* Queue one event for a client (takes a reference). */
+static void client_push(sse_client *c, ev_buf *e)
+{
+    if (c->finished || c->closing)
+        return;
+    if (c->count == c->cap) {
+        evb_release(c->ring[c->head]);
+        c->head = (c->head + 1) % c->cap;
+        c->count--;
+        c->dropped++;
+        c->dropped_total++;
+        c->srv->events->dropped_total++;
+    }
+    e->refcnt++;
+    c->ring[(c->head + c->count) % c->cap] = e;
+    c->count++;
+}
+
+static void broadcast(web_server *srv, const char *project, int fmt, ev_buf *e)
+{
+    struct web_events *ev = srv->events;
+    if (!e)
+        return;
+    for (h2o_linklist_t *l = ev->clients.next; l != &ev->clients; l = l->next) {
+        sse_client *c = H2O_STRUCT_FROM_MEMBER(sse_client, link, l);
+        if (c->fmt != fmt || (project && strcmp(project, c->project) != 0))
+            continue;
+        client_push(c, e);
+        client_flush(c);
+    }
+}
+
+static int have_fmt(web_server *srv, int fmt)
+{
+    struct web_events *ev = srv->events;
+    for (h2o_linklist_t *l = ev->clients.next; l != &ev->clients; l = l->next)
+        if (H2O_STRUCT_FROM_MEMBER(sse_client, link, l)->fmt == fmt)
+            return 1;
+    return 0;
+}
+
+/* --- rendering -------------------------------------------------------------------------- */
+
+static void render_nodes(web_server *srv, sbuf *b)
+{
+    json_t *nodes = bus_nodes_json(srv);
+    sbuf f = {0};
+    sbuf dl = {0};
+    sb_puts(&f, "<tbody id=\"nodes\">");
+    sb_puts(&dl, "<datalist id=\"node-list\">");
+    size_t i;
+    json_t *n;
+    if (json_array_size(nodes) == 0)
+        sb_puts(&f, "<tr><td colspan=\"5\" class=\"muted\">no nodes yet</td></tr>");
+    json_array_foreach(nodes, i, n)
+    {
+        json_t *pf = json_object_get(n, "platform"), *load = json_object_get(n, "load"), *tasks = json_object_get(n, "tasks");
+        char plat[128];
+        snprintf(plat, sizeof(plat), "%s/%s", json_string_value(json_object_get(pf, "os")) ?: "?",
+                 json_string_value(json_object_get(pf, "arch")) ?: "?");
+        sb_puts(&f, "<tr class=\"node\"><td class=\"node-id\">");
+        sb_esc(&f, json_string_value(json_object_get(n, "id")));
+        sb_puts(&f, "</td><td>");
+        sb_esc(&f, json_string_value(json_object_get(n, "region")));
+        sb_puts(&f, "</td><td>");
+        sb_esc(&f, plat);
+        sb_puts(&f, "</td><td>");
+        size_t k;
+        json_t *t;
+        json_array_foreach(tasks, k, t)
+        {
+            if (k)
+                sb_puts(&f, " ");
+            sb_puts(&f, "<code>");
+            sb_esc(&f, json_string_value(t));
+            sb_puts(&f, "</code>");
+        }
+        sb_printf(&f, "</td><td>%lld</td></tr>", (long long)json_integer_value(json_object_get(load, "running")));
+        sb_puts(&dl, "<option value=\"");
+        sb_esc(&dl, json_string_value(json_object_get(n, "id")));
+        sb_puts(&dl, "\"></option>");
+    }
+    sb_puts(&f, "</tbody>");
+    sb_puts(&dl, "</datalist>");
+    ds_fragments(b, NULL, NULL, f.p);
+    ds_fragments(b, NULL, NULL, dl.p);
+    char sig[64];
+    snprintf(sig, sizeof(sig), "{nodeCount: %zu}", json_array_size(nodes));
+    ds_signals(b, sig);
+    free(f.p);
+    free(dl.p);
+    json_decref(nodes);
+}
+
+static void render_services(web_server *srv, sbuf *b)
+{
+    json_t *st = api_services_json(srv);
+    json_t *svcs = json_object_get(st, "services");
+    sbuf f = {0};
+    sb_puts(&f, "<tbody id=\"services\">");
+    if (!st)
+        sb_puts(&f, "<tr><td colspan=\"5\" class=\"muted\">supervisor status unavailable</td></tr>");
+    size_t i;
+    json_t *s;
+    json_array_foreach(svcs, i, s)
+    {
+        const char *state = json_string_value(json_object_get(s, "state")) ?: "?";
+        char cls[32];
+        safe_id(state, cls, sizeof(cls));
+        sb_puts(&f, "<tr><td>");
+        sb_esc(&f, json_string_value(json_object_get(s, "name")));
+        sb_printf(&f, "</td><td><span class=\"state state-%s\">", cls);
+        sb_esc(&f, state);
+        sb_printf(&f, "</span></td><td>%lld</td><td>%lld</td><td>%s</td></tr>",
+                  (long long)json_integer_value(json_object_get(s, "pid")),
+                  (long long)json_integer_value(json_object_get(s, "restarts")),
+                  json_is_true(json_object_get(s, "ready")) ? "yes" : "no");
+    }
+    sb_puts(&f, "</tbody>");
+    ds_fragments(b, NULL, NULL, f.p);
+    free(f.p);
+}
+
+static int task_known(struct web_events *ev, const char *sid)
+{
+    for (size_t i = 0; i < KNOWN_TASKS; i++)
+        if (ev->known[i][0] && strcmp(ev->known[i], sid) == 0)
+            return 1;
+    return 0;
+}
+
+static void task_remember(struct web_events *ev, const char *sid)
+{
+    snprintf(ev->known[ev->known_next], sizeof(ev->known[0]), "%s", sid);
+    ev->known_next = (ev->known_next + 1) % KNOWN_TASKS;
+}
+
+/* The block a task's output goes into: created on task.started, or at the first sign of the task. */
+static void render_task_block(struct web_events *ev, sbuf *b, const char *sid, json_t *j)
+{
+    sbuf f = {0};
+    sb_printf(&f, "<section class=\"task\" id=\"task-%s\"><header><code>", sid);
+    sb_esc(&f, json_string_value(json_object_get(j, "id")));
+    sb_puts(&f, "</code> <b>");
+    sb_esc(&f, json_string_value(json_object_get(j, "task")) ?: "");
+    sb_puts(&f, "</b> on <span class=\"node-id\">");
+    sb_esc(&f, json_string_value(json_object_get(j, "node")) ?: "?");
+    sb_printf(&f, "</span> <span id=\"st-%s\" class=\"st run\">running</span></header><pre id=\"out-%s\" class=\"out\"></pre></section>",
+              sid, sid);
+    ds_fragments(b, "#tasks", "prepend", f.p);
+    free(f.p);
+    task_remember(ev, sid);
+}
+
+static ev_buf *render_result_li(const char *sid, json_t *j)
+{
+    sbuf f = {0};
+    json_int_t code = json_integer_value(json_object_get(j, "exit_code"));
+    sb_printf(&f, "<li id=\"res-%s\" class=\"%s\"><code>", sid, code == 0 ? "ok" : "fail");
+    sb_esc(&f, json_string_value(json_object_get(j, "id")));
+    sb_puts(&f, "</code> ");
+    sb_esc(&f, json_string_value(json_object_get(j, "task")) ?: "");
+    sb_puts(&f, " on ");
+    sb_esc(&f, json_string_value(json_object_get(j, "node")) ?: "?");
+    sb_printf(&f, ": exit %lld in %lld ms</li>", (long long)code, (long long)json_integer_value(json_object_get(j, "duration_ms")));
+    ev_buf *e = evb_from(&f);
+    free(f.p);
+    return e;
+}
+
+static void remember_result(struct web_events *ev, const char *sid, json_t *j, sbuf *b)
+{
+    for (size_t i = 0; i < RECENT_RESULTS; i++)
+        if (ev->recent[i] && strcmp(ev->recent_id[i], sid) == 0)
+            return; /* already shown */
+    ev_buf *li = render_result_li(sid, j);
+    if (!li)
+        return;
+    evb_release(ev->recent[RECENT_RESULTS - 1]);
+    memmove(&ev->recent[1], &ev->recent[0], sizeof(ev->recent[0]) * (RECENT_RESULTS - 1));
+    memmove(&ev->recent_id[1], &ev->recent_id[0], sizeof(ev->recent_id[0]) * (RECENT_RESULTS - 1));
+    ev->recent[0] = li;
+    snprintf(ev->recent_id[0], sizeof(ev->recent_id[0]), "%s", sid);
+    ds_fragments(b, "#results", "prepend", li->data);
+    sbuf st = {0};
+    json_int_t code = json_integer_value(json_object_get(j, "exit_code"));
+    sb_printf(&st, "<span id=\"st-%s\" class=\"st %s\">exit %lld</span>", sid, code == 0 ? "ok" : "fail", (long long)code);
+    if (task_known(ev, sid))
+        ds_fragments(b, NULL, NULL, st.p);
+    free(st.p);
+}
+
+/* Datastar rendering of one NATS message; empty when it has no GUI form. */
+static void render_ds(struct web_events *ev, const char *subject, json_t *j, sbuf *b)
+{
+    const char *type = json_string_value(json_object_get(j, "type"));
+    const char *id = json_string_value(json_object_get(j, "id"));
+    char sid[72] = "";
+    safe_id(id, sid, sizeof(sid));
+    int is_log = strncmp(subject, "xtask.logs.", 11) == 0;
+    if (!type && is_log)
+        type = "log";
+    if (!type)
+        type = "";
+    if (sid[0] && strncmp(type, "task.", 5) == 0 && !task_known(ev, sid))
+        render_task_block(ev, b, sid, j);
+    if (strcmp(type, "task.started") == 0) {
+        /* the block was just rendered above */
+    } else if (strcmp(type, "task.output") == 0) {
+        sbuf f = {0};
+        const char *stream = json_string_value(json_object_get(j, "stream"));
+        char sel[96];
+        sb_printf(&f, "<span class=\"%s\">", stream && strcmp(stream, "stderr") == 0 ? "stderr" : "stdout");
+        sb_esc(&f, json_string_value(json_object_get(j, "line")) ?: "");
+        sb_puts(&f, "</span>");
+        snprintf(sel, sizeof(sel), "#out-%s", sid);
+        ds_fragments(b, sel, "append", f.p);
+        free(f.p);
+    } else if (strcmp(type, "task.finished") == 0) {
+        remember_result(ev, sid, j, b);
+    } else if (strcmp(type, "log") == 0) {
+        sbuf f = {0};
+        sb_puts(&f, "<div class=\"log\"><span class=\"node-id\">");
+        sb_esc(&f, subject + 11);
+        sb_puts(&f, "</span> ");
+        sb_esc(&f, json_string_value(json_object_get(j, "line")) ?: "");
+        sb_puts(&f, "</div>");
+        ds_fragments(b, "#logs", "append", f.p);
+        free(f.p);
+    } else {
+        sbuf f = {0};
+        char *dump = json_dumps(j, JSON_COMPACT);
+        sb_puts(&f, "<li class=\"activity\"><code>");
+        sb_esc(&f, subject);
+        sb_puts(&f, "</code> ");
+        sb_esc(&f, dump ? dump : "");
+        sb_puts(&f, "</li>");
+        free(dump);
+        ds_fragments(b, "#activity", "prepend", f.p);
+        free(f.p);
+    }
+}
+
+/* JSON rendering: "event: <type>\ndata: <payload>" (one data line per payload line). */
+static void render_json(const char *type, const char *data, size_t len, sbuf *b)
+{
+    sb_puts(b, "event: ");
+    sb_puts(b, type);
+    sb_puts(b, "\n");
+    size_t start = 0;
+    for (size_t i = 0; i <= len; i++) {
+        if (i == len || data[i] == '\n') {
+            size_t l = i - start;
+            if (l && data[start + l - 1] == '\r')
+                l--;
+            sb_puts(b, "data: ");
+            sb_put(b, data + start, l);
+            sb_puts(b, "\n");
+            start = i + 1;
+        }
+    }
+    sb_puts(b, "\n");
+}
+
+void events_on_nats(web_server *srv, const char *subject, const char *data, size_t len)
+{
+    struct web_events *ev = srv->events;
+    char project[WEB_PROJECT_MAX + 1] = "";
+    char type[128] = "log";
+    const char *p = NULL;
+    if (strncmp(subject, "xtask.events.", 13) == 0) {
+        const char *s = subject + 13, *dot = strchr(s, '.');
+        if (!dot || (size_t)(dot - s) > WEB_PROJECT_MAX)
+            return;
+        memcpy(project, s, (size_t)(dot - s));
+        project[dot - s] = 0;
+        snprintf(type, sizeof(type), "%s", dot + 1);
+        p = project;
+    }
+    if (have_fmt(srv, FMT_JSON)) {
+        sbuf b = {0};
+        render_json(type, data, len, &b);
+        ev_buf *e = evb_from(&b);
+        free(b.p);
+        broadcast(srv, p, FMT_JSON, e);
+        evb_release(e);
+    }
+    json_t *j = json_loadb(data, len, 0, NULL);
+    if (!json_is_object(j)) {
+        json_decref(j);
+        return;
+    }
+    if (!json_object_get(j, "type") && p)
+        json_object_set_new(j, "type", json_string(type));
+    sbuf b = {0};
+    render_ds(ev, subject, j, &b);
+    json_decref(j);
+    if (b.len && have_fmt(srv, FMT_DS)) {
+        ev_buf *e = evb_from(&b);
+        broadcast(srv, p, FMT_DS, e);
+        evb_release(e);
+    }
+    free(b.p);
+}
+
+void events_task_result(web_server *srv, const char *project, json_t *result)
+{
+    struct web_events *ev = srv->events;
+    char sid[72];
+    safe_id(json_string_value(json_object_get(result, "id")), sid, sizeof(sid));
+    if (!sid[0])
+        return;
+    sbuf b = {0};
+    remember_result(ev, sid, result, &b);
+    if (b.len) {
+        ev_buf *e = evb_from(&b);
+        broadcast(srv, project, FMT_DS, e);
+        evb_release(e);
+    }
+    free(b.p);
+}
+
+static void render_timer_cb(h2o_timeout_entry_t *entry)
+{
+    struct web_events *ev = H2O_STRUCT_FROM_MEMBER(struct web_events, render_entry, entry);
+    sbuf b = {0};
+    if (ev->nodes_dirty)
+        render_nodes(ev->srv, &b);
+    if (ev->services_dirty)
+        render_services(ev->srv, &b);
+    ev->nodes_dirty = ev->services_dirty = 0;
+    if (b.len) {
+        ev_buf *e = evb_from(&b);
+        broadcast(ev->srv, NULL, FMT_DS, e);
+        evb_release(e);
+    }
+    free(b.p);
+}
+
+static void schedule_render(struct web_events *ev)
+{
+    if (!h2o_timeout_is_linked(&ev->render_entry) && !ev->srv->shutting_down)
+        h2o_timeout_link(ev->srv->ctx.loop, &ev->render, &ev->render_entry);
+}
+
+void events_nodes_changed(web_server *srv)
+{
+    if (!srv->events)
+        return;
+    srv->events->nodes_dirty = 1;
+    schedule_render(srv->events);
+}
+
+void events_services_changed(web_server *srv)
+{
+    if (!srv->events)
+        return;
+    srv->events->services_dirty = 1;
+    schedule_render(srv->events);
+}
+
+static void hb_cb(h2o_timeout_entry_t *entry)
+{
+    struct web_events *ev = H2O_STRUCT_FROM_MEMBER(struct web_events, hb_entry, entry);
+    uint64_t now = web_now_ms(ev->srv);
+    for (h2o_linklist_t *l = ev->clients.next; l != &ev->clients;) {
+        sse_client *c = H2O_STRUCT_FROM_MEMBER(sse_client, link, l);
+        l = l->next;
+        if (!c->sending && now - c->last_send_ms >= (uint64_t)ev->srv->conf.events_heartbeat_ms / 2) {
+            c->want_hb = 1;
+            client_flush(c);
+        }
+    }
+    if (!ev->srv->shutting_down)
+        h2o_timeout_link(ev->srv->ctx.loop, &ev->hb, &ev->hb_entry);
+}
+
+/* --- the handler ------------------------------------------------------------------------ */
+
+static int valid_project(const char *p)
+{
+    if (!*p)
+        return 0;
+    for (; *p; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '-' || *p == '_'))
+            return 0;
+    return 1;
+}
+
+int events_on_req(web_server *srv, h2o_req_t *req)
+{
+    struct web_events *ev = srv->events;
+    char project[WEB_PROJECT_MAX + 1], fmt[16] = "";
+    const char *q = req->query_at != SIZE_MAX ? req->path.base + req->query_at + 1 : "";
+    size_t qlen = req->query_at != SIZE_MAX ? req->path.len - req->query_at - 1 : 0;
+
+    if (!h2o_memis(req->method.base, req->method.len, H2O_STRLIT("GET"))) {
+        api_send_error(req, 405, "Method Not Allowed", "method_not_allowed", "use GET");
+        return 0;
+    }
+    long n = xt_query_get(q, qlen, "project", project, sizeof(project));
+    if (n == -1)
+        snprintf(project, sizeof(project), "%s", srv->conf.default_project);
+    else if (n < 0 || !valid_project(project)) {
+        api_send_error(req, 400, "Bad Request", "bad_request", "project: 1-64 of [A-Za-z0-9_-]");
+        return 0;
+    }
+    if (xt_query_get(q, qlen, "format", fmt, sizeof(fmt)) >= 0 && strcmp(fmt, "json") != 0 && strcmp(fmt, "datastar") != 0) {
+        api_send_error(req, 400, "Bad Request", "bad_request", "format: json or datastar");
+        return 0;
+    }
+    if (srv->shutting_down || ev->nclients >= (size_t)srv->conf.events_max_clients) {
+        api_send_error(req, 503, "Service Unavailable", "busy", "too many event streams");
+        return 0;
+    }
+    sse_client *c = h2o_mem_alloc_shared(&req->pool, sizeof(*c), client_dispose);
+    memset(c, 0, sizeof(*c));
+    c->srv = srv;
+    c->req = req;
+    c->fmt = strcmp(fmt, "json") == 0 ? FMT_JSON : FMT_DS;
+    snprintf(c->project, sizeof(c->project), "%s", project);
+    c->cap = (size_t)srv->conf.events_queue;
+    c->ring = calloc(c->cap, sizeof(*c->ring));
+    c->gen.proceed = client_on_proceed;
+    c->gen.stop = client_on_stop;
+    h2o_linklist_insert(&ev->clients, &c->link);
+    c->linked = 1;
+    ev->nclients++;
+
+    req->res.status = 200;
+    req->res.reason = "OK";
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, H2O_STRLIT("text/event-stream"));
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL, H2O_STRLIT("no-cache"));
+    h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-accel-buffering"), 0, NULL, H2O_STRLIT("no"));
+    h2o_start_response(req, &c->gen);
+
+    /* the first write: who is logged in, and the current state of the page */
+    sbuf b = {0};
+    if (c->fmt == FMT_DS) {
+        ssize_t ui = h2o_find_header_by_str(&req->headers, H2O_STRLIT("remote-user"), -1);
+        json_t *sig = json_object();
+        json_object_set_new(sig, "user", ui >= 0 ? json_stringn(req->headers.entries[ui].value.base,
+                                                                 req->headers.entries[ui].value.len)
+                                                 : json_string(""));
+        json_object_set_new(sig, "project", json_string(project));
+        json_object_set_new(sig, "connected", json_true());
+        char *s = json_dumps(sig, JSON_COMPACT);
+        ds_signals(&b, s);
+        free(s);
+        json_decref(sig);
+        render_nodes(srv, &b);
+        render_services(srv, &b);
+        sbuf f = {0};
+        sb_puts(&f, "<ul id=\"results\">");
+        for (size_t i = 0; i < RECENT_RESULTS; i++)
+            if (ev->recent[i])
+                sb_put(&f, ev->recent[i]->data, ev->recent[i]->len);
+        sb_puts(&f, "</ul>");
+        ds_fragments(&b, NULL, NULL, f.p);
+        free(f.p);
+    } else {
+        sb_printf(&b, "event: hello\ndata: {\"project\":\"%s\"}\n\n", project);
+    }
+    ev_buf *e = evb_from(&b);
+    free(b.p);
+    if (e) {
+        client_push(c, e);
+        evb_release(e);
+    }
+    client_flush(c);
+    return 0;
+}
+
+int events_init(web_server *srv)
+{
+    struct web_events *ev = calloc(1, sizeof(*ev));
+    if (!ev)
+        return -1;
+    srv->events = ev;
+    ev->srv = srv;
+    h2o_linklist_init_anchor(&ev->clients);
+    h2o_timeout_init(srv->ctx.loop, &ev->hb, (uint64_t)srv->conf.events_heartbeat_ms);
+    ev->hb_entry.cb = hb_cb;
+    h2o_timeout_link(srv->ctx.loop, &ev->hb, &ev->hb_entry);
+    h2o_timeout_init(srv->ctx.loop, &ev->render, 200);
+    ev->render_entry.cb = render_timer_cb;
+    return 0;
+}
+
+void events_close_all(web_server *srv)
+{
+    struct web_events *ev = srv->events;
+    if (!ev)
+        return;
+    for (h2o_linklist_t *l = ev->clients.next; l != &ev->clients;) {
+        sse_client *c = H2O_STRUCT_FROM_MEMBER(sse_client, link, l);
+        l = l->next;
+        c->closing = 1;
+        if (!c->sending && !c->finished) {
+            c->finished = 1;
+            h2o_send(c->req, NULL, 0, H2O_SEND_STATE_FINAL);
+        }
+    }
+}
+
+size_t events_nclients(web_server *srv)
+{
+    return srv->events ? srv->events->nclients : 0;
+}
+
+void events_dispose(web_server *srv)
+{
+    struct web_events *ev = srv->events;
+    if (!ev)
+        return;
+    if (h2o_timeout_is_linked(&ev->hb_entry))
+        h2o_timeout_unlink(&ev->hb_entry);
+    if (h2o_timeout_is_linked(&ev->render_entry))
+        h2o_timeout_unlink(&ev->render_entry);
+    h2o_timeout_dispose(srv->ctx.loop, &ev->hb);
+    h2o_timeout_dispose(srv->ctx.loop, &ev->render);
+    for (size_t i = 0; i < RECENT_RESULTS; i++)
+        evb_release(ev->recent[i]);
+    /* clients still linked belong to requests h2o has not disposed; detach them */
+    while (!h2o_linklist_is_empty(&ev->clients)) {
+        sse_client *c = H2O_STRUCT_FROM_MEMBER(sse_client, link, ev->clients.next);
+        h2o_linklist_unlink(&c->link);
+        c->linked = 0;
+    }
+    free(ev);
+    srv->events = NULL;
+}

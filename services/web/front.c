@@ -1,0 +1,587 @@
+/*
+ * front.c: the guard that runs first on every route of every host.
+ *
+ *  1. limits: the request head (method, target, headers) must fit max_header_bytes (431);
+ *  2. the target is normalized once with xt_path_normalize (the auth service uses the same
+ *     function); refused forms get 400. Routing, X-Forwarded-Uri and the upstream all see that one
+ *     canonical path. If h2o picked another pathconf from its own normalization, the guard rebinds
+ *     the request to the route that matches the canonical path;
+ *  3. client-sent identity headers (every copy_headers name in any case, '_' for '-') are removed,
+ *     and X-Forwarded-* / Forwarded / X-Real-IP from peers that are not trusted proxies;
+ *  4. forward_auth (unless the route is public): GET <auth url> over a pooled keep-alive
+ *     connection with the client's credentials and X-Forwarded-*; 2xx copies the identity headers
+ *     and the request goes on (h2o_delegate_request_deferred); any other answer goes back verbatim;
+ *     unreachable, failing or slower than the timeout: 503, never open.
+ *
+ * The subrequest lives in the request's pool (h2o_mem_alloc_shared): when h2o disposes the request
+ * (HTTP/2 RST_STREAM, connection close) the dispose callback cancels the client and the deadline.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "web.h"
+#include "xt_log.h"
+#include "xt_path.h"
+
+#define FAUTH_BODY_MAX (64 * 1024)
+#define FAUTH_MAX_HOSTS WEB_MAX_HOSTS
+
+typedef struct {
+    h2o_socketpool_t pool;
+    h2o_http1client_ctx_t client_ctx;
+    h2o_timeout_t timeout; /* io timeout of the client and our whole-request deadline */
+    h2o_iovec_t host_header;
+    int ready;
+} fauth_backend;
+
+struct web_front {
+    fauth_backend backends[FAUTH_MAX_HOSTS];
+};
+
+typedef struct {
+    web_server *srv;
+} inflight_token;
+
+typedef struct {
+    web_guard *g; /* the guard of the route the request runs on */
+    h2o_req_t *req;
+    fauth_backend *be;
+    h2o_http1client_t *client;
+    h2o_timeout_entry_t deadline;
+    h2o_iovec_t reqbuf;
+    int attempts;
+    int status;
+    int answered; /* a response was sent or the request was delegated */
+    h2o_headers_t hdrs; /* headers of a non-2xx answer, in the request's pool */
+    char *body;
+    size_t body_len;
+} fauth_sub;
+
+static const char *reason_for(int status)
+{
+    switch (status) {
+    case 200: return "OK";
+    case 204: return "No Content";
+    case 301: return "Moved Permanently";
+    case 302: return "Found";
+    case 303: return "See Other";
+    case 307: return "Temporary Redirect";
+    case 308: return "Permanent Redirect";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 413: return "Payload Too Large";
+    case 429: return "Too Many Requests";
+    case 431: return "Request Header Fields Too Large";
+    case 500: return "Internal Server Error";
+    case 502: return "Bad Gateway";
+    case 503: return "Service Unavailable";
+    case 504: return "Gateway Timeout";
+    default: return status < 300 ? "OK" : status < 400 ? "Redirect" : status < 500 ? "Client Error" : "Server Error";
+    }
+}
+
+static void inflight_dispose(void *p)
+{
+    inflight_token *t = p;
+    t->srv->inflight--;
+}
+
+/* h2o's prefix rule: "/x/" matches "/x/..."; "/x" matches "/x" and "/x/...". */
+static int prefix_matches(const char *prefix, const char *path, size_t plen)
+{
+    size_t n = strlen(prefix);
+    if (plen < n || memcmp(path, prefix, n) != 0)
+        return 0;
+    return prefix[n - 1] == '/' || plen == n || path[n] == '/';
+}
+
+static int header_is_identity(const web_host *h, const h2o_iovec_t *name)
+{
+    char buf[64];
+    if (name->len >= sizeof(buf))
+        return 0;
+    for (size_t i = 0; i < name->len; i++) {
+        char c = name->base[i];
+        c = (char)(c >= 'A' && c <= 'Z' ? c + 32 : c);
+        buf[i] = c == '_' ? '-' : c;
+    }
+    buf[name->len] = 0;
+    for (size_t i = 0; i < h->nstrip; i++)
+        if (strcmp(buf, h->strip_lc[i]) == 0)
+            return 1;
+    return 0;
+}
+
+static int header_is_forwarding(const h2o_iovec_t *name)
+{
+    static const char *const names[] = {"x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "x-forwarded-uri",
+                                        "x-forwarded-method", "x-forwarded-port", "x-forwarded-prefix", "forwarded",
+                                        "x-real-ip", "x-original-url", "x-original-method", NULL};
+    char buf[32];
+    if (name->len >= sizeof(buf))
+        return 0;
+    for (size_t i = 0; i < name->len; i++) {
+        char c = name->base[i];
+        c = (char)(c >= 'A' && c <= 'Z' ? c + 32 : c);
+        buf[i] = c == '_' ? '-' : c;
+    }
+    buf[name->len] = 0;
+    for (size_t i = 0; names[i]; i++)
+        if (strcmp(buf, names[i]) == 0)
+            return 1;
+    return 0;
+}
+
+static void send_plain(h2o_req_t *req, int status, const char *code, const char *msg)
+{
+    char body[512];
+    int n = snprintf(body, sizeof(body), "{\"error\":{\"code\":\"%s\",\"message\":\"%s\"}}\n", code, msg);
+    req->res.status = status;
+    req->res.reason = reason_for(status);
+    req->res.content_length = (size_t)n;
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, H2O_STRLIT("application/json"));
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL, H2O_STRLIT("no-store"));
+    h2o_send_inline(req, body, (size_t)n);
+}
+
+/* Find a header (case-insensitive) in the request; returns its value or a NULL base. */
+static h2o_iovec_t req_header(h2o_req_t *req, const char *lcname)
+{
+    ssize_t i = h2o_find_header_by_str(&req->headers, lcname, strlen(lcname), -1);
+    if (i == -1)
+        return h2o_iovec_init(NULL, 0);
+    return req->headers.entries[i].value;
+}
+
+static int safe_value(h2o_iovec_t v)
+{
+    for (size_t i = 0; i < v.len; i++)
+        if (v.base[i] == '\r' || v.base[i] == '\n' || v.base[i] == 0)
+            return 0;
+    return 1;
+}
+
+/* --- the subrequest ------------------------------------------------------------------------ */
+
+static h2o_http1client_head_cb fauth_on_connect(h2o_http1client_t *client, const char *errstr, h2o_iovec_t **reqbufs,
+                                                size_t *reqbufcnt, int *method_is_head);
+
+static void fauth_finish_503(fauth_sub *s, const char *why)
+{
+    s->answered = 1;
+    h2o_timeout_unlink(&s->deadline);
+    xt_warn("forward_auth: %s -> 503", why);
+    send_plain(s->req, 503, "auth_unavailable", "authentication service unavailable");
+}
+
+static void fauth_start(fauth_sub *s)
+{
+    s->attempts++;
+    h2o_http1client_connect_with_pool(&s->client, s, &s->be->client_ctx, &s->be->pool, fauth_on_connect);
+}
+
+/* An error before the answer's head: retry once (a pooled connection may have gone stale). */
+static void fauth_failed(fauth_sub *s, const char *errstr)
+{
+    s->client = NULL; /* the library closes it after we return */
+    if (s->answered)
+        return;
+    if (s->attempts < 2 && h2o_timeout_is_linked(&s->deadline)) {
+        fauth_start(s);
+        return;
+    }
+    fauth_finish_503(s, errstr);
+}
+
+static void fauth_deadline_cb(h2o_timeout_entry_t *entry)
+{
+    fauth_sub *s = H2O_STRUCT_FROM_MEMBER(fauth_sub, deadline, entry);
+    if (s->client != NULL) {
+        h2o_http1client_cancel(s->client);
+        s->client = NULL;
+    }
+    if (!s->answered)
+        fauth_finish_503(s, "timeout");
+}
+
+static void fauth_dispose(void *p)
+{
+    fauth_sub *s = p;
+    if (s->client != NULL) {
+        h2o_http1client_cancel(s->client);
+        s->client = NULL;
+    }
+    if (h2o_timeout_is_linked(&s->deadline))
+        h2o_timeout_unlink(&s->deadline);
+}
+
+static void fauth_send_answer(fauth_sub *s)
+{
+    h2o_req_t *req = s->req;
+    s->answered = 1;
+    h2o_timeout_unlink(&s->deadline);
+    req->res.status = s->status;
+    req->res.reason = reason_for(s->status);
+    for (size_t i = 0; i < s->hdrs.size; i++)
+        h2o_add_header_by_str(&req->pool, &req->res.headers, s->hdrs.entries[i].name->base, s->hdrs.entries[i].name->len, 1,
+                              NULL, s->hdrs.entries[i].value.base, s->hdrs.entries[i].value.len);
+    req->res.content_length = s->body_len;
+    h2o_send_inline(req, s->body ? s->body : "", s->body_len);
+}
+
+static int fauth_on_body_deny(h2o_http1client_t *client, const char *errstr)
+{
+    fauth_sub *s = client->data;
+    h2o_buffer_t *in = client->sock->input;
+    if (errstr != NULL && errstr != h2o_http1client_error_is_eos) {
+        s->client = NULL;
+        if (!s->answered)
+            fauth_finish_503(s, errstr);
+        return -1;
+    }
+    if (in->size != 0) {
+        size_t take = in->size;
+        if (s->body_len + take > FAUTH_BODY_MAX)
+            take = FAUTH_BODY_MAX - s->body_len;
+        if (take) {
+            if (s->body == NULL)
+                s->body = h2o_mem_alloc_pool(&s->req->pool, FAUTH_BODY_MAX);
+            memcpy(s->body + s->body_len, in->bytes, take);
+            s->body_len += take;
+        }
+        h2o_buffer_consume(&client->sock->input, in->size);
+    }
+    if (errstr == h2o_http1client_error_is_eos) {
+        s->client = NULL;
+        if (!s->answered)
+            fauth_send_answer(s);
+    }
+    return 0;
+}
+
+static int fauth_on_body_allow(h2o_http1client_t *client, const char *errstr)
+{
+    fauth_sub *s = client->data;
+    if (errstr != NULL && errstr != h2o_http1client_error_is_eos) {
+        s->client = NULL;
+        if (!s->answered)
+            fauth_finish_503(s, errstr);
+        return -1;
+    }
+    h2o_buffer_consume(&client->sock->input, client->sock->input->size);
+    if (errstr == h2o_http1client_error_is_eos) {
+        s->client = NULL;
+        if (!s->answered) {
+            s->answered = 1;
+            h2o_timeout_unlink(&s->deadline);
+            h2o_delegate_request_deferred(s->req, &s->g->super);
+        }
+    }
+    return 0;
+}
+
+static const char *const deny_copy[] = {"location", "set-cookie", "content-type", "www-authenticate", "cache-control",
+                                        "retry-after", NULL};
+
+static h2o_http1client_body_cb fauth_on_head(h2o_http1client_t *client, const char *errstr, int minor_version, int status,
+                                             h2o_iovec_t msg, h2o_header_t *headers, size_t num_headers, int rlen)
+{
+    fauth_sub *s = client->data;
+    h2o_req_t *req = s->req;
+    web_host *h = s->g->host;
+    int eos = errstr == h2o_http1client_error_is_eos;
+
+    if (errstr != NULL && !eos) {
+        fauth_failed(s, errstr);
+        return NULL;
+    }
+    if (s->answered) {
+        s->client = NULL;
+        return NULL;
+    }
+    if (status >= 200 && status <= 299) {
+        for (size_t k = 0; k < h->fauth.ncopy; k++) {
+            const char *lc = h->fauth.copy_lc[k];
+            size_t lclen = strlen(lc);
+            for (size_t i = 0; i < num_headers; i++) {
+                if (headers[i].name->len == lclen && strncasecmp(headers[i].name->base, lc, lclen) == 0 &&
+                    safe_value(headers[i].value)) {
+                    h2o_iovec_t v = h2o_strdup(&req->pool, headers[i].value.base, headers[i].value.len);
+                    h2o_add_header_by_str(&req->pool, &req->headers, lc, lclen, 1, h->fauth.copy[k], v.base, v.len);
+                    break;
+                }
+            }
+        }
+        if (eos) {
+            s->client = NULL;
+            s->answered = 1;
+            h2o_timeout_unlink(&s->deadline);
+            h2o_delegate_request_deferred(req, &s->g->super);
+            return NULL;
+        }
+        return fauth_on_body_allow;
+    }
+    s->status = status;
+    for (size_t i = 0; i < num_headers; i++) {
+        for (size_t k = 0; deny_copy[k]; k++) {
+            size_t kl = strlen(deny_copy[k]);
+            if (headers[i].name->len == kl && strncasecmp(headers[i].name->base, deny_copy[k], kl) == 0) {
+                h2o_vector_reserve(&req->pool, &s->hdrs, s->hdrs.size + 1);
+                h2o_header_t *e = s->hdrs.entries + s->hdrs.size++;
+                e->name = h2o_mem_alloc_pool(&req->pool, sizeof(*e->name));
+                *e->name = h2o_strdup(&req->pool, deny_copy[k], kl);
+                e->orig_name = NULL;
+                e->value = h2o_strdup(&req->pool, headers[i].value.base, headers[i].value.len);
+            }
+        }
+    }
+    if (eos) {
+        s->client = NULL;
+        fauth_send_answer(s);
+        return NULL;
+    }
+    return fauth_on_body_deny;
+}
+
+static h2o_http1client_head_cb fauth_on_connect(h2o_http1client_t *client, const char *errstr, h2o_iovec_t **reqbufs,
+                                                size_t *reqbufcnt, int *method_is_head)
+{
+    fauth_sub *s = client->data;
+    if (errstr != NULL) {
+        fauth_failed(s, errstr);
+        return NULL;
+    }
+    if (s->answered) {
+        s->client = NULL;
+        return NULL;
+    }
+    *reqbufs = &s->reqbuf;
+    *reqbufcnt = 1;
+    *method_is_head = 0;
+    return fauth_on_head;
+}
+
+/* The subrequest's head: GET <path?query> with the client's credentials and X-Forwarded-*. */
+static h2o_iovec_t build_auth_request(h2o_req_t *req, web_server *srv, web_host *h, fauth_backend *be)
+{
+    static const char *const pass[] = {"cookie", "authorization", "proxy-authorization", "accept", "x-requested-with",
+                                       "user-agent", "accept-language", NULL};
+    struct sockaddr_storage ss;
+    char peer[64] = "";
+    socklen_t sl = req->conn->callbacks->get_peername(req->conn, (struct sockaddr *)&ss);
+    int trusted = 0;
+    if (sl != 0) {
+        h2o_socket_getnumerichost((struct sockaddr *)&ss, sl, peer);
+        trusted = web_conf_is_trusted(&srv->conf, (struct sockaddr *)&ss);
+    }
+    const char *proto = req->scheme == &H2O_URL_SCHEME_HTTPS ? "https" : "http";
+    h2o_iovec_t host = req->authority, xff = h2o_iovec_init(NULL, 0), xproto = h2o_iovec_init(NULL, 0);
+    if (trusted) {
+        h2o_iovec_t v;
+        if ((v = req_header(req, "x-forwarded-proto")).base && safe_value(v))
+            xproto = v;
+        if ((v = req_header(req, "x-forwarded-host")).base && safe_value(v))
+            host = v;
+        if ((v = req_header(req, "x-forwarded-for")).base && safe_value(v))
+            xff = v;
+    }
+    size_t cap = 1024 + strlen(h->fauth.path_query) + be->host_header.len + host.len + req->path.len + xff.len + xproto.len +
+          req->method.len;
+    for (size_t i = 0; i < req->headers.size; i++)
+        cap += req->headers.entries[i].name->len + req->headers.entries[i].value.len + 4;
+    char *buf = h2o_mem_alloc_pool(&req->pool, cap), *p = buf, *end = buf + cap;
+#define PUT(s, n)                                                                                                      \
+    do {                                                                                                               \
+        size_t n_ = (n);                                                                                               \
+        if (p + n_ < end) {                                                                                            \
+            memcpy(p, (s), n_);                                                                                        \
+            p += n_;                                                                                                   \
+        }                                                                                                              \
+    } while (0)
+#define PUTS(s) PUT(s, strlen(s))
+    PUTS("GET ");
+    PUTS(h->fauth.path_query);
+    PUTS(" HTTP/1.1\r\nHost: ");
+    PUT(be->host_header.base, be->host_header.len);
+    PUTS("\r\nX-Forwarded-Method: ");
+    PUT(req->method.base, req->method.len);
+    PUTS("\r\nX-Forwarded-Proto: ");
+    if (xproto.base)
+        PUT(xproto.base, xproto.len);
+    else
+        PUTS(proto);
+    PUTS("\r\nX-Forwarded-Host: ");
+    PUT(host.base, host.len);
+    PUTS("\r\nX-Forwarded-Uri: ");
+    PUT(req->path.base, req->path.len);
+    PUTS("\r\nX-Forwarded-For: ");
+    if (xff.base) {
+        PUT(xff.base, xff.len);
+        PUTS(", ");
+    }
+    PUTS(peer);
+    PUTS("\r\n");
+    for (size_t i = 0; i < req->headers.size; i++) {
+        const h2o_header_t *hd = &req->headers.entries[i];
+        for (size_t k = 0; pass[k]; k++) {
+            if (hd->name->len == strlen(pass[k]) && memcmp(hd->name->base, pass[k], hd->name->len) == 0 &&
+                safe_value(hd->value)) {
+                PUT(pass[k], hd->name->len);
+                PUTS(": ");
+                PUT(hd->value.base, hd->value.len);
+                PUTS("\r\n");
+                break;
+            }
+        }
+    }
+    PUTS("\r\n");
+#undef PUT
+#undef PUTS
+    return h2o_iovec_init(buf, (size_t)(p - buf));
+}
+
+static int guard_on_req(h2o_handler_t *_self, h2o_req_t *req)
+{
+    web_guard *g = (web_guard *)_self;
+    web_server *srv = g->srv;
+    web_host *h = g->host;
+    char canon[WEB_PATH_MAX];
+
+    inflight_token *tok = h2o_mem_alloc_shared(&req->pool, sizeof(*tok), inflight_dispose);
+    tok->srv = srv;
+    srv->inflight++;
+
+    /* 1. the size of the request head */
+    size_t head = req->method.len + req->path.len + req->authority.len;
+    for (size_t i = 0; i < req->headers.size; i++)
+        head += req->headers.entries[i].name->len + req->headers.entries[i].value.len + 4;
+    if (head > (size_t)srv->conf.max_header_bytes) {
+        req->http1_is_persistent = 0;
+        send_plain(req, 431, "headers_too_large", "request header fields too large");
+        return 0;
+    }
+
+    /* 2. one canonical path */
+    long n = xt_path_normalize(req->path.base, req->path.len, canon, sizeof(canon));
+    if (n < 0) {
+        send_plain(req, 400, "bad_path", "malformed or refused request path");
+        return 0;
+    }
+    size_t plen = (size_t)n;
+    const char *q = memchr(canon, '?', (size_t)n);
+    if (q)
+        plen = (size_t)(q - canon);
+    /* "..;x" and ".;x" are ordinary segments here, but servlet containers behind a proxy read them
+     * as ".." and ".": refuse them rather than forward an ambiguity */
+    for (size_t i = 0; i + 2 < plen; i++) {
+        if (canon[i] == '/' && canon[i + 1] == '.' && (canon[i + 2] == ';' || (canon[i + 2] == '.' && i + 3 < plen && canon[i + 3] == ';'))) {
+            send_plain(req, 400, "bad_path", "malformed or refused request path");
+            return 0;
+        }
+    }
+    int ri = -1;
+    for (size_t i = 0; i < h->nroutes; i++) {
+        if (prefix_matches(h->routes[i].path, canon, plen)) {
+            ri = (int)i;
+            break;
+        }
+    }
+    web_guard *target = g->inst->guards[ri >= 0 ? (size_t)ri : h->nroutes];
+    req->path = h2o_strdup(&req->pool, canon, (size_t)n);
+    req->path_normalized =
+        h2o_url_normalize_path(&req->pool, req->path.base, req->path.len, &req->query_at, &req->norm_indexes);
+    if (target != g)
+        h2o_req_bind_conf(req, req->hostconf, g->inst->pathconfs[ri >= 0 ? (size_t)ri : h->nroutes]);
+
+    /* 3. header hygiene */
+    struct sockaddr_storage ss;
+    socklen_t sl = req->conn->callbacks->get_peername(req->conn, (struct sockaddr *)&ss);
+    int trusted = sl != 0 && web_conf_is_trusted(&srv->conf, (struct sockaddr *)&ss);
+    for (size_t i = 0; i < req->headers.size;) {
+        const h2o_iovec_t *nm = req->headers.entries[i].name;
+        if (header_is_identity(h, nm) || (!trusted && header_is_forwarding(nm)))
+            h2o_delete_header(&req->headers, (ssize_t)i);
+        else
+            i++;
+    }
+
+    /* 4. forward_auth */
+    int need_auth = h->has_fauth && !(ri >= 0 && h->routes[ri].is_public);
+    if (!need_auth) {
+        if (target != g) {
+            h2o_delegate_request(req, &target->super);
+            return 0;
+        }
+        return -1;
+    }
+    fauth_backend *be = &srv->front->backends[h - srv->conf.hosts];
+    fauth_sub *s = h2o_mem_alloc_shared(&req->pool, sizeof(*s), fauth_dispose);
+    memset(s, 0, sizeof(*s));
+    s->g = target;
+    s->req = req;
+    s->be = be;
+    s->deadline.cb = fauth_deadline_cb;
+    s->reqbuf = build_auth_request(req, srv, h, be);
+    h2o_timeout_link(srv->ctx.loop, &be->timeout, &s->deadline);
+    fauth_start(s);
+    return 0;
+}
+
+web_guard *front_register_guard(h2o_pathconf_t *pc, web_server *srv, web_host *host, web_hostinst *inst, int route)
+{
+    web_guard *g = (web_guard *)h2o_create_handler(pc, sizeof(*g));
+    g->super.on_req = guard_on_req;
+    g->srv = srv;
+    g->host = host;
+    g->inst = inst;
+    g->route = route;
+    return g;
+}
+
+int front_init(web_server *srv)
+{
+    srv->front = calloc(1, sizeof(*srv->front));
+    if (!srv->front)
+        return -1;
+    for (size_t i = 0; i < srv->conf.nhosts; i++) {
+        web_host *h = &srv->conf.hosts[i];
+        fauth_backend *be = &srv->front->backends[i];
+        if (!h->has_fauth)
+            continue;
+        h2o_socketpool_init_by_hostport(&be->pool, h2o_iovec_init(h->fauth.host, strlen(h->fauth.host)), h->fauth.port, 0,
+                                        (size_t)h->fauth.pool);
+        h2o_socketpool_set_timeout(&be->pool, srv->ctx.loop, (uint64_t)h->fauth.keepalive_ms);
+        h2o_timeout_init(srv->ctx.loop, &be->timeout, (uint64_t)h->fauth.timeout_ms);
+        be->client_ctx.loop = srv->ctx.loop;
+        be->client_ctx.getaddr_receiver = &srv->ctx.receivers.hostinfo_getaddr;
+        be->client_ctx.io_timeout = &be->timeout;
+        be->client_ctx.websocket_timeout = NULL;
+        be->client_ctx.ssl_ctx = NULL;
+        char hh[300];
+        int n = snprintf(hh, sizeof(hh), "%s:%u", h->fauth.host, (unsigned)h->fauth.port);
+        be->host_header = h2o_strdup(NULL, hh, (size_t)n);
+        be->ready = 1;
+    }
+    return 0;
+}
+
+void front_dispose(web_server *srv)
+{
+    if (!srv->front)
+        return;
+    for (size_t i = 0; i < srv->conf.nhosts; i++) {
+        fauth_backend *be = &srv->front->backends[i];
+        if (!be->ready)
+            continue;
+        h2o_socketpool_dispose(&be->pool);
+        h2o_timeout_dispose(srv->ctx.loop, &be->timeout);
+        free(be->host_header.base);
+    }
+    free(srv->front);
+    srv->front = NULL;
+}

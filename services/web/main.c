@@ -1,0 +1,416 @@
+/*
+ * xtask-web: flags, h2o set-up from web.yaml, listeners, signals, the loop, the bounded drain.
+ *
+ *   xtask-web --config configs/web.yaml [--listen ADDR] [--tls-listen ADDR] [--nats URL] [--check]
+ *
+ * Exit codes: 0 after a clean shutdown, 2 for usage or configuration errors, 1 for system errors.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <netdb.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "web.h"
+#include "xt_log.h"
+
+typedef struct {
+    h2o_handler_t super;
+    web_server *srv;
+    web_route *rt; /* NULL: the catch-all 404 */
+} builtin_handler;
+
+static int sig_pipe[2] = {-1, -1};
+
+static void on_signal(int sig)
+{
+    int saved = errno;
+    char c = (char)sig;
+    if (write(sig_pipe[1], &c, 1) < 0) {
+        /* the pipe is full: a shutdown is already pending */
+    }
+    errno = saved;
+}
+
+static int builtin_on_req(h2o_handler_t *_self, h2o_req_t *req)
+{
+    builtin_handler *self = (builtin_handler *)_self;
+    if (self->rt == NULL) {
+        api_send_error(req, 404, "Not Found", "not_found", "no route for this path");
+        return 0;
+    }
+    switch (self->rt->kind) {
+    case ROUTE_HEALTH: return api_health_on_req(self->srv, req);
+    case ROUTE_API: return api_on_req(self->srv, req);
+    case ROUTE_EVENTS: return events_on_req(self->srv, req);
+    case ROUTE_GUI: return api_gui_on_req(self->srv, req, self->rt);
+    default: return -1;
+    }
+}
+
+static h2o_headers_command_t *make_header_cmds(web_host *h)
+{
+    h2o_headers_command_t *cmds = calloc(h->nheaders + 1, sizeof(*cmds));
+    for (size_t i = 0; i < h->nheaders; i++) {
+        size_t nl = strlen(h->headers[i].name);
+        char *lc = strdup(h->headers[i].name);
+        for (char *p = lc; *p; p++)
+            *p = (char)(*p >= 'A' && *p <= 'Z' ? *p + 32 : *p);
+        const h2o_token_t *tok = h2o_lookup_token(lc, nl);
+        if (tok) {
+            cmds[i].name = (h2o_iovec_t *)&tok->buf;
+            free(lc);
+        } else {
+            h2o_iovec_t *name = malloc(sizeof(*name));
+            *name = h2o_iovec_init(lc, nl);
+            cmds[i].name = name;
+        }
+        cmds[i].cmd = H2O_HEADERS_CMD_SET;
+        cmds[i].value = h2o_iovec_init(h->headers[i].value, strlen(h->headers[i].value));
+    }
+    cmds[h->nheaders].cmd = H2O_HEADERS_CMD_NULL;
+    return cmds;
+}
+
+static h2o_headers_command_t *all_cmds[WEB_MAX_HOSTS];
+
+static void free_header_cmds(void)
+{
+    for (size_t i = 0; i < WEB_MAX_HOSTS; i++) {
+        h2o_headers_command_t *c = all_cmds[i];
+        if (!c)
+            continue;
+        for (; c->cmd != H2O_HEADERS_CMD_NULL; c++) {
+            if (!h2o_iovec_is_token(c->name)) {
+                free(c->name->base);
+                free(c->name);
+            }
+        }
+        free(all_cmds[i]);
+        all_cmds[i] = NULL;
+    }
+}
+
+static int register_route(web_server *srv, h2o_pathconf_t *pc, web_route *rt, char *err, size_t errlen)
+{
+    if (rt->kind == ROUTE_PROXY) {
+        h2o_url_t url;
+        if (h2o_url_parse(rt->upstream, SIZE_MAX, &url) != 0) {
+            snprintf(err, errlen, "%s: reverse_proxy.upstream '%s' is not a URL", srv->conf.path, rt->upstream);
+            return -1;
+        }
+        h2o_proxy_config_vars_t cfg;
+        memset(&cfg, 0, sizeof(cfg));
+        cfg.io_timeout = (uint64_t)rt->proxy_timeout_ms;
+        cfg.keepalive_timeout = (uint64_t)rt->proxy_keepalive_ms;
+        cfg.preserve_host = rt->preserve_host ? 1 : 0;
+        h2o_proxy_register_reverse_proxy(pc, &url, &cfg);
+    } else if (rt->kind == ROUTE_FILES) {
+        static const char *index_files[] = {"index.html", NULL};
+        h2o_file_register(pc, rt->root, index_files, NULL, 0);
+    } else {
+        builtin_handler *b = (builtin_handler *)h2o_create_handler(pc, sizeof(*b));
+        b->super.on_req = builtin_on_req;
+        b->srv = srv;
+        b->rt = rt;
+    }
+    return 0;
+}
+
+static int setup_hosts(web_server *srv, char *err, size_t errlen)
+{
+    for (size_t hi = 0; hi < srv->conf.nhosts; hi++) {
+        web_host *h = &srv->conf.hosts[hi];
+        all_cmds[hi] = make_header_cmds(h);
+        h->inst = calloc(h->nnames, sizeof(*h->inst));
+        int has_root = 0;
+        for (size_t r = 0; r < h->nroutes; r++)
+            if (strcmp(h->routes[r].path, "/") == 0)
+                has_root = 1;
+        for (size_t ni = 0; ni < h->nnames; ni++) {
+            web_hostinst *inst = &h->inst[ni];
+            inst->hostconf = h2o_config_register_host(&srv->globalconf, h2o_iovec_init(h->names[ni], strlen(h->names[ni])), 65535);
+            for (size_t r = 0; r < h->nroutes; r++) {
+                h2o_pathconf_t *pc = h2o_config_register_path(inst->hostconf, h->routes[r].path, 0);
+                inst->guards[r] = front_register_guard(pc, srv, h, inst, (int)r);
+                if (register_route(srv, pc, &h->routes[r], err, errlen) != 0)
+                    return -1;
+                if (h->nheaders)
+                    h2o_headers_register(pc, all_cmds[hi]);
+            }
+            size_t catch_all = h->nroutes;
+            if (has_root) {
+                for (size_t r = 0; r < h->nroutes; r++)
+                    if (strcmp(h->routes[r].path, "/") == 0)
+                        inst->guards[catch_all] = inst->guards[r];
+            } else {
+                h2o_pathconf_t *pc = h2o_config_register_path(inst->hostconf, "/", 0);
+                inst->guards[catch_all] = front_register_guard(pc, srv, h, inst, -1);
+                builtin_handler *b = (builtin_handler *)h2o_create_handler(pc, sizeof(*b));
+                b->super.on_req = builtin_on_req;
+                b->srv = srv;
+                b->rt = NULL;
+                if (h->nheaders)
+                    h2o_headers_register(pc, all_cmds[hi]);
+            }
+            /* the path vector is final now: take the pathconfs' addresses */
+            for (size_t r = 0; r < h->nroutes; r++)
+                inst->pathconfs[r] = &inst->hostconf->paths.entries[r];
+            if (has_root) {
+                for (size_t r = 0; r < h->nroutes; r++)
+                    if (strcmp(h->routes[r].path, "/") == 0)
+                        inst->pathconfs[catch_all] = inst->pathconfs[r];
+            } else {
+                inst->pathconfs[catch_all] = &inst->hostconf->paths.entries[h->nroutes];
+            }
+        }
+    }
+    return 0;
+}
+
+static void on_accept(h2o_socket_t *listener, const char *err)
+{
+    h2o_accept_ctx_t *actx = listener->data;
+    if (err != NULL)
+        return;
+    for (int i = 0; i < 16; i++) {
+        h2o_socket_t *sock = h2o_evloop_socket_accept(listener);
+        if (sock == NULL)
+            return;
+        h2o_accept(actx, sock);
+    }
+}
+
+static int open_listener(const char *address, char *err, size_t errlen)
+{
+    char host[256];
+    const char *colon = strrchr(address, ':');
+    size_t hl = (size_t)(colon - address);
+    if (hl >= sizeof(host)) {
+        snprintf(err, errlen, "listen %s: address too long", address);
+        return -1;
+    }
+    memcpy(host, address, hl);
+    host[hl] = 0;
+    if (hl >= 2 && host[0] == '[' && host[hl - 1] == ']') {
+        memmove(host, host + 1, hl - 2);
+        host[hl - 2] = 0;
+    }
+    struct addrinfo hints, *res = NULL;
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+    int gai = getaddrinfo(hl ? host : NULL, colon + 1, &hints, &res);
+    if (gai != 0) {
+        snprintf(err, errlen, "listen %s: %s", address, gai_strerror(gai));
+        return -1;
+    }
+    int fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0), one = 1;
+    if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
+        bind(fd, res->ai_addr, res->ai_addrlen) != 0 || listen(fd, 1024) != 0) {
+        snprintf(err, errlen, "listen %s: %s", address, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        freeaddrinfo(res);
+        return -1;
+    }
+    freeaddrinfo(res);
+    return fd;
+}
+
+static SSL_CTX *make_ssl_ctx(const web_listen_conf *l, char *err, size_t errlen)
+{
+    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+    if (!ctx)
+        goto fail;
+    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
+    if (SSL_CTX_use_certificate_chain_file(ctx, l->cert) != 1 ||
+        SSL_CTX_use_PrivateKey_file(ctx, l->key, SSL_FILETYPE_PEM) != 1 || SSL_CTX_check_private_key(ctx) != 1)
+        goto fail;
+    if (l->http2)
+        h2o_ssl_register_alpn_protocols(ctx, h2o_http2_alpn_protocols);
+    else
+        h2o_ssl_register_alpn_protocols(ctx, h2o_alpn_protocols);
+    return ctx;
+fail:
+    snprintf(err, errlen, "listen %s: TLS cert %s / key %s: %s", l->address, l->cert, l->key,
+             ERR_reason_error_string(ERR_get_error()) ?: "error");
+    SSL_CTX_free(ctx);
+    return NULL;
+}
+
+static void on_sig_read(h2o_socket_t *sock, const char *err)
+{
+    web_server *srv = sock->data;
+    h2o_buffer_consume(&sock->input, sock->input->size);
+    if (!srv->shutting_down) {
+        xt_info("signal: shutting down");
+        srv->shutting_down = 1;
+    }
+}
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: xtask-web --config FILE [--listen HOST:PORT] [--tls-listen HOST:PORT] [--nats URL] [--check]\n");
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
+                                         {"listen", required_argument, NULL, 'l'},
+                                         {"tls-listen", required_argument, NULL, 't'},
+                                         {"nats", required_argument, NULL, 'n'},
+                                         {"check", no_argument, NULL, 'k'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {"version", no_argument, NULL, 'V'},
+                                         {NULL, 0, NULL, 0}};
+    const char *config = NULL, *listen_o = NULL, *tls_o = NULL, *nats_o = NULL;
+    int check = 0, c, rc = 1;
+    char err[1024];
+    static web_server srv;
+    h2o_socket_t *sig_sock = NULL;
+
+    while ((c = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'c': config = optarg; break;
+        case 'l': listen_o = optarg; break;
+        case 't': tls_o = optarg; break;
+        case 'n': nats_o = optarg; break;
+        case 'k': check = 1; break;
+        case 'h': usage(stdout); return 0;
+        case 'V': printf("xtask-web %s\n", WEB_VERSION); return 0;
+        default: usage(stderr); return 2;
+        }
+    }
+    if (!config || optind != argc) {
+        usage(stderr);
+        return 2;
+    }
+    if (web_conf_load(&srv.conf, config, listen_o, tls_o, nats_o, err, sizeof(err)) != 0) {
+        fprintf(stderr, "%s\n", err);
+        web_conf_free(&srv.conf);
+        return 2;
+    }
+    if (check) {
+        printf("%s: ok\n", config);
+        web_conf_free(&srv.conf);
+        return 0;
+    }
+    xt_log_init((xt_log_level)xt_log_level_parse(srv.conf.log_level), srv.conf.log_json);
+    signal(SIGPIPE, SIG_IGN);
+
+    h2o_config_init(&srv.globalconf);
+    srv.globalconf.server_name = h2o_iovec_init(H2O_STRLIT("xtask-web"));
+    srv.globalconf.max_request_entity_size = (size_t)srv.conf.max_body_bytes;
+    srv.globalconf.http1.req_timeout = (uint64_t)srv.conf.request_timeout_ms;
+    srv.globalconf.http1.upgrade_to_http2 = 0; /* no h2c */
+    srv.globalconf.http2.idle_timeout = (uint64_t)srv.conf.idle_timeout_ms;
+    srv.globalconf.proxy.emit_x_forwarded_headers = 1;
+    if (setup_hosts(&srv, err, sizeof(err)) != 0) {
+        fprintf(stderr, "%s\n", err);
+        rc = 2;
+        goto out_conf;
+    }
+
+    srv.loop = h2o_evloop_create();
+    h2o_context_init(&srv.ctx, srv.loop, &srv.globalconf);
+
+    for (size_t i = 0; i < srv.conf.nlisten; i++) {
+        web_listen_conf *l = &srv.conf.listen[i];
+        int fd = open_listener(l->address, err, sizeof(err));
+        if (fd < 0) {
+            xt_error("%s", err);
+            goto out_ctx;
+        }
+        h2o_accept_ctx_t *actx = &srv.accept_ctx[i];
+        actx->ctx = &srv.ctx;
+        actx->hosts = srv.globalconf.hosts;
+        if (l->cert) {
+            if ((srv.ssl_ctx[i] = make_ssl_ctx(l, err, sizeof(err))) == NULL) {
+                close(fd);
+                xt_error("%s", err);
+                rc = 2;
+                goto out_ctx;
+            }
+            actx->ssl_ctx = srv.ssl_ctx[i];
+        }
+        srv.listeners[i] = h2o_evloop_socket_create(srv.loop, fd, H2O_SOCKET_FLAG_DONT_READ);
+        srv.listeners[i]->data = actx;
+        h2o_socket_read_start(srv.listeners[i], on_accept);
+        srv.nlisteners++;
+        xt_info("listening on %s%s", l->address, l->cert ? (l->http2 ? " (TLS, h2)" : " (TLS)") : "");
+    }
+
+    if (pipe2(sig_pipe, O_NONBLOCK | O_CLOEXEC) != 0) {
+        xt_error("pipe: %s", strerror(errno));
+        goto out_ctx;
+    }
+    sig_sock = h2o_evloop_socket_create(srv.loop, sig_pipe[0], 0);
+    sig_sock->data = &srv;
+    h2o_socket_read_start(sig_sock, on_sig_read);
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+
+    if (front_init(&srv) != 0 || events_init(&srv) != 0 || api_init(&srv) != 0 || bus_start(&srv) != 0) {
+        xt_error("start-up failed");
+        goto out_all;
+    }
+    xt_info("xtask-web %s ready (%zu hosts, nats %s)", WEB_VERSION, srv.conf.nhosts, srv.conf.nats_url);
+
+    while (!srv.shutting_down)
+        h2o_evloop_run(srv.loop, INT32_MAX);
+
+    /* shutdown: no new connections, end the streams, let what is running finish within the budget */
+    for (size_t i = 0; i < srv.nlisteners; i++) {
+        h2o_socket_read_stop(srv.listeners[i]);
+        h2o_socket_close(srv.listeners[i]);
+        srv.listeners[i] = NULL;
+    }
+    srv.nlisteners = 0;
+    h2o_context_request_shutdown(&srv.ctx);
+    events_close_all(&srv);
+    uint64_t deadline = h2o_now(srv.loop) + (uint64_t)srv.conf.drain_timeout_ms;
+    while (srv.inflight > 0 && h2o_now(srv.loop) < deadline)
+        h2o_evloop_run(srv.loop, (int32_t)(deadline - h2o_now(srv.loop)));
+    if (srv.inflight > 0)
+        xt_warn("shutdown: %llu requests still running after %lld ms; closing", (unsigned long long)srv.inflight,
+                (long long)srv.conf.drain_timeout_ms);
+    rc = 0;
+    xt_info("stopped");
+
+out_all:
+    bus_stop(&srv);
+    api_dispose(&srv);
+    events_dispose(&srv);
+    front_dispose(&srv);
+out_ctx:
+    for (size_t i = 0; i < srv.nlisteners; i++)
+        if (srv.listeners[i])
+            h2o_socket_close(srv.listeners[i]);
+    if (sig_sock)
+        h2o_socket_close(sig_sock);
+    h2o_evloop_run(srv.loop, 0);
+    /* h2o 2.2.5 has no way to close the connections it still holds (idle keep-alive clients), and
+     * h2o_context_dispose asserts on their timers: the context, the loop and the configuration stay
+     * reachable from `srv` until the process exits. */
+    return rc;
+out_conf:
+    h2o_config_dispose(&srv.globalconf);
+    free_header_cmds();
+    web_conf_free(&srv.conf);
+    if (sig_pipe[1] >= 0)
+        close(sig_pipe[1]);
+    return rc;
+}
