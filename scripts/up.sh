@@ -108,6 +108,9 @@ banner() {
   else
     echo "  login:    users in $XTASK_USERS_FILE"
   fi
+  if [ -f "$XTASK_DATA_DIR/secrets/admin-totp-uri" ]; then
+    echo "            second factor (TOTP): the otpauth:// URI in $XTASK_DATA_DIR/secrets/admin-totp-uri"
+  fi
   echo "  status:   $status_cmd"
   echo "            (or: source $envfile && xtask-supervisor status)"
   if [ $detach = 1 ]; then

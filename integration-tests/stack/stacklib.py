@@ -51,3 +51,76 @@ def yaml_merge(v):
 def check(cond, msg):
     if not cond:
         raise AssertionError(msg)
+
+
+# --- logging in through the front (forward-auth to xtask-auth) ----------------------------------
+import base64 as _b64
+import hashlib as _hashlib
+import hmac as _hmac
+import struct as _struct
+import time as _time
+import urllib.parse as _up
+
+from xt_testlib import http_request as _http_request
+
+
+def totp_now(secret_b32, t=None, step_offset=0):
+    """RFC 6238 TOTP (SHA1, 6 digits, 30 s), standard library only."""
+    key = _b64.b32decode(secret_b32.upper() + "=" * (-len(secret_b32) % 8))
+    counter = int((t if t is not None else _time.time()) // 30) + step_offset
+    mac = _hmac.new(key, _struct.pack(">Q", counter), _hashlib.sha1).digest()
+    o = mac[-1] & 0x0F
+    code = (_struct.unpack(">I", mac[o:o + 4])[0] & 0x7FFFFFFF) % 1000000
+    return f"{code:06d}"
+
+
+def totp_secret_from_uri(uri):
+    q = _up.parse_qs(_up.urlsplit(uri.strip()).query)
+    return q["secret"][0]
+
+
+def session_cookie(headers, name="authelia_session"):
+    """The value of cookie `name` in a response's Set-Cookie headers, or None."""
+    for line in headers.get("set-cookie", "").split("\n"):
+        first = line.split(";", 1)[0].strip()
+        if first.startswith(name + "="):
+            return first.split("=", 1)[1]
+    return None
+
+
+def login(front, user, password, totp_secret=None, domain="localhost", timeout=10):
+    """Sign in through the front's auth host (first factor, then TOTP when a secret is given).
+    Returns the session cookie value. `front` is http://127.0.0.1:PORT."""
+    auth_host = f"auth.{domain}"
+    body = json.dumps({"username": user, "password": password, "keepMeLoggedIn": False})
+    st, hd, data = _http_request(front + "/api/firstfactor", "POST",
+                                 {"Host": auth_host, "Content-Type": "application/json",
+                                  "Accept": "application/json"}, body, timeout)
+    check(st == 200, f"first factor: {st} {data[:300]!r}")
+    cookie = session_cookie(hd)
+    check(cookie, f"first factor set no session cookie: {hd}")
+    if totp_secret:
+        code = totp_now(totp_secret)
+        st, hd, data = _http_request(front + "/api/secondfactor/totp", "POST",
+                                     {"Host": auth_host, "Content-Type": "application/json",
+                                      "Accept": "application/json",
+                                      "Cookie": f"authelia_session={cookie}"},
+                                     json.dumps({"token": code}), timeout)
+        check(st == 200, f"second factor: {st} {data[:300]!r}")
+        cookie = session_cookie(hd) or cookie
+    return cookie
+
+
+def api(front, path, cookie=None, method="GET", body=None, domain="localhost", timeout=30):
+    """A request to the front's main host; returns (status, headers, parsed JSON or raw bytes)."""
+    h = {"Host": domain, "Accept": "application/json"}
+    if cookie:
+        h["Cookie"] = f"authelia_session={cookie}"
+    if body is not None:
+        h["Content-Type"] = "application/json"
+        body = json.dumps(body)
+    st, hd, data = _http_request(front + path, method, h, body, timeout)
+    try:
+        return st, hd, json.loads(data) if data else None
+    except ValueError:
+        return st, hd, data
