@@ -56,7 +56,7 @@ def main():
     front = f"http://127.0.0.1:{http_port}"
 
     step("podman build")
-    run(["podman", "build", "--format", "docker", "-f", "docker/Dockerfile", "-t", IMAGE, "."], timeout=1500)
+    run(["docker/build.sh", IMAGE], timeout=1500, env=dict(os.environ, XTASK_ENGINE="podman"))
     step("built")
     try:
         # --- first start -----------------------------------------------------------------------

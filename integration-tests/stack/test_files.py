@@ -255,7 +255,9 @@ def test_taskfile():
     check("scripts/up.sh" in cmds["up"], "up -> scripts/up.sh")
     check("scripts/down.sh" in cmds["down"], "down -> scripts/down.sh")
     check("xtask-supervisor status" in cmds["status"], "status -> xtask-supervisor status")
-    check("docker/Dockerfile" in cmds["image"], "image builds docker/Dockerfile")
+    check("docker/build.sh" in cmds["image"], "image -> docker/build.sh")
+    with open(src("docker", "build.sh")) as f:
+        check("docker/Dockerfile" in f.read(), "docker/build.sh builds docker/Dockerfile")
     check("docker/docker-compose.yml" in cmds["compose"], "compose uses docker/docker-compose.yml")
     check("fly deploy" in cmds["deploy"] and "fly scale count 6" in cmds["deploy"]
           and "--max-per-region 1" in cmds["deploy"], "deploy: fly deploy + one Machine per region")
