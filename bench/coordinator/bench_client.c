@@ -34,8 +34,8 @@ static void report(const char *what, double *v, int n, double wall_us)
     qsort(v, (size_t)n, sizeof *v, cmp_d);
     for (int i = 0; i < n; i++)
         sum += v[i];
-    printf("{\"what\":\"%s\",\"n\":%d,\"p50_us\":%.1f,\"p99_us\":%.1f,\"mean_us\":%.1f,\"per_s\":%.1f}\n", what, n,
-           v[n / 2], v[(int)(n * 0.99)], sum / n, n / (wall_us / 1e6));
+    printf("{\"what\":\"%s\",\"n\":%d,\"p50_us\":%.1f,\"p99_us\":%.1f,\"mean_us\":%.1f,\"per_s\":%.1f}\n",
+           what, n, v[n / 2], v[(int)(n * 0.99)], sum / n, n / (wall_us / 1e6));
 }
 
 typedef struct {
@@ -54,8 +54,7 @@ static void *req_thread(void *p)
         double t0 = now_us();
         natsStatus st = natsConnection_RequestString(&m, a->nc, a->subj, a->body, 30000);
         a->lat[i] = now_us() - t0;
-        if (st != NATS_OK || strstr(natsMsg_GetData(m) ? natsMsg_GetData(m) : "", "\"error\""))
-            a->errors++;
+        if (st != NATS_OK || strstr(natsMsg_GetData(m) ? natsMsg_GetData(m) : "", "\"error\"")) a->errors++;
         natsMsg_Destroy(m);
     }
     return NULL;
@@ -64,8 +63,7 @@ static void *req_thread(void *p)
 static int do_req(const char *url, const char *subj, const char *body, int n, int threads)
 {
     natsConnection *nc = NULL;
-    if (natsConnection_ConnectTo(&nc, url) != NATS_OK)
-        return 1;
+    if (natsConnection_ConnectTo(&nc, url) != NATS_OK) return 1;
     /* warm-up */
     for (int i = 0; i < 50; i++) {
         natsMsg *m = NULL;
@@ -86,8 +84,7 @@ static int do_req(const char *url, const char *subj, const char *body, int n, in
         errors += args[t].errors;
     }
     double wall = now_us() - t0;
-    if (errors)
-        fprintf(stderr, "bench: %d errors\n", errors);
+    if (errors) fprintf(stderr, "bench: %d errors\n", errors);
     report(threads > 1 ? "req-parallel" : "req", all, n * threads, wall);
     free(all);
     natsConnection_Destroy(nc);
@@ -100,8 +97,7 @@ static int do_gather(const char *url, const char *subj, const char *body, int n,
     natsSubscription *sub = NULL;
     char inbox[128];
     double *lat = calloc((size_t)n, sizeof *lat);
-    if (natsConnection_ConnectTo(&nc, url) != NATS_OK)
-        return 1;
+    if (natsConnection_ConnectTo(&nc, url) != NATS_OK) return 1;
     double t_all = now_us();
     for (int i = 0; i < n; i++) {
         snprintf(inbox, sizeof inbox, "_INBOX.bench.%d", i);
@@ -111,8 +107,7 @@ static int do_gather(const char *url, const char *subj, const char *body, int n,
         int got = 0;
         while (got < expect) {
             natsMsg *m = NULL;
-            if (natsSubscription_NextMsg(&m, sub, 5000) != NATS_OK)
-                break;
+            if (natsSubscription_NextMsg(&m, sub, 5000) != NATS_OK) break;
             got++;
             natsMsg_Destroy(m);
         }

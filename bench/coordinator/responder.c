@@ -12,8 +12,7 @@
 static void on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *m, void *closure)
 {
     const char *reply = natsMsg_GetReply(m);
-    if (reply)
-        natsConnection_PublishString(nc, reply, "{\"ok\":true}");
+    if (reply) natsConnection_PublishString(nc, reply, "{\"ok\":true}");
     natsMsg_Destroy(m);
 }
 
@@ -32,10 +31,8 @@ int main(int argc, char **argv)
     sigaddset(&s, SIGINT);
     pthread_sigmask(SIG_BLOCK, &s, NULL);
     natsStatus st = natsConnection_ConnectTo(&nc, argv[1]);
-    if (st == NATS_OK)
-        st = natsConnection_Subscribe(&sub, nc, argv[2], on_msg, NULL);
-    if (st == NATS_OK)
-        st = natsConnection_Flush(nc);
+    if (st == NATS_OK) st = natsConnection_Subscribe(&sub, nc, argv[2], on_msg, NULL);
+    if (st == NATS_OK) st = natsConnection_Flush(nc);
     if (st != NATS_OK) {
         fprintf(stderr, "responder: %s\n", natsStatus_GetText(st));
         return 1;

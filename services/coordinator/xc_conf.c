@@ -103,16 +103,13 @@ int xc_size_parse(const char *s, size_t *out)
                  {"GB", 1024ULL * 1024 * 1024},
                  {"GiB", 1024ULL * 1024 * 1024}};
     char *end;
-    if (!s || *s < '0' || *s > '9')
-        return -1;
+    if (!s || *s < '0' || *s > '9') return -1;
     errno = 0;
     unsigned long long v = strtoull(s, &end, 10);
-    if (errno)
-        return -1;
+    if (errno) return -1;
     for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
         if (strcmp(end, units[i].suffix) == 0) {
-            if (v > SIZE_MAX / units[i].mult)
-                return -1;
+            if (v > SIZE_MAX / units[i].mult) return -1;
             *out = (size_t)(v * units[i].mult);
             return 0;
         }
@@ -131,12 +128,9 @@ static int get_str(ld *l, const xt_node *m, const char *key, const char *what, c
 {
     const xt_node *n = xt_map_get(m, key);
     const char *s;
-    if (!n)
-        return 0;
-    if (n->kind == XT_NODE_SCALAR && n->is_null)
-        return 0;
-    if (xt_conf_string(l->doc, n, what, &s, l->err, l->errlen))
-        return -1;
+    if (!n) return 0;
+    if (n->kind == XT_NODE_SCALAR && n->is_null) return 0;
+    if (xt_conf_string(l->doc, n, what, &s, l->err, l->errlen)) return -1;
     free(*dst);
     *dst = strdup(s);
     return 0;
@@ -154,10 +148,8 @@ static int get_int(ld *l, const xt_node *m, const char *key, const char *what, l
 {
     const xt_node *n = xt_map_get(m, key);
     long long v;
-    if (!n)
-        return 0;
-    if (xt_conf_int(l->doc, n, what, min, max, &v, l->err, l->errlen))
-        return -1;
+    if (!n) return 0;
+    if (xt_conf_int(l->doc, n, what, min, max, &v, l->err, l->errlen)) return -1;
     *dst = (int)v;
     return 0;
 }
@@ -174,15 +166,14 @@ static int get_size(ld *l, const xt_node *m, const char *key, const char *what, 
     const xt_node *n = xt_map_get(m, key);
     const char *s;
     size_t v;
-    if (!n)
-        return 0;
-    if (xt_conf_string(l->doc, n, what, &s, l->err, l->errlen))
-        return -1;
+    if (!n) return 0;
+    if (xt_conf_string(l->doc, n, what, &s, l->err, l->errlen)) return -1;
     if (xc_size_parse(s, &v) != 0)
-        return xt_conf_error(l->err, l->errlen, l->doc, n, "%s: '%s' is not a size (e.g. 4096, 64KiB, 1MiB)", what,
-                             s);
+        return xt_conf_error(l->err, l->errlen, l->doc, n, "%s: '%s' is not a size (e.g. 4096, 64KiB, 1MiB)",
+                             what, s);
     if (v < min || v > max)
-        return xt_conf_error(l->err, l->errlen, l->doc, n, "%s: %zu is out of range [%zu, %zu]", what, v, min, max);
+        return xt_conf_error(l->err, l->errlen, l->doc, n, "%s: %zu is out of range [%zu, %zu]", what, v, min,
+                             max);
     *dst = v;
     return 0;
 }
@@ -191,10 +182,8 @@ static int get_strv(ld *l, const xt_node *m, const char *key, const char *what, 
 {
     const xt_node *n = xt_map_get(m, key);
     char **v;
-    if (!n)
-        return 0;
-    if (xt_conf_strv(l->doc, n, what, 0, nonempty, &v, l->err, l->errlen))
-        return -1;
+    if (!n) return 0;
+    if (xt_conf_strv(l->doc, n, what, 0, nonempty, &v, l->err, l->errlen)) return -1;
     xt_strv_free(*dst);
     *dst = v;
     return 0;
@@ -204,8 +193,7 @@ static int section(ld *l, const xt_node *root, const char *key, const char *cons
 {
     const xt_node *n = xt_map_get(root, key);
     *out = NULL;
-    if (!n || (n->kind == XT_NODE_SCALAR && n->is_null))
-        return 0;
+    if (!n || (n->kind == XT_NODE_SCALAR && n->is_null)) return 0;
     if (xt_conf_want_map(l->doc, n, key, l->err, l->errlen) ||
         xt_conf_check_keys(l->doc, n, keys, key, l->err, l->errlen))
         return -1;
@@ -228,53 +216,47 @@ static int parse_task(ld *l, const xt_node *key, const xt_node *v, const char *s
     t->name = strdup(key->str);
     t->timeout_ms = def_timeout;
     snprintf(what, sizeof what, "%s.%s", sect, key->str);
-    if (v->kind == XT_NODE_SEQ)
-        return xt_conf_strv(l->doc, v, what, 0, 1, &t->argv, l->err, l->errlen);
+    if (v->kind == XT_NODE_SEQ) return xt_conf_strv(l->doc, v, what, 0, 1, &t->argv, l->err, l->errlen);
     if (xt_conf_want_map(l->doc, v, what, l->err, l->errlen) ||
         xt_conf_check_keys(l->doc, v, keys, what, l->err, l->errlen))
         return -1;
     const xt_node *argv = xt_map_get(v, "argv");
     if (!argv)
-        return xt_conf_error(l->err, l->errlen, l->doc, v, "%s: 'argv' is required (a list: program and arguments)",
-                             what);
+        return xt_conf_error(l->err, l->errlen, l->doc, v,
+                             "%s: 'argv' is required (a list: program and arguments)", what);
     char w2[200];
     snprintf(w2, sizeof w2, "%s.argv", what);
-    if (xt_conf_strv(l->doc, argv, w2, 0, 1, &t->argv, l->err, l->errlen))
-        return -1;
+    if (xt_conf_strv(l->doc, argv, w2, 0, 1, &t->argv, l->err, l->errlen)) return -1;
     if (t->argv[0][0] == '\0')
         return xt_conf_error(l->err, l->errlen, l->doc, argv, "%s: the program name is empty", w2);
     snprintf(w2, sizeof w2, "%s.cwd", what);
-    if (get_str(l, v, "cwd", w2, &t->cwd))
-        return -1;
+    if (get_str(l, v, "cwd", w2, &t->cwd)) return -1;
     if (t->cwd && t->cwd[0] != '/')
-        return xt_conf_error(l->err, l->errlen, l->doc, xt_map_get(v, "cwd"), "%s: must be an absolute path", w2);
+        return xt_conf_error(l->err, l->errlen, l->doc, xt_map_get(v, "cwd"), "%s: must be an absolute path",
+                             w2);
     snprintf(w2, sizeof w2, "%s.timeout", what);
-    if (get_dur(l, v, "timeout", w2, 1, 24LL * 3600 * 1000, &t->timeout_ms))
-        return -1;
+    if (get_dur(l, v, "timeout", w2, 1, 24LL * 3600 * 1000, &t->timeout_ms)) return -1;
     snprintf(w2, sizeof w2, "%s.args", what);
-    if (get_bool(l, v, "args", w2, &t->allow_args))
-        return -1;
+    if (get_bool(l, v, "args", w2, &t->allow_args)) return -1;
     snprintf(w2, sizeof w2, "%s.description", what);
-    if (get_str(l, v, "description", w2, &t->description))
-        return -1;
+    if (get_str(l, v, "description", w2, &t->description)) return -1;
     const xt_node *env = xt_map_get(v, "env");
     if (env) {
         snprintf(w2, sizeof w2, "%s.env", what);
-        if (xt_conf_want_map(l->doc, env, w2, l->err, l->errlen))
-            return -1;
+        if (xt_conf_want_map(l->doc, env, w2, l->err, l->errlen)) return -1;
         if (env->len > XC_ENV_MAX)
-            return xt_conf_error(l->err, l->errlen, l->doc, env, "%s: too many variables (max %d)", w2, XC_ENV_MAX);
+            return xt_conf_error(l->err, l->errlen, l->doc, env, "%s: too many variables (max %d)", w2,
+                                 XC_ENV_MAX);
         t->env = calloc(env->len + 1, sizeof(char *));
         for (size_t i = 0; t->env && i < env->len; i++) {
             const char *k = env->keys[i]->str, *val;
             if (!*k || strchr(k, '='))
-                return xt_conf_error(l->err, l->errlen, l->doc, env->keys[i], "%s: bad variable name '%s'", w2, k);
-            if (xt_conf_string(l->doc, env->items[i], w2, &val, l->err, l->errlen))
-                return -1;
+                return xt_conf_error(l->err, l->errlen, l->doc, env->keys[i], "%s: bad variable name '%s'",
+                                     w2, k);
+            if (xt_conf_string(l->doc, env->items[i], w2, &val, l->err, l->errlen)) return -1;
             size_t n = strlen(k) + strlen(val) + 2;
             t->env[i] = malloc(n);
-            if (t->env[i])
-                snprintf(t->env[i], n, "%s=%s", k, val);
+            if (t->env[i]) snprintf(t->env[i], n, "%s=%s", k, val);
         }
     }
     return 0;
@@ -284,20 +266,18 @@ static int parse_tasks(ld *l, const xt_node *root, const char *sect, int64_t def
                        size_t *ntasks)
 {
     const xt_node *m = xt_map_get(root, sect);
-    if (!m || (m->kind == XT_NODE_SCALAR && m->is_null))
-        return 0;
-    if (xt_conf_want_map(l->doc, m, sect, l->err, l->errlen))
-        return -1;
+    if (!m || (m->kind == XT_NODE_SCALAR && m->is_null)) return 0;
+    if (xt_conf_want_map(l->doc, m, sect, l->err, l->errlen)) return -1;
     for (size_t i = 0; i < *ntasks; i++)
         task_free(&tasks[i]);
     *ntasks = 0;
     if (m->len > XC_TASKS_MAX)
-        return xt_conf_error(l->err, l->errlen, l->doc, m, "%s: too many entries (max %d)", sect, XC_TASKS_MAX);
+        return xt_conf_error(l->err, l->errlen, l->doc, m, "%s: too many entries (max %d)", sect,
+                             XC_TASKS_MAX);
     for (size_t i = 0; i < m->len; i++) {
         int rc = parse_task(l, m->keys[i], m->items[i], sect, def_timeout, &tasks[*ntasks]);
         (*ntasks)++; /* counted even on failure so that xc_conf_free frees it */
-        if (rc)
-            return -1;
+        if (rc) return -1;
     }
     return 0;
 }
@@ -305,27 +285,30 @@ static int parse_tasks(ld *l, const xt_node *root, const char *sect, int64_t def
 static int parse_ports(ld *l, const xt_node *m, xc_conf *c)
 {
     const xt_node *n = xt_map_get(m, "ports");
-    if (!n)
-        return 0;
+    if (!n) return 0;
     if (n->kind != XT_NODE_SEQ)
-        return xt_conf_error(l->err, l->errlen, l->doc, n, "kill_port.ports: a list of ports or ranges (\"8081-8099\")");
+        return xt_conf_error(l->err, l->errlen, l->doc, n,
+                             "kill_port.ports: a list of ports or ranges (\"8081-8099\")");
     if (n->len > XC_LIST_MAX)
-        return xt_conf_error(l->err, l->errlen, l->doc, n, "kill_port.ports: too many entries (max %d)", XC_LIST_MAX);
+        return xt_conf_error(l->err, l->errlen, l->doc, n, "kill_port.ports: too many entries (max %d)",
+                             XC_LIST_MAX);
     c->nkill_ports = 0;
     for (size_t i = 0; i < n->len; i++) {
         const xt_node *it = n->items[i];
         unsigned lo, hi;
         char extra;
         if (it->kind != XT_NODE_SCALAR || !it->str)
-            return xt_conf_error(l->err, l->errlen, l->doc, it, "kill_port.ports: expected a port or a range");
+            return xt_conf_error(l->err, l->errlen, l->doc, it,
+                                 "kill_port.ports: expected a port or a range");
         int k = sscanf(it->str, "%u-%u%c", &lo, &hi, &extra);
         if (k == 1 && strspn(it->str, "0123456789") == strlen(it->str))
             hi = lo;
         else if (k != 2)
-            return xt_conf_error(l->err, l->errlen, l->doc, it, "kill_port.ports: '%s' is not a port or a range",
-                                 it->str);
+            return xt_conf_error(l->err, l->errlen, l->doc, it,
+                                 "kill_port.ports: '%s' is not a port or a range", it->str);
         if (lo < 1 || hi > 65535 || lo > hi)
-            return xt_conf_error(l->err, l->errlen, l->doc, it, "kill_port.ports: '%s' is out of 1-65535", it->str);
+            return xt_conf_error(l->err, l->errlen, l->doc, it, "kill_port.ports: '%s' is out of 1-65535",
+                                 it->str);
         c->kill_ports[c->nkill_ports].lo = (uint16_t)lo;
         c->kill_ports[c->nkill_ports].hi = (uint16_t)hi;
         c->nkill_ports++;
@@ -337,15 +320,13 @@ static int parse_dirs(ld *l, const xt_node *m, xc_conf *c)
 {
     const xt_node *n = xt_map_get(m, "dirs");
     char **v;
-    if (!n)
-        return 0;
-    if (xt_conf_strv(l->doc, n, "download.dirs", 0, 0, &v, l->err, l->errlen))
-        return -1;
+    if (!n) return 0;
+    if (xt_conf_strv(l->doc, n, "download.dirs", 0, 0, &v, l->err, l->errlen)) return -1;
     for (size_t i = 0; v[i]; i++) {
         if (v[i][0] != '/') {
             xt_strv_free(v);
-            return xt_conf_error(l->err, l->errlen, l->doc, n->items[i], "download.dirs: '%s' is not absolute",
-                                 n->items[i]->str);
+            return xt_conf_error(l->err, l->errlen, l->doc, n->items[i],
+                                 "download.dirs: '%s' is not absolute", n->items[i]->str);
         }
         /* Canonical when it exists (symlinks resolved), so that prefix checks compare like with like. */
         char real[PATH_MAX];
@@ -361,13 +342,13 @@ static int parse_dirs(ld *l, const xt_node *m, xc_conf *c)
 
 static int load_doc(xc_conf *c, const xt_doc *doc, char *err, size_t errlen)
 {
-    static const char *const top[] = {"version", "node", "nats", "limits", "queue", "tasks", "taskfile",
-                                      "silent", "which", "download", "kill_port", NULL};
+    static const char *const top[] = {"version",  "node",   "nats",  "limits",   "queue",     "tasks",
+                                      "taskfile", "silent", "which", "download", "kill_port", NULL};
     static const char *const k_node[] = {"region", "capabilities", "events_project", NULL};
     static const char *const k_nats[] = {"url", "heartbeat", "node_ttl", "replicas", "results_max_age", NULL};
-    static const char *const k_limits[] = {"max_concurrent", "max_queued", "max_request", "output_tail",
-                                           "output_max", "default_timeout", "max_timeout", "kill_grace",
-                                           "live_lines_max", NULL};
+    static const char *const k_limits[] = {
+        "max_concurrent",  "max_queued",  "max_request", "output_tail",    "output_max",
+        "default_timeout", "max_timeout", "kill_grace",  "live_lines_max", NULL};
     static const char *const k_queue[] = {"capabilities", "ack_wait", NULL};
     static const char *const k_tf[] = {"enabled", "path", "dir", "allow", "timeout", NULL};
     static const char *const k_which[] = {"version", "timeout", NULL};
@@ -375,25 +356,22 @@ static int load_doc(xc_conf *c, const xt_doc *doc, char *err, size_t errlen)
     static const char *const k_kp[] = {"ports", NULL};
     ld l = {doc, err, errlen};
     const xt_node *root = doc->root, *s;
-    if (!root)
-        return 0; /* an empty file: defaults */
+    if (!root) return 0; /* an empty file: defaults */
     if (xt_conf_want_map(doc, root, "the top level", err, errlen) ||
         xt_conf_check_keys(doc, root, top, "the top level", err, errlen))
         return -1;
     const xt_node *ver = xt_map_get(root, "version");
     long long version = 1;
-    if (ver && xt_conf_int(doc, ver, "version", 1, 1, &version, err, errlen))
-        return -1;
+    if (ver && xt_conf_int(doc, ver, "version", 1, 1, &version, err, errlen)) return -1;
 
-    if (section(&l, root, "node", k_node, &s))
-        return -1;
+    if (section(&l, root, "node", k_node, &s)) return -1;
     if (s && (get_str(&l, s, "region", "node.region", &c->region) ||
               get_strv(&l, s, "capabilities", "node.capabilities", 0, &c->capabilities) ||
               get_str(&l, s, "events_project", "node.events_project", &c->events_project)))
         return -1;
     if (c->region[0] && !xp_token_valid(c->region))
-        return xt_conf_error(err, errlen, doc, xt_map_get(s, "region"), "node.region: '%s' is not a valid token",
-                             c->region);
+        return xt_conf_error(err, errlen, doc, xt_map_get(s, "region"),
+                             "node.region: '%s' is not a valid token", c->region);
     if (!xp_token_valid(c->events_project))
         return xt_conf_error(err, errlen, doc, xt_map_get(s, "events_project"),
                              "node.events_project: '%s' is not a valid token", c->events_project);
@@ -402,8 +380,7 @@ static int load_doc(xc_conf *c, const xt_doc *doc, char *err, size_t errlen)
             return xt_conf_error(err, errlen, doc, xt_map_get(s, "capabilities"),
                                  "node.capabilities: '%s' is not a valid token", c->capabilities[i]);
 
-    if (section(&l, root, "nats", k_nats, &s))
-        return -1;
+    if (section(&l, root, "nats", k_nats, &s)) return -1;
     if (s && (get_str(&l, s, "url", "nats.url", &c->nats_url) ||
               get_dur(&l, s, "heartbeat", "nats.heartbeat", 100, 600000, &c->heartbeat_ms) ||
               get_dur(&l, s, "node_ttl", "nats.node_ttl", 1000, 3600000, &c->node_ttl_ms) ||
@@ -414,21 +391,20 @@ static int load_doc(xc_conf *c, const xt_doc *doc, char *err, size_t errlen)
     if (c->node_ttl_ms < 2 * c->heartbeat_ms)
         return xt_conf_error(err, errlen, doc, s, "nats.node_ttl must be at least twice nats.heartbeat");
 
-    if (section(&l, root, "limits", k_limits, &s))
-        return -1;
-    if (s && (get_int(&l, s, "max_concurrent", "limits.max_concurrent", 1, 256, &c->max_concurrent) ||
-              get_int(&l, s, "max_queued", "limits.max_queued", 0, 4096, &c->max_queued) ||
-              get_size(&l, s, "max_request", "limits.max_request", 256, 64 * 1024 * 1024, &c->max_request_bytes) ||
-              get_size(&l, s, "output_tail", "limits.output_tail", 64, 512 * 1024, &c->output_tail_bytes) ||
-              get_size(&l, s, "output_max", "limits.output_max", 0, 16 * 1024 * 1024, &c->output_max_bytes) ||
-              get_dur(&l, s, "default_timeout", "limits.default_timeout", 1, 86400000, &c->default_timeout_ms) ||
-              get_dur(&l, s, "max_timeout", "limits.max_timeout", 1, 86400000, &c->max_timeout_ms) ||
-              get_dur(&l, s, "kill_grace", "limits.kill_grace", 0, 60000, &c->kill_grace_ms) ||
-              get_int(&l, s, "live_lines_max", "limits.live_lines_max", 0, 10000000, &c->live_lines_max)))
+    if (section(&l, root, "limits", k_limits, &s)) return -1;
+    if (s &&
+        (get_int(&l, s, "max_concurrent", "limits.max_concurrent", 1, 256, &c->max_concurrent) ||
+         get_int(&l, s, "max_queued", "limits.max_queued", 0, 4096, &c->max_queued) ||
+         get_size(&l, s, "max_request", "limits.max_request", 256, 64 * 1024 * 1024, &c->max_request_bytes) ||
+         get_size(&l, s, "output_tail", "limits.output_tail", 64, 512 * 1024, &c->output_tail_bytes) ||
+         get_size(&l, s, "output_max", "limits.output_max", 0, 16 * 1024 * 1024, &c->output_max_bytes) ||
+         get_dur(&l, s, "default_timeout", "limits.default_timeout", 1, 86400000, &c->default_timeout_ms) ||
+         get_dur(&l, s, "max_timeout", "limits.max_timeout", 1, 86400000, &c->max_timeout_ms) ||
+         get_dur(&l, s, "kill_grace", "limits.kill_grace", 0, 60000, &c->kill_grace_ms) ||
+         get_int(&l, s, "live_lines_max", "limits.live_lines_max", 0, 10000000, &c->live_lines_max)))
         return -1;
 
-    if (section(&l, root, "queue", k_queue, &s))
-        return -1;
+    if (section(&l, root, "queue", k_queue, &s)) return -1;
     if (s && (get_strv(&l, s, "capabilities", "queue.capabilities", 0, &c->queue_capabilities) ||
               get_dur(&l, s, "ack_wait", "queue.ack_wait", 1000, 3600000, &c->ack_wait_ms)))
         return -1;
@@ -437,11 +413,9 @@ static int load_doc(xc_conf *c, const xt_doc *doc, char *err, size_t errlen)
             return xt_conf_error(err, errlen, doc, xt_map_get(s, "capabilities"),
                                  "queue.capabilities: '%s' is not a valid token", c->queue_capabilities[i]);
 
-    if (parse_tasks(&l, root, "tasks", c->default_timeout_ms, c->tasks, &c->ntasks))
-        return -1;
+    if (parse_tasks(&l, root, "tasks", c->default_timeout_ms, c->tasks, &c->ntasks)) return -1;
 
-    if (section(&l, root, "taskfile", k_tf, &s))
-        return -1;
+    if (section(&l, root, "taskfile", k_tf, &s)) return -1;
     if (s && (get_bool(&l, s, "enabled", "taskfile.enabled", &c->taskfile_enabled) ||
               get_str(&l, s, "path", "taskfile.path", &c->taskfile_path) ||
               get_str(&l, s, "dir", "taskfile.dir", &c->taskfile_dir) ||
@@ -450,37 +424,32 @@ static int load_doc(xc_conf *c, const xt_doc *doc, char *err, size_t errlen)
         return -1;
     for (size_t i = 0; c->taskfile_allow && c->taskfile_allow[i]; i++)
         if (strcmp(c->taskfile_allow[i], "*") != 0 && !xp_task_name_valid(c->taskfile_allow[i]))
-            return xt_conf_error(err, errlen, doc, xt_map_get(s, "allow"), "taskfile.allow: '%s' is not a task name",
-                                 c->taskfile_allow[i]);
+            return xt_conf_error(err, errlen, doc, xt_map_get(s, "allow"),
+                                 "taskfile.allow: '%s' is not a task name", c->taskfile_allow[i]);
 
-    if (parse_tasks(&l, root, "silent", c->default_timeout_ms, c->silent, &c->nsilent))
-        return -1;
+    if (parse_tasks(&l, root, "silent", c->default_timeout_ms, c->silent, &c->nsilent)) return -1;
 
-    if (section(&l, root, "which", k_which, &s))
-        return -1;
+    if (section(&l, root, "which", k_which, &s)) return -1;
     if (s && (get_bool(&l, s, "version", "which.version", &c->which_version) ||
               get_dur(&l, s, "timeout", "which.timeout", 1, 60000, &c->which_timeout_ms)))
         return -1;
 
-    if (section(&l, root, "download", k_dl, &s))
-        return -1;
-    if (s && (parse_dirs(&l, s, c) ||
-              get_size(&l, s, "max_bytes", "download.max_bytes", 1, (size_t)64 << 30, &c->download_max_bytes) ||
-              get_dur(&l, s, "timeout", "download.timeout", 1, 86400000, &c->download_timeout_ms)))
+    if (section(&l, root, "download", k_dl, &s)) return -1;
+    if (s &&
+        (parse_dirs(&l, s, c) ||
+         get_size(&l, s, "max_bytes", "download.max_bytes", 1, (size_t)64 << 30, &c->download_max_bytes) ||
+         get_dur(&l, s, "timeout", "download.timeout", 1, 86400000, &c->download_timeout_ms)))
         return -1;
 
-    if (section(&l, root, "kill_port", k_kp, &s))
-        return -1;
-    if (s && parse_ports(&l, s, c))
-        return -1;
+    if (section(&l, root, "kill_port", k_kp, &s)) return -1;
+    if (s && parse_ports(&l, s, c)) return -1;
     return 0;
 }
 
 int xc_conf_load(xc_conf *c, const char *path, char *err, size_t errlen)
 {
     xt_doc *doc = NULL;
-    if (xt_conf_load_file(path, &doc, err, errlen))
-        return -1;
+    if (xt_conf_load_file(path, &doc, err, errlen)) return -1;
     int rc = load_doc(c, doc, err, errlen);
     xt_doc_free(doc);
     return rc;
@@ -490,8 +459,7 @@ int xc_conf_load_mem(xc_conf *c, const char *name, const char *text, xt_conf_get
                      char *err, size_t errlen)
 {
     xt_doc *doc = NULL;
-    if (xt_conf_load_mem(name, text, strlen(text), getenv_fn, ud, &doc, err, errlen))
-        return -1;
+    if (xt_conf_load_mem(name, text, strlen(text), getenv_fn, ud, &doc, err, errlen)) return -1;
     int rc = load_doc(c, doc, err, errlen);
     xt_doc_free(doc);
     return rc;
@@ -500,8 +468,7 @@ int xc_conf_load_mem(xc_conf *c, const char *name, const char *text, xt_conf_get
 static const xc_task *find(const xc_task *v, size_t n, const char *name)
 {
     for (size_t i = 0; i < n; i++)
-        if (strcmp(v[i].name, name) == 0)
-            return &v[i];
+        if (strcmp(v[i].name, name) == 0) return &v[i];
     return NULL;
 }
 
@@ -517,26 +484,22 @@ const xc_task *xc_conf_silent(const xc_conf *c, const char *name)
 
 int xc_conf_taskfile_allows(const xc_conf *c, const char *name)
 {
-    if (!c->taskfile_enabled || !xp_task_name_valid(name))
-        return 0;
+    if (!c->taskfile_enabled || !xp_task_name_valid(name)) return 0;
     for (size_t i = 0; c->taskfile_allow && c->taskfile_allow[i]; i++)
-        if (strcmp(c->taskfile_allow[i], "*") == 0 || strcmp(c->taskfile_allow[i], name) == 0)
-            return 1;
+        if (strcmp(c->taskfile_allow[i], "*") == 0 || strcmp(c->taskfile_allow[i], name) == 0) return 1;
     return 0;
 }
 
 int xc_conf_port_allowed(const xc_conf *c, unsigned port)
 {
     for (size_t i = 0; i < c->nkill_ports; i++)
-        if (port >= c->kill_ports[i].lo && port <= c->kill_ports[i].hi)
-            return 1;
+        if (port >= c->kill_ports[i].lo && port <= c->kill_ports[i].hi) return 1;
     return 0;
 }
 
 int xc_conf_has_cap(const xc_conf *c, const char *cap)
 {
     for (size_t i = 0; c->capabilities && c->capabilities[i]; i++)
-        if (strcmp(c->capabilities[i], cap) == 0)
-            return 1;
+        if (strcmp(c->capabilities[i], cap) == 0) return 1;
     return 0;
 }

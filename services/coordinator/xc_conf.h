@@ -21,9 +21,9 @@
 /* One runnable command. */
 typedef struct {
     char *name;
-    char **argv;    /* NULL-terminated, argv[0] looked up on PATH */
-    char *cwd;      /* NULL = the node's cwd */
-    char **env;     /* NULL-terminated "K=V" added to the node's environment, may be NULL */
+    char **argv; /* NULL-terminated, argv[0] looked up on PATH */
+    char *cwd;   /* NULL = the node's cwd */
+    char **env;  /* NULL-terminated "K=V" added to the node's environment, may be NULL */
     int64_t timeout_ms;
     int allow_args; /* extra request args are appended to argv */
     char *description;
@@ -35,25 +35,25 @@ typedef struct {
 
 typedef struct {
     /* node */
-    char *region;            /* "" = from FLY_REGION or "local" */
-    char **capabilities;     /* NULL-terminated */
-    char *events_project;    /* project of node.joined / node.left events */
+    char *region;         /* "" = from FLY_REGION or "local" */
+    char **capabilities;  /* NULL-terminated */
+    char *events_project; /* project of node.joined / node.left events */
     /* nats */
-    char *nats_url;          /* may be NULL: flag / env / default decide */
+    char *nats_url; /* may be NULL: flag / env / default decide */
     int64_t heartbeat_ms;
     int64_t node_ttl_ms;
-    int replicas;            /* xtask-results, xtask-queue, KV xtask_nodes */
+    int replicas; /* xtask-results, xtask-queue, KV xtask_nodes */
     int64_t results_max_age_ms;
     /* limits */
-    int max_concurrent;      /* tasks running at once */
-    int max_queued;          /* requests waiting for a worker; beyond: busy */
+    int max_concurrent; /* tasks running at once */
+    int max_queued;     /* requests waiting for a worker; beyond: busy */
     size_t max_request_bytes;
     size_t output_tail_bytes;
     size_t output_max_bytes;
     int64_t default_timeout_ms;
     int64_t max_timeout_ms;
-    int64_t kill_grace_ms;   /* SIGTERM -> SIGKILL on timeout */
-    int live_lines_max;      /* live output lines published per task; the rest only counted */
+    int64_t kill_grace_ms; /* SIGTERM -> SIGKILL on timeout */
+    int live_lines_max;    /* live output lines published per task; the rest only counted */
     /* queue */
     char **queue_capabilities; /* pull consumer per capability (NULL-terminated) */
     int64_t ack_wait_ms;
@@ -62,9 +62,9 @@ typedef struct {
     size_t ntasks;
     /* taskfile */
     int taskfile_enabled;
-    char *taskfile_path;     /* NULL = `task` looks up Taskfile.yml in taskfile_dir */
+    char *taskfile_path; /* NULL = `task` looks up Taskfile.yml in taskfile_dir */
     char *taskfile_dir;
-    char **taskfile_allow;   /* names, or "*" for every task of the Taskfile */
+    char **taskfile_allow; /* names, or "*" for every task of the Taskfile */
     int64_t taskfile_timeout_ms;
     /* silent */
     xc_task silent[XC_TASKS_MAX];
@@ -73,7 +73,7 @@ typedef struct {
     int which_version;
     int64_t which_timeout_ms;
     /* download */
-    char **download_dirs;    /* canonical absolute directories */
+    char **download_dirs; /* canonical absolute directories */
     size_t download_max_bytes;
     int64_t download_timeout_ms;
     /* kill-port */

@@ -16,20 +16,14 @@ static int client_connect(const xk_opts *o, natsConnection **nc, int64_t timeout
 {
     natsOptions *opts = NULL;
     natsStatus st = nats_Open(-1);
-    if (st == NATS_OK)
-        st = natsOptions_Create(&opts);
-    if (st == NATS_OK)
-        st = natsOptions_SetURL(opts, o->nats_url);
-    if (st == NATS_OK)
-        st = natsOptions_SetName(opts, "xtask-client");
+    if (st == NATS_OK) st = natsOptions_Create(&opts);
+    if (st == NATS_OK) st = natsOptions_SetURL(opts, o->nats_url);
+    if (st == NATS_OK) st = natsOptions_SetName(opts, "xtask-client");
     if (st == NATS_OK)
         st = natsOptions_SetTimeout(opts, timeout_ms > 0 && timeout_ms < 2000 ? timeout_ms : 2000);
-    if (st == NATS_OK)
-        st = natsOptions_SetMaxReconnect(opts, 5);
-    if (st == NATS_OK && global_delivery)
-        st = natsOptions_UseGlobalMessageDelivery(opts, true);
-    if (st == NATS_OK)
-        st = natsConnection_Connect(nc, opts);
+    if (st == NATS_OK) st = natsOptions_SetMaxReconnect(opts, 5);
+    if (st == NATS_OK && global_delivery) st = natsOptions_UseGlobalMessageDelivery(opts, true);
+    if (st == NATS_OK) st = natsConnection_Connect(nc, opts);
     natsOptions_Destroy(opts);
     if (st != NATS_OK) {
         fprintf(stderr, "xtask: cannot connect to NATS at %s: %s\n", o->nats_url, natsStatus_GetText(st));
@@ -52,8 +46,7 @@ static void client_close(natsConnection *nc)
 static int print_if_error(const char *data, size_t len)
 {
     char code[64], msg[1024];
-    if (!xp_error_parse(data, len, code, sizeof code, msg, sizeof msg))
-        return 0;
+    if (!xp_error_parse(data, len, code, sizeof code, msg, sizeof msg)) return 0;
     fprintf(stderr, "xtask: %s: %s\n", code, msg);
     return 1;
 }
@@ -64,21 +57,16 @@ static int gather(natsConnection *nc, const char *subject, const char *body, int
     natsInbox *inbox = NULL;
     natsSubscription *sub = NULL;
     natsStatus st = natsInbox_Create(&inbox);
-    if (st == NATS_OK)
-        st = natsConnection_SubscribeSync(&sub, nc, inbox);
-    if (st == NATS_OK)
-        st = natsConnection_PublishRequestString(nc, subject, inbox, body);
+    if (st == NATS_OK) st = natsConnection_SubscribeSync(&sub, nc, inbox);
+    if (st == NATS_OK) st = natsConnection_PublishRequestString(nc, subject, inbox, body);
     int64_t deadline = xp_mono_ms() + window_ms;
     while (st == NATS_OK) {
         int64_t left = deadline - xp_mono_ms();
         natsMsg *m = NULL;
-        if (left <= 0)
-            break;
-        if (natsSubscription_NextMsg(&m, sub, left) != NATS_OK)
-            break;
+        if (left <= 0) break;
+        if (natsSubscription_NextMsg(&m, sub, left) != NATS_OK) break;
         json_t *v = json_loadb(natsMsg_GetData(m), (size_t)natsMsg_GetDataLength(m), 0, NULL);
-        if (json_is_object(v) && !json_object_get(v, "error"))
-            json_array_append(arr, v);
+        if (json_is_object(v) && !json_object_get(v, "error")) json_array_append(arr, v);
         json_decref(v);
         natsMsg_Destroy(m);
     }
@@ -90,14 +78,10 @@ static int gather(natsConnection *nc, const char *subject, const char *body, int
 static char *filter_body(const xk_opts *o, const char *task)
 {
     json_t *f = json_object();
-    if (o->capability)
-        json_object_set_new(f, "capability", json_string(o->capability));
-    if (o->region)
-        json_object_set_new(f, "region", json_string(o->region));
-    if (o->platform)
-        json_object_set_new(f, "platform", json_string(o->platform));
-    if (task)
-        json_object_set_new(f, "task", json_string(task));
+    if (o->capability) json_object_set_new(f, "capability", json_string(o->capability));
+    if (o->region) json_object_set_new(f, "region", json_string(o->region));
+    if (o->platform) json_object_set_new(f, "platform", json_string(o->platform));
+    if (task) json_object_set_new(f, "task", json_string(task));
     char *s = json_dumps(f, JSON_COMPACT);
     json_decref(f);
     return s;
@@ -129,8 +113,7 @@ int xk_nodes(const xk_opts *o)
     json_t **v = calloc(n + 1, sizeof *v);
     for (size_t i = 0; v && i < n; i++)
         v[i] = json_array_get(arr, i);
-    if (v)
-        qsort(v, n, sizeof *v, cmp_id);
+    if (v) qsort(v, n, sizeof *v, cmp_id);
     if (o->json) {
         json_t *sorted = json_array();
         for (size_t i = 0; v && i < n; i++)
@@ -144,7 +127,8 @@ int xk_nodes(const xk_opts *o)
         for (size_t i = 0; v && i < n; i++) {
             json_t *r = v[i], *plat = json_object_get(r, "platform"), *load = json_object_get(r, "load");
             char platform[96], tasks[512] = "";
-            snprintf(platform, sizeof platform, "%s/%s", json_string_value(json_object_get(plat, "os")) ?: "?",
+            snprintf(platform, sizeof platform, "%s/%s",
+                     json_string_value(json_object_get(plat, "os")) ?: "?",
                      json_string_value(json_object_get(plat, "arch")) ?: "?");
             size_t k;
             json_t *t;
@@ -161,8 +145,7 @@ int xk_nodes(const xk_opts *o)
     }
     free(v);
     rc = n > 0 ? XK_EXIT_OK : XK_EXIT_ERROR;
-    if (n == 0)
-        fprintf(stderr, "xtask: no node answered\n");
+    if (n == 0) fprintf(stderr, "xtask: no node answered\n");
 out:
     free(body);
     json_decref(arr);
@@ -236,11 +219,9 @@ static int pick_node(natsConnection *nc, const xk_opts *o, const char *task, cha
 
 static int exit_code_of(json_t *res)
 {
-    if (json_is_true(json_object_get(res, "timed_out")))
-        return XK_EXIT_TIMEOUT;
+    if (json_is_true(json_object_get(res, "timed_out"))) return XK_EXIT_TIMEOUT;
     int sig = (int)json_integer_value(json_object_get(res, "signal"));
-    if (sig > 0)
-        return 128 + sig;
+    if (sig > 0) return 128 + sig;
     int code = (int)json_integer_value(json_object_get(res, "exit_code"));
     return code >= 0 && code < 256 ? code : XK_EXIT_ERROR;
 }
@@ -282,15 +263,12 @@ int xk_run(const xk_opts *o)
     body = xp_run_req_json(&req);
     snprintf(subj, sizeof subj, "xtask.logs.%s", node);
     natsStatus st = natsConnection_Subscribe(&logs, nc, subj, on_log, &rs);
-    if (st == NATS_OK)
-        st = natsInbox_Create(&inbox);
-    if (st == NATS_OK)
-        st = natsConnection_Subscribe(&rsub, nc, inbox, on_reply, &rs);
+    if (st == NATS_OK) st = natsInbox_Create(&inbox);
+    if (st == NATS_OK) st = natsConnection_Subscribe(&rsub, nc, inbox, on_reply, &rs);
     if (st == NATS_OK)
         st = natsConnection_Flush(nc); /* the server knows our interest before the task starts */
     snprintf(subj, sizeof subj, "xtask.%s.task.run", node);
-    if (st == NATS_OK)
-        st = natsConnection_PublishRequestString(nc, subj, inbox, body);
+    if (st == NATS_OK) st = natsConnection_PublishRequestString(nc, subj, inbox, body);
     if (st != NATS_OK) {
         fprintf(stderr, "xtask: request to %s failed: %s\n", subj, natsStatus_GetText(st));
         goto out;
@@ -302,8 +280,7 @@ int xk_run(const xk_opts *o)
     pthread_mutex_lock(&rs.mu);
     while (!rs.reply) {
         int64_t now = xp_mono_ms();
-        if (now >= deadline)
-            break;
+        if (now >= deadline) break;
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
         int64_t step = deadline - now < 250 ? deadline - now : 250;
@@ -355,8 +332,7 @@ int xk_run(const xk_opts *o)
         goto out;
     }
     rc = exit_code_of(res);
-    if (rc == XK_EXIT_TIMEOUT)
-        fprintf(stderr, "xtask: task '%s' timed out on %s\n", req.args[0], node);
+    if (rc == XK_EXIT_TIMEOUT) fprintf(stderr, "xtask: task '%s' timed out on %s\n", req.args[0], node);
     if (o->quiet) {
         json_t *tail = json_object_get(res, "output_tail");
         fwrite(json_string_value(tail) ?: "", 1, json_string_length(tail), stdout);
@@ -382,8 +358,7 @@ static int fetch_result(natsConnection *nc, const char *id, int64_t wait_ms, jso
     int64_t deadline = xp_mono_ms() + wait_ms;
     int rc = -1;
     snprintf(subj, sizeof subj, "xtask.results.%s", id);
-    if (natsConnection_JetStream(&js, nc, NULL) != NATS_OK)
-        return -1;
+    if (natsConnection_JetStream(&js, nc, NULL) != NATS_OK) return -1;
     for (;;) {
         natsMsg *m = NULL;
         jsErrCode jerr = 0;
@@ -393,8 +368,7 @@ static int fetch_result(natsConnection *nc, const char *id, int64_t wait_ms, jso
             rc = *out ? 0 : -1;
             break;
         }
-        if (xp_mono_ms() >= deadline)
-            break;
+        if (xp_mono_ms() >= deadline) break;
         struct timespec ts = {0, 100 * 1000 * 1000};
         nanosleep(&ts, NULL); /* a bounded poll of the results stream, not a synchronization */
     }
@@ -410,8 +384,7 @@ int xk_result(const xk_opts *o)
         fprintf(stderr, "xtask: '%s' is not a task id\n", o->id);
         return XK_EXIT_USAGE;
     }
-    if (client_connect(o, &nc, 0, 0) != 0)
-        return XK_EXIT_NO_NATS;
+    if (client_connect(o, &nc, 0, 0) != 0) return XK_EXIT_NO_NATS;
     int rc = XK_EXIT_ERROR;
     if (fetch_result(nc, o->id, o->wait_ms, &res) == 0) {
         char *s = json_dumps(res, JSON_INDENT(2));
@@ -458,8 +431,7 @@ int xk_submit(const xk_opts *o)
     jsPubAck *pa = NULL;
     jsErrCode jerr = 0;
     natsStatus st = natsConnection_JetStream(&js, nc, NULL);
-    if (st == NATS_OK)
-        st = js_Publish(&pa, js, subj, body, (int)strlen(body), &po, &jerr);
+    if (st == NATS_OK) st = js_Publish(&pa, js, subj, body, (int)strlen(body), &po, &jerr);
     if (st != NATS_OK) {
         fprintf(stderr, "xtask: submit to %s failed: %s (%d)\n", subj, natsStatus_GetText(st), (int)jerr);
         goto out;
@@ -493,8 +465,7 @@ int xk_ping(const xk_opts *o)
     natsMsg *reply = NULL;
     char subj[160];
     int64_t to = o->timeout_ms > 0 ? o->timeout_ms : 1000;
-    if (client_connect(o, &nc, to, 0) != 0)
-        return XK_EXIT_ERROR;
+    if (client_connect(o, &nc, to, 0) != 0) return XK_EXIT_ERROR;
     snprintf(subj, sizeof subj, "xtask.%s.ping", o->node);
     natsStatus st = natsConnection_RequestString(&reply, nc, subj, "{}", to);
     int rc = XK_EXIT_ERROR;

@@ -8,15 +8,15 @@
 #include <stdint.h>
 
 #define XK_EXIT_OK 0
-#define XK_EXIT_ERROR 1       /* error reply, no reply, not found */
-#define XK_EXIT_USAGE 2       /* bad command line or configuration */
-#define XK_EXIT_NO_NATS 3     /* could not connect to NATS */
-#define XK_EXIT_TIMEOUT 124   /* `run`: the task timed out (as timeout(1)) */
+#define XK_EXIT_ERROR 1     /* error reply, no reply, not found */
+#define XK_EXIT_USAGE 2     /* bad command line or configuration */
+#define XK_EXIT_NO_NATS 3   /* could not connect to NATS */
+#define XK_EXIT_TIMEOUT 124 /* `run`: the task timed out (as timeout(1)) */
 
 typedef struct {
     const char *nats_url;
-    const char *node;       /* run: target node; ping: the local node id */
-    int any;                /* run: pick a node through discover */
+    const char *node; /* run: target node; ping: the local node id */
+    int any;          /* run: pick a node through discover */
     const char *project;
     const char *capability; /* nodes: filter; submit: queue capability */
     const char *region;     /* nodes: filter */

@@ -25,6 +25,10 @@
  *   shutdown is nak'ed so that another node runs it). Before running, the worker looks the id up in
  *   `xtask-results`: a message redelivered after its result was stored is acked, not run again.
  *
+ * Known limit: a node killed with SIGKILL cannot kill its tasks' groups (posix_spawn has no
+ * parent-death signal); such a task finishes unobserved and, if it came from the queue, runs again
+ * elsewhere after ack_wait (its result is stored once). The supervisor stops us with SIGTERM.
+ *
  * Request/reply subjects are never inside a stream's subjects (ARCHITECTURE.md): the streams hold
  * `xtask.queue.>` and `xtask.results.>` only, and node ids `queue`/`results`/... are refused.
  *
@@ -77,7 +81,7 @@ typedef struct xn {
     const xc_conf *conf;
     char id[XP_ID_MAX + 1], region[XP_ID_MAX + 1];
     char os[64], arch[64], hostname[256];
-    char **task_names; /* announced task names (NULL-terminated) */
+    char **task_names;   /* announced task names (NULL-terminated) */
     char task_bin[4096]; /* the `task` binary, "" when absent */
     int64_t started_ms;
 
@@ -116,8 +120,7 @@ static void poke(xn *n)
 
 static void publish_str(xn *n, const char *subj, char *s)
 {
-    if (!s)
-        return;
+    if (!s) return;
     natsStatus st = natsConnection_PublishString(n->nc, subj, s);
     if (st != NATS_OK && st != NATS_CONNECTION_CLOSED)
         xt_debug("publish %s: %s", subj, natsStatus_GetText(st));
@@ -130,10 +133,8 @@ static char *with_node(xn *n, char *s);
 static void reply_str(xn *n, natsMsg *m, char *s)
 {
     const char *reply = natsMsg_GetReply(m);
-    if (s && strncmp(s, "{\"error\":", 9) == 0)
-        s = with_node(n, s);
-    if (s && reply && *reply)
-        natsConnection_PublishString(n->nc, reply, s);
+    if (s && strncmp(s, "{\"error\":", 9) == 0) s = with_node(n, s);
+    if (s && reply && *reply) natsConnection_PublishString(n->nc, reply, s);
     free(s);
 }
 
@@ -160,8 +161,7 @@ static char *with_node(xn *n, char *s)
 static void node_info(xn *n, xp_node_info *ni)
 {
     double load[1] = {0};
-    if (getloadavg(load, 1) < 1)
-        load[0] = 0;
+    if (getloadavg(load, 1) < 1) load[0] = 0;
     pthread_mutex_lock(&n->mu);
     ni->running = n->running;
     ni->queued = n->nqueued;
@@ -192,8 +192,7 @@ static void announce(xn *n, const char *subject)
     char kvsubj[128];
     node_info(n, &ni);
     char *rec = xp_node_json(&ni);
-    if (!rec)
-        return;
+    if (!rec) return;
     natsConnection_PublishString(n->nc, subject, rec);
     snprintf(kvsubj, sizeof kvsubj, "$KV.%s.%s", XN_KV_BUCKET, n->id);
     natsConnection_PublishString(n->nc, kvsubj, rec);
@@ -204,8 +203,7 @@ static void announce(xn *n, const char *subject)
 
 static void job_free(job *j)
 {
-    if (!j)
-        return;
+    if (!j) return;
     natsMsg_Destroy(j->msg);
     json_decref(j->req);
     xp_run_req_free(&j->run);
@@ -216,21 +214,20 @@ static void job_free(job *j)
 static void enqueue(xn *n, job *j)
 {
     pthread_mutex_lock(&n->mu);
-    int full = j->kind != JOB_QUEUE_RUN && n->running + n->nqueued >= n->conf->max_concurrent + n->conf->max_queued;
+    int full =
+        j->kind != JOB_QUEUE_RUN && n->running + n->nqueued >= n->conf->max_concurrent + n->conf->max_queued;
     if (n->stopping || full) {
         pthread_mutex_unlock(&n->mu);
         if (!j->broadcast || !n->stopping)
             reply_str(n, j->msg,
                       n->stopping ? xp_error_json(XP_ERR_UNAVAILABLE, "node %s is shutting down", n->id)
-                                  : xp_error_json(XP_ERR_BUSY, "node %s is busy (%d running, %d queued)", n->id,
-                                                  n->running, n->nqueued));
-        if (j->kind == JOB_QUEUE_RUN)
-            natsMsg_Nak(j->msg, NULL);
+                                  : xp_error_json(XP_ERR_BUSY, "node %s is busy (%d running, %d queued)",
+                                                  n->id, n->running, n->nqueued));
+        if (j->kind == JOB_QUEUE_RUN) natsMsg_Nak(j->msg, NULL);
         job_free(j);
         return;
     }
-    if (j->kind == JOB_QUEUE_RUN)
-        n->reserved--;
+    if (j->kind == JOB_QUEUE_RUN) n->reserved--;
     j->next = NULL;
     if (n->tail)
         n->tail->next = j;
@@ -257,8 +254,7 @@ static void run_on_line(const char *stream, const char *line, size_t len, void *
 {
     run_ctx *rc = ud;
     char subj[128];
-    if (!rc->live)
-        return;
+    if (!rc->live) return;
     if (rc->lines >= rc->n->conf->live_lines_max) {
         rc->dropped++;
         return;
@@ -273,8 +269,7 @@ static void run_on_line(const char *stream, const char *line, size_t len, void *
 static void run_on_tick(void *ud)
 {
     run_ctx *rc = ud;
-    if (rc->qmsg)
-        natsMsg_InProgress(rc->qmsg, NULL);
+    if (rc->qmsg) natsMsg_InProgress(rc->qmsg, NULL);
 }
 
 static void run_on_pid(pid_t pgid, void *ud)
@@ -282,8 +277,7 @@ static void run_on_pid(pid_t pgid, void *ud)
     run_ctx *rc = ud;
     pthread_mutex_lock(&rc->n->mu);
     rc->n->pgids[rc->slot] = pgid;
-    if (pgid > 0 && rc->n->stopping)
-        kill(-pgid, SIGKILL);
+    if (pgid > 0 && rc->n->stopping) kill(-pgid, SIGKILL);
     pthread_mutex_unlock(&rc->n->mu);
 }
 
@@ -317,8 +311,7 @@ static char **task_argv(xn *n, const xp_run_req *r, const xc_task **tk, char **e
                 argv[k++] = n->conf->taskfile_path;
             }
             argv[k++] = (char *)name;
-            if (extra)
-                argv[k++] = "--";
+            if (extra) argv[k++] = "--";
         }
     } else {
         *err = xp_error_json(XP_ERR_UNKNOWN_TASK, "task '%s' is not allowed on node %s", name, n->id);
@@ -354,8 +347,7 @@ static int store_result(xn *n, const char *id, const char *json)
     snprintf(subj, sizeof subj, "xtask.results.%s", id);
     natsStatus st = js_Publish(&pa, n->js, subj, json, (int)strlen(json), NULL, &jerr);
     jsPubAck_Destroy(pa);
-    if (st != NATS_OK)
-        xt_warn("storing result %s: %s (%d)", id, natsStatus_GetText(st), (int)jerr);
+    if (st != NATS_OK) xt_warn("storing result %s: %s (%d)", id, natsStatus_GetText(st), (int)jerr);
     return st == NATS_OK ? 0 : -1;
 }
 
@@ -377,8 +369,7 @@ static void do_run(xn *n, job *j, int slot)
         if (queued) {
             /* Not runnable here: terminate it, with a stored error result so the caller learns why. */
             xt_warn("queued task %s (%s) refused: %s", id, r->args[0], err ? err : "");
-            if (err)
-                store_result(n, id, err);
+            if (err) store_result(n, id, err);
             natsMsg_Term(j->msg, NULL);
         } else {
             reply_str(n, j->msg, err);
@@ -394,17 +385,20 @@ static void do_run(xn *n, job *j, int slot)
         return;
     }
     int64_t timeout = t ? t->timeout_ms : n->conf->taskfile_timeout_ms;
-    if (r->timeout_ms > 0 && r->timeout_ms < timeout)
-        timeout = r->timeout_ms;
-    if (timeout > n->conf->max_timeout_ms)
-        timeout = n->conf->max_timeout_ms;
+    if (r->timeout_ms > 0 && r->timeout_ms < timeout) timeout = r->timeout_ms;
+    if (timeout > n->conf->max_timeout_ms) timeout = n->conf->max_timeout_ms;
     if (xo_output_init(&out, n->conf->output_tail_bytes, n->conf->output_max_bytes) != 0) {
         reply_str(n, j->msg, xp_error_json(XP_ERR_INTERNAL, "out of memory"));
         free(argv);
         return;
     }
-    run_ctx rc = {.n = n, .id = id, .task = r->args[0], .project = r->project, .qmsg = queued ? j->msg : NULL,
-                  .slot = slot, .live = 1};
+    run_ctx rc = {.n = n,
+                  .id = id,
+                  .task = r->args[0],
+                  .project = r->project,
+                  .qmsg = queued ? j->msg : NULL,
+                  .slot = slot,
+                  .live = 1};
     xr_spec spec = {.argv = argv,
                     .extra_env = t ? t->env : NULL,
                     .cwd = t ? t->cwd : NULL,
@@ -452,8 +446,7 @@ static void do_run(xn *n, job *j, int slot)
     } else {
         /* The requester first (the latency that matters), then the durable copy. */
         reply_str(n, j->msg, xp_result_json(&res, 0, maxb));
-        if (stored && !st.cancelled)
-            store_result(n, id, stored);
+        if (stored && !st.cancelled) store_result(n, id, stored);
     }
     publish_event(n, r->project, "task.finished", id,
                   json_pack("{s:s,s:i,s:i,s:b,s:I}", "task", r->args[0], "exit_code", st.exit_code, "signal",
@@ -477,7 +470,9 @@ static void do_silent(xn *n, job *j, int slot)
         return;
     }
     if (!t) {
-        reply_str(n, j->msg, xp_error_json(XP_ERR_NOT_ALLOWED, "'%.64s' is not a silent command on node %s", name, n->id));
+        reply_str(
+            n, j->msg,
+            xp_error_json(XP_ERR_NOT_ALLOWED, "'%.64s' is not a silent command on node %s", name, n->id));
         return;
     }
     if (xo_output_init(&out, 64, 0) != 0) {
@@ -485,13 +480,19 @@ static void do_silent(xn *n, job *j, int slot)
         return;
     }
     run_ctx rc = {.n = n, .slot = slot};
-    xr_spec spec = {.argv = t->argv, .extra_env = t->env, .cwd = t->cwd, .timeout_ms = t->timeout_ms,
-                    .kill_grace_ms = n->conf->kill_grace_ms, .on_pid = run_on_pid, .ud = &rc, .cancel = &n->cancel};
+    xr_spec spec = {.argv = t->argv,
+                    .extra_env = t->env,
+                    .cwd = t->cwd,
+                    .timeout_ms = t->timeout_ms,
+                    .kill_grace_ms = n->conf->kill_grace_ms,
+                    .on_pid = run_on_pid,
+                    .ud = &rc,
+                    .cancel = &n->cancel};
     xr_run(&spec, &out, &st);
     xo_output_free(&out);
     reply_str(n, j->msg,
-              jdump(json_pack("{s:s,s:s,s:i,s:i,s:b,s:I}", "name", name, "node", n->id, "exit_code", st.exit_code,
-                              "signal", st.signal, "timed_out", st.timed_out, "duration_ms",
+              jdump(json_pack("{s:s,s:s,s:i,s:i,s:b,s:I}", "name", name, "node", n->id, "exit_code",
+                              st.exit_code, "signal", st.signal, "timed_out", st.timed_out, "duration_ms",
                               (json_int_t)st.duration_ms)));
 }
 
@@ -503,12 +504,10 @@ static void *worker_main(void *arg)
     for (;;) {
         while (!n->head && !n->stopping)
             pthread_cond_wait(&n->cv, &n->mu);
-        if (n->stopping)
-            break;
+        if (n->stopping) break;
         job *j = n->head;
         n->head = j->next;
-        if (!n->head)
-            n->tail = NULL;
+        if (!n->head) n->tail = NULL;
         n->nqueued--;
         n->running++;
         pthread_mutex_unlock(&n->mu);
@@ -547,8 +546,11 @@ static const struct {
     const char *cap;
     job_kind kind;
 } verbs[] = {
-    {"task.run", "task", JOB_RUN},        {"which.check", "which", JOB_WHICH}, {"got.download", "got", JOB_DOWNLOAD},
-    {"silent.exec", "silent", JOB_SILENT}, {"kill-port", "kill-port", JOB_KILL_PORT},
+    {"task.run", "task", JOB_RUN},
+    {"which.check", "which", JOB_WHICH},
+    {"got.download", "got", JOB_DOWNLOAD},
+    {"silent.exec", "silent", JOB_SILENT},
+    {"kill-port", "kill-port", JOB_KILL_PORT},
 };
 
 /* Handle verb `verb` (the subject after "xtask.<id>." or "xtask.broadcast.") for message m
@@ -562,8 +564,9 @@ static void dispatch(xn *n, natsMsg *m, const char *verb, int broadcast)
 
     if (len > n->conf->max_request_bytes) {
         if (!broadcast)
-            reply_str(n, m, xp_error_json(XP_ERR_PAYLOAD_TOO_LARGE, "request of %zu bytes exceeds %zu", len,
-                                          n->conf->max_request_bytes));
+            reply_str(n, m,
+                      xp_error_json(XP_ERR_PAYLOAD_TOO_LARGE, "request of %zu bytes exceeds %zu", len,
+                                    n->conf->max_request_bytes));
         goto out;
     }
     if (strcmp(verb, "ping") == 0) {
@@ -571,7 +574,9 @@ static void dispatch(xn *n, natsMsg *m, const char *verb, int broadcast)
         pthread_mutex_lock(&n->mu);
         js = n->js_ready;
         pthread_mutex_unlock(&n->mu);
-        reply_str(n, m, jdump(json_pack("{s:s,s:s,s:b,s:b}", "id", n->id, "node", n->id, "ok", 1, "jetstream", js)));
+        reply_str(
+            n, m,
+            jdump(json_pack("{s:s,s:s,s:b,s:b}", "id", n->id, "node", n->id, "ok", 1, "jetstream", js)));
         goto out;
     }
     size_t vi = 0, nverbs = sizeof verbs / sizeof verbs[0];
@@ -584,14 +589,14 @@ static void dispatch(xn *n, natsMsg *m, const char *verb, int broadcast)
                 unsigned long p = strtoul(verb + vl + 1, &end, 10);
                 if (*end || p < 1 || p > 65535 || verb[vl + 1] < '0' || verb[vl + 1] > '9') {
                     if (!broadcast)
-                        reply_str(n, m, xp_error_json(XP_ERR_BAD_REQUEST, "'%s' is not a port", verb + vl + 1));
+                        reply_str(n, m,
+                                  xp_error_json(XP_ERR_BAD_REQUEST, "'%s' is not a port", verb + vl + 1));
                     goto out;
                 }
                 port = (unsigned)p;
                 break;
             }
-            if (verb[vl] == '\0' && verbs[vi].kind != JOB_KILL_PORT)
-                break;
+            if (verb[vl] == '\0' && verbs[vi].kind != JOB_KILL_PORT) break;
         }
     }
     if (vi == nverbs) {
@@ -602,7 +607,8 @@ static void dispatch(xn *n, natsMsg *m, const char *verb, int broadcast)
     if (!xc_conf_has_cap(n->conf, verbs[vi].cap)) {
         if (!broadcast)
             reply_str(n, m,
-                      xp_error_json(XP_ERR_NOT_ALLOWED, "node %s does not have capability '%s'", n->id, verbs[vi].cap));
+                      xp_error_json(XP_ERR_NOT_ALLOWED, "node %s does not have capability '%s'", n->id,
+                                    verbs[vi].cap));
         goto out;
     }
     j = calloc(1, sizeof *j);
@@ -616,27 +622,26 @@ static void dispatch(xn *n, natsMsg *m, const char *verb, int broadcast)
     if (j->kind == JOB_RUN) {
         xp_err code;
         if (xp_run_req_parse(data, len, &j->run, &code, err, sizeof err) != 0) {
-            if (!broadcast)
-                reply_str(n, m, xp_error_json(code, "%s", err));
+            if (!broadcast) reply_str(n, m, xp_error_json(code, "%s", err));
             goto out;
         }
         const char *name = j->run.args[0];
         if (!xc_conf_task(n->conf, name) && !(n->task_bin[0] && xc_conf_taskfile_allows(n->conf, name))) {
             if (!broadcast)
-                reply_str(n, m, xp_error_json(XP_ERR_UNKNOWN_TASK, "task '%s' is not allowed on node %s", name, n->id));
+                reply_str(
+                    n, m,
+                    xp_error_json(XP_ERR_UNKNOWN_TASK, "task '%s' is not allowed on node %s", name, n->id));
             goto out;
         }
     } else if (j->kind != JOB_KILL_PORT) {
         j->req = xp_parse_object(data, len, 0, err, sizeof err);
         if (!j->req) {
-            if (!broadcast)
-                reply_str(n, m, xp_error_json(XP_ERR_BAD_REQUEST, "%s", err));
+            if (!broadcast) reply_str(n, m, xp_error_json(XP_ERR_BAD_REQUEST, "%s", err));
             goto out;
         }
         if (j->kind == JOB_SILENT && broadcast) {
             const char *name = json_string_value(json_object_get(j->req, "name"));
-            if (!name || !xc_conf_silent(n->conf, name))
-                goto out;
+            if (!name || !xc_conf_silent(n->conf, name)) goto out;
         }
     }
     j->msg = m;
@@ -672,12 +677,12 @@ static void on_discover(natsConnection *nc, natsSubscription *sub, natsMsg *m, v
     char err[256];
     if ((size_t)natsMsg_GetDataLength(m) > n->conf->max_request_bytes) {
         reply_str(n, m, xp_error_json(XP_ERR_PAYLOAD_TOO_LARGE, "discover filter too large"));
-    } else if (xp_filter_parse(natsMsg_GetData(m), (size_t)natsMsg_GetDataLength(m), &f, err, sizeof err) != 0) {
+    } else if (xp_filter_parse(natsMsg_GetData(m), (size_t)natsMsg_GetDataLength(m), &f, err, sizeof err) !=
+               0) {
         reply_str(n, m, xp_error_json(XP_ERR_BAD_REQUEST, "%s", err));
     } else {
         node_info(n, &ni);
-        if (xp_filter_match(&f, &ni))
-            reply_str(n, m, xp_node_json(&ni));
+        if (xp_filter_match(&f, &ni)) reply_str(n, m, xp_node_json(&ni));
     }
     natsMsg_Destroy(m);
 }
@@ -708,7 +713,8 @@ static void on_async_error(natsConnection *nc, natsSubscription *sub, natsStatus
 
 /* ---- JetStream setup and the queue -------------------------------------------------------- */
 
-static int ensure_stream(xn *n, const char *name, const char *subject, jsRetentionPolicy ret, int64_t max_age_ms)
+static int ensure_stream(xn *n, const char *name, const char *subject, jsRetentionPolicy ret,
+                         int64_t max_age_ms)
 {
     jsStreamConfig sc;
     jsStreamInfo *si = NULL;
@@ -736,8 +742,7 @@ static int ensure_stream(xn *n, const char *name, const char *subject, jsRetenti
         }
     }
     jsStreamInfo_Destroy(si);
-    if (st != NATS_OK)
-        xt_warn("stream %s: %s (%d)", name, natsStatus_GetText(st), (int)jerr);
+    if (st != NATS_OK) xt_warn("stream %s: %s (%d)", name, natsStatus_GetText(st), (int)jerr);
     return st == NATS_OK ? 0 : -1;
 }
 
@@ -756,8 +761,7 @@ static int ensure_kv(xn *n)
         st = js_CreateKeyValue(&kv, n->js, &kc);
     }
     kvStore_Destroy(kv);
-    if (st != NATS_OK)
-        xt_warn("KV %s: %s", XN_KV_BUCKET, natsStatus_GetText(st));
+    if (st != NATS_OK) xt_warn("KV %s: %s", XN_KV_BUCKET, natsStatus_GetText(st));
     return st == NATS_OK ? 0 : -1;
 }
 
@@ -794,12 +798,12 @@ static int ensure_consumer(xn *n, const char *cap)
 
 static int js_setup(xn *n)
 {
-    if (ensure_stream(n, XN_STREAM_RESULTS, "xtask.results.>", js_LimitsPolicy, n->conf->results_max_age_ms) ||
+    if (ensure_stream(n, XN_STREAM_RESULTS, "xtask.results.>", js_LimitsPolicy,
+                      n->conf->results_max_age_ms) ||
         ensure_stream(n, XN_STREAM_QUEUE, "xtask.queue.>", js_WorkQueuePolicy, 0) || ensure_kv(n))
         return -1;
     for (size_t i = 0; n->conf->queue_capabilities[i]; i++)
-        if (ensure_consumer(n, n->conf->queue_capabilities[i]))
-            return -1;
+        if (ensure_consumer(n, n->conf->queue_capabilities[i])) return -1;
     return 0;
 }
 
@@ -832,7 +836,8 @@ static void *js_thread_main(void *arg)
         pthread_mutex_lock(&n->mu);
         if (ok) {
             if (!n->js_ready)
-                xt_info("JetStream ready: streams %s, %s, KV %s", XN_STREAM_QUEUE, XN_STREAM_RESULTS, XN_KV_BUCKET);
+                xt_info("JetStream ready: streams %s, %s, KV %s", XN_STREAM_QUEUE, XN_STREAM_RESULTS,
+                        XN_KV_BUCKET);
             n->js_ready = 1;
             backoff = 250;
             pthread_cond_broadcast(&n->cv);
@@ -905,8 +910,8 @@ static void *puller_main(void *arg)
                         natsMsg_Destroy(m);
                         continue;
                     }
-                    if (xp_run_req_parse(natsMsg_GetData(m), (size_t)natsMsg_GetDataLength(m), &j->run, &code, err,
-                                         sizeof err) != 0) {
+                    if (xp_run_req_parse(natsMsg_GetData(m), (size_t)natsMsg_GetDataLength(m), &j->run, &code,
+                                         err, sizeof err) != 0) {
                         xt_warn("queue %s: dropping a bad message: %s", filter, err);
                         natsMsg_Term(m, NULL);
                         natsMsg_Destroy(m);
@@ -932,8 +937,7 @@ static void *puller_main(void *arg)
         }
         pthread_mutex_lock(&n->mu);
         n->reserved--;
-        if (wait_ms && !n->stopping)
-            cond_wait_ms(n, wait_ms);
+        if (wait_ms && !n->stopping) cond_wait_ms(n, wait_ms);
     }
     pthread_mutex_unlock(&n->mu);
     return NULL;
@@ -946,8 +950,7 @@ static void collect_task_names(xn *n)
     const xc_conf *c = n->conf;
     size_t k = 0, cap = c->ntasks + xt_strv_len(c->taskfile_allow) + 1;
     n->task_names = calloc(cap, sizeof(char *));
-    if (!n->task_names)
-        return;
+    if (!n->task_names) return;
     for (size_t i = 0; i < c->ntasks; i++)
         n->task_names[k++] = strdup(c->tasks[i].name);
     if (n->task_bin[0] && c->taskfile_enabled)
@@ -963,30 +966,18 @@ static int connect_nats(xn *n, const char *url)
     char name[128];
     natsStatus st = natsOptions_Create(&o);
     snprintf(name, sizeof name, "xtask-node-%s", n->id);
-    if (st == NATS_OK)
-        st = natsOptions_SetURL(o, url);
-    if (st == NATS_OK)
-        st = natsOptions_SetName(o, name);
-    if (st == NATS_OK)
-        st = natsOptions_SetMaxReconnect(o, -1);
-    if (st == NATS_OK)
-        st = natsOptions_SetReconnectWait(o, 250);
-    if (st == NATS_OK)
-        st = natsOptions_SetReconnectJitter(o, 100, 1000);
-    if (st == NATS_OK)
-        st = natsOptions_SetTimeout(o, 2000);
-    if (st == NATS_OK)
-        st = natsOptions_SetPingInterval(o, 5000);
-    if (st == NATS_OK)
-        st = natsOptions_SetMaxPingsOut(o, 3);
-    if (st == NATS_OK)
-        st = natsOptions_SetRetryOnFailedConnect(o, true, on_connected, n);
-    if (st == NATS_OK)
-        st = natsOptions_SetReconnectedCB(o, on_connected, n);
-    if (st == NATS_OK)
-        st = natsOptions_SetDisconnectedCB(o, on_disconnected, n);
-    if (st == NATS_OK)
-        st = natsOptions_SetErrorHandler(o, on_async_error, n);
+    if (st == NATS_OK) st = natsOptions_SetURL(o, url);
+    if (st == NATS_OK) st = natsOptions_SetName(o, name);
+    if (st == NATS_OK) st = natsOptions_SetMaxReconnect(o, -1);
+    if (st == NATS_OK) st = natsOptions_SetReconnectWait(o, 250);
+    if (st == NATS_OK) st = natsOptions_SetReconnectJitter(o, 100, 1000);
+    if (st == NATS_OK) st = natsOptions_SetTimeout(o, 2000);
+    if (st == NATS_OK) st = natsOptions_SetPingInterval(o, 5000);
+    if (st == NATS_OK) st = natsOptions_SetMaxPingsOut(o, 3);
+    if (st == NATS_OK) st = natsOptions_SetRetryOnFailedConnect(o, true, on_connected, n);
+    if (st == NATS_OK) st = natsOptions_SetReconnectedCB(o, on_connected, n);
+    if (st == NATS_OK) st = natsOptions_SetDisconnectedCB(o, on_disconnected, n);
+    if (st == NATS_OK) st = natsOptions_SetErrorHandler(o, on_async_error, n);
     if (st == NATS_OK) {
         st = natsConnection_Connect(&n->nc, o);
         if (st == NATS_NOT_YET_CONNECTED) {
@@ -1027,12 +1018,9 @@ static int connect_nats(xn *n, const char *url)
 static void node_stop(xn *n)
 {
     /* 1. no new requests */
-    if (n->sub_node)
-        natsSubscription_Unsubscribe(n->sub_node);
-    if (n->sub_broadcast)
-        natsSubscription_Unsubscribe(n->sub_broadcast);
-    if (n->sub_discover)
-        natsSubscription_Unsubscribe(n->sub_discover);
+    if (n->sub_node) natsSubscription_Unsubscribe(n->sub_node);
+    if (n->sub_broadcast) natsSubscription_Unsubscribe(n->sub_broadcast);
+    if (n->sub_discover) natsSubscription_Unsubscribe(n->sub_discover);
     /* 2. refuse the queued jobs, kill the running groups, wake everyone */
     pthread_mutex_lock(&n->mu);
     n->stopping = 1;
@@ -1041,8 +1029,7 @@ static void node_stop(xn *n)
     n->head = n->tail = NULL;
     n->nqueued = 0;
     for (int i = 0; i < XN_WORKERS_MAX; i++)
-        if (n->pgids[i] > 0)
-            kill(-n->pgids[i], SIGKILL);
+        if (n->pgids[i] > 0) kill(-n->pgids[i], SIGKILL);
     pthread_cond_broadcast(&n->cv);
     pthread_mutex_unlock(&n->mu);
     while (q) {
@@ -1066,13 +1053,10 @@ static void node_stop(xn *n)
     int64_t t_join = xp_mono_ms();
     int all_joined = 1;
     for (int i = 0; i < n->nworkers; i++)
-        if (pthread_timedjoin_np(n->workers[i], NULL, &dl) != 0)
-            all_joined = 0;
+        if (pthread_timedjoin_np(n->workers[i], NULL, &dl) != 0) all_joined = 0;
     for (int i = 0; i < n->npullers; i++)
-        if (pthread_timedjoin_np(n->pullers[i], NULL, &dl) != 0)
-            all_joined = 0;
-    if (pthread_timedjoin_np(n->js_thread, NULL, &dl) != 0)
-        all_joined = 0;
+        if (pthread_timedjoin_np(n->pullers[i], NULL, &dl) != 0) all_joined = 0;
+    if (pthread_timedjoin_np(n->js_thread, NULL, &dl) != 0) all_joined = 0;
     xt_debug("shutdown: threads joined in %lld ms", (long long)(xp_mono_ms() - t_join));
     /* 4. say goodbye */
     if (natsConnection_Status(n->nc) == NATS_CONN_STATUS_CONNECTED) {
@@ -1156,16 +1140,14 @@ int xn_node_run(const xn_params *p)
     }
     xt_info("node %s (region %s) starting: NATS %s, %zu tasks, %d workers", n->id, n->region, p->nats_url,
             p->conf->ntasks, p->conf->max_concurrent);
-    if (connect_nats(n, p->nats_url) != 0)
-        goto out_nats;
+    if (connect_nats(n, p->nats_url) != 0) goto out_nats;
 
     n->nworkers = p->conf->max_concurrent < XN_WORKERS_MAX ? p->conf->max_concurrent : XN_WORKERS_MAX;
     for (int i = 0; i < n->nworkers; i++)
         pthread_create(&n->workers[i], NULL, worker_main, n);
     pthread_create(&n->js_thread, NULL, js_thread_main, n);
     for (size_t i = 0; p->conf->queue_capabilities[i] && i < XN_QCAPS_MAX; i++) {
-        if (!xc_conf_has_cap(p->conf, "task"))
-            break; /* queue entries are task runs */
+        if (!xc_conf_has_cap(p->conf, "task")) break; /* queue entries are task runs */
         pargs[i] = (puller_arg){n, (int)i};
         pthread_create(&n->pullers[n->npullers++], NULL, puller_main, &pargs[i]);
     }
@@ -1197,7 +1179,8 @@ int xn_node_run(const xn_params *p)
         }
         if (atomic_exchange(&n->register_needed, 0)) {
             announce(n, "xtask.nodes.register");
-            publish_event(n, p->conf->events_project, "node.joined", NULL, json_pack("{s:s}", "region", n->region));
+            publish_event(n, p->conf->events_project, "node.joined", NULL,
+                          json_pack("{s:s}", "region", n->region));
             xt_info("registered as %s", n->id);
         }
         now = xp_mono_ms();
@@ -1228,10 +1211,8 @@ out_nats:
     }
     nats_Close();
 out:
-    if (sfd >= 0)
-        close(sfd);
-    if (n->evfd >= 0)
-        close(n->evfd);
+    if (sfd >= 0) close(sfd);
+    if (n->evfd >= 0) close(n->evfd);
     xt_strv_free(n->task_names);
     n->task_names = NULL;
     return rc;

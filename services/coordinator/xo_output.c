@@ -39,17 +39,14 @@ void xo_output_add(xo_output *o, const char *p, size_t n)
         size_t end = (o->ring_start + o->ring_len) % o->tail_cap;
         if (o->ring_len == o->tail_cap) { /* full: overwrite the oldest */
             size_t chunk = o->tail_cap - o->ring_start;
-            if (chunk > n - i)
-                chunk = n - i;
+            if (chunk > n - i) chunk = n - i;
             memcpy(o->ring + o->ring_start, p + i, chunk);
             o->ring_start = (o->ring_start + chunk) % o->tail_cap;
             i += chunk;
         } else {
             size_t chunk = (end >= o->ring_start ? o->tail_cap - end : o->ring_start - end);
-            if (chunk > n - i)
-                chunk = n - i;
-            if (chunk > o->tail_cap - o->ring_len)
-                chunk = o->tail_cap - o->ring_len;
+            if (chunk > n - i) chunk = n - i;
+            if (chunk > o->tail_cap - o->ring_len) chunk = o->tail_cap - o->ring_len;
             memcpy(o->ring + end, p + i, chunk);
             o->ring_len += chunk;
             i += chunk;
@@ -65,8 +62,7 @@ char *xo_output_tail(const xo_output *o, size_t *len)
         return NULL;
     }
     size_t first = o->tail_cap - o->ring_start;
-    if (first > o->ring_len)
-        first = o->ring_len;
+    if (first > o->ring_len) first = o->ring_len;
     memcpy(s, o->ring + o->ring_start, first);
     memcpy(s + first, o->ring, o->ring_len - first);
     s[o->ring_len] = '\0';
@@ -84,8 +80,7 @@ void xo_output_free(xo_output *o)
 static void emit_line(xo_lines *l, xo_line_fn emit, void *ud)
 {
     size_t n = l->len;
-    if (n > 0 && l->buf[n - 1] == '\r')
-        n--;
+    if (n > 0 && l->buf[n - 1] == '\r') n--;
     emit(l->buf, n, ud);
     l->len = 0;
 }
@@ -97,14 +92,12 @@ void xo_lines_feed(xo_lines *l, const char *p, size_t n, xo_line_fn emit, void *
             emit_line(l, emit, ud);
             continue;
         }
-        if (l->len == sizeof l->buf)
-            emit_line(l, emit, ud);
+        if (l->len == sizeof l->buf) emit_line(l, emit, ud);
         l->buf[l->len++] = p[i];
     }
 }
 
 void xo_lines_flush(xo_lines *l, xo_line_fn emit, void *ud)
 {
-    if (l->len)
-        emit_line(l, emit, ud);
+    if (l->len) emit_line(l, emit, ud);
 }

@@ -25,8 +25,7 @@ static const char *const err_names[XP_ERR__COUNT] = {
 
 const char *xp_err_name(xp_err code)
 {
-    if ((int)code < 0 || code >= XP_ERR__COUNT)
-        return "internal";
+    if ((int)code < 0 || code >= XP_ERR__COUNT) return "internal";
     return err_names[code];
 }
 
@@ -71,22 +70,18 @@ static int is_token_char(char c)
 int xp_token_valid(const char *s)
 {
     size_t n = 0;
-    if (!s || !*s)
-        return 0;
+    if (!s || !*s) return 0;
     for (; s[n]; n++)
-        if (!is_token_char(s[n]) || n >= XP_ID_MAX)
-            return 0;
+        if (!is_token_char(s[n]) || n >= XP_ID_MAX) return 0;
     return 1;
 }
 
 int xp_task_name_valid(const char *s)
 {
     size_t n = 0;
-    if (!s || !*s || s[0] == '-' || s[0] == '.' || s[0] == ':')
-        return 0;
+    if (!s || !*s || s[0] == '-' || s[0] == '.' || s[0] == ':') return 0;
     for (; s[n]; n++)
-        if ((!is_token_char(s[n]) && s[n] != ':' && s[n] != '.') || n >= XP_ID_MAX)
-            return 0;
+        if ((!is_token_char(s[n]) && s[n] != ':' && s[n] != '.') || n >= XP_ID_MAX) return 0;
     return 1;
 }
 
@@ -96,16 +91,14 @@ void xp_token_sanitize(const char *in, char *out, size_t outlen)
     for (; in && in[n] && n < XP_ID_MAX && n + 1 < outlen; n++)
         out[n] = is_token_char(in[n]) ? in[n] : '-';
     out[n] = '\0';
-    if (n == 0)
-        snprintf(out, outlen, "node");
+    if (n == 0) snprintf(out, outlen, "node");
 }
 
 int xp_node_id_reserved(const char *id)
 {
     static const char *const reserved[] = {"nodes", "queue", "results", "broadcast", "logs", "events", NULL};
     for (size_t i = 0; reserved[i]; i++)
-        if (strcmp(id, reserved[i]) == 0)
-            return 1;
+        if (strcmp(id, reserved[i]) == 0) return 1;
     return 0;
 }
 
@@ -126,7 +119,8 @@ int xp_node_id(const char *flag, xp_getenv_fn getenv_fn, void *ud, const char *h
             return -1;
         }
         if (xp_node_id_reserved(explicit)) {
-            snprintf(err, errlen, "node id '%s' is reserved (xtask.%s.> has another meaning)", explicit, explicit);
+            snprintf(err, errlen, "node id '%s' is reserved (xtask.%s.> has another meaning)", explicit,
+                     explicit);
             return -1;
         }
         snprintf(out, outlen, "%s", explicit);
@@ -159,9 +153,9 @@ static json_t *strv_json(const char *const *v)
 
 char *xp_node_json(const xp_node_info *n)
 {
-    json_t *o = json_pack("{s:s,s:s,s:o,s:{s:s,s:s,s:s},s:o,s:{s:i,s:i,s:f},s:s,s:I,s:I}", "id", n->id, "region",
-                          n->region ? n->region : "", "capabilities", strv_json(n->capabilities), "platform",
-                          "os", n->os ? n->os : "", "arch", n->arch ? n->arch : "", "hostname",
+    json_t *o = json_pack("{s:s,s:s,s:o,s:{s:s,s:s,s:s},s:o,s:{s:i,s:i,s:f},s:s,s:I,s:I}", "id", n->id,
+                          "region", n->region ? n->region : "", "capabilities", strv_json(n->capabilities),
+                          "platform", "os", n->os ? n->os : "", "arch", n->arch ? n->arch : "", "hostname",
                           n->hostname ? n->hostname : "", "tasks", strv_json(n->tasks), "load", "running",
                           n->running, "queued", n->queued, "load1", n->load1, "version", XP_VERSION,
                           "started_ms", (json_int_t)n->started_ms, "ts_ms", (json_int_t)n->ts_ms);
@@ -175,8 +169,7 @@ json_t *xp_parse_object(const char *data, size_t len, int empty_ok, char *err, s
     while (i < len && (data[i] == ' ' || data[i] == '\n' || data[i] == '\r' || data[i] == '\t'))
         i++;
     if (i == len) {
-        if (empty_ok)
-            return json_object();
+        if (empty_ok) return json_object();
         snprintf(err, errlen, "empty request: a JSON object is required");
         return NULL;
     }
@@ -197,8 +190,7 @@ json_t *xp_parse_object(const char *data, size_t len, int empty_ok, char *err, s
 static int opt_str(json_t *o, const char *key, char *buf, size_t buflen, char *err, size_t errlen)
 {
     json_t *v = json_object_get(o, key);
-    if (!v || json_is_null(v))
-        return 0;
+    if (!v || json_is_null(v)) return 0;
     if (!json_is_string(v)) {
         snprintf(err, errlen, "'%s' must be a string", key);
         return -1;
@@ -216,8 +208,7 @@ int xp_filter_parse(const char *json, size_t len, xp_filter *f, char *err, size_
     memset(f, 0, sizeof *f);
     json_t *o = xp_parse_object(json, len, 1, err, errlen);
     int rc = -1;
-    if (!o)
-        return -1;
+    if (!o) return -1;
     if (opt_str(o, "capability", f->capability, sizeof f->capability, err, errlen) ||
         opt_str(o, "platform", f->platform, sizeof f->platform, err, errlen) ||
         opt_str(o, "region", f->region, sizeof f->region, err, errlen) ||
@@ -232,30 +223,23 @@ out:
 static int strv_has(const char *const *v, const char *s)
 {
     for (size_t i = 0; v && v[i]; i++)
-        if (strcmp(v[i], s) == 0)
-            return 1;
+        if (strcmp(v[i], s) == 0) return 1;
     return 0;
 }
 
 int xp_filter_match(const xp_filter *f, const xp_node_info *n)
 {
-    if (f->capability[0] && !strv_has(n->capabilities, f->capability))
-        return 0;
-    if (f->region[0] && (!n->region || strcmp(f->region, n->region) != 0))
-        return 0;
-    if (f->task[0] && !strv_has(n->tasks, f->task))
-        return 0;
+    if (f->capability[0] && !strv_has(n->capabilities, f->capability)) return 0;
+    if (f->region[0] && (!n->region || strcmp(f->region, n->region) != 0)) return 0;
+    if (f->task[0] && !strv_has(n->tasks, f->task)) return 0;
     if (f->platform[0]) {
         const char *slash = strchr(f->platform, '/');
         if (!slash) {
-            if (!n->os || strcmp(f->platform, n->os) != 0)
-                return 0;
+            if (!n->os || strcmp(f->platform, n->os) != 0) return 0;
         } else {
             size_t oslen = (size_t)(slash - f->platform);
-            if (!n->os || strlen(n->os) != oslen || strncmp(f->platform, n->os, oslen) != 0)
-                return 0;
-            if (!n->arch || strcmp(slash + 1, n->arch) != 0)
-                return 0;
+            if (!n->os || strlen(n->os) != oslen || strncmp(f->platform, n->os, oslen) != 0) return 0;
+            if (!n->arch || strcmp(slash + 1, n->arch) != 0) return 0;
         }
     }
     return 1;
@@ -275,8 +259,7 @@ int xp_run_req_parse(const char *json, size_t len, xp_run_req *r, xp_err *code, 
     snprintf(r->project, sizeof r->project, "default");
     *code = XP_ERR_BAD_REQUEST;
     json_t *o = xp_parse_object(json, len, 0, err, errlen);
-    if (!o)
-        return -1;
+    if (!o) return -1;
     int rc = -1;
     json_t *args = json_object_get(o, "args");
     if (!json_is_array(args) || json_array_size(args) == 0) {
@@ -314,8 +297,7 @@ int xp_run_req_parse(const char *json, size_t len, xp_run_req *r, xp_err *code, 
     if (opt_str(o, "project", r->project, sizeof r->project, err, errlen) ||
         opt_str(o, "id", r->id, sizeof r->id, err, errlen))
         goto out;
-    if (!r->project[0])
-        snprintf(r->project, sizeof r->project, "default");
+    if (!r->project[0]) snprintf(r->project, sizeof r->project, "default");
     if (!xp_token_valid(r->project)) {
         snprintf(err, errlen, "'project' must be 1-%d characters of A-Z a-z 0-9 _ -", XP_ID_MAX);
         goto out;
@@ -334,8 +316,7 @@ int xp_run_req_parse(const char *json, size_t len, xp_run_req *r, xp_err *code, 
     }
     rc = 0;
 out:
-    if (rc != 0)
-        xp_run_req_free(r);
+    if (rc != 0) xp_run_req_free(r);
     json_decref(o);
     return rc;
 }
@@ -344,10 +325,8 @@ char *xp_run_req_json(const xp_run_req *r)
 {
     json_t *o = json_pack("{s:o,s:s}", "args", strv_json((const char *const *)r->args), "project",
                           r->project[0] ? r->project : "default");
-    if (o && r->id[0])
-        json_object_set_new(o, "id", json_string(r->id));
-    if (o && r->timeout_ms > 0)
-        json_object_set_new(o, "timeout_ms", json_integer(r->timeout_ms));
+    if (o && r->id[0]) json_object_set_new(o, "id", json_string(r->id));
+    if (o && r->timeout_ms > 0) json_object_set_new(o, "timeout_ms", json_integer(r->timeout_ms));
     return dump(o);
 }
 
@@ -357,8 +336,8 @@ static char *result_try(const xp_result *r, int with_output, size_t tail_len, si
     const char *tail = r->tail ? r->tail + (r->tail_len - tail_len) : "";
     json_t *o = json_pack("{s:s,s:s,s:s,s:s,s:i,s:i,s:I,s:b,s:s%,s:b}", "id", r->id, "node", r->node, "task",
                           r->task, "project", r->project ? r->project : "default", "exit_code", r->exit_code,
-                          "signal", r->signal, "duration_ms", (json_int_t)r->duration_ms, "timed_out", r->timed_out,
-                          "output_tail", tail, tail_len, "truncated", r->truncated || cut);
+                          "signal", r->signal, "duration_ms", (json_int_t)r->duration_ms, "timed_out",
+                          r->timed_out, "output_tail", tail, tail_len, "truncated", r->truncated || cut);
     if (o && with_output) {
         const char *out = r->output ? r->output + (r->output_len - out_len) : "";
         json_object_set_new(o, "output", json_stringn(out, out_len));
@@ -375,8 +354,7 @@ char *xp_result_json(const xp_result *r, int with_output, size_t max_bytes)
     int cut = 0;
     for (;;) {
         char *s = result_try(r, with_output, tail_len, out_len, cut);
-        if (!s || strlen(s) <= max_bytes || (tail_len == 0 && out_len == 0))
-            return s;
+        if (!s || strlen(s) <= max_bytes || (tail_len == 0 && out_len == 0)) return s;
         free(s);
         cut = 1;
         if (out_len > 0)
@@ -394,10 +372,8 @@ char *xp_log_json(const char *id, const char *task, const char *stream, const ch
 char *xp_event_json(const char *type, const char *id, const char *node, json_t *extra, int64_t ts_ms)
 {
     json_t *o = json_pack("{s:s,s:s,s:I}", "type", type, "node", node, "ts_ms", (json_int_t)ts_ms);
-    if (o && id)
-        json_object_set_new(o, "id", json_string(id));
-    if (o && extra)
-        json_object_update(o, extra);
+    if (o && id) json_object_set_new(o, "id", json_string(id));
+    if (o && extra) json_object_update(o, extra);
     json_decref(extra);
     return dump(o);
 }
@@ -410,7 +386,8 @@ void xp_new_id(char *out, size_t outlen)
         uint64_t x = (uint64_t)xp_mono_ms() ^ ((uint64_t)(uintptr_t)out << 17) ^ (uint64_t)xp_now_ms() << 3;
         memcpy(b, &x, sizeof b);
     }
-    snprintf(out, outlen, "t-%02x%02x%02x%02x%02x%02x%02x%02x", b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]);
+    snprintf(out, outlen, "t-%02x%02x%02x%02x%02x%02x%02x%02x", b[0], b[1], b[2], b[3], b[4], b[5], b[6],
+             b[7]);
 }
 
 int64_t xp_now_ms(void)

@@ -13,8 +13,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define XP_ID_MAX 64      /* task ids, node ids, project names, task names: bytes without NUL */
-#define XP_ARGS_MAX 64    /* task.run args (task name included) */
+#define XP_ID_MAX 64   /* task ids, node ids, project names, task names: bytes without NUL */
+#define XP_ARGS_MAX 64 /* task.run args (task name included) */
 #define XP_ARG_LEN_MAX 4096
 #define XP_VERSION "0.1.0"
 
@@ -69,7 +69,8 @@ typedef const char *(*xp_getenv_fn)(const char *name, void *ud);
  *   1. `flag` (--node-id) if not NULL/empty, 2. XTASK_NODE_ID, 3. FLY_REGION "-" FLY_MACHINE_ID
  *   (both set), 4. `hostname` (sanitized), else "node".
  * An explicit id (1 or 2) must be a valid, non-reserved token: -1 and a message in err otherwise.
- * Derived ids (3, 4) are sanitized, and prefixed "n-" when reserved. Returns 0 and the id in out (outlen >= XP_ID_MAX + 1).
+ * Derived ids (3, 4) are sanitized, and prefixed "n-" when reserved. Returns 0 and the id in out (outlen >=
+ * XP_ID_MAX + 1).
  */
 int xp_node_id(const char *flag, xp_getenv_fn getenv_fn, void *ud, const char *hostname, char *out,
                size_t outlen, char *err, size_t errlen);
@@ -130,7 +131,7 @@ typedef struct {
     int timed_out;
     int64_t duration_ms;
     int64_t started_ms, finished_ms;
-    const char *tail;   /* output tail */
+    const char *tail; /* output tail */
     size_t tail_len;
     int truncated;      /* the tail or the full output lost bytes */
     const char *output; /* full output (result only), may be NULL */

@@ -26,16 +26,14 @@ char **xr_env_merge(char *const *extra)
         m++;
     char **env = calloc(n + m + 1, sizeof *env);
     size_t k = 0;
-    if (!env)
-        return NULL;
+    if (!env) return NULL;
     for (size_t i = 0; i < n; i++) {
         const char *eq = strchr(environ[i], '=');
         size_t klen = eq ? (size_t)(eq - environ[i]) : strlen(environ[i]);
         int overridden = 0;
         for (size_t j = 0; j < m && !overridden; j++)
             overridden = strncmp(extra[j], environ[i], klen) == 0 && extra[j][klen] == '=';
-        if (!overridden)
-            env[k++] = environ[i];
+        if (!overridden) env[k++] = environ[i];
     }
     for (size_t j = 0; j < m; j++)
         env[k++] = extra[j];
@@ -76,8 +74,7 @@ static int spawn_child(const xr_spec *spec, int outfd, int errfd, pid_t *pid)
     posix_spawn_file_actions_adddup2(&fa, outfd, 1);
     posix_spawn_file_actions_adddup2(&fa, errfd, 2);
     posix_spawn_file_actions_addclosefrom_np(&fa, 3);
-    if (spec->cwd)
-        posix_spawn_file_actions_addchdir_np(&fa, spec->cwd);
+    if (spec->cwd) posix_spawn_file_actions_addchdir_np(&fa, spec->cwd);
     if (spec->extra_env && spec->extra_env[0]) {
         env = xr_env_merge(spec->extra_env);
         if (!env) {
@@ -101,8 +98,7 @@ static int reap(pid_t pid, xr_status *st, int flags)
     do
         r = waitpid(pid, &ws, flags);
     while (r < 0 && errno == EINTR);
-    if (r != pid)
-        return r < 0; /* ECHILD: someone else reaped it; treat as gone */
+    if (r != pid) return r < 0; /* ECHILD: someone else reaped it; treat as gone */
     if (WIFEXITED(ws)) {
         st->exit_code = WEXITSTATUS(ws);
         st->signal = 0;
@@ -136,8 +132,7 @@ int xr_run(const xr_spec *spec, xo_output *out, xr_status *st)
         st->spawn_errno = e;
         goto fail;
     }
-    if (spec->on_pid)
-        spec->on_pid(pid, spec->ud);
+    if (spec->on_pid) spec->on_pid(pid, spec->ud);
     pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
 
     int64_t deadline = t0 + spec->timeout_ms, kill_at = 0, next_tick = t0 + spec->tick_ms;
@@ -163,25 +158,20 @@ int xr_run(const xr_spec *spec, xo_output *out, xr_status *st)
         int64_t wake = exited ? now + 200 : (term_sent ? kill_at : deadline);
         if (!exited && pidfd < 0 && wake > now + 10)
             wake = now + 10; /* no pidfd (old kernel): poll for the exit */
-        if (spec->on_tick && spec->tick_ms > 0 && next_tick < wake)
-            wake = next_tick;
-        if (spec->cancel && wake > now + 50)
-            wake = now + 50;
+        if (spec->on_tick && spec->tick_ms > 0 && next_tick < wake) wake = next_tick;
+        if (spec->cancel && wake > now + 50) wake = now + 50;
         int to = wake > now ? (int)(wake - now) : 0;
         int n = poll(pf, (nfds_t)np, to);
-        if (n < 0 && errno != EINTR)
-            break;
+        if (n < 0 && errno != EINTR) break;
         now = xp_mono_ms();
         for (int k = 0; k < 2; k++) {
             int idx = k == 0 ? idx_out : idx_err;
             int *fd = k == 0 ? &outp[0] : &errp[0];
-            if (idx < 0 || !(pf[idx].revents & (POLLIN | POLLHUP | POLLERR)))
-                continue;
+            if (idx < 0 || !(pf[idx].revents & (POLLIN | POLLHUP | POLLERR))) continue;
             ssize_t r = read(*fd, buf, sizeof buf);
             if (r > 0) {
                 xo_output_add(out, buf, (size_t)r);
-                if (spec->on_line)
-                    xo_lines_feed(&lines[k], buf, (size_t)r, line_cb, &lctx[k]);
+                if (spec->on_line) xo_lines_feed(&lines[k], buf, (size_t)r, line_cb, &lctx[k]);
             } else if (r == 0 || (errno != EINTR && errno != EAGAIN)) {
                 close(*fd);
                 *fd = -1;
@@ -221,24 +211,20 @@ int xr_run(const xr_spec *spec, xo_output *out, xr_status *st)
     }
     rc = 0;
     goto done;
-fail: {
+fail : {
     char msg[256];
-    int n = snprintf(msg, sizeof msg, "xtask: cannot run '%s': %s\n", spec->argv[0], strerror(st->spawn_errno));
-    if (n > 0)
-        xo_output_add(out, msg, (size_t)n < sizeof msg ? (size_t)n : sizeof msg - 1);
+    int n =
+        snprintf(msg, sizeof msg, "xtask: cannot run '%s': %s\n", spec->argv[0], strerror(st->spawn_errno));
+    if (n > 0) xo_output_add(out, msg, (size_t)n < sizeof msg ? (size_t)n : sizeof msg - 1);
     st->exit_code = 127;
 }
 done:
-    if (pid > 0 && spec->on_pid)
-        spec->on_pid(0, spec->ud);
+    if (pid > 0 && spec->on_pid) spec->on_pid(0, spec->ud);
     for (int k = 0; k < 2; k++) {
-        if (outp[k] >= 0)
-            close(outp[k]);
-        if (errp[k] >= 0)
-            close(errp[k]);
+        if (outp[k] >= 0) close(outp[k]);
+        if (errp[k] >= 0) close(errp[k]);
     }
-    if (pidfd >= 0)
-        close(pidfd);
+    if (pidfd >= 0) close(pidfd);
     st->duration_ms = xp_mono_ms() - t0;
     return rc;
 }

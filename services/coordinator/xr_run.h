@@ -33,23 +33,23 @@ typedef void (*xr_tick_fn)(void *ud);
 typedef void (*xr_pid_fn)(pid_t pgid, void *ud);
 
 struct xr_spec {
-    char *const *argv;        /* argv[0] looked up on PATH */
-    char *const *extra_env;   /* "K=V" added/overriding the inherited environment; may be NULL */
-    const char *cwd;          /* NULL = inherit */
-    int64_t timeout_ms;       /* > 0 */
+    char *const *argv;      /* argv[0] looked up on PATH */
+    char *const *extra_env; /* "K=V" added/overriding the inherited environment; may be NULL */
+    const char *cwd;        /* NULL = inherit */
+    int64_t timeout_ms;     /* > 0 */
     int64_t kill_grace_ms;
-    xr_line_fn on_line;       /* may be NULL */
-    xr_tick_fn on_tick;       /* may be NULL */
+    xr_line_fn on_line; /* may be NULL */
+    xr_tick_fn on_tick; /* may be NULL */
     int64_t tick_ms;
-    xr_pid_fn on_pid;         /* may be NULL */
+    xr_pid_fn on_pid; /* may be NULL */
     void *ud;
     volatile sig_atomic_t *cancel; /* may be NULL; non-zero = stop now (as on timeout) */
 };
 
 typedef struct {
-    int spawn_errno;    /* non-zero: the command could not be started (exit_code 127) */
-    int exit_code;      /* exit status, or -1 when signalled */
-    int signal;         /* terminating signal or 0 */
+    int spawn_errno; /* non-zero: the command could not be started (exit_code 127) */
+    int exit_code;   /* exit status, or -1 when signalled */
+    int signal;      /* terminating signal or 0 */
     int timed_out;
     int cancelled;
     int64_t duration_ms;

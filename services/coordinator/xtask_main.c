@@ -5,7 +5,9 @@
  * and the NATS URL, and hands over to xn_node_run (node; its threading design is documented at the
  * top of xn_node.c) or to one xk_* client command.
  */
+#include <errno.h>
 #include <limits.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,7 +41,8 @@ static const char usage_text[] =
     "      Readiness probe: exit 0 iff the local node answers xtask.<id>.ping (default 1s).\n"
     "\n"
     "common options:\n"
-    "  --cluster-url URL  NATS server(s), comma-separated (also XTASK_NATS_URL; default " DEFAULT_NATS_URL ")\n"
+    "  --cluster-url URL  NATS server(s), comma-separated (also XTASK_NATS_URL; default " DEFAULT_NATS_URL
+    ")\n"
     "  --config FILE      configs/xtask.yaml (also XTASK_CONFIG; else $XTASK_CONFIG_DIR/xtask.yaml,\n"
     "                     /etc/xtask/xtask.yaml, else built-in defaults: only the `noop` task)\n"
     "  --node-id ID       node id (also XTASK_NODE_ID; else FLY_REGION-FLY_MACHINE_ID; else the hostname)\n"
@@ -54,8 +57,7 @@ static const char usage_text[] =
 
 static int usage(const char *msg)
 {
-    if (msg)
-        fprintf(stderr, "xtask: %s\n", msg);
+    if (msg) fprintf(stderr, "xtask: %s\n", msg);
     fputs(usage_text, stderr);
     return XK_EXIT_USAGE;
 }
@@ -79,14 +81,14 @@ static int parse_cli(int argc, char **argv, cli *c)
     for (; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-#define TAKE(field)                                                                                                    \
-    do {                                                                                                               \
-        if (!v) {                                                                                                      \
-            fprintf(stderr, "xtask: %s needs a value\n", a);                                                           \
-            return -1;                                                                                                 \
-        }                                                                                                              \
-        field = v;                                                                                                     \
-        i++;                                                                                                           \
+#define TAKE(field)                                                                                          \
+    do {                                                                                                     \
+        if (!v) {                                                                                            \
+            fprintf(stderr, "xtask: %s needs a value\n", a);                                                 \
+            return -1;                                                                                       \
+        }                                                                                                    \
+        field = v;                                                                                           \
+        i++;                                                                                                 \
     } while (0)
         if (strcmp(a, "--nats-mode") == 0)
             c->nats_mode = 1;
@@ -148,44 +150,62 @@ static const char *find_config(const char *flag, int *explicit)
     const char *env = getenv("XTASK_CONFIG");
     const char *dir = getenv("XTASK_CONFIG_DIR");
     *explicit = 1;
-    if (flag)
-        return flag;
-    if (env && *env)
-        return env;
+    if (flag) return flag;
+    if (env && *env) return env;
     *explicit = 0;
     if (dir && *dir) {
         snprintf(path, sizeof path, "%s/xtask.yaml", dir);
-        if (access(path, R_OK) == 0)
-            return path;
+        if (access(path, R_OK) == 0) return path;
     }
-    if (access("/etc/xtask/xtask.yaml", R_OK) == 0)
-        return "/etc/xtask/xtask.yaml";
+    if (access("/etc/xtask/xtask.yaml", R_OK) == 0) return "/etc/xtask/xtask.yaml";
     return NULL;
 }
 
 static const char *nats_url(const cli *c, const xc_conf *conf)
 {
     const char *env = getenv("XTASK_NATS_URL");
-    if (c->url)
-        return c->url;
-    if (env && *env)
-        return env;
-    if (conf && conf->nats_url && *conf->nats_url)
-        return conf->nats_url;
+    if (c->url) return c->url;
+    if (env && *env) return env;
+    if (conf && conf->nats_url && *conf->nats_url) return conf->nats_url;
     return DEFAULT_NATS_URL;
 }
 
 static int local_node_id(const cli *c, char *out, size_t outlen)
 {
     char host[256] = "", err[256];
-    if (gethostname(host, sizeof host) != 0)
-        host[0] = '\0';
+    if (gethostname(host, sizeof host) != 0) host[0] = '\0';
     host[sizeof host - 1] = '\0';
     if (xp_node_id(c->node_id, NULL, NULL, host, out, outlen, err, sizeof err) != 0) {
         fprintf(stderr, "xtask: %s\n", err);
         return -1;
     }
     return 0;
+}
+
+/* mkdir -p for the download directories, then their canonical form (prefix checks compare
+ * canonical paths). A directory that cannot be made is logged; downloads into it will fail. */
+static void prepare_download_dirs(xc_conf *conf)
+{
+    for (size_t i = 0; conf->download_dirs && conf->download_dirs[i]; i++) {
+        char *d = conf->download_dirs[i], real[PATH_MAX];
+        for (char *p = d + 1;; p++) {
+            if (*p == '/' || *p == '\0') {
+                char save = *p;
+                *p = '\0';
+                if (mkdir(d, 0755) != 0 && errno != EEXIST)
+                    xt_warn("download dir %s: %s", d, strerror(errno));
+                *p = save;
+                if (!save) break;
+            }
+        }
+        if (realpath(d, real) && strcmp(real, d) != 0) {
+            char *r = strdup(real);
+            if (r) {
+                free(conf->download_dirs[i]);
+                conf->download_dirs[i] = r;
+            }
+        }
+    }
 }
 
 static int run_node(const cli *c)
@@ -209,6 +229,7 @@ static int run_node(const cli *c)
         xc_conf_free(&conf);
         return XK_EXIT_USAGE;
     }
+    prepare_download_dirs(&conf);
     xn_params p = {.nats_url = nats_url(c, &conf), .node_id = id, .region = conf.region, .conf = &conf};
     int rc = xn_node_run(&p);
     xc_conf_free(&conf);
@@ -239,7 +260,8 @@ int main(int argc, char **argv)
     char url[2048], id[XP_ID_MAX + 1];
     memset(&c, 0, sizeof c);
     xt_log_init(XT_LOG_INFO, 0);
-    if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0)) {
+    if (argc >= 2 &&
+        (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0)) {
         fputs(usage_text, stdout);
         return 0;
     }
@@ -247,31 +269,23 @@ int main(int argc, char **argv)
         printf("xtask %s\n", XP_VERSION);
         return 0;
     }
-    if (parse_cli(argc, argv, &c) != 0)
-        return usage(NULL);
+    if (parse_cli(argc, argv, &c) != 0) return usage(NULL);
     if (c.nats_mode) {
-        if (c.k.args[0])
-            return usage("--nats-mode takes no arguments");
+        if (c.k.args[0]) return usage("--nats-mode takes no arguments");
         return run_node(&c);
     }
-    if (!c.cmd)
-        return usage("a command is required");
-    if (client_url(&c, url, sizeof url) != 0)
-        return XK_EXIT_USAGE;
+    if (!c.cmd) return usage("a command is required");
+    if (client_url(&c, url, sizeof url) != 0) return XK_EXIT_USAGE;
     c.k.nats_url = url;
 
     if (strcmp(c.cmd, "nodes") == 0) {
-        if (c.k.args[0])
-            return usage("nodes takes no arguments");
+        if (c.k.args[0]) return usage("nodes takes no arguments");
         return xk_nodes(&c.k);
     }
     if (strcmp(c.cmd, "run") == 0 || strcmp(c.cmd, "submit") == 0) {
-        if (!c.k.args[0])
-            return usage("a task name is required");
-        if (!xp_task_name_valid(c.k.args[0]))
-            return usage("the task name is not valid");
-        if (c.k.node && c.k.any)
-            return usage("--node and --any exclude each other");
+        if (!c.k.args[0]) return usage("a task name is required");
+        if (!xp_task_name_valid(c.k.args[0])) return usage("the task name is not valid");
+        if (c.k.node && c.k.any) return usage("--node and --any exclude each other");
         if (c.k.node && (!xp_token_valid(c.k.node) || xp_node_id_reserved(c.k.node)))
             return usage("--node: not a valid node id");
         if (strcmp(c.cmd, "submit") == 0) {
@@ -280,23 +294,19 @@ int main(int argc, char **argv)
             return xk_submit(&c.k);
         }
         if (!c.k.node && !c.k.any) {
-            if (local_node_id(&c, id, sizeof id) != 0)
-                return XK_EXIT_USAGE;
+            if (local_node_id(&c, id, sizeof id) != 0) return XK_EXIT_USAGE;
             c.k.node = id;
         }
         return xk_run(&c.k);
     }
     if (strcmp(c.cmd, "result") == 0) {
-        if (!c.k.args[0] || c.k.args[1])
-            return usage("result takes one task id");
+        if (!c.k.args[0] || c.k.args[1]) return usage("result takes one task id");
         c.k.id = c.k.args[0];
         return xk_result(&c.k);
     }
     if (strcmp(c.cmd, "ping") == 0) {
-        if (c.k.args[0])
-            return usage("ping takes no arguments");
-        if (local_node_id(&c, id, sizeof id) != 0)
-            return XK_EXIT_USAGE;
+        if (c.k.args[0]) return usage("ping takes no arguments");
+        if (local_node_id(&c, id, sizeof id) != 0) return XK_EXIT_USAGE;
         c.k.node = id;
         return xk_ping(&c.k);
     }

@@ -27,20 +27,18 @@ static char *dump(json_t *o)
 int xw_which_path(const char *name, char *out, size_t outlen)
 {
     const char *path = getenv("PATH");
-    if (!name || !*name || strchr(name, '/'))
-        return -1;
-    if (!path || !*path)
-        path = "/usr/local/bin:/usr/bin:/bin";
+    if (!name || !*name || strchr(name, '/')) return -1;
+    if (!path || !*path) path = "/usr/local/bin:/usr/bin:/bin";
     for (const char *p = path; *p;) {
         const char *colon = strchr(p, ':');
         size_t dl = colon ? (size_t)(colon - p) : strlen(p);
         struct stat sb;
         int n = snprintf(out, outlen, "%.*s/%s", (int)dl, dl ? p : ".", name);
-        if (n > 0 && (size_t)n < outlen && stat(out, &sb) == 0 && S_ISREG(sb.st_mode) && access(out, X_OK) == 0)
+        if (n > 0 && (size_t)n < outlen && stat(out, &sb) == 0 && S_ISREG(sb.st_mode) &&
+            access(out, X_OK) == 0)
             return 0;
         p += dl;
-        if (*p == ':')
-            p++;
+        if (*p == ':') p++;
     }
     return -1;
 }
@@ -49,8 +47,7 @@ char *xw_which(const xc_conf *c, json_t *req)
 {
     const char *name = json_string_value(json_object_get(req, "name"));
     char path[PATH_MAX];
-    if (!name)
-        return xp_error_json(XP_ERR_BAD_REQUEST, "'name' (string) is required");
+    if (!name) return xp_error_json(XP_ERR_BAD_REQUEST, "'name' (string) is required");
     if (!xp_task_name_valid(name))
         return xp_error_json(XP_ERR_BAD_REQUEST, "'%.64s' is not a program name", name);
     if (xw_which_path(name, path, sizeof path) != 0)
@@ -144,8 +141,7 @@ static size_t dl_write(char *p, size_t sz, size_t nm, void *ud)
     for (size_t off = 0; off < n;) {
         ssize_t w = write(d->fd, p + off, n - off);
         if (w < 0) {
-            if (errno == EINTR)
-                continue;
+            if (errno == EINTR) continue;
             d->io_err = errno;
             return 0;
         }
@@ -158,8 +154,7 @@ static size_t dl_write(char *p, size_t sz, size_t nm, void *ud)
 
 static int hex_valid_sha256(const char *s)
 {
-    if (strlen(s) != 64)
-        return 0;
+    if (strlen(s) != 64) return 0;
     for (size_t i = 0; i < 64; i++)
         if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f') || (s[i] >= 'A' && s[i] <= 'F')))
             return 0;
@@ -184,7 +179,8 @@ char *xw_download(const xc_conf *c, json_t *req)
     if (strncmp(url, "http://", 7) != 0 && strncmp(url, "https://", 8) != 0)
         return xp_error_json(XP_ERR_BAD_REQUEST, "only http:// and https:// URLs are allowed");
     if (!c->download_dirs || !c->download_dirs[0])
-        return xp_error_json(XP_ERR_NOT_ALLOWED, "downloads are not enabled on this node (download.dirs is empty)");
+        return xp_error_json(XP_ERR_NOT_ALLOWED,
+                             "downloads are not enabled on this node (download.dirs is empty)");
     if (xw_path_allowed(c->download_dirs, output, path, sizeof path, err, sizeof err) != 0)
         return xp_error_json(XP_ERR_PATH_NOT_ALLOWED, "%s", err);
 
@@ -242,10 +238,8 @@ char *xw_download(const xc_conf *c, json_t *req)
     tmp[0] = '\0'; /* renamed: nothing to remove */
     reply = dump(json_pack("{s:s,s:I,s:s}", "path", path, "bytes", (json_int_t)d.bytes, "sha256", hex));
 out:
-    if (d.fd >= 0)
-        close(d.fd);
-    if (tmp[0])
-        unlink(tmp);
+    if (d.fd >= 0) close(d.fd);
+    if (tmp[0]) unlink(tmp);
     EVP_MD_CTX_free(d.md);
     curl_easy_cleanup(h);
     return reply;
@@ -256,8 +250,7 @@ static size_t listen_inodes(const char *file, unsigned port, unsigned long *inod
 {
     FILE *f = fopen(file, "re");
     char line[512];
-    if (!f)
-        return n;
+    if (!f) return n;
     if (!fgets(line, sizeof line, f)) { /* header */
         fclose(f);
         return n;
@@ -267,13 +260,11 @@ static size_t listen_inodes(const char *file, unsigned port, unsigned long *inod
         unsigned st;
         unsigned long inode;
         /* sl local rem st tx:rx tr:when retrnsmt uid timeout inode */
-        if (sscanf(line, " %*s %127s %*s %x %*s %*s %*s %*s %*s %lu", local, &st, &inode) != 3)
-            continue;
+        if (sscanf(line, " %*s %127s %*s %x %*s %*s %*s %*s %*s %lu", local, &st, &inode) != 3) continue;
         const char *colon = strrchr(local, ':');
         if (!colon || st != 0x0A) /* TCP_LISTEN */
             continue;
-        if (strtoul(colon + 1, NULL, 16) == port && inode != 0)
-            inodes[n++] = inode;
+        if (strtoul(colon + 1, NULL, 16) == port && inode != 0) inodes[n++] = inode;
     }
     fclose(f);
     return n;
@@ -288,57 +279,47 @@ size_t xw_port_listeners(const char *proc_root, unsigned port, pid_t *pids, size
     ni = listen_inodes(p, port, inodes, ni, 64);
     snprintf(p, sizeof p, "%s/net/tcp6", proc_root);
     ni = listen_inodes(p, port, inodes, ni, 64);
-    if (ni == 0)
-        return 0;
+    if (ni == 0) return 0;
     DIR *d = opendir(proc_root);
     struct dirent *e;
     while (d && np < max && (e = readdir(d))) {
         char *end;
         long pid = strtol(e->d_name, &end, 10);
-        if (*end || pid <= 0)
-            continue;
+        if (*end || pid <= 0) continue;
         snprintf(p, sizeof p, "%s/%ld/fd", proc_root, pid);
         DIR *fd = opendir(p);
         struct dirent *fe;
         int hit = 0;
         while (fd && !hit && (fe = readdir(fd))) {
             char lp[PATH_MAX], target[64];
-            if (fe->d_name[0] == '.')
-                continue;
+            if (fe->d_name[0] == '.') continue;
             snprintf(lp, sizeof lp, "%s/%ld/fd/%s", proc_root, pid, fe->d_name);
             ssize_t n = readlink(lp, target, sizeof target - 1);
-            if (n <= 0)
-                continue;
+            if (n <= 0) continue;
             target[n] = '\0';
             unsigned long ino;
             if (sscanf(target, "socket:[%lu]", &ino) == 1)
                 for (size_t i = 0; i < ni && !hit; i++)
                     hit = inodes[i] == ino;
         }
-        if (fd)
-            closedir(fd);
-        if (hit)
-            pids[np++] = (pid_t)pid;
+        if (fd) closedir(fd);
+        if (hit) pids[np++] = (pid_t)pid;
     }
-    if (d)
-        closedir(d);
+    if (d) closedir(d);
     return np;
 }
 
 char *xw_kill_port(const xc_conf *c, unsigned port)
 {
     pid_t pids[16];
-    if (port < 1 || port > 65535)
-        return xp_error_json(XP_ERR_BAD_REQUEST, "port must be 1-65535");
+    if (port < 1 || port > 65535) return xp_error_json(XP_ERR_BAD_REQUEST, "port must be 1-65535");
     if (!xc_conf_port_allowed(c, port))
         return xp_error_json(XP_ERR_NOT_ALLOWED, "port %u is not in kill_port.ports on this node", port);
     size_t n = xw_port_listeners("/proc", port, pids, 16);
     json_t *killed = json_array();
     for (size_t i = 0; i < n; i++) {
-        if (pids[i] == getpid() || pids[i] == 1)
-            continue; /* never ourselves nor init */
-        if (kill(pids[i], SIGTERM) == 0)
-            json_array_append_new(killed, json_integer(pids[i]));
+        if (pids[i] == getpid() || pids[i] == 1) continue; /* never ourselves nor init */
+        if (kill(pids[i], SIGTERM) == 0) json_array_append_new(killed, json_integer(pids[i]));
     }
     /* Give them up to a second to go, then force. */
     int64_t until = xp_mono_ms() + 1000;
@@ -349,15 +330,12 @@ char *xw_kill_port(const xc_conf *c, unsigned port)
             snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
             FILE *f = fopen(path, "re");
             int zombie = f && fgets(st, sizeof st, f) && strstr(st, ") Z");
-            if (f)
-                fclose(f);
-            if (zombie)
-                break;
+            if (f) fclose(f);
+            if (zombie) break;
             struct timespec ts = {0, 10 * 1000 * 1000};
             nanosleep(&ts, NULL); /* polling a foreign pid's exit: no fd to wait on */
         }
-        if (xp_mono_ms() >= until)
-            kill(pid, SIGKILL);
+        if (xp_mono_ms() >= until) kill(pid, SIGKILL);
     }
     return dump(json_pack("{s:i,s:b,s:o}", "port", (int)port, "found", n > 0, "killed", killed));
 }

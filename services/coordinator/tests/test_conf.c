@@ -12,8 +12,7 @@
 
 static const char *no_env(const char *name, void *ud)
 {
-    if (strcmp(name, "XT_TEST_DIR") == 0)
-        return "/tmp";
+    if (strcmp(name, "XT_TEST_DIR") == 0) return "/tmp";
     return NULL;
 }
 
@@ -65,8 +64,7 @@ static void test_full(void **state)
                        "kill_port: { ports: [3000-3002, 8081] }\n";
     xc_conf c;
     char err[512];
-    if (load(&c, text, err, sizeof err) != 0)
-        fail_msg("%s", err);
+    if (load(&c, text, err, sizeof err) != 0) fail_msg("%s", err);
     assert_string_equal(c.region, "ams");
     assert_string_equal(c.events_project, "ops");
     assert_false(xc_conf_has_cap(&c, "got"));
@@ -161,8 +159,7 @@ static void test_errors(void **state)
         char err[512] = "";
         int rc = load(&c, cases[i].text, err, sizeof err);
         xc_conf_free(&c);
-        if (rc != -1)
-            fail_msg("case %zu accepted:\n%s", i, cases[i].text);
+        if (rc != -1) fail_msg("case %zu accepted:\n%s", i, cases[i].text);
         if (strncmp(err, cases[i].pos, strlen(cases[i].pos)) != 0 || !strstr(err, cases[i].word))
             fail_msg("case %zu: got '%s', want prefix '%s' and '%s'", i, err, cases[i].pos, cases[i].word);
     }
@@ -193,8 +190,7 @@ static void test_shipped_config(void **state)
     xc_conf c;
     snprintf(path, sizeof path, "%s/configs/xtask.yaml", src ? src : ".");
     xc_conf_defaults(&c);
-    if (xc_conf_load(&c, path, err, sizeof err) != 0)
-        fail_msg("%s", err);
+    if (xc_conf_load(&c, path, err, sizeof err) != 0) fail_msg("%s", err);
     assert_non_null(xc_conf_task(&c, "noop"));
     for (size_t i = 0; i < c.ntasks; i++) {
         const char *p = c.tasks[i].argv[0];
@@ -209,8 +205,9 @@ static void test_shipped_config(void **state)
 
 int main(void)
 {
-    const struct CMUnitTest tests[] = {cmocka_unit_test(test_defaults),      cmocka_unit_test(test_full),
-                                       cmocka_unit_test(test_taskfile_star), cmocka_unit_test(test_errors),
-                                       cmocka_unit_test(test_size_parse),    cmocka_unit_test(test_shipped_config)};
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_defaults),      cmocka_unit_test(test_full),
+        cmocka_unit_test(test_taskfile_star), cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_size_parse),    cmocka_unit_test(test_shipped_config)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

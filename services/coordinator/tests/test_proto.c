@@ -13,7 +13,8 @@
 static void test_error_json(void **state)
 {
     char *s = xp_error_json(XP_ERR_UNKNOWN_TASK, "task '%s' is not allowed on node %s", "x", "ams-1");
-    assert_string_equal(s, "{\"error\":{\"code\":\"unknown_task\",\"message\":\"task 'x' is not allowed on node ams-1\"}}");
+    assert_string_equal(
+        s, "{\"error\":{\"code\":\"unknown_task\",\"message\":\"task 'x' is not allowed on node ams-1\"}}");
     char code[32], msg[128];
     assert_int_equal(xp_error_parse(s, strlen(s), code, sizeof code, msg, sizeof msg), 1);
     assert_string_equal(code, "unknown_task");
@@ -61,8 +62,7 @@ static const char *fake_getenv(const char *name, void *ud)
 {
     fake_env *e = ud;
     for (int i = 0; i < 4 && e->k[i]; i++)
-        if (strcmp(e->k[i], name) == 0)
-            return e->v[i];
+        if (strcmp(e->k[i], name) == 0) return e->v[i];
     return NULL;
 }
 
@@ -82,7 +82,8 @@ static void test_node_id(void **state)
     assert_string_equal(out, "from-env");
     assert_int_equal(xp_node_id("", fake_getenv, &fly, "host", out, sizeof out, err, sizeof err), 0);
     assert_string_equal(out, "ams-e784079b");
-    assert_int_equal(xp_node_id(NULL, fake_getenv, &region_only, "my.host", out, sizeof out, err, sizeof err), 0);
+    assert_int_equal(xp_node_id(NULL, fake_getenv, &region_only, "my.host", out, sizeof out, err, sizeof err),
+                     0);
     assert_string_equal(out, "my-host");
     assert_int_equal(xp_node_id(NULL, fake_getenv, &none, "", out, sizeof out, err, sizeof err), 0);
     assert_string_equal(out, "node");
@@ -99,9 +100,18 @@ static const char *const tasks[] = {"build", "noop", NULL};
 
 static xp_node_info sample_node(void)
 {
-    xp_node_info n = {.id = "ams-1", .region = "ams", .capabilities = caps, .os = "linux", .arch = "x86_64",
-                      .hostname = "h1", .tasks = tasks, .running = 2, .queued = 1, .load1 = 0.5,
-                      .started_ms = 1000, .ts_ms = 2000};
+    xp_node_info n = {.id = "ams-1",
+                      .region = "ams",
+                      .capabilities = caps,
+                      .os = "linux",
+                      .arch = "x86_64",
+                      .hostname = "h1",
+                      .tasks = tasks,
+                      .running = 2,
+                      .queued = 1,
+                      .load1 = 0.5,
+                      .started_ms = 1000,
+                      .ts_ms = 2000};
     return n;
 }
 
@@ -168,9 +178,10 @@ static void test_run_req(void **state)
     xp_run_req r;
     xp_err code;
     char err[256];
-    assert_int_equal(parse_run("{\"args\":[\"build\",\"--flag\"],\"project\":\"p1\",\"id\":\"abc\",\"timeout_ms\":500}", &r,
-                               &code, err, sizeof err),
-                     0);
+    assert_int_equal(
+        parse_run("{\"args\":[\"build\",\"--flag\"],\"project\":\"p1\",\"id\":\"abc\",\"timeout_ms\":500}",
+                  &r, &code, err, sizeof err),
+        0);
     assert_int_equal(r.nargs, 2);
     assert_string_equal(r.args[0], "build");
     assert_string_equal(r.args[1], "--flag");
@@ -239,9 +250,20 @@ static void test_result_json(void **state)
     char big[10000];
     memset(big, 'x', sizeof big - 1);
     big[sizeof big - 1] = 0;
-    xp_result r = {.id = "t-1", .node = "n1", .task = "build", .project = "p", .exit_code = 3, .signal = 0,
-                   .timed_out = 0, .duration_ms = 12, .started_ms = 5, .finished_ms = 17, .tail = tail,
-                   .tail_len = strlen(tail), .output = big, .output_len = strlen(big)};
+    xp_result r = {.id = "t-1",
+                   .node = "n1",
+                   .task = "build",
+                   .project = "p",
+                   .exit_code = 3,
+                   .signal = 0,
+                   .timed_out = 0,
+                   .duration_ms = 12,
+                   .started_ms = 5,
+                   .finished_ms = 17,
+                   .tail = tail,
+                   .tail_len = strlen(tail),
+                   .output = big,
+                   .output_len = strlen(big)};
     char *s = xp_result_json(&r, 0, 1 << 20);
     json_t *o = json_loads(s, 0, NULL);
     assert_string_equal(json_string_value(json_object_get(o, "output_tail")), tail);
@@ -296,8 +318,8 @@ static void test_new_id(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_error_json), cmocka_unit_test(test_tokens),      cmocka_unit_test(test_node_id),
-        cmocka_unit_test(test_node_json),  cmocka_unit_test(test_filter),      cmocka_unit_test(test_run_req),
+        cmocka_unit_test(test_error_json),  cmocka_unit_test(test_tokens),    cmocka_unit_test(test_node_id),
+        cmocka_unit_test(test_node_json),   cmocka_unit_test(test_filter),    cmocka_unit_test(test_run_req),
         cmocka_unit_test(test_result_json), cmocka_unit_test(test_log_event), cmocka_unit_test(test_new_id),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

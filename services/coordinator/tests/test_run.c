@@ -36,15 +36,18 @@ static void on_line(const char *stream, const char *line, size_t len, void *ud)
 static void on_pid(pid_t pgid, void *ud)
 {
     seen *s = ud;
-    if (pgid)
-        s->pgid = pgid;
+    if (pgid) s->pgid = pgid;
 }
 
 static void test_exit_and_output(void **state)
 {
     char *argv[] = {"sh", "-c", "echo hi; echo oops >&2; exit 7", NULL};
     seen s = {0};
-    xr_spec spec = {.argv = argv, .timeout_ms = 5000, .kill_grace_ms = 100, .on_line = on_line, .on_pid = on_pid,
+    xr_spec spec = {.argv = argv,
+                    .timeout_ms = 5000,
+                    .kill_grace_ms = 100,
+                    .on_line = on_line,
+                    .on_pid = on_pid,
                     .ud = &s};
     xo_output out;
     xr_status st;
@@ -124,8 +127,7 @@ static void test_timeout_kills_group(void **state)
         snprintf(p, sizeof p, "/proc/%d/stat", gc);
         FILE *sf = fopen(p, "r");
         if (sf) {
-            if (!fgets(buf, sizeof buf, sf))
-                buf[0] = 0;
+            if (!fgets(buf, sizeof buf, sf)) buf[0] = 0;
             fclose(sf);
         }
         alive = sf && !strstr(buf, ") Z");
@@ -139,7 +141,8 @@ static void test_env_and_cwd(void **state)
     char *argv[] = {"sh", "-c", "echo \"$XT_A:$(pwd)\"", NULL};
     char *env[] = {"XT_A=hello", NULL};
     seen s = {0};
-    xr_spec spec = {.argv = argv, .extra_env = env, .cwd = "/tmp", .timeout_ms = 5000, .on_line = on_line, .ud = &s};
+    xr_spec spec = {
+        .argv = argv, .extra_env = env, .cwd = "/tmp", .timeout_ms = 5000, .on_line = on_line, .ud = &s};
     xo_output out;
     xr_status st;
     xo_output_init(&out, 256, 0);
@@ -166,7 +169,7 @@ static void test_big_output_bounded(void **state)
 static void test_path_allowed(void **state)
 {
     char base[] = "/tmp/xt-dl-XXXXXX", sub[PATH_MAX + 16], out[PATH_MAX + 64], err[256], link[PATH_MAX + 64],
-                                      p[PATH_MAX + 64];
+         p[PATH_MAX + 64];
     assert_non_null(mkdtemp(base));
     char real[PATH_MAX];
     assert_non_null(realpath(base, real));
@@ -232,10 +235,10 @@ int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_exit_and_output),     cmocka_unit_test(test_no_shell),
-        cmocka_unit_test(test_spawn_failure),       cmocka_unit_test(test_timeout_kills_group),
-        cmocka_unit_test(test_env_and_cwd),         cmocka_unit_test(test_big_output_bounded),
-        cmocka_unit_test(test_path_allowed),        cmocka_unit_test(test_which_path),
+        cmocka_unit_test(test_exit_and_output), cmocka_unit_test(test_no_shell),
+        cmocka_unit_test(test_spawn_failure),   cmocka_unit_test(test_timeout_kills_group),
+        cmocka_unit_test(test_env_and_cwd),     cmocka_unit_test(test_big_output_bounded),
+        cmocka_unit_test(test_path_allowed),    cmocka_unit_test(test_which_path),
         cmocka_unit_test(test_port_listeners),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
