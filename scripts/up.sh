@@ -52,9 +52,9 @@ export XTASK_BIND=${XTASK_BIND:-127.0.0.1}
 export XTASK_HTTP_PORT=${XTASK_HTTP_PORT:-8080}
 export XTASK_STATUS_ADDR=${XTASK_STATUS_ADDR:-127.0.0.1:9100}
 export XTASK_WEB_GUI=${XTASK_WEB_GUI:-$build/share/xtask-web/gui}
-# A laptop has no DNS for the platform's hosts: the front serves localhost (and 127.0.0.1), the login
-# portal auth.localhost (browsers resolve *.localhost to loopback), over plain http.
-export XTASK_DOMAIN=${XTASK_DOMAIN:-localhost}
+# A laptop has no DNS for the platform's hosts: browsers (and curl) resolve *.localhost to loopback, so
+# the front is xtask.localhost, the login portal auth.xtask.localhost (same cookie domain), plain http.
+export XTASK_DOMAIN=${XTASK_DOMAIN:-xtask.localhost}
 export XTASK_PUBLIC_URL=${XTASK_PUBLIC_URL:-http://$XTASK_DOMAIN:$XTASK_HTTP_PORT}
 export XTASK_PORTAL_URL=${XTASK_PORTAL_URL:-http://auth.$XTASK_DOMAIN:$XTASK_HTTP_PORT/}
 export XTASK_AUTH_ALLOW_HTTP=${XTASK_AUTH_ALLOW_HTTP:-true}

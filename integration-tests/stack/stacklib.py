@@ -88,7 +88,7 @@ def session_cookie(headers, name="authelia_session"):
     return None
 
 
-def login(front, user, password, totp_secret=None, domain="localhost", timeout=10):
+def login(front, user, password, totp_secret=None, domain="xtask.localhost", timeout=10):
     """Sign in through the front's auth host (first factor, then TOTP when a secret is given).
     Returns the session cookie value. `front` is http://127.0.0.1:PORT."""
     auth_host = f"auth.{domain}"
@@ -111,7 +111,7 @@ def login(front, user, password, totp_secret=None, domain="localhost", timeout=1
     return cookie
 
 
-def api(front, path, cookie=None, method="GET", body=None, domain="localhost", timeout=30):
+def api(front, path, cookie=None, method="GET", body=None, domain="xtask.localhost", timeout=30):
     """A request to the front's main host; returns (status, headers, parsed JSON or raw bytes)."""
     h = {"Host": domain, "Accept": "application/json"}
     if cookie:
