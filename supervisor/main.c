@@ -68,8 +68,9 @@ static int cmd_check(const char *path)
 {
     manifest *m = NULL;
     char err[1024];
-    if (manifest_load(path, &m, err, sizeof(err)) < 0) {
+    if (manifest_load(path, &m, err, sizeof(err)) < 0 || sv_check_support(m, err, sizeof(err)) < 0) {
         fprintf(stderr, "%s\n", err);
+        manifest_free(m);
         return 2;
     }
     printf("%s: ok (%zu services:", path, m->nservices);

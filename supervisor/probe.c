@@ -29,12 +29,7 @@
 #include "xt_conf.h"
 #include "xt_log.h"
 
-typedef struct probe_addr {
-    struct sockaddr_storage ss;
-    socklen_t len;
-    char hostport[256];
-    char path[256];
-} probe_addr;
+typedef sv_probe_addr probe_addr;
 
 static void probe_finish(sv_ctx *sv, sv_probe *p, int ok, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
@@ -192,11 +187,14 @@ static void probe_run(sv_ctx *sv, sv_probe *p)
         p->pid = pid;
         return;
     }
-    probe_addr a;
-    if (probe_target(p, &a, err, sizeof(err)) < 0) {
-        probe_finish(sv, p, 0, "%s", err);
-        return;
+    if (!p->addr_ok) {
+        if (probe_target(p, &p->addr, err, sizeof(err)) < 0) {
+            probe_finish(sv, p, 0, "%s", err);
+            return;
+        }
+        p->addr_ok = 1;
     }
+    const probe_addr a = p->addr;
     int fd = socket(a.ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) {
         probe_finish(sv, p, 0, "socket: %s", strerror(errno));
@@ -255,6 +253,7 @@ void probe_setup(sv_ctx *sv, svc *s)
         p->pid = 0;
         p->running = 0;
         p->active = 0;
+        p->addr_ok = 0;
         timer_init(sv, &p->t_next, on_probe_next, p);
         timer_init(sv, &p->t_timeout, on_probe_timeout, p);
     }

@@ -284,7 +284,8 @@ int sv_reload(sv_ctx *sv, char *err, size_t errlen)
         snprintf(err, errlen, "too many reloads in progress, try again when services have restarted");
         return -1;
     }
-    if (manifest_load(sv->manifest_path, &nm, err, errlen) < 0 || build_env(nm, &env, err, errlen) < 0) {
+    if (manifest_load(sv->manifest_path, &nm, err, errlen) < 0 || sv_check_support(nm, err, errlen) < 0 ||
+        build_env(nm, &env, err, errlen) < 0) {
         xt_error("reload: %s (keeping the running configuration)", err);
         manifest_free(nm);
         return -1;
@@ -314,6 +315,7 @@ int sv_reload(sv_ctx *sv, char *err, size_t errlen)
             s->next_def = NULL;
             s->ready.def = &d->ready;
             s->live.def = &d->live;
+            s->ready.addr_ok = s->live.addr_ok = 0;
             continue;
         }
         changed++;
@@ -422,6 +424,22 @@ static void ensure_std_fds(void)
         }
 }
 
+/* What the manifest allows but this runtime does not do: refuse it at start, not at the first probe. */
+int sv_check_support(const manifest *m, char *err, size_t errlen)
+{
+    for (size_t i = 0; i < m->nservices; i++) {
+        const mf_service *d = &m->services[i];
+        const mf_probe *ps[2] = {&d->ready, &d->live};
+        for (int k = 0; k < 2; k++)
+            if (ps[k]->kind == PROBE_HTTP && strncmp(ps[k]->target, "http://", 7) != 0) {
+                snprintf(err, errlen, "%s:%d:%d: service '%s': only http:// URLs can be probed (got '%s')",
+                         m->path, ps[k]->line, ps[k]->col, d->name, ps[k]->target);
+                return -1;
+            }
+    }
+    return 0;
+}
+
 int sv_run(const char *manifest_path)
 {
     char err[1024];
@@ -431,6 +449,11 @@ int sv_run(const char *manifest_path)
     xt_log_init(XT_LOG_INFO, 0);
     if (manifest_load(manifest_path, &m, err, sizeof(err)) < 0) {
         fprintf(stderr, "xtask-supervisor: %s\n", err);
+        return 2;
+    }
+    if (sv_check_support(m, err, sizeof(err)) < 0) {
+        fprintf(stderr, "xtask-supervisor: %s\n", err);
+        manifest_free(m);
         return 2;
     }
     sv_ctx *sv = calloc(1, sizeof(*sv));

@@ -111,6 +111,14 @@ struct sv_ring {
     size_t head, count, bytes; /* head: index of the oldest line */
 };
 
+/* A tcp/http probe's resolved target (resolved once per definition). */
+typedef struct sv_probe_addr {
+    struct sockaddr_storage ss;
+    socklen_t len;
+    char hostport[256];
+    char path[256];
+} sv_probe_addr;
+
 struct sv_probe {
     svc *s;
     int is_live;
@@ -125,6 +133,8 @@ struct sv_probe {
     char io[512];       /* http: request, then the start of the response */
     size_t io_len, io_off;
     int phase; /* http: 0 connecting, 1 writing, 2 reading */
+    sv_probe_addr addr;
+    int addr_ok; /* addr holds the resolved target */
     /* last result */
     int has_result, ok;
     double latency_ms;
@@ -337,6 +347,8 @@ void sv_stop_progress(sv_ctx *sv);
 /* Re-read the manifest; on error keep the old one. err gets a message; returns 0/-1. */
 int sv_reload(sv_ctx *sv, char *err, size_t errlen);
 const char *sv_manifest_default(void);
+/* Refuse what the manifest allows but this runtime cannot do (https probes): -1 + file:line:col. */
+int sv_check_support(const manifest *m, char *err, size_t errlen);
 
 /* --- procs.c ------------------------------------------------------------------------------- */
 /* Pids whose parent is `parent` (from /proc), at most max; returns the count. */

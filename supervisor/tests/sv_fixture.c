@@ -18,6 +18,7 @@
  *   noisy:N            print N lines of 100 bytes as fast as possible, then a final "noisy done" line
  *   longline:N         print one line of N bytes
  *   env:NAME           print NAME=value
+ *   stamp:FILE         append CLOCK_MONOTONIC in ns (when this step ran) to FILE (benchmarks)
  *   forever            sleep until killed
  * Lines written with `print` are flushed at once (stdout unbuffered).
  */
@@ -26,6 +27,7 @@
 #endif
 #include <errno.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,6 +38,8 @@
 #include <unistd.h>
 
 static int term_code = -1;
+static int lfds[16];
+static int nlfds;
 
 static void on_term(int sig)
 {
@@ -60,6 +64,8 @@ static int do_listen(int port)
         fprintf(stderr, "listen %d: %s\n", port, strerror(errno));
         exit(3);
     }
+    if (nlfds < 16)
+        lfds[nlfds++] = fd;
     return fd;
 }
 
@@ -167,9 +173,33 @@ int main(int argc, char **argv)
         } else if (strncmp(a, "env:", 4) == 0) {
             const char *v = getenv(a + 4);
             printf("%s=%s\n", a + 4, v ? v : "(unset)");
+        } else if (strncmp(a, "stamp:", 6) == 0) {
+            struct timespec ts;
+            clock_gettime(CLOCK_MONOTONIC, &ts);
+            FILE *f = fopen(a + 6, "a");
+            if (f) {
+                fprintf(f, "%lld\n", (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec);
+                fclose(f);
+            }
         } else if (strcmp(a, "forever") == 0) {
-            for (;;)
-                pause();
+            /* accept and close connections (probes) so the backlog never fills */
+            struct pollfd pf[16];
+            for (int k = 0; k < nlfds; k++)
+                pf[k] = (struct pollfd){.fd = lfds[k], .events = POLLIN};
+            for (;;) {
+                if (nlfds == 0) {
+                    pause();
+                    continue;
+                }
+                if (poll(pf, (nfds_t)nlfds, -1) <= 0)
+                    continue;
+                for (int k = 0; k < nlfds; k++)
+                    if (pf[k].revents & POLLIN) {
+                        int c = accept(lfds[k], NULL, NULL);
+                        if (c >= 0)
+                            close(c);
+                    }
+            }
         } else {
             fprintf(stderr, "sv_fixture: unknown step '%s'\n", a);
             return 2;

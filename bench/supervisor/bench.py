@@ -1,0 +1,439 @@
+"""Benchmark xtask-supervisor against its anchors on one 4-service manifest (nats-server + three
+small services), side by side in one run, and rewrite the supervisor section of bench/RESULTS.md.
+
+  anchors: the seed's entrypoint approach (`entrypoint.sh all`: start in order behind fixed sleeps),
+           supervisord (Debian `supervisor`), and the services' own start-up (a launcher that starts
+           each service the moment its dependencies answer, polling every 1 ms: the floor).
+  not available here: s6, process-compose (no Debian 12 package on this machine).
+
+Usage: bench.py BUILD_DIR [--idle SECONDS] [--runs N] [--results FILE] [--quick]
+"""
+import argparse
+import datetime
+import json
+import os
+import platform
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+BASE_PORT = 25000 + int(os.environ.get("XT_BENCH_PORT_OFFSET", "100"))  # bench range 25000-25999
+
+
+def now():
+    return time.monotonic()
+
+
+def tcp_ok(port):
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+            return True
+    except OSError:
+        return False
+
+
+def http_ok(url):
+    try:
+        with urllib.request.urlopen(url, timeout=0.5) as r:
+            return 200 <= r.status < 300
+    except Exception:  # noqa: BLE001 - not yet
+        return False
+
+
+def wait(pred, timeout, step=0.001):
+    end = now() + timeout
+    while now() < end:
+        if pred():
+            return True
+        time.sleep(step)
+    return False
+
+
+def proc_stat(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        rest = f.read().rsplit(")", 1)[1].split()
+    return int(rest[11]), int(rest[12])  # utime, stime (clock ticks)
+
+
+def rss_kb(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for ln in f:
+            if ln.startswith("VmRSS:"):
+                return int(ln.split()[1])
+    return 0
+
+
+def tree_pids(root):
+    """root and its descendants."""
+    kids = {}
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                with open(f"/proc/{d}/stat") as f:
+                    kids.setdefault(int(f.read().rsplit(")", 1)[1].split()[1]), []).append(int(d))
+            except (OSError, IndexError, ValueError):
+                pass
+    out, todo = [], [root]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo.extend(kids.get(p, []))
+    return out
+
+
+def killtree(p):
+    for pid in reversed(tree_pids(p.pid)):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    try:
+        os.killpg(p.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    p.wait()
+
+
+class Setup:
+    """The four services: nats-server (JetStream, readiness /healthz?js-enabled-only=true) and three
+    fixtures that take 20 ms to listen: api and web need nats ready, web also needs auth."""
+
+    def __init__(self, build, tmp):
+        self.build, self.tmp = build, tmp
+        self.sup = os.path.join(build, "bin", "xtask-supervisor")
+        self.fix = os.path.join(build, "tests", "sv_fixture")
+        self.nats = shutil.which("nats-server")
+        p = BASE_PORT
+        self.nport, self.hport, self.api, self.auth, self.web, self.status = p, p + 1, p + 2, p + 3, p + 4, p + 5
+        self.conf = os.path.join(tmp, "nats.conf")
+        with open(self.conf, "w") as f:
+            f.write(f'server_name: "bench"\nhost: 127.0.0.1\nport: {self.nport}\nhttp: 127.0.0.1:{self.hport}\n'
+                    f'jetstream {{ store_dir: "{tmp}/js" }}\n')
+        self.stamp = os.path.join(tmp, "api.stamps")
+        self.healthz = f"http://127.0.0.1:{self.hport}/healthz?js-enabled-only=true"
+
+    def cmd(self, name):
+        if name == "nats":
+            return [self.nats, "-c", self.conf]
+        port = {"api": self.api, "auth": self.auth, "web": self.web}[name]
+        steps = [f"stamp:{self.stamp}"] if name == "api" else []
+        return [self.fix] + steps + [f"listen-after:20:{port}", "forever"]
+
+    def all_ready(self):
+        return all(tcp_ok(p) for p in (self.api, self.auth, self.web)) and http_ok(self.healthz)
+
+    def manifest(self, path, sock):
+        def q(a):
+            return json.dumps(a)
+
+        def c(n):
+            return "[" + ", ".join(q(a) for a in self.cmd(n)) + "]"
+        y = f"""version: 1
+supervisor:
+  control_socket: {q(sock)}
+  stop_timeout: 4s
+services:
+  nats:
+    command: {c("nats")}
+    ready: {{ http: {q(self.healthz)}, interval: 5ms, timeout: 1s }}
+    live: {{ http: {q(self.healthz)}, interval: 1s, timeout: 1s }}
+  auth:
+    command: {c("auth")}
+    ready: {{ tcp: "127.0.0.1:{self.auth}", interval: 5ms }}
+    live: {{ tcp: "127.0.0.1:{self.auth}", interval: 1s }}
+  api:
+    command: {c("api")}
+    depends_on: {{ nats: ready }}
+    ready: {{ tcp: "127.0.0.1:{self.api}", interval: 5ms }}
+    live: {{ tcp: "127.0.0.1:{self.api}", interval: 1s }}
+    backoff: {{ initial: 10ms, max: 1s, reset_after: 100ms }}
+  web:
+    command: {c("web")}
+    depends_on: {{ nats: ready, auth: ready }}
+    ready: {{ tcp: "127.0.0.1:{self.web}", interval: 5ms }}
+    live: {{ tcp: "127.0.0.1:{self.web}", interval: 1s }}
+"""
+        with open(path, "w") as f:
+            f.write(y)
+
+    def supervisord_conf(self, path, sock):
+        progs = ""
+        for prio, n in ((1, "nats"), (2, "auth"), (3, "api"), (4, "web")):
+            progs += (f"[program:{n}]\ncommand={' '.join(self.cmd(n))}\npriority={prio}\nautorestart=true\n"
+                      f"startsecs=0\nstopasgroup=true\nkillasgroup=true\n"
+                      f"stdout_logfile={self.tmp}/{n}.log\nredirect_stderr=true\n\n")
+        with open(path, "w") as f:
+            f.write(f"[supervisord]\nnodaemon=true\nlogfile={self.tmp}/supervisord.log\npidfile={self.tmp}/sd.pid\n"
+                    f"[unix_http_server]\nfile={sock}\n"
+                    "[rpcinterface:supervisor]\n"
+                    "supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface\n"
+                    f"[supervisorctl]\nserverurl=unix://{sock}\n\n" + progs)
+
+
+def clean_js(s):
+    shutil.rmtree(os.path.join(s.tmp, "js"), ignore_errors=True)
+
+
+def run_ours(s, idle, do_extra):
+    """Start to all ready; then RSS, status round trip, kill -9 respawn, idle CPU."""
+    res = {}
+    mf = os.path.join(s.tmp, "services.yaml")
+    sock = os.path.join(s.tmp, "sup.sock")
+    s.manifest(mf, sock)
+    clean_js(s)
+    t0 = now()
+    p = subprocess.Popen([s.sup, "run", "-c", mf], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                         start_new_session=True)
+    try:
+        if not wait(s.all_ready, 30):
+            raise RuntimeError("xtask-supervisor: services not ready")
+        res["ready_s"] = now() - t0
+        if not do_extra:
+            return res
+        time.sleep(1.0)  # let start-up settle
+        res["rss_kb"] = rss_kb(p.pid)
+        env = dict(os.environ, XTASK_SUPERVISOR_SOCKET=sock)
+        rts = []
+        for _ in range(50):
+            a = now()
+            subprocess.run([s.sup, "status"], env=env, stdout=subprocess.DEVNULL, check=True)
+            rts.append(now() - a)
+        res["status_s"] = statistics.median(rts)
+        rts = []
+        for _ in range(50):
+            a = now()
+            subprocess.run([s.sup, "-c", mf, "status"], stdout=subprocess.DEVNULL, check=True)
+            rts.append(now() - a)
+        res["status_mf_s"] = statistics.median(rts)
+        raw = []
+        for _ in range(200):
+            a = now()
+            c = socket.socket(socket.AF_UNIX)
+            c.connect(sock)
+            c.sendall(b"status\n")
+            while c.recv(65536):
+                pass
+            c.close()
+            raw.append(now() - a)
+        res["status_raw_s"] = statistics.median(raw)
+        res["respawn_s"] = respawn(s, lambda: api_pid_ours(sock), 0.010)
+        res["idle_cpu"] = idle_cpu(p.pid, idle)
+        res["rss_kb_after"] = rss_kb(p.pid)
+        return res
+    finally:
+        p.send_signal(signal.SIGTERM)
+        try:
+            p.wait(10)
+        except subprocess.TimeoutExpired:
+            killtree(p)
+
+
+def api_pid_ours(sock):
+    c = socket.socket(socket.AF_UNIX)
+    c.connect(sock)
+    c.sendall(b"status json\n")
+    data = b""
+    while True:
+        b = c.recv(65536)
+        if not b:
+            break
+        data += b
+    c.close()
+    doc = json.loads(data.split(b"\n", 1)[1])
+    return [x["pid"] for x in doc["services"] if x["name"] == "api"][0]
+
+
+def respawn(s, get_pid, backoff_s, n=10):
+    """kill -9 the api service; the new process stamps CLOCK_MONOTONIC at its start: respawn
+    latency = stamp - kill time - configured backoff."""
+    lat = []
+    for _ in range(n):
+        pid = get_pid()
+        with open(s.stamp) as f:
+            before = len(f.read().split())
+        t = time.monotonic_ns()
+        os.kill(pid, signal.SIGKILL)
+        if not wait(lambda: len(open(s.stamp).read().split()) > before, 5):
+            raise RuntimeError("no respawn")
+        stamp = int(open(s.stamp).read().split()[-1])
+        lat.append((stamp - t) / 1e9 - backoff_s)
+        wait(lambda: tcp_ok(s.api), 5)
+        time.sleep(0.2)
+    return statistics.median(lat)
+
+
+def idle_cpu(pid, seconds):
+    hz = os.sysconf("SC_CLK_TCK")
+    u0, s0 = proc_stat(pid)
+    t0 = now()
+    time.sleep(seconds)
+    u1, s1 = proc_stat(pid)
+    return ((u1 - u0) + (s1 - s0)) / hz / (now() - t0) * 100.0
+
+
+def run_supervisord(s, idle, do_extra):
+    res = {}
+    conf = os.path.join(s.tmp, "supervisord.conf")
+    sock = os.path.join(s.tmp, "supervisord.sock")
+    s.supervisord_conf(conf, sock)
+    clean_js(s)
+    t0 = now()
+    p = subprocess.Popen(["supervisord", "-c", conf], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                         start_new_session=True)
+    try:
+        if not wait(s.all_ready, 30):
+            raise RuntimeError("supervisord: services not ready")
+        res["ready_s"] = now() - t0
+        if not do_extra:
+            return res
+        time.sleep(1.0)
+        res["rss_kb"] = rss_kb(p.pid)
+        rts = []
+        for _ in range(10):
+            a = now()
+            subprocess.run(["supervisorctl", "-c", conf, "status"], stdout=subprocess.DEVNULL)
+            rts.append(now() - a)
+        res["status_s"] = statistics.median(rts)
+
+        def api_pid():
+            out = subprocess.run(["supervisorctl", "-c", conf, "pid", "api"], capture_output=True, text=True).stdout
+            return int(out.strip())
+        res["respawn_s"] = respawn(s, api_pid, 0.0)
+        res["idle_cpu"] = idle_cpu(p.pid, idle)
+        return res
+    finally:
+        p.send_signal(signal.SIGTERM)
+        try:
+            p.wait(15)
+        except subprocess.TimeoutExpired:
+            killtree(p)
+
+
+def run_sleeps(s):
+    """The seed's `entrypoint.sh all`: each daemon in the background behind a fixed sleep."""
+    clean_js(s)
+    sh = (f"{' '.join(s.cmd('nats'))} &\nsleep 5\n{' '.join(s.cmd('auth'))} &\nsleep 3\n"
+          f"{' '.join(s.cmd('web'))} &\nsleep 2\n{' '.join(s.cmd('api'))} &\nsleep 2\nwait\n")
+    t0 = now()
+    p = subprocess.Popen(["sh", "-c", sh], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                         start_new_session=True)
+    try:
+        if not wait(s.all_ready, 30):
+            raise RuntimeError("sleeps: not ready")
+        return {"ready_s": now() - t0}
+    finally:
+        killtree(p)
+
+
+def run_direct(s):
+    """The services' own start-up: start each the moment its dependencies answer (1 ms polling)."""
+    clean_js(s)
+    procs = []
+    t0 = now()
+    try:
+        procs.append(subprocess.Popen(s.cmd("nats"), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        procs.append(subprocess.Popen(s.cmd("auth"), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        wait(lambda: http_ok(s.healthz), 30)
+        procs.append(subprocess.Popen(s.cmd("api"), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        wait(lambda: tcp_ok(s.auth), 30)
+        procs.append(subprocess.Popen(s.cmd("web"), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        if not wait(s.all_ready, 30):
+            raise RuntimeError("direct: not ready")
+        return {"ready_s": now() - t0}
+    finally:
+        for p in procs:
+            p.kill()
+            p.wait()
+
+
+def machine():
+    model = "?"
+    try:
+        with open("/proc/cpuinfo") as f:
+            for ln in f:
+                if ln.startswith("model name"):
+                    model = ln.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return f"{os.cpu_count()} CPUs ({model}), {platform.system()} {platform.release()}"
+
+
+def ms(x):
+    return f"{x * 1000:.1f} ms"
+
+
+def write_results(path, text):
+    begin, end = "<!-- begin:supervisor -->", "<!-- end:supervisor -->"
+    with open(path) as f:
+        doc = f.read()
+    if begin in doc and end in doc:
+        doc = doc[:doc.index(begin) + len(begin)] + "\n" + text + doc[doc.index(end):]
+    else:
+        doc += f"\n{begin}\n{text}{end}\n"
+    with open(path, "w") as f:
+        f.write(doc)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("build")
+    ap.add_argument("--idle", type=float, default=20.0)
+    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--results", default=None)
+    args = ap.parse_args()
+    tmp = tempfile.mkdtemp(prefix="xt-bench-sv-")
+    try:
+        s = Setup(os.path.abspath(args.build), tmp)
+        ours, sd, direct, sleeps = [], [], [], []
+        extra_ours = extra_sd = None
+        for i in range(args.runs):
+            direct.append(run_direct(s)["ready_s"])
+            r = run_ours(s, args.idle, i == 0)
+            ours.append(r["ready_s"])
+            extra_ours = extra_ours or r
+            r = run_supervisord(s, args.idle, i == 0)
+            sd.append(r["ready_s"])
+            extra_sd = extra_sd or r
+            print(f"run {i + 1}: direct {ms(direct[-1])}, ours {ms(ours[-1])}, supervisord {ms(sd[-1])}",
+                  flush=True)
+        sleeps.append(run_sleeps(s)["ready_s"])
+        print(f"sleeps: {sleeps[-1]:.2f} s", flush=True)
+        d, o, v, sl = (statistics.median(x) for x in (direct, ours, sd, sleeps))
+        eo, es = extra_ours, extra_sd
+        date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+        text = f"""## supervisor (bench/supervisor/run.sh)
+
+{date}; {machine()}. Manifest: nats-server 2.9 (JetStream; readiness `/healthz?js-enabled-only=true`)
+plus three small services that listen 20 ms after start (two need nats ready, one also needs the
+third): the same four programs under every runner. Medians of {args.runs} runs (start-up), 50 CLI
+calls (ours) / 10 (supervisorctl), 10 kills. Idle CPU over {args.idle:.0f} s with four 1 s liveness
+probes (ours; supervisord has no probes). s6 and process-compose: not packaged on this machine,
+not measured.
+
+| measure | xtask-supervisor | anchor | ratio | target |
+|---|---|---|---|---|
+| start to all ready | {ms(o)} | services' own start-up {ms(d)}; supervisord {ms(v)}; seed sleeps {sl:.2f} s | +{(o - d) * 1000:.1f} ms over own; {sl / o:.0f}x faster than sleeps | within 20 ms of own |
+| supervisor RSS (4 services) | {eo['rss_kb'] / 1024:.2f} MB | supervisord {es['rss_kb'] / 1024:.1f} MB | {es['rss_kb'] / eo['rss_kb']:.0f}x smaller | < 1.5 MB |
+| `status` round trip (CLI, socket from env) | {ms(eo['status_s'])} | `supervisorctl status` {ms(es['status_s'])} | {es['status_s'] / eo['status_s']:.0f}x faster | < 5 ms |
+| `status` with `-c manifest` (parses it) | {ms(eo['status_mf_s'])} | | | |
+| `status` on the socket alone | {eo['status_raw_s'] * 1e6:.0f} us | | | |
+| kill -9 to respawn, beyond backoff (10 ms) | {ms(eo['respawn_s'])} | supervisord {ms(es['respawn_s'])} | | < 10 ms |
+| idle CPU, four 1 s probes | {eo['idle_cpu']:.3f} % of a core | supervisord {es['idle_cpu']:.3f} % (no probes) | | < 0.1 % |
+
+"""
+        print(text)
+        if args.results:
+            write_results(args.results, text)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
