@@ -153,5 +153,49 @@ def test_check_help_version(tmp):
     assert r.returncode == 3 and "not running" in r.stderr, r
 
 
+def test_spawn_environment(tmp):
+    """Each service: its own session, no inherited fds, empty signal mask, env layers, user, secrets."""
+    secret_file = os.path.join(tmp.path, "secrets", "token")
+    user = "    user: nobody\n" if os.geteuid() == 0 else ""
+    sup = Sup(tmp, f"""
+  probe:
+    type: oneshot
+    command: {fix("fds", "sigmask", "uid", "env:LAYER", "env:GLOBAL", "env:TOKEN")}
+    env: {{ LAYER: service }}
+{user}""", top=f"""env:
+  LAYER: manifest
+  GLOBAL: from-manifest
+secrets:
+  TOKEN: {{ bytes: 16, file: {q(secret_file)} }}
+""", env={"LAYER": "supervisor-env"})
+    try:
+        # the supervisor's own descriptors (epoll, signalfd, sockets, other pipes) never leak
+        sup.start()
+        sup.wait_state("probe", "EXITED")
+        out = sup.cli("logs", "probe").stdout
+        assert "fds 0 1 2\n" in out, out
+        assert "SigBlk:\t0000000000000000" in out and "SigIgn:\t0000000000000000" in out, out
+        assert "LAYER=service" in out and "GLOBAL=from-manifest" in out, out
+        token = open(secret_file).read().strip()
+        assert stat.S_IMODE(os.stat(secret_file).st_mode) == 0o600
+        assert f"TOKEN={token}" in out and len(token) >= 20, out
+        if user:
+            assert "uid 65534" in out, out
+        # the secret value is never in the supervisor's own log
+        assert token not in sup.output().replace(f"TOKEN={token}", "")
+        # kept on the next start
+        assert sup.stop() == 0
+        sup2 = Sup(tmp, "  x:\n    command: " + fix("env:TOKEN", "forever") + "\n", top=f"""secrets:
+  TOKEN: {{ bytes: 16, file: {q(secret_file)} }}
+""").start()
+        try:
+            wait_until(lambda: f"TOKEN={token}" in sup2.cli("logs", "x").stdout, 5, what="same token")
+            assert sup2.stop() == 0
+        finally:
+            sup2.kill()
+    finally:
+        sup.kill()
+
+
 if __name__ == "__main__":
-    run_tests([test_start_order_and_gating, test_cli_commands, test_check_help_version])
+    run_tests([test_start_order_and_gating, test_cli_commands, test_check_help_version, test_spawn_environment])

@@ -18,6 +18,9 @@
  *   noisy:N            print N lines of 100 bytes as fast as possible, then a final "noisy done" line
  *   longline:N         print one line of N bytes
  *   env:NAME           print NAME=value
+ *   fds                print "fds 0 1 2" (the open descriptors, without the one used to list them)
+ *   sigmask            print the SigBlk and SigIgn lines of /proc/self/status
+ *   uid                print "uid N gid N"
  *   stamp:FILE         append CLOCK_MONOTONIC in ns (when this step ran) to FILE (benchmarks)
  *   forever            sleep until killed
  * Lines written with `print` are flushed at once (stdout unbuffered).
@@ -25,6 +28,7 @@
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
+#include <dirent.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -173,6 +177,27 @@ int main(int argc, char **argv)
         } else if (strncmp(a, "env:", 4) == 0) {
             const char *v = getenv(a + 4);
             printf("%s=%s\n", a + 4, v ? v : "(unset)");
+        } else if (strcmp(a, "fds") == 0) {
+            DIR *d = opendir("/proc/self/fd");
+            char out[512] = "fds";
+            size_t o = 3;
+            struct dirent *e;
+            while (d && (e = readdir(d)) != NULL)
+                if (e->d_name[0] != '.' && atoi(e->d_name) != dirfd(d) && o < sizeof(out) - 16)
+                    o += (size_t)snprintf(out + o, sizeof(out) - o, " %s", e->d_name);
+            if (d)
+                closedir(d);
+            printf("%s\n", out);
+        } else if (strcmp(a, "sigmask") == 0) {
+            FILE *f = fopen("/proc/self/status", "r");
+            char ln[256];
+            while (f && fgets(ln, sizeof(ln), f))
+                if (strncmp(ln, "SigBlk:", 7) == 0 || strncmp(ln, "SigIgn:", 7) == 0)
+                    fputs(ln, stdout);
+            if (f)
+                fclose(f);
+        } else if (strcmp(a, "uid") == 0) {
+            printf("uid %d gid %d\n", (int)getuid(), (int)getgid());
         } else if (strncmp(a, "stamp:", 6) == 0) {
             struct timespec ts;
             clock_gettime(CLOCK_MONOTONIC, &ts);
