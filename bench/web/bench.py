@@ -1,0 +1,319 @@
+#!/usr/bin/env python3
+"""Web front benchmark (bench/web/run.sh): xtask-web forward_auth vs Caddy 2.6 forward_auth vs nginx
+auth_request, same auth backend, same upstream, same wrk load, rounds interleaved; then the SSE
+fan-out (1,000 clients, 100 events/s on NATS, publish-to-client latency). Rewrites the web section
+of bench/RESULTS.md.
+
+Environment: XT_BUILD (build dir, default build), WEB_BENCH_SECS (per wrk run, 5), WEB_BENCH_ROUNDS (3),
+WEB_BENCH_CONNS (64), WEB_BENCH_SSE_CLIENTS (1000), WEB_BENCH_SSE_RATE (100), WEB_BENCH_SSE_SECS (10).
+"""
+import json
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import threading
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BUILD = os.environ.get("XT_BUILD", os.path.join(ROOT, "build"))
+os.environ.setdefault("XT_BIN_DIR", os.path.join(BUILD, "bin"))
+sys.path.insert(0, os.path.join(ROOT, "integration-tests", "lib"))
+sys.path.insert(0, os.path.join(ROOT, "integration-tests", "web"))
+from webtest import Nats  # noqa: E402
+from xt_testlib import NatsServer, Proc, TempDir, bin_path, http_request, port_free, wait_until  # noqa: E402
+
+SECS = int(os.environ.get("WEB_BENCH_SECS", "5"))
+ROUNDS = int(os.environ.get("WEB_BENCH_ROUNDS", "3"))
+CONNS = int(os.environ.get("WEB_BENCH_CONNS", "64"))
+SSE_N = int(os.environ.get("WEB_BENCH_SSE_CLIENTS", "1000"))
+SSE_RATE = int(os.environ.get("WEB_BENCH_SSE_RATE", "100"))
+SSE_SECS = int(os.environ.get("WEB_BENCH_SSE_SECS", "10"))
+
+base = 25700  # bench range 25000-25999 is shared by every bench: start high, skip busy blocks
+while not all(port_free(p) for p in range(base, base + 12)):
+    base += 20
+OURS, CADDY, NGINX, AUTH, UP, NATS, NATS_HTTP = (base + i for i in range(7))
+DOMAIN = "bench.test"
+HOST = f"app.{DOMAIN}"
+tmp = TempDir("xt-webbench-")
+procs = []
+
+
+def start(argv, **kw):
+    p = Proc(argv, **kw)
+    procs.append(p)
+    return p
+
+
+def wait_http(url, headers=None, what=None, ok=(200, 401, 404)):
+    wait_until(lambda: http_request(url, headers=headers, timeout=1)[0] in ok, 15, what=what or url)
+
+
+# --- the auth backend: the real xtask-auth with a valid session -------------------------------------
+def hash_pw(pw):
+    return subprocess.run(["argon2", "saltsalt1234", "-id", "-t", "1", "-m", "10", "-p", "1", "-e"], input=pw.encode(),
+                          capture_output=True, check=True).stdout.decode().strip()
+
+
+users = tmp.write("users.yml", f"""users:
+  bench:
+    displayname: "Bench"
+    password: "{hash_pw('bench-pass')}"
+    email: bench@{DOMAIN}
+    groups: [developers]
+""")
+auth_cfg = tmp.write("auth.yml", f"""
+server:
+  address: "tcp://127.0.0.1:{AUTH}/"
+log: {{level: warn}}
+totp: {{issuer: {DOMAIN}, secrets_path: "{tmp.path}/totp.yml"}}
+authentication_backend:
+  file:
+    path: "{users}"
+access_control:
+  default_policy: deny
+  rules:
+    - domain: ["{DOMAIN}", "*.{DOMAIN}"]
+      policy: one_factor
+      subject: "group:developers"
+      resources: ["^/app([/?].*)?$"]
+session:
+  domain: {DOMAIN}
+  authelia_url: "https://auth.{DOMAIN}/"
+  secret: "0123456789abcdef0123456789abcdef"
+  expiration: 1h
+  inactivity: 1h
+  allow_http: true
+regulation: {{max_retries: 10, find_time: 1m, ban_time: 1s}}
+""")
+auth = start([bin_path("xtask-auth"), "--config", auth_cfg])
+try:
+    wait_http(f"http://127.0.0.1:{AUTH}/api/health", what="xtask-auth")
+except AssertionError:
+    print(auth.output()[-2000:])
+    raise
+st, hd, _ = http_request(f"http://127.0.0.1:{AUTH}/api/firstfactor", "POST", {"Content-Type": "application/json"},
+                         json.dumps({"username": "bench", "password": "bench-pass"}))
+m = re.search(r"authelia_session=([^;]+)", hd.get("set-cookie", ""))
+assert st == 200 and m, (st, hd)
+COOKIE = f"authelia_session={m.group(1)}"
+AUTH_KIND = "xtask-auth (real, valid session)"
+
+# --- the upstream: nginx answering 200 "ok" (one worker) -------------------------------------------
+NGINX_BIN = shutil.which("nginx") or "/usr/sbin/nginx"
+
+
+def nginx_conf(name, body):
+    d = os.path.join(tmp.path, name)
+    os.makedirs(os.path.join(d, "logs"), exist_ok=True)
+    path = os.path.join(d, "nginx.conf")
+    with open(path, "w") as f:
+        f.write(f"""daemon off;
+master_process on;
+pid {d}/nginx.pid;
+error_log {d}/logs/error.log warn;
+{body}
+""")
+    return d, path
+
+
+up_dir, up_conf = nginx_conf("upstream", f"""worker_processes 1;
+events {{ worker_connections 4096; }}
+http {{
+  access_log off;
+  keepalive_requests 100000;
+  server {{ listen 127.0.0.1:{UP}; location / {{ default_type text/plain; return 200 "ok\\n"; }} }}
+}}""")
+start([NGINX_BIN, "-p", up_dir, "-c", up_conf])
+wait_http(f"http://127.0.0.1:{UP}/", what="upstream")
+
+# --- the three fronts ----------------------------------------------------------------------------------
+web_cfg = tmp.write("web.yaml", f"""version: 1
+log: {{ level: warn }}
+listen: [{{ address: "127.0.0.1:{OURS}" }}]
+nats: {{ url: "nats://127.0.0.1:{NATS}" }}
+events: {{ queue: 256, heartbeat: 15s, max_clients: 20000 }}
+security_headers:
+  X-Content-Type-Options: nosniff
+hosts:
+  - names: [{HOST}, 127.0.0.1]
+    forward_auth:
+      url: "http://127.0.0.1:{AUTH}/api/verify?rd=https://auth.{DOMAIN}/"
+      copy_headers: [Remote-User, Remote-Groups, Remote-Name, Remote-Email]
+      timeout: 5s
+    routes:
+      - path: /events
+        handle: events
+        public: true
+      - path: /
+        reverse_proxy: {{ upstream: "http://127.0.0.1:{UP}/", keepalive: 10s }}
+""")
+caddyfile = tmp.write("Caddyfile", f"""{{
+  admin off
+  auto_https off
+  log {{
+    level ERROR
+  }}
+}}
+http://:{CADDY} {{
+  forward_auth 127.0.0.1:{AUTH} {{
+    uri /api/verify?rd=https://auth.{DOMAIN}/
+    copy_headers Remote-User Remote-Groups Remote-Name Remote-Email
+  }}
+  reverse_proxy 127.0.0.1:{UP}
+}}
+""")
+ng_dir, ng_conf = nginx_conf("front", f"""worker_processes auto;
+events {{ worker_connections 4096; }}
+http {{
+  access_log off;
+  keepalive_requests 100000;
+  upstream auth {{ server 127.0.0.1:{AUTH}; keepalive 128; }}
+  upstream app {{ server 127.0.0.1:{UP}; keepalive 128; }}
+  server {{
+    listen 127.0.0.1:{NGINX};
+    location / {{
+      auth_request /_auth;
+      auth_request_set $ru $upstream_http_remote_user;
+      auth_request_set $rg $upstream_http_remote_groups;
+      auth_request_set $rn $upstream_http_remote_name;
+      auth_request_set $re $upstream_http_remote_email;
+      proxy_set_header Remote-User $ru;
+      proxy_set_header Remote-Groups $rg;
+      proxy_set_header Remote-Name $rn;
+      proxy_set_header Remote-Email $re;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_pass http://app;
+    }}
+    location = /_auth {{
+      internal;
+      proxy_pass http://auth/api/verify?rd=https://auth.{DOMAIN}/;
+      proxy_pass_request_body off;
+      proxy_set_header Content-Length "";
+      proxy_set_header X-Forwarded-Method $request_method;
+      proxy_set_header X-Forwarded-Proto $scheme;
+      proxy_set_header X-Forwarded-Host $http_host;
+      proxy_set_header X-Forwarded-Uri $request_uri;
+      proxy_set_header X-Forwarded-For $remote_addr;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+    }}
+  }}
+}}""")
+
+nats = NatsServer(NATS, NATS_HTTP, os.path.join(tmp.path, "nats"), jetstream=False).start()
+start([bin_path("xtask-web"), "--config", web_cfg])
+start(["caddy", "run", "--config", caddyfile, "--adapter", "caddyfile"], env={"HOME": tmp.path, "XDG_DATA_HOME": tmp.path,
+                                                                           "XDG_CONFIG_HOME": tmp.path})
+start([NGINX_BIN, "-p", ng_dir, "-c", ng_conf])
+FRONTS = [("xtask-web", OURS), ("nginx auth_request", NGINX), ("Caddy forward_auth", CADDY)]
+for name, port in FRONTS:
+    url = f"http://127.0.0.1:{port}/app/x"
+    try:
+        wait_http(url, {"Host": HOST, "Cookie": COOKIE}, what=name, ok=(200,))
+    except AssertionError:
+        print("\n".join(p.output()[-1500:] for p in procs))
+        raise
+    st, _, body = http_request(url, headers={"Host": HOST, "Cookie": COOKIE})
+    assert st == 200 and body == b"ok\n", (name, st, body)
+    st, _, _ = http_request(url, headers={"Host": HOST, "Accept": "application/json"})
+    assert st == 401, (name, "unauthenticated must be 401", st)
+
+
+def wrk(port):
+    out = subprocess.run(["wrk", "-t2", f"-c{CONNS}", f"-d{SECS}s", "--latency", "-H", f"Host: {HOST}", "-H",
+                          f"Cookie: {COOKIE}", f"http://127.0.0.1:{port}/app/x"], capture_output=True, text=True,
+                         timeout=SECS + 30).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    m = re.search(r"99%\s+([\d.]+)(us|ms|s)", out)
+    p99 = float(m.group(1)) * {"us": 0.001, "ms": 1, "s": 1000}[m.group(2)]
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    errs = re.search(r"Socket errors: (.*)", out)
+    return rps, p99, int(non2xx.group(1)) if non2xx else 0, errs.group(1) if errs else ""
+
+
+results = {name: [] for name, _ in FRONTS}
+for name, port in FRONTS:  # warm-up: pools, JIT-free but caches and connections
+    subprocess.run(["wrk", "-t2", f"-c{CONNS}", "-d1s", "-H", f"Host: {HOST}", "-H", f"Cookie: {COOKIE}",
+                    f"http://127.0.0.1:{port}/app/x"], capture_output=True, timeout=30)
+for r in range(ROUNDS):
+    for name, port in FRONTS:
+        rps, p99, bad, errs = wrk(port)
+        results[name].append((rps, p99, bad))
+        print(f"round {r + 1} {name:20s} {rps:10.0f} req/s  p99 {p99:7.2f} ms  non-2xx {bad} {errs}", flush=True)
+
+med = {n: (statistics.median(x[0] for x in v), statistics.median(x[1] for x in v), sum(x[2] for x in v))
+       for n, v in results.items()}
+
+# --- SSE fan-out --------------------------------------------------------------------------------
+sse_bin = os.path.join(os.environ["XT_BIN_DIR"], "xtask-web-bench-sse")
+client = subprocess.Popen([sse_bin, "127.0.0.1", str(OURS), "/events?project=bench&format=json", str(SSE_N),
+                           str(SSE_SECS + 3)], stdout=subprocess.PIPE, text=True)
+nc = Nats(NATS)
+time.sleep(2)  # let the clients connect before the first stamped event (the client also ignores earlier ones)
+sent = 0
+t_end = time.monotonic() + SSE_SECS
+nxt = time.monotonic()
+while time.monotonic() < t_end:
+    nc.publish("xtask.events.bench.tick", json.dumps({"type": "tick", "seq": sent, "t": time.time_ns()}))
+    sent += 1
+    nxt += 1.0 / SSE_RATE
+    d = nxt - time.monotonic()
+    if d > 0:
+        time.sleep(d)  # pacing the publisher at SSE_RATE events/s
+sse = json.loads(client.communicate(timeout=SSE_SECS + 30)[0])
+sse["sent"] = sent
+print("sse", sse, flush=True)
+nc.close()
+
+for p in procs:
+    p.kill()
+nats.stop()
+tmp.cleanup()
+
+ours, ng, cd = med["xtask-web"], med["nginx auth_request"], med["Caddy forward_auth"]
+model = "?"
+with open("/proc/cpuinfo") as f:
+    for line in f:
+        if line.startswith("model name"):
+            model = line.split(":", 1)[1].strip()
+            break
+caddy_v = subprocess.run(["caddy", "version"], capture_output=True, text=True).stdout.split()[0]
+nginx_v = subprocess.run([NGINX_BIN, "-v"], capture_output=True, text=True).stderr.strip().split("/")[-1]
+expected = sse["samples"] >= 0.9 * sse["sent"] * SSE_N
+section = f"""<!-- begin:web -->
+## web: forward-auth front and SSE fan-out
+
+{time.strftime('%Y-%m-%d', time.gmtime())} · {os.cpu_count()} CPUs · {model} · Caddy {caddy_v} · nginx {nginx_v} · wrk -t2 -c{CONNS} -d{SECS}s × {ROUNDS} rounds, interleaved (medians)
+
+Same auth backend for all three: {AUTH_KIND}; same upstream: nginx `return 200` (1 worker); every request
+goes through forward-auth (`GET /api/verify` with the session cookie) and then to the upstream with
+`Remote-*` copied. Everything (wrk, fronts, auth, upstream) shares the same {os.cpu_count()} cores.
+
+| front | req/s (median) | p99 (median) | non-2xx |
+|---|---:|---:|---:|
+| xtask-web forward_auth | {ours[0]:.0f} | {ours[1]:.2f} ms | {ours[2]} |
+| nginx {nginx_v} auth_request | {ng[0]:.0f} | {ng[1]:.2f} ms | {ng[2]} |
+| Caddy {caddy_v} forward_auth | {cd[0]:.0f} | {cd[1]:.2f} ms | {cd[2]} |
+
+Ratios: **{ours[0] / ng[0]:.2f}x nginx** (target 1.5x), **{ours[0] / cd[0]:.2f}x Caddy** (target 5x);
+p99 {ours[1]:.2f} ms vs nginx {ng[1]:.2f} ms (target: no worse).
+
+SSE fan-out: {SSE_N} clients on `/events?project=bench&format=json`, {SSE_RATE} events/s published on NATS for
+{SSE_SECS} s ({sent} events): {sse['connected']} connected, {sse['samples']} deliveries measured
+(expected {sent * SSE_N}{'' if expected else ', SHORT'}), publish-to-client latency p50 {sse['p50_ms']:.2f} ms,
+**p99 {sse['p99_ms']:.2f} ms** (target < 20 ms), max {sse['max_ms']:.2f} ms.
+<!-- end:web -->"""
+print(section)
+path = os.path.join(ROOT, "bench", "RESULTS.md")
+with open(path) as f:
+    text = f.read()
+pat = re.compile(r"<!-- begin:web -->.*?<!-- end:web -->", re.S)
+text = pat.sub(lambda _: section, text) if pat.search(text) else text + "\n" + section + "\n"
+with open(path, "w") as f:
+    f.write(text)
+print("bench/RESULTS.md updated")

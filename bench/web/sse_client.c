@@ -1,0 +1,134 @@
+/*
+ * sse_client: N Server-Sent-Events clients on one epoll loop, for the fan-out benchmark.
+ *
+ *   xtask-web-bench-sse HOST PORT PATH N SECONDS [COOKIE]
+ *
+ * Every event whose data carries "t":<unix ns> (stamped by the publisher just before it publishes
+ * on NATS) yields one publish-to-client latency sample. Prints one JSON line:
+ * {"clients":N,"connected":n,"samples":k,"p50_ms":..,"p99_ms":..,"max_ms":..,"errors":e}
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#define BUF 65536
+
+typedef struct {
+    int fd;
+    size_t len;
+    int connected;
+    char buf[BUF];
+} conn;
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 6) {
+        fprintf(stderr, "usage: %s HOST PORT PATH N SECONDS [COOKIE]\n", argv[0]);
+        return 2;
+    }
+    const char *host = argv[1], *path = argv[3], *cookie = argc > 6 ? argv[6] : "";
+    int port = (int)strtol(argv[2], NULL, 10), n = (int)strtol(argv[4], NULL, 10);
+    double secs = strtod(argv[5], NULL);
+    size_t cap = 4000000, ns = 0;
+    uint64_t *samples = malloc(cap * sizeof(*samples));
+    conn *cs = calloc((size_t)n, sizeof(*cs));
+    int ep = epoll_create1(0), errors = 0, connected = 0;
+    char req[2048];
+    int rl = snprintf(req, sizeof(req),
+                      "GET %s HTTP/1.1\r\nHost: %s\r\nAccept: text/event-stream\r\n%s%s%s\r\n", path, host,
+                      *cookie ? "Cookie: " : "", cookie, *cookie ? "\r\n" : "");
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+    if (!samples || !cs || ep < 0)
+        return 1;
+    for (int i = 0; i < n; i++) {
+        int fd = socket(AF_INET, SOCK_STREAM, 0);
+        if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 || write(fd, req, (size_t)rl) != rl) {
+            errors++;
+            if (fd >= 0)
+                close(fd);
+            cs[i].fd = -1;
+            continue;
+        }
+        cs[i].fd = fd;
+        struct epoll_event ev = {.events = EPOLLIN, .data.u32 = (uint32_t)i};
+        epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev);
+    }
+    uint64_t start = now_ns(), end = start + (uint64_t)(secs * 1e9);
+    struct epoll_event evs[256];
+    while (now_ns() < end) {
+        int k = epoll_wait(ep, evs, 256, 100);
+        for (int e = 0; e < k; e++) {
+            conn *c = &cs[evs[e].data.u32];
+            ssize_t r = read(c->fd, c->buf + c->len, BUF - 1 - c->len);
+            if (r <= 0) {
+                if (r < 0 && errno == EINTR)
+                    continue;
+                errors++;
+                epoll_ctl(ep, EPOLL_CTL_DEL, c->fd, NULL);
+                close(c->fd);
+                c->fd = -1;
+                continue;
+            }
+            uint64_t t_now = now_ns();
+            c->len += (size_t)r;
+            c->buf[c->len] = 0;
+            if (!c->connected && strstr(c->buf, "\r\n\r\n")) {
+                c->connected = 1;
+                connected++;
+            }
+            /* consume complete events ("\n\n"); keep the tail */
+            char *p = c->buf, *last = NULL, *q;
+            while ((q = strstr(p, "\n\n")) != NULL) {
+                *q = 0;
+                char *t = strstr(p, "\"t\":");
+                if (t && ns < cap) {
+                    uint64_t ts = strtoull(t + 4, NULL, 10);
+                    if (ts > start && t_now >= ts)
+                        samples[ns++] = t_now - ts;
+                }
+                p = q + 2;
+                last = p;
+            }
+            if (last) {
+                c->len -= (size_t)(last - c->buf);
+                memmove(c->buf, last, c->len);
+            } else if (c->len >= BUF - 1) {
+                c->len = 0; /* an event larger than the buffer: drop it */
+            }
+        }
+    }
+    qsort(samples, ns, sizeof(*samples), cmp_u64);
+    double p50 = ns ? samples[ns / 2] / 1e6 : -1, p99 = ns ? samples[(size_t)(ns * 0.99)] / 1e6 : -1,
+           mx = ns ? samples[ns - 1] / 1e6 : -1;
+    printf("{\"clients\":%d,\"connected\":%d,\"samples\":%zu,\"p50_ms\":%.3f,\"p99_ms\":%.3f,\"max_ms\":%.3f,\"errors\":%d}\n",
+           n, connected, ns, p50, p99, mx, errors);
+    for (int i = 0; i < n; i++)
+        if (cs[i].fd >= 0)
+            close(cs[i].fd);
+    free(cs);
+    free(samples);
+    return 0;
+}
