@@ -228,6 +228,38 @@ class Upstream:
         self.server.server_close()
 
 
+class SupervisorStatus:
+    """Serves a supervisor status document (docs/PROTOCOL.md) at /status.json."""
+
+    def __init__(self, port, services=("nats", "xtask", "auth", "web")):
+        doc = {"supervisor": {"pid": 1, "version": "0.1.0", "uptime_ms": 12345, "state": "running"},
+               "services": [{"name": n, "state": "READY", "pid": 100 + i, "uptime_ms": 12000, "restarts": 0,
+                             "last_exit": {"code": None, "signal": None, "at_ms": None}, "essential": True,
+                             "ready": True, "probe": {"kind": "http", "ok": True, "latency_ms": 1.3, "message": "200"}}
+                            for i, n in enumerate(services)]}
+        body = json.dumps(doc).encode()
+
+        class H(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *a):
+                pass
+
+            def do_GET(self):
+                self.send_response(200 if self.path == "/status.json" else 404)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        self.server = _ThreadingServer(("127.0.0.1", port), H)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
 class Nats:
     """A minimal NATS client: publish, subscribe with a callback (run on the reader thread)."""
 

@@ -128,14 +128,31 @@ static int setup_hosts(web_server *srv, char *err, size_t errlen)
     for (size_t hi = 0; hi < srv->conf.nhosts; hi++) {
         web_host *h = &srv->conf.hosts[hi];
         all_cmds[hi] = make_header_cmds(h);
-        h->inst = calloc(h->nnames, sizeof(*h->inst));
+        /* h2o matches "name:port" only against a host registered with that port (65535 stands for
+         * the scheme's default port only): register each name for every listener port too */
+        uint16_t ports[WEB_MAX_LISTEN + 1];
+        size_t nports = 0;
+        ports[nports++] = 65535;
+        for (size_t l = 0; l < srv->conf.nlisten; l++) {
+            uint16_t p = (uint16_t)strtol(strrchr(srv->conf.listen[l].address, ':') + 1, NULL, 10);
+            size_t k;
+            for (k = 0; k < nports; k++)
+                if (ports[k] == p)
+                    break;
+            if (k == nports && p != 0)
+                ports[nports++] = p;
+        }
+        h->ninst = h->nnames * nports;
+        h->inst = calloc(h->ninst, sizeof(*h->inst));
         int has_root = 0;
         for (size_t r = 0; r < h->nroutes; r++)
             if (strcmp(h->routes[r].path, "/") == 0)
                 has_root = 1;
-        for (size_t ni = 0; ni < h->nnames; ni++) {
-            web_hostinst *inst = &h->inst[ni];
-            inst->hostconf = h2o_config_register_host(&srv->globalconf, h2o_iovec_init(h->names[ni], strlen(h->names[ni])), 65535);
+        for (size_t ii = 0; ii < h->ninst; ii++) {
+            size_t ni = ii / nports;
+            web_hostinst *inst = &h->inst[ii];
+            inst->hostconf = h2o_config_register_host(&srv->globalconf, h2o_iovec_init(h->names[ni], strlen(h->names[ni])),
+                                                      ports[ii % nports]);
             for (size_t r = 0; r < h->nroutes; r++) {
                 h2o_pathconf_t *pc = h2o_config_register_path(inst->hostconf, h->routes[r].path, 0);
                 inst->guards[r] = front_register_guard(pc, srv, h, inst, (int)r);

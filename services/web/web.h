@@ -92,7 +92,8 @@ struct web_host {
     /* lower-cased names of every identity header we strip from clients (copy_headers) */
     char *strip_lc[WEB_MAX_COPY];
     size_t nstrip;
-    struct web_hostinst *inst; /* one per name (h2o hostconf + pathconfs), main.c */
+    struct web_hostinst *inst; /* one per name and port (h2o hostconf + pathconfs), main.c */
+    size_t ninst;
 };
 
 typedef struct {
