@@ -40,7 +40,9 @@ try {
   await Promise.all([page.waitForURL((u) => u.href.startsWith(APP), { timeout: 15000 }),
                      page.click('button[type=submit]')]);
 
-  step('the page knows who we are and shows the live node');
+  const proto = await page.evaluate(() => performance.getEntriesByType('navigation')[0].nextHopProtocol);
+  if (proto !== 'h2') throw new Error(`the page came over ${proto}, not HTTP/2`);
+  step('the page knows who we are and shows the live node (over h2)');
   await page.waitForFunction((u) => document.querySelector('#user')?.textContent === u, USER, { timeout: 10000 });
   await page.waitForSelector(`#nodes td.node-id:text-is("${NODE}")`, { timeout: 15000 });
   await page.waitForSelector('#services .state-READY', { timeout: 10000 });
