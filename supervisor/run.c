@@ -45,9 +45,16 @@ const char *sv_manifest_default(void)
 static void reap_all(sv_ctx *sv)
 {
     for (;;) {
+        /* peek first: while the child is an unreaped zombie its pid (= its process group id)
+         * cannot be reused, so killing what its group left behind cannot hit a stranger */
+        siginfo_t si;
+        memset(&si, 0, sizeof(si));
+        if (waitid(P_ALL, 0, &si, WEXITED | WNOHANG | WNOWAIT) < 0 || si.si_pid == 0) break;
+        pid_t pid = si.si_pid;
+        for (size_t i = 0; i < sv->nslots; i++)
+            if (sv->slots[i].used && sv->slots[i].pid == pid) kill(-pid, SIGKILL);
         int st;
-        pid_t pid = waitpid(-1, &st, WNOHANG);
-        if (pid <= 0) break;
+        if (waitpid(pid, &st, WNOHANG) != pid) break;
         if (!svc_on_child_exit(sv, pid, st)) xt_debug("supervisor: reaped pid %d", (int)pid);
     }
 }

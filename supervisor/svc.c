@@ -19,6 +19,7 @@
 #include "xt_log.h"
 
 static void svc_spawn(sv_ctx *sv, svc *s);
+static void svc_apply_next_def(sv_ctx *sv, svc *s);
 static void svc_try_start(sv_ctx *sv, svc *s);
 
 void svc_set_state(sv_ctx *sv, svc *s, svc_state to)
@@ -160,11 +161,7 @@ static void svc_spawn(sv_ctx *sv, svc *s)
     char err[256] = "";
     int po[2] = {-1, -1}, pe[2] = {-1, -1}, eerr = 0;
     int64_t now = sv_now_ms();
-    if (s->next_def != NULL) {
-        s->def = s->next_def;
-        s->next_def = NULL;
-        probe_setup(sv, s);
-    }
+    svc_apply_next_def(sv, s);
     const mf_service *d = s->def;
     output_detach(sv, s);
     pid_t pid = -1;
@@ -211,9 +208,19 @@ static void svc_spawn(sv_ctx *sv, svc *s)
     probe_begin(sv, &s->ready, now);
 }
 
+/* reload: a changed definition takes effect at the next start */
+static void svc_apply_next_def(sv_ctx *sv, svc *s)
+{
+    if (s->next_def == NULL || s->pid > 0) return;
+    s->def = s->next_def;
+    s->next_def = NULL;
+    probe_setup(sv, s);
+}
+
 static void svc_try_start(sv_ctx *sv, svc *s)
 {
     if (sv->stopping || !s->want || s->pid > 0) return;
+    svc_apply_next_def(sv, s);
     if (svc_deps_ok(sv, s)) {
         svc_spawn(sv, s);
         return;
@@ -363,8 +370,7 @@ int svc_on_child_exit(sv_ctx *sv, pid_t pid, int status)
     s->last_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
     s->last_sig = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
     s->last_exit_ms = now;
-    /* whatever the main process left in its group goes with it */
-    kill(-pid, SIGKILL);
+    /* whatever the main process left in its group got SIGKILL before the reap (run.c) */
     probe_cancel(sv, &s->ready);
     probe_cancel(sv, &s->live);
     log_exit(s, status);

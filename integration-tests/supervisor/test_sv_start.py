@@ -54,7 +54,8 @@ def test_start_order_and_gating(tmp):
         st = sup.status()
         assert st["nats"]["probe"]["kind"] == "tcp" or st["nats"]["probe"]["kind"] == "http"
         assert st["setup"]["ready"] is True and st["setup"]["last_exit"]["code"] == 0
-        assert sup.stop() == 0
+        rc = sup.stop()
+        assert rc == 0, (rc, sup.output()[-3000:])
     finally:
         sup.kill()
 
