@@ -22,15 +22,15 @@
 
 /* --- bounds ------------------------------------------------------------------------------- */
 
-#define AUTH_NAME_MAX 64         /* user name, group name */
-#define AUTH_URL_MAX 2048        /* rd, target URL, portal URL */
-#define AUTH_HOST_MAX 256        /* X-Forwarded-Host */
-#define AUTH_PASSWORD_MAX 256    /* a password (argon2 input) */
-#define AUTH_HASH_MAX 256        /* an encoded $argon2id$ hash */
-#define AUTH_SID_BYTES 32        /* 256-bit session ids */
+#define AUTH_NAME_MAX 64      /* user name, group name */
+#define AUTH_URL_MAX 2048     /* rd, target URL, portal URL */
+#define AUTH_HOST_MAX 256     /* X-Forwarded-Host */
+#define AUTH_PASSWORD_MAX 256 /* a password (argon2 input) */
+#define AUTH_HASH_MAX 256     /* an encoded $argon2id$ hash */
+#define AUTH_SID_BYTES 32     /* 256-bit session ids */
 #define AUTH_SID_HEX (2 * AUTH_SID_BYTES)
 #define AUTH_MAX_RULES 256
-#define AUTH_MAX_RETRIES_MAX 32  /* regulation.max_retries upper bound (ring size) */
+#define AUTH_MAX_RETRIES_MAX 32 /* regulation.max_retries upper bound (ring size) */
 #define AUTH_BODY_MAX (64 * 1024)
 
 typedef struct auth_config auth_config;
@@ -60,7 +60,12 @@ int64_t auth_mono_ms(void);
 /* --- auth_rules.c: access_control --------------------------------------------------------- */
 
 /* Authelia's levels, ordered as Authelia orders them. */
-typedef enum { AUTH_POLICY_BYPASS = 0, AUTH_POLICY_ONE_FACTOR, AUTH_POLICY_TWO_FACTOR, AUTH_POLICY_DENY } auth_policy;
+typedef enum {
+    AUTH_POLICY_BYPASS = 0,
+    AUTH_POLICY_ONE_FACTOR,
+    AUTH_POLICY_TWO_FACTOR,
+    AUTH_POLICY_DENY
+} auth_policy;
 
 /* Authentication level of a request (Authelia's authentication.Level). */
 typedef enum { AUTH_LEVEL_NONE = 0, AUTH_LEVEL_ONE = 1, AUTH_LEVEL_TWO = 2 } auth_level;
@@ -79,14 +84,14 @@ typedef struct {
 
 /* One access_control rule; every present criterion must match. */
 typedef struct {
-    char **domains;          /* lower-case; "*.example.com" matches strict subdomains */
-    regex_t *resources;      /* precompiled REG_EXTENDED|REG_NOSUB, matched on path[?query] */
+    char **domains;     /* lower-case; "*.example.com" matches strict subdomains */
+    regex_t *resources; /* precompiled REG_EXTENDED|REG_NOSUB, matched on path[?query] */
     size_t nresources;
     auth_subject_and *subjects; /* OR of ANDs; none = any subject */
     size_t nsubjects;
-    unsigned methods;        /* bit set of AUTH_METHOD_*; 0 = any */
+    unsigned methods; /* bit set of AUTH_METHOD_*; 0 = any */
     auth_policy policy;
-    int line;                /* where the rule starts in the config (for logs) */
+    int line; /* where the rule starts in the config (for logs) */
 } auth_rule;
 
 typedef struct {
@@ -97,11 +102,11 @@ typedef struct {
 
 /* What a rule is matched against. user == NULL is the anonymous subject. */
 typedef struct {
-    const char *host;      /* lower-case, without port */
-    const char *path;      /* normalized path, with "?query" if any */
-    unsigned method;       /* one AUTH_METHOD_* bit */
+    const char *host; /* lower-case, without port */
+    const char *path; /* normalized path, with "?query" if any */
+    unsigned method;  /* one AUTH_METHOD_* bit */
     const char *user;
-    char *const *groups;   /* NULL-terminated; may be NULL */
+    char *const *groups; /* NULL-terminated; may be NULL */
 } auth_object;
 
 /* The method bit for an HTTP method name (case-sensitive, as Authelia), or 0 if unknown. */
@@ -121,7 +126,8 @@ auth_policy auth_acl_match(const auth_acl *acl, const auth_object *obj, int *rul
 typedef struct auth_regulation auth_regulation;
 
 /* max_retries 0 disables. capacity bounds the number of user names tracked (oldest evicted). */
-auth_regulation *auth_regulation_new(int max_retries, int64_t find_time_ms, int64_t ban_time_ms, size_t capacity);
+auth_regulation *auth_regulation_new(int max_retries, int64_t find_time_ms, int64_t ban_time_ms,
+                                     size_t capacity);
 void auth_regulation_free(auth_regulation *r);
 /* Authelia's Regulate(): 1 and *until_ms when `user` is banned at now_ms, else 0. */
 int auth_regulation_banned(auth_regulation *r, const char *user, int64_t now_ms, int64_t *until_ms);
@@ -141,8 +147,8 @@ int auth_totp_check(const uint8_t *key, size_t keylen, const char *code, int64_t
                     int digits, auth_totp_algo algo, int64_t *last_step);
 
 /* otpauth://totp/ISSUER:USER?secret=...&issuer=...&algorithm=SHA1&digits=6&period=30 */
-int auth_totp_uri(const char *issuer, const char *user, const char *secret_b32, auth_totp_algo algo, int digits,
-                  int period, char *out, size_t outlen);
+int auth_totp_uri(const char *issuer, const char *user, const char *secret_b32, auth_totp_algo algo,
+                  int digits, int period, char *out, size_t outlen);
 
 /* The TOTP store: a YAML map `user: BASE32SECRET`, written 0600. */
 typedef struct {
@@ -171,7 +177,7 @@ typedef struct {
     char *displayname;
     char *password; /* encoded hash */
     char *email;
-    char **groups;  /* NULL-terminated */
+    char **groups; /* NULL-terminated */
     char *groups_csv;
     int disabled;
 } auth_user;
@@ -179,11 +185,11 @@ typedef struct {
 typedef struct {
     auth_user *v; /* sorted by name */
     size_t n;
-    xt_doc *doc;  /* owns the strings */
+    xt_doc *doc; /* owns the strings */
 } auth_users;
 
 typedef struct {
-    int variant;   /* Argon2_id etc. (argon2.h) */
+    int variant; /* Argon2_id etc. (argon2.h) */
     uint32_t t_cost, m_kib, parallelism, salt_len, key_len;
 } auth_argon2_params;
 
@@ -222,7 +228,7 @@ long auth_url_encode(const char *in, size_t len, char *out, size_t outlen);
 typedef struct {
     uint8_t id[AUTH_SID_BYTES];
     char user[AUTH_NAME_MAX + 1];
-    uint8_t level;    /* auth_level */
+    uint8_t level; /* auth_level */
     uint8_t remember;
     uint8_t in_use;
     int64_t created_ms, last_ms, expires_ms;
@@ -269,8 +275,8 @@ struct auth_config {
     auth_acl acl;
 
     const char *cookie_name, *domain, *same_site, *secret;
-    const char *portal_url;               /* session.authelia_url: the login portal, may be NULL */
-    const char *default_redirection_url;  /* may be NULL */
+    const char *portal_url;              /* session.authelia_url: the login portal, may be NULL */
+    const char *default_redirection_url; /* may be NULL */
     int64_t expiration_ms, inactivity_ms, remember_me_ms; /* remember_me_ms -1: disabled */
     int allow_http;
     int max_sessions;
@@ -284,8 +290,8 @@ struct auth_config {
 
 /* Load and validate. Errors read "file:line:col: message". */
 int auth_config_load(const char *path, auth_config *cfg, char *err, size_t errlen);
-int auth_config_load_mem(const char *name, const char *text, xt_conf_getenv_fn getenv_fn, void *ud, auth_config *cfg,
-                         char *err, size_t errlen);
+int auth_config_load_mem(const char *name, const char *text, xt_conf_getenv_fn getenv_fn, void *ud,
+                         auth_config *cfg, char *err, size_t errlen);
 void auth_config_free(auth_config *cfg);
 
 /* --- auth_server.c -------------------------------------------------------------------------- */

@@ -27,8 +27,7 @@ static int dur(ctx_t *c, const xt_node *n, const char *what, int64_t min_ms, int
 {
     const char *s;
     int64_t v;
-    if (xt_conf_string(c->doc, n, what, &s, c->err, c->errlen) < 0)
-        return -1;
+    if (xt_conf_string(c->doc, n, what, &s, c->err, c->errlen) < 0) return -1;
     if (auth_duration_parse(s, allow_neg, &v) < 0)
         return xt_conf_error(c->err, c->errlen, c->doc, n,
                              "%s: bad duration '%s' (e.g. 90, 250ms, 5s, 2m, 1h, 1d, 1w, 1M, 1y%s)", what, s,
@@ -44,20 +43,17 @@ static int ival(ctx_t *c, const xt_node *map, const char *key, const char *what,
 {
     const xt_node *n = xt_map_get(map, key);
     long long v;
-    if (!n)
-        return 0;
-    if (xt_conf_int(c->doc, n, what, min, max, &v, c->err, c->errlen) < 0)
-        return -1;
+    if (!n) return 0;
+    if (xt_conf_int(c->doc, n, what, min, max, &v, c->err, c->errlen) < 0) return -1;
     *out = (int)v;
     return 0;
 }
 
-static int u32val(ctx_t *c, const xt_node *map, const char *key, const char *what, long long min, long long max,
-                  uint32_t *out)
+static int u32val(ctx_t *c, const xt_node *map, const char *key, const char *what, long long min,
+                  long long max, uint32_t *out)
 {
     int v = (int)*out;
-    if (ival(c, map, key, what, min, max, &v) < 0)
-        return -1;
+    if (ival(c, map, key, what, min, max, &v) < 0) return -1;
     *out = (uint32_t)v;
     return 0;
 }
@@ -65,25 +61,22 @@ static int u32val(ctx_t *c, const xt_node *map, const char *key, const char *wha
 static int sval(ctx_t *c, const xt_node *map, const char *key, const char *what, const char **out)
 {
     const xt_node *n = xt_map_get(map, key);
-    if (!n || n->is_null)
-        return 0;
+    if (!n || n->is_null) return 0;
     return xt_conf_string(c->doc, n, what, out, c->err, c->errlen);
 }
 
 static int section(ctx_t *c, const xt_node *n, const char *what, const char *const *keys)
 {
-    if (!n)
-        return 0;
-    if (xt_conf_want_map(c->doc, n, what, c->err, c->errlen) < 0)
-        return -1;
+    if (!n) return 0;
+    if (xt_conf_want_map(c->doc, n, what, c->err, c->errlen) < 0) return -1;
     return xt_conf_check_keys(c->doc, n, keys, what, c->err, c->errlen);
 }
 
 static int refuse(ctx_t *c, const xt_node *map, const char *key, const char *what)
 {
     if (map && xt_map_get(map, key))
-        return xt_conf_error(c->err, c->errlen, c->doc, xt_map_key(map, key), "%s.%s is not supported by xtask-auth",
-                             what, key);
+        return xt_conf_error(c->err, c->errlen, c->doc, xt_map_key(map, key),
+                             "%s.%s is not supported by xtask-auth", what, key);
     return 0;
 }
 
@@ -92,32 +85,41 @@ static char *resolve(const char *cfgpath, const char *p)
 {
     char *dup, *dir, *out;
     size_t n;
-    if (p[0] == '/' || cfgpath == NULL)
-        return strdup(p);
+    if (p[0] == '/' || cfgpath == NULL) return strdup(p);
     dup = strdup(cfgpath);
-    if (!dup)
-        return NULL;
+    if (!dup) return NULL;
     dir = dirname(dup);
     n = strlen(dir) + strlen(p) + 2;
     out = malloc(n);
-    if (out)
-        snprintf(out, n, "%s/%s", dir, p);
+    if (out) snprintf(out, n, "%s/%s", dir, p);
     free(dup);
     return out;
 }
 
 static int parse_server(ctx_t *c, const xt_node *n, auth_config *cfg)
 {
-    static const char *const keys[] = {"address", "host", "port", "path", "enable_pprof", "enable_expvars",
-                                       "disable_healthcheck", "buffers", "timeouts", "headers", "endpoints",
-                                       "asset_path", "tls", "hash_workers", "hash_queue", NULL};
+    static const char *const keys[] = {"address",
+                                       "host",
+                                       "port",
+                                       "path",
+                                       "enable_pprof",
+                                       "enable_expvars",
+                                       "disable_healthcheck",
+                                       "buffers",
+                                       "timeouts",
+                                       "headers",
+                                       "endpoints",
+                                       "asset_path",
+                                       "tls",
+                                       "hash_workers",
+                                       "hash_queue",
+                                       NULL};
     const char *addr = NULL, *host = NULL, *path = NULL;
-    if (!n)
-        return 0;
-    if (section(c, n, "server", keys) < 0 || refuse(c, n, "tls", "server") < 0)
-        return -1;
+    if (!n) return 0;
+    if (section(c, n, "server", keys) < 0 || refuse(c, n, "tls", "server") < 0) return -1;
     if (sval(c, n, "address", "server.address", &addr) < 0 || sval(c, n, "host", "server.host", &host) < 0 ||
-        ival(c, n, "port", "server.port", 1, 65535, &cfg->port) < 0 || sval(c, n, "path", "server.path", &path) < 0)
+        ival(c, n, "port", "server.port", 1, 65535, &cfg->port) < 0 ||
+        sval(c, n, "path", "server.path", &path) < 0)
         return -1;
     if (path && strcmp(path, "") != 0 && strcmp(path, "/") != 0)
         return xt_conf_error(c->err, c->errlen, c->doc, xt_map_get(n, "path"),
@@ -138,14 +140,15 @@ static int parse_server(ctx_t *c, const xt_node *n, auth_config *cfg)
                                  "server.address: expected tcp://host:port");
         port = strtol(colon + 1, &end, 10);
         if (port < 1 || port > 65535 || (*end != '\0' && strcmp(end, "/") != 0))
-            return xt_conf_error(c->err, c->errlen, c->doc, xt_map_get(n, "address"), "server.address: bad port");
+            return xt_conf_error(c->err, c->errlen, c->doc, xt_map_get(n, "address"),
+                                 "server.address: bad port");
         hl = (size_t)(colon - p);
         if (hl >= sizeof(cfg->listen_host))
-            return xt_conf_error(c->err, c->errlen, c->doc, xt_map_get(n, "address"), "server.address: host too long");
+            return xt_conf_error(c->err, c->errlen, c->doc, xt_map_get(n, "address"),
+                                 "server.address: host too long");
         memcpy(cfg->listen_host, p, hl);
         cfg->listen_host[hl] = '\0';
-        if (hl == 0)
-            snprintf(cfg->listen_host, sizeof(cfg->listen_host), "0.0.0.0");
+        if (hl == 0) snprintf(cfg->listen_host, sizeof(cfg->listen_host), "0.0.0.0");
         cfg->port = (int)port;
     }
     if (host) {
@@ -163,8 +166,7 @@ static int parse_log(ctx_t *c, const xt_node *n, auth_config *cfg)
 {
     static const char *const keys[] = {"level", "format", "file_path", "keep_stdout", NULL};
     const char *level = NULL, *format = NULL;
-    if (!n)
-        return 0;
+    if (!n) return 0;
     if (section(c, n, "log", keys) < 0 || sval(c, n, "level", "log.level", &level) < 0 ||
         sval(c, n, "format", "log.format", &format) < 0)
         return -1;
@@ -181,21 +183,32 @@ static int parse_log(ctx_t *c, const xt_node *n, auth_config *cfg)
         else if (strcmp(format, "text") == 0)
             cfg->log_json = 0;
         else
-            return xt_conf_error(c->err, c->errlen, c->doc, xt_map_get(n, "format"), "log.format: text or json");
+            return xt_conf_error(c->err, c->errlen, c->doc, xt_map_get(n, "format"),
+                                 "log.format: text or json");
     }
     return 0;
 }
 
 static int parse_totp(ctx_t *c, const xt_node *n, auth_config *cfg)
 {
-    static const char *const keys[] = {"disable", "issuer", "algorithm", "digits", "period", "skew", "secret_size",
-                                       "allowed_algorithms", "allowed_digits", "allowed_periods", "disable_reuse_security_policy",
-                                       "secrets_path", NULL};
+    static const char *const keys[] = {"disable",
+                                       "issuer",
+                                       "algorithm",
+                                       "digits",
+                                       "period",
+                                       "skew",
+                                       "secret_size",
+                                       "allowed_algorithms",
+                                       "allowed_digits",
+                                       "allowed_periods",
+                                       "disable_reuse_security_policy",
+                                       "secrets_path",
+                                       NULL};
     const char *alg = NULL, *sp = NULL;
-    if (!n)
-        return 0;
+    if (!n) return 0;
     if (section(c, n, "totp", keys) < 0 || sval(c, n, "issuer", "totp.issuer", &cfg->totp_issuer) < 0 ||
-        sval(c, n, "algorithm", "totp.algorithm", &alg) < 0 || sval(c, n, "secrets_path", "totp.secrets_path", &sp) < 0)
+        sval(c, n, "algorithm", "totp.algorithm", &alg) < 0 ||
+        sval(c, n, "secrets_path", "totp.secrets_path", &sp) < 0)
         return -1;
     if (alg) {
         if (strcasecmp(alg, "sha1") == 0)
@@ -209,8 +222,7 @@ static int parse_totp(ctx_t *c, const xt_node *n, auth_config *cfg)
                                  "totp.algorithm: sha1, sha256 or sha512");
     }
     if (xt_map_get(n, "digits")) {
-        if (ival(c, n, "digits", "totp.digits", 6, 8, &cfg->totp_digits) < 0)
-            return -1;
+        if (ival(c, n, "digits", "totp.digits", 6, 8, &cfg->totp_digits) < 0) return -1;
         if (cfg->totp_digits == 7)
             return xt_conf_error(c->err, c->errlen, c->doc, xt_map_get(n, "digits"), "totp.digits: 6 or 8");
     }
@@ -224,7 +236,8 @@ static int parse_totp(ctx_t *c, const xt_node *n, auth_config *cfg)
 
 static int parse_argon2(ctx_t *c, const xt_node *n, auth_config *cfg, int legacy)
 {
-    const char *what = legacy ? "authentication_backend.file.password" : "authentication_backend.file.password.argon2";
+    const char *what =
+        legacy ? "authentication_backend.file.password" : "authentication_backend.file.password.argon2";
     char w[128];
     int mem = -1;
     const char *variant = NULL;
@@ -237,24 +250,20 @@ static int parse_argon2(ctx_t *c, const xt_node *n, auth_config *cfg, int legacy
         u32val(c, n, "key_length", W("key_length"), 16, 64, &a->key_len) < 0)
         return -1;
     if (legacy) { /* Authelia <= 4.36: memory in MiB */
-        if (ival(c, n, "memory", W("memory"), 1, 1024, &mem) < 0)
-            return -1;
-        if (mem > 0)
-            a->m_kib = (uint32_t)mem * 1024;
+        if (ival(c, n, "memory", W("memory"), 1, 1024, &mem) < 0) return -1;
+        if (mem > 0) a->m_kib = (uint32_t)mem * 1024;
     } else {
-        if (ival(c, n, "memory", W("memory"), 8, 1024 * 1024, &mem) < 0)
-            return -1;
-        if (mem > 0)
-            a->m_kib = (uint32_t)mem;
-        if (sval(c, n, "variant", W("variant"), &variant) < 0)
-            return -1;
+        if (ival(c, n, "memory", W("memory"), 8, 1024 * 1024, &mem) < 0) return -1;
+        if (mem > 0) a->m_kib = (uint32_t)mem;
+        if (sval(c, n, "variant", W("variant"), &variant) < 0) return -1;
         if (variant && strcmp(variant, "argon2id") != 0)
             return xt_conf_error(c->err, c->errlen, c->doc, xt_map_get(n, "variant"),
                                  "%s: only argon2id is used for new hashes", W("variant"));
     }
 #undef W
     if (a->m_kib < 8 * a->parallelism)
-        return xt_conf_error(c->err, c->errlen, c->doc, n, "%s: memory must be at least 8 KiB per lane", what);
+        return xt_conf_error(c->err, c->errlen, c->doc, n, "%s: memory must be at least 8 KiB per lane",
+                             what);
     return 0;
 }
 
@@ -262,29 +271,28 @@ static int parse_backend(ctx_t *c, const xt_node *n, auth_config *cfg)
 {
     static const char *const keys[] = {"password_reset", "refresh_interval", "file", "ldap", NULL};
     static const char *const fkeys[] = {"path", "watch", "search", "password", NULL};
-    static const char *const pkeys[] = {"algorithm", "iterations", "salt_length", "parallelism", "memory",
-                                        "key_length", "argon2", "sha2crypt", "pbkdf2", "bcrypt", "scrypt", NULL};
-    static const char *const akeys[] = {"variant", "iterations", "memory", "parallelism", "key_length",
-                                        "salt_length", NULL};
+    static const char *const pkeys[] = {"algorithm", "iterations", "salt_length", "parallelism",
+                                        "memory",    "key_length", "argon2",      "sha2crypt",
+                                        "pbkdf2",    "bcrypt",     "scrypt",      NULL};
+    static const char *const akeys[] = {"variant",    "iterations",  "memory", "parallelism",
+                                        "key_length", "salt_length", NULL};
     const xt_node *f, *p, *v;
     const char *path = NULL, *alg = NULL;
     if (!n)
         return xt_conf_error(c->err, c->errlen, c->doc, c->doc->root, "authentication_backend is required");
-    if (section(c, n, "authentication_backend", keys) < 0 || refuse(c, n, "ldap", "authentication_backend") < 0)
+    if (section(c, n, "authentication_backend", keys) < 0 ||
+        refuse(c, n, "ldap", "authentication_backend") < 0)
         return -1;
     f = xt_map_get(n, "file");
-    if (!f)
-        return xt_conf_error(c->err, c->errlen, c->doc, n, "authentication_backend.file is required");
-    if (section(c, f, "authentication_backend.file", fkeys) < 0)
-        return -1;
-    if (sval(c, f, "path", "authentication_backend.file.path", &path) < 0)
-        return -1;
+    if (!f) return xt_conf_error(c->err, c->errlen, c->doc, n, "authentication_backend.file is required");
+    if (section(c, f, "authentication_backend.file", fkeys) < 0) return -1;
+    if (sval(c, f, "path", "authentication_backend.file.path", &path) < 0) return -1;
     if (!path)
         return xt_conf_error(c->err, c->errlen, c->doc, f, "authentication_backend.file.path is required");
     if (!(cfg->users_path = resolve(cfg->doc->path, path)))
         return xt_conf_error(c->err, c->errlen, c->doc, f, "out of memory");
-    if ((v = xt_map_get(f, "watch")) &&
-        xt_conf_bool(c->doc, v, "authentication_backend.file.watch", &cfg->users_watch, c->err, c->errlen) < 0)
+    if ((v = xt_map_get(f, "watch")) && xt_conf_bool(c->doc, v, "authentication_backend.file.watch",
+                                                     &cfg->users_watch, c->err, c->errlen) < 0)
         return -1;
     p = xt_map_get(f, "password");
     if (p) {
@@ -294,8 +302,7 @@ static int parse_backend(ctx_t *c, const xt_node *n, auth_config *cfg)
         if (alg && strcmp(alg, "argon2id") != 0 && strcmp(alg, "argon2") != 0)
             return xt_conf_error(c->err, c->errlen, c->doc, xt_map_get(p, "algorithm"),
                                  "authentication_backend.file.password.algorithm: only argon2 (argon2id)");
-        if (parse_argon2(c, p, cfg, 1) < 0)
-            return -1;
+        if (parse_argon2(c, p, cfg, 1) < 0) return -1;
         if ((v = xt_map_get(p, "argon2"))) {
             if (section(c, v, "authentication_backend.file.password.argon2", akeys) < 0 ||
                 parse_argon2(c, v, cfg, 0) < 0)
@@ -307,10 +314,14 @@ static int parse_backend(ctx_t *c, const xt_node *n, auth_config *cfg)
 
 static int parse_session(ctx_t *c, const xt_node *n, auth_config *cfg)
 {
-    static const char *const keys[] = {"name", "domain", "same_site", "secret", "expiration", "inactivity",
-                                       "remember_me", "remember_me_duration", "authelia_url",
-                                       "default_redirection_url", "cookies", "redis", "nats", "max_sessions",
-                                       "allow_http", NULL};
+    static const char *const keys[] = {"name",         "domain",
+                                       "same_site",    "secret",
+                                       "expiration",   "inactivity",
+                                       "remember_me",  "remember_me_duration",
+                                       "authelia_url", "default_redirection_url",
+                                       "cookies",      "redis",
+                                       "nats",         "max_sessions",
+                                       "allow_http",   NULL};
     static const char *const nkeys[] = {"enabled", "servers", "bucket", NULL};
     const xt_node *v;
     if (!n)
@@ -323,21 +334,22 @@ static int parse_session(ctx_t *c, const xt_node *n, auth_config *cfg)
         sval(c, n, "same_site", "session.same_site", &cfg->same_site) < 0 ||
         sval(c, n, "secret", "session.secret", &cfg->secret) < 0 ||
         sval(c, n, "authelia_url", "session.authelia_url", &cfg->portal_url) < 0 ||
-        sval(c, n, "default_redirection_url", "session.default_redirection_url", &cfg->default_redirection_url) < 0)
+        sval(c, n, "default_redirection_url", "session.default_redirection_url",
+             &cfg->default_redirection_url) < 0)
         return -1;
-    if (!cfg->domain)
-        return xt_conf_error(c->err, c->errlen, c->doc, n, "session.domain is required");
+    if (!cfg->domain) return xt_conf_error(c->err, c->errlen, c->doc, n, "session.domain is required");
     {
         char tmp[AUTH_HOST_MAX];
-        if (auth_host_normalize(cfg->domain, strlen(cfg->domain), tmp, sizeof(tmp)) < 0 || strchr(cfg->domain, ':') ||
-            strcmp(tmp, cfg->domain) != 0)
+        if (auth_host_normalize(cfg->domain, strlen(cfg->domain), tmp, sizeof(tmp)) < 0 ||
+            strchr(cfg->domain, ':') || strcmp(tmp, cfg->domain) != 0)
             return xt_conf_error(c->err, c->errlen, c->doc, xt_map_get(n, "domain"),
                                  "session.domain: a lower-case host name without port or scheme");
     }
     for (const char *p = cfg->cookie_name; p && *p; p++)
         if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '_' ||
               *p == '-' || *p == '.'))
-            return xt_conf_error(c->err, c->errlen, c->doc, xt_map_get(n, "name"), "session.name: bad cookie name");
+            return xt_conf_error(c->err, c->errlen, c->doc, xt_map_get(n, "name"),
+                                 "session.name: bad cookie name");
     if (cfg->same_site && strcmp(cfg->same_site, "lax") != 0 && strcmp(cfg->same_site, "strict") != 0 &&
         strcmp(cfg->same_site, "none") != 0)
         return xt_conf_error(c->err, c->errlen, c->doc, xt_map_get(n, "same_site"),
@@ -345,20 +357,20 @@ static int parse_session(ctx_t *c, const xt_node *n, auth_config *cfg)
     if (cfg->secret && strlen(cfg->secret) < 16)
         return xt_conf_error(c->err, c->errlen, c->doc, xt_map_get(n, "secret"),
                              "session.secret: at least 16 characters");
-    if ((v = xt_map_get(n, "expiration")) && dur(c, v, "session.expiration", 1000, 366 * 86400000LL, 0, &cfg->expiration_ms) < 0)
+    if ((v = xt_map_get(n, "expiration")) &&
+        dur(c, v, "session.expiration", 1000, 366 * 86400000LL, 0, &cfg->expiration_ms) < 0)
         return -1;
     if ((v = xt_map_get(n, "inactivity")) &&
         dur(c, v, "session.inactivity", 0, 366 * 86400000LL, 0, &cfg->inactivity_ms) < 0)
         return -1;
     if ((v = xt_map_get(n, "remember_me")) || (v = xt_map_get(n, "remember_me_duration")))
-        if (dur(c, v, "session.remember_me", 1000, 3660 * 86400000LL, 1, &cfg->remember_me_ms) < 0)
-            return -1;
+        if (dur(c, v, "session.remember_me", 1000, 3660 * 86400000LL, 1, &cfg->remember_me_ms) < 0) return -1;
     if ((v = xt_map_get(n, "allow_http")) &&
         xt_conf_bool(c->doc, v, "session.allow_http", &cfg->allow_http, c->err, c->errlen) < 0)
         return -1;
-    if (ival(c, n, "max_sessions", "session.max_sessions", 16, 10000000, &cfg->max_sessions) < 0)
-        return -1;
-    if (cfg->portal_url && !auth_rd_safe(cfg->portal_url, strlen(cfg->portal_url), cfg->domain, cfg->allow_http))
+    if (ival(c, n, "max_sessions", "session.max_sessions", 16, 10000000, &cfg->max_sessions) < 0) return -1;
+    if (cfg->portal_url &&
+        !auth_rd_safe(cfg->portal_url, strlen(cfg->portal_url), cfg->domain, cfg->allow_http))
         return xt_conf_error(c->err, c->errlen, c->doc, xt_map_get(n, "authelia_url"),
                              "session.authelia_url must be an https URL under session.domain");
     if (cfg->default_redirection_url &&
@@ -367,8 +379,7 @@ static int parse_session(ctx_t *c, const xt_node *n, auth_config *cfg)
         return xt_conf_error(c->err, c->errlen, c->doc, xt_map_get(n, "default_redirection_url"),
                              "session.default_redirection_url must be an https URL under session.domain");
     if ((v = xt_map_get(n, "nats"))) {
-        if (section(c, v, "session.nats", nkeys) < 0)
-            return -1;
+        if (section(c, v, "session.nats", nkeys) < 0) return -1;
         if (xt_map_get(v, "enabled") && xt_conf_bool(c->doc, xt_map_get(v, "enabled"), "session.nats.enabled",
                                                      &cfg->kv_enabled, c->err, c->errlen) < 0)
             return -1;
@@ -376,27 +387,31 @@ static int parse_session(ctx_t *c, const xt_node *n, auth_config *cfg)
             sval(c, v, "bucket", "session.nats.bucket", &cfg->kv_bucket) < 0)
             return -1;
         if (cfg->kv_enabled && !cfg->secret)
-            return xt_conf_error(c->err, c->errlen, c->doc, v,
-                                 "session.nats: session.secret is required (keys in the bucket are keyed by it)");
+            return xt_conf_error(
+                c->err, c->errlen, c->doc, v,
+                "session.nats: session.secret is required (keys in the bucket are keyed by it)");
     }
     return 0;
 }
 
 static int parse_regulation(ctx_t *c, const xt_node *n, auth_config *cfg)
 {
-    static const char *const keys[] = {"max_retries", "find_time", "ban_time", "modes", "failure_delay", NULL};
+    static const char *const keys[] = {"max_retries", "find_time",     "ban_time",
+                                       "modes",       "failure_delay", NULL};
     const xt_node *v;
-    if (!n)
-        return 0;
-    if (section(c, n, "regulation", keys) < 0)
+    if (!n) return 0;
+    if (section(c, n, "regulation", keys) < 0) return -1;
+    if (ival(c, n, "max_retries", "regulation.max_retries", 0, AUTH_MAX_RETRIES_MAX, &cfg->reg_max_retries) <
+        0)
         return -1;
-    if (ival(c, n, "max_retries", "regulation.max_retries", 0, AUTH_MAX_RETRIES_MAX, &cfg->reg_max_retries) < 0)
+    if ((v = xt_map_get(n, "find_time")) &&
+        dur(c, v, "regulation.find_time", 1000, 366 * 86400000LL, 0, &cfg->reg_find_time_ms) < 0)
         return -1;
-    if ((v = xt_map_get(n, "find_time")) && dur(c, v, "regulation.find_time", 1000, 366 * 86400000LL, 0, &cfg->reg_find_time_ms) < 0)
+    if ((v = xt_map_get(n, "ban_time")) &&
+        dur(c, v, "regulation.ban_time", 1000, 366 * 86400000LL, 0, &cfg->reg_ban_time_ms) < 0)
         return -1;
-    if ((v = xt_map_get(n, "ban_time")) && dur(c, v, "regulation.ban_time", 1000, 366 * 86400000LL, 0, &cfg->reg_ban_time_ms) < 0)
-        return -1;
-    if ((v = xt_map_get(n, "failure_delay")) && dur(c, v, "regulation.failure_delay", 0, 10000, 0, &cfg->failure_delay_ms) < 0)
+    if ((v = xt_map_get(n, "failure_delay")) &&
+        dur(c, v, "regulation.failure_delay", 0, 10000, 0, &cfg->failure_delay_ms) < 0)
         return -1;
     return 0;
 }
@@ -432,30 +447,47 @@ static void defaults(auth_config *cfg)
 
 static int validate(auth_config *cfg, char *err, size_t errlen)
 {
-    static const char *const keys[] = {"server", "log", "theme", "jwt_secret", "default_redirection_url", "totp",
-                                       "authentication_backend", "access_control", "session", "regulation",
-                                       "storage", "notifier", "identity_validation", "identity_providers", "ntp",
-                                       "password_policy", "webauthn", "duo_api", "telemetry",
-                                       "certificates_directory", "default_2fa_method", "privacy_policy",
-                                       "definitions", NULL};
+    static const char *const keys[] = {"server",
+                                       "log",
+                                       "theme",
+                                       "jwt_secret",
+                                       "default_redirection_url",
+                                       "totp",
+                                       "authentication_backend",
+                                       "access_control",
+                                       "session",
+                                       "regulation",
+                                       "storage",
+                                       "notifier",
+                                       "identity_validation",
+                                       "identity_providers",
+                                       "ntp",
+                                       "password_policy",
+                                       "webauthn",
+                                       "duo_api",
+                                       "telemetry",
+                                       "certificates_directory",
+                                       "default_2fa_method",
+                                       "privacy_policy",
+                                       "definitions",
+                                       NULL};
     ctx_t c = {cfg->doc, err, errlen};
     const xt_node *root = cfg->doc->root;
     const char *dru = NULL;
 
-    if (!root)
-        return xt_conf_error(err, errlen, cfg->doc, NULL, "empty configuration");
+    if (!root) return xt_conf_error(err, errlen, cfg->doc, NULL, "empty configuration");
     if (xt_conf_want_map(cfg->doc, root, "configuration", err, errlen) < 0 ||
         xt_conf_check_keys(cfg->doc, root, keys, "the configuration", err, errlen) < 0)
         return -1;
-    if (parse_server(&c, xt_map_get(root, "server"), cfg) < 0 || parse_log(&c, xt_map_get(root, "log"), cfg) < 0 ||
+    if (parse_server(&c, xt_map_get(root, "server"), cfg) < 0 ||
+        parse_log(&c, xt_map_get(root, "log"), cfg) < 0 ||
         parse_totp(&c, xt_map_get(root, "totp"), cfg) < 0 ||
         parse_backend(&c, xt_map_get(root, "authentication_backend"), cfg) < 0 ||
         parse_session(&c, xt_map_get(root, "session"), cfg) < 0 ||
         parse_regulation(&c, xt_map_get(root, "regulation"), cfg) < 0 ||
         auth_acl_parse(cfg->doc, xt_map_get(root, "access_control"), &cfg->acl, err, errlen) < 0)
         return -1;
-    if (sval(&c, root, "default_redirection_url", "default_redirection_url", &dru) < 0)
-        return -1;
+    if (sval(&c, root, "default_redirection_url", "default_redirection_url", &dru) < 0) return -1;
     if (dru && !cfg->default_redirection_url) {
         if (!auth_rd_safe(dru, strlen(dru), cfg->domain, cfg->allow_http))
             return xt_conf_error(err, errlen, cfg->doc, xt_map_get(root, "default_redirection_url"),
@@ -464,18 +496,16 @@ static int validate(auth_config *cfg, char *err, size_t errlen)
     }
     if (!cfg->totp_path) {
         cfg->totp_path = resolve(cfg->users_path, "totp_secrets.yml");
-        if (!cfg->totp_path)
-            return xt_conf_error(err, errlen, cfg->doc, NULL, "out of memory");
+        if (!cfg->totp_path) return xt_conf_error(err, errlen, cfg->doc, NULL, "out of memory");
     }
     return 0;
 }
 
-int auth_config_load_mem(const char *name, const char *text, xt_conf_getenv_fn getenv_fn, void *ud, auth_config *cfg,
-                         char *err, size_t errlen)
+int auth_config_load_mem(const char *name, const char *text, xt_conf_getenv_fn getenv_fn, void *ud,
+                         auth_config *cfg, char *err, size_t errlen)
 {
     defaults(cfg);
-    if (xt_conf_load_mem(name, text, strlen(text), getenv_fn, ud, &cfg->doc, err, errlen) < 0)
-        return -1;
+    if (xt_conf_load_mem(name, text, strlen(text), getenv_fn, ud, &cfg->doc, err, errlen) < 0) return -1;
     if (validate(cfg, err, errlen) < 0) {
         auth_config_free(cfg);
         return -1;
@@ -486,8 +516,7 @@ int auth_config_load_mem(const char *name, const char *text, xt_conf_getenv_fn g
 int auth_config_load(const char *path, auth_config *cfg, char *err, size_t errlen)
 {
     defaults(cfg);
-    if (xt_conf_load_file(path, &cfg->doc, err, errlen) < 0)
-        return -1;
+    if (xt_conf_load_file(path, &cfg->doc, err, errlen) < 0) return -1;
     if (validate(cfg, err, errlen) < 0) {
         auth_config_free(cfg);
         return -1;

@@ -69,8 +69,7 @@ static long seal(auth_kv *kv, const char *pt, size_t ptlen, uint8_t *out, size_t
     EVP_CIPHER_CTX *c = EVP_CIPHER_CTX_new();
     int l1 = 0, l2 = 0;
     long rc = -1;
-    if (!c || ptlen + 28 > outlen || RAND_bytes(out, 12) != 1)
-        goto out;
+    if (!c || ptlen + 28 > outlen || RAND_bytes(out, 12) != 1) goto out;
     if (EVP_EncryptInit_ex(c, EVP_aes_256_gcm(), NULL, kv->enc_key, out) != 1 ||
         EVP_EncryptUpdate(c, out + 12, &l1, (const uint8_t *)pt, (int)ptlen) != 1 ||
         EVP_EncryptFinal_ex(c, out + 12 + l1, &l2) != 1 ||
@@ -87,11 +86,9 @@ static long open_(auth_kv *kv, const uint8_t *in, size_t len, char *out, size_t 
     EVP_CIPHER_CTX *c;
     int l1 = 0, l2 = 0;
     long rc = -1;
-    if (len < 28 || len - 28 >= outlen)
-        return -1;
+    if (len < 28 || len - 28 >= outlen) return -1;
     c = EVP_CIPHER_CTX_new();
-    if (!c)
-        return -1;
+    if (!c) return -1;
     if (EVP_DecryptInit_ex(c, EVP_aes_256_gcm(), NULL, kv->enc_key, in) != 1 ||
         EVP_DecryptUpdate(c, (uint8_t *)out, &l1, in + 12, (int)(len - 28)) != 1 ||
         EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_SET_TAG, 16, (void *)(in + len - 16)) != 1 ||
@@ -108,7 +105,8 @@ static void on_messages(h2o_multithread_receiver_t *receiver, h2o_linklist_t *me
 {
     auth_kv *kv = H2O_STRUCT_FROM_MEMBER(auth_kv, receiver, receiver);
     while (!h2o_linklist_is_empty(messages)) {
-        h2o_multithread_message_t *m = H2O_STRUCT_FROM_MEMBER(h2o_multithread_message_t, link, messages->next);
+        h2o_multithread_message_t *m =
+            H2O_STRUCT_FROM_MEMBER(h2o_multithread_message_t, link, messages->next);
         kv_msg *km = H2O_STRUCT_FROM_MEMBER(kv_msg, msg, m);
         h2o_linklist_unlink(&m->link);
         kv->cb(kv->ud, &km->s, km->deleted);
@@ -136,8 +134,7 @@ static void handle_entry(auth_kv *kv, kvEntry *e)
     j = json_loadb(pt, (size_t)n, 0, &je);
     OPENSSL_cleanse(pt, sizeof(pt));
     km = calloc(1, sizeof(*km));
-    if (!j || !km)
-        goto out;
+    if (!j || !km) goto out;
     idhex = json_string_value(json_object_get(j, "id"));
     user = json_string_value(json_object_get(j, "user"));
     if (!idhex || !user || strlen(user) > AUTH_NAME_MAX ||
@@ -151,8 +148,7 @@ static void handle_entry(auth_kv *kv, kvEntry *e)
     km->s.last_ms = json_integer_value(json_object_get(j, "last"));
     km->s.expires_ms = json_integer_value(json_object_get(j, "expires"));
     km->s.synced_ms = km->s.last_ms;
-    if (km->s.level > AUTH_LEVEL_TWO)
-        goto out;
+    if (km->s.level > AUTH_LEVEL_TWO) goto out;
     h2o_multithread_send_message(&kv->receiver, &km->msg);
     km = NULL;
 out:
@@ -166,11 +162,9 @@ static void *watch_main(void *arg)
     while (!kv->stopping) {
         kvEntry *e = NULL;
         natsStatus st = kvWatcher_Next(&e, kv->watcher, 500);
-        if (st == NATS_TIMEOUT)
-            continue;
+        if (st == NATS_TIMEOUT) continue;
         if (st != NATS_OK) {
-            if (kv->stopping)
-                break;
+            if (kv->stopping) break;
             nats_Sleep(100);
             continue;
         }
@@ -199,16 +193,13 @@ static void write_one(auth_kv *kv, wnode *w)
     OPENSSL_cleanse(hex, sizeof(hex));
     pt = j ? json_dumps(j, JSON_COMPACT) : NULL;
     json_decref(j);
-    if (!pt)
-        return;
+    if (!pt) return;
     n = seal(kv, pt, strlen(pt), val, sizeof(val));
     OPENSSL_cleanse(pt, strlen(pt));
     free(pt);
-    if (n < 0)
-        return;
+    if (n < 0) return;
     st = kvStore_Put(NULL, kv->store, key, val, (int)n);
-    if (st != NATS_OK)
-        xt_warn("session store: put failed: %s", natsStatus_GetText(st));
+    if (st != NATS_OK) xt_warn("session store: put failed: %s", natsStatus_GetText(st));
 }
 
 static void *write_main(void *arg)
@@ -225,8 +216,7 @@ static void *write_main(void *arg)
         }
         w = kv->head;
         kv->head = w->next;
-        if (!kv->head)
-            kv->tail = NULL;
+        if (!kv->head) kv->tail = NULL;
         kv->qlen--;
         pthread_mutex_unlock(&kv->mu);
         write_one(kv, w);
@@ -238,8 +228,7 @@ static void *write_main(void *arg)
 static void enqueue(auth_kv *kv, const auth_session *s, int deleted)
 {
     wnode *w = calloc(1, sizeof(*w));
-    if (!w)
-        return;
+    if (!w) return;
     w->s = *s;
     w->deleted = deleted;
     pthread_mutex_lock(&kv->mu);
@@ -273,8 +262,8 @@ void auth_kv_delete(auth_kv *kv, const uint8_t id[AUTH_SID_BYTES])
     enqueue(kv, &s, 1);
 }
 
-auth_kv *auth_kv_new(const auth_config *cfg, int64_t ttl_ms, h2o_multithread_queue_t *queue, auth_kv_update_cb cb,
-                     void *ud, char *err, size_t errlen)
+auth_kv *auth_kv_new(const auth_config *cfg, int64_t ttl_ms, h2o_multithread_queue_t *queue,
+                     auth_kv_update_cb cb, void *ud, char *err, size_t errlen)
 {
     auth_kv *kv = calloc(1, sizeof(*kv));
     natsOptions *opts = NULL;
@@ -294,7 +283,8 @@ auth_kv *auth_kv_new(const auth_config *cfg, int64_t ttl_ms, h2o_multithread_que
     kv->secret = strdup(cfg->secret);
     md = EVP_MD_CTX_new();
     if (!kv->secret || !md || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1 ||
-        EVP_DigestUpdate(md, "xtask-auth kv v1", 16) != 1 || EVP_DigestUpdate(md, cfg->secret, kv->secret_len) != 1 ||
+        EVP_DigestUpdate(md, "xtask-auth kv v1", 16) != 1 ||
+        EVP_DigestUpdate(md, cfg->secret, kv->secret_len) != 1 ||
         EVP_DigestFinal_ex(md, kv->enc_key, &mdl) != 1) {
         EVP_MD_CTX_free(md);
         snprintf(err, errlen, "cannot derive the store key");
@@ -303,7 +293,8 @@ auth_kv *auth_kv_new(const auth_config *cfg, int64_t ttl_ms, h2o_multithread_que
     EVP_MD_CTX_free(md);
     h2o_multithread_register_receiver(queue, &kv->receiver, on_messages);
     kv->queue = queue;
-    if ((st = natsOptions_Create(&opts)) != NATS_OK || (st = natsOptions_SetServers(opts, (const char *[]){cfg->kv_url}, 1)) != NATS_OK ||
+    if ((st = natsOptions_Create(&opts)) != NATS_OK ||
+        (st = natsOptions_SetServers(opts, (const char *[]){cfg->kv_url}, 1)) != NATS_OK ||
         (st = natsOptions_SetMaxReconnect(opts, -1)) != NATS_OK ||
         (st = natsOptions_SetReconnectWait(opts, 500)) != NATS_OK ||
         (st = natsOptions_SetName(opts, "xtask-auth")) != NATS_OK) {
@@ -335,11 +326,9 @@ auth_kv *auth_kv_new(const auth_config *cfg, int64_t ttl_ms, h2o_multithread_que
         snprintf(err, errlen, "watch %s: %s", cfg->kv_bucket, natsStatus_GetText(st));
         goto fail;
     }
-    if (pthread_create(&kv->watch_thread, NULL, watch_main, kv) != 0)
-        goto fail;
+    if (pthread_create(&kv->watch_thread, NULL, watch_main, kv) != 0) goto fail;
     kv->watch_started = 1;
-    if (pthread_create(&kv->write_thread, NULL, write_main, kv) != 0)
-        goto fail;
+    if (pthread_create(&kv->write_thread, NULL, write_main, kv) != 0) goto fail;
     kv->write_started = 1;
     natsOptions_Destroy(opts);
     xt_info("session store: NATS KV bucket %s on %s", cfg->kv_bucket, cfg->kv_url);
@@ -352,18 +341,14 @@ fail:
 
 void auth_kv_free(auth_kv *kv)
 {
-    if (!kv)
-        return;
+    if (!kv) return;
     kv->stopping = 1;
     pthread_mutex_lock(&kv->mu);
     pthread_cond_broadcast(&kv->cv);
     pthread_mutex_unlock(&kv->mu);
-    if (kv->write_started)
-        pthread_join(kv->write_thread, NULL);
-    if (kv->watcher)
-        kvWatcher_Stop(kv->watcher);
-    if (kv->watch_started)
-        pthread_join(kv->watch_thread, NULL);
+    if (kv->write_started) pthread_join(kv->write_thread, NULL);
+    if (kv->watcher) kvWatcher_Stop(kv->watcher);
+    if (kv->watch_started) pthread_join(kv->watch_thread, NULL);
     kvWatcher_Destroy(kv->watcher);
     kvStore_Destroy(kv->store);
     jsCtx_Destroy(kv->js);

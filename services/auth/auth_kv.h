@@ -23,8 +23,8 @@ typedef struct auth_kv auth_kv;
 typedef void (*auth_kv_update_cb)(void *ud, const auth_session *s, int deleted);
 
 /* Connect, create the bucket if missing (TTL = ttl_ms), start the watcher and the writer. */
-auth_kv *auth_kv_new(const auth_config *cfg, int64_t ttl_ms, h2o_multithread_queue_t *queue, auth_kv_update_cb cb,
-                     void *ud, char *err, size_t errlen);
+auth_kv *auth_kv_new(const auth_config *cfg, int64_t ttl_ms, h2o_multithread_queue_t *queue,
+                     auth_kv_update_cb cb, void *ud, char *err, size_t errlen);
 /* Queue a write (dropped with a counter when the queue is full). Loop thread. */
 void auth_kv_put(auth_kv *kv, const auth_session *s);
 void auth_kv_delete(auth_kv *kv, const uint8_t id[AUTH_SID_BYTES]);

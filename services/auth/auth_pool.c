@@ -1,12 +1,16 @@
 /* auth_pool: see auth_pool.h. */
+#include <errno.h>
 #include <pthread.h>
-#include <sched.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <openssl/crypto.h>
 
 #include "auth_pool.h"
+#include "xt_log.h"
 
 struct auth_pool {
     h2o_multithread_receiver_t receiver;
@@ -23,9 +27,11 @@ struct auth_pool {
 static void *worker_main(void *arg)
 {
     auth_pool *p = arg;
-    struct sched_param sp = {0};
-    /* hashing yields to the event loop: a login flood must not slow /api/verify */
-    pthread_setschedparam(pthread_self(), SCHED_IDLE, &sp);
+    /* hashing yields to the event loop (a login flood must not slow /api/verify), but still
+     * progresses under load: the lowest nice level, not SCHED_IDLE (which starves on a busy machine).
+     * libargon2's lane threads inherit it. */
+    if (setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 19) != 0)
+        xt_warn("hashing threads: cannot lower their priority: %s", strerror(errno));
     for (;;) {
         auth_job *j;
         pthread_mutex_lock(&p->mu);
@@ -37,8 +43,7 @@ static void *worker_main(void *arg)
         }
         j = p->head;
         p->head = j->qnext;
-        if (!p->head)
-            p->tail = NULL;
+        if (!p->head) p->tail = NULL;
         pthread_mutex_unlock(&p->mu);
 
         j->result = auth_password_verify(j->hash, j->pw, j->pwlen);
@@ -51,7 +56,8 @@ static void on_messages(h2o_multithread_receiver_t *receiver, h2o_linklist_t *me
 {
     auth_pool *p = H2O_STRUCT_FROM_MEMBER(auth_pool, receiver, receiver);
     while (!h2o_linklist_is_empty(messages)) {
-        h2o_multithread_message_t *m = H2O_STRUCT_FROM_MEMBER(h2o_multithread_message_t, link, messages->next);
+        h2o_multithread_message_t *m =
+            H2O_STRUCT_FROM_MEMBER(h2o_multithread_message_t, link, messages->next);
         auth_job *j = H2O_STRUCT_FROM_MEMBER(auth_job, msg, m);
         h2o_linklist_unlink(&m->link);
         p->in_flight--;
@@ -63,8 +69,7 @@ auth_pool *auth_pool_new(h2o_multithread_queue_t *queue, int workers, int max_in
 {
     auth_pool *p = calloc(1, sizeof(*p));
     int i;
-    if (!p)
-        return NULL;
+    if (!p) return NULL;
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->cv, NULL);
     p->max_in_flight = (size_t)max_in_flight;
@@ -87,8 +92,7 @@ auth_pool *auth_pool_new(h2o_multithread_queue_t *queue, int workers, int max_in
 
 int auth_pool_submit(auth_pool *p, auth_job *job)
 {
-    if (p->in_flight >= p->max_in_flight)
-        return -1;
+    if (p->in_flight >= p->max_in_flight) return -1;
     p->in_flight++;
     memset(&job->msg, 0, sizeof(job->msg));
     job->qnext = NULL;
@@ -111,8 +115,7 @@ size_t auth_pool_in_flight(const auth_pool *p)
 void auth_pool_free(auth_pool *p)
 {
     int i;
-    if (!p)
-        return;
+    if (!p) return;
     pthread_mutex_lock(&p->mu);
     p->stopping = 1;
     pthread_cond_broadcast(&p->cv);
@@ -121,8 +124,7 @@ void auth_pool_free(auth_pool *p)
         pthread_join(p->threads[i], NULL);
     free(p->threads);
     /* messages still queued for the loop: the receiver must stay registered (process exit) */
-    if (!h2o_linklist_is_empty(&p->receiver._messages))
-        return;
+    if (!h2o_linklist_is_empty(&p->receiver._messages)) return;
     h2o_multithread_unregister_receiver(p->queue, &p->receiver);
     pthread_mutex_destroy(&p->mu);
     pthread_cond_destroy(&p->cv);

@@ -4,8 +4,8 @@
  * The loop submits a job (auth_pool_submit); a worker runs auth_password_verify() and hands the
  * job back to the loop with h2o_multithread_send_message; the loop calls job->done(job). The
  * number of jobs in flight (queued + hashing) is bounded: submit fails at once beyond it, so a
- * login flood costs a quick 503, not memory or latency. Workers run at SCHED_IDLE so that the loop
- * (verify of logged-in users) always wins the CPU.
+ * login flood costs a quick 503, not memory or latency. Workers run at nice 19 so that the loop
+ * (verify of logged-in users) wins the CPU.
  */
 #ifndef XT_AUTH_POOL_H
 #define XT_AUTH_POOL_H
@@ -21,9 +21,9 @@ struct auth_job {
     auth_job *qnext;               /* private */
     char hash[AUTH_HASH_MAX + 1];  /* in: encoded hash */
     char pw[AUTH_PASSWORD_MAX + 1];
-    size_t pwlen;                  /* in: password (wiped after hashing) */
-    int result;                    /* out: 1 match, 0 no, -1 bad hash */
-    void (*done)(auth_job *job);   /* called on the loop thread; owns the job from then on */
+    size_t pwlen;                /* in: password (wiped after hashing) */
+    int result;                  /* out: 1 match, 0 no, -1 bad hash */
+    void (*done)(auth_job *job); /* called on the loop thread; owns the job from then on */
 };
 
 typedef struct auth_pool auth_pool;

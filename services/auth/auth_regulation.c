@@ -41,14 +41,13 @@ static uint32_t name_hash(const char *s)
     return h;
 }
 
-auth_regulation *auth_regulation_new(int max_retries, int64_t find_time_ms, int64_t ban_time_ms, size_t capacity)
+auth_regulation *auth_regulation_new(int max_retries, int64_t find_time_ms, int64_t ban_time_ms,
+                                     size_t capacity)
 {
     auth_regulation *r = calloc(1, sizeof(*r));
     size_t i;
-    if (!r)
-        return NULL;
-    if (max_retries > AUTH_MAX_RETRIES_MAX)
-        max_retries = AUTH_MAX_RETRIES_MAX;
+    if (!r) return NULL;
+    if (max_retries > AUTH_MAX_RETRIES_MAX) max_retries = AUTH_MAX_RETRIES_MAX;
     r->max_retries = max_retries < 0 ? 0 : max_retries;
     r->find_ms = find_time_ms;
     r->ban_ms = ban_time_ms;
@@ -67,8 +66,7 @@ auth_regulation *auth_regulation_new(int max_retries, int64_t find_time_ms, int6
 
 void auth_regulation_free(auth_regulation *r)
 {
-    if (!r)
-        return;
+    if (!r) return;
     free(r->v);
     free(r->buckets);
     free(r);
@@ -78,8 +76,7 @@ static reg_entry *find(auth_regulation *r, const char *user)
 {
     int32_t i = r->buckets[name_hash(user) % r->nbuckets];
     while (i >= 0) {
-        if (strcmp(r->v[i].name, user) == 0)
-            return &r->v[i];
+        if (strcmp(r->v[i].name, user) == 0) return &r->v[i];
         i = r->v[i].next;
     }
     return NULL;
@@ -105,8 +102,7 @@ static reg_entry *find_or_add(auth_regulation *r, const char *user)
     int32_t idx = -1;
     size_t i;
     uint32_t b;
-    if (e)
-        return e;
+    if (e) return e;
     if (r->n == r->cap) { /* forget the coldest name */
         int64_t oldest = INT64_MAX;
         for (i = 0; i < r->cap; i++)
@@ -140,27 +136,21 @@ int auth_regulation_banned(auth_regulation *r, const char *user, int64_t now_ms,
     int fails = 0, k;
     char key[AUTH_NAME_MAX + 1];
 
-    if (r->max_retries == 0)
-        return 0;
+    if (r->max_retries == 0) return 0;
     snprintf(key, sizeof(key), "%.*s", AUTH_NAME_MAX, user);
     e = find(r, key);
-    if (!e)
-        return 0;
+    if (!e) return 0;
     for (k = 0; k < e->count && fails < r->max_retries; k++) {
         int slot = (e->head - 1 - k + AUTH_MAX_RETRIES_MAX) % AUTH_MAX_RETRIES_MAX;
-        if (e->ok[slot])
-            break;
-        if (fails == 0)
-            newest = e->t[slot];
+        if (e->ok[slot]) break;
+        if (fails == 0) newest = e->t[slot];
         oldest = e->t[slot];
         fails++;
     }
-    if (fails < r->max_retries)
-        return 0;
+    if (fails < r->max_retries) return 0;
     if (newest - oldest < r->find_ms) {
         if (newest + r->ban_ms > now_ms) {
-            if (until_ms)
-                *until_ms = newest + r->ban_ms;
+            if (until_ms) *until_ms = newest + r->ban_ms;
             return 1;
         }
     }
@@ -171,14 +161,12 @@ void auth_regulation_mark(auth_regulation *r, const char *user, int success, int
 {
     reg_entry *e;
     char key[AUTH_NAME_MAX + 1];
-    if (r->max_retries == 0 || banned)
-        return;
+    if (r->max_retries == 0 || banned) return;
     snprintf(key, sizeof(key), "%.*s", AUTH_NAME_MAX, user);
     e = find_or_add(r, key);
     e->t[e->head] = now_ms;
     e->ok[e->head] = (uint8_t)(success != 0);
     e->head = (e->head + 1) % AUTH_MAX_RETRIES_MAX;
-    if (e->count < AUTH_MAX_RETRIES_MAX)
-        e->count++;
+    if (e->count < AUTH_MAX_RETRIES_MAX) e->count++;
     e->last_ms = now_ms;
 }

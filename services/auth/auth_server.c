@@ -77,10 +77,10 @@ typedef struct {
     unsigned method_bit;
     char method[16];
     char host[AUTH_HOST_MAX];
-    char *path;    /* normalized, with ?query */
-    char *target;  /* scheme://host/path?query */
-    char *portal;  /* login portal URL or NULL */
-    int basic;     /* credentials came in a header */
+    char *path;   /* normalized, with ?query */
+    char *target; /* scheme://host/path?query */
+    char *portal; /* login portal URL or NULL */
+    int basic;    /* credentials came in a header */
 } verify_ctx;
 
 typedef enum { JOB_LOGIN, JOB_BASIC } job_kind;
@@ -150,8 +150,7 @@ static int hdr_get(h2o_req_t *req, const h2o_token_t *tok, const char *name, h2o
 {
     ssize_t i = tok ? h2o_find_header(&req->headers, tok, -1)
                     : h2o_find_header_by_str(&req->headers, name, strlen(name), -1);
-    if (i < 0)
-        return 0;
+    if (i < 0) return 0;
     *out = req->headers.entries[i].value;
     return 1;
 }
@@ -184,10 +183,8 @@ static void respond_json(h2o_req_t *req, int status, const char *st, const char 
     json_t *o = json_object();
     char *s;
     json_object_set_new(o, "status", json_string(st));
-    if (message)
-        json_object_set_new(o, "message", json_string(message));
-    if (data)
-        json_object_set_new(o, "data", data);
+    if (message) json_object_set_new(o, "message", json_string(message));
+    if (data) json_object_set_new(o, "data", data);
     s = json_dumps(o, JSON_COMPACT);
     json_decref(o);
     if (!s) {
@@ -214,8 +211,9 @@ static void respond_html(h2o_req_t *req, int status, auth_portal_view view, cons
     v = h2o_strdup(&req->pool, html, len);
     free(html);
     add_hdr(req, "x-frame-options", H2O_STRLIT("DENY"));
-    add_hdr(req, "content-security-policy",
-            H2O_STRLIT("default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'"));
+    add_hdr(
+        req, "content-security-policy",
+        H2O_STRLIT("default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'"));
     add_hdr(req, "referrer-policy", H2O_STRLIT("no-referrer"));
     respond(req, status, "text/html; charset=utf-8", v.base, v.len);
 }
@@ -227,7 +225,8 @@ static void redirect(h2o_req_t *req, int status, const char *location)
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_LOCATION, NULL,
                    h2o_strdup(&req->pool, location, strlen(location)).base, strlen(location));
     n = snprintf(body, sizeof(body), "%d %s\n", status, reason_of(status));
-    respond(req, status, "text/plain; charset=utf-8", h2o_strdup(&req->pool, body, (size_t)n).base, (size_t)n);
+    respond(req, status, "text/plain; charset=utf-8", h2o_strdup(&req->pool, body, (size_t)n).base,
+            (size_t)n);
 }
 
 static void set_cookie(server *s, h2o_req_t *req, const auth_session *sess)
@@ -235,21 +234,25 @@ static void set_cookie(server *s, h2o_req_t *req, const auth_session *sess)
     const auth_config *c = s->cfg;
     char v[512], hex[AUTH_SID_HEX + 1];
     int n;
-    const char *ss = strcmp(c->same_site, "strict") == 0 ? "Strict" : strcmp(c->same_site, "none") == 0 ? "None" : "Lax";
+    const char *ss = strcmp(c->same_site, "strict") == 0 ? "Strict"
+                     : strcmp(c->same_site, "none") == 0 ? "None"
+                                                         : "Lax";
     if (sess) {
         auth_hex_encode(sess->id, AUTH_SID_BYTES, hex);
         if (sess->remember)
-            n = snprintf(v, sizeof(v), "%s=%s; Path=/; Domain=%s; Max-Age=%lld; HttpOnly; Secure; SameSite=%s",
+            n = snprintf(v, sizeof(v),
+                         "%s=%s; Path=/; Domain=%s; Max-Age=%lld; HttpOnly; Secure; SameSite=%s",
                          c->cookie_name, hex, c->domain, (long long)(c->remember_me_ms / 1000), ss);
         else
-            n = snprintf(v, sizeof(v), "%s=%s; Path=/; Domain=%s; HttpOnly; Secure; SameSite=%s", c->cookie_name, hex,
-                         c->domain, ss);
+            n = snprintf(v, sizeof(v), "%s=%s; Path=/; Domain=%s; HttpOnly; Secure; SameSite=%s",
+                         c->cookie_name, hex, c->domain, ss);
         OPENSSL_cleanse(hex, sizeof(hex));
     } else {
-        n = snprintf(v, sizeof(v),
-                     "%s=; Path=/; Domain=%s; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT; HttpOnly; Secure; "
-                     "SameSite=%s",
-                     c->cookie_name, c->domain, ss);
+        n = snprintf(
+            v, sizeof(v),
+            "%s=; Path=/; Domain=%s; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT; HttpOnly; Secure; "
+            "SameSite=%s",
+            c->cookie_name, c->domain, ss);
     }
     if (n > 0 && (size_t)n < sizeof(v)) {
         h2o_iovec_t iv = h2o_strdup(&req->pool, v, (size_t)n);
@@ -268,8 +271,7 @@ static int64_t inactivity_of(server *s)
 
 static void session_drop(server *s, auth_session *sess)
 {
-    if (s->kv)
-        auth_kv_delete(s->kv, sess->id);
+    if (s->kv) auth_kv_delete(s->kv, sess->id);
     auth_sessions_remove(s->sessions, sess);
 }
 
@@ -286,13 +288,11 @@ static auth_session *session_of(server *s, h2o_req_t *req, int64_t now, int touc
         long n = auth_cookie_get(v.base, v.len, s->cfg->cookie_name, val, sizeof(val));
         auth_session *sess;
         const auth_user *u;
-        if (n != AUTH_SID_HEX || auth_hex_decode(val, (size_t)n, id, sizeof(id)) < 0)
-            continue;
+        if (n != AUTH_SID_HEX || auth_hex_decode(val, (size_t)n, id, sizeof(id)) < 0) continue;
         sess = auth_sessions_find(s->sessions, id);
         OPENSSL_cleanse(val, sizeof(val));
         OPENSSL_cleanse(id, sizeof(id));
-        if (!sess)
-            continue;
+        if (!sess) continue;
         if (!auth_session_alive(sess, now, inactivity_of(s))) {
             session_drop(s, sess);
             continue;
@@ -307,8 +307,7 @@ static auth_session *session_of(server *s, h2o_req_t *req, int64_t now, int touc
             sess->last_ms = now;
             if (s->kv && !sess->remember) {
                 int64_t every = inactivity_of(s) / 4;
-                if (every > 5000)
-                    every = 5000;
+                if (every > 5000) every = 5000;
                 if (now - sess->synced_ms >= every) {
                     sess->synced_ms = now;
                     auth_kv_put(s->kv, sess);
@@ -325,15 +324,13 @@ static auth_session *session_new(server *s, h2o_req_t *req, const char *user, au
                                  int64_t now)
 {
     auth_session *sess = auth_sessions_create(s->sessions, now);
-    if (!sess)
-        return NULL;
+    if (!sess) return NULL;
     snprintf(sess->user, sizeof(sess->user), "%s", user);
     sess->level = (uint8_t)level;
     sess->remember = (uint8_t)(remember && s->cfg->remember_me_ms > 0);
     sess->expires_ms = now + (sess->remember ? s->cfg->remember_me_ms : s->cfg->expiration_ms);
     sess->synced_ms = now;
-    if (s->kv)
-        auth_kv_put(s->kv, sess);
+    if (s->kv) auth_kv_put(s->kv, sess);
     set_cookie(s, req, sess);
     return sess;
 }
@@ -396,8 +393,7 @@ static void verify_decide(server *s, h2o_req_t *req, verify_ctx *vc, const auth_
     auth_policy pol = auth_acl_match(&s->cfg->acl, &obj, &idx, &has_subjects);
 
     if (pol == AUTH_POLICY_BYPASS) {
-        if (u)
-            set_remote_headers(req, u);
+        if (u) set_remote_headers(req, u);
         respond_text(req, 200, "200 OK\n");
         return;
     }
@@ -413,7 +409,8 @@ static void verify_decide(server *s, h2o_req_t *req, verify_ctx *vc, const auth_
         respond_text(req, 200, "200 OK\n");
         return;
     }
-    xt_debug("access to %s needs authentication (%s, rule %d)", vc->target, u ? u->name : "<anonymous>", idx + 1);
+    xt_debug("access to %s needs authentication (%s, rule %d)", vc->target, u ? u->name : "<anonymous>",
+             idx + 1);
     verify_unauthorized(s, req, vc);
 }
 
@@ -446,7 +443,8 @@ static int verify_parse(server *s, h2o_req_t *req, verify_ctx *vc)
         respond_text(req, 401, "401 Unauthorized\n");
         return -1;
     }
-    if (host.len >= sizeof(hostlc) || auth_host_normalize(host.base, host.len, vc->host, sizeof(vc->host)) < 0) {
+    if (host.len >= sizeof(hostlc) ||
+        auth_host_normalize(host.base, host.len, vc->host, sizeof(vc->host)) < 0) {
         respond_text(req, bad, "bad X-Forwarded-Host\n");
         return -1;
     }
@@ -469,8 +467,8 @@ static int verify_parse(server *s, h2o_req_t *req, verify_ctx *vc)
             return -1;
         }
     vc->path = h2o_strdup(&req->pool, pathbuf, (size_t)pl).base;
-    n = snprintf(tgt, sizeof(tgt), "%s://%s%s", h2o_lcstris(proto.base, proto.len, H2O_STRLIT("https")) ? "https" : "http",
-                 hostlc, pathbuf);
+    n = snprintf(tgt, sizeof(tgt), "%s://%s%s",
+                 h2o_lcstris(proto.base, proto.len, H2O_STRLIT("https")) ? "https" : "http", hostlc, pathbuf);
     if (n < 0 || n >= (int)sizeof(tgt) || n > AUTH_URL_MAX) {
         respond_text(req, bad, "target URL too long\n");
         return -1;
@@ -516,8 +514,7 @@ static int verify_basic(server *s, h2o_req_t *req, verify_ctx *vc, h2o_iovec_t h
     p->vc = vc;
     snprintf(p->user, sizeof(p->user), "%s", user);
     snprintf(p->req_method, sizeof(p->req_method), "%s", vc->method);
-    if (pending_start(s, req, p, pw, strlen(pw), 0) < 0)
-        respond_text(req, 503, "busy\n");
+    if (pending_start(s, req, p, pw, strlen(pw), 0) < 0) respond_text(req, 503, "busy\n");
     OPENSSL_cleanse(pw, sizeof(pw));
     return 0;
 }
@@ -533,14 +530,13 @@ static int on_verify(server *s, h2o_req_t *req, verify_ver ver)
     memset(vc, 0, sizeof(*vc));
     vc->ver = ver;
     s->n_verify++;
-    if (verify_parse(s, req, vc) < 0)
-        return 0;
+    if (verify_parse(s, req, vc) < 0) return 0;
     if (ver == V437) {
         int basic_mode = 0;
         if (req->query_at != SIZE_MAX) {
             char val[16];
-            long vl = xt_query_get(req->path.base + req->query_at + 1, req->path.len - req->query_at - 1, "auth", val,
-                                   sizeof(val));
+            long vl = xt_query_get(req->path.base + req->query_at + 1, req->path.len - req->query_at - 1,
+                                   "auth", val, sizeof(val));
             basic_mode = vl == 5 && memcmp(val, "basic", 5) == 0;
         }
         if (basic_mode) {
@@ -551,8 +547,7 @@ static int on_verify(server *s, h2o_req_t *req, verify_ver ver)
             }
             return verify_basic(s, req, vc, authz);
         }
-        if (hdr_get(req, H2O_TOKEN_PROXY_AUTHORIZATION, NULL, &authz))
-            return verify_basic(s, req, vc, authz);
+        if (hdr_get(req, H2O_TOKEN_PROXY_AUTHORIZATION, NULL, &authz)) return verify_basic(s, req, vc, authz);
     } else if (hdr_get(req, H2O_TOKEN_AUTHORIZATION, NULL, &authz)) {
         return verify_basic(s, req, vc, authz);
     }
@@ -568,22 +563,18 @@ static void pending_dispose(void *p_)
 {
     pending *p = *(pending **)p_;
     p->req = NULL;
-    if (h2o_timeout_is_linked(&p->delay))
-        h2o_timeout_unlink(&p->delay);
-    if (p->hash_done)
-        free(p);
+    if (h2o_timeout_is_linked(&p->delay)) h2o_timeout_unlink(&p->delay);
+    if (p->hash_done) free(p);
 }
 
 static void pending_maybe_finish(pending *p)
 {
-    if (!p->req)
-        return;
+    if (!p->req) return;
     if (p->kind == JOB_BASIC) {
         server *s = p->srv;
         const auth_user *u = auth_users_find(s->users, p->user);
         int ok = p->job.result == 1 && u && !u->disabled && !p->banned;
-        if (!p->banned)
-            auth_regulation_mark(s->reg, p->user, ok, 0, auth_now_ms());
+        if (!p->banned) auth_regulation_mark(s->reg, p->user, ok, 0, auth_now_ms());
         if (ok)
             verify_decide(s, p->req, p->vc, u, AUTH_LEVEL_ONE);
         else
@@ -595,8 +586,7 @@ static void pending_maybe_finish(pending *p)
     {
         const auth_user *u = auth_users_find(p->srv->users, p->user);
         int ok = p->job.result == 1 && u && !u->disabled && !p->banned;
-        if (ok || p->delay_done)
-            pending_send_login(p);
+        if (ok || p->delay_done) pending_send_login(p);
     }
 }
 
@@ -615,8 +605,7 @@ static void on_delay_done(h2o_timeout_entry_t *e)
 {
     pending *p = H2O_STRUCT_FROM_MEMBER(pending, delay, e);
     p->delay_done = 1;
-    if (p->hash_done)
-        pending_maybe_finish(p);
+    if (p->hash_done) pending_maybe_finish(p);
 }
 
 /* Queue the check of `pw` against the user's hash (a real user's hash for unknown or disabled users,
@@ -624,7 +613,9 @@ static void on_delay_done(h2o_timeout_entry_t *e)
 static int pending_start(server *s, h2o_req_t *req, pending *p, const char *pw, size_t pwlen, int with_delay)
 {
     const auth_user *u = auth_users_find(s->users, p->user);
-    const char *hash = (u && !u->disabled) ? u->password : (s->users && s->users->n ? s->users->v[0].password : s->dummy_hash);
+    const char *hash = (u && !u->disabled)
+                           ? u->password
+                           : (s->users && s->users->n ? s->users->v[0].password : s->dummy_hash);
     pending **anchor;
     int64_t until = 0;
 
@@ -632,8 +623,7 @@ static int pending_start(server *s, h2o_req_t *req, pending *p, const char *pw, 
     p->req = req;
     p->banned = auth_regulation_banned(s->reg, p->user, auth_now_ms(), &until);
     snprintf(p->job.hash, sizeof(p->job.hash), "%s", hash);
-    if (pwlen > AUTH_PASSWORD_MAX)
-        pwlen = AUTH_PASSWORD_MAX;
+    if (pwlen > AUTH_PASSWORD_MAX) pwlen = AUTH_PASSWORD_MAX;
     memcpy(p->job.pw, pw, pwlen);
     p->job.pwlen = pwlen;
     p->job.done = on_hash_done;
@@ -667,13 +657,15 @@ static int body_parse(h2o_req_t *req, body_t *b)
     h2o_iovec_t ct = {NULL, 0};
     memset(b, 0, sizeof(*b));
     hdr_get(req, H2O_TOKEN_CONTENT_TYPE, NULL, &ct);
-    if (ct.base && ct.len >= 33 && h2o_lcstris(ct.base, 33, H2O_STRLIT("application/x-www-form-urlencoded"))) {
+    if (ct.base && ct.len >= 33 &&
+        h2o_lcstris(ct.base, 33, H2O_STRLIT("application/x-www-form-urlencoded"))) {
         b->form = 1;
         return 0;
     }
     if (ct.base && ct.len >= 16 && h2o_lcstris(ct.base, 16, H2O_STRLIT("application/json"))) {
         json_error_t e;
-        b->json = json_loadb(req->entity.base ? req->entity.base : "", req->entity.len, JSON_REJECT_DUPLICATES, &e);
+        b->json =
+            json_loadb(req->entity.base ? req->entity.base : "", req->entity.len, JSON_REJECT_DUPLICATES, &e);
         if (!b->json || !json_is_object(b->json)) {
             json_decref(b->json);
             b->json = NULL;
@@ -687,20 +679,20 @@ static int body_parse(h2o_req_t *req, body_t *b)
 }
 
 /* A string field: form name or JSON key. Length, -1 absent/wrong type, -2 too long or malformed. */
-static long body_str(h2o_req_t *req, body_t *b, const char *form_name, const char *json_key, char *out, size_t outlen)
+static long body_str(h2o_req_t *req, body_t *b, const char *form_name, const char *json_key, char *out,
+                     size_t outlen)
 {
     if (b->form)
-        return auth_form_get(req->entity.base ? req->entity.base : "", req->entity.len, form_name, out, outlen);
+        return auth_form_get(req->entity.base ? req->entity.base : "", req->entity.len, form_name, out,
+                             outlen);
     {
         json_t *v = json_object_get(b->json, json_key);
         const char *s;
         size_t l;
-        if (!v || !json_is_string(v))
-            return -1;
+        if (!v || !json_is_string(v)) return -1;
         s = json_string_value(v);
         l = json_string_length(v);
-        if (l >= outlen || memchr(s, '\0', l))
-            return -2;
+        if (l >= outlen || memchr(s, '\0', l)) return -2;
         memcpy(out, s, l + 1);
         return (long)l;
     }
@@ -720,21 +712,20 @@ static int body_bool(h2o_req_t *req, body_t *b, const char *name)
 static int origin_ok(server *s, h2o_req_t *req)
 {
     h2o_iovec_t o;
-    if (!hdr_get(req, NULL, "origin", &o))
-        return 1;
+    if (!hdr_get(req, NULL, "origin", &o)) return 1;
     return auth_rd_safe(o.base, o.len, s->cfg->domain, s->cfg->allow_http);
 }
 
 static int name_ok(const char *s)
 {
     for (; *s; s++)
-        if ((unsigned char)*s < 0x20 || (unsigned char)*s == 0x7f)
-            return 0;
+        if ((unsigned char)*s < 0x20 || (unsigned char)*s == 0x7f) return 0;
     return 1;
 }
 
 /* Where to go after a factor: the target if safe, and whether its rule is met at `level`. */
-static const char *safe_target(server *s, const char *target, const auth_user *u, auth_level level, int *needs_more)
+static const char *safe_target(server *s, const char *target, const auth_user *u, auth_level level,
+                               int *needs_more)
 {
     char host[AUTH_HOST_MAX], path[AUTH_URL_MAX + 1];
     const char *p, *slash;
@@ -748,11 +739,9 @@ static const char *safe_target(server *s, const char *target, const auth_user *u
     p = strstr(target, "://") + 3;
     slash = p + strcspn(p, "/?#");
     hl = (size_t)(slash - p);
-    if (auth_host_normalize(p, hl, host, sizeof(host)) < 0)
-        return NULL;
+    if (auth_host_normalize(p, hl, host, sizeof(host)) < 0) return NULL;
     if (*slash == '/') {
-        if (xt_path_normalize(slash, strcspn(slash, "#"), path, sizeof(path)) < 0)
-            return NULL;
+        if (xt_path_normalize(slash, strcspn(slash, "#"), path, sizeof(path)) < 0) return NULL;
     } else {
         snprintf(path, sizeof(path), "/%.*s", (int)strcspn(slash, "#"), slash);
     }
@@ -775,10 +764,8 @@ static void pending_send_login(pending *p)
     int more;
     char enc[AUTH_URL_MAX * 3 + 1], loc[AUTH_URL_MAX * 3 + 16];
 
-    if (h2o_timeout_is_linked(&p->delay))
-        h2o_timeout_unlink(&p->delay);
-    if (!p->banned)
-        auth_regulation_mark(s->reg, p->user, ok, 0, now);
+    if (h2o_timeout_is_linked(&p->delay)) h2o_timeout_unlink(&p->delay);
+    if (!p->banned) auth_regulation_mark(s->reg, p->user, ok, 0, now);
     if (!ok) {
         xt_info("first factor failed for '%s'%s", p->user, p->banned ? " (banned)" : "");
         if (p->form)
@@ -789,8 +776,7 @@ static void pending_send_login(pending *p)
     }
     /* a new id at every login (session fixation) */
     old = session_of(s, req, now, 0, &old_u);
-    if (old)
-        session_drop(s, old);
+    if (old) session_drop(s, old);
     sess = session_new(s, req, u->name, AUTH_LEVEL_ONE, p->keep, now);
     if (!sess) {
         respond_json(req, 503, "KO", "Unable to create a session.", NULL);
@@ -798,8 +784,7 @@ static void pending_send_login(pending *p)
     }
     xt_info("first factor succeeded for '%s'", u->name);
     tgt = safe_target(s, p->target, u, AUTH_LEVEL_ONE, &more);
-    if (!tgt && !p->target[0] && s->cfg->default_redirection_url)
-        tgt = s->cfg->default_redirection_url;
+    if (!tgt && !p->target[0] && s->cfg->default_redirection_url) tgt = s->cfg->default_redirection_url;
     if (p->form) {
         if (tgt && !more) {
             redirect(req, 303, tgt);
@@ -825,8 +810,7 @@ static int on_firstfactor(server *s, h2o_req_t *req)
     long ul, pl;
     pending *p;
 
-    if (body_parse(req, &b) < 0)
-        return 0;
+    if (body_parse(req, &b) < 0) return 0;
     if (b.form && !origin_ok(s, req)) {
         respond_text(req, 403, "403 Forbidden\n");
         return 0;
@@ -842,8 +826,7 @@ static int on_firstfactor(server *s, h2o_req_t *req)
     p->kind = JOB_LOGIN;
     p->form = b.form;
     p->keep = body_bool(req, &b, "keepMeLoggedIn");
-    if (body_str(req, &b, "rd", "targetURL", p->target, sizeof(p->target)) < 0)
-        p->target[0] = '\0';
+    if (body_str(req, &b, "rd", "targetURL", p->target, sizeof(p->target)) < 0) p->target[0] = '\0';
     json_decref(b.json);
     if (ul <= 0 || pl <= 0 || !name_ok(user)) {
         free(p);
@@ -880,8 +863,7 @@ typedef struct {
 static void totp_fail_dispose(void *x)
 {
     totp_fail *f = x;
-    if (h2o_timeout_is_linked(&f->e))
-        h2o_timeout_unlink(&f->e);
+    if (h2o_timeout_is_linked(&f->e)) h2o_timeout_unlink(&f->e);
 }
 
 static void totp_fail_send(h2o_timeout_entry_t *e)
@@ -904,17 +886,14 @@ static int on_totp(server *s, h2o_req_t *req)
     int banned, ok = 0, more;
     const char *tgt;
 
-    if (body_parse(req, &b) < 0)
-        return 0;
+    if (body_parse(req, &b) < 0) return 0;
     if (b.form && !origin_ok(s, req)) {
         json_decref(b.json);
         respond_text(req, 403, "403 Forbidden\n");
         return 0;
     }
-    if (body_str(req, &b, "token", "token", token, sizeof(token)) < 0)
-        token[0] = '\0';
-    if (body_str(req, &b, "rd", "targetURL", target, sizeof(target)) < 0)
-        target[0] = '\0';
+    if (body_str(req, &b, "token", "token", token, sizeof(token)) < 0) token[0] = '\0';
+    if (body_str(req, &b, "rd", "targetURL", target, sizeof(target)) < 0) target[0] = '\0';
     json_decref(b.json);
     sess = session_of(s, req, now, 1, &u);
     if (!sess || sess->level < AUTH_LEVEL_ONE) {
@@ -929,17 +908,18 @@ static int on_totp(server *s, h2o_req_t *req)
     if (te && !banned)
         ok = auth_totp_check(te->key, te->keylen, token, now / 1000, s->cfg->totp_period, s->cfg->totp_skew,
                              s->cfg->totp_digits, s->cfg->totp_algo, &te->last_step);
-    if (!banned)
-        auth_regulation_mark(s->reg, u->name, ok, 0, now);
+    if (!banned) auth_regulation_mark(s->reg, u->name, ok, 0, now);
     if (!ok) {
         totp_fail *f = h2o_mem_alloc_shared(&req->pool, sizeof(*f), totp_fail_dispose);
         memset(f, 0, sizeof(*f));
         f->req = req;
         f->form = b.form;
-        snprintf(f->rd, sizeof(f->rd), "%s", auth_rd_safe(target, strlen(target), s->cfg->domain, s->cfg->allow_http) ? target : "");
+        snprintf(f->rd, sizeof(f->rd), "%s",
+                 auth_rd_safe(target, strlen(target), s->cfg->domain, s->cfg->allow_http) ? target : "");
         snprintf(f->user, sizeof(f->user), "%s", u->name);
         f->e.cb = totp_fail_send;
-        xt_info("second factor failed for '%s'%s%s", u->name, te ? "" : " (no TOTP enrolled)", banned ? " (banned)" : "");
+        xt_info("second factor failed for '%s'%s%s", u->name, te ? "" : " (no TOTP enrolled)",
+                banned ? " (banned)" : "");
         h2o_timeout_link(s->ctx.loop, &s->delay_timeout, &f->e);
         return 0;
     }
@@ -956,8 +936,7 @@ static int on_totp(server *s, h2o_req_t *req)
     }
     xt_info("second factor succeeded for '%s'", u->name);
     tgt = safe_target(s, target, u, AUTH_LEVEL_TWO, &more);
-    if (!tgt && !target[0])
-        tgt = s->cfg->default_redirection_url;
+    if (!tgt && !target[0]) tgt = s->cfg->default_redirection_url;
     if (b.form) {
         redirect(req, 303, tgt ? tgt : "/");
         return 0;
@@ -973,15 +952,13 @@ static int on_logout(server *s, h2o_req_t *req)
     const auth_user *u;
     auth_session *sess;
     int safe;
-    if (body_parse(req, &b) < 0)
-        return 0;
+    if (body_parse(req, &b) < 0) return 0;
     if (b.form && !origin_ok(s, req)) {
         json_decref(b.json);
         respond_text(req, 403, "403 Forbidden\n");
         return 0;
     }
-    if (body_str(req, &b, "rd", "targetURL", target, sizeof(target)) < 0)
-        target[0] = '\0';
+    if (body_str(req, &b, "rd", "targetURL", target, sizeof(target)) < 0) target[0] = '\0';
     json_decref(b.json);
     sess = session_of(s, req, auth_now_ms(), 0, &u);
     if (sess) {
@@ -1017,15 +994,13 @@ static int on_portal(server *s, h2o_req_t *req)
     if (req->query_at != SIZE_MAX) {
         long n = xt_query_get(req->path.base + req->query_at + 1, req->path.len - req->query_at - 1, "rd", rd,
                               sizeof(rd));
-        if (n <= 0 || !auth_rd_safe(rd, (size_t)n, s->cfg->domain, s->cfg->allow_http))
-            rd[0] = '\0';
+        if (n <= 0 || !auth_rd_safe(rd, (size_t)n, s->cfg->domain, s->cfg->allow_http)) rd[0] = '\0';
     }
     if (!sess)
         respond_html(req, 200, AUTH_PORTAL_LOGIN, NULL, rd, NULL);
     else if (sess->level < AUTH_LEVEL_TWO) {
         int more = 1;
-        if (rd[0])
-            safe_target(s, rd, u, AUTH_LEVEL_ONE, &more);
+        if (rd[0]) safe_target(s, rd, u, AUTH_LEVEL_ONE, &more);
         if (!more && rd[0])
             respond_html(req, 200, AUTH_PORTAL_DONE, u->name, rd, NULL);
         else
@@ -1088,14 +1063,13 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     size_t i;
     for (i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
         const route *r = &routes[i];
-        if (strlen(r->path) != plen || memcmp(r->path, req->path.base, plen) != 0)
-            continue;
+        if (strlen(r->path) != plen || memcmp(r->path, req->path.base, plen) != 0) continue;
         if (r->method == NULL) {
             if (!h2o_memis(req->method.base, req->method.len, H2O_STRLIT("GET")) &&
                 !h2o_memis(req->method.base, req->method.len, H2O_STRLIT("HEAD")))
                 break;
-        } else if (strcmp(r->method, "*") != 0 && !h2o_memis(req->method.base, req->method.len, r->method,
-                                                                strlen(r->method))) {
+        } else if (strcmp(r->method, "*") != 0 &&
+                   !h2o_memis(req->method.base, req->method.len, r->method, strlen(r->method))) {
             break;
         }
         return r->fn(s, req);
@@ -1116,10 +1090,8 @@ static void reload_users(server *s, int initial)
     file_stamp st;
     auth_users *nu = NULL;
     char err[512];
-    if (file_stat(s->cfg->users_path, &st) < 0 && !initial)
-        return;
-    if (!initial && memcmp(&st, &s->users_stamp, sizeof(st)) == 0)
-        return;
+    if (file_stat(s->cfg->users_path, &st) < 0 && !initial) return;
+    if (!initial && memcmp(&st, &s->users_stamp, sizeof(st)) == 0) return;
     s->users_stamp = st;
     if (auth_users_load(s->cfg->users_path, &nu, err, sizeof(err)) < 0) {
         xt_error("%s (keeping the previous users)", err);
@@ -1137,8 +1109,7 @@ static void reload_totp(server *s, int initial)
     char err[512];
     size_t i;
     file_stat(s->cfg->totp_path, &st);
-    if (!initial && memcmp(&st, &s->totp_stamp, sizeof(st)) == 0)
-        return;
+    if (!initial && memcmp(&st, &s->totp_stamp, sizeof(st)) == 0) return;
     s->totp_stamp = st;
     if (auth_totp_store_load(s->cfg->totp_path, &nt, err, sizeof(err)) < 0) {
         xt_error("%s (keeping the previous TOTP secrets)", err);
@@ -1151,25 +1122,21 @@ static void reload_totp(server *s, int initial)
     }
     auth_totp_store_free(&s->totp);
     s->totp = nt;
-    if (!initial)
-        xt_info("TOTP secrets reloaded: %zu users enrolled", nt.n);
+    if (!initial) xt_info("TOTP secrets reloaded: %zu users enrolled", nt.n);
 }
 
 static void on_tick(h2o_timeout_entry_t *e)
 {
     server *s = H2O_STRUCT_FROM_MEMBER(server, tick_entry, e);
     int64_t now = auth_now_ms();
-    if (s->cfg->users_watch)
-        reload_users(s, 0);
+    if (s->cfg->users_watch) reload_users(s, 0);
     reload_totp(s, 0);
     if (now - s->last_sweep_ms >= 5000) {
         size_t n = auth_sessions_sweep(s->sessions, now, inactivity_of(s));
         s->last_sweep_ms = now;
-        if (n)
-            xt_debug("swept %zu expired sessions (%zu live)", n, auth_sessions_count(s->sessions));
+        if (n) xt_debug("swept %zu expired sessions (%zu live)", n, auth_sessions_count(s->sessions));
     }
-    if (!g_stop)
-        h2o_timeout_link(s->ctx.loop, &s->tick_timeout, &s->tick_entry);
+    if (!g_stop) h2o_timeout_link(s->ctx.loop, &s->tick_timeout, &s->tick_entry);
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -1180,8 +1147,7 @@ static void on_kv_update(void *ud, const auth_session *in, int deleted)
     server *s = ud;
     auth_session *cur = auth_sessions_find(s->sessions, in->id);
     if (deleted) {
-        if (cur)
-            auth_sessions_remove(s->sessions, cur);
+        if (cur) auth_sessions_remove(s->sessions, cur);
         return;
     }
     if (cur && cur->last_ms > in->last_ms) { /* ours is fresher: keep our activity time */
@@ -1199,10 +1165,8 @@ static void on_accept(h2o_socket_t *listener, const char *err)
 {
     server *s = listener->data;
     h2o_socket_t *sock;
-    if (err)
-        return;
-    if ((sock = h2o_evloop_socket_accept(listener)) == NULL)
-        return;
+    if (err) return;
+    if ((sock = h2o_evloop_socket_accept(listener)) == NULL) return;
     h2o_accept(&s->accept_ctx, sock);
 }
 
@@ -1221,8 +1185,7 @@ static int listen_on(server *s)
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
         bind(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 || listen(fd, 1024) != 0) {
         xt_error("listen on %s:%d: %s", s->cfg->listen_host, s->cfg->port, strerror(errno));
-        if (fd >= 0)
-            close(fd);
+        if (fd >= 0) close(fd);
         return -1;
     }
     s->listener = h2o_evloop_socket_create(s->ctx.loop, fd, H2O_SOCKET_FLAG_DONT_READ);
@@ -1248,8 +1211,7 @@ int auth_server_run(auth_config *cfg)
     int rc = 1;
     char pw[32];
 
-    if (!s)
-        return 1;
+    if (!s) return 1;
     s->cfg = cfg;
     memset(&sa, 0, sizeof(sa));
     sa.sa_handler = on_signal; /* no SA_RESTART: epoll_wait returns EINTR */
@@ -1267,8 +1229,7 @@ int auth_server_run(auth_config *cfg)
     reload_totp(s, 1);
     s->sessions = auth_sessions_new((size_t)cfg->max_sessions);
     s->reg = auth_regulation_new(cfg->reg_max_retries, cfg->reg_find_time_ms, cfg->reg_ban_time_ms, 65536);
-    if (!s->sessions || !s->reg)
-        goto out;
+    if (!s->sessions || !s->reg) goto out;
     /* a hash to check unknown users against when the users file is empty */
     if (RAND_bytes((unsigned char *)pw, sizeof(pw)) != 1 ||
         auth_password_hash(&cfg->argon2, pw, sizeof(pw), s->dummy_hash, sizeof(s->dummy_hash)) < 0) {
@@ -1294,8 +1255,7 @@ int auth_server_run(auth_config *cfg)
 
     queue = s->queue = h2o_multithread_create_queue(s->ctx.loop);
     s->pool = auth_pool_new(queue, cfg->hash_workers, cfg->hash_queue);
-    if (!s->pool)
-        goto out;
+    if (!s->pool) goto out;
     if (cfg->kv_enabled) {
         char err[512];
         int64_t ttl = cfg->expiration_ms > cfg->remember_me_ms ? cfg->expiration_ms : cfg->remember_me_ms;
@@ -1305,8 +1265,7 @@ int auth_server_run(auth_config *cfg)
             goto out;
         }
     }
-    if (listen_on(s) < 0)
-        goto out;
+    if (listen_on(s) < 0) goto out;
     xt_info("listening on %s:%d (session domain %s, %zu rules, %d hash workers)", cfg->listen_host, cfg->port,
             cfg->domain, cfg->acl.nrules, cfg->hash_workers);
     while (!g_stop)
@@ -1332,10 +1291,8 @@ out:
         h2o_socket_read_stop(s->listener);
         h2o_socket_close(s->listener);
     }
-    if (s->kv)
-        auth_kv_free(s->kv);
-    if (s->pool)
-        auth_pool_free(s->pool);
+    if (s->kv) auth_kv_free(s->kv);
+    if (s->pool) auth_pool_free(s->pool);
     auth_sessions_free(s->sessions);
     auth_regulation_free(s->reg);
     auth_users_free(s->users);

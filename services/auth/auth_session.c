@@ -30,8 +30,7 @@ auth_sessions *auth_sessions_new(size_t capacity)
 {
     auth_sessions *t = calloc(1, sizeof(*t));
     size_t i;
-    if (!t)
-        return NULL;
+    if (!t) return NULL;
     t->cap = capacity ? capacity : 1;
     t->nbuckets = t->cap;
     t->v = calloc(t->cap, sizeof(auth_session));
@@ -50,10 +49,8 @@ auth_sessions *auth_sessions_new(size_t capacity)
 
 void auth_sessions_free(auth_sessions *t)
 {
-    if (!t)
-        return;
-    if (t->v)
-        OPENSSL_cleanse(t->v, t->cap * sizeof(auth_session));
+    if (!t) return;
+    if (t->v) OPENSSL_cleanse(t->v, t->cap * sizeof(auth_session));
     free(t->v);
     free(t->buckets);
     free(t);
@@ -64,8 +61,7 @@ auth_session *auth_sessions_find(auth_sessions *t, const uint8_t id[AUTH_SID_BYT
     int32_t i = t->buckets[bucket_of(t, id)];
     while (i >= 0) {
         /* compare all bytes: a timing difference must not tell how much of an id was right */
-        if (auth_ct_equal(t->v[i].id, AUTH_SID_BYTES, id, AUTH_SID_BYTES))
-            return &t->v[i];
+        if (auth_ct_equal(t->v[i].id, AUTH_SID_BYTES, id, AUTH_SID_BYTES)) return &t->v[i];
         i = t->v[i].next;
     }
     return NULL;
@@ -90,10 +86,8 @@ void auth_sessions_remove(auth_sessions *t, auth_session *s)
 
 int auth_session_alive(const auth_session *s, int64_t now_ms, int64_t inactivity_ms)
 {
-    if (now_ms >= s->expires_ms)
-        return 0;
-    if (!s->remember && inactivity_ms > 0 && now_ms - s->last_ms >= inactivity_ms)
-        return 0;
+    if (now_ms >= s->expires_ms) return 0;
+    if (!s->remember && inactivity_ms > 0 && now_ms - s->last_ms >= inactivity_ms) return 0;
     return 1;
 }
 
@@ -141,8 +135,7 @@ auth_session *auth_sessions_create(auth_sessions *t, int64_t now_ms)
 {
     uint8_t id[AUTH_SID_BYTES];
     auth_session *s;
-    if (RAND_bytes(id, sizeof(id)) != 1)
-        return NULL;
+    if (RAND_bytes(id, sizeof(id)) != 1) return NULL;
     if (auth_sessions_find(t, id)) /* 2^-256; still, never alias */
         return NULL;
     s = take_slot(t, now_ms);
@@ -155,8 +148,7 @@ auth_session *auth_sessions_create(auth_sessions *t, int64_t now_ms)
 auth_session *auth_sessions_put(auth_sessions *t, const auth_session *src)
 {
     auth_session *s = auth_sessions_find(t, src->id);
-    if (s)
-        auth_sessions_remove(t, s);
+    if (s) auth_sessions_remove(t, s);
     s = take_slot(t, src->created_ms);
     memcpy(s->id, src->id, AUTH_SID_BYTES);
     memcpy(s->user, src->user, sizeof(s->user));

@@ -86,8 +86,7 @@ static int cmd_hash(const opts_t *o)
     int have_cfg = 0;
 
     if (o->config) {
-        if (load_config(o, &cfg) < 0)
-            return 2;
+        if (load_config(o, &cfg) < 0) return 2;
         p = cfg.argon2;
         have_cfg = 1;
     } else { /* Authelia's defaults: argon2id, t=3, m=64 MiB, p=4, 16-byte salt, 32-byte key */
@@ -102,8 +101,7 @@ static int cmd_hash(const opts_t *o)
         pw[len] = '\0';
     } else if (o->password) {
         len = strlen(o->password);
-        if (len > AUTH_PASSWORD_MAX)
-            goto toolong;
+        if (len > AUTH_PASSWORD_MAX) goto toolong;
         memcpy(pw, o->password, len + 1);
     } else { /* no argument: one line on stdin (echo off when it is a terminal) */
         struct termios old, quiet;
@@ -114,8 +112,7 @@ static int cmd_hash(const opts_t *o)
             quiet.c_lflag &= ~(tcflag_t)ECHO;
             tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet);
         }
-        if (!fgets(pw, sizeof(pw), stdin))
-            pw[0] = '\0';
+        if (!fgets(pw, sizeof(pw), stdin)) pw[0] = '\0';
         if (tty) {
             tcsetattr(STDIN_FILENO, TCSAFLUSH, &old);
             fprintf(stderr, "\n");
@@ -123,26 +120,22 @@ static int cmd_hash(const opts_t *o)
         len = strcspn(pw, "\r\n");
         pw[len] = '\0';
     }
-    if (len == 0 || len > AUTH_PASSWORD_MAX)
-        goto toolong;
+    if (len == 0 || len > AUTH_PASSWORD_MAX) goto toolong;
     if (auth_password_hash(&p, pw, len, out, sizeof(out)) < 0) {
         OPENSSL_cleanse(pw, sizeof(pw));
         fprintf(stderr, "xtask-auth: hashing failed\n");
-        if (have_cfg)
-            auth_config_free(&cfg);
+        if (have_cfg) auth_config_free(&cfg);
         return 1;
     }
     OPENSSL_cleanse(pw, sizeof(pw));
     printf("%s\n", out);
-    if (have_cfg)
-        auth_config_free(&cfg);
+    if (have_cfg) auth_config_free(&cfg);
     return 0;
 toolong:
     fprintf(stderr, "xtask-auth: the password must be 1-%d bytes\n", AUTH_PASSWORD_MAX);
 usage_err:
     OPENSSL_cleanse(pw, sizeof(pw));
-    if (have_cfg)
-        auth_config_free(&cfg);
+    if (have_cfg) auth_config_free(&cfg);
     return 2;
 }
 
@@ -158,8 +151,7 @@ static int cmd_totp(const opts_t *o)
         fprintf(stderr, "xtask-auth: totp-generate needs --user NAME\n");
         return 2;
     }
-    if (load_config(o, &cfg) < 0)
-        return 2;
+    if (load_config(o, &cfg) < 0) return 2;
     if (auth_users_load(cfg.users_path, &users, err, sizeof(err)) < 0) {
         fprintf(stderr, "%s\n", err);
         rc = 2;
@@ -198,14 +190,14 @@ static int cmd_serve(const opts_t *o)
 {
     auth_config cfg;
     int rc;
-    if (load_config(o, &cfg) < 0)
-        return 2;
+    if (load_config(o, &cfg) < 0) return 2;
     xt_log_init((xt_log_level)cfg.log_level, cfg.log_json);
     if (o->listen) {
         const char *colon = strrchr(o->listen, ':');
         char *end;
         long port = colon ? strtol(colon + 1, &end, 10) : 0;
-        if (!colon || port < 1 || port > 65535 || *end || (size_t)(colon - o->listen) >= sizeof(cfg.listen_host)) {
+        if (!colon || port < 1 || port > 65535 || *end ||
+            (size_t)(colon - o->listen) >= sizeof(cfg.listen_host)) {
             fprintf(stderr, "xtask-auth: --listen HOST:PORT (e.g. 127.0.0.1:9091)\n");
             auth_config_free(&cfg);
             return 2;
@@ -235,30 +227,25 @@ int main(int argc, char **argv)
         usage(stdout);
         return 0;
     }
-    if (parse_opts(argc, argv, start, &o) < 0)
-        return 2;
+    if (parse_opts(argc, argv, start, &o) < 0) return 2;
     if (o.help) {
         usage(stdout);
         return 0;
     }
-    if (strcmp(cmd, "hash-password") == 0)
-        return cmd_hash(&o);
+    if (strcmp(cmd, "hash-password") == 0) return cmd_hash(&o);
     if (o.password) {
         fprintf(stderr, "xtask-auth: unexpected argument '%s'\n", o.password);
         return 2;
     }
-    if (strcmp(cmd, "totp-generate") == 0)
-        return cmd_totp(&o);
+    if (strcmp(cmd, "totp-generate") == 0) return cmd_totp(&o);
     if (strcmp(cmd, "check-config") == 0) {
         auth_config cfg;
-        if (load_config(&o, &cfg) < 0)
-            return 2;
+        if (load_config(&o, &cfg) < 0) return 2;
         printf("%s: ok (%zu rules)\n", o.config ? o.config : DEFAULT_CONFIG, cfg.acl.nrules);
         auth_config_free(&cfg);
         return 0;
     }
-    if (strcmp(cmd, "serve") == 0)
-        return cmd_serve(&o);
+    if (strcmp(cmd, "serve") == 0) return cmd_serve(&o);
     fprintf(stderr, "xtask-auth: unknown command '%s'\n", cmd);
     usage(stderr);
     return 2;

@@ -15,10 +15,8 @@
 static const char *env_fn(const char *name, void *ud)
 {
     (void)ud;
-    if (strcmp(name, "AUTH_SESSION_SECRET") == 0)
-        return "0123456789abcdef0123456789abcdef";
-    if (strcmp(name, "XTASK_DOMAIN") == 0)
-        return "xtask.fly.dev";
+    if (strcmp(name, "AUTH_SESSION_SECRET") == 0) return "0123456789abcdef0123456789abcdef";
+    if (strcmp(name, "XTASK_DOMAIN") == 0) return "xtask.fly.dev";
     return NULL;
 }
 
@@ -73,14 +71,16 @@ static void good_full(void **st)
     auth_config_free(&c);
 
     /* 4.38 spellings */
-    text = "server: {address: 'tcp://:9999/'}\n" BASE
-           "authentication_backend: {file: {path: u.yml, password: {argon2: {memory: 1024, iterations: 2}}}}\n";
-    assert_int_equal(auth_config_load_mem("a.yml", text, env_fn, NULL, &c, err, sizeof(err)), -1); /* dup key */
-    text = "server: {address: 'tcp://127.0.0.2:9999/'}\n"
-           "authentication_backend: {file: {path: u.yml, password: {argon2: {memory: 1024, iterations: 2}}}}\n"
-           "session: {domain: example.com, remember_me: -1, authelia_url: 'https://auth.example.com/'}\n";
-    if (auth_config_load_mem("a.yml", text, env_fn, NULL, &c, err, sizeof(err)) < 0)
-        fail_msg("%s", err);
+    text =
+        "server: {address: 'tcp://:9999/'}\n" BASE
+        "authentication_backend: {file: {path: u.yml, password: {argon2: {memory: 1024, iterations: 2}}}}\n";
+    assert_int_equal(auth_config_load_mem("a.yml", text, env_fn, NULL, &c, err, sizeof(err)),
+                     -1); /* dup key */
+    text =
+        "server: {address: 'tcp://127.0.0.2:9999/'}\n"
+        "authentication_backend: {file: {path: u.yml, password: {argon2: {memory: 1024, iterations: 2}}}}\n"
+        "session: {domain: example.com, remember_me: -1, authelia_url: 'https://auth.example.com/'}\n";
+    if (auth_config_load_mem("a.yml", text, env_fn, NULL, &c, err, sizeof(err)) < 0) fail_msg("%s", err);
     assert_string_equal(c.listen_host, "127.0.0.2");
     assert_int_equal(c.port, 9999);
     assert_int_equal(c.argon2.m_kib, 1024);
@@ -95,7 +95,8 @@ static void errors(void **st)
     static const struct {
         const char *text, *msg;
     } cases[] = {
-        {BASE "sesion: {}\n", "auth.yml:3:1: unknown key 'sesion' in the configuration (did you mean 'session'?)"},
+        {BASE "sesion: {}\n",
+         "auth.yml:3:1: unknown key 'sesion' in the configuration (did you mean 'session'?)"},
         {"authentication_backend: {file: {path: /x}}\nsession: {domian: example.com}\n",
          "auth.yml:2:11: unknown key 'domian' in session (did you mean 'domain'?)"},
         {"authentication_backend: {file: {path: /x}}\nsession: {name: s}\n",
@@ -112,7 +113,8 @@ static void errors(void **st)
          "auth.yml:5:7: access_control rule #1: 'domain' is required"},
         {BASE "access_control:\n  rules:\n    - domain: example.com\n      policy: bypass\n"
               "      subject: 'group:admins'\n",
-         "auth.yml:6:15: access_control rule #1: policy 'bypass' is not supported with 'subject' (as in Authelia)"},
+         "auth.yml:6:15: access_control rule #1: policy 'bypass' is not supported with 'subject' (as in "
+         "Authelia)"},
         {BASE "access_control:\n  rules:\n    - domain: example.com\n      policy: one_factor\n"
               "      subject: 'admins'\n",
          "auth.yml:7:16: subject 'admins' must start with 'user:' or 'group:'"},
@@ -127,9 +129,12 @@ static void errors(void **st)
          "auth.yml:7:7: access_control rule #1: 'networks' is not supported by xtask-auth (a rule is never "
          "relaxed silently)"},
         {BASE "access_control:\n  rules:\n    - domain: 'ex ample.com'\n      policy: deny\n",
-         "auth.yml:5:15: access_control rule #1: bad domain 'ex ample.com' (a host name, or '*.' and a host name)"},
-        {"authentication_backend: {file: {path: /x}}\nsession: {domain: example.com, expiration: 5 minutes}\n",
-         "auth.yml:2:44: session.expiration: bad duration '5 minutes' (e.g. 90, 250ms, 5s, 2m, 1h, 1d, 1w, 1M, 1y)"},
+         "auth.yml:5:15: access_control rule #1: bad domain 'ex ample.com' (a host name, or '*.' and a host "
+         "name)"},
+        {"authentication_backend: {file: {path: /x}}\nsession: {domain: example.com, expiration: 5 "
+         "minutes}\n",
+         "auth.yml:2:44: session.expiration: bad duration '5 minutes' (e.g. 90, 250ms, 5s, 2m, 1h, 1d, 1w, "
+         "1M, 1y)"},
         {"authentication_backend: {file: {path: /x}}\nsession: {domain: example.com, same_site: loose}\n",
          "auth.yml:2:43: session.same_site: lax, strict or none"},
         {"authentication_backend: {file: {path: /x}}\nsession: {domain: 'https://example.com'}\n",
@@ -144,7 +149,8 @@ static void errors(void **st)
         {BASE "server: {port: 0}\n", "auth.yml:3:16: server.port: 0 is out of range (1 to 65535)"},
         {BASE "totp: {digits: 7}\n", "auth.yml:3:16: totp.digits: 6 or 8"},
         {BASE "log: {level: loud}\n", "auth.yml:3:14: log.level: 'loud' (trace, debug, info, warn, error)"},
-        {"authentication_backend: {file: {path: /x}}\nsession: {domain: example.com, nats: {enabled: true}}\n",
+        {"authentication_backend: {file: {path: /x}}\nsession: {domain: example.com, nats: {enabled: "
+         "true}}\n",
          "auth.yml:2:38: session.nats: session.secret is required (keys in the bucket are keyed by it)"},
         {BASE "session: {domain: x}\n", "auth.yml:3:1: duplicate key 'session' (first defined at line 2)"},
         {"authentication_backend: {file: {path: /x}}\nsession:\n  domain: example.com\n  secret: ${NOPE}\n",
@@ -159,8 +165,7 @@ static void errors(void **st)
             auth_config_free(&c);
             fail_msg("case %zu loaded, expected: %s", i, cases[i].msg);
         }
-        if (strcmp(err, cases[i].msg) != 0)
-            fail_msg("case %zu:\n got: %s\nwant: %s", i, err, cases[i].msg);
+        if (strcmp(err, cases[i].msg) != 0) fail_msg("case %zu:\n got: %s\nwant: %s", i, err, cases[i].msg);
     }
 }
 

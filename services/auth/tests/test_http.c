@@ -16,16 +16,17 @@ static void cookies(void **st)
     (void)st;
     assert_int_equal(auth_cookie_get(S("authelia_session=abc"), "authelia_session", v, sizeof(v)), 3);
     assert_string_equal(v, "abc");
-    assert_int_equal(auth_cookie_get(S("a=1; authelia_session=xyz; b=2"), "authelia_session", v, sizeof(v)), 3);
+    assert_int_equal(auth_cookie_get(S("a=1; authelia_session=xyz; b=2"), "authelia_session", v, sizeof(v)),
+                     3);
     assert_string_equal(v, "xyz");
     assert_int_equal(auth_cookie_get(S("a=1;authelia_session=  q  ;b"), "authelia_session", v, sizeof(v)), 1);
     assert_string_equal(v, "q");
     assert_int_equal(auth_cookie_get(S("authelia_session=\"quoted\""), "authelia_session", v, sizeof(v)), 6);
     assert_string_equal(v, "quoted");
     /* first one wins */
-    assert_int_equal(auth_cookie_get(S("authelia_session=one; authelia_session=two"), "authelia_session", v,
-                                     sizeof(v)),
-                     3);
+    assert_int_equal(
+        auth_cookie_get(S("authelia_session=one; authelia_session=two"), "authelia_session", v, sizeof(v)),
+        3);
     assert_string_equal(v, "one");
     /* names must match exactly, not as a suffix or prefix */
     assert_int_equal(auth_cookie_get(S("xauthelia_session=abc"), "authelia_session", v, sizeof(v)), -1);
@@ -54,10 +55,11 @@ static void basic(void **st)
     assert_int_equal(auth_basic_parse(S("Bearer YWxpY2U6c2VjcmV0"), u, sizeof(u), p, sizeof(p)), -1);
     assert_int_equal(auth_basic_parse(S("Basic"), u, sizeof(u), p, sizeof(p)), -1);
     assert_int_equal(auth_basic_parse(S("Basic !!!!"), u, sizeof(u), p, sizeof(p)), -1);
-    assert_int_equal(auth_basic_parse(S("Basic YWxpY2U="), u, sizeof(u), p, sizeof(p)), -1);     /* no ':' */
-    assert_int_equal(auth_basic_parse(S("Basic OnNlY3JldA=="), u, sizeof(u), p, sizeof(p)), -1); /* empty user */
-    assert_int_equal(auth_basic_parse(S("Basic YQBiOmM="), u, sizeof(u), p, sizeof(p)), -1);     /* NUL */
-    assert_int_equal(auth_basic_parse(S("Basic YWxpY2U6c2VjcmV0"), u, 3, p, sizeof(p)), -1);     /* bounded */
+    assert_int_equal(auth_basic_parse(S("Basic YWxpY2U="), u, sizeof(u), p, sizeof(p)), -1); /* no ':' */
+    assert_int_equal(auth_basic_parse(S("Basic OnNlY3JldA=="), u, sizeof(u), p, sizeof(p)),
+                     -1);                                                                    /* empty user */
+    assert_int_equal(auth_basic_parse(S("Basic YQBiOmM="), u, sizeof(u), p, sizeof(p)), -1); /* NUL */
+    assert_int_equal(auth_basic_parse(S("Basic YWxpY2U6c2VjcmV0"), u, 3, p, sizeof(p)), -1); /* bounded */
 }
 
 static void accept_html(void **st)
@@ -135,8 +137,8 @@ static void rd_validation(void **st)
         "https://example.com/\tx",
         "https://example.com/\r\nSet-Cookie: x=1",
         "\thttps://example.com/",
-        "http://example.com/",            /* http refused unless allowed */
-        "HTTPS://example.com/",           /* scheme must be lower-case */
+        "http://example.com/",  /* http refused unless allowed */
+        "HTTPS://example.com/", /* scheme must be lower-case */
         "javascript://example.com/%0aalert(1)",
         "javascript:alert(1)",
         "data:text/html,<script>",
@@ -147,19 +149,19 @@ static void rd_validation(void **st)
         "https://[::1]/",
         "https://example.com:99999/",
         "https://example.com:/",
-        "https://\xe2\x80\xa8" "example.com/",
-        "https://exa\xc3\xa9" "mple.com/",
+        "https://\xe2\x80\xa8"
+        "example.com/",
+        "https://exa\xc3\xa9"
+        "mple.com/",
         "https://example.com./",
     };
     size_t i;
     (void)st;
     for (i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
-        if (!auth_rd_safe(S(good[i]), "example.com", 0))
-            fail_msg("refused a good target: %s", good[i]);
+        if (!auth_rd_safe(S(good[i]), "example.com", 0)) fail_msg("refused a good target: %s", good[i]);
     }
     for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-        if (auth_rd_safe(S(bad[i]), "example.com", 0))
-            fail_msg("accepted an attack: %s", bad[i]);
+        if (auth_rd_safe(S(bad[i]), "example.com", 0)) fail_msg("accepted an attack: %s", bad[i]);
     }
     assert_true(auth_rd_safe(S("http://example.com/"), "example.com", 1));
     assert_false(auth_rd_safe(S("http://evil.com/"), "example.com", 1));
@@ -193,8 +195,8 @@ static void forms(void **st)
 
 int main(void)
 {
-    const struct CMUnitTest tests[] = {cmocka_unit_test(cookies), cmocka_unit_test(basic),
-                                       cmocka_unit_test(accept_html), cmocka_unit_test(hosts),
+    const struct CMUnitTest tests[] = {cmocka_unit_test(cookies),       cmocka_unit_test(basic),
+                                       cmocka_unit_test(accept_html),   cmocka_unit_test(hosts),
                                        cmocka_unit_test(rd_validation), cmocka_unit_test(forms)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

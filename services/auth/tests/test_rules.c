@@ -9,35 +9,34 @@
 
 #include "auth.h"
 
-static const char cfg_text[] =
-    "authentication_backend: {file: {path: /nonexistent/users.yml}}\n"
-    "session: {domain: example.com}\n"
-    "access_control:\n"
-    "  default_policy: deny\n"
-    "  rules:\n"
-    "    - domain: '*.example.com'\n"                         /* 1 */
-    "      policy: bypass\n"
-    "      resources: ['^/health.*']\n"
-    "    - domain: [example.com, '*.example.com']\n"           /* 2 */
-    "      policy: two_factor\n"
-    "      subject: 'group:admins'\n"
-    "      resources: ['^/nats([/?].*)?$']\n"
-    "    - domain: Example.COM\n"                              /* 3 */
-    "      policy: one_factor\n"
-    "      subject: [['user:carol', 'group:ops'], 'user:dave']\n"
-    "      resources: ['^/ops/\\d+$']\n"
-    "    - domain: [example.com, '*.example.com']\n"           /* 4 */
-    "      policy: one_factor\n"
-    "      subject: 'group:developers'\n"
-    "      methods: [GET, HEAD]\n"
-    "      resources: ['^/web.*', '^/api.*']\n"
-    "    - domain: api.example.com\n"                          /* 5 */
-    "      policy: deny\n"
-    "      methods: DELETE\n"
-    "    - domain: public.example.com\n"                       /* 6 */
-    "      policy: bypass\n"
-    "    - domain: '*.example.com'\n"                          /* 7 */
-    "      policy: two_factor\n";
+static const char cfg_text[] = "authentication_backend: {file: {path: /nonexistent/users.yml}}\n"
+                               "session: {domain: example.com}\n"
+                               "access_control:\n"
+                               "  default_policy: deny\n"
+                               "  rules:\n"
+                               "    - domain: '*.example.com'\n" /* 1 */
+                               "      policy: bypass\n"
+                               "      resources: ['^/health.*']\n"
+                               "    - domain: [example.com, '*.example.com']\n" /* 2 */
+                               "      policy: two_factor\n"
+                               "      subject: 'group:admins'\n"
+                               "      resources: ['^/nats([/?].*)?$']\n"
+                               "    - domain: Example.COM\n" /* 3 */
+                               "      policy: one_factor\n"
+                               "      subject: [['user:carol', 'group:ops'], 'user:dave']\n"
+                               "      resources: ['^/ops/\\d+$']\n"
+                               "    - domain: [example.com, '*.example.com']\n" /* 4 */
+                               "      policy: one_factor\n"
+                               "      subject: 'group:developers'\n"
+                               "      methods: [GET, HEAD]\n"
+                               "      resources: ['^/web.*', '^/api.*']\n"
+                               "    - domain: api.example.com\n" /* 5 */
+                               "      policy: deny\n"
+                               "      methods: DELETE\n"
+                               "    - domain: public.example.com\n" /* 6 */
+                               "      policy: bypass\n"
+                               "    - domain: '*.example.com'\n" /* 7 */
+                               "      policy: two_factor\n";
 
 static char *const admins[] = {"admins", "developers", NULL};
 static char *const devs[] = {"developers", NULL};
@@ -97,8 +96,8 @@ static void table(void **st)
         auth_policy p = auth_acl_match(&cfg.acl, &o, &idx, &hs);
         if (p != rows[i].want || idx + 1 != rows[i].rule)
             fail_msg("row %zu (%s %s%s as %s): policy %d rule %d, want policy %d rule %d", i, rows[i].method,
-                     rows[i].host, rows[i].path, rows[i].user ? rows[i].user : "anonymous", p, idx + 1, rows[i].want,
-                     rows[i].rule);
+                     rows[i].host, rows[i].path, rows[i].user ? rows[i].user : "anonymous", p, idx + 1,
+                     rows[i].want, rows[i].rule);
     }
     auth_config_free(&cfg);
 }

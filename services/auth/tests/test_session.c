@@ -55,8 +55,7 @@ static void bounded(void **st)
         s[i] = auth_sessions_create(t, 1000);
         assert_non_null(s[i]);
         s[i]->expires_ms = 5000 + i; /* the first created expires first */
-        if (i == 0)
-            memcpy(first, s[i]->id, AUTH_SID_BYTES);
+        if (i == 0) memcpy(first, s[i]->id, AUTH_SID_BYTES);
     }
     assert_int_equal(auth_sessions_count(t), 4);
     assert_null(auth_sessions_find(t, first)); /* evicted: the closest to expiry */

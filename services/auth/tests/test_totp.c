@@ -22,12 +22,9 @@ static void rfc6238_vectors(void **st)
         int64_t t;
         uint32_t sha1, sha256, sha512;
     } v[] = {
-        {59, 94287082, 46119246, 90693936},
-        {1111111109, 7081804, 68084774, 25091201},
-        {1111111111, 14050471, 67062674, 99943326},
-        {1234567890, 89005924, 91819424, 93441116},
-        {2000000000, 69279037, 90698825, 38618901},
-        {20000000000LL, 65353130, 77737706, 47863826},
+        {59, 94287082, 46119246, 90693936},         {1111111109, 7081804, 68084774, 25091201},
+        {1111111111, 14050471, 67062674, 99943326}, {1234567890, 89005924, 91819424, 93441116},
+        {2000000000, 69279037, 90698825, 38618901}, {20000000000LL, 65353130, 77737706, 47863826},
     };
     size_t i;
     (void)st;
@@ -84,8 +81,9 @@ static void uri(void **st)
     assert_int_equal(auth_totp_uri("xtask.fly.dev", "alice b", "JBSWY3DPEHPK3PXP", AUTH_TOTP_SHA1, 6, 30, out,
                                    sizeof(out)),
                      0);
-    assert_string_equal(out, "otpauth://totp/xtask.fly.dev:alice%20b?secret=JBSWY3DPEHPK3PXP&issuer=xtask.fly.dev"
-                             "&algorithm=SHA1&digits=6&period=30");
+    assert_string_equal(out,
+                        "otpauth://totp/xtask.fly.dev:alice%20b?secret=JBSWY3DPEHPK3PXP&issuer=xtask.fly.dev"
+                        "&algorithm=SHA1&digits=6&period=30");
     assert_int_equal(auth_totp_uri("x", "y", "JBSWY3DPEHPK3PXP", AUTH_TOTP_SHA1, 6, 30, out, 20), -1);
 }
 
@@ -101,9 +99,11 @@ static void store(void **st)
     /* missing file: empty store */
     assert_int_equal(auth_totp_store_load(path, &s, err, sizeof(err)), 0);
     assert_int_equal(s.n, 0);
-    assert_int_equal(auth_totp_store_set(path, "alice", "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ", err, sizeof(err)), 0);
+    assert_int_equal(auth_totp_store_set(path, "alice", "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ", err, sizeof(err)),
+                     0);
     assert_int_equal(auth_totp_store_set(path, "bob", "JBSWY3DPEHPK3PXP", err, sizeof(err)), 0);
-    assert_int_equal(auth_totp_store_set(path, "alice", "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ", err, sizeof(err)), 0);
+    assert_int_equal(auth_totp_store_set(path, "alice", "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ", err, sizeof(err)),
+                     0);
     assert_int_equal(stat(path, &sb), 0);
     assert_int_equal(sb.st_mode & 0777, 0600);
     assert_int_equal(auth_totp_store_load(path, &s, err, sizeof(err)), 0);

@@ -39,9 +39,9 @@ static void cli_live(void **st)
     FILE *p;
     char line[512];
     (void)st;
-    if (access("/usr/bin/argon2", X_OK) != 0)
-        skip();
-    p = popen("printf '%s' 'p\xc3\xa4ss w\xc3\xb6rd \xe2\x9c\x93' | /usr/bin/argon2 livesalt1234 -id -t 1 -m 12 -p 2 -e",
+    if (access("/usr/bin/argon2", X_OK) != 0) skip();
+    p = popen("printf '%s' 'p\xc3\xa4ss w\xc3\xb6rd \xe2\x9c\x93' | /usr/bin/argon2 livesalt1234 -id -t 1 -m "
+              "12 -p 2 -e",
               "r");
     assert_non_null(p);
     assert_non_null(fgets(line, sizeof(line), p));
@@ -61,12 +61,14 @@ static void malformed_and_out_of_bounds(void **st)
     assert_int_equal(auth_password_verify("$argon2id$v=19$m=1024,t=2,p=1$c29tZXNhbHQxMjM", "x", 1), -1);
     /* 4 GiB of memory, 1000 passes: refused before hashing */
     assert_int_equal(
-        auth_password_verify("$argon2id$v=19$m=4194304,t=2,p=1$c29tZXNhbHQxMjM$e4SKnVjYVP4RN3nfjX+AW5f73P+ZGDXoIp9nOcEa+f0",
-                             "x", 1),
+        auth_password_verify(
+            "$argon2id$v=19$m=4194304,t=2,p=1$c29tZXNhbHQxMjM$e4SKnVjYVP4RN3nfjX+AW5f73P+ZGDXoIp9nOcEa+f0",
+            "x", 1),
         -1);
     assert_int_equal(
-        auth_password_verify("$argon2id$v=19$m=1024,t=1000,p=1$c29tZXNhbHQxMjM$e4SKnVjYVP4RN3nfjX+AW5f73P+ZGDXoIp9nOcEa+f0",
-                             "x", 1),
+        auth_password_verify(
+            "$argon2id$v=19$m=1024,t=1000,p=1$c29tZXNhbHQxMjM$e4SKnVjYVP4RN3nfjX+AW5f73P+ZGDXoIp9nOcEa+f0",
+            "x", 1),
         -1);
 }
 
@@ -101,19 +103,21 @@ static void users_file(void **st)
     char err[512];
     auth_users *u = NULL;
     const auth_user *a;
-    char *path = write_tmp("users:\n"
-                           "  bob:\n"
-                           "    displayname: \"Bob B\"\n"
-                           "    password: \"$argon2id$v=19$m=1024,t=2,p=1$c29tZXNhbHQxMjM$e4SKnVjYVP4RN3nfjX+AW5f73P+ZGDXoIp9nOcEa+f0\"\n"
-                           "    email: bob@example.com\n"
-                           "    groups: [developers]\n"
-                           "  alice:\n"
-                           "    password: \"$argon2i$v=19$m=1024,t=2,p=2$c2FsdHNhbHRzYWx0$uk52AMlI1OX86ZzTDVOhHrTQQnqZ4Ne49W9cI11rssk\"\n"
-                           "    groups: [admins, developers]\n"
-                           "    disabled: true\n");
+    char *path = write_tmp(
+        "users:\n"
+        "  bob:\n"
+        "    displayname: \"Bob B\"\n"
+        "    password: "
+        "\"$argon2id$v=19$m=1024,t=2,p=1$c29tZXNhbHQxMjM$e4SKnVjYVP4RN3nfjX+AW5f73P+ZGDXoIp9nOcEa+f0\"\n"
+        "    email: bob@example.com\n"
+        "    groups: [developers]\n"
+        "  alice:\n"
+        "    password: "
+        "\"$argon2i$v=19$m=1024,t=2,p=2$c2FsdHNhbHRzYWx0$uk52AMlI1OX86ZzTDVOhHrTQQnqZ4Ne49W9cI11rssk\"\n"
+        "    groups: [admins, developers]\n"
+        "    disabled: true\n");
     (void)st;
-    if (auth_users_load(path, &u, err, sizeof(err)) < 0)
-        fail_msg("%s", err);
+    if (auth_users_load(path, &u, err, sizeof(err)) < 0) fail_msg("%s", err);
     assert_int_equal(u->n, 2);
     a = auth_users_find(u, "alice");
     assert_non_null(a);
@@ -137,15 +141,16 @@ static void users_file_errors(void **st)
     static const struct {
         const char *text, *msg;
     } cases[] = {
-        {"users:\n  bob:\n    password: plain\n",
-         ":3:15: user 'bob': password must be an argon2 hash ($argon2id$v=19$m=...,t=...,p=...$salt$hash) within "
-         "bounds (m <= 1 GiB, t <= 64, p <= 64)"},
+        {"users:\n  bob:\n    password: plain\n", ":3:15: user 'bob': password must be an argon2 hash "
+                                                  "($argon2id$v=19$m=...,t=...,p=...$salt$hash) within "
+                                                  "bounds (m <= 1 GiB, t <= 64, p <= 64)"},
         {"users:\n  bob:\n    displayname: Bob\n", ":3:5: user 'bob': 'password' is required"},
         {"users:\n  bob:\n    passwd: x\n",
          ":3:5: unknown key 'passwd' in user 'bob' (did you mean 'password'?)"},
         {"userz: {}\n", ":1:1: unknown key 'userz' in users database (did you mean 'users'?)"},
         {"users:\n  'b b':\n    password: x\n", ":2:3: user name 'b b': no spaces, ',' or ':'"},
-        {"users:\n  bob:\n    password: \"$argon2id$v=19$m=1024,t=2,p=1$c29tZXNhbHQxMjM$e4SK\"\n"
+        {"users:\n  bob:\n    password: "
+         "\"$argon2id$v=19$m=1024,t=2,p=1$c29tZXNhbHQxMjM$e4SKnVjYVP4RN3nfjX+AW5f73P+ZGDXoIp9nOcEa+f0\"\n"
          "    displayname: \"Bob\\r\\nSet-Cookie: x=1\"\n",
          ":4:18: user 'bob': displayname: control characters or too long"},
     };
@@ -158,16 +163,18 @@ static void users_file_errors(void **st)
         snprintf(want, sizeof(want), "%s%s", path, cases[i].msg);
         assert_int_equal(auth_users_load(path, &u, err, sizeof(err)), -1);
         assert_null(u);
-        if (strcmp(err, want) != 0)
-            fail_msg("case %zu:\n got: %s\nwant: %s", i, err, want);
+        if (strcmp(err, want) != 0) fail_msg("case %zu:\n got: %s\nwant: %s", i, err, want);
         unlink(path);
     }
 }
 
 int main(void)
 {
-    const struct CMUnitTest tests[] = {cmocka_unit_test(cli_made_hashes), cmocka_unit_test(cli_live),
-                                       cmocka_unit_test(malformed_and_out_of_bounds), cmocka_unit_test(own_hashes),
-                                       cmocka_unit_test(users_file), cmocka_unit_test(users_file_errors)};
+    const struct CMUnitTest tests[] = {cmocka_unit_test(cli_made_hashes),
+                                       cmocka_unit_test(cli_live),
+                                       cmocka_unit_test(malformed_and_out_of_bounds),
+                                       cmocka_unit_test(own_hashes),
+                                       cmocka_unit_test(users_file),
+                                       cmocka_unit_test(users_file_errors)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -76,6 +76,7 @@ static void hex(void **st)
 
 int main(void)
 {
-    const struct CMUnitTest tests[] = {cmocka_unit_test(durations), cmocka_unit_test(base32), cmocka_unit_test(hex)};
+    const struct CMUnitTest tests[] = {cmocka_unit_test(durations), cmocka_unit_test(base32),
+                                       cmocka_unit_test(hex)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
