@@ -133,6 +133,44 @@ def test_zombies_reaped(tmp):
         sup.kill()
 
 
+def test_as_pid1(tmp):
+    """As PID 1 of a pid namespace (no subreaper needed): orphans and zombies reaped, stop clean."""
+    import os
+    import shutil
+    import subprocess
+    if os.geteuid() != 0 or not shutil.which("unshare"):
+        print("skip test_as_pid1: needs root and unshare")
+        return
+    if subprocess.run(["unshare", "--pid", "--fork", "--mount-proc", "true"]).returncode != 0:
+        print("skip test_as_pid1: no pid namespaces here")
+        return
+    from xt_testlib import Proc
+    from svlib import SUP
+    sup = Sup(tmp, f"""
+  parent:
+    command: {fix("zombies:3", "orphan-sleep:100", "orphan-sleep:60000", "forever")}
+""")
+    p = Proc(["unshare", "--pid", "--fork", "--mount-proc", SUP, "run", "-c", sup.path], env=sup.env)
+    try:
+        wait_until(lambda: sup.cli("ping").returncode == 0, 10, what="socket")
+        assert sup.cli("ping").stdout.split()[-1] == "1", "the supervisor is PID 1 in its namespace"
+        inner = wait_until(lambda: children_of(p.pid), 5, what="supervisor process")[0][0]
+        sup.wait_state("parent", "READY")
+        wait_until(lambda: p.output().count("orphan ") >= 2, 5, what="orphans made")
+        st = sup.status()["parent"]
+        os.kill(inner, 0)
+        # kill the service: its zombies and the long orphan become ours; zombies must be reaped
+        subprocess.run(["kill", "-9", str([c for c, _ in children_of(inner)][0])])
+        wait_until(lambda: sup.status()["parent"]["restarts"] == 1, 5, what="respawn")
+        wait_until(lambda: not [c for c, s in children_of(inner) if s == "Z"], 5, what="no zombies")
+        os.kill(inner, signal.SIGTERM)
+        assert p.wait(10) == 0
+        assert "(PID 1)" in p.output()
+        del st
+    finally:
+        p.kill()
+
+
 if __name__ == "__main__":
     run_tests([test_stop_order_and_escalation, test_budget_and_hurry, test_no_process_left_behind,
-               test_zombies_reaped])
+               test_zombies_reaped, test_as_pid1])
