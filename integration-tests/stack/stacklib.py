@@ -124,3 +124,42 @@ def api(front, path, cookie=None, method="GET", body=None, domain="xtask.localho
         return st, hd, json.loads(data) if data else None
     except ValueError:
         return st, hd, data
+
+
+# --- a minimal NATS request client (core protocol; enough for JetStream API calls) --------------
+import socket as _socket
+
+
+def nats_request(port, subject, payload=b"", timeout=5.0, host="127.0.0.1"):
+    """One request/reply over a fresh connection; returns the reply payload (bytes)."""
+    if isinstance(payload, str):
+        payload = payload.encode()
+    s = _socket.create_connection((host, port), timeout=timeout)
+    try:
+        f = s.makefile("rb")
+        f.readline()  # INFO
+        inbox = f"_INBOX.stack{os.getpid()}"
+        s.sendall(b'CONNECT {"verbose":false,"pedantic":false,"headers":false}\r\n'
+                  + f"SUB {inbox} 1\r\nPUB {subject} {inbox} {len(payload)}\r\n".encode() + payload + b"\r\nPING\r\n")
+        deadline = _time.monotonic() + timeout
+        while _time.monotonic() < deadline:
+            line = f.readline()
+            if not line:
+                break
+            if line.startswith(b"PING"):
+                s.sendall(b"PONG\r\n")
+            elif line.startswith(b"MSG "):
+                n = int(line.split()[-1])
+                data = f.read(n + 2)[:n]
+                return data
+            elif line.startswith(b"-ERR"):
+                raise AssertionError(f"nats: {line!r}")
+        raise AssertionError(f"no reply on {subject}")
+    finally:
+        s.close()
+
+
+def js_api(port, verb, body=None, timeout=5.0):
+    """A JetStream API call ($JS.API.<verb>); returns the parsed JSON reply."""
+    reply = nats_request(port, f"$JS.API.{verb}", json.dumps(body or {}), timeout)
+    return json.loads(reply)
