@@ -31,6 +31,7 @@ CONNS = int(os.environ.get("WEB_BENCH_CONNS", "64"))
 SSE_N = int(os.environ.get("WEB_BENCH_SSE_CLIENTS", "1000"))
 SSE_RATE = int(os.environ.get("WEB_BENCH_SSE_RATE", "100"))
 SSE_SECS = int(os.environ.get("WEB_BENCH_SSE_SECS", "10"))
+SSE_ONLY = os.environ.get("WEB_BENCH_ONLY") == "sse"  # development: the fan-out alone, RESULTS.md untouched
 
 base = 25700  # bench range 25000-25999 is shared by every bench: start high, skip busy blocks
 while not all(port_free(p) for p in range(base, base + 12)):
@@ -206,7 +207,13 @@ http {{
 }}""")
 
 nats = NatsServer(NATS, NATS_HTTP, os.path.join(tmp.path, "nats"), jetstream=False).start()
-start([bin_path("xtask-web"), "--config", web_cfg])
+webp = start([bin_path("xtask-web"), "--config", web_cfg])
+
+
+def cpu_secs(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 start(["caddy", "run", "--config", caddyfile, "--adapter", "caddyfile"], env={"HOME": tmp.path, "XDG_DATA_HOME": tmp.path,
                                                                            "XDG_CONFIG_HOME": tmp.path})
 start([NGINX_BIN, "-p", ng_dir, "-c", ng_conf])
@@ -237,15 +244,17 @@ def wrk(port):
 
 
 results = {name: [] for name, _ in FRONTS}
-for name, port in FRONTS:  # warm-up: pools, JIT-free but caches and connections
+for name, port in ([] if SSE_ONLY else FRONTS):  # warm-up: pools, JIT-free but caches and connections
     subprocess.run(["wrk", "-t2", f"-c{CONNS}", "-d1s", "-H", f"Host: {HOST}", "-H", f"Cookie: {COOKIE}",
                     f"http://127.0.0.1:{port}/app/x"], capture_output=True, timeout=30)
-for r in range(ROUNDS):
+for r in range(0 if SSE_ONLY else ROUNDS):
     for name, port in FRONTS:
         rps, p99, bad, errs = wrk(port)
         results[name].append((rps, p99, bad))
         print(f"round {r + 1} {name:20s} {rps:10.0f} req/s  p99 {p99:7.2f} ms  non-2xx {bad} {errs}", flush=True)
 
+if SSE_ONLY:
+    results = {n: [(1, 1, 0)] for n in results}
 med = {n: (statistics.median(x[0] for x in v), statistics.median(x[1] for x in v), sum(x[2] for x in v))
        for n, v in results.items()}
 
@@ -256,6 +265,7 @@ client = subprocess.Popen([sse_bin, "127.0.0.1", str(OURS), "/events?project=ben
 nc = Nats(NATS)
 time.sleep(2)  # let the clients connect before the first stamped event (the client also ignores earlier ones)
 sent = 0
+cpu0 = cpu_secs(webp.pid)
 t_end = time.monotonic() + SSE_SECS
 nxt = time.monotonic()
 while time.monotonic() < t_end:
@@ -267,6 +277,7 @@ while time.monotonic() < t_end:
         time.sleep(d)  # pacing the publisher at SSE_RATE events/s
 sse = json.loads(client.communicate(timeout=SSE_SECS + 30)[0])
 sse["sent"] = sent
+sse["web_cpu_pct"] = round(100 * (cpu_secs(webp.pid) - cpu0) / SSE_SECS, 1)
 print("sse", sse, flush=True)
 nc.close()
 
@@ -275,6 +286,8 @@ for p in procs:
 nats.stop()
 tmp.cleanup()
 
+if SSE_ONLY:
+    sys.exit(0)
 ours, ng, cd = med["xtask-web"], med["nginx auth_request"], med["Caddy forward_auth"]
 model = "?"
 with open("/proc/cpuinfo") as f:

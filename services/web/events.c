@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "web.h"
 #include "xt_log.h"
@@ -695,6 +696,14 @@ int events_on_req(web_server *srv, h2o_req_t *req)
     c->linked = 1;
     ev->nclients++;
 
+    /* HTTP/1.1: a small kernel send buffer per stream bounds what a client that stops reading pins in
+     * the kernel, and makes it show up in its own queue sooner (HTTP/2 shares the socket: left alone) */
+    if (req->version < 0x200 && srv->conf.events_sndbuf > 0 && req->conn->callbacks->get_socket) {
+        h2o_socket_t *sock = req->conn->callbacks->get_socket(req->conn);
+        int sz = (int)srv->conf.events_sndbuf;
+        if (sock)
+            setsockopt(h2o_socket_get_fd(sock), SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz));
+    }
     req->res.status = 200;
     req->res.reason = "OK";
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, H2O_STRLIT("text/event-stream"));
