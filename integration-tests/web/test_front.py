@@ -12,7 +12,7 @@ import time
 import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from webtest import FakeNode, Nats, StandinAuth, Upstream, gui_root, web_config  # noqa: E402
+from webtest import FakeNode, Nats, StandinAuth, SupervisorSocket, Upstream, gui_root, web_config  # noqa: E402
 from xt_testlib import NatsServer, Proc, TempDir, bin_path, http_request, port_block, wait_until  # noqa: E402
 
 P = port_block("web")
@@ -26,9 +26,10 @@ tmp.write("static/a.txt", "hello static\n")
 nats = NatsServer(NATS, NATS_HTTP, os.path.join(tmp.path, "nats")).start()
 auth = StandinAuth(AUTH, PORTAL).start()
 up = Upstream(UP).start()
+sup = SupervisorSocket(os.path.join(tmp.path, "supervisor.sock"))
 cfg = web_config(os.path.join(tmp.path, "web.yaml"), listen=f"127.0.0.1:{WEB}", auth_port=AUTH, upstream_port=UP,
                  nats_port=NATS, nats_http_port=NATS_HTTP, gui_root=gui_root(), static_root=os.path.join(tmp.path, "static"),
-                 portal_url=PORTAL, events_queue=256, heartbeat="300ms")
+                 portal_url=PORTAL, events_queue=256, heartbeat="300ms", supervisor_socket=sup.path)
 # a host whose auth service is down
 with open(cfg, "a") as f:
     f.write(f"""  - names: [down.xtask.test]
@@ -281,8 +282,9 @@ def test_api():
     assert st == 400, (st, r)
     st, _, r = api("GET", "/api/v1/tasks/some-id")
     assert st in (404, 503) and "error" in r, (st, r)
+    wait_until(lambda: api("GET", "/api/v1/services")[0] == 200, 5, what="supervisor status over its socket")
     st, _, r = api("GET", "/api/v1/services")
-    assert st == 503 and r["error"]["code"] == "supervisor_unavailable", (st, r)
+    assert [s["name"] for s in r["services"]] == ["nats", "web"] and sup.requests[0] == "status json", (r, sup.requests)
     st, _, r = api("GET", "/api/v1/nope")
     assert st == 404 and r["error"]["code"] == "not_found", (st, r)
 

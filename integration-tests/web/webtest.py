@@ -260,6 +260,42 @@ class SupervisorStatus:
         self.server.server_close()
 
 
+class SupervisorSocket:
+    """The supervisor's control socket protocol for `status json`: one request line, then "ok\n" and
+    the status document, then close (supervisor/control.c)."""
+
+    def __init__(self, path, services=("nats", "web")):
+        self.path = path
+        self.requests = []
+        doc = {"supervisor": {"pid": 1, "version": "0.1.0", "uptime_ms": 1, "state": "running"},
+               "services": [{"name": n, "state": "READY", "pid": 10 + i, "restarts": 0, "ready": True}
+                            for i, n in enumerate(services)]}
+        self.body = b"ok\n" + json.dumps(doc).encode() + b"\n"
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.bind(path)
+        self.sock.listen(16)
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            with c:
+                line = b""
+                while not line.endswith(b"\n"):
+                    d = c.recv(256)
+                    if not d:
+                        break
+                    line += d
+                self.requests.append(line.decode().strip())
+                c.sendall(self.body if line.strip() == b"status json" else b"error unknown\n")
+
+    def stop(self):
+        self.sock.close()
+
+
 class Nats:
     """A minimal NATS client: publish, subscribe with a callback (run on the reader thread)."""
 
@@ -388,11 +424,13 @@ class FakeNode:
 
 def web_config(path, *, listen, auth_port, upstream_port, nats_port, nats_http_port, gui_root, static_root,
                portal_url, extra_limits="", events_queue=256, heartbeat="15s", trusted="[]", tls=None,
-               supervisor_url=None, domain="xtask.test"):
+               supervisor_url=None, supervisor_socket=None, domain="xtask.test"):
     tls_block = ""
     if tls:
         tls_block = f"  - address: {tls['address']}\n    tls: {{ cert: {tls['cert']}, key: {tls['key']} }}\n"
     sup = f"supervisor:\n  status_url: {supervisor_url}\n  poll: 200ms\n" if supervisor_url else ""
+    if supervisor_socket:
+        sup = f"supervisor:\n  status_socket: {supervisor_socket}\n  poll: 200ms\n"
     text = f"""version: 1
 log: {{ level: info }}
 listen:
