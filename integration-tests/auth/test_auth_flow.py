@@ -380,13 +380,14 @@ def test_users_reload():
 def test_hashing_bound_and_verify_latency():
     st, hd, js, c = srv.login("bob", PW["bob"])
     assert st == 200
-    # a slow hash (64 MiB, t=3, p=4) for "heavy": 8 in flight at most, the rest 503 at once
-    heavy = subprocess.run([bin_path("xtask-auth"), "hash-password", "heavy-pw"], capture_output=True, text=True,
-                           check=True).stdout.strip()
+    # a slow hash (16 MiB, t=10) for "heavy": 8 in flight at most (hash_queue), the rest 503 at once
+    heavy = subprocess.run(["argon2", "heavysalt123", "-id", "-t", "10", "-m", "14", "-p", "1", "-e"],
+                           input=b"heavy-pw", capture_output=True, check=True).stdout.decode().strip()
     users = dict(USERS)
     users["heavy"] = {"password": heavy, "groups": ["developers"]}
+    n0 = srv.proc.output().count(f"reloaded: {len(users)} users")
     srv.write_users(users)
-    wait_until(lambda: "heavy" in open(srv.users_path).read() and "reloaded" in srv.proc.output(), 5)
+    wait_until(lambda: srv.proc.output().count(f"reloaded: {len(users)} users") > n0, 10, what="heavy loaded")
     results = []
 
     def one():
