@@ -243,6 +243,7 @@ def wrk(port):
     return rps, p99, int(non2xx.group(1)) if non2xx else 0, errs.group(1) if errs else ""
 
 
+load_before = os.getloadavg()[0]
 results = {name: [] for name, _ in FRONTS}
 for name, port in ([] if SSE_ONLY else FRONTS):  # warm-up: pools, JIT-free but caches and connections
     subprocess.run(["wrk", "-t2", f"-c{CONNS}", "-d1s", "-H", f"Host: {HOST}", "-H", f"Cookie: {COOKIE}",
@@ -305,7 +306,8 @@ section = f"""<!-- begin:web -->
 
 Same auth backend for all three: {AUTH_KIND}; same upstream: nginx `return 200` (1 worker); every request
 goes through forward-auth (`GET /api/verify` with the session cookie) and then to the upstream with
-`Remote-*` copied. Everything (wrk, fronts, auth, upstream) shares the same {os.cpu_count()} cores.
+`Remote-*` copied. Everything (wrk, fronts, auth, upstream) shares the same {os.cpu_count()} cores
+(load average {load_before:.1f} before the run, {os.getloadavg()[0]:.1f} after: other work shares the machine).
 
 | front | req/s (median) | p99 (median) | non-2xx |
 |---|---:|---:|---:|
@@ -319,7 +321,8 @@ p99 {ours[1]:.2f} ms vs nginx {ng[1]:.2f} ms (target: no worse).
 SSE fan-out: {SSE_N} clients on `/events?project=bench&format=json`, {SSE_RATE} events/s published on NATS for
 {SSE_SECS} s ({sent} events): {sse['connected']} connected, {sse['samples']} deliveries measured
 (expected {sent * SSE_N}{'' if expected else ', SHORT'}), publish-to-client latency p50 {sse['p50_ms']:.2f} ms,
-**p99 {sse['p99_ms']:.2f} ms** (target < 20 ms), max {sse['max_ms']:.2f} ms.
+**p99 {sse['p99_ms']:.2f} ms** (target < 20 ms), max {sse['max_ms']:.2f} ms; xtask-web used
+{sse['web_cpu_pct']:.0f} % of one core for the {sent * SSE_N // SSE_SECS} deliveries/s (mostly loopback TCP in the kernel).
 <!-- end:web -->"""
 print(section)
 path = os.path.join(ROOT, "bench", "RESULTS.md")

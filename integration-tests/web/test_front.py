@@ -95,6 +95,26 @@ def test_allowed_and_identity_copied():
     assert upstream_headers(rec, "remote-email") == ["dev@xtask.test"], rec
 
 
+def test_auth_connections_are_pooled():
+    before = set(auth.connections)
+    for _ in range(30):
+        assert get("/app/pool", {"Cookie": DEV})[0] == 200
+    new = set(auth.connections) - before
+    assert len(new) <= 2, f"{len(new)} new connections to the auth service for 30 requests"
+
+
+def test_config_errors():
+    bad = tmp.write("bad.yaml", "version: 1\nlisten: [{address: '127.0.0.1:1'}]\nhosts:\n  - names: [a]\n"
+                                "    routes:\n      - path: /x\n        handle: helth\n")
+    p = Proc([bin_path("xtask-web"), "--config", bad])
+    assert p.wait(5) == 2
+    assert "bad.yaml:7:17: route.handle: unknown handler 'helth' (did you mean 'health'?)" in p.output(), p.output()
+    p = Proc([bin_path("xtask-web"), "--config", cfg, "--check"])
+    assert p.wait(5) == 0, p.output()
+    p = Proc([bin_path("xtask-web"), "--bogus"])
+    assert p.wait(5) == 2
+
+
 def test_login_redirect_passthrough():
     st, h, body = get("/web/", {"Accept": "text/html,application/xhtml+xml"})
     assert st == 302, st
@@ -337,8 +357,13 @@ def test_sse_delivery_json_and_datastar():
     nc.publish("xtask.logs.test-1", {"id": "t-1", "task": "build", "stream": "stdout", "line": "log-line-7"})
     nc.flush()
     other.read_until(b"log-line-7")
+    streams = json.loads(http_request(BASE + "/health")[2])["event_streams"]
+    assert streams >= 3, streams
     for c in (js, ds, other):
         c.close()
+    # clean-up on disconnect
+    wait_until(lambda: json.loads(http_request(BASE + "/health")[2])["event_streams"] == streams - 3, 5,
+               what="closed streams forgotten")
     # unauthenticated: no stream
     assert get("/events?project=p1", {"Accept": "text/event-stream"})[0] == 401
 
@@ -411,7 +436,8 @@ def test_shutdown_ends_streams_quickly():
     s.close()
 
 
-TESTS = [test_allowed_and_identity_copied, test_login_redirect_passthrough, test_401_for_xhr_and_api, test_403_denied,
+TESTS = [test_allowed_and_identity_copied, test_auth_connections_are_pooled, test_config_errors,
+         test_login_redirect_passthrough, test_401_for_xhr_and_api, test_403_denied,
          test_admin_reaches_nats_monitoring, test_auth_down_503, test_auth_slow_503_within_timeout,
          test_identity_spoofing_every_spelling, test_x_forwarded_spoofing, test_path_traversal_forms,
          test_upstream_sees_normalized_path, test_limits, test_static_and_headers, test_gui_page, test_api,

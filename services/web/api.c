@@ -102,7 +102,8 @@ static int valid_token(const char *s, size_t maxlen)
 int api_health_on_req(web_server *srv, h2o_req_t *req)
 {
     int ok = !srv->shutting_down && bus_connected(srv);
-    json_t *b = json_pack("{s:s,s:s,s:b}", "status", ok ? "ok" : "unavailable", "version", WEB_VERSION, "nats", bus_connected(srv));
+    json_t *b = json_pack("{s:s,s:s,s:b,s:I}", "status", ok ? "ok" : "unavailable", "version", WEB_VERSION, "nats",
+                          bus_connected(srv), "event_streams", (json_int_t)events_nclients(srv));
     api_send_json(req, ok ? 200 : 503, ok ? "OK" : "Service Unavailable", b);
     return 0;
 }
