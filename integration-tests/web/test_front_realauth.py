@@ -89,7 +89,7 @@ wait_until(lambda: http_request(f"http://127.0.0.1:{AUTH}/api/health", timeout=1
 up = Upstream(UP).start()
 cfg = web_config(os.path.join(tmp.path, "web.yaml"), listen=f"127.0.0.1:{WEB}", auth_port=AUTH, upstream_port=UP,
                  nats_port=NATS, nats_http_port=NATS_HTTP, gui_root=gui_root(), static_root=os.path.join(tmp.path, "static"),
-                 portal_url=PORTAL, domain=DOMAIN)
+                 portal_url=PORTAL, domain=DOMAIN, trusted="[127.0.0.1/32]")
 web = Proc([bin_path("xtask-web"), "--config", cfg])
 web.wait_output(r"ready", 10)
 BASE = f"http://127.0.0.1:{WEB}"
@@ -171,6 +171,14 @@ def test_traversal_with_real_rules():
         assert st in (400, 401) and b"server_id" not in body, (p, st)
 
 
+def test_trusted_proxy_forwarded_headers():
+    # this front trusts 127.0.0.1 (as Fly's edge would be): its X-Forwarded-Proto/Host reach the auth
+    # service, which builds the login redirect from them
+    st, hd, _ = req("GET", "/web/", headers={"Accept": "text/html", "X-Forwarded-Proto": "https",
+                                             "X-Forwarded-Host": f"app.{DOMAIN}"})
+    assert st == 302 and "rd=https%3A%2F%2Fapp.xtask.test%2Fweb%2F" in hd["location"], hd
+
+
 def test_logout_through_front():
     st, hd, _ = req("POST", "/api/logout", headers={"Cookie": DEV, "Content-Type": "application/json"}, body="{}")
     assert st == 200, (st, hd)
@@ -178,7 +186,7 @@ def test_logout_through_front():
 
 
 for t in [test_portal_and_login_through_front, test_allowed_identity_from_real_auth, test_401_403_and_spoofing,
-          test_traversal_with_real_rules, test_logout_through_front]:
+          test_traversal_with_real_rules, test_trusted_proxy_forwarded_headers, test_logout_through_front]:
     case(t)
 if FAILED:
     print(web.output()[-3000:])
@@ -188,5 +196,5 @@ auth.kill()
 up.stop()
 nats.stop()
 tmp.cleanup()
-print(f"{5 - len(FAILED)} passed, {len(FAILED)} failed")
+print(f"{6 - len(FAILED)} passed, {len(FAILED)} failed")
 sys.exit(1 if FAILED else 0)
