@@ -5,7 +5,7 @@ anchor in the same run: nginx answering a fixed `return 200` (the ceiling of thi
 client; Authelia itself is not a Debian package and cannot be installed here). Rounds are interleaved;
 the section of bench/RESULTS.md between <!-- begin:auth --> and <!-- end:auth --> is rewritten.
 
-Env: BENCH_ROUNDS (3), BENCH_SECONDS (4), BENCH_CONNS (32), BENCH_LOGINS (50), XT_BIN_DIR.
+Env: BENCH_ROUNDS (5), BENCH_SECONDS (4), BENCH_CONNS (32), BENCH_LOGINS (50), XT_BIN_DIR.
 """
 import datetime
 import os
@@ -25,7 +25,7 @@ sys.path.insert(0, os.path.join(ROOT, "integration-tests", "auth"))
 from xt_testlib import Proc, TempDir, http_request, port_free, wait_until  # noqa: E402
 from authlib import AuthServer, fast_hash  # noqa: E402
 
-ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "5"))
 SECONDS = int(os.environ.get("BENCH_SECONDS", "4"))
 CONNS = int(os.environ.get("BENCH_CONNS", "32"))
 LOGINS = int(os.environ.get("BENCH_LOGINS", "50"))
@@ -166,7 +166,7 @@ http {{
 
 `GET /api/verify` with X-Forwarded-* and a valid session cookie (rule match on a regex, 200 + Remote-*).
 Load: {LOGINS} concurrent clients each logging in again as soon as answered (argon2id m=64 MiB, t=3, p=4,
-{heavy_ms:.0f} ms for one hash on an idle machine; 2 hashing threads at nice 19, one core each at most, the rest queued).
+{heavy_ms:.0f} ms for one hash on an idle machine; 2 hashing threads at SCHED_IDLE, one core each at most, the rest queued).
 wrk, the service and the login clients share the same 2 cores.
 
 | measure | req/s (median) | p99 (median) |

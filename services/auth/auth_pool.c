@@ -1,6 +1,7 @@
 /* auth_pool: see auth_pool.h. */
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -27,10 +28,12 @@ struct auth_pool {
 static void *worker_main(void *arg)
 {
     auth_pool *p = arg;
-    /* hashing yields to the event loop (a login flood must not slow /api/verify), but still
-     * progresses under load: the lowest nice level, not SCHED_IDLE (which starves on a busy machine).
-     * libargon2's lane threads inherit it. */
-    if (setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 19) != 0)
+    /* hashing yields to the event loop: a login flood must not slow /api/verify. SCHED_IDLE: the
+     * kernel preempts these threads at once when the loop wakes up (a nice level only lowers their
+     * share, and each preemption then comes late). Fall back to nice 19 if refused. */
+    struct sched_param sp = {0};
+    if (pthread_setschedparam(pthread_self(), SCHED_IDLE, &sp) != 0 &&
+        setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 19) != 0)
         xt_warn("hashing threads: cannot lower their priority: %s", strerror(errno));
     for (;;) {
         auth_job *j;

@@ -4,8 +4,8 @@
  * The loop submits a job (auth_pool_submit); a worker runs auth_password_verify() and hands the
  * job back to the loop with h2o_multithread_send_message; the loop calls job->done(job). The
  * number of jobs in flight (queued + hashing) is bounded: submit fails at once beyond it, so a
- * login flood costs a quick 503, not memory or latency. Workers run at nice 19 so that the loop
- * (verify of logged-in users) wins the CPU.
+ * login flood costs a quick 503, not memory or latency. Workers run at SCHED_IDLE so that the loop
+ * (verify of logged-in users) always wins the CPU.
  */
 #ifndef XT_AUTH_POOL_H
 #define XT_AUTH_POOL_H

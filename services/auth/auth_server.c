@@ -305,7 +305,7 @@ static auth_session *session_of(server *s, h2o_req_t *req, int64_t now, int touc
         }
         if (touch) {
             sess->last_ms = now;
-            if (s->kv && !sess->remember) {
+            if (s->kv && !sess->remember && inactivity_of(s) > 0) { /* only inactivity needs it */
                 int64_t every = inactivity_of(s) / 4;
                 if (every > 5000) every = 5000;
                 if (now - sess->synced_ms >= every) {
