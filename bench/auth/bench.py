@@ -162,7 +162,7 @@ http {{
     target_p99 = "met" if ratio <= 2.0 else "not met"
     section = f"""## auth: xtask-auth forward-auth verify (bench/auth/run.sh)
 
-{datetime.date.today().isoformat()} · {os.cpu_count()} CPUs · {model} · nginx {nginx_v} · wrk -t1 -c{CONNS} -d{SECONDS}s × {ROUNDS} rounds, interleaved (medians)
+{datetime.date.today().isoformat()} · {os.cpu_count()} CPUs · {model} · {nginx_v} · wrk -t1 -c{CONNS} -d{SECONDS}s × {ROUNDS} rounds, interleaved (medians)
 
 `GET /api/verify` with X-Forwarded-* and a valid session cookie (rule match on a regex, 200 + Remote-*).
 Load: {LOGINS} concurrent clients each logging in again as soon as answered (argon2id m=64 MiB, t=3, p=4,

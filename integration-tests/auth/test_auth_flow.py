@@ -225,6 +225,10 @@ def test_forms_without_javascript():
     assert st == 303 and hd["location"] == "https://app.example.com/web/", (st, hd)
     c = cookie_of(hd)
     assert srv.verify("/web/", cookie=c)[0] == 200
+    # the portal with a session that already meets the target's rule: straight there
+    st, hd, body = http_request(srv.base + "/?rd=" + urllib.parse.quote("https://app.example.com/web/", safe=""),
+                                headers={"Cookie": f"authelia_session={c}"})
+    assert st == 302 and hd["location"] == "https://app.example.com/web/", (st, hd)
     # a form posted from another site is refused
     st, hd, body = srv.post_form("/api/firstfactor", {"username": "bob", "password": PW["bob"]},
                                  headers={"Origin": "https://evil.com"})

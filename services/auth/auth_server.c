@@ -996,21 +996,22 @@ static int on_portal(server *s, h2o_req_t *req)
                               sizeof(rd));
         if (n <= 0 || !auth_rd_safe(rd, (size_t)n, s->cfg->domain, s->cfg->allow_http)) rd[0] = '\0';
     }
-    if (!sess)
+    if (!sess) {
         respond_html(req, 200, AUTH_PORTAL_LOGIN, NULL, rd, NULL);
-    else if (sess->level < AUTH_LEVEL_TWO) {
+    } else {
         int more = 1;
-        if (rd[0]) safe_target(s, rd, u, AUTH_LEVEL_ONE, &more);
-        if (!more && rd[0])
-            respond_html(req, 200, AUTH_PORTAL_DONE, u->name, rd, NULL);
-        else
+        const char *tgt = rd[0] ? safe_target(s, rd, u, (auth_level)sess->level, &more) : NULL;
+        if (tgt && !more) /* already signed in enough for the target: go there (as Authelia) */
+            redirect(req, 302, rd);
+        else if (sess->level < AUTH_LEVEL_TWO)
             respond_html(req, 200, AUTH_PORTAL_TOTP, u->name, rd,
                          auth_totp_store_find(&s->totp, u->name)
                              ? NULL
                              : "No one-time password is enrolled for you: ask an administrator "
                                "(xtask-auth totp-generate).");
-    } else
-        respond_html(req, 200, AUTH_PORTAL_DONE, u->name, rd, NULL);
+        else
+            respond_html(req, 200, AUTH_PORTAL_DONE, u->name, rd, NULL);
+    }
     return 0;
 }
 
