@@ -522,9 +522,10 @@ int sv_run(const char *manifest_path)
 out:
     control_close(sv);
     httpd_close(sv);
-    output_finish(sv);
+    /* slots first: detaching a service flushes its last partial lines into the output queue */
     for (size_t i = 0; i < sv->nslots; i++)
         if (sv->slots[i].used) svc_free_slot(sv, &sv->slots[i]);
+    output_finish(sv);
     for (size_t r = 0; r < sizeof(sv->retired) / sizeof(sv->retired[0]); r++)
         manifest_free(sv->retired[r]);
     manifest_free(sv->mf);
