@@ -86,6 +86,7 @@ envfile=$local_dir/stack.env
     if [ -n "${!v:-}" ]; then printf 'export %s=%q\n' "$v" "${!v}"; fi
   done
   printf 'export XTASK_SUPERVISOR_SOCKET=%q\n' "$XTASK_RUN_DIR/supervisor.sock"
+  printf 'export PATH=%q:%q:"$PATH"\n' "$build/bin" "$root/entrypoint"
 } >"$envfile"
 
 # First run: the admin user (password printed once, kept 0600).
