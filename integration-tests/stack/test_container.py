@@ -67,6 +67,8 @@ def main():
         wait_until(lambda: run(["podman", "exec", container, "curl", "-fsS", "http://127.0.0.1:9100/healthz"],
                                check_rc=False, timeout=20).returncode == 0, 60, 0.2, "all services ready")
         step("all ready")
+        hc = run(["podman", "healthcheck", "run", container], check_rc=False, timeout=30)
+        check(hc.returncode == 0, f"the image's HEALTHCHECK: {hc.returncode} {hc.stdout} {hc.stderr}")
         status = run(["podman", "exec", container, "xtask-supervisor", "status"]).stdout
         for svc in ("nats", "xtask", "auth", "web"):
             check(svc in status and "READY" in status, f"status lists {svc} READY:\n{status}")

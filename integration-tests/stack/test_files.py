@@ -203,12 +203,34 @@ def stack_env(extra):
     env.update(m["env"])
     for name, sec in m["secrets"].items():
         env[name] = base64.b64encode(os.urandom(int(sec.get("bytes", 32)))).decode()
+    # entrypoint/xtask-setup makes the leaf password nats-server-safe ("xt" + hex) before the
+    # supervisor would generate a base64 one (which nats-server misreads when it starts with a digit)
+    env["XTASK_LEAF_PASSWORD"] = "xt" + os.urandom(24).hex()
     return env
 
 
 def nats_test(conf, env):
     r = subprocess.run(["nats-server", "-t", "-c", conf], capture_output=True, text=True, env=env, timeout=30)
     check(r.returncode == 0, f"nats-server -t -c {conf}: {r.stdout}{r.stderr}")
+
+
+def test_leaf_password_shapes():
+    """nats-server parses $XTASK_LEAF_PASSWORD as a config token: xtask-setup's shape always works;
+    a raw base64 secret (the supervisor's) does not when it starts with a digit (reported)."""
+    import tempfile
+    with tempfile.TemporaryDirectory(prefix="xt-stack-leaf-") as tmp:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("XTASK_", "NATS_", "FLY_"))}
+        env.update({"XTASK_DATA_DIR": tmp, "XTASK_ADMIN_GROUPS": "developers",
+                    "XTASK_ADMIN_PASSWORD_HASH": "$argon2id$v=19$m=65536,t=3,p=4$c2FsdHNhbHQ$aGFzaGhhc2g"})
+        r = subprocess.run(["sh", src("entrypoint", "xtask-setup")], capture_output=True, text=True, env=env,
+                           timeout=30)
+        check(r.returncode == 0, f"xtask-setup: {r.stderr}")
+        pw = open(os.path.join(tmp, "secrets", "leaf-password")).read()
+        check(re.fullmatch(r"xt[0-9a-f]{48}", pw), f"leaf password shape {pw!r}")
+        check(oct(os.stat(os.path.join(tmp, "secrets", "leaf-password")).st_mode & 0o777) == "0o600", "0600")
+        base = stack_env({"XTASK_DATA_DIR": tmp})
+        for value in (pw, "xt0123456789abcdef", "AbC+/x=="):
+            nats_test(src("configs", "nats.conf"), {**base, "XTASK_LEAF_PASSWORD": value})
 
 
 def test_nats_conf_local():
@@ -234,6 +256,39 @@ def test_nats_conf_fly():
         env = stack_env({**fly_env, **derived})
         check(env["XTASK_NATS_REGION_TAG"] == f"region:{region}", "region tag")
         nats_test(src("configs", env.get("XTASK_NATS_CONF", "nats.conf")), env)
+
+
+# --- entrypoint modes ---------------------------------------------------------------------------
+def test_entrypoint_modes():
+    """The old modes map onto the supervisor: one mode = that service and what it needs, through a
+    filtered copy of the manifest that `xtask-supervisor check` accepts."""
+    import tempfile
+    sup = os.environ.get("XT_STACK_SUPERVISOR")
+    check(sup, "xtask-supervisor not built")
+    want = {"all": ["nats", "auth", "xtask", "web"], "nats": ["nats"], "xtask": ["nats", "xtask"],
+            "auth": ["auth"], "authelia": ["auth"], "web": ["nats", "auth", "web"], "caddy": ["nats", "auth", "web"]}
+    with tempfile.TemporaryDirectory(prefix="xt-stack-ep-") as tmp:
+        fake = os.path.join(tmp, "bin")
+        os.makedirs(fake)
+        # a stand-in supervisor: `check` is the real one, `run` prints the manifest it was given
+        with open(os.path.join(fake, "xtask-supervisor"), "w") as f:
+            f.write(f'#!/bin/sh\nif [ "$1" = check ]; then exec {sup} "$@"; fi\n'
+                    'while [ $# -gt 0 ]; do [ "$1" = -c ] && cat "$2"; shift; done\n')
+        os.chmod(os.path.join(fake, "xtask-supervisor"), 0o755)
+        for mode, services in want.items():
+            env = {k: v for k, v in os.environ.items() if not k.startswith(("XTASK_", "NATS_", "FLY_"))}
+            env.update({"PATH": f"{fake}:{src('entrypoint')}:{env['PATH']}", "XTASK_CONFIG_DIR": src("configs"),
+                        "XTASK_DATA_DIR": os.path.join(tmp, "data"), "XTASK_RUN_DIR": os.path.join(tmp, "run"),
+                        "XTASK_USER": "", "XTASK_ADMIN_GROUPS": "developers",
+                        "XTASK_ADMIN_PASSWORD_HASH": "$argon2id$v=19$m=65536,t=3,p=4$c2FsdHNhbHQ$aGFzaGhhc2g"})
+            r = subprocess.run(["sh", src("entrypoint", "xtask-entrypoint"), mode], capture_output=True, text=True,
+                               env=env, timeout=30)
+            check(r.returncode == 0, f"mode {mode}: {r.stderr}")
+            got = re.findall(r"(?m)^  ([a-z0-9_-]+):\n    (?:#.*\n    )*command:", r.stdout)
+            check(got == services, f"mode {mode}: services {got}, want {services}")
+        r = subprocess.run(["sh", src("entrypoint", "xtask-entrypoint"), "help"], capture_output=True, text=True,
+                           timeout=30)
+        check(r.returncode == 0 and "caddy" in r.stdout, "help lists the modes")
 
 
 # --- Taskfile.yml (go-task v3; parsed with the project's YAML loader) --------------------------
