@@ -89,7 +89,7 @@ wait_until(lambda: http_request(f"http://127.0.0.1:{AUTH}/api/health", timeout=1
 up = Upstream(UP).start()
 cfg = web_config(os.path.join(tmp.path, "web.yaml"), listen=f"127.0.0.1:{WEB}", auth_port=AUTH, upstream_port=UP,
                  nats_port=NATS, nats_http_port=NATS_HTTP, gui_root=gui_root(), static_root=os.path.join(tmp.path, "static"),
-                 portal_url=PORTAL, domain=DOMAIN, trusted="[127.0.0.1/32]")
+                 portal_url=PORTAL, domain=DOMAIN, trusted="[127.0.0.1/32]", threads=1)
 web = Proc([bin_path("xtask-web"), "--config", cfg])
 web.wait_output(r"ready", 10)
 BASE = f"http://127.0.0.1:{WEB}"

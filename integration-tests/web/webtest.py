@@ -424,7 +424,7 @@ class FakeNode:
 
 def web_config(path, *, listen, auth_port, upstream_port, nats_port, nats_http_port, gui_root, static_root,
                portal_url, extra_limits="", events_queue=256, heartbeat="15s", trusted="[]", tls=None,
-               supervisor_url=None, supervisor_socket=None, domain="xtask.test"):
+               supervisor_url=None, supervisor_socket=None, domain="xtask.test", threads="auto"):
     tls_block = ""
     if tls:
         tls_block = f"  - address: {tls['address']}\n    tls: {{ cert: {tls['cert']}, key: {tls['key']} }}\n"
@@ -432,6 +432,7 @@ def web_config(path, *, listen, auth_port, upstream_port, nats_port, nats_http_p
     if supervisor_socket:
         sup = f"supervisor:\n  status_socket: {supervisor_socket}\n  poll: 200ms\n"
     text = f"""version: 1
+threads: {threads}
 log: {{ level: info }}
 listen:
   - address: {listen}

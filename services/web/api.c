@@ -276,8 +276,8 @@ static void make_task_id(web_server *srv, char *out, size_t outlen)
         memset(r, 0, sizeof(r));
     if (fd >= 0)
         close(fd);
-    snprintf(out, outlen, "w-%llx-%02x%02x%02x%02x%02x%02x", (unsigned long long)++srv->api->task_seq, r[0], r[1], r[2],
-             r[3], r[4], r[5]);
+    snprintf(out, outlen, "w-%u%llx-%02x%02x%02x%02x%02x%02x", srv->index, (unsigned long long)++srv->api->task_seq, r[0],
+             r[1], r[2], r[3], r[4], r[5]);
 }
 
 /* args from the body: an array of strings, or (GUI form) a string split on blanks; `task` first. */
@@ -340,7 +340,7 @@ static void tasks_post(web_server *srv, h2o_req_t *req)
     if (!mode || !*mode)
         mode = "run";
     if (!project || !*project)
-        project = srv->conf.default_project;
+        project = srv->conf->default_project;
     if (!cap || !*cap)
         cap = "task";
     if (strcmp(mode, "run") != 0 && strcmp(mode, "queue") != 0)
@@ -468,7 +468,7 @@ int api_on_req(web_server *srv, h2o_req_t *req)
         json_t *st = srv->api->services;
         if (!st)
             api_send_error(req, 503, "Service Unavailable", "supervisor_unavailable",
-                           srv->conf.sup_status_url || srv->conf.sup_status_socket ? "no status from the supervisor yet"
+                           srv->conf->sup_status_url || srv->conf->sup_status_socket ? "no status from the supervisor yet"
                                                                                     : "no supervisor status configured");
         else
             api_send_json(req, 200, "OK", json_incref(st));
@@ -526,7 +526,7 @@ int api_gui_on_req(web_server *srv, h2o_req_t *req, const web_route *rt)
         return 0;
     }
     char fpath[1024];
-    snprintf(fpath, sizeof(fpath), "%s/%s", srv->conf.gui_root, name);
+    snprintf(fpath, sizeof(fpath), "%s/%s", srv->conf->gui_root, name);
     int fd = open(fpath, O_RDONLY | O_CLOEXEC);
     struct stat st;
     if (fd < 0 || fstat(fd, &st) != 0 || st.st_size > 4 * 1024 * 1024) {
@@ -671,22 +671,22 @@ static void poll_cb(h2o_timeout_entry_t *e)
     web_server *srv = a->srv;
     if (srv->shutting_down)
         return;
-    if (srv->conf.sup_status_url && a->client == NULL) {
+    if (srv->conf->sup_status_url && a->client == NULL) {
         a->body_len = 0;
         a->status = 0;
         h2o_http1client_connect(&a->client, a, &a->client_ctx, h2o_iovec_init(a->host, strlen(a->host)), a->port, 0,
                                 status_on_connect);
-    } else if (srv->conf.sup_status_socket && a->sock == NULL) {
+    } else if (srv->conf->sup_status_socket && a->sock == NULL) {
         struct sockaddr_un sa;
         memset(&sa, 0, sizeof(sa));
         sa.sun_family = AF_UNIX;
-        snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", srv->conf.sup_status_socket);
+        snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", srv->conf->sup_status_socket);
         a->body_len = 0;
         if ((a->sock = h2o_socket_connect(srv->ctx.loop, (struct sockaddr *)&sa, sizeof(sa), sock_on_connect)) != NULL)
             a->sock->data = a;
     }
     /* a status older than three polls is stale: show it as unavailable */
-    if (a->services && web_now_ms(srv) - a->services_at > 3 * (uint64_t)srv->conf.sup_poll_ms + 1000) {
+    if (a->services && web_now_ms(srv) - a->services_at > 3 * (uint64_t)srv->conf->sup_poll_ms + 1000) {
         json_decref(a->services);
         a->services = NULL;
         events_services_changed(srv);
@@ -706,9 +706,9 @@ int api_init(web_server *srv)
         return -1;
     srv->api = a;
     a->srv = srv;
-    if (srv->conf.sup_status_url) {
+    if (srv->conf->sup_status_url) {
         /* http://host:port/path, validated by conf.c */
-        const char *p = srv->conf.sup_status_url + 7, *slash = strchr(p, '/'), *colon;
+        const char *p = srv->conf->sup_status_url + 7, *slash = strchr(p, '/'), *colon;
         if (!slash)
             slash = p + strlen(p);
         colon = memchr(p, ':', (size_t)(slash - p));
@@ -724,8 +724,8 @@ int api_init(web_server *srv)
         a->client_ctx.getaddr_receiver = &srv->ctx.receivers.hostinfo_getaddr;
         a->client_ctx.io_timeout = &a->io_timeout;
     }
-    if (srv->conf.sup_status_url || srv->conf.sup_status_socket) {
-        h2o_timeout_init(srv->ctx.loop, &a->poll, (uint64_t)srv->conf.sup_poll_ms);
+    if (srv->conf->sup_status_url || srv->conf->sup_status_socket) {
+        h2o_timeout_init(srv->ctx.loop, &a->poll, (uint64_t)srv->conf->sup_poll_ms);
         a->poll_entry.cb = poll_cb;
         poll_cb(&a->poll_entry);
     }
@@ -743,9 +743,9 @@ void api_dispose(web_server *srv)
         h2o_socket_close(a->sock);
     if (h2o_timeout_is_linked(&a->poll_entry))
         h2o_timeout_unlink(&a->poll_entry);
-    if (srv->conf.sup_status_url || srv->conf.sup_status_socket)
+    if (srv->conf->sup_status_url || srv->conf->sup_status_socket)
         h2o_timeout_dispose(srv->ctx.loop, &a->poll);
-    if (srv->conf.sup_status_url)
+    if (srv->conf->sup_status_url)
         h2o_timeout_dispose(srv->ctx.loop, &a->io_timeout);
     json_decref(a->services);
     free(a->host);

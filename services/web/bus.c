@@ -7,7 +7,6 @@
  * the registry. Requests use one wildcard inbox subscription (<inbox>.<token>), so a request never
  * blocks the loop; deadlines are checked by a 50 ms tick while requests are pending.
  */
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,17 +36,22 @@ struct bus_request {
     void *data;
 };
 
-struct web_bus {
-    web_server *srv;
+/* Shared by every thread: the connection and its subscriptions. */
+struct web_nats {
+    web_app *app;
     natsOptions *opts;
     natsConnection *nc;
     natsSubscription *subs[5];
     int kinds[5];
     size_t nsubs;
     char inbox[128];
+};
+
+/* One per loop thread. */
+struct web_bus {
+    web_server *srv;
     h2o_multithread_receiver_t receiver;
     int stopping;
-    atomic_int connected;
     h2o_linklist_t pending;
     uint64_t next_token;
     h2o_timeout_t tick;
@@ -67,53 +71,69 @@ uint64_t web_now_ms(web_server *srv)
 
 /* --- nats.c threads ------------------------------------------------------------------------ */
 
+static void hand_over(web_server *srv, int kind, const char *subj, const char *data, size_t len)
+{
+    bus_msg *m = calloc(1, sizeof(*m));
+    if (!m)
+        return;
+    m->kind = kind;
+    m->subject = strdup(subj);
+    m->len = len;
+    m->data = malloc(len + 1);
+    if (!m->subject || !m->data) {
+        free(m->subject);
+        free(m->data);
+        free(m);
+        return;
+    }
+    if (len)
+        memcpy(m->data, data, len);
+    m->data[len] = 0;
+    h2o_multithread_send_message(&srv->bus->receiver, &m->super);
+}
+
+/* On a nats.c thread: copy the message to the loop(s) that want it. Replies go to the thread
+ * named in the reply subject (<inbox>.<thread>.<token>; "n" = node records for every thread). */
 static void on_nats_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)
 {
-    struct web_bus *b = closure;
+    struct web_nats *n = closure;
+    web_app *app = n->app;
     int kind = MSG_EVENT;
-    for (size_t i = 0; i < b->nsubs; i++)
-        if (b->subs[i] == sub)
-            kind = b->kinds[i];
-    bus_msg *m = calloc(1, sizeof(*m));
-    if (m) {
-        const char *subj = natsMsg_GetSubject(msg);
-        int len = natsMsg_GetDataLength(msg);
-        m->kind = kind;
-        m->subject = strdup(subj ? subj : "");
-        m->len = len > 0 ? (size_t)len : 0;
-        m->data = malloc(m->len + 1);
-        if (m->subject && m->data) {
-            if (m->len)
-                memcpy(m->data, natsMsg_GetData(msg), m->len);
-            m->data[m->len] = 0;
-            h2o_multithread_send_message(&b->receiver, &m->super);
+    const char *subj = natsMsg_GetSubject(msg);
+    const char *data = natsMsg_GetData(msg);
+    int dl = natsMsg_GetDataLength(msg);
+    size_t len = dl > 0 ? (size_t)dl : 0;
+    for (size_t i = 0; i < n->nsubs; i++)
+        if (n->subs[i] == sub)
+            kind = n->kinds[i];
+    if (!subj)
+        subj = "";
+    if (kind == MSG_REPLY) {
+        size_t il = strlen(n->inbox);
+        const char *t = subj + il + 1;
+        if (strlen(subj) > il + 1 && t[0] == 'n' && t[1] == '.') {
+            for (unsigned i = 0; i < app->nthreads; i++)
+                hand_over(app->threads[i], MSG_NODE, subj, data, len);
         } else {
-            free(m->subject);
-            free(m->data);
-            free(m);
+            unsigned long tid = strtoul(t, NULL, 10);
+            if (tid < app->nthreads)
+                hand_over(app->threads[tid], MSG_REPLY, subj, data, len);
         }
+    } else {
+        for (unsigned i = 0; i < app->nthreads; i++)
+            hand_over(app->threads[i], kind, subj, data, len);
     }
     natsMsg_Destroy(msg);
 }
 
 static void on_connected(natsConnection *nc, void *closure)
 {
-    struct web_bus *b = closure;
-    atomic_store(&b->connected, 1);
     xt_info("nats: connected");
 }
 
 static void on_disconnected(natsConnection *nc, void *closure)
 {
-    struct web_bus *b = closure;
-    atomic_store(&b->connected, 0);
     xt_warn("nats: disconnected");
-}
-
-static void on_closed(natsConnection *nc, void *closure)
-{
-    struct web_bus *b = closure;
-    atomic_store(&b->connected, 0);
 }
 
 /* --- the loop ------------------------------------------------------------------------------ */
@@ -219,10 +239,14 @@ static void tick_cb(h2o_timeout_entry_t *e)
 
 static void on_reply(struct web_bus *b, bus_msg *m)
 {
-    size_t il = strlen(b->inbox);
-    if (strncmp(m->subject, b->inbox, il) != 0 || m->subject[il] != '.')
+    const char *inbox = b->srv->app->nats->inbox;
+    size_t il = strlen(inbox);
+    if (strncmp(m->subject, inbox, il) != 0 || m->subject[il] != '.')
         return;
-    uint64_t token = strtoull(m->subject + il + 1, NULL, 10);
+    const char *dot = strchr(m->subject + il + 1, '.');
+    if (!dot)
+        return;
+    uint64_t token = strtoull(dot + 1, NULL, 10);
     for (h2o_linklist_t *l = b->pending.next; l != &b->pending; l = l->next) {
         bus_request *r = H2O_STRUCT_FROM_MEMBER(bus_request, link, l);
         if (r->token == token) {
@@ -297,30 +321,21 @@ static void process_backlog(struct web_bus *b)
         h2o_timeout_link(b->srv->ctx.loop, &b->srv->ctx.zero_timeout, &b->backlog_entry);
 }
 
-static void discover_cb(void *data, const char *payload, size_t len, int timed_out)
+static int subscribe(struct web_nats *n, const char *subject, int kind)
 {
-    struct web_bus *b = data;
-    if (!timed_out && payload && len)
-        node_upsert(b, payload, len);
-}
-
-static int subscribe(struct web_bus *b, const char *subject, int kind)
-{
-    natsStatus s = natsConnection_Subscribe(&b->subs[b->nsubs], b->nc, subject, on_nats_msg, b);
+    natsStatus s = natsConnection_Subscribe(&n->subs[n->nsubs], n->nc, subject, on_nats_msg, n);
     if (s != NATS_OK) {
         xt_error("nats: subscribe %s: %s", subject, natsStatus_GetText(s));
         return -1;
     }
-    natsSubscription_SetPendingLimits(b->subs[b->nsubs], 65536, 64 * 1024 * 1024);
-    b->kinds[b->nsubs++] = kind;
+    natsSubscription_SetPendingLimits(n->subs[n->nsubs], 65536, 64 * 1024 * 1024);
+    n->kinds[n->nsubs++] = kind;
     return 0;
 }
 
 int bus_start(web_server *srv)
 {
     struct web_bus *b = calloc(1, sizeof(*b));
-    natsStatus s;
-    natsInbox *inbox = NULL;
     if (!b)
         return -1;
     srv->bus = b;
@@ -334,98 +349,87 @@ int bus_start(web_server *srv)
     h2o_timeout_init(srv->ctx.loop, &b->sweep, 5000);
     b->sweep_entry.cb = sweep_cb;
     h2o_timeout_link(srv->ctx.loop, &b->sweep, &b->sweep_entry);
+    return 0;
+}
 
+int bus_app_start(web_app *app)
+{
+    struct web_nats *n = calloc(1, sizeof(*n));
+    natsStatus s;
+    natsInbox *inbox = NULL;
+    const web_conf *c = &app->conf;
+    if (!n)
+        return -1;
+    app->nats = n;
+    n->app = app;
     if ((s = natsInbox_Create(&inbox)) != NATS_OK)
         goto fail;
-    snprintf(b->inbox, sizeof(b->inbox), "%s", (const char *)inbox);
+    snprintf(n->inbox, sizeof(n->inbox), "%s", (const char *)inbox);
     natsInbox_Destroy(inbox);
-    if ((s = natsOptions_Create(&b->opts)) != NATS_OK || (s = natsOptions_SetURL(b->opts, srv->conf.nats_url)) != NATS_OK ||
-        (s = natsOptions_SetName(b->opts, srv->conf.nats_name)) != NATS_OK ||
-        (s = natsOptions_SetMaxReconnect(b->opts, -1)) != NATS_OK ||
-        (s = natsOptions_SetReconnectWait(b->opts, 500)) != NATS_OK ||
-        (s = natsOptions_SetRetryOnFailedConnect(b->opts, true, on_connected, b)) != NATS_OK ||
-        (s = natsOptions_SetDisconnectedCB(b->opts, on_disconnected, b)) != NATS_OK ||
-        (s = natsOptions_SetReconnectedCB(b->opts, on_connected, b)) != NATS_OK ||
-        (s = natsOptions_SetClosedCB(b->opts, on_closed, b)) != NATS_OK)
+    if ((s = natsOptions_Create(&n->opts)) != NATS_OK || (s = natsOptions_SetURL(n->opts, c->nats_url)) != NATS_OK ||
+        (s = natsOptions_SetName(n->opts, c->nats_name)) != NATS_OK ||
+        (s = natsOptions_SetMaxReconnect(n->opts, -1)) != NATS_OK ||
+        (s = natsOptions_SetReconnectWait(n->opts, 500)) != NATS_OK ||
+        (s = natsOptions_SetRetryOnFailedConnect(n->opts, true, on_connected, n)) != NATS_OK ||
+        (s = natsOptions_SetDisconnectedCB(n->opts, on_disconnected, n)) != NATS_OK ||
+        (s = natsOptions_SetReconnectedCB(n->opts, on_connected, n)) != NATS_OK)
         goto fail;
-    s = natsConnection_Connect(&b->nc, b->opts);
-    if (s == NATS_OK) {
-        atomic_store(&b->connected, 1);
-        xt_info("nats: connected to %s", srv->conf.nats_url);
-    } else if (s == NATS_NOT_YET_CONNECTED) {
-        xt_warn("nats: %s not reachable yet; retrying in the background", srv->conf.nats_url);
-    } else {
+    s = natsConnection_Connect(&n->nc, n->opts);
+    if (s == NATS_OK)
+        xt_info("nats: connected to %s", c->nats_url);
+    else if (s == NATS_NOT_YET_CONNECTED)
+        xt_warn("nats: %s not reachable yet; retrying in the background", c->nats_url);
+    else
         goto fail;
-    }
-    char inbox_sub[160];
-    snprintf(inbox_sub, sizeof(inbox_sub), "%s.*", b->inbox);
-    if (subscribe(b, "xtask.events.>", MSG_EVENT) || subscribe(b, "xtask.logs.>", MSG_LOG) ||
-        subscribe(b, "xtask.nodes.heartbeat", MSG_NODE) || subscribe(b, "xtask.nodes.register", MSG_NODE) ||
-        subscribe(b, inbox_sub, MSG_REPLY))
+    char inbox_sub[160], discover_reply[160];
+    snprintf(inbox_sub, sizeof(inbox_sub), "%s.>", n->inbox);
+    if (subscribe(n, "xtask.events.>", MSG_EVENT) || subscribe(n, "xtask.logs.>", MSG_LOG) ||
+        subscribe(n, "xtask.nodes.heartbeat", MSG_NODE) || subscribe(n, "xtask.nodes.register", MSG_NODE) ||
+        subscribe(n, inbox_sub, MSG_REPLY))
         return -1;
-    bus_request_start(srv, "xtask.nodes.discover", "{}", 2, 1000, 1, discover_cb, b);
+    /* every node answers with its record: the registry is full before the first heartbeat */
+    snprintf(discover_reply, sizeof(discover_reply), "%s.n.0", n->inbox);
+    natsConnection_PublishRequestString(n->nc, "xtask.nodes.discover", discover_reply, "{}");
     return 0;
 fail:
-    xt_error("nats: %s: %s", srv->conf.nats_url, natsStatus_GetText(s));
+    xt_error("nats: %s: %s", c->nats_url, natsStatus_GetText(s));
     return -1;
 }
 
-void bus_stop(web_server *srv)
+void bus_app_stop(web_app *app)
 {
-    struct web_bus *b = srv->bus;
-    if (!b)
+    struct web_nats *n = app->nats;
+    if (!n)
         return;
-    b->stopping = 1;
-    for (size_t i = 0; i < b->nsubs; i++) {
-        natsSubscription_Unsubscribe(b->subs[i]);
-        natsSubscription_Destroy(b->subs[i]);
+    for (unsigned i = 0; i < app->nthreads; i++)
+        if (app->threads[i] && app->threads[i]->bus)
+            app->threads[i]->bus->stopping = 1; /* loops that still run drop what arrives */
+    for (size_t i = 0; i < n->nsubs; i++) {
+        natsSubscription_Unsubscribe(n->subs[i]);
+        natsSubscription_Destroy(n->subs[i]);
     }
-    if (b->nc) {
-        natsConnection_Close(b->nc);
-        natsConnection_Destroy(b->nc);
+    if (n->nc) {
+        natsConnection_Close(n->nc);
+        natsConnection_Destroy(n->nc);
     }
-    natsOptions_Destroy(b->opts);
+    natsOptions_Destroy(n->opts);
     nats_CloseAndWait(2000);
-    /* deliver (and free) what nats.c's threads queued before they stopped */
-    h2o_evloop_run(srv->ctx.loop, 0);
-    h2o_multithread_unregister_receiver(srv->ctx.queue, &b->receiver);
-    if (h2o_timeout_is_linked(&b->backlog_entry))
-        h2o_timeout_unlink(&b->backlog_entry);
-    while (!h2o_linklist_is_empty(&b->backlog))
-        process_backlog(b); /* stopping: frees without processing */
-    while (!h2o_linklist_is_empty(&b->pending)) {
-        bus_request *r = H2O_STRUCT_FROM_MEMBER(bus_request, link, b->pending.next);
-        request_finish(r);
-    }
-    if (h2o_timeout_is_linked(&b->tick_entry))
-        h2o_timeout_unlink(&b->tick_entry);
-    if (h2o_timeout_is_linked(&b->sweep_entry))
-        h2o_timeout_unlink(&b->sweep_entry);
-    h2o_timeout_dispose(srv->ctx.loop, &b->tick);
-    h2o_timeout_dispose(srv->ctx.loop, &b->sweep);
-    while (b->nodes) {
-        web_node *n = b->nodes;
-        b->nodes = n->next;
-        free(n->id);
-        free(n->region);
-        json_decref(n->record);
-        free(n);
-    }
-    free(b);
-    srv->bus = NULL;
+    /* the loops' queues and registries stay reachable from `app` until the process exits */
 }
 
 int bus_connected(web_server *srv)
 {
-    return srv->bus && srv->bus->nc && natsConnection_Status(srv->bus->nc) == NATS_CONN_STATUS_CONNECTED;
+    struct web_nats *n = srv->app->nats;
+    return n && n->nc && natsConnection_Status(n->nc) == NATS_CONN_STATUS_CONNECTED;
 }
 
 bus_request *bus_request_start(web_server *srv, const char *subject, const char *payload, size_t len, int64_t timeout_ms,
                                int multi, bus_reply_cb cb, void *data)
 {
     struct web_bus *b = srv->bus;
+    struct web_nats *n = srv->app->nats;
     char reply[200];
-    if (!b || !b->nc)
+    if (!b || !n || !n->nc)
         return NULL;
     bus_request *r = calloc(1, sizeof(*r));
     if (!r)
@@ -435,8 +439,8 @@ bus_request *bus_request_start(web_server *srv, const char *subject, const char 
     r->multi = multi;
     r->cb = cb;
     r->data = data;
-    snprintf(reply, sizeof(reply), "%s.%llu", b->inbox, (unsigned long long)r->token);
-    natsStatus s = natsConnection_PublishRequest(b->nc, subject, reply, payload, (int)len);
+    snprintf(reply, sizeof(reply), "%s.%u.%llu", n->inbox, srv->index, (unsigned long long)r->token);
+    natsStatus s = natsConnection_PublishRequest(n->nc, subject, reply, payload, (int)len);
     if (s != NATS_OK) {
         xt_warn("nats: request %s: %s", subject, natsStatus_GetText(s));
         free(r);
@@ -456,9 +460,10 @@ void bus_request_cancel(bus_request *r)
 
 int bus_publish(web_server *srv, const char *subject, const char *payload, size_t len)
 {
-    if (!srv->bus || !srv->bus->nc)
+    struct web_nats *n = srv->app->nats;
+    if (!n || !n->nc)
         return -1;
-    return natsConnection_Publish(srv->bus->nc, subject, payload, (int)len) == NATS_OK ? 0 : -1;
+    return natsConnection_Publish(n->nc, subject, payload, (int)len) == NATS_OK ? 0 : -1;
 }
 
 json_t *bus_nodes_json(web_server *srv)

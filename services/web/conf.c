@@ -173,7 +173,8 @@ int web_conf_is_trusted(const web_conf *c, const struct sockaddr *sa)
 }
 
 static const char *const top_keys[] = {"version", "log",    "listen", "limits", "trusted_proxies", "nats",
-                                       "supervisor", "events", "gui",    "hosts",  "security_headers", NULL};
+                                       "supervisor", "events", "gui",    "hosts",  "security_headers", "threads",
+                                       NULL};
 
 static int load_headers(const xt_doc *d, const xt_node *map, web_host *h, const char *what, char *err, size_t errlen)
 {
@@ -462,6 +463,8 @@ int web_conf_load(web_conf *c, const char *path, const char *listen, const char 
         long long ver;
         CHECK(xt_conf_int(d, v, "version", 1, 1, &ver, err, errlen));
     }
+    if ((v = xt_map_get(root, "threads")) != NULL && !(v->kind == XT_NODE_SCALAR && strcmp(v->str, "auto") == 0))
+        CHECK(xt_conf_int(d, v, "threads (auto or a number)", 1, WEB_MAX_THREADS, &c->threads, err, errlen));
     if ((m = xt_map_get(root, "log")) != NULL) {
         static const char *const k[] = {"level", "format", NULL};
         char *fmt = NULL;

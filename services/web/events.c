@@ -14,6 +14,7 @@
  * (data lines `selector`, `mergeMode`, `fragments`) and `datastar-merge-signals` (`signals`).
  */
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,6 +62,7 @@ struct web_events {
     h2o_timeout_entry_t hb_entry;
     h2o_timeout_t render;
     h2o_timeout_entry_t render_entry;
+    h2o_timeout_entry_t flush_entry; /* on the context's zero timeout: one write per client per batch */
     int nodes_dirty, services_dirty;
     char known[KNOWN_TASKS][72];
     size_t known_next;
@@ -70,6 +72,7 @@ struct web_events {
 };
 
 static const char hb_text[] = ": hb\n\n";
+static atomic_long streams_total; /* every thread's streams: /health and events.max_clients */
 
 /* --- buffers ---------------------------------------------------------------------------- */
 
@@ -195,6 +198,7 @@ static void client_dispose(void *p)
     if (c->linked) {
         h2o_linklist_unlink(&c->link);
         c->srv->events->nclients--;
+        atomic_fetch_sub(&streams_total, 1);
         c->linked = 0;
     }
     client_release_inflight(c);
@@ -227,6 +231,7 @@ static void client_on_stop(h2o_generator_t *gen, h2o_req_t *req)
     if (c->linked) {
         h2o_linklist_unlink(&c->link);
         c->srv->events->nclients--;
+        atomic_fetch_sub(&streams_total, 1);
         c->linked = 0;
     }
 }
@@ -285,9 +290,24 @@ static void client_push(sse_client *c, ev_buf *e)
     c->count++;
 }
 
+/* Writes go out after the current batch of NATS messages (bus.c hands over at most 64 per loop
+ * turn): one idle client costs one write per event, a loop that falls behind sends each client its
+ * backlog in one write instead of one write per event. */
+static void flush_cb(h2o_timeout_entry_t *entry)
+{
+    struct web_events *ev = H2O_STRUCT_FROM_MEMBER(struct web_events, flush_entry, entry);
+    for (h2o_linklist_t *l = ev->clients.next; l != &ev->clients;) {
+        sse_client *c = H2O_STRUCT_FROM_MEMBER(sse_client, link, l);
+        l = l->next;
+        if (c->count || c->dropped)
+            client_flush(c);
+    }
+}
+
 static void broadcast(web_server *srv, const char *project, int fmt, ev_buf *e)
 {
     struct web_events *ev = srv->events;
+    int any = 0;
     if (!e)
         return;
     for (h2o_linklist_t *l = ev->clients.next; l != &ev->clients; l = l->next) {
@@ -295,8 +315,10 @@ static void broadcast(web_server *srv, const char *project, int fmt, ev_buf *e)
         if (c->fmt != fmt || (project && strcmp(project, c->project) != 0))
             continue;
         client_push(c, e);
-        client_flush(c);
+        any = 1;
     }
+    if (any && !h2o_timeout_is_linked(&ev->flush_entry))
+        h2o_timeout_link(srv->ctx.loop, &srv->ctx.zero_timeout, &ev->flush_entry);
 }
 
 static int have_fmt(web_server *srv, int fmt)
@@ -635,7 +657,7 @@ static void hb_cb(h2o_timeout_entry_t *entry)
     for (h2o_linklist_t *l = ev->clients.next; l != &ev->clients;) {
         sse_client *c = H2O_STRUCT_FROM_MEMBER(sse_client, link, l);
         l = l->next;
-        if (!c->sending && now - c->last_send_ms >= (uint64_t)ev->srv->conf.events_heartbeat_ms / 2) {
+        if (!c->sending && now - c->last_send_ms >= (uint64_t)ev->srv->conf->events_heartbeat_ms / 2) {
             c->want_hb = 1;
             client_flush(c);
         }
@@ -669,7 +691,7 @@ int events_on_req(web_server *srv, h2o_req_t *req)
     }
     long n = xt_query_get(q, qlen, "project", project, sizeof(project));
     if (n == -1)
-        snprintf(project, sizeof(project), "%s", srv->conf.default_project);
+        snprintf(project, sizeof(project), "%s", srv->conf->default_project);
     else if (n < 0 || !valid_project(project)) {
         api_send_error(req, 400, "Bad Request", "bad_request", "project: 1-64 of [A-Za-z0-9_-]");
         return 0;
@@ -678,7 +700,7 @@ int events_on_req(web_server *srv, h2o_req_t *req)
         api_send_error(req, 400, "Bad Request", "bad_request", "format: json or datastar");
         return 0;
     }
-    if (srv->shutting_down || ev->nclients >= (size_t)srv->conf.events_max_clients) {
+    if (srv->shutting_down || atomic_load(&streams_total) >= (long)srv->conf->events_max_clients) {
         api_send_error(req, 503, "Service Unavailable", "busy", "too many event streams");
         return 0;
     }
@@ -688,19 +710,20 @@ int events_on_req(web_server *srv, h2o_req_t *req)
     c->req = req;
     c->fmt = strcmp(fmt, "json") == 0 ? FMT_JSON : FMT_DS;
     snprintf(c->project, sizeof(c->project), "%s", project);
-    c->cap = (size_t)srv->conf.events_queue;
+    c->cap = (size_t)srv->conf->events_queue;
     c->ring = calloc(c->cap, sizeof(*c->ring));
     c->gen.proceed = client_on_proceed;
     c->gen.stop = client_on_stop;
     h2o_linklist_insert(&ev->clients, &c->link);
     c->linked = 1;
     ev->nclients++;
+    atomic_fetch_add(&streams_total, 1);
 
     /* HTTP/1.1: a small kernel send buffer per stream bounds what a client that stops reading pins in
      * the kernel, and makes it show up in its own queue sooner (HTTP/2 shares the socket: left alone) */
-    if (req->version < 0x200 && srv->conf.events_sndbuf > 0 && req->conn->callbacks->get_socket) {
+    if (req->version < 0x200 && srv->conf->events_sndbuf > 0 && req->conn->callbacks->get_socket) {
         h2o_socket_t *sock = req->conn->callbacks->get_socket(req->conn);
-        int sz = (int)srv->conf.events_sndbuf;
+        int sz = (int)srv->conf->events_sndbuf;
         if (sock)
             setsockopt(h2o_socket_get_fd(sock), SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz));
     }
@@ -756,11 +779,12 @@ int events_init(web_server *srv)
     srv->events = ev;
     ev->srv = srv;
     h2o_linklist_init_anchor(&ev->clients);
-    h2o_timeout_init(srv->ctx.loop, &ev->hb, (uint64_t)srv->conf.events_heartbeat_ms);
+    h2o_timeout_init(srv->ctx.loop, &ev->hb, (uint64_t)srv->conf->events_heartbeat_ms);
     ev->hb_entry.cb = hb_cb;
     h2o_timeout_link(srv->ctx.loop, &ev->hb, &ev->hb_entry);
     h2o_timeout_init(srv->ctx.loop, &ev->render, 200);
     ev->render_entry.cb = render_timer_cb;
+    ev->flush_entry.cb = flush_cb;
     return 0;
 }
 
@@ -782,7 +806,8 @@ void events_close_all(web_server *srv)
 
 size_t events_nclients(web_server *srv)
 {
-    return srv->events ? srv->events->nclients : 0;
+    long n = atomic_load(&streams_total);
+    return n > 0 ? (size_t)n : 0;
 }
 
 void events_dispose(web_server *srv)
@@ -794,6 +819,8 @@ void events_dispose(web_server *srv)
         h2o_timeout_unlink(&ev->hb_entry);
     if (h2o_timeout_is_linked(&ev->render_entry))
         h2o_timeout_unlink(&ev->render_entry);
+    if (h2o_timeout_is_linked(&ev->flush_entry))
+        h2o_timeout_unlink(&ev->flush_entry);
     h2o_timeout_dispose(srv->ctx.loop, &ev->hb);
     h2o_timeout_dispose(srv->ctx.loop, &ev->render);
     for (size_t i = 0; i < RECENT_RESULTS; i++)

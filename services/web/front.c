@@ -377,7 +377,7 @@ static h2o_iovec_t build_auth_request(h2o_req_t *req, web_server *srv, web_host 
     int trusted = 0;
     if (sl != 0) {
         h2o_socket_getnumerichost((struct sockaddr *)&ss, sl, peer);
-        trusted = web_conf_is_trusted(&srv->conf, (struct sockaddr *)&ss);
+        trusted = web_conf_is_trusted(srv->conf, (struct sockaddr *)&ss);
     }
     const char *proto = req->scheme == &H2O_URL_SCHEME_HTTPS ? "https" : "http";
     h2o_iovec_t host = req->authority, xff = h2o_iovec_init(NULL, 0), xproto = h2o_iovec_init(NULL, 0);
@@ -448,7 +448,7 @@ static h2o_iovec_t build_auth_request(h2o_req_t *req, web_server *srv, web_host 
 static int guard_on_req(h2o_handler_t *_self, h2o_req_t *req)
 {
     web_guard *g = (web_guard *)_self;
-    web_server *srv = g->srv;
+    web_server *srv = web_server_of(req);
     web_host *h = g->host;
     char canon[WEB_PATH_MAX];
 
@@ -460,7 +460,7 @@ static int guard_on_req(h2o_handler_t *_self, h2o_req_t *req)
     size_t head = req->method.len + req->path.len + req->authority.len;
     for (size_t i = 0; i < req->headers.size; i++)
         head += req->headers.entries[i].name->len + req->headers.entries[i].value.len + 4;
-    if (head > (size_t)srv->conf.max_header_bytes) {
+    if (head > (size_t)srv->conf->max_header_bytes) {
         req->http1_is_persistent = 0;
         send_plain(req, 431, "headers_too_large", "request header fields too large");
         return 0;
@@ -501,7 +501,7 @@ static int guard_on_req(h2o_handler_t *_self, h2o_req_t *req)
     /* 3. header hygiene */
     struct sockaddr_storage ss;
     socklen_t sl = req->conn->callbacks->get_peername(req->conn, (struct sockaddr *)&ss);
-    int trusted = sl != 0 && web_conf_is_trusted(&srv->conf, (struct sockaddr *)&ss);
+    int trusted = sl != 0 && web_conf_is_trusted(srv->conf, (struct sockaddr *)&ss);
     for (size_t i = 0; i < req->headers.size;) {
         const h2o_iovec_t *nm = req->headers.entries[i].name;
         if (header_is_identity(h, nm) || (!trusted && header_is_forwarding(nm)))
@@ -519,7 +519,7 @@ static int guard_on_req(h2o_handler_t *_self, h2o_req_t *req)
         }
         return -1;
     }
-    fauth_backend *be = &srv->front->backends[h - srv->conf.hosts];
+    fauth_backend *be = &srv->front->backends[h - srv->conf->hosts];
     fauth_sub *s = h2o_mem_alloc_shared(&req->pool, sizeof(*s), fauth_dispose);
     memset(s, 0, sizeof(*s));
     s->g = target;
@@ -532,11 +532,10 @@ static int guard_on_req(h2o_handler_t *_self, h2o_req_t *req)
     return 0;
 }
 
-web_guard *front_register_guard(h2o_pathconf_t *pc, web_server *srv, web_host *host, web_hostinst *inst, int route)
+web_guard *front_register_guard(h2o_pathconf_t *pc, web_host *host, web_hostinst *inst, int route)
 {
     web_guard *g = (web_guard *)h2o_create_handler(pc, sizeof(*g));
     g->super.on_req = guard_on_req;
-    g->srv = srv;
     g->host = host;
     g->inst = inst;
     g->route = route;
@@ -548,8 +547,8 @@ int front_init(web_server *srv)
     srv->front = calloc(1, sizeof(*srv->front));
     if (!srv->front)
         return -1;
-    for (size_t i = 0; i < srv->conf.nhosts; i++) {
-        web_host *h = &srv->conf.hosts[i];
+    for (size_t i = 0; i < srv->conf->nhosts; i++) {
+        web_host *h = &srv->conf->hosts[i];
         fauth_backend *be = &srv->front->backends[i];
         if (!h->has_fauth)
             continue;
@@ -574,7 +573,7 @@ void front_dispose(web_server *srv)
 {
     if (!srv->front)
         return;
-    for (size_t i = 0; i < srv->conf.nhosts; i++) {
+    for (size_t i = 0; i < srv->conf->nhosts; i++) {
         fauth_backend *be = &srv->front->backends[i];
         if (!be->ready)
             continue;

@@ -11,6 +11,7 @@
 #include <netdb.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,18 +23,49 @@
 
 typedef struct {
     h2o_handler_t super;
-    web_server *srv;
     web_route *rt; /* NULL: the catch-all 404 */
 } builtin_handler;
 
-static int sig_pipe[2] = {-1, -1};
+static web_app app;
 
+/* Loop threads that finished their drain. They then park instead of exiting: h2o keeps per-thread
+ * recycled buffers in thread-local storage, which must stay reachable until the process exits. */
+static pthread_mutex_t drained_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t drained_cv = PTHREAD_COND_INITIALIZER;
+static unsigned drained;
+static unsigned set_up, setup_failed;
+
+/* A loop thread: its h2o objects are created here, on the thread that uses them (h2o keeps
+ * per-thread buffer recyclers: a socket created on one thread and read on another corrupts them). */
+static int thread_setup(web_server *srv, char *err, size_t errlen);
+static void *thread_run(void *arg);
+
+static void *thread_main(void *arg)
+{
+    web_server *srv = arg;
+    char err[512];
+    int rc = thread_setup(srv, err, sizeof(err));
+    if (rc != 0)
+        xt_error("thread %u: %s", srv->index, err);
+    pthread_mutex_lock(&drained_mu);
+    set_up++;
+    setup_failed += rc != 0;
+    pthread_cond_broadcast(&drained_cv);
+    pthread_mutex_unlock(&drained_mu);
+    if (rc != 0)
+        return NULL;
+    return thread_run(srv);
+}
+
+/* Async-signal-safe: one byte into every loop's pipe. */
 static void on_signal(int sig)
 {
     int saved = errno;
     char c = (char)sig;
-    if (write(sig_pipe[1], &c, 1) < 0) {
-        /* the pipe is full: a shutdown is already pending */
+    for (unsigned i = 0; i < app.nthreads; i++) {
+        if (app.threads[i] && app.threads[i]->sig_pipe[1] >= 0 && write(app.threads[i]->sig_pipe[1], &c, 1) < 0) {
+            /* the pipe is full: a shutdown is already pending there */
+        }
     }
     errno = saved;
 }
@@ -41,15 +73,16 @@ static void on_signal(int sig)
 static int builtin_on_req(h2o_handler_t *_self, h2o_req_t *req)
 {
     builtin_handler *self = (builtin_handler *)_self;
+    web_server *srv = web_server_of(req);
     if (self->rt == NULL) {
         api_send_error(req, 404, "Not Found", "not_found", "no route for this path");
         return 0;
     }
     switch (self->rt->kind) {
-    case ROUTE_HEALTH: return api_health_on_req(self->srv, req);
-    case ROUTE_API: return api_on_req(self->srv, req);
-    case ROUTE_EVENTS: return events_on_req(self->srv, req);
-    case ROUTE_GUI: return api_gui_on_req(self->srv, req, self->rt);
+    case ROUTE_HEALTH: return api_health_on_req(srv, req);
+    case ROUTE_API: return api_on_req(srv, req);
+    case ROUTE_EVENTS: return events_on_req(srv, req);
+    case ROUTE_GUI: return api_gui_on_req(srv, req, self->rt);
     default: return -1;
     }
 }
@@ -80,29 +113,12 @@ static h2o_headers_command_t *make_header_cmds(web_host *h)
 
 static h2o_headers_command_t *all_cmds[WEB_MAX_HOSTS];
 
-static void free_header_cmds(void)
-{
-    for (size_t i = 0; i < WEB_MAX_HOSTS; i++) {
-        h2o_headers_command_t *c = all_cmds[i];
-        if (!c)
-            continue;
-        for (; c->cmd != H2O_HEADERS_CMD_NULL; c++) {
-            if (!h2o_iovec_is_token(c->name)) {
-                free(c->name->base);
-                free(c->name);
-            }
-        }
-        free(all_cmds[i]);
-        all_cmds[i] = NULL;
-    }
-}
-
-static int register_route(web_server *srv, h2o_pathconf_t *pc, web_route *rt, char *err, size_t errlen)
+static int register_route(web_app *a, h2o_pathconf_t *pc, web_route *rt, char *err, size_t errlen)
 {
     if (rt->kind == ROUTE_PROXY) {
         h2o_url_t url;
         if (h2o_url_parse(rt->upstream, SIZE_MAX, &url) != 0) {
-            snprintf(err, errlen, "%s: reverse_proxy.upstream '%s' is not a URL", srv->conf.path, rt->upstream);
+            snprintf(err, errlen, "%s: reverse_proxy.upstream '%s' is not a URL", a->conf.path, rt->upstream);
             return -1;
         }
         h2o_proxy_config_vars_t cfg;
@@ -117,24 +133,23 @@ static int register_route(web_server *srv, h2o_pathconf_t *pc, web_route *rt, ch
     } else {
         builtin_handler *b = (builtin_handler *)h2o_create_handler(pc, sizeof(*b));
         b->super.on_req = builtin_on_req;
-        b->srv = srv;
         b->rt = rt;
     }
     return 0;
 }
 
-static int setup_hosts(web_server *srv, char *err, size_t errlen)
+static int setup_hosts(web_app *a, char *err, size_t errlen)
 {
-    for (size_t hi = 0; hi < srv->conf.nhosts; hi++) {
-        web_host *h = &srv->conf.hosts[hi];
+    for (size_t hi = 0; hi < a->conf.nhosts; hi++) {
+        web_host *h = &a->conf.hosts[hi];
         all_cmds[hi] = make_header_cmds(h);
         /* h2o matches "name:port" only against a host registered with that port (65535 stands for
          * the scheme's default port only): register each name for every listener port too */
         uint16_t ports[WEB_MAX_LISTEN + 1];
         size_t nports = 0;
         ports[nports++] = 65535;
-        for (size_t l = 0; l < srv->conf.nlisten; l++) {
-            uint16_t p = (uint16_t)strtol(strrchr(srv->conf.listen[l].address, ':') + 1, NULL, 10);
+        for (size_t l = 0; l < a->conf.nlisten; l++) {
+            uint16_t p = (uint16_t)strtol(strrchr(a->conf.listen[l].address, ':') + 1, NULL, 10);
             size_t k;
             for (k = 0; k < nports; k++)
                 if (ports[k] == p)
@@ -151,12 +166,12 @@ static int setup_hosts(web_server *srv, char *err, size_t errlen)
         for (size_t ii = 0; ii < h->ninst; ii++) {
             size_t ni = ii / nports;
             web_hostinst *inst = &h->inst[ii];
-            inst->hostconf = h2o_config_register_host(&srv->globalconf, h2o_iovec_init(h->names[ni], strlen(h->names[ni])),
+            inst->hostconf = h2o_config_register_host(&a->globalconf, h2o_iovec_init(h->names[ni], strlen(h->names[ni])),
                                                       ports[ii % nports]);
             for (size_t r = 0; r < h->nroutes; r++) {
                 h2o_pathconf_t *pc = h2o_config_register_path(inst->hostconf, h->routes[r].path, 0);
-                inst->guards[r] = front_register_guard(pc, srv, h, inst, (int)r);
-                if (register_route(srv, pc, &h->routes[r], err, errlen) != 0)
+                inst->guards[r] = front_register_guard(pc, h, inst, (int)r);
+                if (register_route(a, pc, &h->routes[r], err, errlen) != 0)
                     return -1;
                 if (h->nheaders)
                     h2o_headers_register(pc, all_cmds[hi]);
@@ -168,10 +183,9 @@ static int setup_hosts(web_server *srv, char *err, size_t errlen)
                         inst->guards[catch_all] = inst->guards[r];
             } else {
                 h2o_pathconf_t *pc = h2o_config_register_path(inst->hostconf, "/", 0);
-                inst->guards[catch_all] = front_register_guard(pc, srv, h, inst, -1);
+                inst->guards[catch_all] = front_register_guard(pc, h, inst, -1);
                 builtin_handler *b = (builtin_handler *)h2o_create_handler(pc, sizeof(*b));
                 b->super.on_req = builtin_on_req;
-                b->srv = srv;
                 b->rt = NULL;
                 if (h->nheaders)
                     h2o_headers_register(pc, all_cmds[hi]);
@@ -231,6 +245,7 @@ static int open_listener(const char *address, char *err, size_t errlen)
     }
     int fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0), one = 1;
     if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
+        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0 ||
         bind(fd, res->ai_addr, res->ai_addrlen) != 0 || listen(fd, 1024) != 0) {
         snprintf(err, errlen, "listen %s: %s", address, strerror(errno));
         if (fd >= 0)
@@ -269,7 +284,8 @@ static void on_sig_read(h2o_socket_t *sock, const char *err)
     web_server *srv = sock->data;
     h2o_buffer_consume(&sock->input, sock->input->size);
     if (!srv->shutting_down) {
-        xt_info("signal: shutting down");
+        if (srv->index == 0)
+            xt_info("signal: shutting down");
         srv->shutting_down = 1;
     }
 }
@@ -277,6 +293,74 @@ static void on_sig_read(h2o_socket_t *sock, const char *err)
 static void usage(FILE *f)
 {
     fprintf(f, "usage: xtask-web --config FILE [--listen HOST:PORT] [--tls-listen HOST:PORT] [--nats URL] [--check]\n");
+}
+
+/* One loop thread's resources: context, listeners (SO_REUSEPORT: the kernel spreads connections),
+ * signal pipe, and the modules' per-loop state. */
+static int thread_setup(web_server *srv, char *err, size_t errlen)
+{
+    srv->conf = &app.conf;
+    srv->app = &app;
+    srv->sig_pipe[0] = srv->sig_pipe[1] = -1;
+    srv->loop = h2o_evloop_create();
+    h2o_context_init(&srv->ctx, srv->loop, &app.globalconf);
+    for (size_t i = 0; i < app.conf.nlisten; i++) {
+        web_listen_conf *l = &app.conf.listen[i];
+        int fd = open_listener(l->address, err, errlen);
+        if (fd < 0)
+            return -1;
+        h2o_accept_ctx_t *actx = &srv->accept_ctx[i];
+        actx->ctx = &srv->ctx;
+        actx->hosts = app.globalconf.hosts;
+        actx->ssl_ctx = app.ssl_ctx[i];
+        srv->listeners[i] = h2o_evloop_socket_create(srv->loop, fd, H2O_SOCKET_FLAG_DONT_READ);
+        srv->listeners[i]->data = actx;
+        h2o_socket_read_start(srv->listeners[i], on_accept);
+        srv->nlisteners++;
+    }
+    if (pipe2(srv->sig_pipe, O_NONBLOCK | O_CLOEXEC) != 0) {
+        snprintf(err, errlen, "pipe: %s", strerror(errno));
+        return -1;
+    }
+    srv->sig_sock = h2o_evloop_socket_create(srv->loop, srv->sig_pipe[0], 0);
+    srv->sig_sock->data = srv;
+    h2o_socket_read_start(srv->sig_sock, on_sig_read);
+    if (front_init(srv) != 0 || events_init(srv) != 0 || api_init(srv) != 0 || bus_start(srv) != 0) {
+        snprintf(err, errlen, "start-up failed");
+        return -1;
+    }
+    return 0;
+}
+
+/* Run one loop until a signal, then drain: no new connections, streams ended, running requests
+ * get drain_timeout. */
+static void *thread_run(void *arg)
+{
+    web_server *srv = arg;
+    while (!srv->shutting_down)
+        h2o_evloop_run(srv->loop, INT32_MAX);
+    for (size_t i = 0; i < srv->nlisteners; i++) {
+        h2o_socket_read_stop(srv->listeners[i]);
+        h2o_socket_close(srv->listeners[i]);
+        srv->listeners[i] = NULL;
+    }
+    srv->nlisteners = 0;
+    h2o_context_request_shutdown(&srv->ctx);
+    events_close_all(srv);
+    uint64_t deadline = h2o_now(srv->loop) + (uint64_t)app.conf.drain_timeout_ms;
+    while (srv->inflight > 0 && h2o_now(srv->loop) < deadline)
+        h2o_evloop_run(srv->loop, (int32_t)(deadline - h2o_now(srv->loop)));
+    if (srv->inflight > 0)
+        xt_warn("shutdown: %llu requests still running after %lld ms; closing", (unsigned long long)srv->inflight,
+                (long long)app.conf.drain_timeout_ms);
+    h2o_evloop_run(srv->loop, 0);
+    pthread_mutex_lock(&drained_mu);
+    drained++;
+    pthread_cond_broadcast(&drained_cv);
+    while (srv->index != 0)
+        pthread_cond_wait(&drained_cv, &drained_mu); /* parked until the process exits */
+    pthread_mutex_unlock(&drained_mu);
+    return NULL;
 }
 
 int main(int argc, char **argv)
@@ -290,10 +374,9 @@ int main(int argc, char **argv)
                                          {"version", no_argument, NULL, 'V'},
                                          {NULL, 0, NULL, 0}};
     const char *config = NULL, *listen_o = NULL, *tls_o = NULL, *nats_o = NULL;
-    int check = 0, c, rc = 1;
+    int check = 0, c;
     char err[1024];
-    static web_server srv;
-    h2o_socket_t *sig_sock = NULL;
+    pthread_t tids[WEB_MAX_THREADS];
 
     while ((c = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
         switch (c) {
@@ -311,123 +394,92 @@ int main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
-    if (web_conf_load(&srv.conf, config, listen_o, tls_o, nats_o, err, sizeof(err)) != 0) {
+    if (web_conf_load(&app.conf, config, listen_o, tls_o, nats_o, err, sizeof(err)) != 0) {
         fprintf(stderr, "%s\n", err);
-        web_conf_free(&srv.conf);
+        web_conf_free(&app.conf);
         return 2;
     }
     if (check) {
         printf("%s: ok\n", config);
-        web_conf_free(&srv.conf);
+        web_conf_free(&app.conf);
         return 0;
     }
-    xt_log_init((xt_log_level)xt_log_level_parse(srv.conf.log_level), srv.conf.log_json);
+    xt_log_init((xt_log_level)xt_log_level_parse(app.conf.log_level), app.conf.log_json);
     signal(SIGPIPE, SIG_IGN);
 
-    h2o_config_init(&srv.globalconf);
-    srv.globalconf.server_name = h2o_iovec_init(H2O_STRLIT("xtask-web"));
-    srv.globalconf.max_request_entity_size = (size_t)srv.conf.max_body_bytes;
-    srv.globalconf.http1.req_timeout = (uint64_t)srv.conf.request_timeout_ms;
-    srv.globalconf.http1.upgrade_to_http2 = 0; /* no h2c */
-    srv.globalconf.http2.idle_timeout = (uint64_t)srv.conf.idle_timeout_ms;
-    srv.globalconf.proxy.emit_x_forwarded_headers = 1;
-    if (setup_hosts(&srv, err, sizeof(err)) != 0) {
+    h2o_config_init(&app.globalconf);
+    app.globalconf.server_name = h2o_iovec_init(H2O_STRLIT("xtask-web"));
+    app.globalconf.max_request_entity_size = (size_t)app.conf.max_body_bytes;
+    app.globalconf.http1.req_timeout = (uint64_t)app.conf.request_timeout_ms;
+    app.globalconf.http1.upgrade_to_http2 = 0; /* no h2c */
+    app.globalconf.http2.idle_timeout = (uint64_t)app.conf.idle_timeout_ms;
+    app.globalconf.proxy.emit_x_forwarded_headers = 1;
+    if (setup_hosts(&app, err, sizeof(err)) != 0) {
         fprintf(stderr, "%s\n", err);
-        rc = 2;
-        goto out_conf;
+        return 2;
     }
-
-    srv.loop = h2o_evloop_create();
-    h2o_context_init(&srv.ctx, srv.loop, &srv.globalconf);
-
-    for (size_t i = 0; i < srv.conf.nlisten; i++) {
-        web_listen_conf *l = &srv.conf.listen[i];
-        int fd = open_listener(l->address, err, sizeof(err));
-        if (fd < 0) {
-            xt_error("%s", err);
-            goto out_ctx;
+    for (size_t i = 0; i < app.conf.nlisten; i++) {
+        web_listen_conf *l = &app.conf.listen[i];
+        if (l->cert && (app.ssl_ctx[i] = make_ssl_ctx(l, err, sizeof(err))) == NULL) {
+            fprintf(stderr, "%s\n", err);
+            return 2;
         }
-        h2o_accept_ctx_t *actx = &srv.accept_ctx[i];
-        actx->ctx = &srv.ctx;
-        actx->hosts = srv.globalconf.hosts;
-        if (l->cert) {
-            if ((srv.ssl_ctx[i] = make_ssl_ctx(l, err, sizeof(err))) == NULL) {
-                close(fd);
-                xt_error("%s", err);
-                rc = 2;
-                goto out_ctx;
-            }
-            actx->ssl_ctx = srv.ssl_ctx[i];
-        }
-        srv.listeners[i] = h2o_evloop_socket_create(srv.loop, fd, H2O_SOCKET_FLAG_DONT_READ);
-        srv.listeners[i]->data = actx;
-        h2o_socket_read_start(srv.listeners[i], on_accept);
-        srv.nlisteners++;
-        xt_info("listening on %s%s", l->address, l->cert ? (l->http2 ? " (TLS, h2)" : " (TLS)") : "");
     }
-
-    if (pipe2(sig_pipe, O_NONBLOCK | O_CLOEXEC) != 0) {
-        xt_error("pipe: %s", strerror(errno));
-        goto out_ctx;
-    }
-    sig_sock = h2o_evloop_socket_create(srv.loop, sig_pipe[0], 0);
-    sig_sock->data = &srv;
-    h2o_socket_read_start(sig_sock, on_sig_read);
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    app.nthreads = app.conf.threads > 0 ? (unsigned)app.conf.threads : (unsigned)(ncpu > 0 ? ncpu : 1);
+    if (app.nthreads > WEB_MAX_THREADS)
+        app.nthreads = WEB_MAX_THREADS;
+    /* signals go to the pipes; block them in the loop threads so the handler runs in main */
     struct sigaction sa;
     memset(&sa, 0, sizeof(sa));
     sa.sa_handler = on_signal;
     sigemptyset(&sa.sa_mask);
+    for (unsigned i = 0; i < app.nthreads; i++) {
+        app.threads[i] = calloc(1, sizeof(web_server));
+        app.threads[i]->index = i;
+        app.threads[i]->sig_pipe[0] = app.threads[i]->sig_pipe[1] = -1;
+    }
+    /* the other loops block every signal (the handler runs in this thread or a nats.c one) */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old);
+    for (unsigned i = 1; i < app.nthreads; i++)
+        pthread_create(&tids[i], NULL, thread_main, app.threads[i]);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (thread_setup(app.threads[0], err, sizeof(err)) != 0) {
+        xt_error("%s", err);
+        return 1;
+    }
+    pthread_mutex_lock(&drained_mu);
+    while (set_up < app.nthreads - 1)
+        pthread_cond_wait(&drained_cv, &drained_mu);
+    pthread_mutex_unlock(&drained_mu);
+    if (setup_failed) {
+        xt_error("start-up failed");
+        return 1;
+    }
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
-
-    if (front_init(&srv) != 0 || events_init(&srv) != 0 || api_init(&srv) != 0 || bus_start(&srv) != 0) {
+    if (bus_app_start(&app) != 0) {
         xt_error("start-up failed");
-        goto out_all;
+        return 1;
     }
-    xt_info("xtask-web %s ready (%zu hosts, nats %s)", WEB_VERSION, srv.conf.nhosts, srv.conf.nats_url);
-
-    while (!srv.shutting_down)
-        h2o_evloop_run(srv.loop, INT32_MAX);
-
-    /* shutdown: no new connections, end the streams, let what is running finish within the budget */
-    for (size_t i = 0; i < srv.nlisteners; i++) {
-        h2o_socket_read_stop(srv.listeners[i]);
-        h2o_socket_close(srv.listeners[i]);
-        srv.listeners[i] = NULL;
+    for (size_t i = 0; i < app.conf.nlisten; i++) {
+        web_listen_conf *l = &app.conf.listen[i];
+        xt_info("listening on %s%s", l->address, l->cert ? (l->http2 ? " (TLS, h2)" : " (TLS)") : "");
     }
-    srv.nlisteners = 0;
-    h2o_context_request_shutdown(&srv.ctx);
-    events_close_all(&srv);
-    uint64_t deadline = h2o_now(srv.loop) + (uint64_t)srv.conf.drain_timeout_ms;
-    while (srv.inflight > 0 && h2o_now(srv.loop) < deadline)
-        h2o_evloop_run(srv.loop, (int32_t)(deadline - h2o_now(srv.loop)));
-    if (srv.inflight > 0)
-        xt_warn("shutdown: %llu requests still running after %lld ms; closing", (unsigned long long)srv.inflight,
-                (long long)srv.conf.drain_timeout_ms);
-    rc = 0;
+    xt_info("xtask-web %s ready (%zu hosts, %u threads, nats %s)", WEB_VERSION, app.conf.nhosts, app.nthreads,
+            app.conf.nats_url);
+
+    thread_run(app.threads[0]);
+    pthread_mutex_lock(&drained_mu);
+    while (drained < app.nthreads)
+        pthread_cond_wait(&drained_cv, &drained_mu);
+    pthread_mutex_unlock(&drained_mu);
+    bus_app_stop(&app);
     xt_info("stopped");
-
-out_all:
-    bus_stop(&srv);
-    api_dispose(&srv);
-    events_dispose(&srv);
-    front_dispose(&srv);
-out_ctx:
-    for (size_t i = 0; i < srv.nlisteners; i++)
-        if (srv.listeners[i])
-            h2o_socket_close(srv.listeners[i]);
-    if (sig_sock)
-        h2o_socket_close(sig_sock);
-    h2o_evloop_run(srv.loop, 0);
     /* h2o 2.2.5 has no way to close the connections it still holds (idle keep-alive clients), and
-     * h2o_context_dispose asserts on their timers: the context, the loop and the configuration stay
-     * reachable from `srv` until the process exits. */
-    return rc;
-out_conf:
-    h2o_config_dispose(&srv.globalconf);
-    free_header_cmds();
-    web_conf_free(&srv.conf);
-    if (sig_pipe[1] >= 0)
-        close(sig_pipe[1]);
-    return rc;
+     * h2o_context_dispose asserts on their timers: contexts, loops and the configuration stay
+     * reachable from `app` until the process exits. */
+    return 0;
 }

@@ -117,6 +117,7 @@ typedef struct {
     int64_t request_timeout_ms;
     int64_t idle_timeout_ms;
     int64_t drain_timeout_ms;
+    long long threads; /* event-loop threads; 0 = one per CPU (at most WEB_MAX_THREADS) */
     web_cidr trusted[16];
     size_t ntrusted;
     char *nats_url;
@@ -157,14 +158,13 @@ typedef struct web_hostinst {
 
 typedef struct web_guard {
     h2o_handler_t super;
-    web_server *srv;
     web_host *host;
     web_hostinst *inst;
     int route; /* index into host->routes, or -1 for the catch-all */
 } web_guard;
 
 /* Register the guard as the first handler of a pathconf. */
-web_guard *front_register_guard(h2o_pathconf_t *pc, web_server *srv, web_host *host, web_hostinst *inst, int route);
+web_guard *front_register_guard(h2o_pathconf_t *pc, web_host *host, web_hostinst *inst, int route);
 /* Per-host forward-auth client state (socket pool), created at start-up; freed at exit. */
 int front_init(web_server *srv);
 void front_dispose(web_server *srv);
@@ -184,8 +184,8 @@ typedef void (*bus_reply_cb)(void *data, const char *payload, size_t len, int ti
 
 typedef struct bus_request bus_request;
 
+/* Per thread: register the loop's receiver and timers (before bus_app_start). */
 int bus_start(web_server *srv);
-void bus_stop(web_server *srv);
 int bus_connected(web_server *srv);
 /* Publish `payload` on `subject` with a reply to our inbox; `cb` runs once on the loop (reply or
  * timeout). If `multi`, every reply until the deadline goes to cb, then one final timeout call. The
@@ -213,6 +213,7 @@ void events_services_changed(web_server *srv);
 void events_task_result(web_server *srv, const char *project, json_t *result);
 /* End every stream (shutdown). */
 void events_close_all(web_server *srv);
+/* Event streams open in the whole process (every thread). */
 size_t events_nclients(web_server *srv);
 
 /* --- api (api.c) ------------------------------------------------------------------------- */
@@ -230,15 +231,20 @@ json_t *api_services_json(web_server *srv);
 
 /* --- server ------------------------------------------------------------------------------ */
 
+/* One per event-loop thread. Everything in it belongs to that thread's loop; `conf` and the h2o
+ * configuration are shared read-only. Handlers find theirs from the request's context
+ * (web_server_of). */
 struct web_server {
-    web_conf conf;
-    h2o_globalconf_t globalconf;
+    web_conf *conf;
+    struct web_app *app;
+    unsigned index; /* thread number, 0 = the main thread */
     h2o_context_t ctx;
     h2o_evloop_t *loop;
     h2o_accept_ctx_t accept_ctx[WEB_MAX_LISTEN];
     h2o_socket_t *listeners[WEB_MAX_LISTEN];
     size_t nlisteners;
-    SSL_CTX *ssl_ctx[WEB_MAX_LISTEN];
+    int sig_pipe[2];
+    h2o_socket_t *sig_sock;
     int shutting_down;
     uint64_t inflight; /* requests in progress (guard-counted) */
     struct web_front *front;
@@ -246,6 +252,28 @@ struct web_server {
     struct web_events *events;
     struct web_api *api;
 };
+
+#define WEB_MAX_THREADS 16
+
+/* The process: configuration, h2o's global configuration, the NATS connection, the threads. */
+typedef struct web_app {
+    web_conf conf;
+    h2o_globalconf_t globalconf;
+    SSL_CTX *ssl_ctx[WEB_MAX_LISTEN];
+    web_server *threads[WEB_MAX_THREADS];
+    unsigned nthreads;
+    struct web_nats *nats;
+} web_app;
+
+static inline web_server *web_server_of(h2o_req_t *req)
+{
+    return H2O_STRUCT_FROM_MEMBER(web_server, ctx, req->conn->ctx);
+}
+
+/* NATS, shared by the threads (bus.c): connect and subscribe once every thread's receiver is
+ * registered; close before exit. */
+int bus_app_start(web_app *app);
+void bus_app_stop(web_app *app);
 
 /* Milliseconds on the loop's clock. */
 uint64_t web_now_ms(web_server *srv);
