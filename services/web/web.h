@@ -2,8 +2,10 @@
  * xtask-web: the h2o front (forward-auth, reverse proxy, static files) with the GUI, the task API
  * and the SSE event stream fed by NATS.
  *
- * One process, one h2o event loop. nats.c delivers on its own threads; everything it hands over
- * crosses into the loop as an h2o_multithread message (bus.c), never by touching h2o objects.
+ * One process, one h2o event loop per thread (`threads`, one per CPU by default), each with its own
+ * listeners (SO_REUSEPORT), connections and module state; the configuration is shared read-only.
+ * nats.c delivers on its own threads; everything it hands over crosses into the loops as
+ * h2o_multithread messages (bus.c), never by touching h2o objects.
  *
  * Modules (one file each):
  *   conf.c    web.yaml -> web_conf (validated, positions in every error)
@@ -12,7 +14,7 @@
  *   bus.c     the NATS connection, subscriptions, async requests over one inbox, the node registry
  *   events.c  SSE clients: bounded per-client queues, fan-out, heartbeats, shutdown
  *   api.c     /api/v1/{tasks,nodes,services}, /health, supervisor status polling
- *   main.c    flags, h2o setup, listeners, signals, the loop and the bounded drain
+ *   main.c    flags, h2o setup, the loop threads, signals, the bounded drain
  */
 #ifndef XT_WEB_H
 #define XT_WEB_H
