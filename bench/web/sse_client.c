@@ -56,19 +56,18 @@ int main(int argc, char **argv)
     conn *cs = calloc((size_t)n, sizeof(*cs));
     int ep = epoll_create1(0), errors = 0, connected = 0;
     char req[2048];
-    int rl = snprintf(req, sizeof(req),
-                      "GET %s HTTP/1.1\r\nHost: %s\r\nAccept: text/event-stream\r\n%s%s%s\r\n", path, host,
-                      *cookie ? "Cookie: " : "", cookie, *cookie ? "\r\n" : "");
+    int rl =
+        snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: %s\r\nAccept: text/event-stream\r\n%s%s%s\r\n",
+                 path, host, *cookie ? "Cookie: " : "", cookie, *cookie ? "\r\n" : "");
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
     inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
-    if (!samples || !cs || ep < 0)
-        return 1;
+    if (!samples || !cs || ep < 0) return 1;
     for (int i = 0; i < n; i++) {
         int fd = socket(AF_INET, SOCK_STREAM, 0);
-        if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 || write(fd, req, (size_t)rl) != rl) {
+        if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 ||
+            write(fd, req, (size_t)rl) != rl) {
             errors++;
-            if (fd >= 0)
-                close(fd);
+            if (fd >= 0) close(fd);
             cs[i].fd = -1;
             continue;
         }
@@ -84,8 +83,7 @@ int main(int argc, char **argv)
             conn *c = &cs[evs[e].data.u32];
             ssize_t r = read(c->fd, c->buf + c->len, BUF - 1 - c->len);
             if (r <= 0) {
-                if (r < 0 && errno == EINTR)
-                    continue;
+                if (r < 0 && errno == EINTR) continue;
                 errors++;
                 epoll_ctl(ep, EPOLL_CTL_DEL, c->fd, NULL);
                 close(c->fd);
@@ -106,8 +104,7 @@ int main(int argc, char **argv)
                 char *t = strstr(p, "\"t\":");
                 if (t && ns < cap) {
                     uint64_t ts = strtoull(t + 4, NULL, 10);
-                    if (ts > start && t_now >= ts)
-                        samples[ns++] = t_now - ts;
+                    if (ts > start && t_now >= ts) samples[ns++] = t_now - ts;
                 }
                 p = q + 2;
                 last = p;
@@ -123,11 +120,11 @@ int main(int argc, char **argv)
     qsort(samples, ns, sizeof(*samples), cmp_u64);
     double p50 = ns ? samples[ns / 2] / 1e6 : -1, p99 = ns ? samples[(size_t)(ns * 0.99)] / 1e6 : -1,
            mx = ns ? samples[ns - 1] / 1e6 : -1;
-    printf("{\"clients\":%d,\"connected\":%d,\"samples\":%zu,\"p50_ms\":%.3f,\"p99_ms\":%.3f,\"max_ms\":%.3f,\"errors\":%d}\n",
+    printf("{\"clients\":%d,\"connected\":%d,\"samples\":%zu,\"p50_ms\":%.3f,\"p99_ms\":%.3f,\"max_ms\":%.3f,"
+           "\"errors\":%d}\n",
            n, connected, ns, p50, p99, mx, errors);
     for (int i = 0; i < n; i++)
-        if (cs[i].fd >= 0)
-            close(cs[i].fd);
+        if (cs[i].fd >= 0) close(cs[i].fd);
     free(cs);
     free(samples);
     return 0;

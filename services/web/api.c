@@ -22,8 +22,8 @@
 
 struct web_api {
     web_server *srv;
-    json_t *services;      /* last supervisor status document */
-    uint64_t services_at;  /* when it was fetched */
+    json_t *services;     /* last supervisor status document */
+    uint64_t services_at; /* when it was fetched */
     h2o_timeout_t poll;
     h2o_timeout_entry_t poll_entry;
     /* one status fetch at a time */
@@ -53,7 +53,8 @@ void api_send_json(h2o_req_t *req, int status, const char *reason, json_t *body)
     req->res.status = status;
     req->res.reason = reason;
     req->res.content_length = b.len;
-    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, H2O_STRLIT("application/json"));
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL,
+                   H2O_STRLIT("application/json"));
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL, H2O_STRLIT("no-store"));
     h2o_send_inline(req, b.base, b.len);
 }
@@ -74,7 +75,8 @@ static void send_ds_signals(h2o_req_t *req, json_t *signals)
     req->res.status = 200;
     req->res.reason = "OK";
     req->res.content_length = (size_t)n;
-    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, H2O_STRLIT("text/event-stream"));
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL,
+                   H2O_STRLIT("text/event-stream"));
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL, H2O_STRLIT("no-store"));
     h2o_send_inline(req, buf, (size_t)n);
 }
@@ -88,11 +90,10 @@ static int is_method(h2o_req_t *req, const char *m)
 static int valid_token(const char *s, size_t maxlen)
 {
     size_t n = 0;
-    if (!s || !*s)
-        return 0;
+    if (!s || !*s) return 0;
     for (; *s; s++, n++)
-        if (n >= maxlen || !((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
-                             *s == '-' || *s == '_'))
+        if (n >= maxlen || !((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
+                             (*s >= '0' && *s <= '9') || *s == '-' || *s == '_'))
             return 0;
     return 1;
 }
@@ -102,8 +103,8 @@ static int valid_token(const char *s, size_t maxlen)
 int api_health_on_req(web_server *srv, h2o_req_t *req)
 {
     int ok = !srv->shutting_down && bus_connected(srv);
-    json_t *b = json_pack("{s:s,s:s,s:b,s:I}", "status", ok ? "ok" : "unavailable", "version", WEB_VERSION, "nats",
-                          bus_connected(srv), "event_streams", (json_int_t)events_nclients(srv));
+    json_t *b = json_pack("{s:s,s:s,s:b,s:I}", "status", ok ? "ok" : "unavailable", "version", WEB_VERSION,
+                          "nats", bus_connected(srv), "event_streams", (json_int_t)events_nclients(srv));
     api_send_json(req, ok ? 200 : 503, ok ? "OK" : "Service Unavailable", b);
     return 0;
 }
@@ -135,27 +136,36 @@ static int error_status(const char *code)
     static const struct {
         const char *code;
         int status;
-    } map[] = {{"bad_request", 400},     {"unknown_task", 404}, {"not_found", 404},  {"not_allowed", 403},
-               {"path_not_allowed", 403}, {"payload_too_large", 413}, {"busy", 503}, {"timeout", 504}, {NULL, 502}};
+    } map[] = {{"bad_request", 400}, {"unknown_task", 404},     {"not_found", 404},
+               {"not_allowed", 403}, {"path_not_allowed", 403}, {"payload_too_large", 413},
+               {"busy", 503},        {"timeout", 504},          {NULL, 502}};
     size_t i;
     for (i = 0; map[i].code; i++)
-        if (code && strcmp(code, map[i].code) == 0)
-            break;
+        if (code && strcmp(code, map[i].code) == 0) break;
     return map[i].status;
 }
 
 static const char *status_reason(int st)
 {
     switch (st) {
-    case 200: return "OK";
-    case 202: return "Accepted";
-    case 400: return "Bad Request";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 413: return "Payload Too Large";
-    case 503: return "Service Unavailable";
-    case 504: return "Gateway Timeout";
-    default: return "Bad Gateway";
+    case 200:
+        return "OK";
+    case 202:
+        return "Accepted";
+    case 400:
+        return "Bad Request";
+    case 403:
+        return "Forbidden";
+    case 404:
+        return "Not Found";
+    case 413:
+        return "Payload Too Large";
+    case 503:
+        return "Service Unavailable";
+    case 504:
+        return "Gateway Timeout";
+    default:
+        return "Bad Gateway";
     }
 }
 
@@ -170,8 +180,7 @@ static void bg_run_cb(void *data, const char *payload, size_t len, int timed_out
     bg_run *b = data;
     if (!timed_out && len) {
         json_t *j = json_loadb(payload, len, 0, NULL);
-        if (json_is_object(j) && !json_object_get(j, "error"))
-            events_task_result(b->srv, b->project, j);
+        if (json_is_object(j) && !json_object_get(j, "error")) events_task_result(b->srv, b->project, j);
         json_decref(j);
     }
     free(b);
@@ -217,7 +226,8 @@ static void queue_reply_cb(void *data, const char *payload, size_t len, int time
         if (c->ds)
             send_ds_signals(req, json_pack("{s:s}", "taskError", "the queue is not available"));
         else
-            api_send_error(req, 503, "Service Unavailable", "queue_unavailable", "the task queue stream is not available");
+            api_send_error(req, 503, "Service Unavailable", "queue_unavailable",
+                           "the task queue stream is not available");
         return;
     }
     json_int_t seq = json_integer_value(json_object_get(ack, "seq"));
@@ -234,7 +244,8 @@ static void result_reply_cb(void *data, const char *payload, size_t len, int tim
     h2o_req_t *req = c->req;
     c->breq = NULL;
     if (timed_out || !len) {
-        api_send_error(req, 503, "Service Unavailable", "results_unavailable", "the results stream is not available");
+        api_send_error(req, 503, "Service Unavailable", "results_unavailable",
+                       "the results stream is not available");
         return;
     }
     json_t *j = json_loadb(payload, len, 0, NULL);
@@ -272,12 +283,10 @@ static void make_task_id(web_server *srv, char *out, size_t outlen)
 {
     unsigned char r[6];
     int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
-    if (fd < 0 || read(fd, r, sizeof(r)) != (ssize_t)sizeof(r))
-        memset(r, 0, sizeof(r));
-    if (fd >= 0)
-        close(fd);
-    snprintf(out, outlen, "w-%u%llx-%02x%02x%02x%02x%02x%02x", srv->index, (unsigned long long)++srv->api->task_seq, r[0],
-             r[1], r[2], r[3], r[4], r[5]);
+    if (fd < 0 || read(fd, r, sizeof(r)) != (ssize_t)sizeof(r)) memset(r, 0, sizeof(r));
+    if (fd >= 0) close(fd);
+    snprintf(out, outlen, "w-%u%llx-%02x%02x%02x%02x%02x%02x", srv->index,
+             (unsigned long long)++srv->api->task_seq, r[0], r[1], r[2], r[3], r[4], r[5]);
 }
 
 /* args from the body: an array of strings, or (GUI form) a string split on blanks; `task` first. */
@@ -286,8 +295,7 @@ static json_t *collect_args(json_t *body)
     json_t *args = json_array();
     const char *task = json_string_value(json_object_get(body, "task"));
     json_t *a = json_object_get(body, "args");
-    if (task && *task)
-        json_array_append_new(args, json_string(task));
+    if (task && *task) json_array_append_new(args, json_string(task));
     if (json_is_array(a)) {
         size_t i;
         json_t *v;
@@ -320,41 +328,33 @@ static void tasks_post(web_server *srv, h2o_req_t *req)
     int ds = h2o_find_header_by_str(&req->headers, H2O_STRLIT("datastar-request"), -1) >= 0;
     json_error_t je;
     json_t *body = json_loadb(req->entity.base ? req->entity.base : "", req->entity.len, 0, &je);
-#define FAIL(st, code, msg)                                                                                            \
-    do {                                                                                                               \
-        if (ds)                                                                                                        \
-            send_ds_signals(req, json_pack("{s:s}", "taskError", msg));                                                \
-        else                                                                                                           \
-            api_send_error(req, st, status_reason(st), code, msg);                                                     \
-        json_decref(body);                                                                                             \
-        return;                                                                                                        \
+#define FAIL(st, code, msg)                                                                                  \
+    do {                                                                                                     \
+        if (ds)                                                                                              \
+            send_ds_signals(req, json_pack("{s:s}", "taskError", msg));                                      \
+        else                                                                                                 \
+            api_send_error(req, st, status_reason(st), code, msg);                                           \
+        json_decref(body);                                                                                   \
+        return;                                                                                              \
     } while (0)
-    if (!json_is_object(body))
-        FAIL(400, "bad_request", "the body must be a JSON object");
+    if (!json_is_object(body)) FAIL(400, "bad_request", "the body must be a JSON object");
     const char *mode = json_string_value(json_object_get(body, "mode"));
     const char *node = json_string_value(json_object_get(body, "node"));
     const char *project = json_string_value(json_object_get(body, "project"));
     const char *cap = json_string_value(json_object_get(body, "capability"));
     json_t *to = json_object_get(body, "timeout_ms");
     json_t *w = json_object_get(body, "wait");
-    if (!mode || !*mode)
-        mode = "run";
-    if (!project || !*project)
-        project = srv->conf->default_project;
-    if (!cap || !*cap)
-        cap = "task";
+    if (!mode || !*mode) mode = "run";
+    if (!project || !*project) project = srv->conf->default_project;
+    if (!cap || !*cap) cap = "task";
     if (strcmp(mode, "run") != 0 && strcmp(mode, "queue") != 0)
         FAIL(400, "bad_request", "mode: run or queue");
-    if (!valid_token(project, WEB_PROJECT_MAX))
-        FAIL(400, "bad_request", "project: 1-64 of [A-Za-z0-9_-]");
-    if (!valid_token(cap, 64))
-        FAIL(400, "bad_request", "capability: 1-64 of [A-Za-z0-9_-]");
+    if (!valid_token(project, WEB_PROJECT_MAX)) FAIL(400, "bad_request", "project: 1-64 of [A-Za-z0-9_-]");
+    if (!valid_token(cap, 64)) FAIL(400, "bad_request", "capability: 1-64 of [A-Za-z0-9_-]");
     json_int_t timeout_ms = json_is_integer(to) ? json_integer_value(to) : 60000;
-    if (timeout_ms < 1 || timeout_ms > 3600000)
-        FAIL(400, "bad_request", "timeout_ms: 1..3600000");
+    if (timeout_ms < 1 || timeout_ms > 3600000) FAIL(400, "bad_request", "timeout_ms: 1..3600000");
     json_t *args = collect_args(body);
-    if (!args)
-        FAIL(400, "bad_request", "args: a task name and up to 63 string arguments");
+    if (!args) FAIL(400, "bad_request", "args: a task name and up to 63 string arguments");
     api_call *c = h2o_mem_alloc_shared(&req->pool, sizeof(*c), call_dispose);
     memset(c, 0, sizeof(*c));
     c->srv = srv;
@@ -372,7 +372,8 @@ static void tasks_post(web_server *srv, h2o_req_t *req)
     } else {
         make_task_id(srv, c->id, sizeof(c->id));
     }
-    json_t *msg = json_pack("{s:o,s:s,s:s,s:I}", "args", args, "project", project, "id", c->id, "timeout_ms", timeout_ms);
+    json_t *msg = json_pack("{s:o,s:s,s:s,s:I}", "args", args, "project", project, "id", c->id, "timeout_ms",
+                            timeout_ms);
     char *payload = json_dumps(msg, JSON_COMPACT);
     json_decref(msg);
     char subject[256];
@@ -387,12 +388,14 @@ static void tasks_post(web_server *srv, h2o_req_t *req)
         }
         snprintf(subject, sizeof(subject), "xtask.%s.task.run", node);
         if (c->wait) {
-            c->breq = bus_request_start(srv, subject, payload, strlen(payload), timeout_ms + 5000, 0, run_reply_cb, c);
+            c->breq = bus_request_start(srv, subject, payload, strlen(payload), timeout_ms + 5000, 0,
+                                        run_reply_cb, c);
         } else {
             bg_run *bg = calloc(1, sizeof(*bg));
             bg->srv = srv;
             snprintf(bg->project, sizeof(bg->project), "%s", project);
-            if (bus_request_start(srv, subject, payload, strlen(payload), timeout_ms + 5000, 0, bg_run_cb, bg) == NULL) {
+            if (bus_request_start(srv, subject, payload, strlen(payload), timeout_ms + 5000, 0, bg_run_cb,
+                                  bg) == NULL) {
                 free(bg);
                 free(payload);
                 FAIL(503, "nats_unavailable", "NATS is not connected");
@@ -401,14 +404,14 @@ static void tasks_post(web_server *srv, h2o_req_t *req)
             if (ds)
                 send_ds_signals(req, json_pack("{s:s,s:s}", "taskId", c->id, "taskError", ""));
             else
-                api_send_json(req, 202, "Accepted", json_pack("{s:s,s:s,s:s}", "id", c->id, "node", node, "status", "running"));
+                api_send_json(req, 202, "Accepted",
+                              json_pack("{s:s,s:s,s:s}", "id", c->id, "node", node, "status", "running"));
             json_decref(body);
             return;
         }
     }
     free(payload);
-    if (!c->breq)
-        FAIL(503, "nats_unavailable", "NATS is not connected");
+    if (!c->breq) FAIL(503, "nats_unavailable", "NATS is not connected");
     json_decref(body);
 #undef FAIL
 }
@@ -426,7 +429,8 @@ static void tasks_get(web_server *srv, h2o_req_t *req, const char *id)
     c->kind = 2;
     char body[160];
     int n = snprintf(body, sizeof(body), "{\"last_by_subj\":\"xtask.results.%s\"}", id);
-    c->breq = bus_request_start(srv, "$JS.API.STREAM.MSG.GET.xtask-results", body, (size_t)n, 5000, 0, result_reply_cb, c);
+    c->breq = bus_request_start(srv, "$JS.API.STREAM.MSG.GET.xtask-results", body, (size_t)n, 5000, 0,
+                                result_reply_cb, c);
     if (!c->breq)
         api_send_error(req, 503, "Service Unavailable", "nats_unavailable", "NATS is not connected");
 }
@@ -448,7 +452,8 @@ int api_on_req(web_server *srv, h2o_req_t *req)
         if (is_method(req, "POST"))
             tasks_post(srv, req);
         else
-            api_send_error(req, 405, "Method Not Allowed", "method_not_allowed", "POST a task; GET /api/v1/tasks/{id}");
+            api_send_error(req, 405, "Method Not Allowed", "method_not_allowed",
+                           "POST a task; GET /api/v1/tasks/{id}");
     } else if (strncmp(p, "tasks/", 6) == 0) {
         if (is_method(req, "GET"))
             tasks_get(srv, req, p + 6);
@@ -468,8 +473,9 @@ int api_on_req(web_server *srv, h2o_req_t *req)
         json_t *st = srv->api->services;
         if (!st)
             api_send_error(req, 503, "Service Unavailable", "supervisor_unavailable",
-                           srv->conf->sup_status_url || srv->conf->sup_status_socket ? "no status from the supervisor yet"
-                                                                                    : "no supervisor status configured");
+                           srv->conf->sup_status_url || srv->conf->sup_status_socket
+                               ? "no status from the supervisor yet"
+                               : "no supervisor status configured");
         else
             api_send_json(req, 200, "OK", json_incref(st));
     } else {
@@ -519,8 +525,7 @@ int api_gui_on_req(web_server *srv, h2o_req_t *req, const web_route *rt)
     }
     size_t i;
     for (i = 0; gui_files[i].name; i++)
-        if (strcmp(name, gui_files[i].name) == 0)
-            break;
+        if (strcmp(name, gui_files[i].name) == 0) break;
     if (!gui_files[i].name) {
         api_send_error(req, 404, "Not Found", "not_found", "no such file");
         return 0;
@@ -530,8 +535,7 @@ int api_gui_on_req(web_server *srv, h2o_req_t *req, const web_route *rt)
     int fd = open(fpath, O_RDONLY | O_CLOEXEC);
     struct stat st;
     if (fd < 0 || fstat(fd, &st) != 0 || st.st_size > 4 * 1024 * 1024) {
-        if (fd >= 0)
-            close(fd);
+        if (fd >= 0) close(fd);
         xt_warn("gui: cannot read %s", fpath);
         api_send_error(req, 404, "Not Found", "not_found", "GUI asset missing");
         return 0;
@@ -540,15 +544,15 @@ int api_gui_on_req(web_server *srv, h2o_req_t *req, const web_route *rt)
     ssize_t got = 0;
     while (got < st.st_size) {
         ssize_t r = read(fd, buf + got, (size_t)(st.st_size - got));
-        if (r <= 0)
-            break;
+        if (r <= 0) break;
         got += r;
     }
     close(fd);
     req->res.status = 200;
     req->res.reason = "OK";
     req->res.content_length = (size_t)got;
-    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, gui_files[i].type, strlen(gui_files[i].type));
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, gui_files[i].type,
+                   strlen(gui_files[i].type));
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL,
                    i == 0 ? "no-cache" : "max-age=300", i == 0 ? 8 : 11);
     h2o_send_inline(req, buf, (size_t)got);
@@ -568,16 +572,13 @@ static void status_store(struct web_api *a, const char *body, size_t len)
     json_decref(a->services);
     a->services = j;
     a->services_at = web_now_ms(a->srv);
-    if (changed)
-        events_services_changed(a->srv);
+    if (changed) events_services_changed(a->srv);
 }
 
 static void status_body_append(struct web_api *a, const char *p, size_t n)
 {
-    if (a->body_len + n > STATUS_MAX)
-        n = STATUS_MAX - a->body_len;
-    if (!a->body)
-        a->body = malloc(STATUS_MAX + 1);
+    if (a->body_len + n > STATUS_MAX) n = STATUS_MAX - a->body_len;
+    if (!a->body) a->body = malloc(STATUS_MAX + 1);
     if (a->body && n) {
         memcpy(a->body + a->body_len, p, n);
         a->body_len += n;
@@ -595,14 +596,14 @@ static int status_on_body(h2o_http1client_t *client, const char *errstr)
     h2o_buffer_consume(&client->sock->input, client->sock->input->size);
     if (errstr == h2o_http1client_error_is_eos) {
         a->client = NULL;
-        if (a->status == 200 && a->body)
-            status_store(a, a->body, a->body_len);
+        if (a->status == 200 && a->body) status_store(a, a->body, a->body_len);
     }
     return 0;
 }
 
-static h2o_http1client_body_cb status_on_head(h2o_http1client_t *client, const char *errstr, int minor, int status,
-                                              h2o_iovec_t msg, h2o_header_t *headers, size_t nh, int rlen)
+static h2o_http1client_body_cb status_on_head(h2o_http1client_t *client, const char *errstr, int minor,
+                                              int status, h2o_iovec_t msg, h2o_header_t *headers, size_t nh,
+                                              int rlen)
 {
     struct web_api *a = client->data;
     if (errstr != NULL) {
@@ -614,8 +615,9 @@ static h2o_http1client_body_cb status_on_head(h2o_http1client_t *client, const c
     return status_on_body;
 }
 
-static h2o_http1client_head_cb status_on_connect(h2o_http1client_t *client, const char *errstr, h2o_iovec_t **reqbufs,
-                                                 size_t *reqbufcnt, int *method_is_head)
+static h2o_http1client_head_cb status_on_connect(h2o_http1client_t *client, const char *errstr,
+                                                 h2o_iovec_t **reqbufs, size_t *reqbufcnt,
+                                                 int *method_is_head)
 {
     struct web_api *a = client->data;
     if (errstr != NULL) {
@@ -669,20 +671,20 @@ static void poll_cb(h2o_timeout_entry_t *e)
 {
     struct web_api *a = H2O_STRUCT_FROM_MEMBER(struct web_api, poll_entry, e);
     web_server *srv = a->srv;
-    if (srv->shutting_down)
-        return;
+    if (srv->shutting_down) return;
     if (srv->conf->sup_status_url && a->client == NULL) {
         a->body_len = 0;
         a->status = 0;
-        h2o_http1client_connect(&a->client, a, &a->client_ctx, h2o_iovec_init(a->host, strlen(a->host)), a->port, 0,
-                                status_on_connect);
+        h2o_http1client_connect(&a->client, a, &a->client_ctx, h2o_iovec_init(a->host, strlen(a->host)),
+                                a->port, 0, status_on_connect);
     } else if (srv->conf->sup_status_socket && a->sock == NULL) {
         struct sockaddr_un sa;
         memset(&sa, 0, sizeof(sa));
         sa.sun_family = AF_UNIX;
         snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", srv->conf->sup_status_socket);
         a->body_len = 0;
-        if ((a->sock = h2o_socket_connect(srv->ctx.loop, (struct sockaddr *)&sa, sizeof(sa), sock_on_connect)) != NULL)
+        if ((a->sock = h2o_socket_connect(srv->ctx.loop, (struct sockaddr *)&sa, sizeof(sa),
+                                          sock_on_connect)) != NULL)
             a->sock->data = a;
     }
     /* a status older than three polls is stale: show it as unavailable */
@@ -702,22 +704,20 @@ json_t *api_services_json(web_server *srv)
 int api_init(web_server *srv)
 {
     struct web_api *a = calloc(1, sizeof(*a));
-    if (!a)
-        return -1;
+    if (!a) return -1;
     srv->api = a;
     a->srv = srv;
     if (srv->conf->sup_status_url) {
         /* http://host:port/path, validated by conf.c */
         const char *p = srv->conf->sup_status_url + 7, *slash = strchr(p, '/'), *colon;
-        if (!slash)
-            slash = p + strlen(p);
+        if (!slash) slash = p + strlen(p);
         colon = memchr(p, ':', (size_t)(slash - p));
         a->host = strndup(p, (size_t)((colon ? colon : slash) - p));
         a->port = colon ? (uint16_t)strtol(colon + 1, NULL, 10) : 80; /* digits checked by conf.c */
         a->pathq = strdup(*slash ? slash : "/");
         char buf[1024];
-        int n = snprintf(buf, sizeof(buf), "GET %s HTTP/1.1\r\nHost: %s:%u\r\nConnection: close\r\n\r\n", a->pathq, a->host,
-                         (unsigned)a->port);
+        int n = snprintf(buf, sizeof(buf), "GET %s HTTP/1.1\r\nHost: %s:%u\r\nConnection: close\r\n\r\n",
+                         a->pathq, a->host, (unsigned)a->port);
         a->reqbuf = h2o_strdup(NULL, buf, (size_t)n);
         h2o_timeout_init(srv->ctx.loop, &a->io_timeout, 2000);
         a->client_ctx.loop = srv->ctx.loop;
@@ -735,18 +735,13 @@ int api_init(web_server *srv)
 void api_dispose(web_server *srv)
 {
     struct web_api *a = srv->api;
-    if (!a)
-        return;
-    if (a->client)
-        h2o_http1client_cancel(a->client);
-    if (a->sock)
-        h2o_socket_close(a->sock);
-    if (h2o_timeout_is_linked(&a->poll_entry))
-        h2o_timeout_unlink(&a->poll_entry);
+    if (!a) return;
+    if (a->client) h2o_http1client_cancel(a->client);
+    if (a->sock) h2o_socket_close(a->sock);
+    if (h2o_timeout_is_linked(&a->poll_entry)) h2o_timeout_unlink(&a->poll_entry);
     if (srv->conf->sup_status_url || srv->conf->sup_status_socket)
         h2o_timeout_dispose(srv->ctx.loop, &a->poll);
-    if (srv->conf->sup_status_url)
-        h2o_timeout_dispose(srv->ctx.loop, &a->io_timeout);
+    if (srv->conf->sup_status_url) h2o_timeout_dispose(srv->ctx.loop, &a->io_timeout);
     json_decref(a->services);
     free(a->host);
     free(a->pathq);

@@ -74,8 +74,7 @@ uint64_t web_now_ms(web_server *srv)
 static void hand_over(web_server *srv, int kind, const char *subj, const char *data, size_t len)
 {
     bus_msg *m = calloc(1, sizeof(*m));
-    if (!m)
-        return;
+    if (!m) return;
     m->kind = kind;
     m->subject = strdup(subj);
     m->len = len;
@@ -86,8 +85,7 @@ static void hand_over(web_server *srv, int kind, const char *subj, const char *d
         free(m);
         return;
     }
-    if (len)
-        memcpy(m->data, data, len);
+    if (len) memcpy(m->data, data, len);
     m->data[len] = 0;
     h2o_multithread_send_message(&srv->bus->receiver, &m->super);
 }
@@ -104,10 +102,8 @@ static void on_nats_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg,
     int dl = natsMsg_GetDataLength(msg);
     size_t len = dl > 0 ? (size_t)dl : 0;
     for (size_t i = 0; i < n->nsubs; i++)
-        if (n->subs[i] == sub)
-            kind = n->kinds[i];
-    if (!subj)
-        subj = "";
+        if (n->subs[i] == sub) kind = n->kinds[i];
+    if (!subj) subj = "";
     if (kind == MSG_REPLY) {
         size_t il = strlen(n->inbox);
         const char *t = subj + il + 1;
@@ -116,8 +112,7 @@ static void on_nats_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg,
                 hand_over(app->threads[i], MSG_NODE, subj, data, len);
         } else {
             unsigned long tid = strtoul(t, NULL, 10);
-            if (tid < app->nthreads)
-                hand_over(app->threads[tid], MSG_REPLY, subj, data, len);
+            if (tid < app->nthreads) hand_over(app->threads[tid], MSG_REPLY, subj, data, len);
         }
     } else {
         for (unsigned i = 0; i < app->nthreads; i++)
@@ -151,8 +146,7 @@ static void node_upsert(struct web_bus *b, const char *data, size_t len)
     web_node *n;
     int added = 0;
     for (n = b->nodes; n; n = n->next)
-        if (strcmp(n->id, id) == 0)
-            break;
+        if (strcmp(n->id, id) == 0) break;
     if (!n) {
         if (b->nnodes >= 1024) {
             json_decref(rec);
@@ -171,8 +165,7 @@ static void node_upsert(struct web_bus *b, const char *data, size_t len)
     const char *reg = json_string_value(json_object_get(rec, "region"));
     n->region = strdup(reg ? reg : "");
     n->seen_ms = web_now_ms(b->srv);
-    if (added)
-        xt_info("nodes: %s joined", id);
+    if (added) xt_info("nodes: %s joined", id);
     events_nodes_changed(b->srv);
 }
 
@@ -208,8 +201,7 @@ static void sweep_cb(h2o_timeout_entry_t *e)
         }
         n = next;
     }
-    if (!b->stopping)
-        h2o_timeout_link(b->srv->ctx.loop, &b->sweep, &b->sweep_entry);
+    if (!b->stopping) h2o_timeout_link(b->srv->ctx.loop, &b->sweep, &b->sweep_entry);
 }
 
 static void request_finish(bus_request *r)
@@ -241,11 +233,9 @@ static void on_reply(struct web_bus *b, bus_msg *m)
 {
     const char *inbox = b->srv->app->nats->inbox;
     size_t il = strlen(inbox);
-    if (strncmp(m->subject, inbox, il) != 0 || m->subject[il] != '.')
-        return;
+    if (strncmp(m->subject, inbox, il) != 0 || m->subject[il] != '.') return;
     const char *dot = strchr(m->subject + il + 1, '.');
-    if (!dot)
-        return;
+    if (!dot) return;
     uint64_t token = strtoull(dot + 1, NULL, 10);
     for (h2o_linklist_t *l = b->pending.next; l != &b->pending; l = l->next) {
         bus_request *r = H2O_STRUCT_FROM_MEMBER(bus_request, link, l);
@@ -253,8 +243,7 @@ static void on_reply(struct web_bus *b, bus_msg *m)
             bus_reply_cb cb = r->cb;
             void *data = r->data;
             /* a 503 status-only message means "no responders" (headers-only, empty payload) */
-            if (!r->multi)
-                request_finish(r);
+            if (!r->multi) request_finish(r);
             cb(data, m->data, m->len, 0);
             return;
         }
@@ -276,8 +265,7 @@ static void on_loop_messages(h2o_multithread_receiver_t *receiver, h2o_linklist_
 {
     struct web_bus *b = H2O_STRUCT_FROM_MEMBER(struct web_bus, receiver, receiver);
     h2o_linklist_insert_list(&b->backlog, messages);
-    if (!h2o_timeout_is_linked(&b->backlog_entry))
-        process_backlog(b);
+    if (!h2o_timeout_is_linked(&b->backlog_entry)) process_backlog(b);
 }
 
 static void process_backlog(struct web_bus *b)
@@ -296,8 +284,7 @@ static void process_backlog(struct web_bus *b)
                     if (t && t[10] == 0) {
                         json_t *j = json_loadb(m->data, m->len, 0, NULL);
                         const char *id = json_string_value(json_object_get(j, "node"));
-                        if (id)
-                            node_remove(b, id);
+                        if (id) node_remove(b, id);
                         json_decref(j);
                     }
                 }
@@ -336,8 +323,7 @@ static int subscribe(struct web_nats *n, const char *subject, int kind)
 int bus_start(web_server *srv)
 {
     struct web_bus *b = calloc(1, sizeof(*b));
-    if (!b)
-        return -1;
+    if (!b) return -1;
     srv->bus = b;
     b->srv = srv;
     h2o_linklist_init_anchor(&b->pending);
@@ -358,15 +344,14 @@ int bus_app_start(web_app *app)
     natsStatus s;
     natsInbox *inbox = NULL;
     const web_conf *c = &app->conf;
-    if (!n)
-        return -1;
+    if (!n) return -1;
     app->nats = n;
     n->app = app;
-    if ((s = natsInbox_Create(&inbox)) != NATS_OK)
-        goto fail;
+    if ((s = natsInbox_Create(&inbox)) != NATS_OK) goto fail;
     snprintf(n->inbox, sizeof(n->inbox), "%s", (const char *)inbox);
     natsInbox_Destroy(inbox);
-    if ((s = natsOptions_Create(&n->opts)) != NATS_OK || (s = natsOptions_SetURL(n->opts, c->nats_url)) != NATS_OK ||
+    if ((s = natsOptions_Create(&n->opts)) != NATS_OK ||
+        (s = natsOptions_SetURL(n->opts, c->nats_url)) != NATS_OK ||
         (s = natsOptions_SetName(n->opts, c->nats_name)) != NATS_OK ||
         (s = natsOptions_SetMaxReconnect(n->opts, -1)) != NATS_OK ||
         (s = natsOptions_SetReconnectWait(n->opts, 500)) != NATS_OK ||
@@ -399,8 +384,7 @@ fail:
 void bus_app_stop(web_app *app)
 {
     struct web_nats *n = app->nats;
-    if (!n)
-        return;
+    if (!n) return;
     for (unsigned i = 0; i < app->nthreads; i++)
         if (app->threads[i] && app->threads[i]->bus)
             app->threads[i]->bus->stopping = 1; /* loops that still run drop what arrives */
@@ -423,17 +407,15 @@ int bus_connected(web_server *srv)
     return n && n->nc && natsConnection_Status(n->nc) == NATS_CONN_STATUS_CONNECTED;
 }
 
-bus_request *bus_request_start(web_server *srv, const char *subject, const char *payload, size_t len, int64_t timeout_ms,
-                               int multi, bus_reply_cb cb, void *data)
+bus_request *bus_request_start(web_server *srv, const char *subject, const char *payload, size_t len,
+                               int64_t timeout_ms, int multi, bus_reply_cb cb, void *data)
 {
     struct web_bus *b = srv->bus;
     struct web_nats *n = srv->app->nats;
     char reply[200];
-    if (!b || !n || !n->nc)
-        return NULL;
+    if (!b || !n || !n->nc) return NULL;
     bus_request *r = calloc(1, sizeof(*r));
-    if (!r)
-        return NULL;
+    if (!r) return NULL;
     r->token = ++b->next_token;
     r->deadline_ms = web_now_ms(srv) + (uint64_t)timeout_ms;
     r->multi = multi;
@@ -447,30 +429,26 @@ bus_request *bus_request_start(web_server *srv, const char *subject, const char 
         return NULL;
     }
     h2o_linklist_insert(&b->pending, &r->link);
-    if (!h2o_timeout_is_linked(&b->tick_entry))
-        h2o_timeout_link(srv->ctx.loop, &b->tick, &b->tick_entry);
+    if (!h2o_timeout_is_linked(&b->tick_entry)) h2o_timeout_link(srv->ctx.loop, &b->tick, &b->tick_entry);
     return r;
 }
 
 void bus_request_cancel(bus_request *r)
 {
-    if (r)
-        request_finish(r);
+    if (r) request_finish(r);
 }
 
 int bus_publish(web_server *srv, const char *subject, const char *payload, size_t len)
 {
     struct web_nats *n = srv->app->nats;
-    if (!n || !n->nc)
-        return -1;
+    if (!n || !n->nc) return -1;
     return natsConnection_Publish(n->nc, subject, payload, (int)len) == NATS_OK ? 0 : -1;
 }
 
 json_t *bus_nodes_json(web_server *srv)
 {
     json_t *arr = json_array();
-    if (!srv->bus)
-        return arr;
+    if (!srv->bus) return arr;
     for (web_node *n = srv->bus->nodes; n; n = n->next)
         json_array_append(arr, n->record);
     return arr;

@@ -11,56 +11,49 @@
 #include "xt_conf.h"
 #include "xt_log.h"
 
-#define CHECK(x)                                                                                                       \
-    do {                                                                                                               \
-        if ((x) != 0)                                                                                                  \
-            goto fail;                                                                                                 \
+#define CHECK(x)                                                                                             \
+    do {                                                                                                     \
+        if ((x) != 0) goto fail;                                                                             \
     } while (0)
 
 /* A string setting into a malloc'd copy (*out untouched when the key is absent). */
-static int get_str(const xt_doc *d, const xt_node *map, const char *key, const char *what, char **out, char *err,
-                   size_t errlen)
+static int get_str(const xt_doc *d, const xt_node *map, const char *key, const char *what, char **out,
+                   char *err, size_t errlen)
 {
     xt_node *n = xt_map_get(map, key);
     const char *s;
-    if (n == NULL)
-        return 0;
-    if (xt_conf_string(d, n, what, &s, err, errlen) != 0)
-        return -1;
+    if (n == NULL) return 0;
+    if (xt_conf_string(d, n, what, &s, err, errlen) != 0) return -1;
     free(*out);
     *out = strdup(s);
     return 0;
 }
 
-static int get_dur(const xt_doc *d, const xt_node *map, const char *key, const char *what, int64_t min, int64_t max,
-                   int64_t *out, char *err, size_t errlen)
+static int get_dur(const xt_doc *d, const xt_node *map, const char *key, const char *what, int64_t min,
+                   int64_t max, int64_t *out, char *err, size_t errlen)
 {
     xt_node *n = xt_map_get(map, key);
-    if (n == NULL)
-        return 0;
+    if (n == NULL) return 0;
     return xt_conf_duration(d, n, what, min, max, out, err, errlen);
 }
 
-static int get_int(const xt_doc *d, const xt_node *map, const char *key, const char *what, long long min, long long max,
-                   long long *out, char *err, size_t errlen)
+static int get_int(const xt_doc *d, const xt_node *map, const char *key, const char *what, long long min,
+                   long long max, long long *out, char *err, size_t errlen)
 {
     xt_node *n = xt_map_get(map, key);
-    if (n == NULL)
-        return 0;
+    if (n == NULL) return 0;
     return xt_conf_int(d, n, what, min, max, out, err, errlen);
 }
 
 /* Sizes: a plain number of bytes or with a KiB/MiB suffix ("16KiB", "1MiB"). */
-static int get_size(const xt_doc *d, const xt_node *map, const char *key, const char *what, int64_t min, int64_t max,
-                    int64_t *out, char *err, size_t errlen)
+static int get_size(const xt_doc *d, const xt_node *map, const char *key, const char *what, int64_t min,
+                    int64_t max, int64_t *out, char *err, size_t errlen)
 {
     xt_node *n = xt_map_get(map, key);
     const char *s;
     char *end;
-    if (n == NULL)
-        return 0;
-    if (xt_conf_string(d, n, what, &s, err, errlen) != 0)
-        return -1;
+    if (n == NULL) return 0;
+    if (xt_conf_string(d, n, what, &s, err, errlen) != 0) return -1;
     long long v = strtoll(s, &end, 10);
     if (end == s || v < 0)
         return xt_conf_error(err, errlen, d, n, "%s: '%s' is not a size (bytes, KiB or MiB)", what, s);
@@ -73,8 +66,8 @@ static int get_size(const xt_doc *d, const xt_node *map, const char *key, const 
         return xt_conf_error(err, errlen, d, n, "%s: '%s' is not a size (bytes, KiB or MiB)", what, s);
     }
     if (v < min || v > max)
-        return xt_conf_error(err, errlen, d, n, "%s: %lld is out of range [%lld, %lld]", what, v, (long long)min,
-                             (long long)max);
+        return xt_conf_error(err, errlen, d, n, "%s: %lld is out of range [%lld, %lld]", what, v,
+                             (long long)min, (long long)max);
     *out = v;
     return 0;
 }
@@ -83,20 +76,16 @@ static int get_size(const xt_doc *d, const xt_node *map, const char *key, const 
 static int parse_http_url(const char *url, char **host, uint16_t *port, char **pathq)
 {
     const char *p, *slash, *colon;
-    if (strncmp(url, "http://", 7) != 0)
-        return -1;
+    if (strncmp(url, "http://", 7) != 0) return -1;
     p = url + 7;
     slash = strchr(p, '/');
-    if (slash == NULL)
-        slash = p + strlen(p);
+    if (slash == NULL) slash = p + strlen(p);
     colon = memchr(p, ':', (size_t)(slash - p));
-    if (colon == p || slash == p)
-        return -1;
+    if (colon == p || slash == p) return -1;
     if (colon) {
         char *end;
         long v = strtol(colon + 1, &end, 10);
-        if (end != slash || v <= 0 || v > 65535)
-            return -1;
+        if (end != slash || v <= 0 || v > 65535) return -1;
         *port = (uint16_t)v;
         *host = strndup(p, (size_t)(colon - p));
     } else {
@@ -112,8 +101,7 @@ static int parse_cidr(const char *s, web_cidr *out)
     char buf[64];
     const char *slash = strchr(s, '/');
     size_t alen = slash ? (size_t)(slash - s) : strlen(s);
-    if (alen >= sizeof(buf))
-        return -1;
+    if (alen >= sizeof(buf)) return -1;
     memcpy(buf, s, alen);
     buf[alen] = 0;
     memset(out, 0, sizeof(*out));
@@ -129,8 +117,7 @@ static int parse_cidr(const char *s, web_cidr *out)
     if (slash) {
         char *end;
         long v = strtol(slash + 1, &end, 10);
-        if (*end || end == slash + 1 || v < 0 || v > out->prefix)
-            return -1;
+        if (*end || end == slash + 1 || v < 0 || v > out->prefix) return -1;
         out->prefix = (int)v;
     }
     return 0;
@@ -158,28 +145,24 @@ int web_conf_is_trusted(const web_conf *c, const struct sockaddr *sa)
     }
     for (size_t i = 0; i < c->ntrusted; i++) {
         const web_cidr *t = &c->trusted[i];
-        if (t->family != fam)
-            continue;
+        if (t->family != fam) continue;
         int bits = t->prefix, k = 0;
         for (; bits >= 8; bits -= 8, k++)
-            if (a[k] != t->addr[k])
-                break;
-        if (bits >= 8)
-            continue;
-        if (bits == 0 || ((a[k] ^ t->addr[k]) & (uint8_t)(0xff << (8 - bits))) == 0)
-            return 1;
+            if (a[k] != t->addr[k]) break;
+        if (bits >= 8) continue;
+        if (bits == 0 || ((a[k] ^ t->addr[k]) & (uint8_t)(0xff << (8 - bits))) == 0) return 1;
     }
     return 0;
 }
 
-static const char *const top_keys[] = {"version", "log",    "listen", "limits", "trusted_proxies", "nats",
-                                       "supervisor", "events", "gui",    "hosts",  "security_headers", "threads",
-                                       NULL};
+static const char *const top_keys[] = {
+    "version", "log", "listen", "limits",           "trusted_proxies", "nats", "supervisor",
+    "events",  "gui", "hosts",  "security_headers", "threads",         NULL};
 
-static int load_headers(const xt_doc *d, const xt_node *map, web_host *h, const char *what, char *err, size_t errlen)
+static int load_headers(const xt_doc *d, const xt_node *map, web_host *h, const char *what, char *err,
+                        size_t errlen)
 {
-    if (xt_conf_want_map(d, map, what, err, errlen) != 0)
-        return -1;
+    if (xt_conf_want_map(d, map, what, err, errlen) != 0) return -1;
     for (size_t i = 0; i < map->len; i++) {
         const char *v = "";
         const xt_node *vn = map->items[i];
@@ -189,11 +172,11 @@ static int load_headers(const xt_doc *d, const xt_node *map, web_host *h, const 
             return -1;
         size_t j;
         for (j = 0; j < h->nheaders; j++)
-            if (strcasecmp(h->headers[j].name, map->keys[i]->str) == 0)
-                break;
+            if (strcasecmp(h->headers[j].name, map->keys[i]->str) == 0) break;
         if (j == h->nheaders) {
             if (h->nheaders == WEB_MAX_HEADERS)
-                return xt_conf_error(err, errlen, d, map->keys[i], "%s: more than %d headers", what, WEB_MAX_HEADERS);
+                return xt_conf_error(err, errlen, d, map->keys[i], "%s: more than %d headers", what,
+                                     WEB_MAX_HEADERS);
             h->headers[h->nheaders].name = strdup(map->keys[i]->str);
             h->nheaders++;
         } else {
@@ -206,11 +189,11 @@ static int load_headers(const xt_doc *d, const xt_node *map, web_host *h, const 
 
 static int valid_prefix(const char *p)
 {
-    if (p[0] != '/' || strstr(p, "//") || strstr(p, "/./") || strstr(p, "/../") || strchr(p, '%') || strchr(p, '?'))
+    if (p[0] != '/' || strstr(p, "//") || strstr(p, "/./") || strstr(p, "/../") || strchr(p, '%') ||
+        strchr(p, '?'))
         return 0;
     for (const char *q = p; *q; q++)
-        if ((unsigned char)*q <= 0x20 || (unsigned char)*q >= 0x7f || *q == '\\')
-            return 0;
+        if ((unsigned char)*q <= 0x20 || (unsigned char)*q >= 0x7f || *q == '\\') return 0;
     return 1;
 }
 
@@ -226,10 +209,8 @@ static int load_route(const xt_doc *d, const xt_node *n, web_host *h, web_route 
     if (xt_conf_want_map(d, n, "route", err, errlen) != 0 ||
         xt_conf_check_keys(d, n, route_keys, "route", err, errlen) != 0)
         return -1;
-    if ((v = xt_map_get(n, "path")) == NULL)
-        return xt_conf_error(err, errlen, d, n, "route: missing 'path'");
-    if (xt_conf_string(d, v, "route.path", &s, err, errlen) != 0)
-        return -1;
+    if ((v = xt_map_get(n, "path")) == NULL) return xt_conf_error(err, errlen, d, n, "route: missing 'path'");
+    if (xt_conf_string(d, v, "route.path", &s, err, errlen) != 0) return -1;
     if (!valid_prefix(s))
         return xt_conf_error(err, errlen, d, v, "route.path: '%s' is not a normalized path prefix", s);
     r->path = strdup(s);
@@ -237,17 +218,16 @@ static int load_route(const xt_doc *d, const xt_node *n, web_host *h, web_route 
     r->proxy_keepalive_ms = 2000;
     if ((v = xt_map_get(n, "handle")) != NULL) {
         kinds++;
-        if (xt_conf_string(d, v, "route.handle", &s, err, errlen) != 0)
-            return -1;
+        if (xt_conf_string(d, v, "route.handle", &s, err, errlen) != 0) return -1;
         static const web_route_kind k[] = {ROUTE_HEALTH, ROUTE_GUI, ROUTE_API, ROUTE_EVENTS};
         size_t i;
         for (i = 0; handle_names[i]; i++)
-            if (strcmp(s, handle_names[i]) == 0)
-                break;
+            if (strcmp(s, handle_names[i]) == 0) break;
         if (handle_names[i] == NULL) {
             const char *sug = xt_suggest(s, handle_names);
-            return xt_conf_error(err, errlen, d, v, "route.handle: unknown handler '%s'%s%s%s (one of health, gui, api, events)", s,
-                                 sug ? " (did you mean '" : "", sug ? sug : "", sug ? "'?)" : "");
+            return xt_conf_error(err, errlen, d, v,
+                                 "route.handle: unknown handler '%s'%s%s%s (one of health, gui, api, events)",
+                                 s, sug ? " (did you mean '" : "", sug ? sug : "", sug ? "'?)" : "");
         }
         r->kind = k[i];
     }
@@ -258,22 +238,23 @@ static int load_route(const xt_doc *d, const xt_node *n, web_host *h, web_route 
             xt_conf_check_keys(d, v, proxy_keys, "reverse_proxy", err, errlen) != 0)
             return -1;
         xt_node *u = xt_map_get(v, "upstream");
-        if (u == NULL)
-            return xt_conf_error(err, errlen, d, v, "reverse_proxy: missing 'upstream'");
-        if (xt_conf_string(d, u, "reverse_proxy.upstream", &s, err, errlen) != 0)
-            return -1;
+        if (u == NULL) return xt_conf_error(err, errlen, d, v, "reverse_proxy: missing 'upstream'");
+        if (xt_conf_string(d, u, "reverse_proxy.upstream", &s, err, errlen) != 0) return -1;
         char *host = NULL, *pq = NULL;
         uint16_t port;
         if (parse_http_url(s, &host, &port, &pq) != 0) {
             free(host);
             free(pq);
-            return xt_conf_error(err, errlen, d, u, "reverse_proxy.upstream: '%s' is not an http://host:port/path URL", s);
+            return xt_conf_error(err, errlen, d, u,
+                                 "reverse_proxy.upstream: '%s' is not an http://host:port/path URL", s);
         }
         free(host);
         free(pq);
         r->upstream = strdup(s);
-        if (get_dur(d, v, "timeout", "reverse_proxy.timeout", 10, 3600000, &r->proxy_timeout_ms, err, errlen) != 0 ||
-            get_dur(d, v, "keepalive", "reverse_proxy.keepalive", 0, 3600000, &r->proxy_keepalive_ms, err, errlen) != 0)
+        if (get_dur(d, v, "timeout", "reverse_proxy.timeout", 10, 3600000, &r->proxy_timeout_ms, err,
+                    errlen) != 0 ||
+            get_dur(d, v, "keepalive", "reverse_proxy.keepalive", 0, 3600000, &r->proxy_keepalive_ms, err,
+                    errlen) != 0)
             return -1;
         xt_node *ph = xt_map_get(v, "preserve_host");
         if (ph && xt_conf_bool(d, ph, "reverse_proxy.preserve_host", &r->preserve_host, err, errlen) != 0)
@@ -282,21 +263,19 @@ static int load_route(const xt_doc *d, const xt_node *n, web_host *h, web_route 
     if ((v = xt_map_get(n, "file_server")) != NULL) {
         kinds++;
         r->kind = ROUTE_FILES;
-        if (xt_conf_want_map(d, v, "file_server", err, errlen) != 0)
-            return -1;
+        if (xt_conf_want_map(d, v, "file_server", err, errlen) != 0) return -1;
         static const char *const fk[] = {"root", NULL};
-        if (xt_conf_check_keys(d, v, fk, "file_server", err, errlen) != 0)
-            return -1;
+        if (xt_conf_check_keys(d, v, fk, "file_server", err, errlen) != 0) return -1;
         xt_node *rt = xt_map_get(v, "root");
-        if (rt == NULL)
-            return xt_conf_error(err, errlen, d, v, "file_server: missing 'root'");
-        if (xt_conf_string(d, rt, "file_server.root", &s, err, errlen) != 0)
-            return -1;
+        if (rt == NULL) return xt_conf_error(err, errlen, d, v, "file_server: missing 'root'");
+        if (xt_conf_string(d, rt, "file_server.root", &s, err, errlen) != 0) return -1;
         r->root = strdup(s);
     }
     if (kinds != 1)
-        return xt_conf_error(err, errlen, d, n, "route '%s': exactly one of handle, reverse_proxy, file_server", r->path);
-    if ((v = xt_map_get(n, "public")) != NULL && xt_conf_bool(d, v, "route.public", &r->is_public, err, errlen) != 0)
+        return xt_conf_error(err, errlen, d, n,
+                             "route '%s': exactly one of handle, reverse_proxy, file_server", r->path);
+    if ((v = xt_map_get(n, "public")) != NULL &&
+        xt_conf_bool(d, v, "route.public", &r->is_public, err, errlen) != 0)
         return -1;
     (void)h;
     return 0;
@@ -315,35 +294,35 @@ static int load_fauth(const xt_doc *d, const xt_node *n, web_host *h, char *err,
         return -1;
     if ((v = xt_map_get(n, "url")) == NULL)
         return xt_conf_error(err, errlen, d, n, "forward_auth: missing 'url'");
-    if (xt_conf_string(d, v, "forward_auth.url", &s, err, errlen) != 0)
-        return -1;
+    if (xt_conf_string(d, v, "forward_auth.url", &s, err, errlen) != 0) return -1;
     if (parse_http_url(s, &f->host, &f->port, &f->path_query) != 0)
-        return xt_conf_error(err, errlen, d, v, "forward_auth.url: '%s' is not an http://host:port/path URL", s);
+        return xt_conf_error(err, errlen, d, v, "forward_auth.url: '%s' is not an http://host:port/path URL",
+                             s);
     f->url = strdup(s);
     f->timeout_ms = 2000;
     f->keepalive_ms = 10000;
     f->pool = 256;
     if (get_dur(d, n, "timeout", "forward_auth.timeout", 10, 60000, &f->timeout_ms, err, errlen) != 0 ||
-        get_dur(d, n, "keepalive", "forward_auth.keepalive", 0, 3600000, &f->keepalive_ms, err, errlen) != 0 ||
+        get_dur(d, n, "keepalive", "forward_auth.keepalive", 0, 3600000, &f->keepalive_ms, err, errlen) !=
+            0 ||
         get_int(d, n, "pool", "forward_auth.pool", 1, 100000, &f->pool, err, errlen) != 0)
         return -1;
     if ((v = xt_map_get(n, "copy_headers")) != NULL) {
-        if (xt_conf_strv(d, v, "forward_auth.copy_headers", 0, 0, &copy, err, errlen) != 0)
-            return -1;
+        if (xt_conf_strv(d, v, "forward_auth.copy_headers", 0, 0, &copy, err, errlen) != 0) return -1;
         for (size_t i = 0; copy[i]; i++) {
             if (f->ncopy == WEB_MAX_COPY) {
                 xt_strv_free(copy);
-                return xt_conf_error(err, errlen, d, v, "forward_auth.copy_headers: at most %d", WEB_MAX_COPY);
+                return xt_conf_error(err, errlen, d, v, "forward_auth.copy_headers: at most %d",
+                                     WEB_MAX_COPY);
             }
             char *lc = strdup(copy[i]);
             for (char *p = lc; *p; p++) {
                 *p = (char)(*p >= 'A' && *p <= 'Z' ? *p + 32 : *p);
-                if (*p == '_')
-                    *p = '-';
+                if (*p == '_') *p = '-';
                 if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '-')) {
                     free(lc);
-                    int rc = xt_conf_error(err, errlen, d, v->items[i], "forward_auth.copy_headers: '%s' is not a header name",
-                                           copy[i]);
+                    int rc = xt_conf_error(err, errlen, d, v->items[i],
+                                           "forward_auth.copy_headers: '%s' is not a header name", copy[i]);
                     xt_strv_free(copy);
                     return rc;
                 }
@@ -368,16 +347,17 @@ static int load_fauth(const xt_doc *d, const xt_node *n, web_host *h, char *err,
 
 static const char *const host_keys[] = {"names", "forward_auth", "headers", "routes", NULL};
 
-static int load_host(const xt_doc *d, const xt_node *n, web_host *h, const xt_node *sec, char *err, size_t errlen)
+static int load_host(const xt_doc *d, const xt_node *n, web_host *h, const xt_node *sec, char *err,
+                     size_t errlen)
 {
     xt_node *v;
     char **names = NULL;
-    if (xt_conf_want_map(d, n, "host", err, errlen) != 0 || xt_conf_check_keys(d, n, host_keys, "host", err, errlen) != 0)
+    if (xt_conf_want_map(d, n, "host", err, errlen) != 0 ||
+        xt_conf_check_keys(d, n, host_keys, "host", err, errlen) != 0)
         return -1;
     if ((v = xt_map_get(n, "names")) == NULL)
         return xt_conf_error(err, errlen, d, n, "host: missing 'names'");
-    if (xt_conf_strv(d, v, "host.names", 1, 1, &names, err, errlen) != 0)
-        return -1;
+    if (xt_conf_strv(d, v, "host.names", 1, 1, &names, err, errlen) != 0) return -1;
     for (size_t i = 0; names[i]; i++) {
         if (h->nnames == WEB_MAX_NAMES) {
             xt_strv_free(names);
@@ -389,8 +369,7 @@ static int load_host(const xt_doc *d, const xt_node *n, web_host *h, const xt_no
         h->names[h->nnames++] = lc;
     }
     xt_strv_free(names);
-    if (sec && load_headers(d, sec, h, "security_headers", err, errlen) != 0)
-        return -1;
+    if (sec && load_headers(d, sec, h, "security_headers", err, errlen) != 0) return -1;
     if ((v = xt_map_get(n, "headers")) != NULL && load_headers(d, v, h, "host.headers", err, errlen) != 0)
         return -1;
     /* a header set to an empty string is removed from the defaults */
@@ -404,8 +383,7 @@ static int load_host(const xt_doc *d, const xt_node *n, web_host *h, const xt_no
         }
     }
     if ((v = xt_map_get(n, "forward_auth")) != NULL) {
-        if (load_fauth(d, v, h, err, errlen) != 0)
-            return -1;
+        if (load_fauth(d, v, h, err, errlen) != 0) return -1;
         h->has_fauth = 1;
     }
     if ((v = xt_map_get(n, "routes")) == NULL || v->kind != XT_NODE_SEQ || v->len == 0)
@@ -413,20 +391,20 @@ static int load_host(const xt_doc *d, const xt_node *n, web_host *h, const xt_no
     if (v->len > WEB_MAX_ROUTES)
         return xt_conf_error(err, errlen, d, v, "host.routes: at most %d", WEB_MAX_ROUTES);
     for (size_t i = 0; i < v->len; i++) {
-        if (load_route(d, v->items[i], h, &h->routes[i], err, errlen) != 0)
-            return -1;
+        if (load_route(d, v->items[i], h, &h->routes[i], err, errlen) != 0) return -1;
         h->nroutes++;
         for (size_t j = 0; j < i; j++)
             if (strcmp(h->routes[j].path, h->routes[i].path) == 0)
-                return xt_conf_error(err, errlen, d, v->items[i], "route '%s' is listed twice", h->routes[i].path);
+                return xt_conf_error(err, errlen, d, v->items[i], "route '%s' is listed twice",
+                                     h->routes[i].path);
     }
     return 0;
 }
 
 static const char *const listen_keys[] = {"address", "tls", NULL};
 
-int web_conf_load(web_conf *c, const char *path, const char *listen, const char *tls_listen, const char *nats, char *err,
-                  size_t errlen)
+int web_conf_load(web_conf *c, const char *path, const char *listen, const char *tls_listen, const char *nats,
+                  char *err, size_t errlen)
 {
     xt_doc *d = NULL;
     xt_node *root, *v, *m;
@@ -450,8 +428,7 @@ int web_conf_load(web_conf *c, const char *path, const char *listen, const char 
     c->default_project = strdup("default");
     c->log_level = strdup("info");
 
-    if (xt_conf_load_file(path, &d, err, errlen) != 0)
-        goto out;
+    if (xt_conf_load_file(path, &d, err, errlen) != 0) goto out;
     root = d->root;
     if (root == NULL) {
         xt_conf_error(err, errlen, d, NULL, "empty configuration");
@@ -463,7 +440,8 @@ int web_conf_load(web_conf *c, const char *path, const char *listen, const char 
         long long ver;
         CHECK(xt_conf_int(d, v, "version", 1, 1, &ver, err, errlen));
     }
-    if ((v = xt_map_get(root, "threads")) != NULL && !(v->kind == XT_NODE_SCALAR && strcmp(v->str, "auto") == 0))
+    if ((v = xt_map_get(root, "threads")) != NULL &&
+        !(v->kind == XT_NODE_SCALAR && strcmp(v->str, "auto") == 0))
         CHECK(xt_conf_int(d, v, "threads (auto or a number)", 1, WEB_MAX_THREADS, &c->threads, err, errlen));
     if ((m = xt_map_get(root, "log")) != NULL) {
         static const char *const k[] = {"level", "format", NULL};
@@ -472,13 +450,14 @@ int web_conf_load(web_conf *c, const char *path, const char *listen, const char 
         CHECK(xt_conf_check_keys(d, m, k, "log", err, errlen));
         CHECK(get_str(d, m, "level", "log.level", &c->log_level, err, errlen));
         if (xt_log_level_parse(c->log_level) < 0) {
-            xt_conf_error(err, errlen, d, xt_map_get(m, "level"), "log.level: '%s' is not debug, info, warn or error",
-                          c->log_level);
+            xt_conf_error(err, errlen, d, xt_map_get(m, "level"),
+                          "log.level: '%s' is not debug, info, warn or error", c->log_level);
             goto fail;
         }
         CHECK(get_str(d, m, "format", "log.format", &fmt, err, errlen));
         if (fmt && strcmp(fmt, "json") != 0 && strcmp(fmt, "text") != 0) {
-            xt_conf_error(err, errlen, d, xt_map_get(m, "format"), "log.format: '%s' is not text or json", fmt);
+            xt_conf_error(err, errlen, d, xt_map_get(m, "format"), "log.format: '%s' is not text or json",
+                          fmt);
             free(fmt);
             goto fail;
         }
@@ -515,22 +494,24 @@ int web_conf_load(web_conf *c, const char *path, const char *listen, const char 
             }
             l->http2 = 1;
             xt_node *h2 = xt_map_get(t, "http2");
-            if (h2)
-                CHECK(xt_conf_bool(d, h2, "listen.tls.http2", &l->http2, err, errlen));
+            if (h2) CHECK(xt_conf_bool(d, h2, "listen.tls.http2", &l->http2, err, errlen));
         }
     }
     if ((m = xt_map_get(root, "limits")) != NULL) {
-        static const char *const k[] = {"max_header_bytes", "max_body_bytes", "request_timeout", "idle_timeout",
-                                        "drain_timeout", NULL};
+        static const char *const k[] = {"max_header_bytes", "max_body_bytes", "request_timeout",
+                                        "idle_timeout",     "drain_timeout",  NULL};
         CHECK(xt_conf_want_map(d, m, "limits", err, errlen));
         CHECK(xt_conf_check_keys(d, m, k, "limits", err, errlen));
-        CHECK(get_size(d, m, "max_header_bytes", "limits.max_header_bytes", 1024, 256 * 1024, &c->max_header_bytes, err,
-                       errlen));
-        CHECK(get_size(d, m, "max_body_bytes", "limits.max_body_bytes", 0, 1024LL * 1024 * 1024, &c->max_body_bytes, err,
-                       errlen));
-        CHECK(get_dur(d, m, "request_timeout", "limits.request_timeout", 100, 600000, &c->request_timeout_ms, err, errlen));
-        CHECK(get_dur(d, m, "idle_timeout", "limits.idle_timeout", 100, 3600000, &c->idle_timeout_ms, err, errlen));
-        CHECK(get_dur(d, m, "drain_timeout", "limits.drain_timeout", 0, 60000, &c->drain_timeout_ms, err, errlen));
+        CHECK(get_size(d, m, "max_header_bytes", "limits.max_header_bytes", 1024, 256 * 1024,
+                       &c->max_header_bytes, err, errlen));
+        CHECK(get_size(d, m, "max_body_bytes", "limits.max_body_bytes", 0, 1024LL * 1024 * 1024,
+                       &c->max_body_bytes, err, errlen));
+        CHECK(get_dur(d, m, "request_timeout", "limits.request_timeout", 100, 600000, &c->request_timeout_ms,
+                      err, errlen));
+        CHECK(get_dur(d, m, "idle_timeout", "limits.idle_timeout", 100, 3600000, &c->idle_timeout_ms, err,
+                      errlen));
+        CHECK(get_dur(d, m, "drain_timeout", "limits.drain_timeout", 0, 60000, &c->drain_timeout_ms, err,
+                      errlen));
     }
     if ((v = xt_map_get(root, "trusted_proxies")) != NULL) {
         if (v->kind != XT_NODE_SEQ) {
@@ -541,7 +522,8 @@ int web_conf_load(web_conf *c, const char *path, const char *listen, const char 
             const char *s;
             CHECK(xt_conf_string(d, v->items[i], "trusted_proxies", &s, err, errlen));
             if (c->ntrusted == 16 || parse_cidr(s, &c->trusted[c->ntrusted]) != 0) {
-                xt_conf_error(err, errlen, d, v->items[i], "trusted_proxies: '%s' is not an address or CIDR range (max 16)", s);
+                xt_conf_error(err, errlen, d, v->items[i],
+                              "trusted_proxies: '%s' is not an address or CIDR range (max 16)", s);
                 goto fail;
             }
             c->ntrusted++;
@@ -553,8 +535,8 @@ int web_conf_load(web_conf *c, const char *path, const char *listen, const char 
         CHECK(xt_conf_check_keys(d, m, k, "nats", err, errlen));
         CHECK(get_str(d, m, "url", "nats.url", &c->nats_url, err, errlen));
         CHECK(get_str(d, m, "name", "nats.name", &c->nats_name, err, errlen));
-        CHECK(get_dur(d, m, "request_timeout", "nats.request_timeout", 10, 3600000, &c->nats_request_timeout_ms, err,
-                      errlen));
+        CHECK(get_dur(d, m, "request_timeout", "nats.request_timeout", 10, 3600000,
+                      &c->nats_request_timeout_ms, err, errlen));
     }
     if ((m = xt_map_get(root, "supervisor")) != NULL) {
         static const char *const k[] = {"status_url", "status_socket", "poll", NULL};
@@ -571,7 +553,8 @@ int web_conf_load(web_conf *c, const char *path, const char *listen, const char 
             free(pq);
             if (bad) {
                 xt_conf_error(err, errlen, d, xt_map_get(m, "status_url"),
-                              "supervisor.status_url: '%s' is not an http://host:port/path URL", c->sup_status_url);
+                              "supervisor.status_url: '%s' is not an http://host:port/path URL",
+                              c->sup_status_url);
                 goto fail;
             }
         }
@@ -581,8 +564,10 @@ int web_conf_load(web_conf *c, const char *path, const char *listen, const char 
         CHECK(xt_conf_want_map(d, m, "events", err, errlen));
         CHECK(xt_conf_check_keys(d, m, k, "events", err, errlen));
         CHECK(get_int(d, m, "queue", "events.queue", 4, 65536, &c->events_queue, err, errlen));
-        CHECK(get_dur(d, m, "heartbeat", "events.heartbeat", 100, 3600000, &c->events_heartbeat_ms, err, errlen));
-        CHECK(get_int(d, m, "max_clients", "events.max_clients", 1, 1000000, &c->events_max_clients, err, errlen));
+        CHECK(get_dur(d, m, "heartbeat", "events.heartbeat", 100, 3600000, &c->events_heartbeat_ms, err,
+                      errlen));
+        CHECK(get_int(d, m, "max_clients", "events.max_clients", 1, 1000000, &c->events_max_clients, err,
+                      errlen));
         CHECK(get_int(d, m, "sndbuf", "events.sndbuf", 0, 64 * 1024 * 1024, &c->events_sndbuf, err, errlen));
         CHECK(get_str(d, m, "project", "events.project", &c->default_project, err, errlen));
     }
@@ -593,8 +578,7 @@ int web_conf_load(web_conf *c, const char *path, const char *listen, const char 
         CHECK(get_str(d, m, "root", "gui.root", &c->gui_root, err, errlen));
     }
     xt_node *sec = xt_map_get(root, "security_headers");
-    if (sec)
-        CHECK(xt_conf_want_map(d, sec, "security_headers", err, errlen));
+    if (sec) CHECK(xt_conf_want_map(d, sec, "security_headers", err, errlen));
     if ((v = xt_map_get(root, "hosts")) == NULL || v->kind != XT_NODE_SEQ || v->len == 0) {
         xt_conf_error(err, errlen, d, v ? v : root, "hosts: a non-empty list is required");
         goto fail;
@@ -622,10 +606,8 @@ int web_conf_load(web_conf *c, const char *path, const char *listen, const char 
                 const char *lc = c->hosts[j].fauth.copy_lc[k];
                 size_t x;
                 for (x = 0; x < h->nstrip; x++)
-                    if (strcmp(h->strip_lc[x], lc) == 0)
-                        break;
-                if (x == h->nstrip && h->nstrip < WEB_MAX_COPY)
-                    h->strip_lc[h->nstrip++] = strdup(lc);
+                    if (strcmp(h->strip_lc[x], lc) == 0) break;
+                if (x == h->nstrip && h->nstrip < WEB_MAX_COPY) h->strip_lc[h->nstrip++] = strdup(lc);
             }
         }
     }
@@ -710,17 +692,27 @@ char *web_html_escape(const char *in, size_t len)
     for (size_t i = 0; i < len; i++)
         n += (in[i] == '<' || in[i] == '>') ? 4 : in[i] == '&' ? 5 : (in[i] == '"' || in[i] == '\'') ? 6 : 1;
     char *out = malloc(n + 1), *o = out;
-    if (!out)
-        return NULL;
+    if (!out) return NULL;
     for (size_t i = 0; i < len; i++) {
         const char *rep = NULL;
         switch (in[i]) {
-        case '<': rep = "&lt;"; break;
-        case '>': rep = "&gt;"; break;
-        case '&': rep = "&amp;"; break;
-        case '"': rep = "&quot;"; break;
-        case '\'': rep = "&#x27;"; break;
-        default: break;
+        case '<':
+            rep = "&lt;";
+            break;
+        case '>':
+            rep = "&gt;";
+            break;
+        case '&':
+            rep = "&amp;";
+            break;
+        case '"':
+            rep = "&quot;";
+            break;
+        case '\'':
+            rep = "&#x27;";
+            break;
+        default:
+            break;
         }
         if (rep) {
             size_t rl = strlen(rep);

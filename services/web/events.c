@@ -88,8 +88,7 @@ static void sb_put(sbuf *b, const char *s, size_t n)
         while (nc < b->len + n + 1)
             nc *= 2;
         char *np = realloc(b->p, nc);
-        if (!np)
-            return;
+        if (!np) return;
         b->p = np;
         b->cap = nc;
     }
@@ -111,8 +110,7 @@ static void sb_printf(sbuf *b, const char *fmt, ...)
     va_start(ap, fmt);
     int n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
     va_end(ap);
-    if (n > 0)
-        sb_put(b, tmp, (size_t)n < sizeof(tmp) ? (size_t)n : sizeof(tmp) - 1);
+    if (n > 0) sb_put(b, tmp, (size_t)n < sizeof(tmp) ? (size_t)n : sizeof(tmp) - 1);
 }
 
 static void sb_esc(sbuf *b, const char *s)
@@ -127,8 +125,7 @@ static void sb_esc(sbuf *b, const char *s)
 static ev_buf *evb_from(sbuf *b)
 {
     ev_buf *e = malloc(sizeof(*e) + b->len + 1);
-    if (!e)
-        return NULL;
+    if (!e) return NULL;
     e->refcnt = 1;
     e->len = b->len;
     memcpy(e->data, b->p ? b->p : "", b->len);
@@ -138,8 +135,7 @@ static ev_buf *evb_from(sbuf *b)
 
 static void evb_release(ev_buf *e)
 {
-    if (e && --e->refcnt == 0)
-        free(e);
+    if (e && --e->refcnt == 0) free(e);
 }
 
 /* One Datastar merge-fragments event. `fragment` must be a single line of HTML. */
@@ -174,7 +170,8 @@ static void safe_id(const char *in, char *out, size_t outlen)
     size_t o = 0;
     for (; in && *in && o + 1 < outlen; in++) {
         char c = *in;
-        out[o++] = ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '_')
+        out[o++] = ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+                    c == '_')
                        ? c
                        : '_';
     }
@@ -239,18 +236,19 @@ static void client_on_stop(h2o_generator_t *gen, h2o_req_t *req)
 static void client_flush(sse_client *c)
 {
     size_t n = 0;
-    if (c->sending || c->finished)
-        return;
+    if (c->sending || c->finished) return;
     if (c->dropped) {
         int len;
         if (c->fmt == FMT_DS)
-            len = snprintf(c->notice, sizeof(c->notice),
-                           "event: datastar-merge-signals\ndata: signals {dropped: %llu}\n\n"
-                           "event: datastar-merge-fragments\ndata: fragments <div id=\"notice\" class=\"notice\">"
-                           "%llu events were dropped: the connection is too slow</div>\n\n",
-                           (unsigned long long)c->dropped_total, (unsigned long long)c->dropped);
+            len = snprintf(
+                c->notice, sizeof(c->notice),
+                "event: datastar-merge-signals\ndata: signals {dropped: %llu}\n\n"
+                "event: datastar-merge-fragments\ndata: fragments <div id=\"notice\" class=\"notice\">"
+                "%llu events were dropped: the connection is too slow</div>\n\n",
+                (unsigned long long)c->dropped_total, (unsigned long long)c->dropped);
         else
-            len = snprintf(c->notice, sizeof(c->notice), "event: dropped\ndata: {\"dropped\":%llu,\"total\":%llu}\n\n",
+            len = snprintf(c->notice, sizeof(c->notice),
+                           "event: dropped\ndata: {\"dropped\":%llu,\"total\":%llu}\n\n",
                            (unsigned long long)c->dropped, (unsigned long long)c->dropped_total);
         c->iov[n++] = h2o_iovec_init(c->notice, (size_t)len);
         c->dropped = 0;
@@ -262,11 +260,9 @@ static void client_flush(sse_client *c)
         c->inflight[c->ninflight++] = e;
         c->iov[n++] = h2o_iovec_init(e->data, e->len);
     }
-    if (n == 0 && c->want_hb)
-        c->iov[n++] = h2o_iovec_init(hb_text, sizeof(hb_text) - 1);
+    if (n == 0 && c->want_hb) c->iov[n++] = h2o_iovec_init(hb_text, sizeof(hb_text) - 1);
     c->want_hb = 0;
-    if (n == 0)
-        return;
+    if (n == 0) return;
     c->sending = 1;
     c->last_send_ms = web_now_ms(c->srv);
     h2o_send(c->req, c->iov, n, H2O_SEND_STATE_IN_PROGRESS);
@@ -275,8 +271,7 @@ static void client_flush(sse_client *c)
 /* Queue one event for a client (takes a reference). */
 static void client_push(sse_client *c, ev_buf *e)
 {
-    if (c->finished || c->closing)
-        return;
+    if (c->finished || c->closing) return;
     if (c->count == c->cap) {
         evb_release(c->ring[c->head]);
         c->head = (c->head + 1) % c->cap;
@@ -299,8 +294,7 @@ static void flush_cb(h2o_timeout_entry_t *entry)
     for (h2o_linklist_t *l = ev->clients.next; l != &ev->clients;) {
         sse_client *c = H2O_STRUCT_FROM_MEMBER(sse_client, link, l);
         l = l->next;
-        if (c->count || c->dropped)
-            client_flush(c);
+        if (c->count || c->dropped) client_flush(c);
     }
 }
 
@@ -308,12 +302,10 @@ static void broadcast(web_server *srv, const char *project, int fmt, ev_buf *e)
 {
     struct web_events *ev = srv->events;
     int any = 0;
-    if (!e)
-        return;
+    if (!e) return;
     for (h2o_linklist_t *l = ev->clients.next; l != &ev->clients; l = l->next) {
         sse_client *c = H2O_STRUCT_FROM_MEMBER(sse_client, link, l);
-        if (c->fmt != fmt || (project && strcmp(project, c->project) != 0))
-            continue;
+        if (c->fmt != fmt || (project && strcmp(project, c->project) != 0)) continue;
         client_push(c, e);
         any = 1;
     }
@@ -325,8 +317,7 @@ static int have_fmt(web_server *srv, int fmt)
 {
     struct web_events *ev = srv->events;
     for (h2o_linklist_t *l = ev->clients.next; l != &ev->clients; l = l->next)
-        if (H2O_STRUCT_FROM_MEMBER(sse_client, link, l)->fmt == fmt)
-            return 1;
+        if (H2O_STRUCT_FROM_MEMBER(sse_client, link, l)->fmt == fmt) return 1;
     return 0;
 }
 
@@ -345,7 +336,8 @@ static void render_nodes(web_server *srv, sbuf *b)
         sb_puts(&f, "<tr><td colspan=\"5\" class=\"muted\">no nodes yet</td></tr>");
     json_array_foreach(nodes, i, n)
     {
-        json_t *pf = json_object_get(n, "platform"), *load = json_object_get(n, "load"), *tasks = json_object_get(n, "tasks");
+        json_t *pf = json_object_get(n, "platform"), *load = json_object_get(n, "load"),
+               *tasks = json_object_get(n, "tasks");
         char plat[128];
         snprintf(plat, sizeof(plat), "%s/%s", json_string_value(json_object_get(pf, "os")) ?: "?",
                  json_string_value(json_object_get(pf, "arch")) ?: "?");
@@ -360,13 +352,13 @@ static void render_nodes(web_server *srv, sbuf *b)
         json_t *t;
         json_array_foreach(tasks, k, t)
         {
-            if (k)
-                sb_puts(&f, " ");
+            if (k) sb_puts(&f, " ");
             sb_puts(&f, "<code>");
             sb_esc(&f, json_string_value(t));
             sb_puts(&f, "</code>");
         }
-        sb_printf(&f, "</td><td>%lld</td></tr>", (long long)json_integer_value(json_object_get(load, "running")));
+        sb_printf(&f, "</td><td>%lld</td></tr>",
+                  (long long)json_integer_value(json_object_get(load, "running")));
         sb_puts(&dl, "<option value=\"");
         sb_esc(&dl, json_string_value(json_object_get(n, "id")));
         sb_puts(&dl, "\"></option>");
@@ -389,8 +381,7 @@ static void render_services(web_server *srv, sbuf *b)
     json_t *svcs = json_object_get(st, "services");
     sbuf f = {0};
     sb_puts(&f, "<tbody id=\"services\">");
-    if (!st)
-        sb_puts(&f, "<tr><td colspan=\"5\" class=\"muted\">supervisor status unavailable</td></tr>");
+    if (!st) sb_puts(&f, "<tr><td colspan=\"5\" class=\"muted\">supervisor status unavailable</td></tr>");
     size_t i;
     json_t *s;
     json_array_foreach(svcs, i, s)
@@ -415,8 +406,7 @@ static void render_services(web_server *srv, sbuf *b)
 static int task_known(struct web_events *ev, const char *sid)
 {
     for (size_t i = 0; i < KNOWN_TASKS; i++)
-        if (ev->known[i][0] && strcmp(ev->known[i], sid) == 0)
-            return 1;
+        if (ev->known[i][0] && strcmp(ev->known[i], sid) == 0) return 1;
     return 0;
 }
 
@@ -436,7 +426,9 @@ static void render_task_block(struct web_events *ev, sbuf *b, const char *sid, j
     sb_esc(&f, json_string_value(json_object_get(j, "task")) ?: "");
     sb_puts(&f, "</b> on <span class=\"node-id\">");
     sb_esc(&f, json_string_value(json_object_get(j, "node")) ?: "?");
-    sb_printf(&f, "</span> <span id=\"st-%s\" class=\"st run\">running</span></header><pre id=\"out-%s\" class=\"out\"></pre></section>",
+    sb_printf(&f,
+              "</span> <span id=\"st-%s\" class=\"st run\">running</span></header><pre id=\"out-%s\" "
+              "class=\"out\"></pre></section>",
               sid, sid);
     ds_fragments(b, "#tasks", "prepend", f.p);
     free(f.p);
@@ -453,7 +445,8 @@ static ev_buf *render_result_li(const char *sid, json_t *j)
     sb_esc(&f, json_string_value(json_object_get(j, "task")) ?: "");
     sb_puts(&f, " on ");
     sb_esc(&f, json_string_value(json_object_get(j, "node")) ?: "?");
-    sb_printf(&f, ": exit %lld in %lld ms</li>", (long long)code, (long long)json_integer_value(json_object_get(j, "duration_ms")));
+    sb_printf(&f, ": exit %lld in %lld ms</li>", (long long)code,
+              (long long)json_integer_value(json_object_get(j, "duration_ms")));
     ev_buf *e = evb_from(&f);
     free(f.p);
     return e;
@@ -462,11 +455,9 @@ static ev_buf *render_result_li(const char *sid, json_t *j)
 static void remember_result(struct web_events *ev, const char *sid, json_t *j, sbuf *b)
 {
     for (size_t i = 0; i < RECENT_RESULTS; i++)
-        if (ev->recent[i] && strcmp(ev->recent_id[i], sid) == 0)
-            return; /* already shown */
+        if (ev->recent[i] && strcmp(ev->recent_id[i], sid) == 0) return; /* already shown */
     ev_buf *li = render_result_li(sid, j);
-    if (!li)
-        return;
+    if (!li) return;
     evb_release(ev->recent[RECENT_RESULTS - 1]);
     memmove(&ev->recent[1], &ev->recent[0], sizeof(ev->recent[0]) * (RECENT_RESULTS - 1));
     memmove(&ev->recent_id[1], &ev->recent_id[0], sizeof(ev->recent_id[0]) * (RECENT_RESULTS - 1));
@@ -475,9 +466,9 @@ static void remember_result(struct web_events *ev, const char *sid, json_t *j, s
     ds_fragments(b, "#results", "prepend", li->data);
     sbuf st = {0};
     json_int_t code = json_integer_value(json_object_get(j, "exit_code"));
-    sb_printf(&st, "<span id=\"st-%s\" class=\"st %s\">exit %lld</span>", sid, code == 0 ? "ok" : "fail", (long long)code);
-    if (task_known(ev, sid))
-        ds_fragments(b, NULL, NULL, st.p);
+    sb_printf(&st, "<span id=\"st-%s\" class=\"st %s\">exit %lld</span>", sid, code == 0 ? "ok" : "fail",
+              (long long)code);
+    if (task_known(ev, sid)) ds_fragments(b, NULL, NULL, st.p);
     free(st.p);
 }
 
@@ -489,12 +480,9 @@ static void render_ds(struct web_events *ev, const char *subject, json_t *j, sbu
     char sid[72] = "";
     safe_id(id, sid, sizeof(sid));
     int is_log = strncmp(subject, "xtask.logs.", 11) == 0;
-    if (!type && is_log)
-        type = "log";
-    if (!type)
-        type = "";
-    if (sid[0] && strncmp(type, "task.", 5) == 0 && !task_known(ev, sid))
-        render_task_block(ev, b, sid, j);
+    if (!type && is_log) type = "log";
+    if (!type) type = "";
+    if (sid[0] && strncmp(type, "task.", 5) == 0 && !task_known(ev, sid)) render_task_block(ev, b, sid, j);
     if (strcmp(type, "task.started") == 0) {
         /* the block was just rendered above */
     } else if (strcmp(type, "task.output") == 0) {
@@ -542,8 +530,7 @@ static void render_json(const char *type, const char *data, size_t len, sbuf *b)
     for (size_t i = 0; i <= len; i++) {
         if (i == len || data[i] == '\n') {
             size_t l = i - start;
-            if (l && data[start + l - 1] == '\r')
-                l--;
+            if (l && data[start + l - 1] == '\r') l--;
             sb_puts(b, "data: ");
             sb_put(b, data + start, l);
             sb_puts(b, "\n");
@@ -561,8 +548,7 @@ void events_on_nats(web_server *srv, const char *subject, const char *data, size
     const char *p = NULL;
     if (strncmp(subject, "xtask.events.", 13) == 0) {
         const char *s = subject + 13, *dot = strchr(s, '.');
-        if (!dot || (size_t)(dot - s) > WEB_PROJECT_MAX)
-            return;
+        if (!dot || (size_t)(dot - s) > WEB_PROJECT_MAX) return;
         memcpy(project, s, (size_t)(dot - s));
         project[dot - s] = 0;
         snprintf(type, sizeof(type), "%s", dot + 1);
@@ -581,8 +567,7 @@ void events_on_nats(web_server *srv, const char *subject, const char *data, size
         json_decref(j);
         return;
     }
-    if (!json_object_get(j, "type") && p)
-        json_object_set_new(j, "type", json_string(type));
+    if (!json_object_get(j, "type") && p) json_object_set_new(j, "type", json_string(type));
     sbuf b = {0};
     render_ds(ev, subject, j, &b);
     json_decref(j);
@@ -599,8 +584,7 @@ void events_task_result(web_server *srv, const char *project, json_t *result)
     struct web_events *ev = srv->events;
     char sid[72];
     safe_id(json_string_value(json_object_get(result, "id")), sid, sizeof(sid));
-    if (!sid[0])
-        return;
+    if (!sid[0]) return;
     sbuf b = {0};
     remember_result(ev, sid, result, &b);
     if (b.len) {
@@ -615,10 +599,8 @@ static void render_timer_cb(h2o_timeout_entry_t *entry)
 {
     struct web_events *ev = H2O_STRUCT_FROM_MEMBER(struct web_events, render_entry, entry);
     sbuf b = {0};
-    if (ev->nodes_dirty)
-        render_nodes(ev->srv, &b);
-    if (ev->services_dirty)
-        render_services(ev->srv, &b);
+    if (ev->nodes_dirty) render_nodes(ev->srv, &b);
+    if (ev->services_dirty) render_services(ev->srv, &b);
     ev->nodes_dirty = ev->services_dirty = 0;
     if (b.len) {
         ev_buf *e = evb_from(&b);
@@ -636,16 +618,14 @@ static void schedule_render(struct web_events *ev)
 
 void events_nodes_changed(web_server *srv)
 {
-    if (!srv->events)
-        return;
+    if (!srv->events) return;
     srv->events->nodes_dirty = 1;
     schedule_render(srv->events);
 }
 
 void events_services_changed(web_server *srv)
 {
-    if (!srv->events)
-        return;
+    if (!srv->events) return;
     srv->events->services_dirty = 1;
     schedule_render(srv->events);
 }
@@ -662,18 +642,17 @@ static void hb_cb(h2o_timeout_entry_t *entry)
             client_flush(c);
         }
     }
-    if (!ev->srv->shutting_down)
-        h2o_timeout_link(ev->srv->ctx.loop, &ev->hb, &ev->hb_entry);
+    if (!ev->srv->shutting_down) h2o_timeout_link(ev->srv->ctx.loop, &ev->hb, &ev->hb_entry);
 }
 
 /* --- the handler ------------------------------------------------------------------------ */
 
 static int valid_project(const char *p)
 {
-    if (!*p)
-        return 0;
+    if (!*p) return 0;
     for (; *p; p++)
-        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '-' || *p == '_'))
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '-' ||
+              *p == '_'))
             return 0;
     return 1;
 }
@@ -696,7 +675,8 @@ int events_on_req(web_server *srv, h2o_req_t *req)
         api_send_error(req, 400, "Bad Request", "bad_request", "project: 1-64 of [A-Za-z0-9_-]");
         return 0;
     }
-    if (xt_query_get(q, qlen, "format", fmt, sizeof(fmt)) >= 0 && strcmp(fmt, "json") != 0 && strcmp(fmt, "datastar") != 0) {
+    if (xt_query_get(q, qlen, "format", fmt, sizeof(fmt)) >= 0 && strcmp(fmt, "json") != 0 &&
+        strcmp(fmt, "datastar") != 0) {
         api_send_error(req, 400, "Bad Request", "bad_request", "format: json or datastar");
         return 0;
     }
@@ -724,14 +704,15 @@ int events_on_req(web_server *srv, h2o_req_t *req)
     if (req->version < 0x200 && srv->conf->events_sndbuf > 0 && req->conn->callbacks->get_socket) {
         h2o_socket_t *sock = req->conn->callbacks->get_socket(req->conn);
         int sz = (int)srv->conf->events_sndbuf;
-        if (sock)
-            setsockopt(h2o_socket_get_fd(sock), SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz));
+        if (sock) setsockopt(h2o_socket_get_fd(sock), SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz));
     }
     req->res.status = 200;
     req->res.reason = "OK";
-    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, H2O_STRLIT("text/event-stream"));
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL,
+                   H2O_STRLIT("text/event-stream"));
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL, H2O_STRLIT("no-cache"));
-    h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-accel-buffering"), 0, NULL, H2O_STRLIT("no"));
+    h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-accel-buffering"), 0, NULL,
+                          H2O_STRLIT("no"));
     h2o_start_response(req, &c->gen);
 
     /* the first write: who is logged in, and the current state of the page */
@@ -739,9 +720,10 @@ int events_on_req(web_server *srv, h2o_req_t *req)
     if (c->fmt == FMT_DS) {
         ssize_t ui = h2o_find_header_by_str(&req->headers, H2O_STRLIT("remote-user"), -1);
         json_t *sig = json_object();
-        json_object_set_new(sig, "user", ui >= 0 ? json_stringn(req->headers.entries[ui].value.base,
-                                                                 req->headers.entries[ui].value.len)
-                                                 : json_string(""));
+        json_object_set_new(
+            sig, "user",
+            ui >= 0 ? json_stringn(req->headers.entries[ui].value.base, req->headers.entries[ui].value.len)
+                    : json_string(""));
         json_object_set_new(sig, "project", json_string(project));
         json_object_set_new(sig, "connected", json_true());
         char *s = json_dumps(sig, JSON_COMPACT);
@@ -753,8 +735,7 @@ int events_on_req(web_server *srv, h2o_req_t *req)
         sbuf f = {0};
         sb_puts(&f, "<ul id=\"results\">");
         for (size_t i = 0; i < RECENT_RESULTS; i++)
-            if (ev->recent[i])
-                sb_put(&f, ev->recent[i]->data, ev->recent[i]->len);
+            if (ev->recent[i]) sb_put(&f, ev->recent[i]->data, ev->recent[i]->len);
         sb_puts(&f, "</ul>");
         ds_fragments(&b, NULL, NULL, f.p);
         free(f.p);
@@ -774,8 +755,7 @@ int events_on_req(web_server *srv, h2o_req_t *req)
 int events_init(web_server *srv)
 {
     struct web_events *ev = calloc(1, sizeof(*ev));
-    if (!ev)
-        return -1;
+    if (!ev) return -1;
     srv->events = ev;
     ev->srv = srv;
     h2o_linklist_init_anchor(&ev->clients);
@@ -791,8 +771,7 @@ int events_init(web_server *srv)
 void events_close_all(web_server *srv)
 {
     struct web_events *ev = srv->events;
-    if (!ev)
-        return;
+    if (!ev) return;
     for (h2o_linklist_t *l = ev->clients.next; l != &ev->clients;) {
         sse_client *c = H2O_STRUCT_FROM_MEMBER(sse_client, link, l);
         l = l->next;
@@ -813,14 +792,10 @@ size_t events_nclients(web_server *srv)
 void events_dispose(web_server *srv)
 {
     struct web_events *ev = srv->events;
-    if (!ev)
-        return;
-    if (h2o_timeout_is_linked(&ev->hb_entry))
-        h2o_timeout_unlink(&ev->hb_entry);
-    if (h2o_timeout_is_linked(&ev->render_entry))
-        h2o_timeout_unlink(&ev->render_entry);
-    if (h2o_timeout_is_linked(&ev->flush_entry))
-        h2o_timeout_unlink(&ev->flush_entry);
+    if (!ev) return;
+    if (h2o_timeout_is_linked(&ev->hb_entry)) h2o_timeout_unlink(&ev->hb_entry);
+    if (h2o_timeout_is_linked(&ev->render_entry)) h2o_timeout_unlink(&ev->render_entry);
+    if (h2o_timeout_is_linked(&ev->flush_entry)) h2o_timeout_unlink(&ev->flush_entry);
     h2o_timeout_dispose(srv->ctx.loop, &ev->hb);
     h2o_timeout_dispose(srv->ctx.loop, &ev->render);
     for (size_t i = 0; i < RECENT_RESULTS; i++)

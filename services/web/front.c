@@ -53,7 +53,7 @@ typedef struct {
     h2o_iovec_t reqbuf;
     int attempts;
     int status;
-    int answered; /* a response was sent or the request was delegated */
+    int answered;       /* a response was sent or the request was delegated */
     h2o_headers_t hdrs; /* headers of a non-2xx answer, in the request's pool */
     char *body;
     size_t body_len;
@@ -62,26 +62,49 @@ typedef struct {
 static const char *reason_for(int status)
 {
     switch (status) {
-    case 200: return "OK";
-    case 204: return "No Content";
-    case 301: return "Moved Permanently";
-    case 302: return "Found";
-    case 303: return "See Other";
-    case 307: return "Temporary Redirect";
-    case 308: return "Permanent Redirect";
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 413: return "Payload Too Large";
-    case 429: return "Too Many Requests";
-    case 431: return "Request Header Fields Too Large";
-    case 500: return "Internal Server Error";
-    case 502: return "Bad Gateway";
-    case 503: return "Service Unavailable";
-    case 504: return "Gateway Timeout";
-    default: return status < 300 ? "OK" : status < 400 ? "Redirect" : status < 500 ? "Client Error" : "Server Error";
+    case 200:
+        return "OK";
+    case 204:
+        return "No Content";
+    case 301:
+        return "Moved Permanently";
+    case 302:
+        return "Found";
+    case 303:
+        return "See Other";
+    case 307:
+        return "Temporary Redirect";
+    case 308:
+        return "Permanent Redirect";
+    case 400:
+        return "Bad Request";
+    case 401:
+        return "Unauthorized";
+    case 403:
+        return "Forbidden";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 413:
+        return "Payload Too Large";
+    case 429:
+        return "Too Many Requests";
+    case 431:
+        return "Request Header Fields Too Large";
+    case 500:
+        return "Internal Server Error";
+    case 502:
+        return "Bad Gateway";
+    case 503:
+        return "Service Unavailable";
+    case 504:
+        return "Gateway Timeout";
+    default:
+        return status < 300   ? "OK"
+               : status < 400 ? "Redirect"
+               : status < 500 ? "Client Error"
+                              : "Server Error";
     }
 }
 
@@ -95,16 +118,14 @@ static void inflight_dispose(void *p)
 static int prefix_matches(const char *prefix, const char *path, size_t plen)
 {
     size_t n = strlen(prefix);
-    if (plen < n || memcmp(path, prefix, n) != 0)
-        return 0;
+    if (plen < n || memcmp(path, prefix, n) != 0) return 0;
     return prefix[n - 1] == '/' || plen == n || path[n] == '/';
 }
 
 static int header_is_identity(const web_host *h, const h2o_iovec_t *name)
 {
     char buf[64];
-    if (name->len >= sizeof(buf))
-        return 0;
+    if (name->len >= sizeof(buf)) return 0;
     for (size_t i = 0; i < name->len; i++) {
         char c = name->base[i];
         c = (char)(c >= 'A' && c <= 'Z' ? c + 32 : c);
@@ -112,19 +133,18 @@ static int header_is_identity(const web_host *h, const h2o_iovec_t *name)
     }
     buf[name->len] = 0;
     for (size_t i = 0; i < h->nstrip; i++)
-        if (strcmp(buf, h->strip_lc[i]) == 0)
-            return 1;
+        if (strcmp(buf, h->strip_lc[i]) == 0) return 1;
     return 0;
 }
 
 static int header_is_forwarding(const h2o_iovec_t *name)
 {
-    static const char *const names[] = {"x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "x-forwarded-uri",
-                                        "x-forwarded-method", "x-forwarded-port", "x-forwarded-prefix", "forwarded",
-                                        "x-real-ip", "x-original-url", "x-original-method", NULL};
+    static const char *const names[] = {"x-forwarded-for",    "x-forwarded-proto",  "x-forwarded-host",
+                                        "x-forwarded-uri",    "x-forwarded-method", "x-forwarded-port",
+                                        "x-forwarded-prefix", "forwarded",          "x-real-ip",
+                                        "x-original-url",     "x-original-method",  NULL};
     char buf[32];
-    if (name->len >= sizeof(buf))
-        return 0;
+    if (name->len >= sizeof(buf)) return 0;
     for (size_t i = 0; i < name->len; i++) {
         char c = name->base[i];
         c = (char)(c >= 'A' && c <= 'Z' ? c + 32 : c);
@@ -132,8 +152,7 @@ static int header_is_forwarding(const h2o_iovec_t *name)
     }
     buf[name->len] = 0;
     for (size_t i = 0; names[i]; i++)
-        if (strcmp(buf, names[i]) == 0)
-            return 1;
+        if (strcmp(buf, names[i]) == 0) return 1;
     return 0;
 }
 
@@ -144,7 +163,8 @@ static void send_plain(h2o_req_t *req, int status, const char *code, const char 
     req->res.status = status;
     req->res.reason = reason_for(status);
     req->res.content_length = (size_t)n;
-    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, H2O_STRLIT("application/json"));
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL,
+                   H2O_STRLIT("application/json"));
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL, H2O_STRLIT("no-store"));
     h2o_send_inline(req, body, (size_t)n);
 }
@@ -153,23 +173,22 @@ static void send_plain(h2o_req_t *req, int status, const char *code, const char 
 static h2o_iovec_t req_header(h2o_req_t *req, const char *lcname)
 {
     ssize_t i = h2o_find_header_by_str(&req->headers, lcname, strlen(lcname), -1);
-    if (i == -1)
-        return h2o_iovec_init(NULL, 0);
+    if (i == -1) return h2o_iovec_init(NULL, 0);
     return req->headers.entries[i].value;
 }
 
 static int safe_value(h2o_iovec_t v)
 {
     for (size_t i = 0; i < v.len; i++)
-        if (v.base[i] == '\r' || v.base[i] == '\n' || v.base[i] == 0)
-            return 0;
+        if (v.base[i] == '\r' || v.base[i] == '\n' || v.base[i] == 0) return 0;
     return 1;
 }
 
 /* --- the subrequest ------------------------------------------------------------------------ */
 
-static h2o_http1client_head_cb fauth_on_connect(h2o_http1client_t *client, const char *errstr, h2o_iovec_t **reqbufs,
-                                                size_t *reqbufcnt, int *method_is_head);
+static h2o_http1client_head_cb fauth_on_connect(h2o_http1client_t *client, const char *errstr,
+                                                h2o_iovec_t **reqbufs, size_t *reqbufcnt,
+                                                int *method_is_head);
 
 static void fauth_finish_503(fauth_sub *s, const char *why)
 {
@@ -189,8 +208,7 @@ static void fauth_start(fauth_sub *s)
 static void fauth_failed(fauth_sub *s, const char *errstr)
 {
     s->client = NULL; /* the library closes it after we return */
-    if (s->answered)
-        return;
+    if (s->answered) return;
     if (s->attempts < 2 && h2o_timeout_is_linked(&s->deadline)) {
         fauth_start(s);
         return;
@@ -205,8 +223,7 @@ static void fauth_deadline_cb(h2o_timeout_entry_t *entry)
         h2o_http1client_cancel(s->client);
         s->client = NULL;
     }
-    if (!s->answered)
-        fauth_finish_503(s, "timeout");
+    if (!s->answered) fauth_finish_503(s, "timeout");
 }
 
 static void fauth_dispose(void *p)
@@ -216,8 +233,7 @@ static void fauth_dispose(void *p)
         h2o_http1client_cancel(s->client);
         s->client = NULL;
     }
-    if (h2o_timeout_is_linked(&s->deadline))
-        h2o_timeout_unlink(&s->deadline);
+    if (h2o_timeout_is_linked(&s->deadline)) h2o_timeout_unlink(&s->deadline);
 }
 
 static void fauth_send_answer(fauth_sub *s)
@@ -228,8 +244,9 @@ static void fauth_send_answer(fauth_sub *s)
     req->res.status = s->status;
     req->res.reason = reason_for(s->status);
     for (size_t i = 0; i < s->hdrs.size; i++)
-        h2o_add_header_by_str(&req->pool, &req->res.headers, s->hdrs.entries[i].name->base, s->hdrs.entries[i].name->len, 1,
-                              NULL, s->hdrs.entries[i].value.base, s->hdrs.entries[i].value.len);
+        h2o_add_header_by_str(&req->pool, &req->res.headers, s->hdrs.entries[i].name->base,
+                              s->hdrs.entries[i].name->len, 1, NULL, s->hdrs.entries[i].value.base,
+                              s->hdrs.entries[i].value.len);
     req->res.content_length = s->body_len;
     h2o_send_inline(req, s->body ? s->body : "", s->body_len);
 }
@@ -240,17 +257,14 @@ static int fauth_on_body_deny(h2o_http1client_t *client, const char *errstr)
     h2o_buffer_t *in = client->sock->input;
     if (errstr != NULL && errstr != h2o_http1client_error_is_eos) {
         s->client = NULL;
-        if (!s->answered)
-            fauth_finish_503(s, errstr);
+        if (!s->answered) fauth_finish_503(s, errstr);
         return -1;
     }
     if (in->size != 0) {
         size_t take = in->size;
-        if (s->body_len + take > FAUTH_BODY_MAX)
-            take = FAUTH_BODY_MAX - s->body_len;
+        if (s->body_len + take > FAUTH_BODY_MAX) take = FAUTH_BODY_MAX - s->body_len;
         if (take) {
-            if (s->body == NULL)
-                s->body = h2o_mem_alloc_pool(&s->req->pool, FAUTH_BODY_MAX);
+            if (s->body == NULL) s->body = h2o_mem_alloc_pool(&s->req->pool, FAUTH_BODY_MAX);
             memcpy(s->body + s->body_len, in->bytes, take);
             s->body_len += take;
         }
@@ -258,8 +272,7 @@ static int fauth_on_body_deny(h2o_http1client_t *client, const char *errstr)
     }
     if (errstr == h2o_http1client_error_is_eos) {
         s->client = NULL;
-        if (!s->answered)
-            fauth_send_answer(s);
+        if (!s->answered) fauth_send_answer(s);
     }
     return 0;
 }
@@ -269,8 +282,7 @@ static int fauth_on_body_allow(h2o_http1client_t *client, const char *errstr)
     fauth_sub *s = client->data;
     if (errstr != NULL && errstr != h2o_http1client_error_is_eos) {
         s->client = NULL;
-        if (!s->answered)
-            fauth_finish_503(s, errstr);
+        if (!s->answered) fauth_finish_503(s, errstr);
         return -1;
     }
     h2o_buffer_consume(&client->sock->input, client->sock->input->size);
@@ -285,11 +297,12 @@ static int fauth_on_body_allow(h2o_http1client_t *client, const char *errstr)
     return 0;
 }
 
-static const char *const deny_copy[] = {"location", "set-cookie", "content-type", "www-authenticate", "cache-control",
-                                        "retry-after", NULL};
+static const char *const deny_copy[] = {
+    "location", "set-cookie", "content-type", "www-authenticate", "cache-control", "retry-after", NULL};
 
-static h2o_http1client_body_cb fauth_on_head(h2o_http1client_t *client, const char *errstr, int minor_version, int status,
-                                             h2o_iovec_t msg, h2o_header_t *headers, size_t num_headers, int rlen)
+static h2o_http1client_body_cb fauth_on_head(h2o_http1client_t *client, const char *errstr, int minor_version,
+                                             int status, h2o_iovec_t msg, h2o_header_t *headers,
+                                             size_t num_headers, int rlen)
 {
     fauth_sub *s = client->data;
     h2o_req_t *req = s->req;
@@ -312,7 +325,8 @@ static h2o_http1client_body_cb fauth_on_head(h2o_http1client_t *client, const ch
                 if (headers[i].name->len == lclen && strncasecmp(headers[i].name->base, lc, lclen) == 0 &&
                     safe_value(headers[i].value)) {
                     h2o_iovec_t v = h2o_strdup(&req->pool, headers[i].value.base, headers[i].value.len);
-                    h2o_add_header_by_str(&req->pool, &req->headers, lc, lclen, 1, h->fauth.copy[k], v.base, v.len);
+                    h2o_add_header_by_str(&req->pool, &req->headers, lc, lclen, 1, h->fauth.copy[k], v.base,
+                                          v.len);
                     break;
                 }
             }
@@ -348,8 +362,8 @@ static h2o_http1client_body_cb fauth_on_head(h2o_http1client_t *client, const ch
     return fauth_on_body_deny;
 }
 
-static h2o_http1client_head_cb fauth_on_connect(h2o_http1client_t *client, const char *errstr, h2o_iovec_t **reqbufs,
-                                                size_t *reqbufcnt, int *method_is_head)
+static h2o_http1client_head_cb fauth_on_connect(h2o_http1client_t *client, const char *errstr,
+                                                h2o_iovec_t **reqbufs, size_t *reqbufcnt, int *method_is_head)
 {
     fauth_sub *s = client->data;
     if (errstr != NULL) {
@@ -369,8 +383,8 @@ static h2o_http1client_head_cb fauth_on_connect(h2o_http1client_t *client, const
 /* The subrequest's head: GET <path?query> with the client's credentials and X-Forwarded-*. */
 static h2o_iovec_t build_auth_request(h2o_req_t *req, web_server *srv, web_host *h, fauth_backend *be)
 {
-    static const char *const pass[] = {"cookie", "authorization", "proxy-authorization", "accept", "x-requested-with",
-                                       "user-agent", "accept-language", NULL};
+    static const char *const pass[] = {"cookie",           "authorization", "proxy-authorization", "accept",
+                                       "x-requested-with", "user-agent",    "accept-language",     NULL};
     struct sockaddr_storage ss;
     char peer[64] = "";
     socklen_t sl = req->conn->callbacks->get_peername(req->conn, (struct sockaddr *)&ss);
@@ -383,25 +397,22 @@ static h2o_iovec_t build_auth_request(h2o_req_t *req, web_server *srv, web_host 
     h2o_iovec_t host = req->authority, xff = h2o_iovec_init(NULL, 0), xproto = h2o_iovec_init(NULL, 0);
     if (trusted) {
         h2o_iovec_t v;
-        if ((v = req_header(req, "x-forwarded-proto")).base && safe_value(v))
-            xproto = v;
-        if ((v = req_header(req, "x-forwarded-host")).base && safe_value(v))
-            host = v;
-        if ((v = req_header(req, "x-forwarded-for")).base && safe_value(v))
-            xff = v;
+        if ((v = req_header(req, "x-forwarded-proto")).base && safe_value(v)) xproto = v;
+        if ((v = req_header(req, "x-forwarded-host")).base && safe_value(v)) host = v;
+        if ((v = req_header(req, "x-forwarded-for")).base && safe_value(v)) xff = v;
     }
-    size_t cap = 1024 + strlen(h->fauth.path_query) + be->host_header.len + host.len + req->path.len + xff.len + xproto.len +
-          req->method.len;
+    size_t cap = 1024 + strlen(h->fauth.path_query) + be->host_header.len + host.len + req->path.len +
+                 xff.len + xproto.len + req->method.len;
     for (size_t i = 0; i < req->headers.size; i++)
         cap += req->headers.entries[i].name->len + req->headers.entries[i].value.len + 4;
     char *buf = h2o_mem_alloc_pool(&req->pool, cap), *p = buf, *end = buf + cap;
-#define PUT(s, n)                                                                                                      \
-    do {                                                                                                               \
-        size_t n_ = (n);                                                                                               \
-        if (p + n_ < end) {                                                                                            \
-            memcpy(p, (s), n_);                                                                                        \
-            p += n_;                                                                                                   \
-        }                                                                                                              \
+#define PUT(s, n)                                                                                            \
+    do {                                                                                                     \
+        size_t n_ = (n);                                                                                     \
+        if (p + n_ < end) {                                                                                  \
+            memcpy(p, (s), n_);                                                                              \
+            p += n_;                                                                                         \
+        }                                                                                                    \
     } while (0)
 #define PUTS(s) PUT(s, strlen(s))
     PUTS("GET ");
@@ -474,12 +485,12 @@ static int guard_on_req(h2o_handler_t *_self, h2o_req_t *req)
     }
     size_t plen = (size_t)n;
     const char *q = memchr(canon, '?', (size_t)n);
-    if (q)
-        plen = (size_t)(q - canon);
+    if (q) plen = (size_t)(q - canon);
     /* "..;x" and ".;x" are ordinary segments here, but servlet containers behind a proxy read them
      * as ".." and ".": refuse them rather than forward an ambiguity */
     for (size_t i = 0; i + 2 < plen; i++) {
-        if (canon[i] == '/' && canon[i + 1] == '.' && (canon[i + 2] == ';' || (canon[i + 2] == '.' && i + 3 < plen && canon[i + 3] == ';'))) {
+        if (canon[i] == '/' && canon[i + 1] == '.' &&
+            (canon[i + 2] == ';' || (canon[i + 2] == '.' && i + 3 < plen && canon[i + 3] == ';'))) {
             send_plain(req, 400, "bad_path", "malformed or refused request path");
             return 0;
         }
@@ -545,15 +556,13 @@ web_guard *front_register_guard(h2o_pathconf_t *pc, web_host *host, web_hostinst
 int front_init(web_server *srv)
 {
     srv->front = calloc(1, sizeof(*srv->front));
-    if (!srv->front)
-        return -1;
+    if (!srv->front) return -1;
     for (size_t i = 0; i < srv->conf->nhosts; i++) {
         web_host *h = &srv->conf->hosts[i];
         fauth_backend *be = &srv->front->backends[i];
-        if (!h->has_fauth)
-            continue;
-        h2o_socketpool_init_by_hostport(&be->pool, h2o_iovec_init(h->fauth.host, strlen(h->fauth.host)), h->fauth.port, 0,
-                                        (size_t)h->fauth.pool);
+        if (!h->has_fauth) continue;
+        h2o_socketpool_init_by_hostport(&be->pool, h2o_iovec_init(h->fauth.host, strlen(h->fauth.host)),
+                                        h->fauth.port, 0, (size_t)h->fauth.pool);
         h2o_socketpool_set_timeout(&be->pool, srv->ctx.loop, (uint64_t)h->fauth.keepalive_ms);
         h2o_timeout_init(srv->ctx.loop, &be->timeout, (uint64_t)h->fauth.timeout_ms);
         be->client_ctx.loop = srv->ctx.loop;
@@ -571,12 +580,10 @@ int front_init(web_server *srv)
 
 void front_dispose(web_server *srv)
 {
-    if (!srv->front)
-        return;
+    if (!srv->front) return;
     for (size_t i = 0; i < srv->conf->nhosts; i++) {
         fauth_backend *be = &srv->front->backends[i];
-        if (!be->ready)
-            continue;
+        if (!be->ready) continue;
         h2o_socketpool_dispose(&be->pool);
         h2o_timeout_dispose(srv->ctx.loop, &be->timeout);
         free(be->host_header.base);

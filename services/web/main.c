@@ -45,15 +45,13 @@ static void *thread_main(void *arg)
     web_server *srv = arg;
     char err[512];
     int rc = thread_setup(srv, err, sizeof(err));
-    if (rc != 0)
-        xt_error("thread %u: %s", srv->index, err);
+    if (rc != 0) xt_error("thread %u: %s", srv->index, err);
     pthread_mutex_lock(&drained_mu);
     set_up++;
     setup_failed += rc != 0;
     pthread_cond_broadcast(&drained_cv);
     pthread_mutex_unlock(&drained_mu);
-    if (rc != 0)
-        return NULL;
+    if (rc != 0) return NULL;
     return thread_run(srv);
 }
 
@@ -63,7 +61,8 @@ static void on_signal(int sig)
     int saved = errno;
     char c = (char)sig;
     for (unsigned i = 0; i < app.nthreads; i++) {
-        if (app.threads[i] && app.threads[i]->sig_pipe[1] >= 0 && write(app.threads[i]->sig_pipe[1], &c, 1) < 0) {
+        if (app.threads[i] && app.threads[i]->sig_pipe[1] >= 0 &&
+            write(app.threads[i]->sig_pipe[1], &c, 1) < 0) {
             /* the pipe is full: a shutdown is already pending there */
         }
     }
@@ -79,11 +78,16 @@ static int builtin_on_req(h2o_handler_t *_self, h2o_req_t *req)
         return 0;
     }
     switch (self->rt->kind) {
-    case ROUTE_HEALTH: return api_health_on_req(srv, req);
-    case ROUTE_API: return api_on_req(srv, req);
-    case ROUTE_EVENTS: return events_on_req(srv, req);
-    case ROUTE_GUI: return api_gui_on_req(srv, req, self->rt);
-    default: return -1;
+    case ROUTE_HEALTH:
+        return api_health_on_req(srv, req);
+    case ROUTE_API:
+        return api_on_req(srv, req);
+    case ROUTE_EVENTS:
+        return events_on_req(srv, req);
+    case ROUTE_GUI:
+        return api_gui_on_req(srv, req, self->rt);
+    default:
+        return -1;
     }
 }
 
@@ -152,51 +156,43 @@ static int setup_hosts(web_app *a, char *err, size_t errlen)
             uint16_t p = (uint16_t)strtol(strrchr(a->conf.listen[l].address, ':') + 1, NULL, 10);
             size_t k;
             for (k = 0; k < nports; k++)
-                if (ports[k] == p)
-                    break;
-            if (k == nports && p != 0)
-                ports[nports++] = p;
+                if (ports[k] == p) break;
+            if (k == nports && p != 0) ports[nports++] = p;
         }
         h->ninst = h->nnames * nports;
         h->inst = calloc(h->ninst, sizeof(*h->inst));
         int has_root = 0;
         for (size_t r = 0; r < h->nroutes; r++)
-            if (strcmp(h->routes[r].path, "/") == 0)
-                has_root = 1;
+            if (strcmp(h->routes[r].path, "/") == 0) has_root = 1;
         for (size_t ii = 0; ii < h->ninst; ii++) {
             size_t ni = ii / nports;
             web_hostinst *inst = &h->inst[ii];
-            inst->hostconf = h2o_config_register_host(&a->globalconf, h2o_iovec_init(h->names[ni], strlen(h->names[ni])),
-                                                      ports[ii % nports]);
+            inst->hostconf = h2o_config_register_host(
+                &a->globalconf, h2o_iovec_init(h->names[ni], strlen(h->names[ni])), ports[ii % nports]);
             for (size_t r = 0; r < h->nroutes; r++) {
                 h2o_pathconf_t *pc = h2o_config_register_path(inst->hostconf, h->routes[r].path, 0);
                 inst->guards[r] = front_register_guard(pc, h, inst, (int)r);
-                if (register_route(a, pc, &h->routes[r], err, errlen) != 0)
-                    return -1;
-                if (h->nheaders)
-                    h2o_headers_register(pc, all_cmds[hi]);
+                if (register_route(a, pc, &h->routes[r], err, errlen) != 0) return -1;
+                if (h->nheaders) h2o_headers_register(pc, all_cmds[hi]);
             }
             size_t catch_all = h->nroutes;
             if (has_root) {
                 for (size_t r = 0; r < h->nroutes; r++)
-                    if (strcmp(h->routes[r].path, "/") == 0)
-                        inst->guards[catch_all] = inst->guards[r];
+                    if (strcmp(h->routes[r].path, "/") == 0) inst->guards[catch_all] = inst->guards[r];
             } else {
                 h2o_pathconf_t *pc = h2o_config_register_path(inst->hostconf, "/", 0);
                 inst->guards[catch_all] = front_register_guard(pc, h, inst, -1);
                 builtin_handler *b = (builtin_handler *)h2o_create_handler(pc, sizeof(*b));
                 b->super.on_req = builtin_on_req;
                 b->rt = NULL;
-                if (h->nheaders)
-                    h2o_headers_register(pc, all_cmds[hi]);
+                if (h->nheaders) h2o_headers_register(pc, all_cmds[hi]);
             }
             /* the path vector is final now: take the pathconfs' addresses */
             for (size_t r = 0; r < h->nroutes; r++)
                 inst->pathconfs[r] = &inst->hostconf->paths.entries[r];
             if (has_root) {
                 for (size_t r = 0; r < h->nroutes; r++)
-                    if (strcmp(h->routes[r].path, "/") == 0)
-                        inst->pathconfs[catch_all] = inst->pathconfs[r];
+                    if (strcmp(h->routes[r].path, "/") == 0) inst->pathconfs[catch_all] = inst->pathconfs[r];
             } else {
                 inst->pathconfs[catch_all] = &inst->hostconf->paths.entries[h->nroutes];
             }
@@ -208,12 +204,10 @@ static int setup_hosts(web_app *a, char *err, size_t errlen)
 static void on_accept(h2o_socket_t *listener, const char *err)
 {
     h2o_accept_ctx_t *actx = listener->data;
-    if (err != NULL)
-        return;
+    if (err != NULL) return;
     for (int i = 0; i < 16; i++) {
         h2o_socket_t *sock = h2o_evloop_socket_accept(listener);
-        if (sock == NULL)
-            return;
+        if (sock == NULL) return;
         h2o_accept(actx, sock);
     }
 }
@@ -248,8 +242,7 @@ static int open_listener(const char *address, char *err, size_t errlen)
         setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0 ||
         bind(fd, res->ai_addr, res->ai_addrlen) != 0 || listen(fd, 1024) != 0) {
         snprintf(err, errlen, "listen %s: %s", address, strerror(errno));
-        if (fd >= 0)
-            close(fd);
+        if (fd >= 0) close(fd);
         freeaddrinfo(res);
         return -1;
     }
@@ -260,12 +253,12 @@ static int open_listener(const char *address, char *err, size_t errlen)
 static SSL_CTX *make_ssl_ctx(const web_listen_conf *l, char *err, size_t errlen)
 {
     SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
-    if (!ctx)
-        goto fail;
+    if (!ctx) goto fail;
     SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
     SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
     if (SSL_CTX_use_certificate_chain_file(ctx, l->cert) != 1 ||
-        SSL_CTX_use_PrivateKey_file(ctx, l->key, SSL_FILETYPE_PEM) != 1 || SSL_CTX_check_private_key(ctx) != 1)
+        SSL_CTX_use_PrivateKey_file(ctx, l->key, SSL_FILETYPE_PEM) != 1 ||
+        SSL_CTX_check_private_key(ctx) != 1)
         goto fail;
     if (l->http2)
         h2o_ssl_register_alpn_protocols(ctx, h2o_http2_alpn_protocols);
@@ -284,15 +277,15 @@ static void on_sig_read(h2o_socket_t *sock, const char *err)
     web_server *srv = sock->data;
     h2o_buffer_consume(&sock->input, sock->input->size);
     if (!srv->shutting_down) {
-        if (srv->index == 0)
-            xt_info("signal: shutting down");
+        if (srv->index == 0) xt_info("signal: shutting down");
         srv->shutting_down = 1;
     }
 }
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: xtask-web --config FILE [--listen HOST:PORT] [--tls-listen HOST:PORT] [--nats URL] [--check]\n");
+    fprintf(f, "usage: xtask-web --config FILE [--listen HOST:PORT] [--tls-listen HOST:PORT] [--nats URL] "
+               "[--check]\n");
 }
 
 /* One loop thread's resources: context, listeners (SO_REUSEPORT: the kernel spreads connections),
@@ -307,8 +300,7 @@ static int thread_setup(web_server *srv, char *err, size_t errlen)
     for (size_t i = 0; i < app.conf.nlisten; i++) {
         web_listen_conf *l = &app.conf.listen[i];
         int fd = open_listener(l->address, err, errlen);
-        if (fd < 0)
-            return -1;
+        if (fd < 0) return -1;
         h2o_accept_ctx_t *actx = &srv->accept_ctx[i];
         actx->ctx = &srv->ctx;
         actx->hosts = app.globalconf.hosts;
@@ -351,8 +343,8 @@ static void *thread_run(void *arg)
     while (srv->inflight > 0 && h2o_now(srv->loop) < deadline)
         h2o_evloop_run(srv->loop, (int32_t)(deadline - h2o_now(srv->loop)));
     if (srv->inflight > 0)
-        xt_warn("shutdown: %llu requests still running after %lld ms; closing", (unsigned long long)srv->inflight,
-                (long long)app.conf.drain_timeout_ms);
+        xt_warn("shutdown: %llu requests still running after %lld ms; closing",
+                (unsigned long long)srv->inflight, (long long)app.conf.drain_timeout_ms);
     h2o_evloop_run(srv->loop, 0);
     pthread_mutex_lock(&drained_mu);
     drained++;
@@ -380,14 +372,30 @@ int main(int argc, char **argv)
 
     while ((c = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
         switch (c) {
-        case 'c': config = optarg; break;
-        case 'l': listen_o = optarg; break;
-        case 't': tls_o = optarg; break;
-        case 'n': nats_o = optarg; break;
-        case 'k': check = 1; break;
-        case 'h': usage(stdout); return 0;
-        case 'V': printf("xtask-web %s\n", WEB_VERSION); return 0;
-        default: usage(stderr); return 2;
+        case 'c':
+            config = optarg;
+            break;
+        case 'l':
+            listen_o = optarg;
+            break;
+        case 't':
+            tls_o = optarg;
+            break;
+        case 'n':
+            nats_o = optarg;
+            break;
+        case 'k':
+            check = 1;
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        case 'V':
+            printf("xtask-web %s\n", WEB_VERSION);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
         }
     }
     if (!config || optind != argc) {
@@ -427,8 +435,7 @@ int main(int argc, char **argv)
     }
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     app.nthreads = app.conf.threads > 0 ? (unsigned)app.conf.threads : (unsigned)(ncpu > 0 ? ncpu : 1);
-    if (app.nthreads > WEB_MAX_THREADS)
-        app.nthreads = WEB_MAX_THREADS;
+    if (app.nthreads > WEB_MAX_THREADS) app.nthreads = WEB_MAX_THREADS;
     /* signals go to the pipes; block them in the loop threads so the handler runs in main */
     struct sigaction sa;
     memset(&sa, 0, sizeof(sa));

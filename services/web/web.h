@@ -45,25 +45,33 @@ typedef struct web_host web_host;
 
 /* --- configuration (conf.c) -------------------------------------------------------------- */
 
-typedef enum { ROUTE_PROXY = 1, ROUTE_FILES, ROUTE_HEALTH, ROUTE_GUI, ROUTE_API, ROUTE_EVENTS, ROUTE_STATUS } web_route_kind;
+typedef enum {
+    ROUTE_PROXY = 1,
+    ROUTE_FILES,
+    ROUTE_HEALTH,
+    ROUTE_GUI,
+    ROUTE_API,
+    ROUTE_EVENTS,
+    ROUTE_STATUS
+} web_route_kind;
 
 typedef struct {
-    char *url;               /* http://host:port/path?query of the verify endpoint */
-    char *host;              /* parsed from url */
+    char *url;  /* http://host:port/path?query of the verify endpoint */
+    char *host; /* parsed from url */
     uint16_t port;
-    char *path_query;        /* "/api/verify?rd=..." */
+    char *path_query;            /* "/api/verify?rd=..." */
     char *copy[WEB_MAX_COPY];    /* header names as configured ("Remote-User") */
     char *copy_lc[WEB_MAX_COPY]; /* lower-case ("remote-user") */
     size_t ncopy;
-    int64_t timeout_ms;      /* whole subrequest budget, then 503 */
-    int64_t keepalive_ms;    /* idle pooled connections close after this */
-    long long pool;          /* max connections to the auth service */
+    int64_t timeout_ms;   /* whole subrequest budget, then 503 */
+    int64_t keepalive_ms; /* idle pooled connections close after this */
+    long long pool;       /* max connections to the auth service */
 } web_fauth_conf;
 
 struct web_route {
     web_route_kind kind;
-    char *path;          /* prefix, h2o semantics: "/x/" matches below it, "/x" matches /x and /x/... */
-    int is_public;       /* forward_auth skipped */
+    char *path;    /* prefix, h2o semantics: "/x/" matches below it, "/x" matches /x and /x/... */
+    int is_public; /* forward_auth skipped */
     /* ROUTE_PROXY */
     char *upstream;
     int64_t proxy_timeout_ms;
@@ -125,7 +133,7 @@ typedef struct {
     char *nats_url;
     char *nats_name;
     int64_t nats_request_timeout_ms;
-    char *sup_status_url;   /* http://127.0.0.1:9100/status.json, optional */
+    char *sup_status_url;    /* http://127.0.0.1:9100/status.json, optional */
     char *sup_status_socket; /* unix socket path speaking HTTP (GET /status.json), optional */
     int64_t sup_poll_ms;
     long long events_queue;
