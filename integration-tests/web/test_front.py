@@ -6,6 +6,7 @@ import json
 import os
 import signal
 import socket
+import subprocess
 import sys
 import threading
 import time
@@ -16,20 +17,25 @@ from webtest import FakeNode, Nats, StandinAuth, SupervisorSocket, Upstream, gui
 from xt_testlib import NatsServer, Proc, TempDir, bin_path, http_request, port_block, wait_until  # noqa: E402
 
 P = port_block("web")
-WEB, AUTH, UP, NATS, NATS_HTTP, DOWN = P[0], P[1], P[2], P[3], P[4], P[5]
+WEB, AUTH, UP, NATS, NATS_HTTP, DOWN, TLS = P[0], P[1], P[2], P[3], P[4], P[5], P[6]
 BASE = f"http://127.0.0.1:{WEB}"
 PORTAL = f"http://auth.xtask.test:{WEB}/"
 tmp = TempDir("xt-web-")
 os.makedirs(os.path.join(tmp.path, "static"), exist_ok=True)
 tmp.write("static/a.txt", "hello static\n")
 
+CERT, KEY = os.path.join(tmp.path, "cert.pem"), os.path.join(tmp.path, "key.pem")
+subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", KEY, "-out", CERT, "-days", "1",
+                "-subj", "/CN=xtask.test", "-addext", "subjectAltName=DNS:*.xtask.test,IP:127.0.0.1"],
+               check=True, capture_output=True)
 nats = NatsServer(NATS, NATS_HTTP, os.path.join(tmp.path, "nats")).start()
 auth = StandinAuth(AUTH, PORTAL).start()
 up = Upstream(UP).start()
 sup = SupervisorSocket(os.path.join(tmp.path, "supervisor.sock"))
 cfg = web_config(os.path.join(tmp.path, "web.yaml"), listen=f"127.0.0.1:{WEB}", auth_port=AUTH, upstream_port=UP,
                  nats_port=NATS, nats_http_port=NATS_HTTP, gui_root=gui_root(), static_root=os.path.join(tmp.path, "static"),
-                 portal_url=PORTAL, events_queue=256, heartbeat="300ms", supervisor_socket=sup.path)
+                 portal_url=PORTAL, events_queue=256, heartbeat="300ms", supervisor_socket=sup.path,
+                 tls={"address": f"127.0.0.1:{TLS}", "cert": CERT, "key": KEY})
 # a host whose auth service is down
 with open(cfg, "a") as f:
     f.write(f"""  - names: [down.xtask.test]
@@ -245,6 +251,30 @@ def test_limits():
     assert st == 200, (st, h)
 
 
+def curl(*args, timeout=10):
+    return subprocess.run(["curl", "-sk", "--http2", *args], capture_output=True, text=True, timeout=timeout)
+
+
+def test_tls_http2_and_reset_during_auth():
+    r = curl("-o", "/dev/null", "-w", "%{http_version} %{http_code}", "-H", f"Cookie: {DEV}",
+             f"https://127.0.0.1:{TLS}/app/h2")
+    assert r.stdout == "2 200", (r.stdout, r.stderr)
+    # the client gives up (RST_STREAM) while the auth subrequest is still running: the subrequest
+    # is cancelled with the stream, and the front goes on serving
+    auth.delay = 0.6
+    try:
+        done = auth.verify_done
+        r = curl("--max-time", "0.2", "-H", f"Cookie: {DEV}", f"https://127.0.0.1:{TLS}/app/h2-reset")
+        assert r.returncode == 28, (r.returncode, r.stderr)  # curl: operation timed out
+        # the late auth answer arrives for a stream that is gone: nothing may touch it
+        wait_until(lambda: auth.verify_done > done, 5, what="the delayed verify answered")
+    finally:
+        auth.delay = 0
+    r = curl("-o", "/dev/null", "-w", "%{http_version} %{http_code}", "-H", f"Cookie: {DEV}",
+             f"https://127.0.0.1:{TLS}/app/h2-after")
+    assert r.stdout == "2 200", (r.stdout, r.stderr)
+
+
 def test_static_and_headers():
     st, h, body = get("/static/a.txt", {"Cookie": DEV})
     assert st == 200 and body == b"hello static\n", (st, body)
@@ -440,7 +470,7 @@ TESTS = [test_allowed_and_identity_copied, test_auth_connections_are_pooled, tes
          test_login_redirect_passthrough, test_401_for_xhr_and_api, test_403_denied,
          test_admin_reaches_nats_monitoring, test_auth_down_503, test_auth_slow_503_within_timeout,
          test_identity_spoofing_every_spelling, test_x_forwarded_spoofing, test_path_traversal_forms,
-         test_upstream_sees_normalized_path, test_limits, test_static_and_headers, test_gui_page, test_api,
+         test_upstream_sees_normalized_path, test_limits, test_tls_http2_and_reset_during_auth, test_static_and_headers, test_gui_page, test_api,
          test_sse_delivery_json_and_datastar, test_slow_client_dropped_with_notice_fast_client_unaffected,
          test_health_follows_nats, test_shutdown_ends_streams_quickly]
 

@@ -41,6 +41,7 @@ class StandinAuth:
         self.sessions = {}
         self.delay = 0.0
         self.verify_count = 0
+        self.verify_done = 0  # verify requests past their delay
         self.last_verify = None
         self.connections = set()
         outer = self
@@ -98,7 +99,8 @@ class StandinAuth:
                 outer.last_verify = {k.lower(): v for k, v in self.headers.items()}
                 outer.last_verify["_path"] = self.path
                 if outer.delay:
-                    time.sleep(outer.delay)
+                    time.sleep(outer.delay)  # the slow auth service under test
+                outer.verify_done += 1
                 method = self.headers.get("X-Forwarded-Method", "GET")
                 proto = self.headers.get("X-Forwarded-Proto", "http")
                 host = self.headers.get("X-Forwarded-Host", "")
