@@ -79,10 +79,6 @@ struct web_route {
     int preserve_host;
     /* ROUTE_FILES / ROUTE_GUI */
     char *root;
-    /* set up in main.c */
-    h2o_pathconf_t *pathconf;
-    h2o_handler_t *guard;
-    web_host *host;
 };
 
 typedef struct {
