@@ -295,6 +295,12 @@ def test_gui_page():
     st, h, body = get("/web/datastar.js", {"Cookie": DEV})
     assert st == 200 and b"datastar-merge-fragments" in body, st
     assert get("/web", {"Cookie": DEV})[0] == 301
+    st, h, _ = get("/")
+    assert st == 302 and h["location"] == "/web/", (st, h)
+    st, _, _ = get("/anything/else", {"Accept": "application/json"})
+    assert st == 401, st  # a public redirect opens its exact path only
+    st, _, body = get("/api/nothing", {"Cookie": DEV})
+    assert st == 404 and b"not_found" in body, (st, body)
 
 
 # --- API --------------------------------------------------------------------------------------

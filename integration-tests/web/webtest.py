@@ -483,6 +483,9 @@ hosts:
         reverse_proxy: {{ upstream: "http://127.0.0.1:{upstream_port}/app/", keepalive: 2s }}
       - path: /static/
         file_server: {{ root: {static_root} }}
+      - path: /
+        redirect: {{ to: /web/ }}
+        public: true
   - names: [auth.{domain}]
     headers:
       X-Frame-Options: SAMEORIGIN

@@ -197,7 +197,8 @@ static int valid_prefix(const char *p)
     return 1;
 }
 
-static const char *const route_keys[] = {"path", "handle", "reverse_proxy", "file_server", "public", NULL};
+static const char *const route_keys[] = {"path",   "handle", "reverse_proxy", "file_server", "redirect",
+                                         "public", NULL};
 static const char *const handle_names[] = {"health", "gui", "api", "events", NULL};
 static const char *const proxy_keys[] = {"upstream", "timeout", "keepalive", "preserve_host", NULL};
 
@@ -270,6 +271,24 @@ static int load_route(const xt_doc *d, const xt_node *n, web_host *h, web_route 
         if (rt == NULL) return xt_conf_error(err, errlen, d, v, "file_server: missing 'root'");
         if (xt_conf_string(d, rt, "file_server.root", &s, err, errlen) != 0) return -1;
         r->root = strdup(s);
+    }
+    if ((v = xt_map_get(n, "redirect")) != NULL) {
+        static const char *const rk[] = {"to", "status", NULL};
+        kinds++;
+        r->kind = ROUTE_REDIRECT;
+        r->redirect_status = 302;
+        if (xt_conf_want_map(d, v, "redirect", err, errlen) != 0 ||
+            xt_conf_check_keys(d, v, rk, "redirect", err, errlen) != 0)
+            return -1;
+        xt_node *to = xt_map_get(v, "to");
+        if (to == NULL) return xt_conf_error(err, errlen, d, v, "redirect: missing 'to'");
+        if (xt_conf_string(d, to, "redirect.to", &s, err, errlen) != 0) return -1;
+        if (s[0] != '/' || s[1] == '/' || strchr(s, '\\') || strpbrk(s, "\r\n"))
+            return xt_conf_error(err, errlen, d, to, "redirect.to: '%s' must be a local path ('/...')", s);
+        r->redirect_to = strdup(s);
+        xt_node *st = xt_map_get(v, "status");
+        if (st && xt_conf_int(d, st, "redirect.status", 301, 308, &r->redirect_status, err, errlen) != 0)
+            return -1;
     }
     if (kinds != 1)
         return xt_conf_error(err, errlen, d, n,
@@ -678,6 +697,7 @@ void web_conf_free(web_conf *c)
             free(h->routes[j].path);
             free(h->routes[j].upstream);
             free(h->routes[j].root);
+            free(h->routes[j].redirect_to);
         }
         for (size_t j = 0; j < h->nstrip; j++)
             free(h->strip_lc[j]);

@@ -522,7 +522,11 @@ static int guard_on_req(h2o_handler_t *_self, h2o_req_t *req)
     }
 
     /* 4. forward_auth */
-    int need_auth = h->has_fauth && !(ri >= 0 && h->routes[ri].is_public);
+    int is_public = ri >= 0 && h->routes[ri].is_public;
+    /* a public redirect (e.g. "/" -> "/web/") opens its exact path only, not everything below it */
+    if (is_public && h->routes[ri].kind == ROUTE_REDIRECT && plen != strlen(h->routes[ri].path))
+        is_public = 0;
+    int need_auth = h->has_fauth && !is_public;
     if (!need_auth) {
         if (target != g) {
             h2o_delegate_request(req, &target->super);

@@ -69,6 +69,21 @@ static void on_signal(int sig)
     errno = saved;
 }
 
+/* `redirect` routes answer the exact path only; what lies below them is not theirs. */
+static int redirect_on_req(h2o_req_t *req, const web_route *rt)
+{
+    static const char *const reasons[] = {
+        "Moved Permanently", "Found",  "See Other",          "Not Modified",
+        "Use Proxy",         "Unused", "Temporary Redirect", "Permanent Redirect"};
+    if (req->path_normalized.len != strlen(rt->path)) {
+        api_send_error(req, 404, "Not Found", "not_found", "no route for this path");
+        return 0;
+    }
+    h2o_send_redirect(req, (int)rt->redirect_status, reasons[rt->redirect_status - 301], rt->redirect_to,
+                      strlen(rt->redirect_to));
+    return 0;
+}
+
 static int builtin_on_req(h2o_handler_t *_self, h2o_req_t *req)
 {
     builtin_handler *self = (builtin_handler *)_self;
@@ -86,6 +101,8 @@ static int builtin_on_req(h2o_handler_t *_self, h2o_req_t *req)
         return events_on_req(srv, req);
     case ROUTE_GUI:
         return api_gui_on_req(srv, req, self->rt);
+    case ROUTE_REDIRECT:
+        return redirect_on_req(req, self->rt);
     default:
         return -1;
     }

@@ -52,7 +52,7 @@ typedef enum {
     ROUTE_GUI,
     ROUTE_API,
     ROUTE_EVENTS,
-    ROUTE_STATUS
+    ROUTE_REDIRECT
 } web_route_kind;
 
 typedef struct {
@@ -79,6 +79,9 @@ struct web_route {
     int preserve_host;
     /* ROUTE_FILES / ROUTE_GUI */
     char *root;
+    /* ROUTE_REDIRECT: only an exact match of `path` is redirected (what lies below is a 404) */
+    char *redirect_to;
+    long long redirect_status;
 };
 
 typedef struct {
