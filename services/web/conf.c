@@ -292,7 +292,8 @@ static int load_route(const xt_doc *d, const xt_node *n, web_host *h, web_route 
     }
     if (kinds != 1)
         return xt_conf_error(err, errlen, d, n,
-                             "route '%s': exactly one of handle, reverse_proxy, file_server", r->path);
+                             "route '%s': exactly one of handle, reverse_proxy, file_server, redirect",
+                             r->path);
     if ((v = xt_map_get(n, "public")) != NULL &&
         xt_conf_bool(d, v, "route.public", &r->is_public, err, errlen) != 0)
         return -1;

@@ -1,0 +1,143 @@
+/*
+ * test_web_conf: web.yaml validation (messages with file:line:col, did-you-mean), the identity
+ * headers stripped on every host, trusted proxy ranges.
+ */
+#include <arpa/inet.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "web.h"
+
+static char path[64];
+
+/* Load `text` as a config file; returns web_conf_load's result, message in err. */
+static int load(web_conf *c, const char *text, char *err, size_t errlen)
+{
+    snprintf(path, sizeof(path), "/tmp/xt-web-conf-XXXXXX");
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+    close(fd);
+    int rc = web_conf_load(c, path, NULL, NULL, NULL, err, errlen);
+    unlink(path);
+    return rc;
+}
+
+static const char base[] = "version: 1\n"
+                           "listen: [{address: '127.0.0.1:8080'}]\n"
+                           "trusted_proxies: [10.0.0.0/8, 'fdaa::/16', 192.168.1.7]\n"
+                           "hosts:\n"
+                           "  - names: [Main.Example, localhost]\n"
+                           "    forward_auth:\n"
+                           "      url: http://127.0.0.1:9091/api/verify?rd=https://auth.example/\n"
+                           "      copy_headers: [Remote-User, X_Custom_Id]\n"
+                           "    routes:\n"
+                           "      - {path: /health, handle: health, public: true}\n"
+                           "      - {path: /nats/, reverse_proxy: {upstream: 'http://127.0.0.1:8222/'}}\n"
+                           "      - {path: /, redirect: {to: /web/}}\n"
+                           "  - names: [other]\n"
+                           "    routes:\n"
+                           "      - {path: /, file_server: {root: /var/www}}\n";
+
+static void test_valid(void **state)
+{
+    web_conf c;
+    char err[512] = "";
+    assert_int_equal(load(&c, base, err, sizeof(err)), 0);
+    assert_int_equal(c.nhosts, 2);
+    assert_string_equal(c.hosts[0].names[0], "main.example"); /* names are matched lower-case */
+    assert_int_equal(c.hosts[0].nroutes, 3);
+    assert_int_equal(c.hosts[0].routes[1].kind, ROUTE_PROXY);
+    assert_int_equal(c.hosts[0].routes[2].kind, ROUTE_REDIRECT);
+    assert_int_equal(c.hosts[0].routes[2].redirect_status, 302);
+    assert_string_equal(c.hosts[0].fauth.copy_lc[1], "x-custom-id");
+    /* every host strips every host's identity headers */
+    assert_int_equal(c.hosts[1].nstrip, 2);
+    assert_string_equal(c.hosts[1].strip_lc[0], "remote-user");
+    web_conf_free(&c);
+}
+
+static void expect_error(const char *text, const char *want)
+{
+    web_conf c;
+    char err[512] = "";
+    assert_int_equal(load(&c, text, err, sizeof(err)), -1);
+    if (strstr(err, want) == NULL) fail_msg("error '%s' does not contain '%s'", err, want);
+    web_conf_free(&c);
+}
+
+static void test_errors(void **state)
+{
+    expect_error("version: 1\nlistn: []\n", ":2:1: unknown key 'listn' in web.yaml (did you mean 'listen'?)");
+    expect_error("version: 1\nlisten: [{address: 'x:1'}]\nhosts:\n  - names: [a]\n    routes:\n"
+                 "      - {path: /x, handle: helth}\n",
+                 ":6:28: route.handle: unknown handler 'helth' (did you mean 'health'?)");
+    expect_error("version: 1\nlisten: [{address: 'x:1'}]\nhosts:\n  - names: [a]\n    routes:\n"
+                 "      - {path: /x, handle: health, file_server: {root: /}}\n",
+                 "exactly one of handle, reverse_proxy, file_server, redirect");
+    expect_error("version: 1\nlisten: [{address: 'x:1'}]\nhosts:\n  - names: [a]\n    routes:\n"
+                 "      - {path: '/a/../b', handle: health}\n",
+                 "is not a normalized path prefix");
+    expect_error("version: 1\nlisten: [{address: 'x:1'}]\nhosts:\n  - names: [a]\n    routes:\n"
+                 "      - {path: /x, reverse_proxy: {upstream: 'ftp://h/'}}\n",
+                 "is not an http://host:port/path URL");
+    expect_error("version: 1\nlisten: [{address: 'x:1'}]\nhosts:\n  - names: [a]\n    routes:\n"
+                 "      - {path: /, redirect: {to: '//evil.example/'}}\n",
+                 "must be a local path");
+    expect_error("version: 1\nlisten: [{address: 'x:1'}]\ntrusted_proxies: [10.0.0.0/33]\nhosts: []\n",
+                 "is not an address or CIDR range");
+    expect_error("version: 1\nlisten: [{address: 'x:1'}]\nhosts:\n  - names: [a]\n"
+                 "    forward_auth: {url: 'http://a:1/v', copy_headers: ['Remote User']}\n"
+                 "    routes: [{path: /, handle: health}]\n",
+                 "is not a header name");
+    expect_error("version: 1\nlisten: [{address: 'x:1', tls: {cert: /c}}]\nhosts: []\n",
+                 "both 'cert' and 'key' are required");
+    expect_error("version: 1\nlisten: [{address: 'x:1'}]\nlimits: {max_body_bytes: 12XB}\nhosts: []\n",
+                 "is not a size");
+}
+
+static int trusted(web_conf *c, const char *addr)
+{
+    struct sockaddr_storage ss;
+    memset(&ss, 0, sizeof(ss));
+    if (strchr(addr, ':')) {
+        struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+        s6->sin6_family = AF_INET6;
+        inet_pton(AF_INET6, addr, &s6->sin6_addr);
+    } else {
+        struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+        s4->sin_family = AF_INET;
+        inet_pton(AF_INET, addr, &s4->sin_addr);
+    }
+    return web_conf_is_trusted(c, (struct sockaddr *)&ss);
+}
+
+static void test_trusted(void **state)
+{
+    web_conf c;
+    char err[512] = "";
+    assert_int_equal(load(&c, base, err, sizeof(err)), 0);
+    assert_true(trusted(&c, "10.1.2.3"));
+    assert_true(trusted(&c, "192.168.1.7"));
+    assert_false(trusted(&c, "192.168.1.8"));
+    assert_false(trusted(&c, "11.0.0.1"));
+    assert_true(trusted(&c, "fdaa:0:1::2"));
+    assert_false(trusted(&c, "fdab::1"));
+    assert_true(trusted(&c, "::ffff:10.9.9.9")); /* IPv4-mapped */
+    assert_false(trusted(&c, "::1"));
+    web_conf_free(&c);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_valid), cmocka_unit_test(test_errors),
+                                       cmocka_unit_test(test_trusted)};
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
