@@ -214,6 +214,26 @@ def nats_test(conf, env):
     check(r.returncode == 0, f"nats-server -t -c {conf}: {r.stdout}{r.stderr}")
 
 
+def test_manifest_feeds_every_config_variable():
+    """Every $VAR of the nats configs (no defaults there) and every ${VAR} without a default in the
+    YAML configs is exported by the manifest (env: or secrets:) or set by the entrypoint on Fly."""
+    m = manifest()
+    given = set(m["env"]) | set(m["secrets"]) | {"XTASK_NATS_CONF", "FLY_APP_NAME", "FLY_MACHINE_ID"}
+    missing = []
+    cfg = src("configs")
+    for name in sorted(os.listdir(cfg)):
+        with open(os.path.join(cfg, name)) as f:
+            text = "\n".join(l.split("#", 1)[0] for l in f)
+        if name.endswith(".conf"):
+            used = set(re.findall(r"\$([A-Z_][A-Z0-9_]*)", text))
+        elif name != "services.yaml":
+            used = set(re.findall(r"\$\{([A-Z_][A-Z0-9_]*)\}", text))
+        else:
+            continue
+        missing += [f"{name}: {v}" for v in sorted(used - given)]
+    check(not missing, f"variables the manifest does not provide: {missing}")
+
+
 def test_leaf_password_shapes():
     """nats-server parses $XTASK_LEAF_PASSWORD as a config token: xtask-setup's shape always works;
     a raw base64 secret (the supervisor's) does not when it starts with a digit (reported)."""
