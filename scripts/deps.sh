@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install the Debian 12 packages a purpose needs; idempotent (a second run only checks).
-#   scripts/deps.sh build     compile everything
+#   scripts/deps.sh build     compile everything (C toolchain, -dev packages, node/npm for the GUI bundle)
 #   scripts/deps.sh run       + what the running stack needs (nats-server)
 #   scripts/deps.sh test      + what the test suite needs (cmocka, argon2 CLI, chromium, node/npm, podman...)
 #   scripts/deps.sh bench     + the anchors the benchmarks compare against (supervisor, caddy, nginx, wrk)
@@ -20,11 +20,10 @@ case "${1:-build}" in
   bench) want+=("${run_pkgs[@]}" "${test_pkgs[@]}" "${bench_pkgs[@]}") ;;
   *) echo "usage: $0 build|run|test|bench" >&2; exit 2 ;;
 esac
-# node and npm: only when the machine has none (a newer Node from elsewhere is fine)
-if [ "${1:-build}" = test ] || [ "${1:-build}" = bench ]; then
-  command -v node >/dev/null 2>&1 || want+=(nodejs)
-  command -v npm >/dev/null 2>&1 || want+=(npm)
-fi
+# node and npm (the GUI's Datastar bundle and the browser tests come from npm): only when the machine
+# has none (a newer Node from elsewhere is fine)
+command -v node >/dev/null 2>&1 || want+=(nodejs)
+command -v npm >/dev/null 2>&1 || want+=(npm)
 
 missing=()
 for p in "${want[@]}"; do

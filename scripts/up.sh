@@ -25,9 +25,6 @@ say() { printf 'up: %s\n' "$*" >&2; }
 
 # --- packages and build ----------------------------------------------------------------------
 scripts/deps.sh run
-# The web's build fetches its GUI bundle with npm, which `deps.sh build|run` do not install yet: the
-# test set has it (asked the lead to move npm into the build set).
-command -v npm >/dev/null 2>&1 || scripts/deps.sh test
 build=${XTASK_BUILD_DIR:-$root/build}
 if [ ! -f "$build/CMakeCache.txt" ]; then
   say "configuring $build"
