@@ -99,6 +99,12 @@ long xt_path_normalize(const char *in, size_t len, char *out, size_t outlen)
         while (e < n && out[e] != '/')
             e++;
         size_t slen = e - s;
+        /* ".;x" and "..;x" (also with ';' as %3B): servlet-style upstreams read them as "." and ".." */
+        if (slen >= 2 && out[s] == '.') {
+            size_t d = out[s + 1] == '.' ? 2 : 1;
+            if (slen > d && (out[s + d] == ';' || (slen >= d + 3 && memcmp(out + s + d, "%3B", 3) == 0)))
+                return -1;
+        }
         if (slen == 0 || (slen == 1 && out[s] == '.')) {
             trailing = 1;
         } else if (slen == 2 && out[s] == '.' && out[s + 1] == '.') {

@@ -17,7 +17,8 @@
  *  - refused: %00 and raw control bytes, %2F and %5C (encoded slashes), raw '\', bytes >= 0x80 not
  *    percent-encoded are encoded;
  *  - "//" collapses to "/", "." segments go, ".." removes the previous segment (never above "/");
- *  - a ';' is an ordinary character (so "/health;/../nats" is "/nats").
+ *  - a ';' is an ordinary character (so "/health;/../nats" is "/nats"), except that segments
+ *    starting ".;" or "..;" are refused (servlet-style upstreams read them as "." and "..");
  * Writes the NUL-terminated result to out and returns its length, or -1 if refused or if the result
  * does not fit in outlen. */
 long xt_path_normalize(const char *in, size_t len, char *out, size_t outlen);
