@@ -314,6 +314,11 @@ static const char *const cond_aliases[] = {"service_started",
 static const mf_enum cond_enum = {"dependency condition", cond_names, cond_aliases};
 static const char *const log_names[] = {"text", "json", NULL};
 static const mf_enum log_enum = {"log format", log_names, NULL};
+static const char *const enc_names[] = {"base64", "hex", "base64url", NULL};
+static const char *const enc_aliases[] = {"b64",     "base64",     "base16",    "hex",        "hexadecimal",
+                                          "hex",     "base64-url", "base64url", "base64_url", "base64url",
+                                          "urlsafe", "base64url",  NULL};
+static const mf_enum enc_enum = {"secret encoding", enc_names, enc_aliases};
 
 static int mf_enum_parse(mf_ctx *c, const xt_node *key, const xt_node *val, const char *what,
                          const mf_enum *e, int *out)
@@ -821,12 +826,34 @@ static int top_services(mf_ctx *c, void *base, const xt_node *key, const xt_node
 
 /* secrets */
 
+/* `prefix:` goes verbatim into the environment and into programs' configs: printable ASCII only,
+ * no spaces, quotes, '$' or '\\' (they would mean something to whoever reads the value), bounded. */
+static int secret_prefix(mf_ctx *c, void *base, const xt_node *key, const xt_node *val, const char *what)
+{
+    mf_secret *sec = base;
+    const char *s;
+    if (mf_string(c, key, val, what, &s) != 0) return -1;
+    if (strlen(s) > MF_SECRET_PREFIX_MAX)
+        return mf_fail(c, val, "%s: longer than %d bytes", what, MF_SECRET_PREFIX_MAX);
+    for (const char *p = s; *p != '\0'; p++)
+        if (*p <= ' ' || *p > '~' || strchr("\"'$\\`", *p) != NULL)
+            return mf_fail(c, val,
+                           "%s: '%s' has a character that is not allowed (printable ASCII without "
+                           "spaces, quotes, '$', '\\' or '`')",
+                           what, s);
+    free(sec->prefix);
+    if ((sec->prefix = strdup(s)) == NULL) return mf_oom(c, val);
+    return 0;
+}
+
 static const mf_field secret_fields[] = {
     {.key = "bytes", .type = F_INT, .off = offsetof(mf_secret, bytes), .min = 1, .max = MF_SECRET_BYTES_MAX},
     {.key = "file",
      .type = F_STR,
      .off = offsetof(mf_secret, file),
      .missing = "has no 'file' (where the value is kept between starts)"},
+    {.key = "encoding", .type = F_ENUM, .off = offsetof(mf_secret, encoding), .sub = &enc_enum},
+    {.key = "prefix", .type = F_FUNC, .fn = secret_prefix},
 };
 static const mf_table secret_table = TABLE(secret_fields);
 
@@ -1115,6 +1142,8 @@ static int mf_digest(const manifest *m, mf_service *s)
         dg_put(d, "secret", secrets[i]->name);
         dg_int(d, "bytes", secrets[i]->bytes);
         dg_put(d, "file", secrets[i]->file);
+        dg_int(d, "encoding", secrets[i]->encoding);
+        dg_put(d, "prefix", secrets[i]->prefix ? secrets[i]->prefix : "");
     }
     if (EVP_DigestFinal_ex(d, md, &mdlen) != 1 || mdlen != 32) goto out;
     for (unsigned int i = 0; i < mdlen; i++)
@@ -1227,6 +1256,7 @@ void manifest_free(manifest *m)
     for (size_t i = 0; i < m->nsecrets; i++) {
         free(m->secrets[i].name);
         free(m->secrets[i].file);
+        free(m->secrets[i].prefix);
     }
     free(m->path);
     free(m->control_socket);
@@ -1356,13 +1386,41 @@ static int fsync_dir_of(const char *file)
     return rc;
 }
 
+/* prefix + raw bytes in the secret's encoding into out (MF_SECRET_PREFIX_MAX + 2 * n + 1 bytes at
+ * least), NUL-terminated; returns the length. base64 is OpenSSL's EVP_EncodeBlock (padded);
+ * base64url is the same with '-' and '_' and without padding (RFC 4648 section 5); hex is lower case. */
+static int secret_encode(const mf_secret *s, const unsigned char *raw, size_t n, char *out)
+{
+    static const char hexd[] = "0123456789abcdef";
+    size_t len = s->prefix != NULL ? strlen(s->prefix) : 0;
+    if (len > 0) memcpy(out, s->prefix, len);
+    char *p = out + len;
+    if (s->encoding == MF_ENC_HEX) {
+        for (size_t i = 0; i < n; i++) {
+            *p++ = hexd[raw[i] >> 4];
+            *p++ = hexd[raw[i] & 15];
+        }
+        *p = '\0';
+        return (int)(p - out);
+    }
+    int k = EVP_EncodeBlock((unsigned char *)p, raw, (int)n);
+    if (s->encoding == MF_ENC_BASE64URL) {
+        while (k > 0 && p[k - 1] == '=')
+            k--;
+        p[k] = '\0';
+        for (int i = 0; i < k; i++)
+            p[i] = p[i] == '+' ? '-' : p[i] == '/' ? '_' : p[i];
+    }
+    return (int)len + k;
+}
+
 /* Generate a value and write it atomically without replacing a file someone else wrote in the
  * meantime (link(2) refuses an existing name; rename where the filesystem has no hard links).
  * Returns 1 when the file appeared meanwhile (caller reads it). */
 static int secret_generate(const manifest *m, const mf_secret *s, char **out, char *err, size_t errlen)
 {
     unsigned char raw[MF_SECRET_BYTES_MAX];
-    char b64[4 * ((MF_SECRET_BYTES_MAX + 2) / 3) + 2];
+    char b64[MF_SECRET_PREFIX_MAX + 2 * MF_SECRET_BYTES_MAX + 2]; /* prefix + the longest encoding + \n */
     char tmp[4200];
     int fd = -1, rc = -1, tmp_made = 0;
     size_t n = (size_t)s->bytes;
@@ -1373,7 +1431,7 @@ static int secret_generate(const manifest *m, const mf_secret *s, char **out, ch
         secret_fail(err, errlen, m, s, "OpenSSL RAND_bytes failed");
         goto out;
     }
-    int blen = EVP_EncodeBlock((unsigned char *)b64, raw, (int)n);
+    int blen = secret_encode(s, raw, n, b64);
     b64[blen] = '\n';
     if (snprintf(tmp, sizeof(tmp), "%s.tmp.XXXXXX", s->file) >= (int)sizeof(tmp)) {
         secret_fail(err, errlen, m, s, "path too long");

@@ -12,80 +12,89 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define MF_MAX_SERVICES 64    /* services in one manifest */
-#define MF_NAME_MAX 48        /* [a-z0-9][a-z0-9_-]* up to this many bytes */
-#define MF_MAX_DEPS 16        /* depends_on entries of one service */
+#define MF_MAX_SERVICES 64 /* services in one manifest */
+#define MF_NAME_MAX 48     /* [a-z0-9][a-z0-9_-]* up to this many bytes */
+#define MF_MAX_DEPS 16     /* depends_on entries of one service */
 #define MF_MAX_SECRETS 32
-#define MF_MAX_ARGV 256       /* command / exec probe arguments */
+#define MF_MAX_ARGV 256 /* command / exec probe arguments */
 
 typedef enum { PROBE_NONE = 0, PROBE_TCP, PROBE_HTTP, PROBE_EXEC } mf_probe_kind;
 typedef enum { RESTART_ALWAYS = 0, RESTART_ON_FAILURE, RESTART_NEVER } mf_restart;
 typedef enum { DEP_STARTED = 0, DEP_READY, DEP_COMPLETED } mf_dep_cond;
 typedef enum { SVC_TYPE_LONGRUN = 0, SVC_TYPE_ONESHOT } mf_svc_type;
 typedef enum { MF_LOG_TEXT = 0, MF_LOG_JSON } mf_log_format;
+/* How a generated secret's random bytes are written (`encoding:`). */
+typedef enum { MF_ENC_BASE64 = 0, MF_ENC_HEX, MF_ENC_BASE64URL } mf_secret_encoding;
+
+#define MF_SECRET_PREFIX_MAX 32 /* `prefix:` of a secret, printable ASCII without spaces or quotes */
 
 /* A readiness or liveness probe. kind == PROBE_NONE when absent. */
 typedef struct mf_probe {
     mf_probe_kind kind;
-    char *target;          /* TCP: "host:port"; HTTP: the URL */
-    char **argv;           /* EXEC: NULL-terminated */
-    int64_t interval_ms;   /* ready default 100ms; live default 5s */
-    int64_t timeout_ms;    /* default 1s */
+    char *target;            /* TCP: "host:port"; HTTP: the URL */
+    char **argv;             /* EXEC: NULL-terminated */
+    int64_t interval_ms;     /* ready default 100ms; live default 5s */
+    int64_t timeout_ms;      /* default 1s */
     int64_t start_period_ms; /* ready: give up (FAILED start) after this; default 30s.
                               * live: failures ignored for this long after READY; default 0 */
-    int failures;          /* live: consecutive failures that restart the service; default 3 */
-    int line, col;         /* where the probe is defined */
+    int failures;            /* live: consecutive failures that restart the service; default 3 */
+    int line, col;           /* where the probe is defined */
 } mf_probe;
 
 typedef struct mf_dep {
-    char *name;            /* the service depended on */
-    int index;             /* its index in manifest.services (set by the parser) */
+    char *name; /* the service depended on */
+    int index;  /* its index in manifest.services (set by the parser) */
     mf_dep_cond cond;
     int line, col;
 } mf_dep;
 
 typedef struct mf_service {
     char *name;
-    int line, col;         /* position of the service's key */
-    mf_svc_type type;      /* `type: longrun` (default) or `oneshot` */
-    char **argv;           /* `command`, NULL-terminated, argv[0] non-empty */
+    int line, col;    /* position of the service's key */
+    mf_svc_type type; /* `type: longrun` (default) or `oneshot` */
+    char **argv;      /* `command`, NULL-terminated, argv[0] non-empty */
     size_t argc;
-    char **env;            /* `env:` of the service, "K=V" NULL-terminated (may be empty, not NULL) */
-    char *workdir;         /* `workdir:` or NULL */
-    char *user;            /* `user:` (name or uid) or NULL; applied only when running as root */
+    char **env;               /* `env:` of the service, "K=V" NULL-terminated (may be empty, not NULL) */
+    char *workdir;            /* `workdir:` or NULL */
+    char *user;               /* `user:` (name or uid) or NULL; applied only when running as root */
     mf_dep deps[MF_MAX_DEPS]; /* `depends_on: {a: ready}`; the list form `[a, b]` means ready */
     size_t ndeps;
-    mf_probe ready;        /* readiness; PROBE_NONE: ready when started (oneshot: when exited 0) */
-    mf_probe live;         /* liveness; PROBE_NONE: none */
-    mf_restart restart;    /* default always (oneshot: on-failure) */
-    int64_t backoff_initial_ms; /* default 100ms */
-    int64_t backoff_max_ms;     /* default 30s */
-    int64_t backoff_reset_ms;   /* default 60s: running this long resets the backoff */
-    int restart_limit_count;    /* default 10 restarts ... */
+    mf_probe ready;                  /* readiness; PROBE_NONE: ready when started (oneshot: when exited 0) */
+    mf_probe live;                   /* liveness; PROBE_NONE: none */
+    mf_restart restart;              /* default always (oneshot: on-failure) */
+    int64_t backoff_initial_ms;      /* default 100ms */
+    int64_t backoff_max_ms;          /* default 30s */
+    int64_t backoff_reset_ms;        /* default 60s: running this long resets the backoff */
+    int restart_limit_count;         /* default 10 restarts ... */
     int64_t restart_limit_window_ms; /* ... within 60s, then FAILED */
-    int stop_signal;       /* default SIGTERM */
-    int64_t stop_timeout_ms; /* default 3s, then SIGKILL to the process group */
-    int essential;         /* FAILED stops everything and the supervisor exits non-zero */
-    int autostart;         /* default 1; `autostart: false` waits for `xtask-supervisor start` */
-    char digest[65];       /* hex SHA-256 of the service's expanded definition (for reload); it also
-                            * covers the top-level env and the secrets' definitions (not their
-                            * values), never the supervisor: section; key order does not matter */
+    int stop_signal;                 /* default SIGTERM */
+    int64_t stop_timeout_ms;         /* default 3s, then SIGKILL to the process group */
+    int essential;                   /* FAILED stops everything and the supervisor exits non-zero */
+    int autostart;                   /* default 1; `autostart: false` waits for `xtask-supervisor start` */
+    char digest[65];                 /* hex SHA-256 of the service's expanded definition (for reload); it also
+                                      * covers the top-level env and the secrets' definitions (not their
+                                      * values), never the supervisor: section; key order does not matter */
 } mf_service;
 
 typedef struct mf_secret {
-    char *name;            /* exported as this environment variable */
-    int bytes;             /* random bytes (1..1024), default 32 */
-    char *file;            /* kept if present, else generated 0600 (directories created 0700) */
+    char *name; /* exported as this environment variable */
+    int bytes;  /* random bytes (1..1024), default 32 */
+    char *file; /* kept if present, else generated 0600 (directories created 0700) */
     int line, col;
+    /* added after the first release (additive): */
+    mf_secret_encoding encoding; /* base64 (default, padded), hex (lower case), base64url (no padding) */
+    char *prefix;                /* written before the encoded bytes, or NULL: e.g. `xt` so that a program
+                                  * which parses the value as a config token (nats-server) never sees a
+                                  * leading digit */
 } mf_secret;
 
 typedef struct manifest {
     char *path;
-    char *control_socket;  /* default ${XTASK_RUN_DIR:-/run/xtask}/supervisor.sock */
+    char *control_socket;    /* default ${XTASK_RUN_DIR:-/run/xtask}/supervisor.sock */
     int64_t stop_timeout_ms; /* whole shutdown budget, default 4s */
-    char *status_http;     /* "host:port" or NULL */
+    char *status_http;       /* "host:port" or NULL */
     mf_log_format log_format;
-    char **env;            /* top-level `env:` as "K=V", NULL-terminated (never NULL) */
+    char **env; /* top-level `env:` as "K=V", NULL-terminated (never NULL) */
     mf_secret secrets[MF_MAX_SECRETS];
     size_t nsecrets;
     mf_service services[MF_MAX_SERVICES];
@@ -98,7 +107,8 @@ typedef struct manifest {
 int manifest_load(const char *path, manifest **out, char *err, size_t errlen);
 
 /* Same from memory (tests). `name` is used in messages. */
-int manifest_load_mem(const char *name, const char *text, size_t len, manifest **out, char *err, size_t errlen);
+int manifest_load_mem(const char *name, const char *text, size_t len, manifest **out, char *err,
+                      size_t errlen);
 
 /* Free a manifest. Accepts NULL. */
 void manifest_free(manifest *m);
@@ -108,8 +118,8 @@ int manifest_find(const manifest *m, const char *name);
 
 /* Secrets: for each secret, read its file if it exists (must be a regular file, not world- or
  * group-readable, non-empty), else generate `bytes` random bytes with OpenSSL's RAND_bytes, encode
- * them base64 and write them 0600 (atomically: temp file + rename). The values are appended to
- * *env as "NAME=value" (env is a NULL-terminated malloc'd vector the caller frees with
+ * them (`encoding`, after `prefix`) and write them 0600 (atomically: temp file + rename). The values are
+ * appended to *env as "NAME=value" (env is a NULL-terminated malloc'd vector the caller frees with
  * xt_strv_free). The values are never logged. */
 int manifest_secrets_load(const manifest *m, char ***env, char *err, size_t errlen);
 

@@ -399,7 +399,7 @@ static const struct {
     {V1 "secrets:\n  S: /data/s\n" SVC,
      "t.yaml:3:6: secrets.S: expected a mapping {bytes: 32, file: PATH}, got a string"},
     {V1 "secrets:\n  S: { file: /x, mode: 600 }\n" SVC,
-     "t.yaml:3:18: unknown key 'mode' in secret 'S' (known keys: bytes, file)"},
+     "t.yaml:3:18: unknown key 'mode' in secret 'S' (known keys: bytes, file, encoding, prefix)"},
     {V1 "secrets:\n  my-secret: { file: /x }\n" SVC,
      "t.yaml:3:3: invalid secret name 'my-secret' (it is exported as an environment variable: letters, "
      "digits and "
@@ -578,6 +578,29 @@ static const struct {
     {V1 SVC "    workdir:\n", "t.yaml:5:5: services.a.workdir: has no value"},
     {V1 SVC "    env: {X: [1]}\n", "t.yaml:5:14: services.a.env.X: expected a string, got a list"},
     {V1 SVC "    env: X=1\n", "t.yaml:5:10: services.a.env: expected a mapping, got a string"},
+    /* secrets: encoding and prefix */
+    {V1 "secrets:\n  S: {file: /s, encoding: base32}\n"
+        "services:\n  a: {command: [x]}\n",
+     "t.yaml:3:27: secrets.S.encoding: unknown secret encoding 'base32' (did you mean 'base64'?)"},
+    {V1 "secrets:\n  S: {file: /s, encoding: url}\n"
+        "services:\n  a: {command: [x]}\n",
+     "t.yaml:3:27: secrets.S.encoding: unknown secret encoding 'url' (expected base64, hex or base64url)"},
+    {V1 "secrets:\n  S: {file: /s, encoding: [hex]}\n"
+        "services:\n  a: {command: [x]}\n",
+     "t.yaml:3:27: secrets.S.encoding: expected a string, got a list"},
+    {V1 "secrets:\n  S: {file: /s, prefix: ''}\n"
+        "services:\n  a: {command: [x]}\n",
+     "t.yaml:3:25: secrets.S.prefix: must not be empty"},
+    {V1 "secrets:\n  S: {file: /s, prefix: 'a b'}\n"
+        "services:\n  a: {command: [x]}\n",
+     "t.yaml:3:25: secrets.S.prefix: 'a b' has a character that is not allowed (printable ASCII without "
+     "spaces, quotes, '$', '\\' or '`')"},
+    {V1 "secrets:\n  S: {file: /s, prefix: 0123456789abcdef0123456789abcdef0}\n"
+        "services:\n  a: {command: [x]}\n",
+     "t.yaml:3:25: secrets.S.prefix: longer than 32 bytes"},
+    {V1 "secrets:\n  S: {file: /s, encodng: hex}\n"
+        "services:\n  a: {command: [x]}\n",
+     "t.yaml:3:17: unknown key 'encodng' in secret 'S' (did you mean 'encoding'?)"},
     /* YAML itself */
     {V1 "services:\n  a: {command: [x]\n",
      "t.yaml:4:1: YAML syntax error: did not find expected ',' or '}' while "

@@ -283,6 +283,68 @@ static void test_values_not_in_messages(void **state)
     manifest_free(m);
 }
 
+/* `encoding:` and `prefix:` shape generated values; an existing file is kept as it is. */
+static void test_encodings(void **state)
+{
+    fixture *f = *state;
+    char text[1024], err[512], buf[256];
+    manifest *m = NULL;
+    snprintf(text, sizeof(text),
+             "version: 1\nsecrets:\n"
+             "  B: { bytes: 24, file: '%s/b' }\n"
+             "  H: { bytes: 24, encoding: hex, prefix: xt, file: '%s/h' }\n"
+             "  U: { bytes: 32, encoding: base64url, file: '%s/u' }\n"
+             "  P: { bytes: 1, encoding: base64, prefix: 'k.', file: '%s/p' }\n"
+             "services:\n  x: {command: [x]}\n",
+             f->dir, f->dir, f->dir, f->dir);
+    if (manifest_load_mem("s.yaml", text, strlen(text), &m, err, sizeof(err)) != 0) fail_msg("%s", err);
+    assert_int_equal(m->secrets[0].encoding, MF_ENC_BASE64);
+    assert_null(m->secrets[0].prefix);
+    assert_int_equal(m->secrets[1].encoding, MF_ENC_HEX);
+    assert_string_equal(m->secrets[1].prefix, "xt");
+    assert_int_equal(m->secrets[2].encoding, MF_ENC_BASE64URL);
+    char **env = strv(NULL, NULL);
+    if (manifest_secrets_load(m, &env, err, sizeof(err)) != 0) fail_msg("%s", err);
+    const char *b = env_get(env, "B"), *h = env_get(env, "H"), *u = env_get(env, "U"), *p = env_get(env, "P");
+    assert_non_null(b);
+    assert_int_equal(strlen(b), 32);
+    assert_true(is_base64(b));
+    assert_non_null(h);
+    assert_int_equal(strlen(h), 2 + 48);
+    assert_memory_equal(h, "xt", 2);
+    for (const char *q = h + 2; *q; q++)
+        assert_true((*q >= '0' && *q <= '9') || (*q >= 'a' && *q <= 'f'));
+    assert_non_null(u);
+    assert_int_equal(strlen(u), 43); /* 32 bytes: 43 characters without the '=' */
+    for (const char *q = u; *q; q++)
+        assert_true((*q >= 'A' && *q <= 'Z') || (*q >= 'a' && *q <= 'z') || (*q >= '0' && *q <= '9') ||
+                    *q == '-' || *q == '_');
+    assert_non_null(p);
+    assert_int_equal(strlen(p), 2 + 4); /* one byte: "xx==" */
+    assert_memory_equal(p, "k.", 2);
+    assert_string_equal(p + 4, "==");
+    /* the files hold the same values */
+    snprintf(text, sizeof(text), "%s/h", f->dir);
+    read_file(text, buf, sizeof(buf));
+    assert_int_equal(strncmp(buf, h, strlen(h)), 0);
+    /* kept as is on the next load, even if the encoding changed since */
+    char keep[64];
+    snprintf(keep, sizeof(keep), "%s", h);
+    xt_strv_free(env);
+    manifest_free(m);
+    snprintf(text, sizeof(text),
+             "version: 1\nsecrets:\n  H: { bytes: 24, encoding: base64, file: '%s/h' }\n"
+             "services:\n  x: {command: [x]}\n",
+             f->dir);
+    m = NULL;
+    if (manifest_load_mem("s.yaml", text, strlen(text), &m, err, sizeof(err)) != 0) fail_msg("%s", err);
+    env = strv(NULL, NULL);
+    if (manifest_secrets_load(m, &env, err, sizeof(err)) != 0) fail_msg("%s", err);
+    assert_string_equal(env_get(env, "H"), keep);
+    xt_strv_free(env);
+    manifest_free(m);
+}
+
 static void test_no_secrets(void **state)
 {
     (void)state;
@@ -307,6 +369,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_refusals, setup, teardown),
         cmocka_unit_test_setup_teardown(test_not_a_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_values_not_in_messages, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_encodings, setup, teardown),
         cmocka_unit_test(test_no_secrets),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
