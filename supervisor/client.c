@@ -58,7 +58,7 @@ int client_request(const char *sock, const char *request, int follow)
     /* first line: "ok" or "error <message>"; then the body, printed as it comes */
     char buf[16384], first[1024];
     size_t flen = 0;
-    int got_first = 0, rc = 1;
+    int got_first = 0, rc = 1, unhealthy = 0;
     for (;;) {
         ssize_t r = read(fd, buf, sizeof(buf));
         if (r < 0 && errno == EINTR) continue;
@@ -81,6 +81,11 @@ int client_request(const char *sock, const char *request, int follow)
             got_first = 1;
             if (strcmp(first, "ok") == 0) {
                 rc = 0;
+            } else if (strncmp(first, "unhealthy ", 10) == 0) {
+                /* `status check`: the status still goes to stdout, the verdict to stderr + exit 1 */
+                fprintf(stderr, "xtask-supervisor: not ready: %s\n", first + 10);
+                rc = 0;
+                unhealthy = 1;
             } else {
                 fprintf(stderr, "xtask-supervisor: %s\n",
                         strncmp(first, "error ", 6) == 0 ? first + 6 : first);
@@ -91,5 +96,5 @@ int client_request(const char *sock, const char *request, int follow)
     }
     if (!got_first && rc != 0 && flen == 0) fprintf(stderr, "xtask-supervisor: empty answer on %s\n", sock);
     close(fd);
-    return got_first ? rc : 1;
+    return got_first ? (rc == 0 && unhealthy ? 1 : rc) : 1;
 }

@@ -2,8 +2,9 @@
  * control: the Unix socket that `xtask-supervisor status|start|stop|restart|logs|reload` talk to.
  *
  * Protocol: the client sends one request line (at most SV_CTL_REQ_MAX bytes with its '\n'):
- *     ping | status [json] | start NAME | stop NAME | restart NAME | logs NAME [N] [follow] | reload
- * The answer is a first line "ok" or "error <message>", then the body; the supervisor closes the
+ *     ping | status [json] [check] | start NAME | stop NAME | restart NAME | logs NAME [N] [follow] | reload
+ * The answer is a first line "ok" or "error <message>" (or, for `status check` with an essential
+ * service not READY, "unhealthy <name STATE, ...>"), then the body; the supervisor closes the
  * connection after the answer, except for `logs ... follow`, which streams the service's new lines
  * until the client goes away. The socket is 0600 in a directory created 0700, and a peer whose uid
  * is neither ours nor root is refused (SO_PEERCRED). A stale socket file is replaced only when
@@ -85,6 +86,8 @@ int ctl_parse(const char *line, sv_ctl_req *req, char *err, size_t errlen)
         const char *w = words[i];
         if (v->cmd == CTL_STATUS && strcmp(w, "json") == 0) {
             req->json = 1;
+        } else if (v->cmd == CTL_STATUS && strcmp(w, "check") == 0) {
+            req->check = 1;
         } else if (v->cmd == CTL_LOGS && strcmp(w, "follow") == 0) {
             req->follow = 1;
         } else if (v->cmd == CTL_LOGS && w[0] >= '0' && w[0] <= '9') {
@@ -164,8 +167,14 @@ static void ctl_answer(sv_ctx *sv, sv_client *c, const char *line)
     case CTL_PING:
         sv_buf_printf(o, "ok\npong %d\n", (int)sv->self);
         break;
-    case CTL_STATUS:
-        sv_buf_puts(o, "ok\n");
+    case CTL_STATUS: {
+        char why[256];
+        /* `status check` (the container's HEALTHCHECK): the same body, but the first line says
+         * whether every essential service is ready, so the CLI's exit code can tell */
+        if (req.check && !status_check(sv, why, sizeof(why)))
+            sv_buf_printf(o, "unhealthy %s\n", why);
+        else
+            sv_buf_puts(o, "ok\n");
         if (req.json) {
             status_json(sv, o);
             sv_buf_puts(o, "\n");
@@ -173,6 +182,7 @@ static void ctl_answer(sv_ctx *sv, sv_client *c, const char *line)
             status_table(sv, o);
         }
         break;
+    }
     case CTL_START:
         xt_info("control: start %s", s->name);
         svc_request_start(sv, s);

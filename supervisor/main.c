@@ -2,7 +2,8 @@
  * xtask-supervisor: command line. `run` (the default) supervises; the other commands talk to a
  * running supervisor over its control socket, except `check`, which only validates a manifest.
  *
- * Exit codes: 0 ok; 1 runtime error (a command the supervisor refused, an essential service failed);
+ * Exit codes: 0 ok; 1 runtime error (a command the supervisor refused, an essential service failed,
+ * `status --check` with an essential service not READY);
  * 2 usage or manifest error; 3 the supervisor is not running.
  */
 #include "sv.h"
@@ -16,8 +17,13 @@ static const char usage[] =
     "usage: xtask-supervisor [-c FILE] [-s SOCKET] [COMMAND]\n"
     "\n"
     "commands:\n"
-    "  run                    supervise the services of the manifest (default)\n"
-    "  status [--json]        state, pid, uptime, restarts, last exit, readiness, last probe\n"
+    "  run [--only NAME[,NAME...]]\n"
+    "                         supervise the services of the manifest (default); --only: those\n"
+    "                         services and what they depend on (transitively)\n"
+    "  status [--json] [--check]\n"
+    "                         state, pid, uptime, restarts, last exit, readiness, last probe;\n"
+    "                         --check: exit 0 only when every essential service is READY, else 1\n"
+    "                         (3 when not running): a HEALTHCHECK without curl\n"
     "  start|stop|restart NAME\n"
     "  logs NAME [-f] [-n N]  the last N lines (default 50, at most 200) of a service; -f follows\n"
     "  reload                 re-read the manifest; restart only the services that changed\n"
@@ -85,7 +91,8 @@ int main(int argc, char **argv)
 {
     const char *config = NULL, *sockopt = NULL, *cmd = NULL;
     const char *pos[4];
-    int npos = 0, json = 0, follow = 0;
+    const char *only = NULL;
+    int npos = 0, json = 0, follow = 0, check = 0;
     long nlines = -1;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -103,6 +110,15 @@ int main(int argc, char **argv)
             sockopt = argv[i];
         } else if (strcmp(a, "--json") == 0 || strcmp(a, "-j") == 0) {
             json = 1;
+        } else if (strcmp(a, "--check") == 0) {
+            check = 1;
+        } else if (strcmp(a, "--only") == 0 || strncmp(a, "--only=", 7) == 0) {
+            if (a[6] == '=')
+                only = a + 7;
+            else if (++i == argc)
+                return usage_error("--only needs service names (--only NAME[,NAME...])");
+            else
+                only = argv[i];
         } else if (strcmp(a, "-f") == 0 || strcmp(a, "--follow") == 0) {
             follow = 1;
         } else if (strcmp(a, "-n") == 0 || strcmp(a, "--lines") == 0) {
@@ -123,10 +139,12 @@ int main(int argc, char **argv)
     }
     if (cmd == NULL) cmd = "run";
     if (config == NULL) config = sv_manifest_default();
+    if (only != NULL && strcmp(cmd, "run") != 0) return usage_error("--only goes with run, not %s", cmd);
+    if (check && strcmp(cmd, "status") != 0) return usage_error("--check goes with status, not %s", cmd);
 
     if (strcmp(cmd, "run") == 0) {
         if (npos > 0) return usage_error("run: unexpected argument '%s'", pos[0]);
-        return sv_run(config);
+        return sv_run(config, only);
     }
     if (strcmp(cmd, "check") == 0) {
         if (npos > 1) return usage_error("check: unexpected argument '%s'", pos[1]);
@@ -135,7 +153,7 @@ int main(int argc, char **argv)
     char req[SV_CTL_REQ_MAX], sockbuf[512];
     if (strcmp(cmd, "status") == 0 || strcmp(cmd, "reload") == 0 || strcmp(cmd, "ping") == 0) {
         if (npos > 0) return usage_error("unexpected argument '%s'", pos[0]);
-        snprintf(req, sizeof(req), "%s%s", cmd, json && strcmp(cmd, "status") == 0 ? " json" : "");
+        snprintf(req, sizeof(req), "%s%s%s", cmd, json ? " json" : "", check ? " check" : "");
     } else if (strcmp(cmd, "start") == 0 || strcmp(cmd, "stop") == 0 || strcmp(cmd, "restart") == 0 ||
                strcmp(cmd, "logs") == 0) {
         if (npos != 1) return usage_error("%s needs one service name", cmd);

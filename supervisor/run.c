@@ -278,6 +278,20 @@ static void update_name_width(sv_ctx *sv)
             sv->name_width = strlen(sv->slots[i].name);
 }
 
+/* keep[i]: service i is supervised (every one, or the --only selection). */
+static int select_services(const sv_ctx *sv, const manifest *m, unsigned char keep[MF_MAX_SERVICES],
+                           char *err, size_t errlen)
+{
+    if (sv->only == NULL) {
+        memset(keep, 1, MF_MAX_SERVICES);
+        return (int)m->nservices;
+    }
+    char msg[512];
+    int n = sv_select(m, sv->only, keep, msg, sizeof(msg));
+    if (n < 0) snprintf(err, errlen, "%s: %s", m->path, msg);
+    return n;
+}
+
 int sv_reload(sv_ctx *sv, char *err, size_t errlen)
 {
     manifest *nm = NULL;
@@ -291,8 +305,9 @@ int sv_reload(sv_ctx *sv, char *err, size_t errlen)
         snprintf(err, errlen, "too many reloads in progress, try again when services have restarted");
         return -1;
     }
+    unsigned char keep[MF_MAX_SERVICES];
     if (manifest_load(sv->manifest_path, &nm, err, errlen) < 0 || sv_check_support(nm, err, errlen) < 0 ||
-        build_env(nm, &env, err, errlen) < 0) {
+        select_services(sv, nm, keep, err, errlen) < 0 || build_env(nm, &env, err, errlen) < 0) {
         xt_error("reload: %s (keeping the running configuration)", err);
         manifest_free(nm);
         return -1;
@@ -309,6 +324,7 @@ int sv_reload(sv_ctx *sv, char *err, size_t errlen)
         svc *s = &sv->slots[i];
         if (!s->used || s->stop_reason == STOP_REMOVE) continue;
         int j = manifest_find(nm, s->name);
+        if (j >= 0 && !keep[j]) j = -1; /* outside --only now: as if removed */
         if (j < 0) {
             removed++;
             xt_info("reload: %s removed", s->name);
@@ -341,6 +357,7 @@ int sv_reload(sv_ctx *sv, char *err, size_t errlen)
     sv->mf = nm;
     for (size_t k = 0; k < nm->nservices; k++) {
         size_t j = (size_t)nm->order[k];
+        if (!keep[j]) continue;
         svc *s = svc_find(sv, nm->services[j].name);
         if (s != NULL && s->stop_reason != STOP_REMOVE) continue;
         svc *n = svc_add(sv, nm, &nm->services[j]);
@@ -447,10 +464,11 @@ int sv_check_support(const manifest *m, char *err, size_t errlen)
     return 0;
 }
 
-int sv_run(const char *manifest_path)
+int sv_run(const char *manifest_path, const char *only)
 {
     char err[1024];
     manifest *m = NULL;
+    unsigned char keep[MF_MAX_SERVICES];
     int rc = 1;
     ensure_std_fds();
     xt_log_init(XT_LOG_INFO, 0);
@@ -467,6 +485,14 @@ int sv_run(const char *manifest_path)
     if (sv == NULL) {
         manifest_free(m);
         return 1;
+    }
+    sv->only = only;
+    int nkeep = select_services(sv, m, keep, err, sizeof(err));
+    if (nkeep < 0) {
+        fprintf(stderr, "xtask-supervisor: %s\n", err);
+        manifest_free(m);
+        free(sv);
+        return 2;
     }
     sv->mf = m;
     sv->manifest_path = manifest_path;
@@ -506,8 +532,22 @@ int sv_run(const char *manifest_path)
     xt_info("supervisor: %s: %zu services, pid %d%s, control %s%s%s", manifest_path, m->nservices,
             (int)sv->self, sv->is_pid1 ? " (PID 1)" : " (subreaper)", m->control_socket,
             m->status_http ? ", http " : "", m->status_http ? m->status_http : "");
+    if (only != NULL) {
+        char names[512];
+        size_t off = 0;
+        names[0] = '\0';
+        for (size_t k = 0; k < m->nservices && off < sizeof(names); k++) {
+            int i = m->order[k];
+            if (keep[i]) {
+                int w =
+                    snprintf(names + off, sizeof(names) - off, "%s%s", off ? " " : "", m->services[i].name);
+                off = w < 0 ? sizeof(names) : off + (size_t)w;
+            }
+        }
+        xt_info("supervisor: --only %s: %d of %zu services (%s)", only, nkeep, m->nservices, names);
+    }
     for (size_t i = 0; i < m->nservices; i++)
-        svc_add(sv, m, &m->services[i]);
+        if (keep[i]) svc_add(sv, m, &m->services[i]);
     update_name_width(sv);
     /* dependencies first (graph order); independent ones all start now, in parallel */
     for (size_t k = 0; k < m->nservices; k++) {

@@ -35,6 +35,26 @@ int status_healthy(sv_ctx *sv)
     return 1;
 }
 
+int status_check(sv_ctx *sv, char *why, size_t len)
+{
+    size_t n = 0;
+    why[0] = '\0';
+    if (sv->stopping) {
+        snprintf(why, len, "stopping");
+        return 0;
+    }
+    for (size_t i = 0; i < sv->nslots; i++) {
+        const svc *s = &sv->slots[i];
+        if (!s->used || !s->def->essential || svc_ready(s)) continue;
+        if (n < len) {
+            int k =
+                snprintf(why + n, len - n, "%s%s %s", n > 0 ? ", " : "", s->name, svc_state_name(s->state));
+            n = k < 0 ? len : n + (size_t)k;
+        }
+    }
+    return n == 0;
+}
+
 void status_json(sv_ctx *sv, sv_buf *b)
 {
     int64_t now = sv_now_ms();

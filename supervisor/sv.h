@@ -193,6 +193,7 @@ typedef enum { CTL_PING = 0, CTL_STATUS, CTL_START, CTL_STOP, CTL_RESTART, CTL_L
 struct sv_ctl_req {
     sv_ctl_cmd cmd;
     int json;    /* status json */
+    int check;   /* status check: answer `unhealthy <why>` instead of `ok` unless healthy */
     int follow;  /* logs ... follow */
     long nlines; /* logs: how many lines (default 50) */
     char name[MF_NAME_MAX + 1];
@@ -206,6 +207,7 @@ struct sv_ctx {
     pid_t self;
     int is_pid1;
     const char *manifest_path;
+    const char *only;     /* `run --only` list, or NULL: every service */
     manifest *mf;         /* current manifest */
     manifest *retired[8]; /* older manifests still referenced by a stopping service */
     char **env;           /* supervisor env + manifest env + secrets ("K=V", NULL-terminated) */
@@ -341,7 +343,8 @@ void probe_cancel(sv_ctx *sv, sv_probe *p);
 int probe_on_child_exit(sv_ctx *sv, pid_t pid, int status);
 
 /* --- run.c --------------------------------------------------------------------------------- */
-int sv_run(const char *manifest_path);
+/* Supervise; only: NULL for every service, else a --only list (see sv_select). */
+int sv_run(const char *manifest_path, const char *only);
 void sv_shutdown(sv_ctx *sv, int code, const char *why);
 void sv_stop_progress(sv_ctx *sv);
 /* Re-read the manifest; on error keep the old one. err gets a message; returns 0/-1. */
@@ -349,6 +352,13 @@ int sv_reload(sv_ctx *sv, char *err, size_t errlen);
 const char *sv_manifest_default(void);
 /* Refuse what the manifest allows but this runtime cannot do (https probes): -1 + file:line:col. */
 int sv_check_support(const manifest *m, char *err, size_t errlen);
+
+/* --- select.c ------------------------------------------------------------------------------ */
+/* `run --only LIST`: LIST is names separated by ',' (or blanks). keep[i] = 1 for each named service
+ * and everything it depends on, transitively. Returns how many are kept, or -1 with a message
+ * (unknown name with a did-you-mean, empty list) in err. */
+int sv_select(const manifest *m, const char *list, unsigned char keep[MF_MAX_SERVICES], char *err,
+              size_t errlen);
 
 /* --- procs.c ------------------------------------------------------------------------------- */
 /* Pids whose parent is `parent` (from /proc), at most max; returns the count. */
@@ -368,6 +378,8 @@ void status_table(sv_ctx *sv, sv_buf *b);
 void status_metrics(sv_ctx *sv, sv_buf *b);
 /* 1 when every essential service is READY (or completed, for a oneshot) */
 int status_healthy(sv_ctx *sv);
+/* Same, and when not healthy, why in `why` ("stopping" or "web STARTING, xtask BACKOFF"; cut to fit). */
+int status_check(sv_ctx *sv, char *why, size_t len);
 
 /* --- httpd.c ------------------------------------------------------------------------------- */
 int httpd_open(sv_ctx *sv, const char *hostport, char *err, size_t errlen);

@@ -33,8 +33,9 @@ class Sup:
     """One supervisor on a manifest written from `services_yaml` (the body under `services:`)."""
 
     def __init__(self, tmp, services_yaml, stop_timeout="3s", http=None, extra_sup="", top="", env=None,
-                 stdout=None, log_format="text"):
+                 stdout=None, log_format="text", args=()):
         self.tmp = tmp
+        self.args = list(args)  # after `run -c FILE`, e.g. ["--only", "web"]
         self.sock = os.path.join(tmp.path, "run", "sup.sock")
         self.path = os.path.join(tmp.path, "services.yaml")
         self.write(services_yaml, stop_timeout, http, extra_sup, top, log_format)
@@ -55,12 +56,12 @@ class Sup:
 
     def start(self, wait_socket=True):
         if self.stdout is None:
-            self.proc = Proc([SUP, "run", "-c", self.path], env=self.env)
+            self.proc = Proc([SUP, "run", "-c", self.path, *self.args], env=self.env)
         else:
             # a raw Popen whose stdout the test controls (e.g. a pipe nobody reads)
             e = dict(os.environ)
             e.update(self.env)
-            self.raw = subprocess.Popen([SUP, "run", "-c", self.path], env=e, stdout=self.stdout,
+            self.raw = subprocess.Popen([SUP, "run", "-c", self.path, *self.args], env=e, stdout=self.stdout,
                                         stderr=subprocess.DEVNULL, start_new_session=True)
         if wait_socket:
             wait_until(lambda: self.cli("ping").returncode == 0, 10, what="control socket answers")
