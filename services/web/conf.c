@@ -367,8 +367,58 @@ static int load_fauth(const xt_doc *d, const xt_node *n, web_host *h, char *err,
 
 static const char *const host_keys[] = {"names", "forward_auth", "headers", "routes", NULL};
 
-static int load_host(const xt_doc *d, const xt_node *n, web_host *h, const xt_node *sec, char *err,
-                     size_t errlen)
+/* 1 if the scalar written at (line, col) of the source text holds a ${VAR} reference: its value
+ * then depends on the environment rather than on what the user typed. */
+static int scalar_has_var(const char *src, int line, int col)
+{
+    const char *p = src;
+    if (!src || line < 1 || col < 1) return 0;
+    for (int l = 1; l < line && p; l++)
+        if ((p = strchr(p, '\n')) != NULL) p++;
+    if (!p) return 0;
+    for (int c = 1; c < col && *p && *p != '\n'; c++)
+        p++;
+    char q = (*p == '"' || *p == '\'') ? *p++ : 0;
+    for (; *p && *p != '\n'; p++) {
+        if (q ? (*p == q && p[-1] != '\\') : (*p == ',' || *p == ']' || *p == '}' || *p == '#')) break;
+        if (p[0] == '$' && p[1] == '{') return 1;
+    }
+    return 0;
+}
+
+/* Add the lower-cased name `lc` (written at node `at`) to host `h`. A name already listed is a
+ * mistake the user should hear about (h2o cannot register one name twice): -1 with
+ * "duplicate host 'x' (first at line N)". The exception is a duplicate within one host where either
+ * spelling comes from ${VAR} expansion (XTASK_DOMAIN=localhost next to a literal localhost): the
+ * user listed aliases of one host and expects them merged, so the later one is skipped (returns 1,
+ * `lc` not taken). Returns 0 when `lc` was added (h owns it). */
+static int names_add(const xt_doc *d, const char *src, const web_host *hosts, size_t nhosts, web_host *h,
+                     const xt_node *at, char *lc, char *err, size_t errlen)
+{
+    for (size_t k = 0; k <= nhosts; k++) {
+        const web_host *o = k < nhosts ? &hosts[k] : h;
+        for (size_t j = 0; j < o->nnames; j++) {
+            if (strcmp(o->names[j], lc) != 0) continue;
+            if (o == h && (scalar_has_var(src, at->line, at->col) ||
+                           scalar_has_var(src, o->name_line[j], o->name_col[j]))) {
+                xt_debug("%s:%d:%d: host '%s' listed twice after ${VAR} expansion; kept once", d->path,
+                         at->line, at->col, lc);
+                return 1;
+            }
+            return xt_conf_error(err, errlen, d, at, "duplicate host '%s' (first at line %d%s)", lc,
+                                 o->name_line[j], o == h ? "" : ", in another host");
+        }
+    }
+    if (h->nnames == WEB_MAX_NAMES)
+        return xt_conf_error(err, errlen, d, at, "host.names: at most %d", WEB_MAX_NAMES);
+    h->name_line[h->nnames] = at->line;
+    h->name_col[h->nnames] = at->col;
+    h->names[h->nnames++] = lc;
+    return 0;
+}
+
+static int load_host(const xt_doc *d, const char *src, const xt_node *n, const web_host *hosts, size_t nhosts,
+                     web_host *h, const xt_node *sec, char *err, size_t errlen)
 {
     xt_node *v;
     char **names = NULL;
@@ -379,14 +429,18 @@ static int load_host(const xt_doc *d, const xt_node *n, web_host *h, const xt_no
         return xt_conf_error(err, errlen, d, n, "host: missing 'names'");
     if (xt_conf_strv(d, v, "host.names", 1, 1, &names, err, errlen) != 0) return -1;
     for (size_t i = 0; names[i]; i++) {
-        if (h->nnames == WEB_MAX_NAMES) {
-            xt_strv_free(names);
-            return xt_conf_error(err, errlen, d, v, "host.names: at most %d", WEB_MAX_NAMES);
-        }
+        const xt_node *at = v->kind == XT_NODE_SEQ ? v->items[i] : v;
         char *lc = strdup(names[i]);
         for (char *p = lc; *p; p++)
             *p = (char)(*p >= 'A' && *p <= 'Z' ? *p + 32 : *p);
-        h->names[h->nnames++] = lc;
+        int rc = names_add(d, src, hosts, nhosts, h, at, lc, err, errlen);
+        if (rc != 0) {
+            free(lc);
+            if (rc < 0) {
+                xt_strv_free(names);
+                return -1;
+            }
+        }
     }
     xt_strv_free(names);
     if (sec && load_headers(d, sec, h, "security_headers", err, errlen) != 0) return -1;
@@ -421,6 +475,21 @@ static int load_host(const xt_doc *d, const xt_node *n, web_host *h, const xt_no
     return 0;
 }
 
+/* The file's text (at most 1 MiB, NUL-terminated, malloc'd), or NULL. */
+static char *read_text(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    char *buf = NULL;
+    size_t n = 0, cap = 1024 * 1024;
+    if (!f) return NULL;
+    if ((buf = malloc(cap + 1)) != NULL) {
+        n = fread(buf, 1, cap, f);
+        buf[n] = 0;
+    }
+    fclose(f);
+    return buf;
+}
+
 static const char *const listen_keys[] = {"address", "tls", NULL};
 
 int web_conf_load(web_conf *c, const char *path, const char *listen, const char *tls_listen, const char *nats,
@@ -429,6 +498,7 @@ int web_conf_load(web_conf *c, const char *path, const char *listen, const char 
     xt_doc *d = NULL;
     xt_node *root, *v, *m;
     int rc = -1;
+    char *src = NULL;
 
     memset(c, 0, sizeof(*c));
     c->path = strdup(path);
@@ -449,6 +519,7 @@ int web_conf_load(web_conf *c, const char *path, const char *listen, const char 
     c->log_level = strdup("info");
 
     if (xt_conf_load_file(path, &d, err, errlen) != 0) goto out;
+    src = read_text(path);
     root = d->root;
     if (root == NULL) {
         xt_conf_error(err, errlen, d, NULL, "empty configuration");
@@ -608,7 +679,7 @@ int web_conf_load(web_conf *c, const char *path, const char *listen, const char 
         goto fail;
     }
     for (size_t i = 0; i < v->len; i++) {
-        CHECK(load_host(d, v->items[i], &c->hosts[i], sec, err, errlen));
+        CHECK(load_host(d, src, v->items[i], c->hosts, i, &c->hosts[i], sec, err, errlen));
         c->nhosts++;
         web_host *h = &c->hosts[i];
         for (size_t r = 0; r < h->nroutes; r++) {
@@ -661,6 +732,7 @@ fail:
     rc = -1;
 out:
     xt_doc_free(d);
+    free(src);
     return rc;
 }
 

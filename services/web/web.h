@@ -90,7 +90,8 @@ typedef struct {
 } web_header;
 
 struct web_host {
-    char *names[WEB_MAX_NAMES];
+    char *names[WEB_MAX_NAMES];                            /* lower-case, unique across every host */
+    int name_line[WEB_MAX_NAMES], name_col[WEB_MAX_NAMES]; /* where each was written */
     size_t nnames;
     int has_fauth;
     web_fauth_conf fauth;

@@ -103,6 +103,56 @@ static void test_errors(void **state)
                  "is not a size");
 }
 
+/* Host names: a literal duplicate is an error with both positions; aliases that collapse into one
+ * name through ${VAR} expansion (XTASK_DOMAIN=localhost next to a literal localhost) are merged. */
+static void test_duplicate_hosts(void **state)
+{
+    web_conf c;
+    char err[512] = "";
+    setenv("XT_TEST_DOMAIN", "localhost", 1);
+    assert_int_equal(
+        load(&c,
+             "version: 1\nlisten: [{address: 'x:1'}]\nhosts:\n"
+             "  - names: [\"${XT_TEST_DOMAIN:-xtask.fly.dev}\", \"xtask-local.${XT_TEST_DOMAIN}\",\n"
+             "            localhost, 127.0.0.1, LocalHost]\n"
+             "    routes: [{path: /, handle: health}]\n"
+             "  - names:\n      - auth.${XT_TEST_DOMAIN}\n      - ${XT_TEST_DOMAIN}\n"
+             "    routes: [{path: /, handle: health}]\n",
+             err, sizeof(err)),
+        -1);
+    /* the same name in two hosts is ambiguous even when it comes from a variable */
+    if (strstr(err, ":9:9: duplicate host 'localhost' (first at line 4, in another host)") == NULL)
+        fail_msg("unexpected error '%s'", err);
+    web_conf_free(&c);
+
+    /* names match case-insensitively: two literal spellings of one name are a mistake */
+    expect_error("version: 1\nlisten: [{address: 'x:1'}]\nhosts:\n  - names: [Main.Example, b,\n"
+                 "      main.example]\n    routes: [{path: /, handle: health}]\n",
+                 ":5:7: duplicate host 'main.example' (first at line 4)");
+
+    assert_int_equal(
+        load(&c,
+             "version: 1\nlisten: [{address: 'x:1'}]\nhosts:\n"
+             "  - names: [\"${XT_TEST_DOMAIN:-xtask.fly.dev}\", \"xtask-local.${XT_TEST_DOMAIN}\",\n"
+             "            localhost, 127.0.0.1]\n"
+             "    routes: [{path: /, handle: health}]\n"
+             "  - names:\n      - auth.${XT_TEST_DOMAIN}\n"
+             "    routes: [{path: /, handle: health}]\n",
+             err, sizeof(err)),
+        0);
+    assert_int_equal(c.hosts[0].nnames, 3);
+    assert_string_equal(c.hosts[0].names[0], "localhost");
+    assert_string_equal(c.hosts[0].names[1], "xtask-local.localhost");
+    assert_string_equal(c.hosts[0].names[2], "127.0.0.1");
+    assert_string_equal(c.hosts[1].names[0], "auth.localhost");
+    web_conf_free(&c);
+
+    expect_error("version: 1\nlisten: [{address: 'x:1'}]\nhosts:\n  - names: [a, b, a]\n"
+                 "    routes: [{path: /, handle: health}]\n",
+                 ":4:19: duplicate host 'a' (first at line 4)");
+    unsetenv("XT_TEST_DOMAIN");
+}
+
 static int trusted(web_conf *c, const char *addr)
 {
     struct sockaddr_storage ss;
@@ -138,6 +188,7 @@ static void test_trusted(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_valid), cmocka_unit_test(test_errors),
+                                       cmocka_unit_test(test_duplicate_hosts),
                                        cmocka_unit_test(test_trusted)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
