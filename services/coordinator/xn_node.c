@@ -339,16 +339,54 @@ static int result_exists(xn *n, const char *id)
     return st == NATS_OK;
 }
 
-static int store_result(xn *n, const char *id, const char *json)
+/* Store a result, retrying with a bounded back-off. Right after a cluster peer dies JetStream
+ * re-elects the stream's leader: for a second or two a publish gets "no responders" (10076) or
+ * times out. One warning per result that needed retries, one line when it finally went through.
+ * qmsg (a queue message, may be NULL) gets in-progress acks meanwhile, so it stays ours: it is acked
+ * only after the store succeeded. Gives up after XN_STORE_BUDGET_MS, or at once on shutdown. */
+#define XN_STORE_BUDGET_MS 15000
+#define XN_STORE_BACKOFF_MAX_MS 1000
+
+static int node_stopping(xn *n)
+{
+    pthread_mutex_lock(&n->mu);
+    int s = n->stopping;
+    pthread_mutex_unlock(&n->mu);
+    return s || n->cancel;
+}
+
+static int store_result(xn *n, const char *id, const char *json, natsMsg *qmsg)
 {
     char subj[128];
-    jsErrCode jerr = 0;
-    jsPubAck *pa = NULL;
+    int64_t t0 = xp_now_ms(), backoff = 50;
+    int attempts = 0;
     snprintf(subj, sizeof subj, "xtask.results.%s", id);
-    natsStatus st = js_Publish(&pa, n->js, subj, json, (int)strlen(json), NULL, &jerr);
-    jsPubAck_Destroy(pa);
-    if (st != NATS_OK) xt_warn("storing result %s: %s (%d)", id, natsStatus_GetText(st), (int)jerr);
-    return st == NATS_OK ? 0 : -1;
+    for (;;) {
+        jsErrCode jerr = 0;
+        jsPubAck *pa = NULL;
+        natsStatus st = js_Publish(&pa, n->js, subj, json, (int)strlen(json), NULL, &jerr);
+        jsPubAck_Destroy(pa);
+        attempts++;
+        if (st == NATS_OK) {
+            if (attempts > 1)
+                xt_info("result %s stored after %d attempts (%lld ms)", id, attempts, (long long)(xp_now_ms() - t0));
+            return 0;
+        }
+        int64_t spent = xp_now_ms() - t0;
+        /* a payload the stream refuses will not be accepted later either */
+        int permanent = st == NATS_MAX_PAYLOAD || jerr == JSStreamMessageExceedsMaximumErr;
+        if (permanent || spent + backoff > XN_STORE_BUDGET_MS || node_stopping(n)) {
+            xt_warn("storing result %s failed after %d attempts (%lld ms): %s (%d)", id, attempts, (long long)spent,
+                    natsStatus_GetText(st), (int)jerr);
+            return -1;
+        }
+        if (attempts == 1)
+            xt_warn("storing result %s: %s (%d); retrying for up to %d s (JetStream electing a leader?)", id,
+                    natsStatus_GetText(st), (int)jerr, XN_STORE_BUDGET_MS / 1000);
+        if (qmsg) natsMsg_InProgress(qmsg, NULL);
+        nats_Sleep(backoff);
+        backoff = backoff * 2 > XN_STORE_BACKOFF_MAX_MS ? XN_STORE_BACKOFF_MAX_MS : backoff * 2;
+    }
 }
 
 static void do_run(xn *n, job *j, int slot)
@@ -369,7 +407,7 @@ static void do_run(xn *n, job *j, int slot)
         if (queued) {
             /* Not runnable here: terminate it, with a stored error result so the caller learns why. */
             xt_warn("queued task %s (%s) refused: %s", id, r->args[0], err ? err : "");
-            if (err) store_result(n, id, err);
+            if (err) store_result(n, id, err, j->msg);
             natsMsg_Term(j->msg, NULL);
         } else {
             reply_str(n, j->msg, err);
@@ -438,7 +476,7 @@ static void do_run(xn *n, job *j, int slot)
     if (queued) {
         if (st.cancelled) {
             natsMsg_Nak(j->msg, NULL); /* shutdown: let another node (or our restart) run it */
-        } else if (stored && store_result(n, id, stored) == 0) {
+        } else if (stored && store_result(n, id, stored, j->msg) == 0) {
             natsMsg_AckSync(j->msg, NULL, NULL);
         } else {
             natsMsg_Nak(j->msg, NULL);
@@ -446,7 +484,7 @@ static void do_run(xn *n, job *j, int slot)
     } else {
         /* The requester first (the latency that matters), then the durable copy. */
         reply_str(n, j->msg, xp_result_json(&res, 0, maxb));
-        if (stored && !st.cancelled) store_result(n, id, stored);
+        if (stored && !st.cancelled) store_result(n, id, stored, NULL);
     }
     publish_event(n, r->project, "task.finished", id,
                   json_pack("{s:s,s:i,s:i,s:b,s:I}", "task", r->args[0], "exit_code", st.exit_code, "signal",
