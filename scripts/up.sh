@@ -110,7 +110,9 @@ banner() {
     echo "  login:    users in $XTASK_USERS_FILE"
   fi
   if [ -f "$XTASK_DATA_DIR/secrets/admin-totp-uri" ]; then
-    echo "            second factor (TOTP): the otpauth:// URI in $XTASK_DATA_DIR/secrets/admin-totp-uri"
+    echo "            second factor (TOTP): add the otpauth:// URI in $XTASK_DATA_DIR/secrets/admin-totp-uri"
+    echo "            to an authenticator app, or print the current code:"
+    echo "            (source $envfile && xtask-auth totp-code --user ${XTASK_ADMIN_USER:-admin} --config \$XTASK_CONFIG_DIR/auth.yml)"
   fi
   echo "  status:   $status_cmd"
   echo "            (or: source $envfile && xtask-supervisor status)"

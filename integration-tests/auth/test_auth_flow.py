@@ -250,6 +250,15 @@ def test_totp_generate():
     assert m, uri
     enrolled["alice"] = m.group(1)
     assert stat.S_IMODE(os.stat(srv.totp_path).st_mode) == 0o600
+    # totp-code prints the current code of that secret (what an authenticator app would show)
+    def code_matches():
+        before = totp(m.group(1))
+        r2 = srv.cli("totp-code", "--user", "alice")
+        assert r2.returncode == 0, r2.stderr
+        return r2.stdout.strip() in (before, totp(m.group(1)))
+    wait_until(code_matches, 5, what="totp-code to print the RFC 6238 code of the enrolled secret")
+    r = srv.cli("totp-code", "--user", "bob")
+    assert r.returncode == 2 and "no TOTP secret for 'bob'" in r.stderr, (r.returncode, r.stderr)
     r = srv.cli("totp-generate", "--user", "nobody")
     assert r.returncode == 2 and "no user 'nobody'" in r.stderr, (r.returncode, r.stderr)
     r = srv.cli("totp-generate")
