@@ -456,6 +456,48 @@ static h2o_iovec_t build_auth_request(h2o_req_t *req, web_server *srv, web_host 
     return h2o_iovec_init(buf, (size_t)(p - buf));
 }
 
+/* RFC 9110 tchar. */
+static int is_tchar(unsigned char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           (c && strchr("!#$%&'*+-.^_`|~", c) != NULL);
+}
+
+/* Requests whose framing or target another HTTP parser could read differently (docs/SECURITY.md
+ * findings 1-5): a header with an empty name (how libh2o 2.2.5 keeps an obs-fold continuation line)
+ * or with bytes outside tchar; Content-Length twice or next to Transfer-Encoding (RFC 9112 6.1/6.3);
+ * Host twice (RFC 9112 3.2); TRACE/TRACK (cross-site tracing through an echoing upstream).
+ * Returns NULL, "method" for a refused method, or the reason for a 400. */
+static const char *framing_problem(const h2o_req_t *req)
+{
+    size_t ncl = 0, nte = 0, nhost = 0;
+    if (h2o_memis(req->method.base, req->method.len, H2O_STRLIT("TRACE")) ||
+        h2o_memis(req->method.base, req->method.len, H2O_STRLIT("TRACK")))
+        return "method";
+    for (size_t i = 0; i < req->headers.size; i++) {
+        const h2o_iovec_t *nm = req->headers.entries[i].name;
+        if (nm->len == 0) return "obsolete line folding or empty header name";
+        for (size_t k = 0; k < nm->len; k++)
+            if (!is_tchar((unsigned char)nm->base[k])) return "invalid header name";
+        if (h2o_iovec_is_token(nm)) {
+            const h2o_token_t *t = (const h2o_token_t *)nm;
+            ncl += t == H2O_TOKEN_CONTENT_LENGTH;
+            nte += t == H2O_TOKEN_TRANSFER_ENCODING;
+            nhost += t == H2O_TOKEN_HOST;
+        } else if (h2o_lcstris(nm->base, nm->len, H2O_STRLIT("content-length"))) {
+            ncl++;
+        } else if (h2o_lcstris(nm->base, nm->len, H2O_STRLIT("transfer-encoding"))) {
+            nte++;
+        } else if (h2o_lcstris(nm->base, nm->len, H2O_STRLIT("host"))) {
+            nhost++;
+        }
+    }
+    if (ncl > 1) return "more than one Content-Length";
+    if (ncl && nte) return "Content-Length with Transfer-Encoding";
+    if (nhost > 1) return "more than one Host";
+    return NULL;
+}
+
 static int guard_on_req(h2o_handler_t *_self, h2o_req_t *req)
 {
     web_guard *g = (web_guard *)_self;
@@ -474,6 +516,17 @@ static int guard_on_req(h2o_handler_t *_self, h2o_req_t *req)
     if (head > (size_t)srv->conf->max_header_bytes) {
         req->http1_is_persistent = 0;
         send_plain(req, 431, "headers_too_large", "request header fields too large");
+        return 0;
+    }
+
+    /* 1b. framing that proxies in front of us or upstreams behind us could read differently */
+    const char *bad = framing_problem(req);
+    if (bad) {
+        req->http1_is_persistent = 0;
+        if (strcmp(bad, "method") == 0)
+            send_plain(req, 405, "method_not_allowed", "TRACE and TRACK are not allowed");
+        else
+            send_plain(req, 400, "bad_request", bad);
         return 0;
     }
 

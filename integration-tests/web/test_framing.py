@@ -1,0 +1,76 @@
+#!/usr/bin/env python3
+"""Request framing the front refuses before routing (docs/SECURITY.md findings 1 and 5): an obs-fold
+continuation line (libh2o 2.2.5 keeps it as a header with an empty name, which the proxy would forward
+as `: <text>`), and TRACE/TRACK. Signed in, so only the framing check stands between the request and
+the echo upstream; nothing may reach it, and the connection closes after a 400."""
+import os
+import socket
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from webtest import StandinAuth, Upstream, gui_root, web_config  # noqa: E402
+from xt_testlib import Proc, TempDir, bin_path, http_request, port_block, wait_until  # noqa: E402
+
+P = port_block("web")
+WEB, AUTH, UP, NATS, NATS_HTTP = P[0], P[1], P[2], P[3], P[4]
+tmp = TempDir("xt-webframing-")
+auth = StandinAuth(AUTH, f"http://auth.xtask.test:{WEB}/").start()
+up = Upstream(UP).start()
+cfg = web_config(os.path.join(tmp.path, "web.yaml"), listen=f"127.0.0.1:{WEB}", auth_port=AUTH, upstream_port=UP,
+                 nats_port=NATS, nats_http_port=NATS_HTTP, gui_root=gui_root(), static_root=tmp.path,
+                 portal_url=f"http://auth.xtask.test:{WEB}/")
+web = Proc([bin_path("xtask-web"), "--config", cfg])
+web.wait_output(r"ready", 10)
+CK = auth.login("developer").encode()
+failures = 0
+
+
+def raw(data):
+    """Send bytes; return everything the front answers until it closes (or 3 s pass)."""
+    s = socket.create_connection(("127.0.0.1", WEB), timeout=3)
+    out = b""
+    try:
+        s.sendall(data)
+        while True:
+            b = s.recv(65536)
+            if not b:
+                break
+            out += b
+    except socket.timeout:
+        out += b"<still open>"
+    finally:
+        s.close()
+    return out
+
+
+def case(name, data, status):
+    global failures
+    up.seen.clear()
+    r = raw(data)
+    ok = r.startswith(f"HTTP/1.1 {status} ".encode()) and not up.seen and b"<still open>" not in r
+    if not ok:
+        failures += 1
+    print(f"{'ok  ' if ok else 'FAIL'} {name}: {r[:60]!r} upstream={len(up.seen)}", flush=True)
+
+
+H = b"Host: xtask.test\r\nCookie: " + CK + b"\r\n"
+# the control: the same request without the trick reaches the upstream
+st, _, body = http_request(f"http://127.0.0.1:{WEB}/app/x", headers={"Host": "xtask.test", "Cookie": CK.decode()})
+assert st == 200 and b'"path": "/app/x"' in body, (st, body)
+case("obs-fold (SP)", b"GET /app/x HTTP/1.1\r\n" + H + b"X-A: b\r\n Remote-User: admin\r\n\r\n", 400)
+case("obs-fold (HTAB)", b"GET /app/x HTTP/1.1\r\n" + H + b"X-A: b\r\n\tRemote-User: admin\r\n\r\n", 400)
+case("obs-fold on a public route", b"GET /health HTTP/1.1\r\nHost: xtask.test\r\nX-A: b\r\n x\r\n\r\n", 400)
+case("TRACE", b"TRACE /app/x HTTP/1.1\r\n" + H + b"Connection: close\r\n\r\n", 405)
+case("TRACK", b"TRACK /app/x HTTP/1.1\r\n" + H + b"Connection: close\r\n\r\n", 405)
+# pipelined after a good request (/health: 503 here, no NATS): the good one is answered, the folded one refused, then close
+up.seen.clear()
+r = raw(b"GET /health HTTP/1.1\r\nHost: xtask.test\r\n\r\nGET /app/x HTTP/1.1\r\n" + H + b"X-A: b\r\n Remote-User: admin\r\n\r\n")
+ok = r.count(b"HTTP/1.1 ") == 2 and r.rindex(b"HTTP/1.1 400 ") > 0 and not up.seen and b"<still open>" not in r
+failures += not ok
+print(f"{'ok  ' if ok else 'FAIL'} pipelined: {r.count(b'HTTP/1.1 ')} answers, upstream={len(up.seen)}", flush=True)
+assert web.running()
+web.kill()
+auth.stop()
+up.stop()
+tmp.cleanup()
+sys.exit(1 if failures else 0)
