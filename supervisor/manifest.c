@@ -33,9 +33,16 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+/* SHA-256 through OpenSSL's low-level SHA256_* (deprecated in 3.0, still there in every 3.x): EVP
+ * would fetch the digest from the default provider, which initialises OpenSSL's library context
+ * and provider store: about 2 MB of heap and code pages in the long-running supervisor, whose whole
+ * budget is 1.5 MB (supervisor/README.md, "Memory"). The low-level code is a few KB and allocates
+ * nothing. */
+#define OPENSSL_SUPPRESS_DEPRECATED
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
+#include <openssl/sha.h>
 
 #define MF_MAX_ENV 256                       /* variables in one env: mapping */
 #define MF_ENV_NAME_MAX 128                  /* longest variable name */
@@ -1032,17 +1039,17 @@ static int mf_check_socket(mf_ctx *c)
  * order carries no meaning (env, depends_on, secrets) are sorted first, so reordering a manifest
  * changes no digest. Top-level env and the secrets' definitions are part of every service's
  * digest: the service runs with them. */
-static void dg_put(EVP_MD_CTX *d, const char *tag, const char *s)
+static void dg_put(SHA256_CTX *d, const char *tag, const char *s)
 {
     char hdr[64];
     size_t n = s != NULL ? strlen(s) : 0;
     int k = snprintf(hdr, sizeof(hdr), "%s%s:%zu:", tag, s != NULL ? "" : "~", n);
-    EVP_DigestUpdate(d, hdr, (size_t)k);
-    if (n > 0) EVP_DigestUpdate(d, s, n);
-    EVP_DigestUpdate(d, "\n", 1);
+    SHA256_Update(d, hdr, (size_t)k);
+    if (n > 0) SHA256_Update(d, s, n);
+    SHA256_Update(d, "\n", 1);
 }
 
-static void dg_int(EVP_MD_CTX *d, const char *tag, long long v)
+static void dg_int(SHA256_CTX *d, const char *tag, long long v)
 {
     char num[32];
     snprintf(num, sizeof(num), "%lld", v);
@@ -1054,7 +1061,7 @@ static int cmp_str(const void *a, const void *b)
     return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
-static void dg_env(EVP_MD_CTX *d, const char *tag, char *const *env)
+static void dg_env(SHA256_CTX *d, const char *tag, char *const *env)
 {
     size_t n = xt_strv_len(env);
     const char *sorted[MF_MAX_ENV + MF_MAX_SECRETS];
@@ -1067,7 +1074,7 @@ static void dg_env(EVP_MD_CTX *d, const char *tag, char *const *env)
         dg_put(d, tag, sorted[i]);
 }
 
-static void dg_argv(EVP_MD_CTX *d, const char *tag, char *const *argv)
+static void dg_argv(SHA256_CTX *d, const char *tag, char *const *argv)
 {
     size_t n = xt_strv_len(argv);
     dg_int(d, tag, (long long)n);
@@ -1075,7 +1082,7 @@ static void dg_argv(EVP_MD_CTX *d, const char *tag, char *const *argv)
         dg_put(d, tag, argv[i]);
 }
 
-static void dg_probe(EVP_MD_CTX *d, const char *tag, const mf_probe *p)
+static void dg_probe(SHA256_CTX *d, const char *tag, const mf_probe *p)
 {
     dg_int(d, tag, p->kind);
     if (p->kind == PROBE_NONE) return;
@@ -1099,13 +1106,12 @@ static int cmp_secret(const void *a, const void *b)
 
 static int mf_digest(const manifest *m, mf_service *s)
 {
-    EVP_MD_CTX *d = EVP_MD_CTX_new();
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int mdlen = 0;
+    SHA256_CTX ctx, *d = &ctx;
+    unsigned char md[SHA256_DIGEST_LENGTH];
     const mf_dep *deps[MF_MAX_DEPS];
     const mf_secret *secrets[MF_MAX_SECRETS];
     int rc = -1;
-    if (d == NULL || EVP_DigestInit_ex(d, EVP_sha256(), NULL) != 1) goto out;
+    if (SHA256_Init(d) != 1) goto out;
     dg_put(d, "xtask-service-v1", "");
     dg_put(d, "name", s->name);
     dg_int(d, "type", s->type);
@@ -1145,12 +1151,12 @@ static int mf_digest(const manifest *m, mf_service *s)
         dg_int(d, "encoding", secrets[i]->encoding);
         dg_put(d, "prefix", secrets[i]->prefix ? secrets[i]->prefix : "");
     }
-    if (EVP_DigestFinal_ex(d, md, &mdlen) != 1 || mdlen != 32) goto out;
-    for (unsigned int i = 0; i < mdlen; i++)
+    if (SHA256_Final(md, d) != 1) goto out;
+    for (unsigned int i = 0; i < SHA256_DIGEST_LENGTH; i++)
         snprintf(s->digest + 2 * i, 3, "%02x", md[i]);
     rc = 0;
 out:
-    EVP_MD_CTX_free(d);
+    OPENSSL_cleanse(&ctx, sizeof(ctx));
     return rc;
 }
 

@@ -161,7 +161,7 @@ void sv_shutdown(sv_ctx *sv, int code, const char *why)
 
 /* Load the secrets in a short-lived child and read "NAME=value" strings back over a pipe: secret
  * generation needs OpenSSL's RNG, and libcrypto must never be mapped into the long-running
- * supervisor (crypto_lite.c). The child runs no service code; the wait is bounded by file I/O. */
+ * supervisor (crypto_rand.c). The child runs no service code; the wait is bounded by file I/O. */
 static int secrets_load_isolated(manifest *m, char ***out, char *err, size_t errlen)
 {
     int p[2];

@@ -20,6 +20,11 @@ static void test_parse_valid(void **state)
     assert_false(r.json);
     assert_int_equal(ctl_parse("status json", &r, err, sizeof(err)), 0);
     assert_true(r.json);
+    assert_false(r.check);
+    assert_int_equal(ctl_parse("status check json", &r, err, sizeof(err)), 0);
+    assert_true(r.json);
+    assert_true(r.check);
+    assert_int_equal(ctl_parse("logs web check", &r, err, sizeof(err)), -1);
     assert_int_equal(ctl_parse("  restart   nats \r", &r, err, sizeof(err)), 0);
     assert_int_equal(r.cmd, CTL_RESTART);
     assert_string_equal(r.name, "nats");
