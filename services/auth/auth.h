@@ -286,6 +286,8 @@ struct auth_config {
 
     int kv_enabled;
     const char *kv_url, *kv_bucket;
+    int kv_replicas;              /* session.nats.replicas: the bucket's replicas (1..5) */
+    int64_t kv_lookup_timeout_ms; /* session.nats.lookup_timeout: bound of a lookup on a local miss */
 };
 
 /* Load and validate. Errors read "file:line:col: message". */

@@ -322,7 +322,7 @@ static int parse_session(ctx_t *c, const xt_node *n, auth_config *cfg)
                                        "cookies",      "redis",
                                        "nats",         "max_sessions",
                                        "allow_http",   NULL};
-    static const char *const nkeys[] = {"enabled", "servers", "bucket", NULL};
+    static const char *const nkeys[] = {"enabled", "servers", "bucket", "replicas", "lookup_timeout", NULL};
     const xt_node *v;
     if (!n)
         return xt_conf_error(c->err, c->errlen, c->doc, c->doc->root, "session is required (session.domain)");
@@ -386,6 +386,10 @@ static int parse_session(ctx_t *c, const xt_node *n, auth_config *cfg)
         if (sval(c, v, "servers", "session.nats.servers", &cfg->kv_url) < 0 ||
             sval(c, v, "bucket", "session.nats.bucket", &cfg->kv_bucket) < 0)
             return -1;
+        if (ival(c, v, "replicas", "session.nats.replicas", 1, 5, &cfg->kv_replicas) < 0) return -1;
+        if (xt_map_get(v, "lookup_timeout") && dur(c, xt_map_get(v, "lookup_timeout"), "session.nats.lookup_timeout",
+                                                   10, 10000, 0, &cfg->kv_lookup_timeout_ms) < 0)
+            return -1;
         if (cfg->kv_enabled && !cfg->secret)
             return xt_conf_error(
                 c->err, c->errlen, c->doc, v,
@@ -443,6 +447,8 @@ static void defaults(auth_config *cfg)
     cfg->reg_ban_time_ms = 300000;
     cfg->kv_url = "nats://127.0.0.1:4222";
     cfg->kv_bucket = "xtask_sessions";
+    cfg->kv_replicas = 1;
+    cfg->kv_lookup_timeout_ms = 1000;
 }
 
 static int validate(auth_config *cfg, char *err, size_t errlen)

@@ -7,6 +7,7 @@
  * back to the session id.
  */
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -22,6 +23,15 @@
 
 #define KV_QUEUE_MAX 4096
 #define KV_VALUE_MAX 1024
+#define KV_JS_WAIT_MS 2000       /* JetStream API requests of setup and writes */
+#define KV_PUT_BUDGET_MS 10000   /* a write retries (leader elections) for this long, then is dropped */
+#define KV_SETUP_RETRY_MS 1000   /* bucket not reachable yet (cluster forming): try again */
+/* Lookups on a local miss (see auth_kv.h) */
+#define KV_LOOKUP_INFLIGHT_MAX 64 /* queued or running; beyond: a miss at once */
+#define KV_LOOKUP_RATE 200        /* lookups per second (token bucket) ... */
+#define KV_LOOKUP_BURST 200       /* ... with this burst */
+#define KV_NEG_SLOTS 4096         /* negative cache: direct-mapped, ids not found in the bucket */
+#define KV_NEG_TTL_MS 2000
 
 typedef struct wnode {
     struct wnode *next;
@@ -33,13 +43,36 @@ typedef struct {
     h2o_multithread_message_t msg;
     auth_session s;
     int deleted;
+    struct auth_kv_lookup *lk; /* a lookup's answer (else a watcher update) */
 } kv_msg;
+
+enum { LK_FOUND, LK_MISSING, LK_ERROR };
+
+struct auth_kv_lookup {
+    kv_msg m;                 /* the answer travels to the loop in here */
+    struct auth_kv_lookup *next;
+    uint8_t id[AUTH_SID_BYTES];
+    int64_t deadline_ms;      /* monotonic */
+    int result;
+    auth_kv_lookup_cb cb;     /* NULL once cancelled (loop thread only) */
+    void *cb_ud;
+};
+
+typedef struct {
+    uint8_t id[AUTH_SID_BYTES];
+    int64_t until_ms;
+} neg_slot;
 
 struct auth_kv {
     natsConnection *nc;
-    jsCtx *js;
-    kvStore *store;
+    jsCtx *js, *js_get;
+    kvStore *store, *get_store; /* set once by setup, before `ready` */
     kvWatcher *watcher;
+    atomic_int ready;
+    char *bucket;
+    int replicas;
+    int64_t ttl_ms, lookup_timeout_ms;
+    int setup_warned;
     uint8_t enc_key[32];
     char *secret;
     size_t secret_len;
@@ -47,13 +80,20 @@ struct auth_kv {
     h2o_multithread_queue_t *queue;
     auth_kv_update_cb cb;
     void *ud;
-    pthread_t watch_thread, write_thread;
-    int watch_started, write_started;
+    pthread_t watch_thread, write_thread, lookup_thread;
+    int watch_started, write_started, lookup_started;
     pthread_mutex_t mu;
-    pthread_cond_t cv;
+    pthread_cond_t cv, lk_cv;
     wnode *head, *tail;
     size_t qlen, dropped;
+    struct auth_kv_lookup *lk_head, *lk_tail; /* under mu */
     volatile int stopping;
+    /* loop thread only */
+    int lk_inflight;
+    double lk_tokens;
+    int64_t lk_refill_ms;
+    uint64_t lk_started, lk_found, lk_missing, lk_errors, lk_refused;
+    neg_slot *neg;
 };
 
 static void key_of(auth_kv *kv, const uint8_t id[AUTH_SID_BYTES], char out[65])
@@ -101,6 +141,60 @@ out:
     return rc;
 }
 
+/* ------------------------------------------------------------------------------------------ */
+/* negative cache (loop thread) */
+
+static size_t neg_index(const uint8_t id[AUTH_SID_BYTES])
+{
+    uint32_t h;
+    memcpy(&h, id, sizeof(h)); /* ids are random; a chosen id only evicts the chooser's own slot */
+    return h % KV_NEG_SLOTS;
+}
+
+static int neg_has(auth_kv *kv, const uint8_t id[AUTH_SID_BYTES], int64_t now)
+{
+    const neg_slot *sl = &kv->neg[neg_index(id)];
+    return sl->until_ms > now && CRYPTO_memcmp(sl->id, id, AUTH_SID_BYTES) == 0;
+}
+
+static void neg_add(auth_kv *kv, const uint8_t id[AUTH_SID_BYTES], int64_t now)
+{
+    neg_slot *sl = &kv->neg[neg_index(id)];
+    memcpy(sl->id, id, AUTH_SID_BYTES);
+    sl->until_ms = now + KV_NEG_TTL_MS;
+}
+
+static void neg_forget(auth_kv *kv, const uint8_t id[AUTH_SID_BYTES])
+{
+    neg_slot *sl = &kv->neg[neg_index(id)];
+    if (CRYPTO_memcmp(sl->id, id, AUTH_SID_BYTES) == 0) sl->until_ms = 0;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* answers on the loop thread */
+
+static void lookup_done(auth_kv *kv, struct auth_kv_lookup *lk)
+{
+    kv->lk_inflight--;
+    switch (lk->result) {
+    case LK_FOUND:
+        kv->lk_found++;
+        neg_forget(kv, lk->id);
+        kv->cb(kv->ud, &lk->m.s, 0);
+        break;
+    case LK_MISSING:
+        kv->lk_missing++;
+        neg_add(kv, lk->id, auth_mono_ms());
+        break;
+    default:
+        kv->lk_errors++; /* not cached: the next request asks again */
+        break;
+    }
+    if (lk->cb) lk->cb(lk->cb_ud, lk->result == LK_FOUND);
+    OPENSSL_cleanse(lk, sizeof(*lk));
+    free(lk);
+}
+
 static void on_messages(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages)
 {
     auth_kv *kv = H2O_STRUCT_FROM_MEMBER(auth_kv, receiver, receiver);
@@ -109,56 +203,143 @@ static void on_messages(h2o_multithread_receiver_t *receiver, h2o_linklist_t *me
             H2O_STRUCT_FROM_MEMBER(h2o_multithread_message_t, link, messages->next);
         kv_msg *km = H2O_STRUCT_FROM_MEMBER(kv_msg, msg, m);
         h2o_linklist_unlink(&m->link);
+        if (km->lk) {
+            lookup_done(kv, km->lk);
+            continue;
+        }
+        if (!km->deleted) neg_forget(kv, km->s.id);
         kv->cb(kv->ud, &km->s, km->deleted);
         OPENSSL_cleanse(km, sizeof(*km));
         free(km);
     }
 }
 
-static void handle_entry(auth_kv *kv, kvEntry *e)
+/* Decrypt and check one stored value. 0 and *s, *deleted filled; -1 when it is not ours. */
+static int decode_value(auth_kv *kv, const void *val, int len, auth_session *s, int *deleted)
 {
     char pt[KV_VALUE_MAX];
-    json_t *j = NULL;
+    json_t *j;
     json_error_t je;
-    kv_msg *km = NULL;
     const char *idhex, *user;
-    long n;
+    long n = open_(kv, val, (size_t)len, pt, sizeof(pt));
+    int rc = -1;
 
-    if (kvEntry_Operation(e) != kvOp_Put)
-        return; /* TTL purges and deletes: the sessions expire locally on their own */
-    n = open_(kv, kvEntry_Value(e), (size_t)kvEntry_ValueLen(e), pt, sizeof(pt));
     if (n < 0) {
         xt_warn("session store: a value that does not decrypt (another session.secret?): ignored");
-        return;
+        return -1;
     }
     j = json_loadb(pt, (size_t)n, 0, &je);
     OPENSSL_cleanse(pt, sizeof(pt));
-    km = calloc(1, sizeof(*km));
-    if (!j || !km) goto out;
+    if (!j) return -1;
+    memset(s, 0, sizeof(*s));
     idhex = json_string_value(json_object_get(j, "id"));
     user = json_string_value(json_object_get(j, "user"));
     if (!idhex || !user || strlen(user) > AUTH_NAME_MAX ||
-        auth_hex_decode(idhex, strlen(idhex), km->s.id, AUTH_SID_BYTES) < 0)
+        auth_hex_decode(idhex, strlen(idhex), s->id, AUTH_SID_BYTES) < 0)
         goto out;
-    memcpy(km->s.user, user, strlen(user) + 1);
-    km->deleted = json_is_true(json_object_get(j, "deleted"));
-    km->s.level = (uint8_t)json_integer_value(json_object_get(j, "level"));
-    km->s.remember = (uint8_t)json_is_true(json_object_get(j, "remember"));
-    km->s.created_ms = json_integer_value(json_object_get(j, "created"));
-    km->s.last_ms = json_integer_value(json_object_get(j, "last"));
-    km->s.expires_ms = json_integer_value(json_object_get(j, "expires"));
-    km->s.synced_ms = km->s.last_ms;
-    if (km->s.level > AUTH_LEVEL_TWO) goto out;
-    h2o_multithread_send_message(&kv->receiver, &km->msg);
-    km = NULL;
+    memcpy(s->user, user, strlen(user) + 1);
+    *deleted = json_is_true(json_object_get(j, "deleted"));
+    s->level = (uint8_t)json_integer_value(json_object_get(j, "level"));
+    s->remember = (uint8_t)json_is_true(json_object_get(j, "remember"));
+    s->created_ms = json_integer_value(json_object_get(j, "created"));
+    s->last_ms = json_integer_value(json_object_get(j, "last"));
+    s->expires_ms = json_integer_value(json_object_get(j, "expires"));
+    s->synced_ms = s->last_ms;
+    if (s->level > AUTH_LEVEL_TWO) goto out;
+    rc = 0;
 out:
     json_decref(j);
-    free(km);
+    return rc;
+}
+
+static void handle_entry(auth_kv *kv, kvEntry *e)
+{
+    kv_msg *km;
+    if (kvEntry_Operation(e) != kvOp_Put)
+        return; /* TTL purges and deletes: the sessions expire locally on their own */
+    km = calloc(1, sizeof(*km));
+    if (!km) return;
+    if (decode_value(kv, kvEntry_Value(e), kvEntry_ValueLen(e), &km->s, &km->deleted) < 0) {
+        free(km);
+        return;
+    }
+    h2o_multithread_send_message(&kv->receiver, &km->msg);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* bucket setup (retried from the watch thread until it works: a cluster may still be forming) */
+
+/* An existing bucket with another replica count is scaled to the configured one (nats-server 2.9
+ * moves the data). Failure is not fatal: the bucket works as it is. */
+static void ensure_replicas(auth_kv *kv)
+{
+    char name[256];
+    jsStreamInfo *si = NULL, *si2 = NULL;
+    jsErrCode jerr = 0;
+    natsStatus st;
+    snprintf(name, sizeof(name), "KV_%s", kv->bucket);
+    if (js_GetStreamInfo(&si, kv->js, name, NULL, &jerr) != NATS_OK || !si) return;
+    if (si->Config && si->Config->Replicas != kv->replicas) {
+        int64_t was = si->Config->Replicas;
+        si->Config->Replicas = kv->replicas;
+        st = js_UpdateStream(&si2, kv->js, si->Config, NULL, &jerr);
+        if (st == NATS_OK)
+            xt_info("session store: bucket %s scaled from %lld to %d replicas", kv->bucket, (long long)was,
+                    kv->replicas);
+        else
+            xt_warn("session store: bucket %s has %lld replicas, cannot scale to %d: %s (%d); using it as it is",
+                    kv->bucket, (long long)was, kv->replicas, natsStatus_GetText(st), (int)jerr);
+        jsStreamInfo_Destroy(si2);
+    }
+    jsStreamInfo_Destroy(si);
+}
+
+static natsStatus bucket_setup(auth_kv *kv, char *err, size_t errlen)
+{
+    kvStore *store = NULL, *get_store = NULL;
+    natsStatus st = js_KeyValue(&store, kv->js, kv->bucket);
+    if (st == NATS_OK) {
+        ensure_replicas(kv);
+    } else {
+        kvConfig kc;
+        kvConfig_Init(&kc);
+        kc.Bucket = kv->bucket;
+        kc.History = 1;
+        kc.TTL = kv->ttl_ms * 1000000LL;
+        kc.MaxValueSize = KV_VALUE_MAX;
+        kc.Replicas = kv->replicas;
+        if ((st = js_CreateKeyValue(&store, kv->js, &kc)) != NATS_OK &&
+            (st = js_KeyValue(&store, kv->js, kv->bucket)) != NATS_OK) {
+            snprintf(err, errlen, "bucket %s: %s", kv->bucket, natsStatus_GetText(st));
+            return st;
+        }
+    }
+    if ((st = js_KeyValue(&get_store, kv->js_get, kv->bucket)) != NATS_OK ||
+        (st = kvStore_WatchAll(&kv->watcher, store, NULL)) != NATS_OK) {
+        snprintf(err, errlen, "watch %s: %s", kv->bucket, natsStatus_GetText(st));
+        kvStore_Destroy(get_store);
+        kvStore_Destroy(store);
+        return st;
+    }
+    kv->store = store;
+    kv->get_store = get_store;
+    atomic_store(&kv->ready, 1);
+    return NATS_OK;
 }
 
 static void *watch_main(void *arg)
 {
     auth_kv *kv = arg;
+    while (!kv->stopping && !atomic_load(&kv->ready)) {
+        char err[256];
+        if (bucket_setup(kv, err, sizeof(err)) == NATS_OK) {
+            xt_info("session store: bucket %s ready (%d replicas)", kv->bucket, kv->replicas);
+            break;
+        }
+        if (!kv->setup_warned++) xt_warn("session store: %s; retrying every %d ms", err, KV_SETUP_RETRY_MS);
+        for (int i = 0; i < KV_SETUP_RETRY_MS / 100 && !kv->stopping; i++)
+            nats_Sleep(100);
+    }
     while (!kv->stopping) {
         kvEntry *e = NULL;
         natsStatus st = kvWatcher_Next(&e, kv->watcher, 500);
@@ -176,6 +357,9 @@ static void *watch_main(void *arg)
     return NULL;
 }
 
+/* ------------------------------------------------------------------------------------------ */
+/* writes */
+
 static void write_one(auth_kv *kv, wnode *w)
 {
     char key[65], hex[AUTH_SID_HEX + 1];
@@ -184,6 +368,8 @@ static void write_one(auth_kv *kv, wnode *w)
     char *pt;
     long n;
     natsStatus st;
+    int64_t t0 = auth_mono_ms(), backoff = 50;
+    int attempts = 0;
 
     key_of(kv, w->s.id, key);
     auth_hex_encode(w->s.id, AUTH_SID_BYTES, hex);
@@ -198,8 +384,26 @@ static void write_one(auth_kv *kv, wnode *w)
     OPENSSL_cleanse(pt, strlen(pt));
     free(pt);
     if (n < 0) return;
-    st = kvStore_Put(NULL, kv->store, key, val, (int)n);
-    if (st != NATS_OK) xt_warn("session store: put failed: %s", natsStatus_GetText(st));
+    /* Right after a cluster peer dies the bucket's leader is re-elected: for a second or two a put
+     * gets "no responders" or times out. Retry with a bounded back-off; one warning per write. */
+    for (;;) {
+        st = atomic_load(&kv->ready) ? kvStore_Put(NULL, kv->store, key, val, (int)n) : NATS_NOT_YET_CONNECTED;
+        attempts++;
+        if (st == NATS_OK) {
+            if (attempts > 1)
+                xt_info("session store: put went through after %d attempts (%lld ms)", attempts,
+                        (long long)(auth_mono_ms() - t0));
+            break;
+        }
+        if (kv->stopping || auth_mono_ms() - t0 + backoff > KV_PUT_BUDGET_MS) {
+            xt_warn("session store: put failed after %d attempts: %s", attempts, natsStatus_GetText(st));
+            break;
+        }
+        if (attempts == 1) xt_warn("session store: put failed: %s; retrying", natsStatus_GetText(st));
+        nats_Sleep(backoff);
+        backoff = backoff * 2 > 1000 ? 1000 : backoff * 2;
+    }
+    OPENSSL_cleanse(val, sizeof(val));
 }
 
 static void *write_main(void *arg)
@@ -262,6 +466,113 @@ void auth_kv_delete(auth_kv *kv, const uint8_t id[AUTH_SID_BYTES])
     enqueue(kv, &s, 1);
 }
 
+/* ------------------------------------------------------------------------------------------ */
+/* lookups on a local miss: one thread, each lookup bounded by its own deadline */
+
+static void lookup_one(auth_kv *kv, struct auth_kv_lookup *lk)
+{
+    char key[65];
+    int64_t backoff = 20;
+    lk->result = LK_ERROR;
+    if (!atomic_load(&kv->ready)) return;
+    key_of(kv, lk->id, key);
+    while (!kv->stopping && auth_mono_ms() < lk->deadline_ms) {
+        kvEntry *e = NULL;
+        natsStatus st = kvStore_Get(&e, kv->get_store, key);
+        if (st == NATS_NOT_FOUND) {
+            lk->result = LK_MISSING;
+            return;
+        }
+        if (st == NATS_OK) {
+            int deleted = 0;
+            if (kvEntry_Operation(e) == kvOp_Put &&
+                decode_value(kv, kvEntry_Value(e), kvEntry_ValueLen(e), &lk->m.s, &deleted) == 0 &&
+                CRYPTO_memcmp(lk->m.s.id, lk->id, AUTH_SID_BYTES) == 0 && !deleted &&
+                lk->m.s.expires_ms > auth_now_ms())
+                lk->result = LK_FOUND;
+            else
+                lk->result = LK_MISSING; /* logged out, expired or not ours */
+            kvEntry_Destroy(e);
+            return;
+        }
+        /* no responders / timeout while a leader is elected: again, within the deadline */
+        if (auth_mono_ms() + backoff >= lk->deadline_ms) return;
+        nats_Sleep(backoff);
+        backoff *= 2;
+    }
+}
+
+static void *lookup_main(void *arg)
+{
+    auth_kv *kv = arg;
+    for (;;) {
+        struct auth_kv_lookup *lk;
+        pthread_mutex_lock(&kv->mu);
+        int stopping;
+        while (!kv->lk_head && !kv->stopping)
+            pthread_cond_wait(&kv->lk_cv, &kv->mu);
+        if (!kv->lk_head) {
+            pthread_mutex_unlock(&kv->mu);
+            return NULL;
+        }
+        lk = kv->lk_head;
+        kv->lk_head = lk->next;
+        if (!kv->lk_head) kv->lk_tail = NULL;
+        stopping = kv->stopping;
+        pthread_mutex_unlock(&kv->mu);
+        /* on shutdown every queued lookup still gets its answer (an error): a request may wait on it */
+        if (stopping)
+            lk->result = LK_ERROR;
+        else
+            lookup_one(kv, lk);
+        lk->m.lk = lk;
+        h2o_multithread_send_message(&kv->receiver, &lk->m.msg);
+    }
+}
+
+auth_kv_lookup *auth_kv_lookup_start(auth_kv *kv, const uint8_t id[AUTH_SID_BYTES], auth_kv_lookup_cb cb, void *ud)
+{
+    int64_t now = auth_mono_ms();
+    struct auth_kv_lookup *lk;
+
+    if (!atomic_load(&kv->ready) || neg_has(kv, id, now)) return NULL;
+    if (kv->lk_refill_ms == 0) kv->lk_refill_ms = now;
+    kv->lk_tokens += (double)(now - kv->lk_refill_ms) * KV_LOOKUP_RATE / 1000.0;
+    if (kv->lk_tokens > KV_LOOKUP_BURST) kv->lk_tokens = KV_LOOKUP_BURST;
+    kv->lk_refill_ms = now;
+    if (kv->lk_tokens < 1 || kv->lk_inflight >= KV_LOOKUP_INFLIGHT_MAX) {
+        if (kv->lk_refused++ % 1000 == 0)
+            xt_warn("session store: lookups on local misses over their bound (%d/s, %d in flight): "
+                    "answered as unknown sessions (%llu so far)",
+                    KV_LOOKUP_RATE, KV_LOOKUP_INFLIGHT_MAX, (unsigned long long)kv->lk_refused);
+        return NULL;
+    }
+    if (!(lk = calloc(1, sizeof(*lk)))) return NULL;
+    kv->lk_tokens -= 1;
+    kv->lk_inflight++;
+    kv->lk_started++;
+    memcpy(lk->id, id, AUTH_SID_BYTES);
+    lk->deadline_ms = now + kv->lookup_timeout_ms;
+    lk->cb = cb;
+    lk->cb_ud = ud;
+    pthread_mutex_lock(&kv->mu);
+    if (kv->lk_tail)
+        kv->lk_tail->next = lk;
+    else
+        kv->lk_head = lk;
+    kv->lk_tail = lk;
+    pthread_cond_signal(&kv->lk_cv);
+    pthread_mutex_unlock(&kv->mu);
+    return lk;
+}
+
+void auth_kv_lookup_cancel(auth_kv_lookup *lk)
+{
+    if (lk) lk->cb = NULL;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+
 auth_kv *auth_kv_new(const auth_config *cfg, int64_t ttl_ms, h2o_multithread_queue_t *queue,
                      auth_kv_update_cb cb, void *ud, char *err, size_t errlen)
 {
@@ -270,6 +581,7 @@ auth_kv *auth_kv_new(const auth_config *cfg, int64_t ttl_ms, h2o_multithread_que
     natsStatus st;
     EVP_MD_CTX *md = NULL;
     unsigned mdl = 0;
+    jsOptions jo;
 
     if (!kv) {
         snprintf(err, errlen, "out of memory");
@@ -277,10 +589,21 @@ auth_kv *auth_kv_new(const auth_config *cfg, int64_t ttl_ms, h2o_multithread_que
     }
     pthread_mutex_init(&kv->mu, NULL);
     pthread_cond_init(&kv->cv, NULL);
+    pthread_cond_init(&kv->lk_cv, NULL);
     kv->cb = cb;
     kv->ud = ud;
+    kv->ttl_ms = ttl_ms;
+    kv->replicas = cfg->kv_replicas > 0 ? cfg->kv_replicas : 1;
+    kv->lookup_timeout_ms = cfg->kv_lookup_timeout_ms > 0 ? cfg->kv_lookup_timeout_ms : 1000;
+    kv->lk_tokens = KV_LOOKUP_BURST;
+    kv->neg = calloc(KV_NEG_SLOTS, sizeof(*kv->neg));
+    kv->bucket = strdup(cfg->kv_bucket);
     kv->secret_len = strlen(cfg->secret);
     kv->secret = strdup(cfg->secret);
+    if (!kv->neg || !kv->bucket) {
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
     md = EVP_MD_CTX_new();
     if (!kv->secret || !md || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1 ||
         EVP_DigestUpdate(md, "xtask-auth kv v1", 16) != 1 ||
@@ -305,33 +628,35 @@ auth_kv *auth_kv_new(const auth_config *cfg, int64_t ttl_ms, h2o_multithread_que
         snprintf(err, errlen, "connect to %s: %s", cfg->kv_url, natsStatus_GetText(st));
         goto fail;
     }
-    if ((st = natsConnection_JetStream(&kv->js, kv->nc, NULL)) != NATS_OK) {
+    jsOptions_Init(&jo);
+    jo.Wait = KV_JS_WAIT_MS;
+    if ((st = natsConnection_JetStream(&kv->js, kv->nc, &jo)) != NATS_OK) {
         snprintf(err, errlen, "jetstream: %s", natsStatus_GetText(st));
         goto fail;
     }
-    if (js_KeyValue(&kv->store, kv->js, cfg->kv_bucket) != NATS_OK) {
-        kvConfig kc;
-        kvConfig_Init(&kc);
-        kc.Bucket = cfg->kv_bucket;
-        kc.History = 1;
-        kc.TTL = ttl_ms * 1000000LL;
-        kc.MaxValueSize = KV_VALUE_MAX;
-        if ((st = js_CreateKeyValue(&kv->store, kv->js, &kc)) != NATS_OK &&
-            (st = js_KeyValue(&kv->store, kv->js, cfg->kv_bucket)) != NATS_OK) {
-            snprintf(err, errlen, "bucket %s: %s", cfg->kv_bucket, natsStatus_GetText(st));
-            goto fail;
-        }
-    }
-    if ((st = kvStore_WatchAll(&kv->watcher, kv->store, NULL)) != NATS_OK) {
-        snprintf(err, errlen, "watch %s: %s", cfg->kv_bucket, natsStatus_GetText(st));
+    /* lookups: a context whose requests give up within the lookup's own bound */
+    jsOptions_Init(&jo);
+    jo.Wait = kv->lookup_timeout_ms;
+    if ((st = natsConnection_JetStream(&kv->js_get, kv->nc, &jo)) != NATS_OK) {
+        snprintf(err, errlen, "jetstream: %s", natsStatus_GetText(st));
         goto fail;
+    }
+    /* Set the bucket up now if JetStream answers; else (a cluster still forming, an R3 bucket
+     * without 3 servers yet) the watch thread keeps trying, and the service runs meanwhile with
+     * local sessions only. */
+    if (bucket_setup(kv, err, errlen) != NATS_OK) {
+        xt_warn("session store: %s; retrying every %d ms", err, KV_SETUP_RETRY_MS);
+        kv->setup_warned = 1;
     }
     if (pthread_create(&kv->watch_thread, NULL, watch_main, kv) != 0) goto fail;
     kv->watch_started = 1;
     if (pthread_create(&kv->write_thread, NULL, write_main, kv) != 0) goto fail;
     kv->write_started = 1;
+    if (pthread_create(&kv->lookup_thread, NULL, lookup_main, kv) != 0) goto fail;
+    kv->lookup_started = 1;
     natsOptions_Destroy(opts);
-    xt_info("session store: NATS KV bucket %s on %s", cfg->kv_bucket, cfg->kv_url);
+    xt_info("session store: NATS KV bucket %s on %s (%d replicas, lookups on a miss within %lld ms)",
+            cfg->kv_bucket, cfg->kv_url, kv->replicas, (long long)kv->lookup_timeout_ms);
     return kv;
 fail:
     natsOptions_Destroy(opts);
@@ -345,12 +670,16 @@ void auth_kv_free(auth_kv *kv)
     kv->stopping = 1;
     pthread_mutex_lock(&kv->mu);
     pthread_cond_broadcast(&kv->cv);
+    pthread_cond_broadcast(&kv->lk_cv);
     pthread_mutex_unlock(&kv->mu);
     if (kv->write_started) pthread_join(kv->write_thread, NULL);
+    if (kv->lookup_started) pthread_join(kv->lookup_thread, NULL);
     if (kv->watcher) kvWatcher_Stop(kv->watcher);
     if (kv->watch_started) pthread_join(kv->watch_thread, NULL);
     kvWatcher_Destroy(kv->watcher);
+    kvStore_Destroy(kv->get_store);
     kvStore_Destroy(kv->store);
+    jsCtx_Destroy(kv->js_get);
     jsCtx_Destroy(kv->js);
     natsConnection_Destroy(kv->nc);
     if (kv->queue) {
@@ -367,8 +696,11 @@ void auth_kv_free(auth_kv *kv)
         OPENSSL_cleanse(kv->secret, kv->secret_len);
         free(kv->secret);
     }
+    free(kv->bucket);
+    free(kv->neg);
     OPENSSL_cleanse(kv->enc_key, sizeof(kv->enc_key));
     pthread_mutex_destroy(&kv->mu);
     pthread_cond_destroy(&kv->cv);
+    pthread_cond_destroy(&kv->lk_cv);
     free(kv);
 }

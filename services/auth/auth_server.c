@@ -64,6 +64,7 @@ typedef struct server {
     int64_t last_sweep_ms;
     char dummy_hash[AUTH_HASH_MAX + 1];
     uint64_t n_verify, n_busy;
+    h2o_req_t *kv_redispatch; /* the request being handled again after its KV lookup */
 } server;
 
 static volatile sig_atomic_t g_stop;
@@ -1057,6 +1058,75 @@ typedef struct {
     server *srv;
 } handler_t;
 
+/* A cookie whose session is not in the local table is looked up in the shared store before the
+ * request is handled (auth_kv.h: why, and the bounds). The request waits off the loop; when the
+ * answer comes (the session, if found, is then in the local table) it is handled again, once. */
+typedef struct {
+    h2o_handler_t *self;
+    h2o_req_t *req; /* NULL once the request is gone */
+    auth_kv_lookup *lk;
+} kv_wait;
+
+static void kv_wait_dispose(void *p)
+{
+    kv_wait *w = p;
+    if (w->lk) auth_kv_lookup_cancel(w->lk);
+    w->req = NULL;
+}
+
+static int on_req(h2o_handler_t *self, h2o_req_t *req);
+
+static void kv_wait_done(void *ud, int found)
+{
+    kv_wait *w = ud;
+    server *s = ((handler_t *)w->self)->srv;
+    (void)found;
+    w->lk = NULL;
+    if (!w->req) return;
+    s->kv_redispatch = w->req;
+    on_req(w->self, w->req);
+    s->kv_redispatch = NULL;
+}
+
+/* 1 when the request now waits for a lookup: no cookie of ours names a local session, and one of
+ * them is well formed (the first such is looked up). */
+static int kv_lookup_needed(server *s, h2o_handler_t *self, h2o_req_t *req)
+{
+    ssize_t i = -1;
+    uint8_t miss[AUTH_SID_BYTES];
+    int have_miss = 0;
+    kv_wait *w;
+    if (!s->kv || s->kv_redispatch == req) return 0;
+    while ((i = h2o_find_header(&req->headers, H2O_TOKEN_COOKIE, i)) != -1) {
+        h2o_iovec_t v = req->headers.entries[i].value;
+        char val[AUTH_SID_HEX + 8];
+        uint8_t id[AUTH_SID_BYTES];
+        long n = auth_cookie_get(v.base, v.len, s->cfg->cookie_name, val, sizeof(val));
+        int ok = n == AUTH_SID_HEX && auth_hex_decode(val, (size_t)n, id, sizeof(id)) == 0;
+        OPENSSL_cleanse(val, sizeof(val));
+        if (!ok) continue;
+        if (auth_sessions_find(s->sessions, id)) {
+            OPENSSL_cleanse(id, sizeof(id));
+            OPENSSL_cleanse(miss, sizeof(miss));
+            return 0;
+        }
+        if (!have_miss) memcpy(miss, id, sizeof(miss));
+        have_miss = 1;
+        OPENSSL_cleanse(id, sizeof(id));
+    }
+    if (!have_miss) return 0;
+    w = h2o_mem_alloc_shared(&req->pool, sizeof(*w), kv_wait_dispose);
+    w->self = self;
+    w->req = req;
+    w->lk = auth_kv_lookup_start(s->kv, miss, kv_wait_done, w);
+    OPENSSL_cleanse(miss, sizeof(miss));
+    if (!w->lk) {
+        w->req = NULL;
+        return 0;
+    }
+    return 1;
+}
+
 static int on_req(h2o_handler_t *self, h2o_req_t *req)
 {
     server *s = ((handler_t *)self)->srv;
@@ -1073,6 +1143,7 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
                    !h2o_memis(req->method.base, req->method.len, r->method, strlen(r->method))) {
             break;
         }
+        if (r->fn != on_health && kv_lookup_needed(s, self, req)) return 0;
         return r->fn(s, req);
     }
     if (i < sizeof(routes) / sizeof(routes[0])) {
