@@ -7,6 +7,7 @@
  * the registry. Requests use one wildcard inbox subscription (<inbox>.<token>), so a request never
  * blocks the loop; deadlines are checked by a 50 ms tick while requests are pending.
  */
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,9 +20,21 @@
 
 enum { MSG_EVENT = 1, MSG_LOG, MSG_NODE, MSG_REPLY };
 
+/* One NATS message copied once on the nats.c thread, then shared by every loop it goes to: each
+ * loop gets a small bus_msg (the queue link) pointing at the shared body; the last loop to finish
+ * with it frees it. */
+typedef struct {
+    atomic_uint refs;
+    size_t len;
+    char *subject; /* points into `bytes` */
+    char *data;    /* points into `bytes`, NUL-terminated */
+    char bytes[];
+} bus_body;
+
 typedef struct {
     h2o_multithread_message_t super;
     int kind;
+    bus_body *body;
     char *subject;
     char *data;
     size_t len;
@@ -71,22 +84,39 @@ uint64_t web_now_ms(web_server *srv)
 
 /* --- nats.c threads ------------------------------------------------------------------------ */
 
-static void hand_over(web_server *srv, int kind, const char *subj, const char *data, size_t len)
+static bus_body *body_new(const char *subj, const char *data, size_t len, unsigned refs)
+{
+    size_t sl = strlen(subj);
+    bus_body *b = malloc(sizeof(*b) + sl + 1 + len + 1);
+    if (!b) return NULL;
+    atomic_init(&b->refs, refs);
+    b->len = len;
+    b->subject = b->bytes;
+    memcpy(b->subject, subj, sl + 1);
+    b->data = b->bytes + sl + 1;
+    if (len) memcpy(b->data, data, len);
+    b->data[len] = 0;
+    return b;
+}
+
+static void body_release(bus_body *b)
+{
+    if (b && atomic_fetch_sub(&b->refs, 1) == 1) free(b);
+}
+
+/* Hand `body` (one reference already counted for this loop) to a loop. */
+static void hand_over(web_server *srv, int kind, bus_body *body)
 {
     bus_msg *m = calloc(1, sizeof(*m));
-    if (!m) return;
-    m->kind = kind;
-    m->subject = strdup(subj);
-    m->len = len;
-    m->data = malloc(len + 1);
-    if (!m->subject || !m->data) {
-        free(m->subject);
-        free(m->data);
-        free(m);
+    if (!m) {
+        body_release(body);
         return;
     }
-    if (len) memcpy(m->data, data, len);
-    m->data[len] = 0;
+    m->kind = kind;
+    m->body = body;
+    m->subject = body->subject;
+    m->data = body->data;
+    m->len = body->len;
     h2o_multithread_send_message(&srv->bus->receiver, &m->super);
 }
 
@@ -104,20 +134,21 @@ static void on_nats_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg,
     for (size_t i = 0; i < n->nsubs; i++)
         if (n->subs[i] == sub) kind = n->kinds[i];
     if (!subj) subj = "";
+    unsigned first = 0, count = app->nthreads;
     if (kind == MSG_REPLY) {
         size_t il = strlen(n->inbox);
         const char *t = subj + il + 1;
         if (strlen(subj) > il + 1 && t[0] == 'n' && t[1] == '.') {
-            for (unsigned i = 0; i < app->nthreads; i++)
-                hand_over(app->threads[i], MSG_NODE, subj, data, len);
+            kind = MSG_NODE;
         } else {
             unsigned long tid = strtoul(t, NULL, 10);
-            if (tid < app->nthreads) hand_over(app->threads[tid], MSG_REPLY, subj, data, len);
+            first = (unsigned)tid;
+            count = tid < app->nthreads ? 1 : 0;
         }
-    } else {
-        for (unsigned i = 0; i < app->nthreads; i++)
-            hand_over(app->threads[i], kind, subj, data, len);
     }
+    bus_body *body = count ? body_new(subj, data ? data : "", len, count) : NULL;
+    for (unsigned i = first; body && i < first + count; i++)
+        hand_over(app->threads[i], kind, body);
     natsMsg_Destroy(msg);
 }
 
@@ -300,8 +331,7 @@ static void process_backlog(struct web_bus *b)
                 break;
             }
         }
-        free(m->subject);
-        free(m->data);
+        body_release(m->body);
         free(m);
     }
     if (!h2o_linklist_is_empty(messages) && !h2o_timeout_is_linked(&b->backlog_entry))

@@ -58,6 +58,7 @@ struct web_events {
     web_server *srv;
     h2o_linklist_t clients;
     size_t nclients;
+    size_t nfmt[2]; /* clients per format: nothing is rendered in a format nobody reads */
     h2o_timeout_t hb;
     h2o_timeout_entry_t hb_entry;
     h2o_timeout_t render;
@@ -195,6 +196,7 @@ static void client_dispose(void *p)
     if (c->linked) {
         h2o_linklist_unlink(&c->link);
         c->srv->events->nclients--;
+        c->srv->events->nfmt[c->fmt]--;
         atomic_fetch_sub(&streams_total, 1);
         c->linked = 0;
     }
@@ -228,6 +230,7 @@ static void client_on_stop(h2o_generator_t *gen, h2o_req_t *req)
     if (c->linked) {
         h2o_linklist_unlink(&c->link);
         c->srv->events->nclients--;
+        c->srv->events->nfmt[c->fmt]--;
         atomic_fetch_sub(&streams_total, 1);
         c->linked = 0;
     }
@@ -315,10 +318,7 @@ static void broadcast(web_server *srv, const char *project, int fmt, ev_buf *e)
 
 static int have_fmt(web_server *srv, int fmt)
 {
-    struct web_events *ev = srv->events;
-    for (h2o_linklist_t *l = ev->clients.next; l != &ev->clients; l = l->next)
-        if (H2O_STRUCT_FROM_MEMBER(sse_client, link, l)->fmt == fmt) return 1;
-    return 0;
+    return srv->events->nfmt[fmt] != 0;
 }
 
 /* --- rendering -------------------------------------------------------------------------- */
@@ -697,6 +697,7 @@ int events_on_req(web_server *srv, h2o_req_t *req)
     h2o_linklist_insert(&ev->clients, &c->link);
     c->linked = 1;
     ev->nclients++;
+    ev->nfmt[c->fmt]++;
     atomic_fetch_add(&streams_total, 1);
 
     /* HTTP/1.1: a small kernel send buffer per stream bounds what a client that stops reading pins in
