@@ -280,20 +280,22 @@ def test_nats_conf_fly():
 
 # --- entrypoint modes ---------------------------------------------------------------------------
 def test_entrypoint_modes():
-    """The old modes map onto the supervisor: one mode = that service and what it needs, through a
-    filtered copy of the manifest that `xtask-supervisor check` accepts."""
+    """The old modes map onto the supervisor: one mode = that service and what it needs, through
+    `xtask-supervisor run --only NAME` on the full manifest (the supervisor adds the dependencies:
+    tested in integration-tests/supervisor/test_sv_select.py)."""
     import tempfile
     sup = os.environ.get("XT_STACK_SUPERVISOR")
     check(sup, "xtask-supervisor not built")
-    want = {"all": ["nats", "auth", "xtask", "web"], "nats": ["nats"], "xtask": ["nats", "xtask"],
-            "auth": ["auth"], "authelia": ["auth"], "web": ["nats", "auth", "web"], "caddy": ["nats", "auth", "web"]}
+    want = {"all": "", "nats": "nats", "xtask": "xtask", "auth": "auth", "authelia": "auth", "web": "web",
+            "caddy": "web"}
     with tempfile.TemporaryDirectory(prefix="xt-stack-ep-") as tmp:
         fake = os.path.join(tmp, "bin")
         os.makedirs(fake)
-        # a stand-in supervisor: `check` is the real one, `run` prints the manifest it was given
+        # a stand-in supervisor: `check` is the real one, `run` prints its manifest and --only
         with open(os.path.join(fake, "xtask-supervisor"), "w") as f:
             f.write(f'#!/bin/sh\nif [ "$1" = check ]; then exec {sup} "$@"; fi\n'
-                    'while [ $# -gt 0 ]; do [ "$1" = -c ] && cat "$2"; shift; done\n')
+                    'while [ $# -gt 0 ]; do case "$1" in -c) echo "manifest=$2";; --only) echo "only=$2";; esac; '
+                    'shift; done\n')
         os.chmod(os.path.join(fake, "xtask-supervisor"), 0o755)
         for mode, services in want.items():
             env = {k: v for k, v in os.environ.items() if not k.startswith(("XTASK_", "NATS_", "FLY_"))}
@@ -304,8 +306,10 @@ def test_entrypoint_modes():
             r = subprocess.run(["sh", src("entrypoint", "xtask-entrypoint"), mode], capture_output=True, text=True,
                                env=env, timeout=30)
             check(r.returncode == 0, f"mode {mode}: {r.stderr}")
-            got = re.findall(r"(?m)^  ([a-z0-9_-]+):\n    (?:#.*\n    )*command:", r.stdout)
-            check(got == services, f"mode {mode}: services {got}, want {services}")
+            check(f"manifest={src('configs', 'services.yaml')}" in r.stdout, f"mode {mode}: full manifest: {r.stdout}")
+            m = re.search(r"(?m)^only=(.*)$", r.stdout)
+            got = m.group(1) if m else ""
+            check(got == services, f"mode {mode}: --only {got!r}, want {services!r}")
         r = subprocess.run(["sh", src("entrypoint", "xtask-entrypoint"), "help"], capture_output=True, text=True,
                            timeout=30)
         check(r.returncode == 0 and "caddy" in r.stdout, "help lists the modes")
