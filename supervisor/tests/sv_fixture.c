@@ -45,6 +45,19 @@ static int term_code = -1;
 static int lfds[16];
 static int nlfds;
 
+/* A whole number from a fixture argument; a typo in a test's command line stops the fixture loudly. */
+static long num(const char *s)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno != 0 || end == s || *end != '\0') {
+        fprintf(stderr, "sv_fixture: '%s' is not a number\n", s);
+        exit(2);
+    }
+    return v;
+}
+
 static void on_term(int sig)
 {
     (void)sig;
@@ -86,19 +99,19 @@ int main(int argc, char **argv)
     for (int i = 1; i < argc; i++) {
         char *a = argv[i];
         if (strncmp(a, "listen:", 7) == 0) {
-            do_listen(atoi(a + 7));
+            do_listen((int)num(a + 7));
         } else if (strncmp(a, "listen-after:", 13) == 0) {
             long ms = strtol(a + 13, &a, 10);
             msleep(ms);
-            do_listen(atoi(a + 1));
+            do_listen((int)num(a + 1));
         } else if (strncmp(a, "print:", 6) == 0) {
             printf("%s\n", a + 6);
         } else if (strncmp(a, "stderr:", 7) == 0) {
             fprintf(stderr, "%s\n", a + 7);
         } else if (strncmp(a, "sleep:", 6) == 0) {
-            msleep(atol(a + 6));
+            msleep(num(a + 6));
         } else if (strncmp(a, "exit:", 5) == 0) {
-            exit(atoi(a + 5));
+            exit((int)num(a + 5));
         } else if (strncmp(a, "touch:", 6) == 0) {
             FILE *f = fopen(a + 6, "w");
             if (f) {
@@ -119,18 +132,18 @@ int main(int argc, char **argv)
             signal(SIGTERM, SIG_IGN);
             signal(SIGINT, SIG_IGN);
         } else if (strncmp(a, "term-exit:", 10) == 0) {
-            term_code = atoi(a + 10);
+            term_code = (int)num(a + 10);
             signal(SIGTERM, on_term);
         } else if (strncmp(a, "fork-sleep:", 11) == 0) {
             pid_t p = fork();
-            if (p == 0) sleeper(atol(a + 11));
+            if (p == 0) sleeper(num(a + 11));
             printf("child %d\n", (int)p);
         } else if (strncmp(a, "setsid-sleep:", 13) == 0) {
             pid_t p = fork();
             if (p == 0) {
                 setsid();
                 signal(SIGTERM, SIG_IGN); /* an escapee that also ignores polite requests */
-                msleep(atol(a + 13));
+                msleep(num(a + 13));
                 _exit(0);
             }
             printf("escapee %d\n", (int)p);
@@ -145,7 +158,7 @@ int main(int argc, char **argv)
                     pid_t me = getpid();
                     if (write(pfd[1], &me, sizeof(me)) < 0) _exit(1);
                     close(pfd[1]);
-                    sleeper(atol(a + 13));
+                    sleeper(num(a + 13));
                 }
                 _exit(0);
             }
@@ -156,12 +169,12 @@ int main(int argc, char **argv)
             waitpid(p, NULL, 0);
             printf("orphan %d\n", (int)g);
         } else if (strncmp(a, "zombies:", 8) == 0) {
-            int n = atoi(a + 8);
+            int n = (int)num(a + 8);
             for (int k = 0; k < n; k++)
                 if (fork() == 0) _exit(0);
             printf("zombies %d\n", n);
         } else if (strncmp(a, "noisy:", 6) == 0) {
-            long n = atol(a + 6);
+            long n = num(a + 6);
             char line[101];
             memset(line, 'x', 99);
             line[99] = '\n';
@@ -170,7 +183,7 @@ int main(int argc, char **argv)
                 if (fwrite(line, 1, 100, stdout) != 100) exit(5);
             printf("noisy done\n");
         } else if (strncmp(a, "longline:", 9) == 0) {
-            long n = atol(a + 9);
+            long n = num(a + 9);
             for (long k = 0; k < n; k++)
                 putchar('y');
             putchar('\n');
@@ -183,7 +196,7 @@ int main(int argc, char **argv)
             size_t o = 3;
             struct dirent *e;
             while (d && (e = readdir(d)) != NULL)
-                if (e->d_name[0] != '.' && atoi(e->d_name) != dirfd(d) && o < sizeof(out) - 16)
+                if (e->d_name[0] != '.' && (int)num(e->d_name) != dirfd(d) && o < sizeof(out) - 16)
                     o += (size_t)snprintf(out + o, sizeof(out) - o, " %s", e->d_name);
             if (d)
                 closedir(d);
