@@ -72,19 +72,24 @@ static int parse_opts(int argc, char **argv, int start, opts_t *o)
     return 0;
 }
 
-/* The commands other than serving (hash-password, totp-*, check-config) never use the session
- * secret, so a shell without the supervisor's secrets can still run them: a placeholder lets the
- * configuration parse. The service itself (cmd_serve) calls auth_config_load directly. */
-static int load_config(const opts_t *o, auth_config *cfg)
+/* Load the configuration. hash-password and totp-* never use the session secret (need_secret 0),
+ * so a shell without the supervisor's secrets can still run them: a placeholder lets the file
+ * parse. Serving and check-config (need_secret 1) report a missing secret as the error it is. */
+static int load_config_for(const opts_t *o, auth_config *cfg, int need_secret)
 {
     char err[1024];
-    if (getenv("AUTH_SESSION_SECRET") == NULL)
+    if (!need_secret && getenv("AUTH_SESSION_SECRET") == NULL)
         setenv("AUTH_SESSION_SECRET", "placeholder-for-commands-that-do-not-serve-0123456789", 0);
     if (auth_config_load(o->config ? o->config : DEFAULT_CONFIG, cfg, err, sizeof(err)) < 0) {
         fprintf(stderr, "%s\n", err);
         return -1;
     }
     return 0;
+}
+
+static int load_config(const opts_t *o, auth_config *cfg)
+{
+    return load_config_for(o, cfg, 0);
 }
 
 static int cmd_hash(const opts_t *o)
@@ -234,12 +239,8 @@ out:
 static int cmd_serve(const opts_t *o)
 {
     auth_config cfg;
-    char err[1024];
     int rc;
-    if (auth_config_load(o->config ? o->config : DEFAULT_CONFIG, &cfg, err, sizeof(err)) < 0) {
-        fprintf(stderr, "%s\n", err);
-        return 2;
-    }
+    if (load_config_for(o, &cfg, 1) < 0) return 2;
     xt_log_init((xt_log_level)cfg.log_level, cfg.log_json);
     if (o->listen) {
         const char *colon = strrchr(o->listen, ':');
@@ -290,7 +291,7 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "totp-code") == 0) return cmd_totp_code(&o);
     if (strcmp(cmd, "check-config") == 0) {
         auth_config cfg;
-        if (load_config(&o, &cfg) < 0) return 2;
+        if (load_config_for(&o, &cfg, 1) < 0) return 2;
         printf("%s: ok (%zu rules)\n", o.config ? o.config : DEFAULT_CONFIG, cfg.acl.nrules);
         auth_config_free(&cfg);
         return 0;
