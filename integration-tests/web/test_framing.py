@@ -68,6 +68,33 @@ r = raw(b"GET /health HTTP/1.1\r\nHost: xtask.test\r\n\r\nGET /app/x HTTP/1.1\r\
 ok = r.count(b"HTTP/1.1 ") == 2 and r.rindex(b"HTTP/1.1 400 ") > 0 and not up.seen and b"<still open>" not in r
 failures += not ok
 print(f"{'ok  ' if ok else 'FAIL'} pipelined: {r.count(b'HTTP/1.1 ')} answers, upstream={len(up.seen)}", flush=True)
+# a request with a body ends the connection (libh2o hides duplicate Content-Length and CL beside TE,
+# findings 2-3): the bytes after the body are never read as a request, even a well-formed one
+up.seen.clear()
+r = raw(b"POST /app/x HTTP/1.1\r\n" + H + b"Content-Length: 5\r\n\r\nhello"
+        b"GET /app/smuggled HTTP/1.1\r\n" + H + b"\r\n")
+ok = r.count(b"HTTP/1.1 ") == 1 and b"<still open>" not in r and len(up.seen) == 1 and "smuggled" not in repr(up.seen)
+failures += not ok
+print(f"{'ok  ' if ok else 'FAIL'} close after a body: {r.count(b'HTTP/1.1 ')} answers, upstream={len(up.seen)}", flush=True)
+# without a body the connection stays open: a second request on it is answered too
+s2 = socket.create_connection(("127.0.0.1", WEB), timeout=3)
+got = b""
+try:
+    for _ in range(2):
+        s2.sendall(b"GET /health HTTP/1.1\r\nHost: xtask.test\r\n\r\n")
+        want = got.count(b"HTTP/1.1 ") + 1
+        while got.count(b"HTTP/1.1 ") < want or not got.endswith(b"}"):
+            b_ = s2.recv(65536)
+            if not b_:
+                break
+            got += b_
+except OSError:
+    pass
+finally:
+    s2.close()
+ok = got.count(b"HTTP/1.1 ") == 2
+failures += not ok
+print(f"{'ok  ' if ok else 'FAIL'} keep-alive without a body: {got.count(b'HTTP/1.1 ')} answers on one connection", flush=True)
 assert web.running()
 web.kill()
 auth.stop()

@@ -529,6 +529,10 @@ static int guard_on_req(h2o_handler_t *_self, h2o_req_t *req)
             send_plain(req, 400, "bad_request", bad);
         return 0;
     }
+    /* libh2o 2.2.5 hides a second Content-Length and a Content-Length sent beside
+     * Transfer-Encoding from handlers (findings 2-3), so the length it read a body with may differ
+     * from a proxy's in front of us: never read another request after a body on this connection. */
+    if (req->entity.base != NULL) req->http1_is_persistent = 0;
 
     /* 2. one canonical path */
     long n = xt_path_normalize(req->path.base, req->path.len, canon, sizeof(canon));
