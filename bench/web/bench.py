@@ -33,11 +33,22 @@ SSE_RATE = int(os.environ.get("WEB_BENCH_SSE_RATE", "100"))
 SSE_SECS = int(os.environ.get("WEB_BENCH_SSE_SECS", "10"))
 SSE_ROUNDS = int(os.environ.get("WEB_BENCH_SSE_ROUNDS", "3"))
 SSE_ONLY = os.environ.get("WEB_BENCH_ONLY") == "sse"  # development: the fan-out alone, RESULTS.md untouched
+# Besides the headline (default config: threads auto, nothing pinned), the fan-out is measured in
+# these variants, to separate the front's cost from the benchmark's own contention on shared cores:
+# (label, xtask-web threads, server CPUs, client CPUs); "" = auto / not pinned.
+NCPU = os.cpu_count() or 1
+SSE_VARIANTS = [("threads 1, not pinned", 1, "", "")]
+if NCPU >= 2:
+    SSE_VARIANTS += [("threads 1, server on CPU 0, client on CPU 1", 1, "0", "1"),
+                     ("threads 2, server on CPU 0, client on CPU 1", 2, "0", "1")]
+if os.environ.get("WEB_BENCH_SSE_VARIANTS") == "0":
+    SSE_VARIANTS = []
 
 base = 25700  # bench range 25000-25999 is shared by every bench: start high, skip busy blocks
 while not all(port_free(p) for p in range(base, base + 12)):
     base += 20
 OURS, CADDY, NGINX, AUTH, UP, NATS, NATS_HTTP = (base + i for i in range(7))
+VARIANT_PORTS = [base + 7 + i for i in range(len(SSE_VARIANTS))]
 DOMAIN = "bench.test"
 HOST = f"app.{DOMAIN}"
 tmp = TempDir("xt-webbench-")
@@ -133,11 +144,13 @@ start([NGINX_BIN, "-p", up_dir, "-c", up_conf])
 wait_http(f"http://127.0.0.1:{UP}/", what="upstream")
 
 # --- the three fronts ----------------------------------------------------------------------------------
-web_cfg = tmp.write("web.yaml", f"""version: 1
+def web_yaml(name, port, threads=None):
+    return tmp.write(name, f"""version: 1
 log: {{ level: warn }}
-listen: [{{ address: "127.0.0.1:{OURS}" }}]
+listen: [{{ address: "127.0.0.1:{port}" }}]
 nats: {{ url: "nats://127.0.0.1:{NATS}" }}
 events: {{ queue: 256, heartbeat: 15s, max_clients: 20000 }}
+{f"threads: {threads}" if threads else ""}
 security_headers:
   X-Content-Type-Options: nosniff
 hosts:
@@ -153,6 +166,9 @@ hosts:
       - path: /
         reverse_proxy: {{ upstream: "http://127.0.0.1:{UP}/", keepalive: 10s }}
 """)
+
+
+web_cfg = web_yaml("web.yaml", OURS)
 caddyfile = tmp.write("Caddyfile", f"""{{
   admin off
   auto_https off
@@ -209,6 +225,11 @@ http {{
 
 nats = NatsServer(NATS, NATS_HTTP, os.path.join(tmp.path, "nats"), jetstream=False).start()
 webp = start([bin_path("xtask-web"), "--config", web_cfg])
+variant_procs = []
+for (label, threads, scpu, _), port in zip(SSE_VARIANTS, VARIANT_PORTS):
+    cfg = web_yaml(f"web-{port}.yaml", port, threads)
+    variant_procs.append(start((["taskset", "-c", scpu] if scpu else []) + [bin_path("xtask-web"), "--config", cfg]))
+    wait_until(lambda: not port_free(port), 15, what=label)
 
 
 def cpu_secs(pid):
@@ -265,12 +286,20 @@ sse_bin = os.path.join(os.environ["XT_BIN_DIR"], "xtask-web-bench-sse")
 nc = Nats(NATS)
 
 
-def run_sse(n, secs):
-    client = subprocess.Popen([sse_bin, "127.0.0.1", str(OURS), "/events?project=bench&format=json", str(n),
+def steal_ticks():
+    with open("/proc/stat") as f:
+        v = f.readline().split()[1:]
+    return int(v[7]), sum(int(x) for x in v)
+
+
+def run_sse(n, secs, port=None, web=None, client_cpus=""):
+    port, web = port or OURS, web or webp
+    client = subprocess.Popen((["taskset", "-c", client_cpus] if client_cpus else []) +
+                              [sse_bin, "127.0.0.1", str(port), "/events?project=bench&format=json", str(n),
                                str(secs + 3)], stdout=subprocess.PIPE, text=True)
     time.sleep(2)  # let the clients connect before the first stamped event (the client ignores earlier ones)
     sent = 0
-    cpu0 = cpu_secs(webp.pid)
+    cpu0, ccpu0, (st0, tot0) = cpu_secs(web.pid), cpu_secs(client.pid), steal_ticks()
     t_end = time.monotonic() + secs
     nxt = time.monotonic()
     while time.monotonic() < t_end:
@@ -280,10 +309,12 @@ def run_sse(n, secs):
         d = nxt - time.monotonic()
         if d > 0:
             time.sleep(d)  # pacing the publisher at SSE_RATE events/s
-    cpu = cpu_secs(webp.pid) - cpu0
+    cpu, ccpu, (st1, tot1) = cpu_secs(web.pid) - cpu0, cpu_secs(client.pid) - ccpu0, steal_ticks()
     r = json.loads(client.communicate(timeout=secs + 30)[0])
     r["sent"] = sent
     r["web_cpu_pct"] = round(100 * cpu / secs, 1)
+    r["client_cpu_pct"] = round(100 * ccpu / secs, 1)
+    r["steal_pct"] = round(100 * (st1 - st0) / max(1, tot1 - tot0), 1)
     print("sse", r, flush=True)
     return r
 
@@ -299,7 +330,20 @@ for r in range(SSE_ROUNDS):
 
 
 def med_of(runs):
-    return {k: statistics.median(x[k] for x in runs) for k in ("p50_ms", "p99_ms", "max_ms", "web_cpu_pct")}
+    return {k: statistics.median(x[k] for x in runs)
+            for k in ("p50_ms", "p99_ms", "max_ms", "web_cpu_pct", "client_cpu_pct", "first_p50_ms", "last_p50_ms",
+                      "steal_pct")}
+
+
+# the variants: fan-out rounds only (the floor above is the machine's)
+variants = []
+for (label, threads, scpu, ccpu), port, vp in zip(SSE_VARIANTS, VARIANT_PORTS, variant_procs):
+    load0 = os.getloadavg()[0]
+    runs = [run_sse(SSE_N, SSE_SECS, port, vp, ccpu) for _ in range(SSE_ROUNDS)]
+    variants.append((label, med_of(runs), runs, load0, os.getloadavg()[0]))
+    v = variants[-1][1]
+    print(f"variant {label}: p50 {v['p50_ms']:.2f} p99 {v['p99_ms']:.2f} ms (rounds: {[x['p99_ms'] for x in runs]}); "
+          f"web cpu {v['web_cpu_pct']:.0f} %, client cpu {v['client_cpu_pct']:.0f} %", flush=True)
 
 
 floor = med_of(floors)
@@ -350,14 +394,26 @@ goes through forward-auth (`GET /api/verify` with the session cookie) and then t
 Ratios: **{ours[0] / ng[0]:.2f}x nginx** (target 1.5x), **{ours[0] / cd[0]:.2f}x Caddy** (target 5x);
 p99 {ours[1]:.2f} ms vs nginx {ng[1]:.2f} ms (target: no worse).
 
-SSE fan-out: {SSE_N} clients on `/events?project=bench&format=json`, {SSE_RATE} events/s published on NATS for
-{SSE_SECS} s ({sent} events) × {SSE_ROUNDS} rounds (medians): {sse['connected']} connected, at least {sse['samples']} deliveries measured
-per round (expected {sent * SSE_N}{'' if expected else ', SHORT'}), publish-to-client latency p50 {sse['p50_ms']:.2f} ms,
-**p99 {sse['p99_ms']:.2f} ms** (target < 20 ms; rounds: {', '.join(f"{x['p99_ms']:.1f}" for x in fans)} ms), max {sse['max_ms']:.2f} ms; xtask-web used
-{sse['web_cpu_pct']:.0f} % of one core for the {sent * SSE_N // SSE_SECS} deliveries/s (mostly loopback TCP in the kernel).
-Floor of the machine in the same rounds (1 client, same rate): p50 {floor['p50_ms']:.2f} ms, p99 {floor['p99_ms']:.2f} ms
-(rounds: {', '.join(f"{x['p99_ms']:.1f}" for x in floors)} ms); load average during the SSE rounds {' -> '.join(f'{x:.1f}' for x in sse_load)}.
-<!-- end:web -->"""
+SSE fan-out: {SSE_N} clients on `/events?project=bench&format=json` (one epoll thread, `bench/web/sse_client.c`), {SSE_RATE} events/s
+published on NATS by Python for {SSE_SECS} s ({sent} events) × {SSE_ROUNDS} rounds (medians): {sse['connected']} connected, at least
+{sse['samples']} deliveries measured per round (expected {sent * SSE_N}{'' if expected else ', SHORT'}). Default configuration (threads auto =
+{NCPU} loops, nothing pinned): publish-to-client latency p50 {sse['p50_ms']:.2f} ms, **p99 {sse['p99_ms']:.2f} ms** (target < 20 ms;
+rounds: {', '.join(f"{x['p99_ms']:.1f}" for x in fans)} ms), max {sse['max_ms']:.2f} ms. Floor of the machine in the same rounds (1 client, same
+rate): p50 {floor['p50_ms']:.2f} ms, p99 {floor['p99_ms']:.2f} ms (rounds: {', '.join(f"{x['p99_ms']:.1f}" for x in floors)} ms); load average during
+the SSE rounds {' -> '.join(f'{x:.1f}' for x in sse_load)}; CPU steal (VM) {sse['steal_pct']:.1f} %.
+
+Where the time goes (per event: {SSE_N} `writev`s by the front, {SSE_N} reads by the client, on the same
+{NCPU} cores): xtask-web used {sse['web_cpu_pct']:.0f} % of one core = {sse['web_cpu_pct'] * 10 / (SSE_N * SSE_RATE / 1000):.1f} µs per delivery (one `writev`
+each, nothing else: loopback TCP in the kernel, which on loopback includes the client side's receive
+path, epoll wake-ups and conntrack); the client used {sse['client_cpu_pct']:.0f} % = {sse['client_cpu_pct'] * 10 / (SSE_N * SSE_RATE / 1000):.1f} µs per
+read (read, its ACK, parsing). Per event the first client parsed it after {sse['first_p50_ms']:.2f} ms (median; the
+event waits behind the previous fan-out), the last after {sse['last_p50_ms']:.2f} ms (the fan-out's spread).
+
+| configuration | p50 | p99 (rounds) | first / last client p50 | xtask-web CPU | client CPU | load avg |
+|---|---:|---:|---:|---:|---:|---:|
+| threads auto ({NCPU}), not pinned (headline) | {sse['p50_ms']:.2f} ms | {sse['p99_ms']:.2f} ms ({', '.join(f"{x['p99_ms']:.0f}" for x in fans)}) | {sse['first_p50_ms']:.1f} / {sse['last_p50_ms']:.1f} ms | {sse['web_cpu_pct']:.0f} % | {sse['client_cpu_pct']:.0f} % | {sse_load[0]:.1f} -> {sse_load[-1]:.1f} |
+""" + "".join(f"""| {label} | {v['p50_ms']:.2f} ms | {v['p99_ms']:.2f} ms ({', '.join(f"{x['p99_ms']:.0f}" for x in runs)}) | {v['first_p50_ms']:.1f} / {v['last_p50_ms']:.1f} ms | {v['web_cpu_pct']:.0f} % | {v['client_cpu_pct']:.0f} % | {l0:.1f} -> {l1:.1f} |
+""" for label, v, runs, l0, l1 in variants) + """<!-- end:web -->"""
 print(section)
 path = os.path.join(ROOT, "bench", "RESULTS.md")
 with open(path) as f:

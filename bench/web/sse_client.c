@@ -5,7 +5,10 @@
  *
  * Every event whose data carries "t":<unix ns> (stamped by the publisher just before it publishes
  * on NATS) yields one publish-to-client latency sample. Prints one JSON line:
- * {"clients":N,"connected":n,"samples":k,"p50_ms":..,"p99_ms":..,"max_ms":..,"errors":e}
+ * {"clients":N,"connected":n,"samples":k,"p50_ms":..,"p99_ms":..,"max_ms":..,"errors":e,
+ *  "first_p50_ms":..,"last_p50_ms":..,"client_cpu_s":..}
+ * first/last: per event (by its "seq"), the latency of the first and of the last client that parsed
+ * it; their medians split the latency into the way to the front and the fan-out's spread.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -16,11 +19,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
 #define BUF 65536
+#define MAX_SEQ 200000
 
 typedef struct {
     int fd;
@@ -53,6 +58,7 @@ int main(int argc, char **argv)
     double secs = strtod(argv[5], NULL);
     size_t cap = 4000000, ns = 0;
     uint64_t *samples = malloc(cap * sizeof(*samples));
+    uint64_t *ev_first = calloc(MAX_SEQ, sizeof(*ev_first)), *ev_last = calloc(MAX_SEQ, sizeof(*ev_last));
     conn *cs = calloc((size_t)n, sizeof(*cs));
     int ep = epoll_create1(0), errors = 0, connected = 0;
     char req[2048];
@@ -61,7 +67,7 @@ int main(int argc, char **argv)
                  path, host, *cookie ? "Cookie: " : "", cookie, *cookie ? "\r\n" : "");
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
     inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
-    if (!samples || !cs || ep < 0) return 1;
+    if (!samples || !cs || !ev_first || !ev_last || ep < 0) return 1;
     for (int i = 0; i < n; i++) {
         int fd = socket(AF_INET, SOCK_STREAM, 0);
         if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 ||
@@ -75,10 +81,16 @@ int main(int argc, char **argv)
         struct epoll_event ev = {.events = EPOLLIN, .data.u32 = (uint32_t)i};
         epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev);
     }
-    uint64_t start = now_ns(), end = start + (uint64_t)(secs * 1e9);
+    uint64_t start = now_ns(), end = start + (uint64_t)(secs * 1e9), last_data = 0;
+    /* SSE_SPIN_US: after data, poll without sleeping for this long before blocking in epoll_wait
+     * again (0 = always block). A fan-out's writes arrive a few microseconds apart: a client that
+     * sleeps between them makes every write pay a wake-up (and itself a context switch). */
+    const char *spin_env = getenv("SSE_SPIN_US");
+    uint64_t spin_ns = spin_env ? (uint64_t)strtoull(spin_env, NULL, 10) * 1000u : 0;
     struct epoll_event evs[256];
     while (now_ns() < end) {
-        int k = epoll_wait(ep, evs, 256, 100);
+        int k = epoll_wait(ep, evs, 256, spin_ns && now_ns() - last_data < spin_ns ? 0 : 100);
+        if (k > 0) last_data = now_ns();
         for (int e = 0; e < k; e++) {
             conn *c = &cs[evs[e].data.u32];
             ssize_t r = read(c->fd, c->buf + c->len, BUF - 1 - c->len);
@@ -104,7 +116,16 @@ int main(int argc, char **argv)
                 char *t = strstr(p, "\"t\":");
                 if (t && ns < cap) {
                     uint64_t ts = strtoull(t + 4, NULL, 10);
-                    if (ts > start && t_now >= ts) samples[ns++] = t_now - ts;
+                    if (ts > start && t_now >= ts) {
+                        uint64_t d = t_now - ts;
+                        samples[ns++] = d;
+                        char *sq = strstr(p, "\"seq\":");
+                        unsigned long long seq = sq ? strtoull(sq + 6, NULL, 10) : MAX_SEQ;
+                        if (seq < MAX_SEQ) {
+                            if (!ev_first[seq] || d < ev_first[seq]) ev_first[seq] = d;
+                            if (d > ev_last[seq]) ev_last[seq] = d;
+                        }
+                    }
                 }
                 p = q + 2;
                 last = p;
@@ -117,12 +138,26 @@ int main(int argc, char **argv)
             }
         }
     }
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    double cpu_s = (double)ru.ru_utime.tv_sec + (double)ru.ru_stime.tv_sec +
+                   ((double)ru.ru_utime.tv_usec + (double)ru.ru_stime.tv_usec) / 1e6;
     qsort(samples, ns, sizeof(*samples), cmp_u64);
     double p50 = ns ? samples[ns / 2] / 1e6 : -1, p99 = ns ? samples[(size_t)(ns * 0.99)] / 1e6 : -1,
            mx = ns ? samples[ns - 1] / 1e6 : -1;
+    size_t nf = 0;
+    for (size_t i = 0; i < MAX_SEQ; i++)
+        if (ev_first[i]) {
+            ev_first[nf] = ev_first[i];
+            ev_last[nf++] = ev_last[i];
+        }
+    qsort(ev_first, nf, sizeof(*ev_first), cmp_u64);
+    qsort(ev_last, nf, sizeof(*ev_last), cmp_u64);
     printf("{\"clients\":%d,\"connected\":%d,\"samples\":%zu,\"p50_ms\":%.3f,\"p99_ms\":%.3f,\"max_ms\":%.3f,"
-           "\"errors\":%d}\n",
-           n, connected, ns, p50, p99, mx, errors);
+           "\"errors\":%d,\"first_p50_ms\":%.3f,\"last_p50_ms\":%.3f,\"client_cpu_s\":%.2f}\n",
+           n, connected, ns, p50, p99, mx, errors, nf ? ev_first[nf / 2] / 1e6 : -1, nf ? ev_last[nf / 2] / 1e6 : -1, cpu_s);
+    free(ev_first);
+    free(ev_last);
     for (int i = 0; i < n; i++)
         if (cs[i].fd >= 0) close(cs[i].fd);
     free(cs);

@@ -38,6 +38,7 @@ typedef struct {
 
 typedef struct sse_client {
     h2o_linklist_t link;
+    h2o_linklist_t dirty; /* in web_events.dirty while it has queued events the next flush must send */
     web_server *srv;
     h2o_req_t *req;
     h2o_generator_t gen;
@@ -57,6 +58,7 @@ typedef struct sse_client {
 struct web_events {
     web_server *srv;
     h2o_linklist_t clients;
+    h2o_linklist_t dirty; /* clients with queued events: the flush visits these, not every client */
     size_t nclients;
     size_t nfmt[2]; /* clients per format: nothing is rendered in a format nobody reads */
     h2o_timeout_t hb;
@@ -193,6 +195,7 @@ static void client_release_inflight(sse_client *c)
 static void client_dispose(void *p)
 {
     sse_client *c = p;
+    if (h2o_linklist_is_linked(&c->dirty)) h2o_linklist_unlink(&c->dirty);
     if (c->linked) {
         h2o_linklist_unlink(&c->link);
         c->srv->events->nclients--;
@@ -227,6 +230,7 @@ static void client_on_stop(h2o_generator_t *gen, h2o_req_t *req)
 {
     sse_client *c = H2O_STRUCT_FROM_MEMBER(sse_client, gen, gen);
     c->finished = 1;
+    if (h2o_linklist_is_linked(&c->dirty)) h2o_linklist_unlink(&c->dirty);
     if (c->linked) {
         h2o_linklist_unlink(&c->link);
         c->srv->events->nclients--;
@@ -286,17 +290,21 @@ static void client_push(sse_client *c, ev_buf *e)
     e->refcnt++;
     c->ring[(c->head + c->count) % c->cap] = e;
     c->count++;
+    if (!h2o_linklist_is_linked(&c->dirty)) h2o_linklist_insert(&c->srv->events->dirty, &c->dirty);
 }
 
 /* Writes go out after the current batch of NATS messages (bus.c hands over at most 64 per loop
- * turn): one idle client costs one write per event, a loop that falls behind sends each client its
- * backlog in one write instead of one write per event. */
+ * turn), in the same loop iteration (the context's zero timeout runs right after the I/O callbacks;
+ * h2o_send on HTTP/1.1 is a writev at once): one idle client costs one write per event, a loop that
+ * falls behind sends each client its backlog in one write instead of one write per event. Only the
+ * clients that got something are visited. A client with a write in flight leaves the list too: its
+ * `proceed` sends what has queued meanwhile. */
 static void flush_cb(h2o_timeout_entry_t *entry)
 {
     struct web_events *ev = H2O_STRUCT_FROM_MEMBER(struct web_events, flush_entry, entry);
-    for (h2o_linklist_t *l = ev->clients.next; l != &ev->clients;) {
-        sse_client *c = H2O_STRUCT_FROM_MEMBER(sse_client, link, l);
-        l = l->next;
+    while (!h2o_linklist_is_empty(&ev->dirty)) {
+        sse_client *c = H2O_STRUCT_FROM_MEMBER(sse_client, dirty, ev->dirty.next);
+        h2o_linklist_unlink(&c->dirty);
         if (c->count || c->dropped) client_flush(c);
     }
 }
@@ -760,6 +768,7 @@ int events_init(web_server *srv)
     srv->events = ev;
     ev->srv = srv;
     h2o_linklist_init_anchor(&ev->clients);
+    h2o_linklist_init_anchor(&ev->dirty);
     h2o_timeout_init(srv->ctx.loop, &ev->hb, (uint64_t)srv->conf->events_heartbeat_ms);
     ev->hb_entry.cb = hb_cb;
     h2o_timeout_link(srv->ctx.loop, &ev->hb, &ev->hb_entry);
@@ -802,6 +811,8 @@ void events_dispose(web_server *srv)
     for (size_t i = 0; i < RECENT_RESULTS; i++)
         evb_release(ev->recent[i]);
     /* clients still linked belong to requests h2o has not disposed; detach them */
+    while (!h2o_linklist_is_empty(&ev->dirty))
+        h2o_linklist_unlink(ev->dirty.next);
     while (!h2o_linklist_is_empty(&ev->clients)) {
         sse_client *c = H2O_STRUCT_FROM_MEMBER(sse_client, link, ev->clients.next);
         h2o_linklist_unlink(&c->link);
