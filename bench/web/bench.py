@@ -5,7 +5,9 @@ fan-out (1,000 clients, 100 events/s on NATS, publish-to-client latency). Rewrit
 of bench/RESULTS.md.
 
 Environment: XT_BUILD (build dir, default build), WEB_BENCH_SECS (per wrk run, 5), WEB_BENCH_ROUNDS (3),
-WEB_BENCH_CONNS (64), WEB_BENCH_SSE_CLIENTS (1000), WEB_BENCH_SSE_RATE (100), WEB_BENCH_SSE_SECS (10), WEB_BENCH_SSE_ROUNDS (3).
+WEB_BENCH_CONNS (64), WEB_BENCH_SSE_CLIENTS (1000), WEB_BENCH_SSE_RATE (100), WEB_BENCH_SSE_SECS (10), WEB_BENCH_SSE_ROUNDS (3),
+WEB_BENCH_SSE_VARIANTS=0 (headline only, no pinned / threads variants), WEB_BENCH_ONLY=sse (fan-out only, RESULTS.md
+untouched); SSE_SPIN_US is passed to the client (poll without sleeping that long after data; default 0).
 """
 import json
 import os
@@ -413,7 +415,10 @@ event waits behind the previous fan-out), the last after {sse['last_p50_ms']:.2f
 |---|---:|---:|---:|---:|---:|---:|
 | threads auto ({NCPU}), not pinned (headline) | {sse['p50_ms']:.2f} ms | {sse['p99_ms']:.2f} ms ({', '.join(f"{x['p99_ms']:.0f}" for x in fans)}) | {sse['first_p50_ms']:.1f} / {sse['last_p50_ms']:.1f} ms | {sse['web_cpu_pct']:.0f} % | {sse['client_cpu_pct']:.0f} % | {sse_load[0]:.1f} -> {sse_load[-1]:.1f} |
 """ + "".join(f"""| {label} | {v['p50_ms']:.2f} ms | {v['p99_ms']:.2f} ms ({', '.join(f"{x['p99_ms']:.0f}" for x in runs)}) | {v['first_p50_ms']:.1f} / {v['last_p50_ms']:.1f} ms | {v['web_cpu_pct']:.0f} % | {v['client_cpu_pct']:.0f} % | {l0:.1f} -> {l1:.1f} |
-""" for label, v, runs, l0, l1 in variants) + """<!-- end:web -->"""
+""" for label, v, runs, l0, l1 in variants) + """
+Load averages count the benchmark's own runnable threads (the loops and the client: 2-3 while a fan-out
+runs).
+<!-- end:web -->"""
 print(section)
 path = os.path.join(ROOT, "bench", "RESULTS.md")
 with open(path) as f:
