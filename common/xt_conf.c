@@ -41,8 +41,7 @@ static void *arena_alloc(arena *a, size_t n)
     if (a->head == NULL || a->head->size - a->head->used < n) {
         size_t size = n > 16384 ? n : 16384;
         arena_block *b = malloc(sizeof(*b) + size);
-        if (b == NULL)
-            return NULL;
+        if (b == NULL) return NULL;
         b->next = a->head;
         b->used = 0;
         b->size = size;
@@ -66,8 +65,7 @@ static char *arena_strndup(arena *a, const char *s, size_t n)
 
 static void arena_free(arena *a)
 {
-    if (a == NULL)
-        return;
+    if (a == NULL) return;
     arena_block *b = a->head;
     while (b != NULL) {
         arena_block *next = b->next;
@@ -86,8 +84,7 @@ static int verror(char *err, size_t errlen, const char *path, int line, int col,
         n = snprintf(err, errlen, "%s:%d:%d: ", path, line, col);
     else
         n = snprintf(err, errlen, "%s: ", path);
-    if (n >= 0 && (size_t)n < errlen)
-        vsnprintf(err + n, errlen - (size_t)n, fmt, ap);
+    if (n >= 0 && (size_t)n < errlen) vsnprintf(err + n, errlen - (size_t)n, fmt, ap);
     return -1;
 }
 
@@ -106,8 +103,8 @@ int xt_conf_error(char *err, size_t errlen, const xt_doc *doc, const xt_node *at
 {
     va_list ap;
     va_start(ap, fmt);
-    verror(err, errlen, doc != NULL ? doc->path : "?", at != NULL ? at->line : 0, at != NULL ? at->col : 0, fmt,
-           ap);
+    verror(err, errlen, doc != NULL ? doc->path : "?", at != NULL ? at->line : 0, at != NULL ? at->col : 0,
+           fmt, ap);
     va_end(ap);
     return -1;
 }
@@ -125,11 +122,9 @@ static int sbuf_add(sbuf *b, const char *s, size_t n)
         size_t cap = b->cap ? b->cap : 64;
         while (cap < b->len + n + 1)
             cap *= 2;
-        if (cap > CONF_MAX_FILE)
-            return -1;
+        if (cap > CONF_MAX_FILE) return -1;
         char *p = realloc(b->p, cap);
-        if (p == NULL)
-            return -1;
+        if (p == NULL) return -1;
         b->p = p;
         b->cap = cap;
     }
@@ -169,19 +164,15 @@ static int expand_into(sbuf *b, const char *in, size_t inlen, xt_conf_getenv_fn 
     }
     while (p < end) {
         const char *dollar = memchr(p, '$', (size_t)(end - p));
-        if (dollar == NULL)
-            return sbuf_add(b, p, (size_t)(end - p));
-        if (sbuf_add(b, p, (size_t)(dollar - p)) != 0)
-            goto nomem;
+        if (dollar == NULL) return sbuf_add(b, p, (size_t)(end - p));
+        if (sbuf_add(b, p, (size_t)(dollar - p)) != 0) goto nomem;
         if (dollar + 1 < end && dollar[1] == '$') {
-            if (sbuf_add(b, "$", 1) != 0)
-                goto nomem;
+            if (sbuf_add(b, "$", 1) != 0) goto nomem;
             p = dollar + 2;
             continue;
         }
         if (dollar + 1 >= end || dollar[1] != '{') { /* a lone '$' is literal (nats.conf uses $VAR) */
-            if (sbuf_add(b, "$", 1) != 0)
-                goto nomem;
+            if (sbuf_add(b, "$", 1) != 0) goto nomem;
             p = dollar + 1;
             continue;
         }
@@ -206,16 +197,15 @@ static int expand_into(sbuf *b, const char *in, size_t inlen, xt_conf_getenv_fn 
         const char *val = lookup(var, fn, ud);
         if (rest == close) {
             if (val == NULL) {
-                snprintf(err, errlen, "environment variable '%s' is not set (use ${%s:-default} to give a default)",
-                         var, var);
+                snprintf(err, errlen,
+                         "environment variable '%s' is not set (use ${%s:-default} to give a default)", var,
+                         var);
                 return -1;
             }
-            if (sbuf_add(b, val, strlen(val)) != 0)
-                goto nomem;
+            if (sbuf_add(b, val, strlen(val)) != 0) goto nomem;
         } else if (rest + 1 < close && rest[0] == ':' && rest[1] == '-') {
             if (val != NULL && val[0] != '\0') {
-                if (sbuf_add(b, val, strlen(val)) != 0)
-                    goto nomem;
+                if (sbuf_add(b, val, strlen(val)) != 0) goto nomem;
             } else {
                 size_t inner_off = 0;
                 if (expand_into(b, rest + 2, (size_t)(close - rest - 2), fn, ud, depth + 1, &inner_off, err,
@@ -225,8 +215,8 @@ static int expand_into(sbuf *b, const char *in, size_t inlen, xt_conf_getenv_fn 
                 }
             }
         } else {
-            snprintf(err, errlen, "bad expansion '%.*s' (forms: ${VAR} and ${VAR:-default})", (int)(close - dollar + 1),
-                     dollar);
+            snprintf(err, errlen, "bad expansion '%.*s' (forms: ${VAR} and ${VAR:-default})",
+                     (int)(close - dollar + 1), dollar);
             return -1;
         }
         p = close + 1;
@@ -237,16 +227,15 @@ nomem:
     return -1;
 }
 
-int xt_conf_expand(const char *in, xt_conf_getenv_fn getenv_fn, void *ud, char **out, size_t *offset, char *err,
-                   size_t errlen)
+int xt_conf_expand(const char *in, xt_conf_getenv_fn getenv_fn, void *ud, char **out, size_t *offset,
+                   char *err, size_t errlen)
 {
     sbuf b = {0};
     size_t off = 0;
     *out = NULL;
     if (expand_into(&b, in, strlen(in), getenv_fn, ud, 0, &off, err, errlen) != 0) {
         free(b.p);
-        if (offset != NULL)
-            *offset = off;
+        if (offset != NULL) *offset = off;
         return -1;
     }
     if (b.p == NULL && sbuf_add(&b, "", 0) != 0) {
@@ -280,7 +269,8 @@ static int next_event(loader *ld, yaml_event_t *ev)
 {
     if (!yaml_parser_parse(&ld->parser, ev)) {
         const yaml_parser_t *p = &ld->parser;
-        const yaml_mark_t *m = p->problem_mark.line || p->problem_mark.column ? &p->problem_mark : &p->context_mark;
+        const yaml_mark_t *m =
+            p->problem_mark.line || p->problem_mark.column ? &p->problem_mark : &p->context_mark;
         return perror_at(ld->err, ld->errlen, ld->path, (int)m->line + 1, (int)m->column + 1,
                          "YAML syntax error: %s%s%s", p->problem ? p->problem : "unknown problem",
                          p->context ? " " : "", p->context ? p->context : "");
@@ -301,12 +291,12 @@ static xt_node *new_node(loader *ld, xt_node_kind kind, const yaml_mark_t *m)
 
 static int remember_anchor(loader *ld, const yaml_char_t *anchor, xt_node *n, const yaml_mark_t *m)
 {
-    if (anchor == NULL)
-        return 0;
+    if (anchor == NULL) return 0;
     if (ld->nanchors == CONF_MAX_ANCHORS)
         return perror_at(ld->err, ld->errlen, ld->path, (int)m->line + 1, (int)m->column + 1,
                          "more than %d anchors", CONF_MAX_ANCHORS);
-    ld->anchors[ld->nanchors].name = arena_strndup(ld->ar, (const char *)anchor, strlen((const char *)anchor));
+    ld->anchors[ld->nanchors].name =
+        arena_strndup(ld->ar, (const char *)anchor, strlen((const char *)anchor));
     ld->anchors[ld->nanchors].node = n;
     ld->nanchors++;
     return 0;
@@ -321,8 +311,7 @@ static int is_null_text(const char *s)
 static int load_scalar(loader *ld, yaml_event_t *ev, xt_node **out, int expand)
 {
     xt_node *n = new_node(ld, XT_NODE_SCALAR, &ev->start_mark);
-    if (n == NULL)
-        goto nomem;
+    if (n == NULL) goto nomem;
     const char *raw = (const char *)ev->data.scalar.value;
     size_t rawlen = ev->data.scalar.length;
     yaml_scalar_style_t style = ev->data.scalar.style;
@@ -335,9 +324,9 @@ static int load_scalar(loader *ld, yaml_event_t *ev, xt_node **out, int expand)
         if (xt_conf_expand(raw, ld->getenv_fn, ld->ud, &val, &off, msg, sizeof(msg)) != 0) {
             /* point at the '$' when the scalar is on one line */
             int col = n->col;
-            if (memchr(raw, '\n', rawlen) == NULL && (style == YAML_PLAIN_SCALAR_STYLE ||
-                                                      style == YAML_SINGLE_QUOTED_SCALAR_STYLE ||
-                                                      style == YAML_DOUBLE_QUOTED_SCALAR_STYLE))
+            if (memchr(raw, '\n', rawlen) == NULL &&
+                (style == YAML_PLAIN_SCALAR_STYLE || style == YAML_SINGLE_QUOTED_SCALAR_STYLE ||
+                 style == YAML_DOUBLE_QUOTED_SCALAR_STYLE))
                 col += (int)off + (style == YAML_PLAIN_SCALAR_STYLE ? 0 : 1);
             return perror_at(ld->err, ld->errlen, ld->path, n->line, col, "%s", msg);
         }
@@ -348,11 +337,9 @@ static int load_scalar(loader *ld, yaml_event_t *ev, xt_node **out, int expand)
         n->str_len = rawlen;
         n->str = arena_strndup(ld->ar, raw, rawlen);
     }
-    if (n->str == NULL)
-        goto nomem;
+    if (n->str == NULL) goto nomem;
     n->is_null = !n->quoted && is_null_text(raw);
-    if (remember_anchor(ld, ev->data.scalar.anchor, n, &ev->start_mark) != 0)
-        return -1;
+    if (remember_anchor(ld, ev->data.scalar.anchor, n, &ev->start_mark) != 0) return -1;
     *out = n;
     return 0;
 nomem:
@@ -370,8 +357,7 @@ static int nvec_push(nvec *a, xt_node *n)
     if (a->len == a->cap) {
         size_t cap = a->cap ? a->cap * 2 : 8;
         xt_node **v = realloc(a->v, cap * sizeof(*v));
-        if (v == NULL)
-            return -1;
+        if (v == NULL) return -1;
         a->v = v;
         a->cap = cap;
     }
@@ -382,8 +368,7 @@ static int nvec_push(nvec *a, xt_node *n)
 static xt_node **nvec_to_arena(loader *ld, nvec *a)
 {
     xt_node **v = arena_alloc(ld->ar, (a->len ? a->len : 1) * sizeof(*v));
-    if (v != NULL && a->len)
-        memcpy(v, a->v, a->len * sizeof(*v));
+    if (v != NULL && a->len) memcpy(v, a->v, a->len * sizeof(*v));
     free(a->v);
     a->v = NULL;
     return v;
@@ -398,8 +383,7 @@ static int load_seq(loader *ld, yaml_event_t *start, int depth, xt_node **out)
         goto out;
     for (;;) {
         yaml_event_t ev;
-        if (next_event(ld, &ev) != 0)
-            goto out;
+        if (next_event(ld, &ev) != 0) goto out;
         if (ev.type == YAML_SEQUENCE_END_EVENT) {
             yaml_event_delete(&ev);
             break;
@@ -407,10 +391,8 @@ static int load_seq(loader *ld, yaml_event_t *start, int depth, xt_node **out)
         xt_node *item = NULL;
         int r = load_node(ld, &ev, depth + 1, &item);
         yaml_event_delete(&ev);
-        if (r != 0)
-            goto out;
-        if (nvec_push(&items, item) != 0)
-            goto out;
+        if (r != 0) goto out;
+        if (nvec_push(&items, item) != 0) goto out;
     }
     n->len = items.len;
     n->items = nvec_to_arena(ld, &items);
@@ -430,23 +412,21 @@ static int load_map(loader *ld, yaml_event_t *start, int depth, xt_node **out)
         goto out;
     for (;;) {
         yaml_event_t ev;
-        if (next_event(ld, &ev) != 0)
-            goto out;
+        if (next_event(ld, &ev) != 0) goto out;
         if (ev.type == YAML_MAPPING_END_EVENT) {
             yaml_event_delete(&ev);
             break;
         }
         if (ev.type != YAML_SCALAR_EVENT) {
-            perror_at(ld->err, ld->errlen, ld->path, (int)ev.start_mark.line + 1, (int)ev.start_mark.column + 1,
-                      "a mapping key must be a plain string");
+            perror_at(ld->err, ld->errlen, ld->path, (int)ev.start_mark.line + 1,
+                      (int)ev.start_mark.column + 1, "a mapping key must be a plain string");
             yaml_event_delete(&ev);
             goto out;
         }
         xt_node *key = NULL;
         int r = load_scalar(ld, &ev, &key, 0);
         yaml_event_delete(&ev);
-        if (r != 0)
-            goto out;
+        if (r != 0) goto out;
         for (size_t i = 0; i < keys.len; i++) {
             if (strcmp(keys.v[i]->str, key->str) == 0) {
                 perror_at(ld->err, ld->errlen, ld->path, key->line, key->col,
@@ -454,15 +434,12 @@ static int load_map(loader *ld, yaml_event_t *start, int depth, xt_node **out)
                 goto out;
             }
         }
-        if (next_event(ld, &ev) != 0)
-            goto out;
+        if (next_event(ld, &ev) != 0) goto out;
         xt_node *val = NULL;
         r = load_node(ld, &ev, depth + 1, &val);
         yaml_event_delete(&ev);
-        if (r != 0)
-            goto out;
-        if (nvec_push(&keys, key) != 0 || nvec_push(&vals, val) != 0)
-            goto out;
+        if (r != 0) goto out;
+        if (nvec_push(&keys, key) != 0 || nvec_push(&vals, val) != 0) goto out;
     }
     n->len = keys.len;
     n->keys = nvec_to_arena(ld, &keys);
@@ -534,8 +511,7 @@ int xt_conf_load_mem(const char *name, const char *buf, size_t len, xt_conf_gete
     yaml_parser_set_input_string(&ld.parser, (const unsigned char *)buf, len);
     for (;;) {
         yaml_event_t ev;
-        if (next_event(&ld, &ev) != 0)
-            goto out;
+        if (next_event(&ld, &ev) != 0) goto out;
         yaml_event_type_t t = ev.type;
         int r = 0;
         if (t == YAML_STREAM_END_EVENT) {
@@ -543,8 +519,8 @@ int xt_conf_load_mem(const char *name, const char *buf, size_t len, xt_conf_gete
             break;
         } else if (t == YAML_DOCUMENT_START_EVENT) {
             if (stage == 2)
-                r = perror_at(err, errlen, ld.path, (int)ev.start_mark.line + 1, (int)ev.start_mark.column + 1,
-                              "more than one YAML document in the file");
+                r = perror_at(err, errlen, ld.path, (int)ev.start_mark.line + 1,
+                              (int)ev.start_mark.column + 1, "more than one YAML document in the file");
             stage = 1;
         } else if (t == YAML_STREAM_START_EVENT || t == YAML_DOCUMENT_END_EVENT) {
             /* nothing */
@@ -553,17 +529,14 @@ int xt_conf_load_mem(const char *name, const char *buf, size_t len, xt_conf_gete
             stage = 2;
         }
         yaml_event_delete(&ev);
-        if (r != 0)
-            goto out;
+        if (r != 0) goto out;
     }
-    if (doc->root != NULL && doc->root->kind == XT_NODE_SCALAR && doc->root->is_null)
-        doc->root = NULL;
+    if (doc->root != NULL && doc->root->kind == XT_NODE_SCALAR && doc->root->is_null) doc->root = NULL;
     *out = doc;
     doc = NULL;
     rc = 0;
 out:
-    if (parser_ok)
-        yaml_parser_delete(&ld.parser);
+    if (parser_ok) yaml_parser_delete(&ld.parser);
     xt_doc_free(doc);
     return rc;
 }
@@ -574,8 +547,7 @@ int xt_conf_load_file(const char *path, xt_doc **out, char *err, size_t errlen)
     char *buf = NULL;
     int rc = -1;
     *out = NULL;
-    if (f == NULL)
-        return perror_at(err, errlen, path, 0, 0, "cannot open: %s", strerror(errno));
+    if (f == NULL) return perror_at(err, errlen, path, 0, 0, "cannot open: %s", strerror(errno));
     struct stat st;
     if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
         perror_at(err, errlen, path, 0, 0, "not a regular file");
@@ -604,8 +576,7 @@ out:
 
 void xt_doc_free(xt_doc *doc)
 {
-    if (doc == NULL)
-        return;
+    if (doc == NULL) return;
     arena_free(doc->arena);
     free(doc->path);
     free(doc);
@@ -615,21 +586,17 @@ void xt_doc_free(xt_doc *doc)
 
 xt_node *xt_map_get(const xt_node *map, const char *key)
 {
-    if (map == NULL || map->kind != XT_NODE_MAP)
-        return NULL;
+    if (map == NULL || map->kind != XT_NODE_MAP) return NULL;
     for (size_t i = 0; i < map->len; i++)
-        if (strcmp(map->keys[i]->str, key) == 0)
-            return map->items[i];
+        if (strcmp(map->keys[i]->str, key) == 0) return map->items[i];
     return NULL;
 }
 
 xt_node *xt_map_key(const xt_node *map, const char *key)
 {
-    if (map == NULL || map->kind != XT_NODE_MAP)
-        return NULL;
+    if (map == NULL || map->kind != XT_NODE_MAP) return NULL;
     for (size_t i = 0; i < map->len; i++)
-        if (strcmp(map->keys[i]->str, key) == 0)
-            return map->keys[i];
+        if (strcmp(map->keys[i]->str, key) == 0) return map->keys[i];
     return NULL;
 }
 
@@ -638,8 +605,7 @@ xt_node *xt_map_key(const xt_node *map, const char *key)
 static size_t edit_distance(const char *a, const char *b)
 {
     size_t la = strlen(a), lb = strlen(b);
-    if (la > 64 || lb > 64)
-        return SIZE_MAX;
+    if (la > 64 || lb > 64) return SIZE_MAX;
     size_t row[65];
     for (size_t j = 0; j <= lb; j++)
         row[j] = j;
@@ -650,10 +616,8 @@ static size_t edit_distance(const char *a, const char *b)
             size_t up = row[j];
             size_t cost = tolower((unsigned char)a[i - 1]) == tolower((unsigned char)b[j - 1]) ? 0 : 1;
             size_t best = diag + cost;
-            if (row[j] + 1 < best)
-                best = row[j] + 1;
-            if (row[j - 1] + 1 < best)
-                best = row[j - 1] + 1;
+            if (row[j] + 1 < best) best = row[j] + 1;
+            if (row[j - 1] + 1 < best) best = row[j - 1] + 1;
             row[j] = best;
             diag = up;
         }
@@ -666,10 +630,8 @@ const char *xt_suggest(const char *word, const char *const *cands)
     const char *best = NULL;
     size_t bestd = SIZE_MAX;
     size_t limit = strlen(word) / 3;
-    if (limit < 1)
-        limit = 1;
-    if (limit > 3)
-        limit = 3;
+    if (limit < 1) limit = 1;
+    if (limit > 3) limit = 3;
     for (size_t i = 0; cands[i] != NULL; i++) {
         size_t d = edit_distance(word, cands[i]);
         if (d < bestd) {
@@ -689,21 +651,19 @@ int xt_conf_check_keys(const xt_doc *doc, const xt_node *map, const char *const 
         const char *k = map->keys[i]->str;
         size_t j;
         for (j = 0; allowed[j] != NULL; j++)
-            if (strcmp(allowed[j], k) == 0)
-                break;
-        if (allowed[j] != NULL)
-            continue;
+            if (strcmp(allowed[j], k) == 0) break;
+        if (allowed[j] != NULL) continue;
         const char *s = xt_suggest(k, allowed);
         if (s != NULL)
-            return xt_conf_error(err, errlen, doc, map->keys[i], "unknown key '%s' in %s (did you mean '%s'?)", k,
-                                 where, s);
+            return xt_conf_error(err, errlen, doc, map->keys[i],
+                                 "unknown key '%s' in %s (did you mean '%s'?)", k, where, s);
         char list[512];
         size_t n = 0;
         list[0] = '\0';
         for (j = 0; allowed[j] != NULL && n < sizeof(list); j++)
             n += (size_t)snprintf(list + n, sizeof(list) - n, "%s%s", j ? ", " : "", allowed[j]);
-        return xt_conf_error(err, errlen, doc, map->keys[i], "unknown key '%s' in %s (known keys: %s)", k, where,
-                             list);
+        return xt_conf_error(err, errlen, doc, map->keys[i], "unknown key '%s' in %s (known keys: %s)", k,
+                             where, list);
     }
     return 0;
 }
@@ -712,8 +672,7 @@ int xt_conf_check_keys(const xt_doc *doc, const xt_node *map, const char *const 
 
 static const char *kind_name(const xt_node *n)
 {
-    if (n == NULL)
-        return "nothing";
+    if (n == NULL) return "nothing";
     switch (n->kind) {
     case XT_NODE_MAP:
         return "a mapping";
@@ -736,8 +695,7 @@ int xt_conf_string(const xt_doc *doc, const xt_node *n, const char *what, const 
 {
     if (n == NULL || n->kind != XT_NODE_SCALAR || n->is_null)
         return xt_conf_error(err, errlen, doc, n, "%s: expected a string, got %s", what, kind_name(n));
-    if (n->str[0] == '\0')
-        return xt_conf_error(err, errlen, doc, n, "%s: must not be empty", what);
+    if (n->str[0] == '\0') return xt_conf_error(err, errlen, doc, n, "%s: must not be empty", what);
     *out = n->str;
     return 0;
 }
@@ -757,9 +715,10 @@ int xt_conf_bool(const xt_doc *doc, const xt_node *n, const char *what, int *out
             }
         }
     }
-    return xt_conf_error(err, errlen, doc, n, "%s: expected true or false, got %s%s%s%s", what,
-                         n && n->kind == XT_NODE_SCALAR ? "'" : "", n && n->kind == XT_NODE_SCALAR ? n->str : "",
-                         n && n->kind == XT_NODE_SCALAR ? "'" : "", n && n->kind == XT_NODE_SCALAR ? "" : kind_name(n));
+    return xt_conf_error(
+        err, errlen, doc, n, "%s: expected true or false, got %s%s%s%s", what,
+        n && n->kind == XT_NODE_SCALAR ? "'" : "", n && n->kind == XT_NODE_SCALAR ? n->str : "",
+        n && n->kind == XT_NODE_SCALAR ? "'" : "", n && n->kind == XT_NODE_SCALAR ? "" : kind_name(n));
 }
 
 int xt_conf_int(const xt_doc *doc, const xt_node *n, const char *what, long long min, long long max,
@@ -773,7 +732,8 @@ int xt_conf_int(const xt_doc *doc, const xt_node *n, const char *what, long long
     if (errno != 0 || end == n->str || *end != '\0' || isspace((unsigned char)n->str[0]))
         return xt_conf_error(err, errlen, doc, n, "%s: '%s' is not a whole number", what, n->str);
     if (v < min || v > max)
-        return xt_conf_error(err, errlen, doc, n, "%s: %lld is out of range (%lld to %lld)", what, v, min, max);
+        return xt_conf_error(err, errlen, doc, n, "%s: %lld is out of range (%lld to %lld)", what, v, min,
+                             max);
     *out = v;
     return 0;
 }
@@ -782,18 +742,18 @@ int xt_conf_duration(const xt_doc *doc, const xt_node *n, const char *what, int6
                      int64_t *out_ms, char *err, size_t errlen)
 {
     if (n == NULL || n->kind != XT_NODE_SCALAR || n->is_null)
-        return xt_conf_error(err, errlen, doc, n, "%s: expected a duration like 100ms, 5s or 2m, got %s", what,
-                             kind_name(n));
+        return xt_conf_error(err, errlen, doc, n, "%s: expected a duration like 100ms, 5s or 2m, got %s",
+                             what, kind_name(n));
     int64_t v;
     if (xt_duration_parse(n->str, &v) != 0) {
         const char *s = n->str;
         while (isdigit((unsigned char)*s))
             s++;
         if (*s == '\0' && s != n->str)
-            return xt_conf_error(err, errlen, doc, n, "%s: '%s' needs a unit (ms, s, m, h, d), e.g. '%ss'", what,
-                                 n->str, n->str);
-        return xt_conf_error(err, errlen, doc, n, "%s: '%s' is not a duration (e.g. 100ms, 5s, 2m, 1h30m)", what,
-                             n->str);
+            return xt_conf_error(err, errlen, doc, n, "%s: '%s' needs a unit (ms, s, m, h, d), e.g. '%ss'",
+                                 what, n->str, n->str);
+        return xt_conf_error(err, errlen, doc, n, "%s: '%s' is not a duration (e.g. 100ms, 5s, 2m, 1h30m)",
+                             what, n->str);
     }
     char a[32], b[32];
     if (v < min_ms)
@@ -808,8 +768,7 @@ int xt_conf_duration(const xt_doc *doc, const xt_node *n, const char *what, int6
 
 void xt_strv_free(char **v)
 {
-    if (v == NULL)
-        return;
+    if (v == NULL) return;
     for (size_t i = 0; v[i] != NULL; i++)
         free(v[i]);
     free(v);
@@ -842,8 +801,7 @@ int xt_conf_strv(const xt_doc *doc, const xt_node *n, const char *what, int allo
     if (nonempty && len == 0)
         return xt_conf_error(err, errlen, doc, n, "%s: must not be an empty list", what);
     char **v = calloc(len + 1, sizeof(*v));
-    if (v == NULL)
-        return xt_conf_error(err, errlen, doc, n, "out of memory");
+    if (v == NULL) return xt_conf_error(err, errlen, doc, n, "out of memory");
     for (size_t i = 0; i < len; i++) {
         const xt_node *it = items[i];
         if (it->kind != XT_NODE_SCALAR || it->is_null) {
@@ -867,22 +825,18 @@ int xt_duration_parse(const char *s, int64_t *out_ms)
     static const struct {
         const char *unit;
         int64_t ms;
-    } units[] = {{"ms", 1},          {"s", 1000},          {"m", 60000},
-                 {"h", 3600000},     {"d", 86400000},      {"w", 604800000}};
+    } units[] = {{"ms", 1}, {"s", 1000}, {"m", 60000}, {"h", 3600000}, {"d", 86400000}, {"w", 604800000}};
     int64_t total = 0;
-    if (s == NULL || *s == '\0')
-        return -1;
+    if (s == NULL || *s == '\0') return -1;
     if (strcmp(s, "0") == 0) {
         *out_ms = 0;
         return 0;
     }
     while (*s != '\0') {
-        if (!isdigit((unsigned char)*s))
-            return -1;
+        if (!isdigit((unsigned char)*s)) return -1;
         int64_t v = 0;
         while (isdigit((unsigned char)*s)) {
-            if (v > (INT64_MAX - 9) / 10)
-                return -1;
+            if (v > (INT64_MAX - 9) / 10) return -1;
             v = v * 10 + (*s++ - '0');
         }
         size_t ulen = 0;
@@ -890,12 +844,9 @@ int xt_duration_parse(const char *s, int64_t *out_ms)
             ulen++;
         size_t i;
         for (i = 0; i < sizeof(units) / sizeof(units[0]); i++)
-            if (strlen(units[i].unit) == ulen && strncmp(s, units[i].unit, ulen) == 0)
-                break;
-        if (i == sizeof(units) / sizeof(units[0]))
-            return -1;
-        if (v > (INT64_MAX - total) / units[i].ms)
-            return -1;
+            if (strlen(units[i].unit) == ulen && strncmp(s, units[i].unit, ulen) == 0) break;
+        if (i == sizeof(units) / sizeof(units[0])) return -1;
+        if (v > (INT64_MAX - total) / units[i].ms) return -1;
         total += v * units[i].ms;
         s += ulen;
     }
@@ -918,7 +869,8 @@ const char *xt_duration_format(int64_t ms, char *buf, size_t buflen)
     } parts[] = {{86400, 'd'}, {3600, 'h'}, {60, 'm'}, {1, 's'}};
     for (size_t i = 0; i < 4 && n < buflen; i++) {
         if (s >= parts[i].secs) {
-            n += (size_t)snprintf(buf + n, buflen - n, "%lld%c", (long long)(s / parts[i].secs), parts[i].unit);
+            n += (size_t)snprintf(buf + n, buflen - n, "%lld%c", (long long)(s / parts[i].secs),
+                                  parts[i].unit);
             s %= parts[i].secs;
         }
     }

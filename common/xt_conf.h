@@ -59,8 +59,8 @@ void xt_doc_free(xt_doc *doc);
 /* Expand ${VAR}, ${VAR:-default} and $$ in `in` into a malloc'd string (*out, caller frees).
  * On an unset variable or bad syntax: -1 and a message without position; *offset (if not NULL)
  * gets the byte offset of the offending `$`. */
-int xt_conf_expand(const char *in, xt_conf_getenv_fn getenv_fn, void *ud, char **out, size_t *offset, char *err,
-                   size_t errlen);
+int xt_conf_expand(const char *in, xt_conf_getenv_fn getenv_fn, void *ud, char **out, size_t *offset,
+                   char *err, size_t errlen);
 
 /* --- lookups ------------------------------------------------------------------------------ */
 

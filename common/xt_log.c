@@ -17,13 +17,10 @@ static const char *const level_names[] = {"debug", "info", "warn", "error"};
 
 int xt_log_level_parse(const char *s)
 {
-    if (s == NULL)
-        return -1;
+    if (s == NULL) return -1;
     for (int i = 0; i < 4; i++)
-        if (strcasecmp(s, level_names[i]) == 0)
-            return i;
-    if (strcasecmp(s, "warning") == 0)
-        return XT_LOG_WARN;
+        if (strcasecmp(s, level_names[i]) == 0) return i;
+    if (strcasecmp(s, "warning") == 0) return XT_LOG_WARN;
     return -1;
 }
 
@@ -32,11 +29,9 @@ void xt_log_init(xt_log_level min_level, int json)
     log_min = min_level;
     log_json = json;
     int l = xt_log_level_parse(getenv("XT_LOG_LEVEL"));
-    if (l >= 0)
-        log_min = (xt_log_level)l;
+    if (l >= 0) log_min = (xt_log_level)l;
     const char *f = getenv("XT_LOG_FORMAT");
-    if (f != NULL)
-        log_json = strcasecmp(f, "json") == 0;
+    if (f != NULL) log_json = strcasecmp(f, "json") == 0;
 }
 
 /* Append s as a JSON string body (no quotes) to buf at *n, bounded. */
@@ -66,10 +61,8 @@ void xt_log(xt_log_level level, const char *fmt, ...)
 {
     char msg[XT_LOG_LINE_MAX], line[XT_LOG_LINE_MAX + 64];
     size_t n = 0;
-    if (level < log_min)
-        return;
-    if ((unsigned)level > XT_LOG_ERROR)
-        level = XT_LOG_ERROR;
+    if (level < log_min) return;
+    if ((unsigned)level > XT_LOG_ERROR) level = XT_LOG_ERROR;
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);

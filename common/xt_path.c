@@ -11,19 +11,16 @@
 
 static int hexval(int c)
 {
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
     return -1;
 }
 
 static int is_unreserved(int c)
 {
-    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '.' ||
-           c == '_' || c == '~';
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
+           c == '.' || c == '_' || c == '~';
 }
 
 /* pchar minus '%' (RFC 3986): unreserved, sub-delims, ':' '@', plus '/' as separator. */
@@ -34,8 +31,7 @@ static int is_plain(int c)
 
 static int put(char *out, size_t outlen, size_t *n, char c)
 {
-    if (*n + 1 >= outlen)
-        return -1;
+    if (*n + 1 >= outlen) return -1;
     out[(*n)++] = c;
     return 0;
 }
@@ -52,39 +48,31 @@ long xt_path_normalize(const char *in, size_t len, char *out, size_t outlen)
 {
     size_t qpos = len, n = 0;
     const char *q = memchr(in, '?', len);
-    if (q != NULL)
-        qpos = (size_t)(q - in);
-    if (outlen == 0 || qpos == 0 || in[0] != '/')
-        return -1;
+    if (q != NULL) qpos = (size_t)(q - in);
+    if (outlen == 0 || qpos == 0 || in[0] != '/') return -1;
 
     /* pass 1: canonical bytes into out */
     for (size_t i = 0; i < qpos; i++) {
         unsigned char c = (unsigned char)in[i];
         if (c == '%') {
             int h, l;
-            if (i + 2 >= qpos)
-                return -1;
+            if (i + 2 >= qpos) return -1;
             h = hexval((unsigned char)in[i + 1]);
             l = hexval((unsigned char)in[i + 2]);
-            if (h < 0 || l < 0)
-                return -1;
+            if (h < 0 || l < 0) return -1;
             c = (unsigned char)(h << 4 | l);
             i += 2;
-            if (c == 0 || c == '/' || c == '\\' || c < 0x20 || c == 0x7f)
-                return -1;
+            if (c == 0 || c == '/' || c == '\\' || c < 0x20 || c == 0x7f) return -1;
             if (is_unreserved(c)) {
-                if (put(out, outlen, &n, (char)c))
-                    return -1;
+                if (put(out, outlen, &n, (char)c)) return -1;
             } else if (put_escape(out, outlen, &n, c)) {
                 return -1;
             }
             continue;
         }
-        if (c < 0x20 || c == 0x7f || c == '\\')
-            return -1;
+        if (c < 0x20 || c == 0x7f || c == '\\') return -1;
         if (is_plain(c)) {
-            if (put(out, outlen, &n, (char)c))
-                return -1;
+            if (put(out, outlen, &n, (char)c)) return -1;
         } else if (put_escape(out, outlen, &n, c)) {
             return -1;
         }
@@ -110,8 +98,7 @@ long xt_path_normalize(const char *in, size_t len, char *out, size_t outlen)
         } else if (slen == 2 && out[s] == '.' && out[s + 1] == '.') {
             while (w > 0 && out[w - 1] != '/')
                 w--;
-            if (w > 0)
-                w--; /* drop the '/' too */
+            if (w > 0) w--; /* drop the '/' too */
             trailing = 1;
         } else {
             out[w++] = '/';
@@ -121,16 +108,13 @@ long xt_path_normalize(const char *in, size_t len, char *out, size_t outlen)
         }
         r = e;
     }
-    if (w == 0 || trailing)
-        out[w++] = '/';
+    if (w == 0 || trailing) out[w++] = '/';
 
     /* the query, unchanged but for control bytes */
     for (size_t i = qpos; i < len; i++) {
         unsigned char c = (unsigned char)in[i];
-        if (c < 0x20 || c == 0x7f)
-            return -1;
-        if (w + 1 >= outlen)
-            return -1;
+        if (c < 0x20 || c == 0x7f) return -1;
+        if (w + 1 >= outlen) return -1;
         out[w++] = (char)c;
     }
     out[w] = '\0';
@@ -143,24 +127,19 @@ long xt_url_decode(const char *in, size_t len, int plus_is_space, char *out, siz
     for (size_t i = 0; i < len; i++) {
         unsigned char c = (unsigned char)in[i];
         if (c == '%') {
-            if (i + 2 >= len)
-                return -1;
+            if (i + 2 >= len) return -1;
             int h = hexval((unsigned char)in[i + 1]), l = hexval((unsigned char)in[i + 2]);
-            if (h < 0 || l < 0)
-                return -1;
+            if (h < 0 || l < 0) return -1;
             c = (unsigned char)(h << 4 | l);
-            if (c == 0)
-                return -1;
+            if (c == 0) return -1;
             i += 2;
         } else if (c == '+' && plus_is_space) {
             c = ' ';
         }
-        if (n + 1 >= outlen)
-            return -1;
+        if (n + 1 >= outlen) return -1;
         out[n++] = (char)c;
     }
-    if (outlen == 0)
-        return -1;
+    if (outlen == 0) return -1;
     out[n] = '\0';
     return (long)n;
 }

@@ -12,18 +12,15 @@
 static const char *fake_env(const char *name, void *ud)
 {
     (void)ud;
-    if (strcmp(name, "REGION") == 0)
-        return "ams";
-    if (strcmp(name, "EMPTY") == 0)
-        return "";
+    if (strcmp(name, "REGION") == 0) return "ams";
+    if (strcmp(name, "EMPTY") == 0) return "";
     return NULL;
 }
 
 static xt_doc *load(const char *text, char *err, size_t errlen)
 {
     xt_doc *d = NULL;
-    if (xt_conf_load_mem("t.yaml", text, strlen(text), fake_env, NULL, &d, err, errlen) != 0)
-        return NULL;
+    if (xt_conf_load_mem("t.yaml", text, strlen(text), fake_env, NULL, &d, err, errlen) != 0) return NULL;
     return d;
 }
 
@@ -119,15 +116,13 @@ static void test_check_keys(void **state)
     static const char *const allowed[] = {"command", "ready", "health", "restart", NULL};
     xt_doc *d = load("nats:\n  command: [a]\n  helth: x\n", err, sizeof(err));
     assert_non_null(d);
-    assert_int_equal(xt_conf_check_keys(d, xt_map_get(d->root, "nats"), allowed, "service 'nats'", err,
-                                        sizeof(err)),
-                     -1);
+    assert_int_equal(
+        xt_conf_check_keys(d, xt_map_get(d->root, "nats"), allowed, "service 'nats'", err, sizeof(err)), -1);
     assert_string_equal(err, "t.yaml:3:3: unknown key 'helth' in service 'nats' (did you mean 'health'?)");
     xt_doc_free(d);
     d = load("nats:\n  zzzzzz: 1\n", err, sizeof(err));
-    assert_int_equal(xt_conf_check_keys(d, xt_map_get(d->root, "nats"), allowed, "service 'nats'", err,
-                                        sizeof(err)),
-                     -1);
+    assert_int_equal(
+        xt_conf_check_keys(d, xt_map_get(d->root, "nats"), allowed, "service 'nats'", err, sizeof(err)), -1);
     assert_string_equal(err, "t.yaml:2:3: unknown key 'zzzzzz' in service 'nats' "
                              "(known keys: command, ready, health, restart)");
     xt_doc_free(d);
@@ -164,13 +159,15 @@ static void test_typed(void **state)
     assert_string_equal(err, "t.yaml:5:4: count: 42 is out of range (0 to 10)");
     assert_int_equal(xt_conf_int(d, xt_map_get(d->root, "big"), "big", 0, 10, &i, err, sizeof(err)), -1);
     assert_string_equal(err, "t.yaml:6:6: big: '99999999999999999999' is not a whole number");
-    assert_int_equal(xt_conf_duration(d, xt_map_get(d->root, "d"), "d", 0, INT64_MAX, &ms, err, sizeof(err)), 0);
+    assert_int_equal(xt_conf_duration(d, xt_map_get(d->root, "d"), "d", 0, INT64_MAX, &ms, err, sizeof(err)),
+                     0);
     assert_int_equal(ms, 5400000);
-    assert_int_equal(xt_conf_duration(d, xt_map_get(d->root, "dn"), "stop.timeout", 0, INT64_MAX, &ms, err,
-                                      sizeof(err)),
-                     -1);
+    assert_int_equal(
+        xt_conf_duration(d, xt_map_get(d->root, "dn"), "stop.timeout", 0, INT64_MAX, &ms, err, sizeof(err)),
+        -1);
     assert_string_equal(err, "t.yaml:8:5: stop.timeout: '5' needs a unit (ms, s, m, h, d), e.g. '5s'");
-    assert_int_equal(xt_conf_duration(d, xt_map_get(d->root, "dx"), "t", 0, INT64_MAX, &ms, err, sizeof(err)), -1);
+    assert_int_equal(xt_conf_duration(d, xt_map_get(d->root, "dx"), "t", 0, INT64_MAX, &ms, err, sizeof(err)),
+                     -1);
     assert_string_equal(err, "t.yaml:9:5: t: '5x' is not a duration (e.g. 100ms, 5s, 2m, 1h30m)");
     assert_int_equal(xt_conf_duration(d, xt_map_get(d->root, "d"), "t", 0, 60000, &ms, err, sizeof(err)), -1);
     assert_string_equal(err, "t.yaml:7:4: t: 1h30m is too long (at most 1m)");
@@ -234,11 +231,16 @@ static void test_file_errors(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_positions_and_order), cmocka_unit_test(test_expansion),
-        cmocka_unit_test(test_unset_variable_position), cmocka_unit_test(test_duplicate_and_syntax),
-        cmocka_unit_test(test_aliases_and_empty),  cmocka_unit_test(test_check_keys),
-        cmocka_unit_test(test_typed),              cmocka_unit_test(test_durations),
-        cmocka_unit_test(test_suggest),            cmocka_unit_test(test_file_errors),
+        cmocka_unit_test(test_positions_and_order),
+        cmocka_unit_test(test_expansion),
+        cmocka_unit_test(test_unset_variable_position),
+        cmocka_unit_test(test_duplicate_and_syntax),
+        cmocka_unit_test(test_aliases_and_empty),
+        cmocka_unit_test(test_check_keys),
+        cmocka_unit_test(test_typed),
+        cmocka_unit_test(test_durations),
+        cmocka_unit_test(test_suggest),
+        cmocka_unit_test(test_file_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

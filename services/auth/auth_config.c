@@ -387,8 +387,9 @@ static int parse_session(ctx_t *c, const xt_node *n, auth_config *cfg)
             sval(c, v, "bucket", "session.nats.bucket", &cfg->kv_bucket) < 0)
             return -1;
         if (ival(c, v, "replicas", "session.nats.replicas", 1, 5, &cfg->kv_replicas) < 0) return -1;
-        if (xt_map_get(v, "lookup_timeout") && dur(c, xt_map_get(v, "lookup_timeout"), "session.nats.lookup_timeout",
-                                                   10, 10000, 0, &cfg->kv_lookup_timeout_ms) < 0)
+        if (xt_map_get(v, "lookup_timeout") &&
+            dur(c, xt_map_get(v, "lookup_timeout"), "session.nats.lookup_timeout", 10, 10000, 0,
+                &cfg->kv_lookup_timeout_ms) < 0)
             return -1;
         if (cfg->kv_enabled && !cfg->secret)
             return xt_conf_error(

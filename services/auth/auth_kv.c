@@ -23,9 +23,9 @@
 
 #define KV_QUEUE_MAX 4096
 #define KV_VALUE_MAX 1024
-#define KV_JS_WAIT_MS 2000       /* JetStream API requests of setup and writes */
-#define KV_PUT_BUDGET_MS 10000   /* a write retries (leader elections) for this long, then is dropped */
-#define KV_SETUP_RETRY_MS 1000   /* bucket not reachable yet (cluster forming): try again */
+#define KV_JS_WAIT_MS 2000     /* JetStream API requests of setup and writes */
+#define KV_PUT_BUDGET_MS 10000 /* a write retries (leader elections) for this long, then is dropped */
+#define KV_SETUP_RETRY_MS 1000 /* bucket not reachable yet (cluster forming): try again */
 /* Lookups on a local miss (see auth_kv.h) */
 #define KV_LOOKUP_INFLIGHT_MAX 64 /* queued or running; beyond: a miss at once */
 #define KV_LOOKUP_RATE 200        /* lookups per second (token bucket) ... */
@@ -49,12 +49,12 @@ typedef struct {
 enum { LK_FOUND, LK_MISSING, LK_ERROR };
 
 struct auth_kv_lookup {
-    kv_msg m;                 /* the answer travels to the loop in here */
+    kv_msg m; /* the answer travels to the loop in here */
     struct auth_kv_lookup *next;
     uint8_t id[AUTH_SID_BYTES];
-    int64_t deadline_ms;      /* monotonic */
+    int64_t deadline_ms; /* monotonic */
     int result;
-    auth_kv_lookup_cb cb;     /* NULL once cancelled (loop thread only) */
+    auth_kv_lookup_cb cb; /* NULL once cancelled (loop thread only) */
     void *cb_ud;
 };
 
@@ -287,8 +287,9 @@ static void ensure_replicas(auth_kv *kv)
             xt_info("session store: bucket %s scaled from %lld to %d replicas", kv->bucket, (long long)was,
                     kv->replicas);
         else
-            xt_warn("session store: bucket %s has %lld replicas, cannot scale to %d: %s (%d); using it as it is",
-                    kv->bucket, (long long)was, kv->replicas, natsStatus_GetText(st), (int)jerr);
+            xt_warn(
+                "session store: bucket %s has %lld replicas, cannot scale to %d: %s (%d); using it as it is",
+                kv->bucket, (long long)was, kv->replicas, natsStatus_GetText(st), (int)jerr);
         jsStreamInfo_Destroy(si2);
     }
     jsStreamInfo_Destroy(si);
@@ -387,7 +388,8 @@ static void write_one(auth_kv *kv, wnode *w)
     /* Right after a cluster peer dies the bucket's leader is re-elected: for a second or two a put
      * gets "no responders" or times out. Retry with a bounded back-off; one warning per write. */
     for (;;) {
-        st = atomic_load(&kv->ready) ? kvStore_Put(NULL, kv->store, key, val, (int)n) : NATS_NOT_YET_CONNECTED;
+        st =
+            atomic_load(&kv->ready) ? kvStore_Put(NULL, kv->store, key, val, (int)n) : NATS_NOT_YET_CONNECTED;
         attempts++;
         if (st == NATS_OK) {
             if (attempts > 1)
@@ -530,7 +532,8 @@ static void *lookup_main(void *arg)
     }
 }
 
-auth_kv_lookup *auth_kv_lookup_start(auth_kv *kv, const uint8_t id[AUTH_SID_BYTES], auth_kv_lookup_cb cb, void *ud)
+auth_kv_lookup *auth_kv_lookup_start(auth_kv *kv, const uint8_t id[AUTH_SID_BYTES], auth_kv_lookup_cb cb,
+                                     void *ud)
 {
     int64_t now = auth_mono_ms();
     struct auth_kv_lookup *lk;

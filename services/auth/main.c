@@ -221,13 +221,13 @@ static int cmd_totp_code(const opts_t *o)
     }
     auth_totp_entry *e = auth_totp_store_find(&st, o->user);
     if (e == NULL) {
-        fprintf(stderr, "xtask-auth: no TOTP secret for '%s' in %s (xtask-auth totp-generate --user %s)\n", o->user,
-                cfg.totp_path, o->user);
+        fprintf(stderr, "xtask-auth: no TOTP secret for '%s' in %s (xtask-auth totp-generate --user %s)\n",
+                o->user, cfg.totp_path, o->user);
         rc = 2;
         goto out;
     }
-    uint32_t code = auth_hotp(e->key, e->keylen, (uint64_t)time(NULL) / (uint64_t)cfg.totp_period, cfg.totp_digits,
-                              cfg.totp_algo);
+    uint32_t code = auth_hotp(e->key, e->keylen, (uint64_t)time(NULL) / (uint64_t)cfg.totp_period,
+                              cfg.totp_digits, cfg.totp_algo);
     printf("%0*u\n", cfg.totp_digits, code);
     rc = 0;
 out:

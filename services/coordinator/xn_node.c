@@ -369,15 +369,16 @@ static int store_result(xn *n, const char *id, const char *json, natsMsg *qmsg)
         attempts++;
         if (st == NATS_OK) {
             if (attempts > 1)
-                xt_info("result %s stored after %d attempts (%lld ms)", id, attempts, (long long)(xp_now_ms() - t0));
+                xt_info("result %s stored after %d attempts (%lld ms)", id, attempts,
+                        (long long)(xp_now_ms() - t0));
             return 0;
         }
         int64_t spent = xp_now_ms() - t0;
         /* a payload the stream refuses will not be accepted later either */
         int permanent = st == NATS_MAX_PAYLOAD || jerr == JSStreamMessageExceedsMaximumErr;
         if (permanent || spent + backoff > XN_STORE_BUDGET_MS || node_stopping(n)) {
-            xt_warn("storing result %s failed after %d attempts (%lld ms): %s (%d)", id, attempts, (long long)spent,
-                    natsStatus_GetText(st), (int)jerr);
+            xt_warn("storing result %s failed after %d attempts (%lld ms): %s (%d)", id, attempts,
+                    (long long)spent, natsStatus_GetText(st), (int)jerr);
             return -1;
         }
         if (attempts == 1)

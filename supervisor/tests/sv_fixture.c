@@ -81,8 +81,7 @@ static int do_listen(int port)
         fprintf(stderr, "listen %d: %s\n", port, strerror(errno));
         exit(3);
     }
-    if (nlfds < 16)
-        lfds[nlfds++] = fd;
+    if (nlfds < 16) lfds[nlfds++] = fd;
     return fd;
 }
 
@@ -198,17 +197,14 @@ int main(int argc, char **argv)
             while (d && (e = readdir(d)) != NULL)
                 if (e->d_name[0] != '.' && (int)num(e->d_name) != dirfd(d) && o < sizeof(out) - 16)
                     o += (size_t)snprintf(out + o, sizeof(out) - o, " %s", e->d_name);
-            if (d)
-                closedir(d);
+            if (d) closedir(d);
             printf("%s\n", out);
         } else if (strcmp(a, "sigmask") == 0) {
             FILE *f = fopen("/proc/self/status", "r");
             char ln[256];
             while (f && fgets(ln, sizeof(ln), f))
-                if (strncmp(ln, "SigBlk:", 7) == 0 || strncmp(ln, "SigIgn:", 7) == 0)
-                    fputs(ln, stdout);
-            if (f)
-                fclose(f);
+                if (strncmp(ln, "SigBlk:", 7) == 0 || strncmp(ln, "SigIgn:", 7) == 0) fputs(ln, stdout);
+            if (f) fclose(f);
         } else if (strcmp(a, "uid") == 0) {
             printf("uid %d gid %d\n", (int)getuid(), (int)getgid());
         } else if (strncmp(a, "stamp:", 6) == 0) {
@@ -229,13 +225,11 @@ int main(int argc, char **argv)
                     pause();
                     continue;
                 }
-                if (poll(pf, (nfds_t)nlfds, -1) <= 0)
-                    continue;
+                if (poll(pf, (nfds_t)nlfds, -1) <= 0) continue;
                 for (int k = 0; k < nlfds; k++)
                     if (pf[k].revents & POLLIN) {
                         int c = accept(lfds[k], NULL, NULL);
-                        if (c >= 0)
-                            close(c);
+                        if (c >= 0) close(c);
                     }
             }
         } else {
