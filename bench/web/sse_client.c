@@ -155,7 +155,8 @@ int main(int argc, char **argv)
     qsort(ev_last, nf, sizeof(*ev_last), cmp_u64);
     printf("{\"clients\":%d,\"connected\":%d,\"samples\":%zu,\"p50_ms\":%.3f,\"p99_ms\":%.3f,\"max_ms\":%.3f,"
            "\"errors\":%d,\"first_p50_ms\":%.3f,\"last_p50_ms\":%.3f,\"client_cpu_s\":%.2f}\n",
-           n, connected, ns, p50, p99, mx, errors, nf ? ev_first[nf / 2] / 1e6 : -1, nf ? ev_last[nf / 2] / 1e6 : -1, cpu_s);
+           n, connected, ns, p50, p99, mx, errors, nf ? ev_first[nf / 2] / 1e6 : -1,
+           nf ? ev_last[nf / 2] / 1e6 : -1, cpu_s);
     free(ev_first);
     free(ev_last);
     for (int i = 0; i < n; i++)

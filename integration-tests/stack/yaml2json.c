@@ -28,8 +28,7 @@ static const char *raw_getenv(const char *name, void *ud)
 {
     raw_ctx *rc = ud;
     const char *v = getenv(name);
-    if (v != NULL)
-        return v;
+    if (v != NULL) return v;
     char *slot = rc->buf[rc->next];
     rc->next = (rc->next + 1) % RAW_SLOTS;
     snprintf(slot, sizeof(rc->buf[0]), "${%s}", name);
@@ -38,12 +37,10 @@ static const char *raw_getenv(const char *name, void *ud)
 
 static json_t *to_json(const xt_node *n)
 {
-    if (n == NULL)
-        return json_null();
+    if (n == NULL) return json_null();
     switch (n->kind) {
     case XT_NODE_SCALAR:
-        if (n->is_null)
-            return json_null();
+        if (n->is_null) return json_null();
         return json_stringn(n->str, n->str_len);
     case XT_NODE_SEQ: {
         json_t *a = json_array();
@@ -66,8 +63,7 @@ static char *slurp(const char *path, size_t *len)
     FILE *f = fopen(path, "rb");
     char *buf = NULL;
     size_t cap = 0, n = 0;
-    if (f == NULL)
-        return NULL;
+    if (f == NULL) return NULL;
     for (;;) {
         if (n + 4096 + 1 > cap) {
             cap = cap ? cap * 2 : 8192;
@@ -81,8 +77,7 @@ static char *slurp(const char *path, size_t *len)
         }
         size_t r = fread(buf + n, 1, cap - n - 1, f);
         n += r;
-        if (r == 0)
-            break;
+        if (r == 0) break;
     }
     fclose(f);
     buf[n] = '\0';
@@ -117,8 +112,7 @@ int main(int argc, char **argv)
     char *out = json_dumps(j, JSON_INDENT(1) | JSON_PRESERVE_ORDER);
     json_decref(j);
     xt_doc_free(doc);
-    if (out == NULL)
-        return 1;
+    if (out == NULL) return 1;
     puts(out);
     free(out);
     return 0;
