@@ -7,6 +7,7 @@
  */
 #include <nats/nats.h>
 #include <pthread.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -144,15 +145,28 @@ static int do_spawn(int n)
     return 0;
 }
 
+/* A positive count from the command line, or exit 2 naming it. */
+static int count_arg(const char *s)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno != 0 || end == s || *end != '\0' || v <= 0 || v > 10000000) {
+        fprintf(stderr, "bench_client: '%s' is not a positive count\n", s);
+        exit(2);
+    }
+    return (int)v;
+}
+
 int main(int argc, char **argv)
 {
     int rc = 2;
     if (argc >= 6 && strcmp(argv[1], "req") == 0)
-        rc = do_req(argv[2], argv[3], argv[4], atoi(argv[5]), argc >= 7 ? atoi(argv[6]) : 1);
+        rc = do_req(argv[2], argv[3], argv[4], count_arg(argv[5]), argc >= 7 ? count_arg(argv[6]) : 1);
     else if (argc == 7 && strcmp(argv[1], "gather") == 0)
-        rc = do_gather(argv[2], argv[3], argv[4], atoi(argv[5]), atoi(argv[6]));
+        rc = do_gather(argv[2], argv[3], argv[4], count_arg(argv[5]), count_arg(argv[6]));
     else if (argc == 3 && strcmp(argv[1], "spawn") == 0)
-        rc = do_spawn(atoi(argv[2]));
+        rc = do_spawn(count_arg(argv[2]));
     else
         fprintf(stderr, "usage: see the header of bench_client.c\n");
     nats_Close();

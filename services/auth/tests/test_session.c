@@ -3,6 +3,7 @@
 #include <stddef.h>
 #include <setjmp.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 #include <cmocka.h>
 
@@ -70,7 +71,7 @@ static void put_replaces(void **st)
     (void)st;
     memset(&in, 0, sizeof(in));
     memset(in.id, 7, sizeof(in.id));
-    strcpy(in.user, "alice");
+    snprintf(in.user, sizeof(in.user), "%s", "alice");
     in.level = AUTH_LEVEL_ONE;
     in.expires_ms = 9000;
     s = auth_sessions_put(t, &in);
