@@ -15,7 +15,7 @@ import subprocess
 import time
 import urllib.parse
 
-from xt_testlib import Proc, bin_path, http_request, wait_until
+from xt_testlib import Proc, bin_path, fast_hash, http_request, wait_until  # noqa: F401 (fast_hash re-exported)
 
 DOMAIN = "example.com"
 PORTAL = "https://auth.example.com/"
@@ -35,11 +35,6 @@ def case(fn):
         print(f"FAIL {fn.__name__}: {e}", flush=True)
 
 
-def fast_hash(password, salt="saltsalt1234"):
-    """An argon2id hash made by the argon2 CLI with small parameters (tests stay fast)."""
-    out = subprocess.run(["argon2", salt, "-id", "-t", "1", "-m", "10", "-p", "1", "-e"],
-                         input=password.encode(), capture_output=True, check=True)
-    return out.stdout.decode().strip()
 
 
 def totp(secret_b32, t=None, step=30, digits=6):

@@ -38,6 +38,14 @@ def bin_path(name):
     raise FileNotFoundError(f"{name}: not in {BIN_DIR} nor on PATH (build first)")
 
 
+def fast_hash(password, salt="saltsalt1234"):
+    """An argon2id hash made by the argon2 CLI (Debian package argon2), with small parameters so
+    tests stay fast; xtask-auth must verify what another implementation produced."""
+    out = subprocess.run(["argon2", salt, "-id", "-t", "1", "-m", "10", "-p", "1", "-e"],
+                         input=password.encode(), capture_output=True, check=True)
+    return out.stdout.decode().strip()
+
+
 def wait_until(pred, timeout=10.0, interval=0.01, what="condition"):
     """Call pred() until it returns a true value; return that value. Raise AssertionError naming
     `what` when `timeout` seconds pass. Exceptions from pred count as 'not yet'."""

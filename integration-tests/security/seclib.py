@@ -11,7 +11,7 @@ import threading
 import time
 import traceback
 
-from xt_testlib import NatsServer, Proc, TempDir, bin_path, http_request, port_block, wait_until
+from xt_testlib import NatsServer, Proc, TempDir, bin_path, fast_hash, http_request, port_block, wait_until
 
 DOMAIN = "xtask.test"
 APP, PORTAL_HOST, FAKE_HOST = f"app.{DOMAIN}", f"auth.{DOMAIN}", f"fake.{DOMAIN}"
@@ -19,10 +19,6 @@ DEV_PASS = "dev-Pa55-s3cret"
 ADMIN_PASS = "adm-Pa55-s3cret"
 
 
-def fast_hash(password):
-    out = subprocess.run(["argon2", "saltsalt1234", "-id", "-t", "1", "-m", "10", "-p", "1", "-e"],
-                         input=password.encode(), capture_output=True, check=True)
-    return out.stdout.decode().strip()
 
 
 # --- raw HTTP/1.1 over a socket ----------------------------------------------------------------

@@ -17,8 +17,8 @@ from xt_testlib import (ARTIFACTS, BIN_DIR, NatsServer, Proc, TempDir, bin_path,
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 if not os.path.exists("/usr/bin/chromium") or not shutil.which("npm") or not shutil.which("node"):
-    print("SKIP: needs /usr/bin/chromium, node and npm (scripts/deps.sh test)")
-    sys.exit(0)
+    print("FAIL: the browser test needs /usr/bin/chromium, node and npm (scripts/deps.sh test installs them)")
+    sys.exit(1)
 
 
 def have(name):
