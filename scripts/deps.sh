@@ -10,7 +10,7 @@ build_pkgs=(build-essential cmake pkg-config libnats-dev libyaml-dev libcurl4-op
             libssl-dev libargon2-dev libjansson-dev zlib1g-dev)
 run_pkgs=(nats-server openssl ca-certificates procps)
 test_pkgs=(libcmocka-dev argon2 curl python3 chromium iproute2 wrk clang-format)
-bench_pkgs=(supervisor caddy nginx-light wrk hyperfine)
+bench_pkgs=(supervisor caddy nginx-light wrk hyperfine iproute2)
 
 want=("${build_pkgs[@]}")
 case "${1:-build}" in

@@ -294,10 +294,10 @@ def steal_ticks():
     return int(v[7]), sum(int(x) for x in v)
 
 
-def run_sse(n, secs, port=None, web=None, client_cpus=""):
+def run_sse(n, secs, port=None, web=None, client_cpus="", path="/events?project=bench&format=json"):
     port, web = port or OURS, web or webp
     client = subprocess.Popen((["taskset", "-c", client_cpus] if client_cpus else []) +
-                              [sse_bin, "127.0.0.1", str(port), "/events?project=bench&format=json", str(n),
+                              [sse_bin, "127.0.0.1", str(port), path, str(n),
                                str(secs + 3)], stdout=subprocess.PIPE, text=True)
     time.sleep(2)  # let the clients connect before the first stamped event (the client ignores earlier ones)
     sent = 0
@@ -324,16 +324,20 @@ def run_sse(n, secs, port=None, web=None, client_cpus=""):
 # SSE_ROUNDS rounds, each: the floor of this machine right now (one client, same rate: scheduling noise
 # from other work shows here), then the fan-out; medians over the rounds, with the load average.
 sse_load = [os.getloadavg()[0]]
-floors, fans = [], []
+# The anchor, in the same rounds: nats-server's own fan-out of the same events to SSE_N plain NATS
+# subscribers (the same client program speaking the NATS protocol), i.e. the broker that feeds the
+# front, doing the front's job without it.
+floors, fans, anchors = [], [], []
 for r in range(SSE_ROUNDS):
     floors.append(run_sse(1, max(3, SSE_SECS // 2)))
     fans.append(run_sse(SSE_N, SSE_SECS))
+    anchors.append(run_sse(SSE_N, SSE_SECS, NATS, nats.proc, path="nats:xtask.events.bench.>"))
     sse_load.append(os.getloadavg()[0])
 
 
 def med_of(runs):
     return {k: statistics.median(x[k] for x in runs)
-            for k in ("p50_ms", "p99_ms", "max_ms", "web_cpu_pct", "client_cpu_pct", "first_p50_ms", "last_p50_ms",
+            for k in ("p50_ms", "p99_ms", "max_ms", "read_p50_ms", "read_p99_ms", "web_cpu_pct", "client_cpu_pct", "first_p50_ms", "last_p50_ms",
                       "steal_pct")}
 
 
@@ -349,6 +353,7 @@ for (label, threads, scpu, ccpu), port, vp in zip(SSE_VARIANTS, VARIANT_PORTS, v
 
 
 floor = med_of(floors)
+anchor = med_of(anchors)
 sse = dict(fans[-1], **med_of(fans))
 sse["samples"] = min(x["samples"] for x in fans)
 sse["sent"] = min(x["sent"] for x in fans)
@@ -356,7 +361,9 @@ sse["connected"] = min(x["connected"] for x in fans)
 sent = sse["sent"]
 print(f"SSE medians over {SSE_ROUNDS} rounds: fan-out p50 {sse['p50_ms']:.2f} p99 {sse['p99_ms']:.2f} ms "
       f"(rounds: {[x['p99_ms'] for x in fans]}); floor p50 {floor['p50_ms']:.2f} p99 {floor['p99_ms']:.2f} ms "
-      f"(rounds: {[x['p99_ms'] for x in floors]}); web cpu {sse['web_cpu_pct']:.0f} %; "
+      f"(rounds: {[x['p99_ms'] for x in floors]}); read p99 {sse['read_p99_ms']:.2f} ms; web cpu {sse['web_cpu_pct']:.0f} %; "
+      f"anchor nats-server p50 {anchor['p50_ms']:.2f} p99 {anchor['p99_ms']:.2f} ms read p99 {anchor['read_p99_ms']:.2f} "
+      f"(rounds: {[x['p99_ms'] for x in anchors]}) cpu {anchor['web_cpu_pct']:.0f} %; "
       f"load average {' -> '.join(f'{x:.1f}' for x in sse_load)}", flush=True)
 nc.close()
 

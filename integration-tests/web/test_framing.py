@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
-"""Request framing the front refuses before routing (docs/SECURITY.md findings 1 and 5): an obs-fold
+"""Request framing the front refuses before routing (docs/SECURITY.md findings 1-5): an obs-fold
 continuation line (libh2o 2.2.5 keeps it as a header with an empty name, which the proxy would forward
-as `: <text>`), and TRACE/TRACK. Signed in, so only the framing check stands between the request and
-the echo upstream; nothing may reach it, and the connection closes after a 400."""
+as `: <text>`); Host, Content-Length or Transfer-Encoding twice, and Content-Length beside
+Transfer-Encoding (libh2o hides these from handlers: the front re-reads the request head); TRACE/TRACK.
+Signed in, so only the framing check stands between the request and the echo upstream; nothing may
+reach it, and the connection closes after a 400."""
 import os
 import socket
 import sys
@@ -60,6 +62,19 @@ assert st == 200 and b'"path": "/app/x"' in body, (st, body)
 case("obs-fold (SP)", b"GET /app/x HTTP/1.1\r\n" + H + b"X-A: b\r\n Remote-User: admin\r\n\r\n", 400)
 case("obs-fold (HTAB)", b"GET /app/x HTTP/1.1\r\n" + H + b"X-A: b\r\n\tRemote-User: admin\r\n\r\n", 400)
 case("obs-fold on a public route", b"GET /health HTTP/1.1\r\nHost: xtask.test\r\nX-A: b\r\n x\r\n\r\n", 400)
+case("two Host headers", b"GET /app/x HTTP/1.1\r\nHost: xtask.test\r\nCookie: " + CK + b"\r\nHost: auth.xtask.test\r\n\r\n", 400)
+case("two Host headers, same value, other case", b"GET /app/x HTTP/1.1\r\n" + H + b"HOST: xtask.test\r\n\r\n", 400)
+case("two Content-Length values", b"POST /app/x HTTP/1.1\r\n" + H + b"Content-Length: 5\r\nContent-Length: 7\r\n\r\nhello!!",
+     400)
+case("Content-Length twice, same value", b"POST /app/x HTTP/1.1\r\n" + H + b"Content-Length: 5\r\ncontent-length: 5\r\n\r\nhello",
+     400)
+case("Content-Length beside Transfer-Encoding",
+     b"POST /app/x HTTP/1.1\r\n" + H + b"Content-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400)
+case("Transfer-Encoding beside Content-Length (TE first)",
+     b"POST /app/x HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n0\r\n\r\n", 400)
+case("Transfer-Encoding twice",
+     b"POST /app/x HTTP/1.1\r\n" + H + b"Transfer-Encoding: identity\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400)
+case("two Host headers on a public route", b"GET /health HTTP/1.1\r\nHost: xtask.test\r\nHost: other.test\r\n\r\n", 400)
 case("TRACE", b"TRACE /app/x HTTP/1.1\r\n" + H + b"Connection: close\r\n\r\n", 405)
 case("TRACK", b"TRACK /app/x HTTP/1.1\r\n" + H + b"Connection: close\r\n\r\n", 405)
 # pipelined after a good request (/health: 503 here, no NATS): the good one is answered, the folded one refused, then close
@@ -68,8 +83,22 @@ r = raw(b"GET /health HTTP/1.1\r\nHost: xtask.test\r\n\r\nGET /app/x HTTP/1.1\r\
 ok = r.count(b"HTTP/1.1 ") == 2 and r.rindex(b"HTTP/1.1 400 ") > 0 and not up.seen and b"<still open>" not in r
 failures += not ok
 print(f"{'ok  ' if ok else 'FAIL'} pipelined: {r.count(b'HTTP/1.1 ')} answers, upstream={len(up.seen)}", flush=True)
-# a request with a body ends the connection (libh2o hides duplicate Content-Length and CL beside TE,
-# findings 2-3): the bytes after the body are never read as a request, even a well-formed one
+# the controls: one Content-Length, or chunked alone, reach the upstream with the body intact
+for name, req, want in [("one Content-Length", b"Content-Length: 5\r\n\r\nhello", "hello"),
+                        ("chunked", b"Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n", "hello")]:
+    up.seen.clear()
+    r = raw(b"POST /app/x HTTP/1.1\r\n" + H + b"Connection: close\r\n" + req)
+    ok = r.startswith(b"HTTP/1.1 200 ") and len(up.seen) == 1 and want in repr(up.seen)
+    failures += not ok
+    print(f"{'ok  ' if ok else 'FAIL'} control, {name}: {r[:40]!r} upstream={up.seen!r:.120}", flush=True)
+# the second request on a kept-alive connection is checked against its own head
+up.seen.clear()
+r = raw(b"GET /health HTTP/1.1\r\nHost: xtask.test\r\n\r\nGET /app/x HTTP/1.1\r\n" + H + b"Host: auth.xtask.test\r\n\r\n")
+ok = r.count(b"HTTP/1.1 ") == 2 and r.rindex(b"HTTP/1.1 400 ") > 0 and not up.seen and b"<still open>" not in r
+failures += not ok
+print(f"{'ok  ' if ok else 'FAIL'} pipelined duplicate Host: {r.count(b'HTTP/1.1 ')} answers, upstream={len(up.seen)}", flush=True)
+# a request with a body ends the connection (defence in depth: a body's framing is where parsers
+# part): the bytes after the body are never read as a request, even a well-formed one
 up.seen.clear()
 r = raw(b"POST /app/x HTTP/1.1\r\n" + H + b"Content-Length: 5\r\n\r\nhello"
         b"GET /app/smuggled HTTP/1.1\r\n" + H + b"\r\n")

@@ -6,6 +6,7 @@ import json
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import threading
@@ -51,9 +52,14 @@ wait_until(lambda: http_request(BASE + "/health")[0] == 200, 10, what="/health 2
 DEV, ADMIN, CI = auth.login("developer"), auth.login("admin"), auth.login("ci")
 
 
-def raw(data, timeout=5.0, port=WEB):
+def raw(data, timeout=5.0, port=WEB, tls=False):
     """Send raw bytes, return (status, headers dict, body) of the first response (or (0, {}, b'') on close)."""
     s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    if tls:
+        ctx = ssl.create_default_context()
+        ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
+        ctx.set_alpn_protocols(["http/1.1"])
+        s = ctx.wrap_socket(s, server_hostname="xtask.test")
     try:
         s.sendall(data)
         buf = b""
@@ -259,6 +265,17 @@ def test_tls_http2_and_reset_during_auth():
     r = curl("-o", "/dev/null", "-w", "%{http_version} %{http_code}", "-H", f"Cookie: {DEV}",
              f"https://127.0.0.1:{TLS}/app/h2")
     assert r.stdout == "2 200", (r.stdout, r.stderr)
+    # HTTP/1.1 over TLS: the framing check re-reads the decrypted request head (a duplicate Host is
+    # refused there too, and a plain request passes)
+    r = curl("--http1.1", "-o", "/dev/null", "-w", "%{http_version} %{http_code}", "-H", f"Cookie: {DEV}",
+             f"https://127.0.0.1:{TLS}/app/h1")
+    assert r.stdout == "1.1 200", (r.stdout, r.stderr)
+    ck = f"Cookie: {DEV}\r\n".encode()
+    st, _, body = raw(b"GET /app/h1 HTTP/1.1\r\nHost: xtask.test\r\n" + ck + b"Connection: close\r\n\r\n", port=TLS, tls=True)
+    assert st == 200 and b'"path": "/app/h1"' in body, (st, body[:200])
+    st, _, body = raw(b"GET /app/h1 HTTP/1.1\r\nHost: xtask.test\r\n" + ck + b"hOST: auth.xtask.test\r\n\r\n", port=TLS,
+                      tls=True)
+    assert st == 400 and b"more than one Host" in body, (st, body[:200])
     # the client gives up (RST_STREAM) while the auth subrequest is still running: the subrequest
     # is cancelled with the stream, and the front goes on serving
     auth.delay = 0.6

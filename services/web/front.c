@@ -498,6 +498,51 @@ static const char *framing_problem(const h2o_req_t *req)
     return NULL;
 }
 
+/* picohttpparser, the parser libh2o reads HTTP/1 requests with: libh2o-evloop exports it, but
+ * libh2o-dev does not install its header. */
+struct phr_header {
+    const char *name;
+    size_t name_len;
+    const char *value;
+    size_t value_len;
+};
+int phr_parse_request(const char *buf, size_t len, const char **method, size_t *method_len, const char **path,
+                      size_t *path_len, int *minor_version, struct phr_header *headers, size_t *num_headers,
+                      size_t last_len);
+
+/* What libh2o 2.2.5 hides from handlers: it moves Host into req->authority (the last one wins) and
+ * keeps Content-Length and Transfer-Encoding to itself to frame the body (the first Content-Length
+ * wins; Transfer-Encoding wins over it). On HTTP/1.x the request head is still at the start of the
+ * connection's input while the handler runs (h2o consumes it once the response is sent), so parse it
+ * again with the same parser and count them (docs/SECURITY.md findings 2-4). Fails closed: a head
+ * that is not this request's is refused. Returns NULL or the reason for a 400. */
+static const char *raw_head_problem(h2o_req_t *req)
+{
+    if (req->version >= 0x200) return NULL; /* HTTP/2: h2o's HPACK decoder refuses these itself */
+    h2o_socket_t *sock =
+        req->conn->callbacks->get_socket ? req->conn->callbacks->get_socket(req->conn) : NULL;
+    if (!sock || !sock->input) return "request head unavailable";
+    struct phr_header hs[H2O_MAX_HEADERS];
+    size_t nh = H2O_MAX_HEADERS, ml, pl, ncl = 0, nte = 0, nhost = 0;
+    const char *m, *p;
+    int minor;
+    size_t len = sock->input->size < H2O_MAX_REQLEN ? sock->input->size : H2O_MAX_REQLEN;
+    int r = phr_parse_request(sock->input->bytes, len, &m, &ml, &p, &pl, &minor, hs, &nh, 0);
+    if (r <= 0 || !h2o_memis(m, ml, req->input.method.base, req->input.method.len) ||
+        !h2o_memis(p, pl, req->input.path.base, req->input.path.len))
+        return "request head unavailable";
+    for (size_t i = 0; i < nh; i++) {
+        ncl += h2o_lcstris(hs[i].name, hs[i].name_len, H2O_STRLIT("content-length"));
+        nte += h2o_lcstris(hs[i].name, hs[i].name_len, H2O_STRLIT("transfer-encoding"));
+        nhost += h2o_lcstris(hs[i].name, hs[i].name_len, H2O_STRLIT("host"));
+    }
+    if (nhost > 1) return "more than one Host";
+    if (ncl > 1) return "more than one Content-Length";
+    if (nte > 1) return "more than one Transfer-Encoding";
+    if (ncl && nte) return "Content-Length with Transfer-Encoding";
+    return NULL;
+}
+
 static int guard_on_req(h2o_handler_t *_self, h2o_req_t *req)
 {
     web_guard *g = (web_guard *)_self;
@@ -521,6 +566,7 @@ static int guard_on_req(h2o_handler_t *_self, h2o_req_t *req)
 
     /* 1b. framing that proxies in front of us or upstreams behind us could read differently */
     const char *bad = framing_problem(req);
+    if (!bad) bad = raw_head_problem(req);
     if (bad) {
         req->http1_is_persistent = 0;
         if (strcmp(bad, "method") == 0)
@@ -529,9 +575,9 @@ static int guard_on_req(h2o_handler_t *_self, h2o_req_t *req)
             send_plain(req, 400, "bad_request", bad);
         return 0;
     }
-    /* libh2o 2.2.5 hides a second Content-Length and a Content-Length sent beside
-     * Transfer-Encoding from handlers (findings 2-3), so the length it read a body with may differ
-     * from a proxy's in front of us: never read another request after a body on this connection. */
+    /* Defence in depth after the checks above: a body's framing is where parsers part (chunk
+     * extensions, bare LFs in chunk lines...), so no further request is read on this connection
+     * after one with a body. */
     if (req->entity.base != NULL) req->http1_is_persistent = 0;
 
     /* 2. one canonical path */

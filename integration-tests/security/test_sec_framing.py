@@ -1,28 +1,22 @@
 #!/usr/bin/env python3
-"""REPRO (not registered in CTest: fails until services/web is fixed). Request-framing flaws of the
-front that libh2o 2.2.5 lets through and front.c does not catch:
+"""Request-framing flaws a front must not let through (docs/SECURITY.md findings 1-5), against the
+real front and the real auth, signed in (only the framing check stands between the request and the
+upstream). libh2o 2.2.5 lets all five through and hides 2-4 from handlers; the front refuses them
+(front.c framing_problem / raw_head_problem).
 
- 1. obs-fold (a header line starting with SP/HTAB) is accepted and forwarded to the upstream as a
-    header with an EMPTY name, e.g. `:  Remote-User: admin`. RFC 9112 5.2: a proxy MUST reject it
-    (400) or replace it with SP. An authenticated user can thus place arbitrary bytes, including an
-    identity header text, in the upstream request; a lenient upstream parser may read it as a header.
- 2. Two different Content-Length values are accepted (the first wins; RFC 9112 6.3: 400).
- 3. Content-Length together with Transfer-Encoding: the connection is kept alive after the answer
-    (RFC 9112 6.1: MUST close). With another proxy in front that frames differently (Fly's edge pools
-    connections to us), 2. and 3. are request-smuggling primitives.
- 4. Two Host headers are accepted (the request is routed by one of them; RFC 9112 3.2: 400).
- 5. TRACE reaches the upstream (cross-site tracing if the upstream echoes).
-
-Run: XT_BIN_DIR=build/bin PYTHONPATH=integration-tests/lib python3 integration-tests/security/repro_web_framing.py
-Suggested fix (services/web/front.c, guard_on_req, before routing): answer 400 (and set
-req->http1_is_persistent = 0) when any request header has name->len == 0 (h2o's representation of a
-continuation line) or a name with bytes outside RFC 9110 tchar; when Content-Length appears more
-than once, or together with Transfer-Encoding; when Host appears more than once; 405 for TRACE/TRACK.
+ 1. obs-fold (a header line starting with SP/HTAB): libh2o keeps it as a header with an EMPTY name,
+    which a proxy would forward as `:  Remote-User: admin` (RFC 9112 5.2: reject).
+ 2. Two different Content-Length values (libh2o: the first wins; RFC 9112 6.3: 400).
+ 3. Content-Length together with Transfer-Encoding (RFC 9112 6.1: at least close). With another proxy
+    in front that frames differently (Fly's edge pools connections to us), 2. and 3. are request
+    smuggling primitives.
+ 4. Two Host headers (libh2o routes by the last one; RFC 9112 3.2: 400).
+ 5. TRACE reaching the upstream (cross-site tracing if the upstream echoes).
 """
 import os
 import sys
 
-os.environ.setdefault("XT_PORT_OFFSET", "620")
+os.environ.setdefault("XT_PORT_OFFSET", "620")  # by hand; CTest passes PORT_OFFSET 620 itself
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from seclib import Stack, first_status  # noqa: E402
 
