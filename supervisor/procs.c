@@ -8,11 +8,17 @@
  * out of our tree before we became their parent, but they need a writable cgroup v2 hierarchy, which
  * Fly machines and unprivileged containers do not always give; /proc works everywhere and, as a
  * subreaper, sees every escapee once its parent has gone.
+ *
+ * A service that is merely restarted must not find what its previous run left behind either (an
+ * escapee still holding the port, say). Every service runs with XTASK_SERVICE=<name> in its
+ * environment (as supervisord sets SUPERVISOR_PROCESS_NAME), which its descendants inherit; before a
+ * service starts again, our children that carry its name are its leftovers (procs_leftovers).
  */
 #include "sv.h"
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -21,11 +27,7 @@
 static pid_t proc_ppid(const char *pid)
 {
     char path[64], buf[512];
-    size_t pl = strlen(pid);
-    if (pl > 20) return -1;
-    memcpy(path, "/proc/", 6);
-    memcpy(path + 6, pid, pl);
-    memcpy(path + 6 + pl, "/stat", 6);
+    if (snprintf(path, sizeof(path), "/proc/%s/stat", pid) >= (int)sizeof(path)) return -1;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) return -1;
     ssize_t n = read(fd, buf, sizeof(buf) - 1);
@@ -49,5 +51,64 @@ int procs_children(pid_t parent, pid_t *out, int max)
         if (proc_ppid(e->d_name) == parent) out[n++] = (pid_t)strtol(e->d_name, NULL, 10);
     }
     closedir(d);
+    return n;
+}
+
+void procs_comm(pid_t pid, char *out, size_t len)
+{
+    char path[64];
+    snprintf(out, len, "?");
+    snprintf(path, sizeof(path), "/proc/%d/comm", (int)pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return;
+    ssize_t n = read(fd, out, len - 1);
+    close(fd);
+    if (n <= 0) {
+        snprintf(out, len, "?");
+        return;
+    }
+    out[n] = '\0';
+    out[strcspn(out, "\n")] = '\0';
+}
+
+/* Whether /proc/<pid>/environ holds the entry `entry` ("KEY=value", at most 200 bytes) exactly. The
+ * file is a list of NUL-terminated entries; it is read in blocks, keeping enough of each block's end
+ * to find an entry that straddles two. A zombie's or another user's environment reads as empty. */
+static int proc_env_has(pid_t pid, const char *entry)
+{
+    char path[64], buf[4096 + 256], needle[256];
+    size_t el = strlen(entry), keep = 1;
+    if (el + 2 > sizeof(needle)) return 0;
+    needle[0] = '\0';
+    memcpy(needle + 1, entry, el);
+    needle[el + 1] = '\0';
+    snprintf(path, sizeof(path), "/proc/%d/environ", (int)pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC), found = 0;
+    if (fd < 0) return 0;
+    buf[0] = '\0'; /* the first entry has no NUL before it */
+    for (;;) {
+        ssize_t n = read(fd, buf + keep, 4096);
+        if (n <= 0) break;
+        size_t len = keep + (size_t)n;
+        if (memmem(buf, len, needle, el + 2) != NULL) {
+            found = 1;
+            break;
+        }
+        keep = len < el + 1 ? len : el + 1;
+        memmove(buf, buf + len - keep, keep);
+    }
+    close(fd);
+    return found;
+}
+
+int procs_leftovers(pid_t self, const char *name, pid_t *out, int max)
+{
+    char entry[256];
+    pid_t kids[256];
+    int n = 0;
+    if (snprintf(entry, sizeof(entry), "%s=%s", SV_SERVICE_ENV, name) >= (int)sizeof(entry)) return 0;
+    int nk = procs_children(self, kids, 256);
+    for (int i = 0; i < nk && n < max; i++)
+        if (proc_env_has(kids[i], entry)) out[n++] = kids[i];
     return n;
 }

@@ -105,13 +105,8 @@ void sv_stop_progress(sv_ctx *sv)
         return;
     }
     for (int i = 0; i < n; i++) {
-        char comm[64] = "?", path[64];
-        snprintf(path, sizeof(path), "/proc/%d/comm", (int)kids[i]);
-        FILE *f = fopen(path, "re");
-        if (f != NULL) {
-            if (fgets(comm, sizeof(comm), f) != NULL) comm[strcspn(comm, "\n")] = '\0';
-            fclose(f);
-        }
+        char comm[64];
+        procs_comm(kids[i], comm, sizeof(comm));
         xt_info("supervisor: killing leftover process %d (%s)", (int)kids[i], comm);
         kill(kids[i], SIGKILL);
     }

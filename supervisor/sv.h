@@ -23,14 +23,17 @@
 
 #define SV_MAX_SLOTS (MF_MAX_SERVICES * 2) /* services, incl. removed ones still stopping */
 #define SV_MAX_TIMERS 1024
-#define SV_LINE_MAX 4096            /* one output line; longer lines are cut with a marker */
-#define SV_RING_LINES 200           /* last lines kept per service for `logs` */
-#define SV_RING_BYTES (64 * 1024)   /* ... and at most this many bytes of them */
-#define SV_OUTQ_MAX (64 * 1024)     /* supervisor stdout queue; beyond it lines are dropped */
-#define SV_RESTART_RING 128         /* restart_limit.count is capped at this */
-#define SV_MAX_CLIENTS 16           /* control connections at once */
-#define SV_CTL_REQ_MAX 512          /* one control request line */
-#define SV_CTL_OUT_MAX (256 * 1024) /* one control answer (logs -f drops beyond it) */
+#define SV_LINE_MAX 4096               /* one output line; longer lines are cut with a marker */
+#define SV_RING_LINES 200              /* last lines kept per service for `logs` */
+#define SV_RING_BYTES (64 * 1024)      /* ... and at most this many bytes of them */
+#define SV_OUTQ_MAX (64 * 1024)        /* supervisor stdout queue; beyond it lines are dropped */
+#define SV_RESTART_RING 128            /* restart_limit.count is capped at this */
+#define SV_MAX_CLIENTS 16              /* control connections at once */
+#define SV_CTL_REQ_MAX 512             /* one control request line */
+#define SV_SERVICE_ENV "XTASK_SERVICE" /* every service's environment: XTASK_SERVICE=<its name> */
+#define SV_SWEEP_MS 10                 /* a restart waits this long for killed leftovers to go ... */
+#define SV_SWEEP_MAX 100               /* ... this many times at most, then starts anyway */
+#define SV_CTL_OUT_MAX (256 * 1024)    /* one control answer (logs -f drops beyond it) */
 #define SV_HTTP_CLIENTS 16
 #define SV_HTTP_REQ_MAX 4096
 #define SV_IO_TIMEOUT_MS 5000 /* control / HTTP clients idle longer are closed */
@@ -161,6 +164,7 @@ struct svc {
     int completed; /* oneshot: exited 0 */
     svc_stop_reason stop_reason;
     int live_fails;
+    int sweeps;       /* start attempts spent waiting for the previous run's leftovers to die */
     sv_timer t_state; /* BACKOFF: restart; STARTING: start_period; STOPPING: SIGKILL */
     sv_watch out[2];  /* stdout, stderr pipes (read ends) */
     sv_linebuf lb[2];
@@ -363,6 +367,9 @@ int sv_select(const manifest *m, const char *list, unsigned char keep[MF_MAX_SER
 /* --- procs.c ------------------------------------------------------------------------------- */
 /* Pids whose parent is `parent` (from /proc), at most max; returns the count. */
 int procs_children(pid_t parent, pid_t *out, int max);
+/* Our children (orphans reparented to us) whose environment says they belong to service `name`. */
+int procs_leftovers(pid_t self, const char *name, pid_t *out, int max);
+void procs_comm(pid_t pid, char *out, size_t len);
 
 /* --- control.c ----------------------------------------------------------------------------- */
 /* Parse one request line (no newline). 0 or -1 with a message. */

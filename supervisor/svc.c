@@ -156,16 +156,53 @@ static void svc_after_exit(sv_ctx *sv, svc *s, int failure)
     }
 }
 
+/* Before a service runs again: kill what its previous run left behind outside its process group
+ * (setsid escapees, reparented to us, that still carry XTASK_SERVICE=<name>), so that the new run
+ * does not find its port taken or its work done twice. Returns 1 if the start must wait a moment for
+ * them to die (the state is then BACKOFF with a short timer), 0 to start now. */
+static int svc_sweep_leftovers(sv_ctx *sv, svc *s)
+{
+    pid_t left[64];
+    if (s->spawn_ms == 0) return 0; /* first run: nothing of it can be left */
+    int n = procs_leftovers(sv->self, s->name, left, 64);
+    if (n == 0) {
+        s->sweeps = 0;
+        return 0;
+    }
+    if (s->sweeps >= SV_SWEEP_MAX) {
+        xt_error("%s: %d process(es) of its previous run survive SIGKILL (pid %d); starting anyway", s->name,
+                 n, (int)left[0]);
+        s->sweeps = 0;
+        return 0;
+    }
+    for (int i = 0; i < n; i++) {
+        char comm[32];
+        procs_comm(left[i], comm, sizeof(comm));
+        if (s->sweeps == 0 || i == 0)
+            xt_warn("%s: killing pid %d (%s), left behind by its previous run outside its process group",
+                    s->name, (int)left[i], comm);
+        kill(left[i], SIGKILL);
+    }
+    s->sweeps++;
+    svc_set_state(sv, s, SVC_BACKOFF);
+    timer_arm(&s->t_state, sv_now_ms() + SV_SWEEP_MS);
+    return 1;
+}
+
 static void svc_spawn(sv_ctx *sv, svc *s)
 {
     char err[256] = "";
     int po[2] = {-1, -1}, pe[2] = {-1, -1}, eerr = 0;
     int64_t now = sv_now_ms();
     svc_apply_next_def(sv, s);
+    if (svc_sweep_leftovers(sv, s)) return;
     const mf_service *d = s->def;
     output_detach(sv, s);
     pid_t pid = -1;
-    char **env = env_merge(sv->env, d->env, NULL);
+    char mark[sizeof(SV_SERVICE_ENV) + MF_NAME_MAX + 1];
+    snprintf(mark, sizeof(mark), "%s=%s", SV_SERVICE_ENV, s->name);
+    char *const marks[] = {mark, NULL};
+    char **env = env_merge(sv->env, d->env, marks);
     if (env == NULL) {
         snprintf(err, sizeof(err), "out of memory");
     } else if (pipe2(po, O_CLOEXEC) < 0 || pipe2(pe, O_CLOEXEC) < 0) {

@@ -1,6 +1,7 @@
 """Supervisor: crash and restart with capped exponential backoff, kill -9 respawn, restart limit ->
 FAILED, liveness restart (running dependents untouched, unstarted ones wait again), start_period,
-exec probes and their timeout, essential failure stops everything with exit 1."""
+exec probes and their timeout, essential failure stops everything with exit 1, a restart never finds
+its previous run's setsid escapees (XTASK_SERVICE marks them)."""
 import os
 import re
 import signal
@@ -154,6 +155,44 @@ def test_essential_failure(tmp):
         sup.kill()
 
 
+def test_restart_kills_previous_runs_escapees(tmp):
+    # every run leaves an escapee (own session, ignores SIGTERM) listening on the same port, then
+    # exits 1: unless the previous run's escapee is gone before the next run, the port is taken
+    port = PORTS[2]
+    sup = Sup(tmp, f"""
+  daemonizer:
+    command: {fix(f"setsid-listen:{port}", "sleep:200", "exit:1")}
+    backoff: {{ initial: 10ms, max: 10ms }}
+    restart_limit: {{ count: 100, window: 60s }}
+  bystander:
+    command: {fix("env:XTASK_SERVICE", "setsid-sleep:60000", "forever")}
+  setup:
+    type: oneshot
+    command: {fix("setsid-sleep:60000", "exit:0")}
+""")
+    try:
+        sup.start()
+        wait_until(lambda: sup.status()["daemonizer"]["restarts"] >= 3 and
+                   len(re.findall(r"escapee-listening \d+", sup.output())) >= 4, 10, what="4 runs, each listening")
+        out = sup.output()
+        assert f"listen {port}:" not in out, out[-3000:]  # no run found the port taken
+        listening = [int(x) for x in re.findall(r"escapee-listening (\d+)", out)]
+        for p in listening[:-1]:
+            wait_until(lambda: not pid_alive(p), 5, what=f"escapee {p} of an earlier run gone")
+        assert re.search(r"daemonizer: killing pid \d+ \(.*\), left behind by its previous run", out), out[-3000:]
+        # other services' escapees are not touched: the running bystander's, and the completed
+        # oneshot's (a oneshot that leaves a daemon behind on purpose keeps it until shutdown)
+        assert "XTASK_SERVICE=bystander" in out, out[-3000:]
+        others = [int(x) for x in re.findall(r"(?:bystander|setup) +\| escapee (\d+)", out)]
+        assert len(others) == 2 and all(pid_alive(p) for p in others), (others, out[-3000:])
+        assert not re.search(r"killing pid \d+ .*(bystander|setup)|(bystander|setup): killing", out), out[-3000:]
+        assert sup.stop() == 0
+        for p in others + listening:
+            wait_until(lambda: not pid_alive(p), 5, what=f"pid {p} gone at shutdown")
+    finally:
+        sup.kill()
+
+
 if __name__ == "__main__":
     run_tests([test_crash_backoff, test_restart_limit, test_liveness_restart, test_start_period_and_exec_probes,
-               test_essential_failure])
+               test_essential_failure, test_restart_kills_previous_runs_escapees])

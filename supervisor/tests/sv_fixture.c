@@ -13,6 +13,8 @@
  *   term-exit:CODE     on SIGTERM, exit with CODE
  *   fork-sleep:MS      fork a child (same process group) that sleeps MS, writes its pid to stdout
  *   setsid-sleep:MS    fork a child that calls setsid() and sleeps MS (an escapee)
+ *   setsid-listen:PORT an escapee that listens on 127.0.0.1:PORT ("escapee-listening PID"; exits 3
+ *                      with "listen PORT: ..." on stderr if the port is taken) and stays until killed
  *   orphan-sleep:MS    double-fork: a grandchild that sleeps MS; the middle process exits at once
  *   zombies:N          fork N children that exit at once and are never waited for by us
  *   noisy:N            print N lines of 100 bytes as fast as possible, then a final "noisy done" line
@@ -144,6 +146,17 @@ int main(int argc, char **argv)
                 signal(SIGTERM, SIG_IGN); /* an escapee that also ignores polite requests */
                 msleep(num(a + 13));
                 _exit(0);
+            }
+            printf("escapee %d\n", (int)p);
+        } else if (strncmp(a, "setsid-listen:", 14) == 0) {
+            pid_t p = fork();
+            if (p == 0) {
+                setsid();
+                signal(SIGTERM, SIG_IGN);
+                do_listen((int)num(a + 14));
+                printf("escapee-listening %d\n", (int)getpid());
+                for (;;)
+                    pause();
             }
             printf("escapee %d\n", (int)p);
         } else if (strncmp(a, "orphan-sleep:", 13) == 0) {
