@@ -3,7 +3,8 @@
  *
  * As a child subreaper (or PID 1), every orphan of a service's tree is reparented to us: grandchildren
  * whose parent died and `setsid` escapees that left the service's process group. At shutdown, after
- * every service's group is gone, whatever still has us as parent is one of those; we find them by
+ * every service's group is gone, whatever still has us as parent is one of those; we find them in
+ * the kernel's list of our children (/proc/<us>/task/<us>/children), or where the kernel lacks it by
  * scanning /proc/<pid>/stat for PPid == us. cgroups would also catch processes that double-forked
  * out of our tree before we became their parent, but they need a writable cgroup v2 hierarchy, which
  * Fly machines and unprivileged containers do not always give; /proc works everywhere and, as a
@@ -40,8 +41,35 @@ static pid_t proc_ppid(const char *pid)
     return (pid_t)strtol(rp + 4, NULL, 10);
 }
 
+/* The kernel's own list of `parent`'s children (CONFIG_PROC_CHILDREN: one read instead of a /proc
+ * scan; the supervisor is single-threaded, so its main thread is the parent of them all). Returns
+ * the count, or -1 when the kernel has no such file. */
+static int children_file(pid_t parent, pid_t *out, int max)
+{
+    char path[80], buf[1024];
+    snprintf(path, sizeof(path), "/proc/%d/task/%d/children", (int)parent, (int)parent);
+    int fd = open(path, O_RDONLY | O_CLOEXEC), n = 0;
+    if (fd < 0) return -1;
+    long cur = -1;
+    ssize_t r;
+    while ((r = read(fd, buf, sizeof(buf))) > 0)
+        for (ssize_t i = 0; i < r; i++) {
+            if (buf[i] >= '0' && buf[i] <= '9') {
+                cur = (cur < 0 ? 0 : cur) * 10 + (buf[i] - '0');
+            } else {
+                if (cur > 0 && n < max) out[n++] = (pid_t)cur;
+                cur = -1;
+            }
+        }
+    if (cur > 0 && n < max) out[n++] = (pid_t)cur;
+    close(fd);
+    return n;
+}
+
 int procs_children(pid_t parent, pid_t *out, int max)
 {
+    int nf = children_file(parent, out, max);
+    if (nf >= 0) return nf;
     DIR *d = opendir("/proc");
     int n = 0;
     if (d == NULL) return 0;
