@@ -85,8 +85,8 @@ access_control:
 
 class AuthServer:
     def __init__(self, tmp, port, users, rules=DEFAULT_RULES, session_extra="", extra="", name="auth",
-                 secret="0123456789abcdef0123456789abcdef"):
-        self.tmp, self.port, self.name = tmp, port, name
+                 secret="0123456789abcdef0123456789abcdef", env=None):
+        self.tmp, self.port, self.name, self.env = tmp, port, name, env
         self.users_path = tmp.write(f"{name}-users.yml", users_yaml(users))
         self.totp_path = os.path.join(tmp.path, f"{name}-totp.yml")
         self.config = tmp.write(f"{name}.yml", f"""
@@ -117,7 +117,8 @@ regulation:
         self.base = f"http://127.0.0.1:{port}"
 
     def start(self, timeout=15):
-        self.proc = Proc([bin_path("xtask-auth"), "--config", self.config])
+        self.proc = Proc([bin_path("xtask-auth"), "--config", self.config],
+                         env=dict(os.environ, **self.env) if self.env else None)
         wait_until(lambda: http_request(self.base + "/api/health", timeout=1)[0] == 200, timeout,
                    what=f"{self.name} healthy")
         return self

@@ -13,7 +13,7 @@ from authlib import FAILED, AuthServer, case, fast_hash
 PW = {"bob": "bob-pw"}
 USERS = {"bob": {"password": fast_hash(PW["bob"]), "groups": ["developers"]}}
 tmp = TempDir(prefix="xt-auth-sess-")
-ports = port_block("auth", 8)
+ports = port_block("auth", 12)
 
 
 def alive(srv, c):
@@ -99,9 +99,42 @@ def test_nats_kv_shared_sessions():
         nats.stop()
 
 
+def test_nats_kv_lost_logout_resync():
+    # nats.c 3.4.1's watcher can lose entries when the bucket's leader changes; dfw here loses every
+    # live update (XT_AUTH_FAULT_DROP_WATCH=1): a logout made on ams must still end the session on
+    # dfw within session.nats.resync_interval (1 s), not at its expiry (1 h)
+    nats = NatsServer(ports[7], ports[8], os.path.join(tmp.path, "nats2"), name="auth-kv2").start()
+    kv = f"""  expiration: 1h
+  nats:
+    enabled: true
+    servers: nats://127.0.0.1:{ports[7]}
+    bucket: resync_sessions
+    resync_interval: 1s
+"""
+    a = AuthServer(tmp, ports[9], USERS, name="ams2", session_extra=kv).start()
+    b = AuthServer(tmp, ports[10], USERS, name="dfw2", session_extra=kv, env={"XT_AUTH_FAULT_DROP_WATCH": "1"}).start()
+    try:
+        wait_until(lambda: "live updates are dropped" in b.proc.output(), 5, what="dfw2 drops live updates")
+        st, hd, js, c = a.login("bob", PW["bob"])
+        assert st == 200
+        # dfw2 never saw the login go by: it finds the session with a lookup on its local miss
+        wait_until(lambda: b.verify("/web/", cookie=c)[0] == 200, 10, interval=0.05, what="session on dfw2")
+        st, hd, js = a.post_json("/api/logout", {}, cookie=c)
+        assert st == 200 and a.verify("/web/", cookie=c)[0] == 302
+        t0 = time.monotonic()
+        wait_until(lambda: b.verify("/web/", cookie=c)[0] == 302, 10, interval=0.05, what="logout reaches dfw2 by resync")
+        dt = time.monotonic() - t0
+        assert dt < 5, dt
+        print(f"    logout reached dfw2 after {dt:.2f} s", flush=True)
+    finally:
+        a.stop()
+        b.stop()
+        nats.stop()
+
+
 def main():
     try:
-        for t in (test_expiration_inactivity_remember_me, test_nats_kv_shared_sessions):
+        for t in (test_expiration_inactivity_remember_me, test_nats_kv_shared_sessions, test_nats_kv_lost_logout_resync):
             case(t)
     finally:
         tmp.cleanup()

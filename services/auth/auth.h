@@ -288,6 +288,7 @@ struct auth_config {
     const char *kv_url, *kv_bucket;
     int kv_replicas;              /* session.nats.replicas: the bucket's replicas (1..5) */
     int64_t kv_lookup_timeout_ms; /* session.nats.lookup_timeout: bound of a lookup on a local miss */
+    int64_t kv_resync_ms;         /* session.nats.resync_interval: re-read the bucket's logouts */
 };
 
 /* Load and validate. Errors read "file:line:col: message". */

@@ -322,7 +322,8 @@ static int parse_session(ctx_t *c, const xt_node *n, auth_config *cfg)
                                        "cookies",      "redis",
                                        "nats",         "max_sessions",
                                        "allow_http",   NULL};
-    static const char *const nkeys[] = {"enabled", "servers", "bucket", "replicas", "lookup_timeout", NULL};
+    static const char *const nkeys[] = {"enabled",        "servers",         "bucket", "replicas",
+                                        "lookup_timeout", "resync_interval", NULL};
     const xt_node *v;
     if (!n)
         return xt_conf_error(c->err, c->errlen, c->doc, c->doc->root, "session is required (session.domain)");
@@ -391,6 +392,10 @@ static int parse_session(ctx_t *c, const xt_node *n, auth_config *cfg)
             dur(c, xt_map_get(v, "lookup_timeout"), "session.nats.lookup_timeout", 10, 10000, 0,
                 &cfg->kv_lookup_timeout_ms) < 0)
             return -1;
+        if (xt_map_get(v, "resync_interval") &&
+            dur(c, xt_map_get(v, "resync_interval"), "session.nats.resync_interval", 1000, 3600000, 0,
+                &cfg->kv_resync_ms) < 0)
+            return -1;
         if (cfg->kv_enabled && !cfg->secret)
             return xt_conf_error(
                 c->err, c->errlen, c->doc, v,
@@ -450,6 +455,7 @@ static void defaults(auth_config *cfg)
     cfg->kv_bucket = "xtask_sessions";
     cfg->kv_replicas = 1;
     cfg->kv_lookup_timeout_ms = 1000;
+    cfg->kv_resync_ms = 30000;
 }
 
 static int validate(auth_config *cfg, char *err, size_t errlen)

@@ -71,8 +71,12 @@ struct auth_kv {
     atomic_int ready;
     char *bucket;
     int replicas;
-    int64_t ttl_ms, lookup_timeout_ms;
-    int setup_warned;
+    int64_t ttl_ms, lookup_timeout_ms, resync_ms;
+    int setup_warned, resync_warned;
+    /* watch thread only: the current watcher is a resync's, still replaying the bucket (until its
+     * end-of-initial-values marker); the first watcher has delivered its initial values */
+    int replaying, initial_done, fault_drop_live;
+    uint64_t resyncs, resync_logouts;
     uint8_t enc_key[32];
     char *secret;
     size_t secret_len;
@@ -257,13 +261,49 @@ static void handle_entry(auth_kv *kv, kvEntry *e)
     kv_msg *km;
     if (kvEntry_Operation(e) != kvOp_Put)
         return; /* TTL purges and deletes: the sessions expire locally on their own */
+    /* XT_AUTH_FAULT_DROP_WATCH=1 (tests only): live updates are lost, as nats.c 3.4.1's watcher loses
+     * them across a leader change; the initial values and the resyncs still arrive */
+    if (kv->fault_drop_live && kv->initial_done && !kv->replaying) return;
     km = calloc(1, sizeof(*km));
     if (!km) return;
-    if (decode_value(kv, kvEntry_Value(e), kvEntry_ValueLen(e), &km->s, &km->deleted) < 0) {
+    if (decode_value(kv, kvEntry_Value(e), kvEntry_ValueLen(e), &km->s, &km->deleted) < 0 ||
+        (kv->replaying && !km->deleted)) {
+        /* a resync applies logouts only: a live session is found by a lookup on a local miss anyway,
+         * and replaying it could bring back one this instance logged out while its write failed */
+        OPENSSL_cleanse(km, sizeof(*km));
         free(km);
         return;
     }
+    if (kv->replaying) kv->resync_logouts++;
     h2o_multithread_send_message(&kv->receiver, &km->msg);
+}
+
+/* Read the whole bucket again through a fresh watcher, every session.nats.resync_interval: nats.c
+ * 3.4.1's watcher can lose entries when the bucket's leader or replicas change, and a lost logout
+ * would leave that session valid on this instance until it expires. Bounds that to the interval. */
+static void resync(auth_kv *kv)
+{
+    kvWatcher *w = NULL, *old;
+    natsStatus st = kvStore_WatchAll(&w, kv->store, NULL);
+    if (st != NATS_OK) {
+        if (!kv->resync_warned++)
+            xt_warn("session store: re-reading %s: %s (retried every %lld ms)", kv->bucket,
+                    natsStatus_GetText(st), (long long)kv->resync_ms);
+        return;
+    }
+    pthread_mutex_lock(&kv->mu); /* auth_kv_free stops the current watcher under mu */
+    if (kv->stopping) {
+        pthread_mutex_unlock(&kv->mu);
+        kvWatcher_Destroy(w);
+        return;
+    }
+    old = kv->watcher;
+    kv->watcher = w;
+    pthread_mutex_unlock(&kv->mu);
+    kvWatcher_Destroy(old);
+    kv->replaying = 1;
+    kv->resync_warned = 0;
+    kv->resyncs++;
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -341,18 +381,30 @@ static void *watch_main(void *arg)
         for (int i = 0; i < KV_SETUP_RETRY_MS / 100 && !kv->stopping; i++)
             nats_Sleep(100);
     }
+    int64_t next_resync = auth_mono_ms() + kv->resync_ms;
     while (!kv->stopping) {
         kvEntry *e = NULL;
-        natsStatus st = kvWatcher_Next(&e, kv->watcher, 500);
+        if (auth_mono_ms() >= next_resync) {
+            resync(kv);
+            next_resync = auth_mono_ms() + kv->resync_ms;
+        }
+        int64_t wait = next_resync - auth_mono_ms();
+        natsStatus st = kvWatcher_Next(&e, kv->watcher, wait < 1 ? 1 : wait > 500 ? 500 : wait);
         if (st == NATS_TIMEOUT) continue;
         if (st != NATS_OK) {
             if (kv->stopping) break;
             nats_Sleep(100);
             continue;
         }
-        if (e) { /* NULL marks the end of the initial values */
+        if (e) {
             handle_entry(kv, e);
             kvEntry_Destroy(e);
+        } else { /* the end of the initial values */
+            if (kv->replaying)
+                xt_debug("session store: re-read %s (%llu logouts applied so far)", kv->bucket,
+                         (unsigned long long)kv->resync_logouts);
+            kv->initial_done = 1;
+            kv->replaying = 0;
         }
     }
     return NULL;
@@ -598,6 +650,11 @@ auth_kv *auth_kv_new(const auth_config *cfg, int64_t ttl_ms, h2o_multithread_que
     kv->ttl_ms = ttl_ms;
     kv->replicas = cfg->kv_replicas > 0 ? cfg->kv_replicas : 1;
     kv->lookup_timeout_ms = cfg->kv_lookup_timeout_ms > 0 ? cfg->kv_lookup_timeout_ms : 1000;
+    kv->resync_ms = cfg->kv_resync_ms > 0 ? cfg->kv_resync_ms : 30000;
+    const char *fault = getenv("XT_AUTH_FAULT_DROP_WATCH");
+    kv->fault_drop_live = fault && strcmp(fault, "1") == 0;
+    if (kv->fault_drop_live)
+        xt_warn("session store: XT_AUTH_FAULT_DROP_WATCH=1: live updates are dropped (tests only)");
     kv->lk_tokens = KV_LOOKUP_BURST;
     kv->neg = calloc(KV_NEG_SLOTS, sizeof(*kv->neg));
     kv->bucket = strdup(cfg->kv_bucket);
@@ -677,7 +734,9 @@ void auth_kv_free(auth_kv *kv)
     pthread_mutex_unlock(&kv->mu);
     if (kv->write_started) pthread_join(kv->write_thread, NULL);
     if (kv->lookup_started) pthread_join(kv->lookup_thread, NULL);
+    pthread_mutex_lock(&kv->mu);
     if (kv->watcher) kvWatcher_Stop(kv->watcher);
+    pthread_mutex_unlock(&kv->mu);
     if (kv->watch_started) pthread_join(kv->watch_thread, NULL);
     kvWatcher_Destroy(kv->watcher);
     kvStore_Destroy(kv->get_store);

@@ -24,6 +24,10 @@
  * - flood-proof: an id the bucket does not hold (or holds logged out / expired) is negative-cached
  *   for 2 s; at most 64 lookups in flight and 200 per second (burst 200): beyond that a miss is
  *   answered as an unknown session at once, so bogus cookies cost NATS at most 200 gets a second.
+ *
+ * Lost logouts. A session already in the local table is never looked up again, so a logout the
+ * watcher lost would keep it valid here until it expires. Every session.nats.resync_interval (30 s)
+ * a fresh watcher reads the whole bucket again and only its logouts are applied.
  */
 #ifndef XT_AUTH_KV_H
 #define XT_AUTH_KV_H

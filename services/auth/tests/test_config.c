@@ -152,6 +152,14 @@ static void errors(void **st)
         {"authentication_backend: {file: {path: /x}}\nsession: {domain: example.com, nats: {enabled: "
          "true}}\n",
          "auth.yml:2:38: session.nats: session.secret is required (keys in the bucket are keyed by it)"},
+        {"authentication_backend: {file: {path: /x}}\nsession: {domain: example.com, secret: "
+         "0123456789abcdef, nats: {resync_interval: 10ms}}\n",
+         "auth.yml:2:82: session.nats.resync_interval: '10ms' is out of range"},
+        {"authentication_backend: {file: {path: /x}}\nsession: {domain: example.com, secret: "
+         "0123456789abcdef, nats: {resync: 1s}}\n",
+         "auth.yml:2:65: unknown key 'resync' in session.nats (known keys: enabled, servers, bucket, "
+         "replicas, "
+         "lookup_timeout, resync_interval)"},
         {BASE "session: {domain: x}\n", "auth.yml:3:1: duplicate key 'session' (first defined at line 2)"},
         {"authentication_backend: {file: {path: /x}}\nsession:\n  domain: example.com\n  secret: ${NOPE}\n",
          "auth.yml:4:11: environment variable 'NOPE' is not set (use ${NOPE:-default} to give a default)"},
