@@ -25,9 +25,11 @@
  *   shutdown is nak'ed so that another node runs it). Before running, the worker looks the id up in
  *   `xtask-results`: a message redelivered after its result was stored is acked, not run again.
  *
- * Known limit: a node killed with SIGKILL cannot kill its tasks' groups (posix_spawn has no
- * parent-death signal); such a task finishes unobserved and, if it came from the queue, runs again
- * elsewhere after ack_wait (its result is stored once). The supervisor stops us with SIGTERM.
+ * A node killed with SIGKILL cannot kill its tasks' groups (posix_spawn has no parent-death
+ * signal). Under xtask-supervisor they are not left to finish unobserved: they carry the node's
+ * XTASK_SERVICE=xtask, and the supervisor kills them before it starts the node again
+ * (integration-tests/coordinator/test_supervised.py). Run bare, such a task finishes unobserved
+ * and, if it came from the queue, runs again after ack_wait (its result is stored once).
  *
  * Request/reply subjects are never inside a stream's subjects (ARCHITECTURE.md): the streams hold
  * `xtask.queue.>` and `xtask.results.>` only, and node ids `queue`/`results`/... are refused.
