@@ -23,8 +23,12 @@ ADMIN_PASS = "adm-Pa55-s3cret"
 
 # --- raw HTTP/1.1 over a socket ----------------------------------------------------------------
 
+RESET = b"<connection reset>"
+
+
 def raw(port, data, timeout=3.0, read_all=True):
-    """Send bytes, read until the server closes or `timeout` passes without data. Returns bytes."""
+    """Send bytes, read until the server closes or `timeout` passes without data. Returns bytes, ending
+    with RESET when the server reset the connection (what it answered before may be lost then)."""
     s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
     try:
         s.sendall(data)
@@ -34,6 +38,9 @@ def raw(port, data, timeout=3.0, read_all=True):
             try:
                 d = s.recv(65536)
             except socket.timeout:
+                break
+            except ConnectionResetError:
+                out += RESET
                 break
             if not d:
                 break

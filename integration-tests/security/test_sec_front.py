@@ -11,7 +11,8 @@ import urllib.parse
 
 os.environ.setdefault("XT_PORT_OFFSET", "500")
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from seclib import APP, DEV_PASS, PORTAL_HOST, Runner, Stack, first_status, head_of, identity_values  # noqa: E402
+from seclib import (APP, DEV_PASS, PORTAL_HOST, RESET, Runner, Stack, first_status, head_of,  # noqa: E402
+                    identity_values)
 
 S = Stack("xt-secf-")
 T = Runner(S)
@@ -223,10 +224,17 @@ def test_oversized_requests():
     assert first_status(r) in (400, 414, 431), r[:100]
     r = no_upstream_request(lambda: get(b"/app/x", extra=b"Cookie: " + b"c" * 9000 + b"\r\n"))
     assert first_status(r) in (400, 431), r[:100]
-    big = b"a" * 70000
-    r = no_upstream_request(lambda: S.raw(b"POST /app/x HTTP/1.1\r\nHost: app.xtask.test\r\nCookie: " + CK +
-                                          b"\r\nContent-Length: 70000\r\nConnection: close\r\n\r\n" + big))
+    # A declared length over the limit is refused before the body is read: a client that waits for an
+    # early answer (as with Expect: 100-continue) gets the 413 every time.
+    head = b"POST /app/x HTTP/1.1\r\nHost: app.xtask.test\r\nCookie: " + CK + b"\r\nContent-Length: 70000\r\n\r\n"
+    r = no_upstream_request(lambda: S.raw(head))
     assert first_status(r) == 413, r[:100]
+    # One that sends the whole body at once may instead see the connection reset: libh2o 2.2.5
+    # closes right after the 413 without draining the unread body (no lingering close), and the
+    # kernel answers the unread bytes with RST, which can overtake the 413. Refused either way.
+    big = b"a" * 70000
+    r = no_upstream_request(lambda: S.raw(head[:-2] + b"Connection: close\r\n\r\n" + big))
+    assert first_status(r) == 413 or r.endswith(RESET), r[:100]
     r = no_upstream_request(lambda: S.raw(b"POST /app/x HTTP/1.1\r\nHost: app.xtask.test\r\nContent-Length: "
                                           b"99999999999\r\nConnection: close\r\n\r\nabc"))
     assert first_status(r) in (400, 413), r[:100]
@@ -234,7 +242,7 @@ def test_oversized_requests():
     r = no_upstream_request(lambda: S.raw(b"POST /app/x HTTP/1.1\r\nHost: app.xtask.test\r\nCookie: " + CK +
                                           b"\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n" + chunk * 3 +
                                           b"0\r\n\r\n"))
-    assert first_status(r) == 413, r[:100]
+    assert first_status(r) == 413 or r.endswith(RESET), r[:100]
     assert S.alive()
 
 

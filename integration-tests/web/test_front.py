@@ -242,8 +242,9 @@ def test_limits():
     assert st == 431, st
     st, _, _ = get("/app/big", {"Cookie": DEV, "X-Huge": "z" * 600000})
     assert st in (0, 400, 431), st
-    body = b"x" * (100 * 1024)
-    st, _, _ = raw(f"POST /app/post HTTP/1.1\r\nHost: 127.0.0.1:{WEB}\r\nCookie: {DEV}\r\nContent-Length: {len(body)}\r\n\r\n".encode() + body)
+    # refused on the declared length, before the body is read (a client that sends a large body at
+    # once may see a reset instead: libh2o closes without draining it; see the README's known limits)
+    st, _, _ = raw(f"POST /app/post HTTP/1.1\r\nHost: 127.0.0.1:{WEB}\r\nCookie: {DEV}\r\nContent-Length: {100 * 1024}\r\n\r\n".encode())
     assert st == 413, st
     # a request that never finishes arriving is cut at request_timeout (2s)
     s = socket.create_connection(("127.0.0.1", WEB), timeout=5)
