@@ -94,6 +94,7 @@ int main(int argc, char **argv)
     const char *only = NULL;
     int npos = 0, json = 0, follow = 0, check = 0;
     long nlines = -1;
+    if (argc > 1 && strcmp(argv[1], "__probe-https") == 0) return sv_https_probe_main(argc - 2, argv + 2);
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0 || strcmp(a, "help") == 0) {

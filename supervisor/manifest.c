@@ -596,6 +596,7 @@ static const mf_field probe_fields[] = {
     {.key = "timeout", .type = F_DUR, .off = offsetof(mf_probe, timeout_ms), .min = 1},
     {.key = "start_period", .type = F_DUR, .off = offsetof(mf_probe, start_period_ms), .min = 0},
     {.key = "failures", .type = F_INT, .off = offsetof(mf_probe, failures), .min = 1, .max = 1000},
+    {.key = "insecure", .type = F_BOOL, .off = offsetof(mf_probe, insecure)},
 };
 static const char *const probe_aliases[] = {
     "url",  "http",    "port",     "tcp",    "address",  "tcp",           "command",      "exec", "cmd",
@@ -611,6 +612,9 @@ static int svc_probe(mf_ctx *c, mf_probe *p, const xt_node *key, const xt_node *
     if (mf_want_map(c, key, val, what) != 0 || mf_parse_map(c, val, key, &probe_table, what, what, p) != 0)
         return -1;
     if (p->kind == PROBE_NONE) return mf_fail(c, key, "%s: needs one of tcp, http or exec", what);
+    if (p->insecure && (p->kind != PROBE_HTTP || strncasecmp(p->target, "https://", 8) != 0))
+        return mf_fail(c, xt_map_get(val, "insecure"),
+                       "%s.insecure: only an https:// probe has a certificate to leave unchecked", what);
     if (is_ready && p->start_period_ms == 0)
         return mf_fail(c, xt_map_get(val, "start_period"),
                        "%s.start_period: must be more than 0 (how long the "
@@ -1092,6 +1096,7 @@ static void dg_probe(SHA256_CTX *d, const char *tag, const mf_probe *p)
     dg_int(d, "timeout", p->timeout_ms);
     dg_int(d, "start_period", p->start_period_ms);
     dg_int(d, "failures", p->failures);
+    dg_int(d, "insecure", p->insecure);
 }
 
 static int cmp_dep(const void *a, const void *b)

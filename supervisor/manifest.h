@@ -38,6 +38,7 @@ typedef struct mf_probe {
     int64_t start_period_ms; /* ready: give up (FAILED start) after this; default 30s.
                               * live: failures ignored for this long after READY; default 0 */
     int failures;            /* live: consecutive failures that restart the service; default 3 */
+    int insecure;            /* https: do not verify the certificate */
     int line, col;           /* where the probe is defined */
 } mf_probe;
 

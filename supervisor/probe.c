@@ -7,8 +7,9 @@
  *
  * http is a small built-in client for http:// URLs (probes target the services on loopback).
  * libcurl was measured: mapping it and its dependencies costs about 6 MB of RSS in the supervisor,
- * four times the whole 1.5 MB budget, for one GET per interval; see README "Probes". https:// URLs
- * are refused by the manifest check of the probe at start (reported as a failing probe).
+ * four times the whole 1.5 MB budget, for one GET per interval; see README "Probes". An https://
+ * URL is therefore probed by a child, like an exec probe: this binary's `__probe-https`, which loads
+ * libcurl there (https_probe.c).
  * A probe runs at most once at a time; the next run is armed `interval` after the previous result.
  */
 #include "sv.h"
@@ -22,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -161,6 +163,11 @@ static void probe_io(sv_ctx *sv, sv_watch *w, uint32_t events)
     }
 }
 
+static int probe_is_https(const mf_probe *d)
+{
+    return d->kind == PROBE_HTTP && strncasecmp(d->target, "https://", 8) == 0;
+}
+
 static void probe_run(sv_ctx *sv, sv_probe *p)
 {
     char err[160];
@@ -169,12 +176,19 @@ static void probe_run(sv_ctx *sv, sv_probe *p)
     p->phase = 0;
     p->io_len = p->io_off = 0;
     timer_arm(&p->t_timeout, sv_now_ms() + (p->def->timeout_ms > 0 ? p->def->timeout_ms : 1000));
-    if (p->def->kind == PROBE_EXEC) {
+    if (p->def->kind == PROBE_EXEC || probe_is_https(p->def)) {
         int eerr = 0;
         const mf_service *d = p->s->def;
         char **env = env_merge(sv->env, d->env, NULL);
-        pid_t pid =
-            env ? spawn_process(p->def->argv, env, d->workdir, d->user, -1, -1, &eerr, err, sizeof(err)) : -1;
+        char tmo[24], *const https_argv[] = {"/proc/self/exe",
+                                             "__probe-https",
+                                             p->def->target,
+                                             tmo,
+                                             p->def->insecure ? "0" : "1",
+                                             NULL};
+        snprintf(tmo, sizeof(tmo), "%lld", (long long)(p->def->timeout_ms > 0 ? p->def->timeout_ms : 1000));
+        char *const *argv = p->def->kind == PROBE_EXEC ? p->def->argv : https_argv;
+        pid_t pid = env ? spawn_process(argv, env, d->workdir, d->user, -1, -1, &eerr, err, sizeof(err)) : -1;
         xt_strv_free(env);
         if (pid < 0) {
             probe_finish(sv, p, 0, "%s", env ? err : "out of memory");
@@ -307,7 +321,13 @@ int probe_on_child_exit(sv_ctx *sv, pid_t pid, int status)
             if (p->pid != pid) continue;
             p->pid = 0;
             if (!p->running) return 1;
-            if (WIFEXITED(status))
+            if (WIFEXITED(status) && probe_is_https(p->def)) {
+                static const char *const why[] = {"2xx", "answered, not 2xx",
+                                                  "no answer (connection, TLS or timeout)",
+                                                  "libcurl.so.4 cannot be loaded"};
+                int code = WEXITSTATUS(status);
+                probe_finish(sv, p, code == 0, "https: %s", code < 4 ? why[code] : "helper failed");
+            } else if (WIFEXITED(status))
                 probe_finish(sv, p, WEXITSTATUS(status) == 0, "exit %d", WEXITSTATUS(status));
             else
                 probe_finish(sv, p, 0, "signal %d", WTERMSIG(status));

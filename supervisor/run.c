@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/epoll.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
@@ -444,15 +445,40 @@ static void ensure_std_fds(void)
 }
 
 /* What the manifest allows but this runtime does not do: refuse it at start, not at the first probe. */
+/* Whether an https probe's child can load libcurl: this binary's `__probe-https --available`. */
+static int https_available(void)
+{
+    char exe[4096];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+    if (n <= 0) return 0;
+    exe[n] = '\0';
+    pid_t pid = fork();
+    if (pid < 0) return 0;
+    if (pid == 0) {
+        int devnull = open("/dev/null", O_WRONLY | O_CLOEXEC);
+        if (devnull >= 0) dup2(devnull, 2);
+        execl(exe, exe, "__probe-https", "--available", (char *)NULL);
+        _exit(127);
+    }
+    int st = 0;
+    while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
+    }
+    return WIFEXITED(st) && WEXITSTATUS(st) == 0;
+}
+
 int sv_check_support(const manifest *m, char *err, size_t errlen)
 {
+    int checked = 0;
     for (size_t i = 0; i < m->nservices; i++) {
         const mf_service *d = &m->services[i];
         const mf_probe *ps[2] = {&d->ready, &d->live};
         for (int k = 0; k < 2; k++)
-            if (ps[k]->kind == PROBE_HTTP && strncmp(ps[k]->target, "http://", 7) != 0) {
-                snprintf(err, errlen, "%s:%d:%d: service '%s': only http:// URLs can be probed (got '%s')",
-                         m->path, ps[k]->line, ps[k]->col, d->name, ps[k]->target);
+            if (ps[k]->kind == PROBE_HTTP && strncasecmp(ps[k]->target, "https://", 8) == 0 && !checked++ &&
+                !https_available()) {
+                snprintf(err, errlen,
+                         "%s:%d:%d: service '%s': https:// probes need libcurl.so.4 (package libcurl4), "
+                         "which cannot be loaded here; use http:// or an exec probe",
+                         m->path, ps[k]->line, ps[k]->col, d->name);
                 return -1;
             }
     }

@@ -354,7 +354,15 @@ void sv_stop_progress(sv_ctx *sv);
 /* Re-read the manifest; on error keep the old one. err gets a message; returns 0/-1. */
 int sv_reload(sv_ctx *sv, char *err, size_t errlen);
 const char *sv_manifest_default(void);
-/* Refuse what the manifest allows but this runtime cannot do (https probes): -1 + file:line:col. */
+/* --- https_probe.c ---------------------------------------------------------------------------- */
+/* `xtask-supervisor __probe-https ...` (the child of an https probe). Exit codes: */
+#define SV_HTTPS_NOT_2XX 1 /* answered, not 2xx */
+#define SV_HTTPS_FAILED 2  /* no answer: connection, TLS or timeout */
+#define SV_HTTPS_NO_CURL 3 /* libcurl.so.4 cannot be loaded */
+int sv_https_probe_main(int argc, char **argv);
+
+/* Refuse what the manifest allows but this runtime cannot do (https probes without libcurl):
+ * -1 + file:line:col. */
 int sv_check_support(const manifest *m, char *err, size_t errlen);
 
 /* --- select.c ------------------------------------------------------------------------------ */

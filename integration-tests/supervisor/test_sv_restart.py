@@ -2,13 +2,15 @@
 FAILED, liveness restart (running dependents untouched, unstarted ones wait again), start_period,
 exec probes and their timeout, essential failure stops everything with exit 1, a restart never finds
 its previous run's setsid escapees (XTASK_SERVICE marks them)."""
+import json
 import os
 import re
 import signal
+import subprocess
 import time
 
 from xt_testlib import port_block, wait_until
-from svlib import Sup, fix, pid_alive, run_tests
+from svlib import SUP, Sup, fix, pid_alive, run_tests
 
 PORTS = port_block("supervisor")
 
@@ -193,6 +195,72 @@ def test_restart_kills_previous_runs_escapees(tmp):
         sup.kill()
 
 
+def https_server(tmp, port, status):
+    """A TLS server on 127.0.0.1:port (self-signed certificate) answering every GET with `status`."""
+    import http.server
+    import ssl
+    import subprocess
+    import threading
+    key, crt = os.path.join(tmp.path, "k.pem"), os.path.join(tmp.path, "c.pem")
+    if not os.path.exists(crt):
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", crt,
+                        "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+                       check=True, capture_output=True)
+
+    class H(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(status["code"])
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *a):
+            pass
+
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", port), H)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(crt, key)
+    srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    return srv
+
+
+def test_https_probes(tmp):
+    port = PORTS[3]
+    status = {"code": 200}
+    srv = https_server(tmp, port, status)
+    url = f"https://127.0.0.1:{port}/healthz"
+    sup = Sup(tmp, f"""
+  selfsigned:
+    command: {fix("forever")}
+    ready: {{ http: "{url}", insecure: true, interval: 50ms, start_period: 10s }}
+    live: {{ http: "{url}", insecure: true, interval: 100ms, failures: 2 }}
+  verified:
+    command: {fix("forever")}
+    ready: {{ http: "{url}", interval: 50ms, start_period: 10s }}
+""")
+    try:
+        sup.start()
+        st = sup.wait_state("selfsigned", "READY")
+        # the certificate is checked unless `insecure: true`: a self-signed one never passes
+        wait_until(lambda: "https: no answer" in json.dumps(sup.status()["verified"]), 5, what="verified probe fails")
+        assert sup.status()["verified"]["state"] == "STARTING"
+        # a non-2xx answer fails the liveness probe: restarted
+        status["code"] = 503
+        wait_until(lambda: sup.status()["selfsigned"]["restarts"] >= 1, 5, what="restart on 503")
+        assert "https: answered, not 2xx" in sup.output(), sup.output()[-2000:]
+        status["code"] = 200
+        assert sup.stop() == 0
+    finally:
+        sup.kill()
+        srv.shutdown()
+    # `insecure` belongs to https probes only; the mistake is named with its place
+    bad = os.path.join(tmp.path, "bad.yaml")
+    with open(bad, "w") as f:
+        f.write("version: 1\nservices:\n  a:\n    command: [x]\n    ready: { tcp: '127.0.0.1:1', insecure: true }\n")
+    r = subprocess.run([SUP, "check", bad], capture_output=True, text=True)
+    assert r.returncode == 2 and "bad.yaml:5:" in r.stderr and "only an https:// probe" in r.stderr, r.stderr
+
+
 if __name__ == "__main__":
     run_tests([test_crash_backoff, test_restart_limit, test_liveness_restart, test_start_period_and_exec_probes,
-               test_essential_failure, test_restart_kills_previous_runs_escapees])
+               test_essential_failure, test_restart_kills_previous_runs_escapees, test_https_probes])

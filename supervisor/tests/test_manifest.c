@@ -517,6 +517,10 @@ static const struct {
      "t.yaml:5:19: services.a.ready.http: '127.0.0.1:8080/health' is not an http:// or https:// URL"},
     {V1 SVC "    ready: {http: 'http:///health'}\n",
      "t.yaml:5:19: services.a.ready.http: 'http:///health' has no host"},
+    {V1 SVC "    ready: {http: 'http://h/x', insecure: true}\n",
+     "t.yaml:5:43: services.a.ready.insecure: only an https:// probe has a certificate to leave unchecked"},
+    {V1 SVC "    live: {tcp: 'h:1', insecure: yes}\n",
+     "t.yaml:5:34: services.a.live.insecure: only an https:// probe has a certificate to leave unchecked"},
     {V1 SVC "    ready: {exec: 'xtask ping'}\n",
      "t.yaml:5:19: services.a.ready.exec: must be a list, e.g. [xtask, ping] (a string is not split into "
      "arguments)"},
