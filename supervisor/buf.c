@@ -4,10 +4,12 @@
  */
 #include "sv.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 void sv_buf_init(sv_buf *b, size_t max)
 {
@@ -104,6 +106,22 @@ void sv_buf_consume(sv_buf *b, size_t n)
     }
     memmove(b->data, b->data + n, b->len - n);
     b->len -= n;
+}
+
+int sv_buf_send(sv_buf *b, int fd, int64_t *last_io_ms)
+{
+    while (b->len > 0) {
+        ssize_t n = send(fd, b->data, b->len, MSG_NOSIGNAL);
+        if (n > 0) {
+            sv_buf_consume(b, (size_t)n);
+            *last_io_ms = sv_now_ms();
+        } else if (n < 0 && errno == EAGAIN) {
+            return 0;
+        } else if (!(n < 0 && errno == EINTR)) {
+            return -1;
+        }
+    }
+    return 1;
 }
 
 void sv_buf_free(sv_buf *b)

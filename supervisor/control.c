@@ -119,22 +119,12 @@ static void client_close(sv_ctx *sv, sv_client *c)
 
 static void client_flush(sv_ctx *sv, sv_client *c)
 {
-    while (c->out.len > 0) {
-        ssize_t n = send(c->w.fd, c->out.data, c->out.len, MSG_NOSIGNAL);
-        if (n > 0) {
-            sv_buf_consume(&c->out, (size_t)n);
-            c->last_io_ms = sv_now_ms();
-            continue;
-        }
-        if (n < 0 && errno == EINTR) continue;
-        if (n < 0 && errno == EAGAIN) {
-            loop_mod(sv, &c->w, EPOLLIN | EPOLLOUT);
-            return;
-        }
-        client_close(sv, c);
+    int rc = sv_buf_send(&c->out, c->w.fd, &c->last_io_ms);
+    if (rc == 0) {
+        loop_mod(sv, &c->w, EPOLLIN | EPOLLOUT);
         return;
     }
-    if (c->closing) {
+    if (rc < 0 || c->closing) {
         client_close(sv, c);
         return;
     }

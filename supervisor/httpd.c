@@ -77,21 +77,11 @@ static void hclient_close(sv_ctx *sv, sv_hclient *c)
 
 static void hclient_flush(sv_ctx *sv, sv_hclient *c)
 {
-    while (c->out.len > 0) {
-        ssize_t n = send(c->w.fd, c->out.data, c->out.len, MSG_NOSIGNAL);
-        if (n > 0) {
-            sv_buf_consume(&c->out, (size_t)n);
-            c->last_io_ms = sv_now_ms();
-            continue;
-        }
-        if (n < 0 && errno == EINTR) continue;
-        if (n < 0 && errno == EAGAIN) {
-            loop_mod(sv, &c->w, EPOLLOUT);
-            return;
-        }
-        break;
+    if (sv_buf_send(&c->out, c->w.fd, &c->last_io_ms) == 0) {
+        loop_mod(sv, &c->w, EPOLLOUT);
+        return;
     }
-    hclient_close(sv, c);
+    hclient_close(sv, c); /* all sent (Connection: close) or the peer is gone */
 }
 
 static void http_respond(sv_ctx *sv, sv_hclient *c, int code, const char *reason, const char *ctype,

@@ -290,6 +290,9 @@ int sv_buf_printf(sv_buf *b, const char *fmt, ...) __attribute__((format(printf,
 /* Append s as the body of a JSON string (no quotes). */
 int sv_buf_json_str(sv_buf *b, const char *s, size_t n);
 void sv_buf_consume(sv_buf *b, size_t n);
+/* Send what b holds on a non-blocking socket (stamping *last_io_ms at each progress): 1 all sent,
+ * 0 the socket is full (wait for EPOLLOUT), -1 the peer is gone. */
+int sv_buf_send(sv_buf *b, int fd, int64_t *last_io_ms);
 void sv_buf_free(sv_buf *b);
 
 /* --- output.c ------------------------------------------------------------------------------ */
