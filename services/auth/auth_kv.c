@@ -76,7 +76,7 @@ struct auth_kv {
     /* watch thread only: the current watcher is a resync's, still replaying the bucket (until its
      * end-of-initial-values marker); the first watcher has delivered its initial values */
     int replaying, initial_done, fault_drop_live;
-    uint64_t resyncs, resync_logouts;
+    uint64_t resync_logouts; /* logout records seen by the current resync */
     uint8_t enc_key[32];
     char *secret;
     size_t secret_len;
@@ -303,7 +303,7 @@ static void resync(auth_kv *kv)
     kvWatcher_Destroy(old);
     kv->replaying = 1;
     kv->resync_warned = 0;
-    kv->resyncs++;
+    kv->resync_logouts = 0;
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -401,7 +401,7 @@ static void *watch_main(void *arg)
             kvEntry_Destroy(e);
         } else { /* the end of the initial values */
             if (kv->replaying)
-                xt_debug("session store: re-read %s (%llu logouts applied so far)", kv->bucket,
+                xt_debug("session store: re-read %s: %llu logout records", kv->bucket,
                          (unsigned long long)kv->resync_logouts);
             kv->initial_done = 1;
             kv->replaying = 0;
