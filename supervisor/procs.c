@@ -99,7 +99,7 @@ void procs_comm(pid_t pid, char *out, size_t len)
     out[strcspn(out, "\n")] = '\0';
 }
 
-/* Whether /proc/<pid>/environ holds the entry `entry` ("KEY=value", at most 200 bytes) exactly. The
+/* Whether /proc/<pid>/environ holds the entry `entry` ("KEY=value", under 255 bytes) exactly. The
  * file is a list of NUL-terminated entries; it is read in blocks, keeping enough of each block's end
  * to find an entry that straddles two. A zombie's or another user's environment reads as empty. */
 static int proc_env_has(pid_t pid, const char *entry)
