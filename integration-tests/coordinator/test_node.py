@@ -38,7 +38,7 @@ tasks:
   missing: [/nonexistent/program]
 silent:
   quiet: ["true"]
-download: {{ dirs: ["{DL}"], max_bytes: 1KiB, timeout: 5s }}
+download: {{ dirs: ["{DL}"], max_bytes: 1KiB, timeout: 5s, allow_networks: ["127.0.0.2/32"] }}
 kill_port: {{ ports: ["{KILL_PORT}"] }}
 """
 
@@ -216,8 +216,15 @@ def test_which():
 
 class _Files(http.server.BaseHTTPRequestHandler):
     files = {}
+    redirects = {}
 
     def do_GET(self):
+        if self.path in self.redirects:
+            self.send_response(302)
+            self.send_header("Location", self.redirects[self.path])
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
         body = self.files.get(self.path)
         if body is None:
             self.send_response(404)
@@ -233,12 +240,12 @@ class _Files(http.server.BaseHTTPRequestHandler):
 
 
 def test_download():
-    srv = http.server.ThreadingHTTPServer(("127.0.0.1", PORTS[6]), _Files)
+    srv = http.server.ThreadingHTTPServer(("127.0.0.2", PORTS[6]), _Files)
     threading.Thread(target=srv.serve_forever, daemon=True).start()
     try:
         good = b"binary-content\n" * 10
         _Files.files = {"/good": good, "/big": b"x" * 2048}
-        base = f"http://127.0.0.1:{PORTS[6]}"
+        base = f"http://127.0.0.2:{PORTS[6]}"  # the allowlisted test server
         sha = hashlib.sha256(good).hexdigest()
         s = f"xtask.{NODE_ID}.got.download"
         out = os.path.join(DL, "good.bin")
@@ -258,6 +265,42 @@ def test_download():
         assert_error(req_json(C, s, {"url": "file:///etc/passwd", "output": DL + "/p"}), "bad_request")
         assert_error(req_json(C, s, {"url": base + "/good"}), "bad_request")
         assert_error(req_json(C, s, {"url": base + "/good", "output": DL + "/x", "sha256": "zz"}), "bad_request")
+        # A redirect inside the allowlist is followed (the body of the 302 is not the download).
+        _Files.redirects = {"/hop": "/good", "/to-loopback": f"http://127.0.0.3:{PORTS[6]}/good",
+                            "/to-metadata": "http://169.254.169.254/latest/meta-data/",
+                            "/to-file": "file:///etc/passwd"}
+        r = req_json(C, s, {"url": base + "/hop", "output": os.path.join(DL, "hop.bin"), "sha256": sha})
+        assert r["bytes"] == len(good) and r["sha256"] == sha, r
+        os.unlink(os.path.join(DL, "hop.bin"))
+    finally:
+        srv.shutdown()
+        srv.server_close()
+
+
+def test_download_guard():
+    """got.download never reaches the node's own network position: loopback (outside the test's
+    127.0.0.2/32 allowlist), metadata, private ranges, Fly's 6PN, in any spelling, also by redirect."""
+    srv = http.server.ThreadingHTTPServer(("127.0.0.2", PORTS[6]), _Files)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        s = f"xtask.{NODE_ID}.got.download"
+        p = PORTS[6]
+        for url in (f"http://127.0.0.1:{p}/good", f"http://localhost:{p}/good", f"http://0.0.0.0:{p}/good",
+                    f"http://[::1]:{p}/good", "http://169.254.169.254/latest/meta-data/", "http://[fdaa::3]/x",
+                    "http://[fd00:ec2::254]/", "http://10.0.0.1/", "http://100.64.0.1/", "http://[fc00::1]/",
+                    "http://2130706433/", "http://0177.0.0.1/", "http://0x7f.0.0.1/", "http://127.1/",
+                    "http://[::ffff:127.0.0.1]/", "http://[64:ff9b::a9fe:a9fe]/", "http://224.0.0.1/"):
+            r = req_json(C, s, {"url": url, "output": os.path.join(DL, "evil.bin")})
+            assert_error(r, "not_allowed")
+            assert "not a public address" in r["error"]["message"], (url, r)
+        base = f"http://127.0.0.2:{p}"
+        for path, what in (("/to-loopback", "127.0.0.3"), ("/to-metadata", "cloud metadata")):
+            r = req_json(C, s, {"url": base + path, "output": os.path.join(DL, "evil.bin")})
+            assert_error(r, "not_allowed")
+            assert "redirect to" in r["error"]["message"] and what in r["error"]["message"], r
+        r = req_json(C, s, {"url": base + "/to-file", "output": os.path.join(DL, "evil.bin")})
+        assert_error(r, "bad_request")
+        assert sorted(os.listdir(DL)) == ["good.bin"], os.listdir(DL)
     finally:
         srv.shutdown()
         srv.server_close()
@@ -376,7 +419,7 @@ def main():
         setup()
         run_tests([test_register_and_heartbeat, test_ping_and_cli_ping, test_discover_filters,
                    test_task_run_output_logs_events_result, test_args_env_cwd_and_bounds, test_timeout_kills,
-                   test_bad_inputs, test_busy, test_which, test_download, test_silent_exec, test_kill_port,
+                   test_bad_inputs, test_busy, test_which, test_download, test_download_guard, test_silent_exec, test_kill_port,
                    test_broadcast, test_queue_basic, test_cli_run_result, test_bad_config_position,
                    test_sigterm_clean_stop])
     finally:

@@ -54,6 +54,7 @@ void xc_conf_defaults(xc_conf *c)
     c->which_version = 1;
     c->which_timeout_ms = 2000;
     c->download_dirs = calloc(1, sizeof(char *));
+    c->download_allow_hosts = calloc(1, sizeof(char *));
     c->download_max_bytes = 100 * 1024 * 1024;
     c->download_timeout_ms = 120000;
 }
@@ -83,6 +84,7 @@ void xc_conf_free(xc_conf *c)
     free(c->taskfile_dir);
     xt_strv_free(c->taskfile_allow);
     xt_strv_free(c->download_dirs);
+    xt_strv_free(c->download_allow_hosts);
     memset(c, 0, sizeof *c);
 }
 
@@ -340,6 +342,31 @@ static int parse_dirs(ld *l, const xt_node *m, xc_conf *c)
     return 0;
 }
 
+/* download.allow_networks: CIDR networks that the download guard lets through. */
+static int parse_allow_nets(ld *l, const xt_node *m, xc_conf *c)
+{
+    const xt_node *n = xt_map_get(m, "allow_networks");
+    char msg[160];
+    if (!n) return 0;
+    if (n->kind != XT_NODE_SEQ)
+        return xt_conf_error(l->err, l->errlen, l->doc, n,
+                             "download.allow_networks: a list of networks (\"10.0.0.0/8\", \"fdaa::/16\")");
+    if (n->len > XC_LIST_MAX)
+        return xt_conf_error(l->err, l->errlen, l->doc, n,
+                             "download.allow_networks: too many entries (max %d)", XC_LIST_MAX);
+    c->ndownload_allow_nets = 0;
+    for (size_t i = 0; i < n->len; i++) {
+        const xt_node *it = n->items[i];
+        if (it->kind != XT_NODE_SCALAR || !it->str)
+            return xt_conf_error(l->err, l->errlen, l->doc, it,
+                                 "download.allow_networks: expected a network");
+        if (xg_net_parse(it->str, &c->download_allow_nets[i], msg, sizeof msg) != 0)
+            return xt_conf_error(l->err, l->errlen, l->doc, it, "download.allow_networks: %s", msg);
+        c->ndownload_allow_nets++;
+    }
+    return 0;
+}
+
 static int load_doc(xc_conf *c, const xt_doc *doc, char *err, size_t errlen)
 {
     static const char *const top[] = {"version",  "node",   "nats",  "limits",   "queue",     "tasks",
@@ -352,7 +379,7 @@ static int load_doc(xc_conf *c, const xt_doc *doc, char *err, size_t errlen)
     static const char *const k_queue[] = {"capabilities", "ack_wait", NULL};
     static const char *const k_tf[] = {"enabled", "path", "dir", "allow", "timeout", NULL};
     static const char *const k_which[] = {"version", "timeout", NULL};
-    static const char *const k_dl[] = {"dirs", "max_bytes", "timeout", NULL};
+    static const char *const k_dl[] = {"dirs", "max_bytes", "timeout", "allow_hosts", "allow_networks", NULL};
     static const char *const k_kp[] = {"ports", NULL};
     ld l = {doc, err, errlen};
     const xt_node *root = doc->root, *s;
@@ -438,7 +465,9 @@ static int load_doc(xc_conf *c, const xt_doc *doc, char *err, size_t errlen)
     if (s &&
         (parse_dirs(&l, s, c) ||
          get_size(&l, s, "max_bytes", "download.max_bytes", 1, (size_t)64 << 30, &c->download_max_bytes) ||
-         get_dur(&l, s, "timeout", "download.timeout", 1, 86400000, &c->download_timeout_ms)))
+         get_dur(&l, s, "timeout", "download.timeout", 1, 86400000, &c->download_timeout_ms) ||
+         get_strv(&l, s, "allow_hosts", "download.allow_hosts", 0, &c->download_allow_hosts) ||
+         parse_allow_nets(&l, s, c)))
         return -1;
 
     if (section(&l, root, "kill_port", k_kp, &s)) return -1;

@@ -12,6 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "xg_guard.h"
 #include "xt_conf.h"
 
 #define XC_TASKS_MAX 256
@@ -76,6 +77,9 @@ typedef struct {
     char **download_dirs; /* canonical absolute directories */
     size_t download_max_bytes;
     int64_t download_timeout_ms;
+    char **download_allow_hosts;             /* names whose addresses pass the guard; NULL-terminated */
+    xg_net download_allow_nets[XC_LIST_MAX]; /* networks that pass the guard (loopback for tests...) */
+    size_t ndownload_allow_nets;
     /* kill-port */
     xc_port_range kill_ports[XC_LIST_MAX];
     size_t nkill_ports;

@@ -6,14 +6,17 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <netinet/in.h>
 #include <openssl/evp.h>
 #include <signal.h>
+#include <arpa/inet.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "xg_guard.h"
 #include "xp_proto.h"
 #include "xr_run.h"
 
@@ -128,6 +131,10 @@ typedef struct {
     size_t bytes, max;
     int too_big, io_err;
     EVP_MD_CTX *md;
+    /* The addresses the guard checked for this hop: the only ones a socket may be opened to. */
+    xg_addr checked[XG_ADDRS_MAX];
+    size_t nchecked;
+    char refused[INET6_ADDRSTRLEN]; /* set when libcurl asked for any other address */
 } dl_ctx;
 
 static size_t dl_write(char *p, size_t sz, size_t nm, void *ud)
@@ -152,6 +159,147 @@ static size_t dl_write(char *p, size_t sz, size_t nm, void *ud)
     return n;
 }
 
+/* libcurl's socket factory: the last gate. Only an address the guard checked gets a socket, whatever
+ * libcurl resolved or was told (proxies are off, the host is pinned with CURLOPT_RESOLVE). */
+static curl_socket_t dl_open_socket(void *ud, curlsocktype purpose, struct curl_sockaddr *sa)
+{
+    dl_ctx *d = ud;
+    xg_addr a;
+    int ok = 0;
+    if (purpose == CURLSOCKTYPE_IPCXN && xg_addr_from_sockaddr(&sa->addr, &a) == 0)
+        for (size_t i = 0; i < d->nchecked && !ok; i++)
+            ok = d->checked[i].family == a.family &&
+                 memcmp(d->checked[i].addr, a.addr, a.family == AF_INET ? 4 : 16) == 0;
+    if (!ok) {
+        if (sa->family == AF_INET || sa->family == AF_INET6)
+            xg_addr_format(&a, d->refused, sizeof d->refused);
+        else
+            snprintf(d->refused, sizeof d->refused, "family %d", sa->family);
+        return CURL_SOCKET_BAD;
+    }
+    return socket(sa->family, sa->socktype | SOCK_CLOEXEC, sa->protocol);
+}
+
+/* Start the file over (a redirect's body is not the download). */
+static int dl_reset(dl_ctx *d)
+{
+    d->bytes = 0;
+    if (ftruncate(d->fd, 0) != 0 || lseek(d->fd, 0, SEEK_SET) != 0) return -1;
+    return EVP_DigestInit_ex(d->md, EVP_sha256(), NULL) ? 0 : -1;
+}
+
+/* One request of a download: parse and check `url` (scheme, host resolved once, every address
+ * checked), pin the checked addresses, fetch without following redirects. Returns 0 and the
+ * redirect target (malloc'd) in *next, or 0 and *next NULL when the body is in the file, or an
+ * error: -1, its code and message. */
+static int dl_hop(const xc_conf *c, const char *url, dl_ctx *d, int64_t deadline, char **next, xp_err *code,
+                  char *msg, size_t msglen)
+{
+    int rc = -1;
+    char *scheme = NULL, *host = NULL, *port = NULL, *loc = NULL, err[512];
+    char entry[512 + XG_ADDRS_MAX * (INET6_ADDRSTRLEN + 3)];
+    struct curl_slist *pin = NULL;
+    CURLU *u = curl_url();
+    CURL *h = curl_easy_init();
+    xg_allow allow = {c->download_allow_hosts, c->download_allow_nets, c->ndownload_allow_nets};
+    *next = NULL;
+    if (!u || !h) {
+        *code = XP_ERR_INTERNAL;
+        snprintf(msg, msglen, "out of memory");
+        goto out;
+    }
+    if (curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK ||
+        curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
+        curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK ||
+        curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) != CURLUE_OK) {
+        *code = XP_ERR_BAD_REQUEST;
+        snprintf(msg, msglen, "'%.200s' is not a valid URL", url);
+        goto out;
+    }
+    if (strcmp(scheme, "http") != 0 && strcmp(scheme, "https") != 0) {
+        *code = XP_ERR_BAD_REQUEST;
+        snprintf(msg, msglen, "only http:// and https:// URLs are allowed (got %.16s://)", scheme);
+        goto out;
+    }
+    if (xg_resolve_checked(host, &allow, d->checked, &d->nchecked, err, sizeof err) != 0) {
+        *code = strstr(err, "refused") ? XP_ERR_NOT_ALLOWED : XP_ERR_DOWNLOAD_FAILED;
+        snprintf(msg, msglen, "%s", err);
+        goto out;
+    }
+    /* Pin the name to the checked addresses: libcurl must not ask the resolver again. */
+    if (host[0] != '[') {
+        size_t off = (size_t)snprintf(entry, sizeof entry, "%s:%s:", host, port);
+        for (size_t i = 0; i < d->nchecked && off < sizeof entry; i++) {
+            char t[INET6_ADDRSTRLEN];
+            xg_addr_format(&d->checked[i], t, sizeof t);
+            off += (size_t)snprintf(entry + off, sizeof entry - off,
+                                    d->checked[i].family == AF_INET6 ? "%s[%s]" : "%s%s", i ? "," : "", t);
+        }
+        if (off >= sizeof entry || !(pin = curl_slist_append(NULL, entry))) {
+            *code = XP_ERR_INTERNAL;
+            snprintf(msg, msglen, "the host '%.200s' is too long", host);
+            goto out;
+        }
+        curl_easy_setopt(h, CURLOPT_RESOLVE, pin);
+    }
+    int64_t left = deadline - xp_mono_ms();
+    if (left <= 0) {
+        *code = XP_ERR_DOWNLOAD_FAILED;
+        snprintf(msg, msglen, "the download timed out");
+        goto out;
+    }
+    curl_easy_setopt(h, CURLOPT_CURLU, u); /* the very URL that was checked, no second parse */
+    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L); /* redirects are new hops, checked again */
+    curl_easy_setopt(h, CURLOPT_PROXY, "");          /* never an environment proxy: it would resolve */
+    curl_easy_setopt(h, CURLOPT_OPENSOCKETFUNCTION, dl_open_socket);
+    curl_easy_setopt(h, CURLOPT_OPENSOCKETDATA, d);
+    curl_easy_setopt(h, CURLOPT_FAILONERROR, 1L);
+    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)left);
+    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, 10000L);
+    curl_easy_setopt(h, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)c->download_max_bytes);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, dl_write);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, d);
+    curl_easy_setopt(h, CURLOPT_USERAGENT, "xtask/" XP_VERSION);
+    CURLcode cc = curl_easy_perform(h);
+    long status = 0;
+    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+    if (d->refused[0]) {
+        *code = XP_ERR_NOT_ALLOWED;
+        snprintf(msg, msglen, "libcurl tried to connect to %s, which was not checked: refused", d->refused);
+    } else if (d->too_big || cc == CURLE_FILESIZE_EXCEEDED) {
+        *code = XP_ERR_DOWNLOAD_FAILED;
+        snprintf(msg, msglen, "the download exceeds the limit of %zu bytes", c->download_max_bytes);
+    } else if (d->io_err) {
+        *code = XP_ERR_INTERNAL;
+        snprintf(msg, msglen, "writing the download: %s", strerror(d->io_err));
+    } else if (cc != CURLE_OK) {
+        *code = XP_ERR_DOWNLOAD_FAILED;
+        snprintf(msg, msglen, "%s", curl_easy_strerror(cc));
+    } else if (status >= 300 && status < 400) {
+        if (curl_easy_getinfo(h, CURLINFO_REDIRECT_URL, &loc) != CURLE_OK || !loc) {
+            *code = XP_ERR_DOWNLOAD_FAILED;
+            snprintf(msg, msglen, "HTTP %ld without a Location", status);
+        } else if (!(*next = strdup(loc))) {
+            *code = XP_ERR_INTERNAL;
+            snprintf(msg, msglen, "out of memory");
+        } else {
+            rc = 0;
+        }
+    } else {
+        rc = 0;
+    }
+out:
+    curl_easy_cleanup(h);
+    curl_slist_free_all(pin);
+    curl_free(scheme);
+    curl_free(host);
+    curl_free(port);
+    curl_url_cleanup(u);
+    return rc;
+}
+
 static int hex_valid_sha256(const char *s)
 {
     if (strlen(s) != 64) return 0;
@@ -161,6 +309,8 @@ static int hex_valid_sha256(const char *s)
     return 1;
 }
 
+#define DL_MAX_REDIRECTS 5
+
 char *xw_download(const xc_conf *c, json_t *req)
 {
     const char *url = json_string_value(json_object_get(req, "url"));
@@ -168,8 +318,7 @@ char *xw_download(const xc_conf *c, json_t *req)
     json_t *jsha = json_object_get(req, "sha256");
     const char *want = json_string_value(jsha);
     char path[PATH_MAX], tmp[PATH_MAX + 32], err[512], hex[65];
-    char *reply = NULL;
-    CURL *h = NULL;
+    char *reply = NULL, *hop_url = NULL;
     dl_ctx d = {.fd = -1, .max = c->download_max_bytes};
 
     if (!url || !output)
@@ -189,37 +338,34 @@ char *xw_download(const xc_conf *c, json_t *req)
     if (d.fd < 0)
         return xp_error_json(XP_ERR_INTERNAL, "cannot create a temporary file: %s", strerror(errno));
     d.md = EVP_MD_CTX_new();
-    h = curl_easy_init();
-    if (!d.md || !h || !EVP_DigestInit_ex(d.md, EVP_sha256(), NULL)) {
+    hop_url = strdup(url);
+    if (!d.md || !hop_url || !EVP_DigestInit_ex(d.md, EVP_sha256(), NULL)) {
         reply = xp_error_json(XP_ERR_INTERNAL, "out of memory");
         goto out;
     }
-    curl_easy_setopt(h, CURLOPT_URL, url);
-    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(h, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 1L);
-    curl_easy_setopt(h, CURLOPT_MAXREDIRS, 5L);
-    curl_easy_setopt(h, CURLOPT_FAILONERROR, 1L);
-    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)c->download_timeout_ms);
-    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, 10000L);
-    curl_easy_setopt(h, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)c->download_max_bytes);
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, dl_write);
-    curl_easy_setopt(h, CURLOPT_WRITEDATA, &d);
-    curl_easy_setopt(h, CURLOPT_USERAGENT, "xtask/" XP_VERSION);
-    CURLcode cc = curl_easy_perform(h);
-    if (d.too_big || cc == CURLE_FILESIZE_EXCEEDED) {
-        reply = xp_error_json(XP_ERR_DOWNLOAD_FAILED, "the download exceeds the limit of %zu bytes",
-                              c->download_max_bytes);
-        goto out;
-    }
-    if (d.io_err) {
-        reply = xp_error_json(XP_ERR_INTERNAL, "writing '%s': %s", tmp, strerror(d.io_err));
-        goto out;
-    }
-    if (cc != CURLE_OK) {
-        reply = xp_error_json(XP_ERR_DOWNLOAD_FAILED, "%s", curl_easy_strerror(cc));
-        goto out;
+    int64_t deadline = xp_mono_ms() + c->download_timeout_ms;
+    for (int hop = 0;; hop++) {
+        char *next = NULL;
+        if (hop > DL_MAX_REDIRECTS) {
+            reply = xp_error_json(XP_ERR_DOWNLOAD_FAILED, "more than %d redirects", DL_MAX_REDIRECTS);
+            goto out;
+        }
+        if (hop > 0 && dl_reset(&d) != 0) {
+            reply = xp_error_json(XP_ERR_INTERNAL, "cannot truncate '%s': %s", tmp, strerror(errno));
+            goto out;
+        }
+        xp_err code = XP_ERR_INTERNAL;
+        char msg[768];
+        if (dl_hop(c, hop_url, &d, deadline, &next, &code, msg, sizeof msg) != 0) {
+            if (hop > 0) /* say which redirect it was */
+                reply = xp_error_json(code, "redirect to '%.300s': %s", hop_url, msg);
+            else
+                reply = xp_error_json(code, "%s", msg);
+            goto out;
+        }
+        if (!next) break;
+        free(hop_url);
+        hop_url = next;
     }
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned mdlen = 0;
@@ -241,7 +387,7 @@ out:
     if (d.fd >= 0) close(d.fd);
     if (tmp[0]) unlink(tmp);
     EVP_MD_CTX_free(d.md);
-    curl_easy_cleanup(h);
+    free(hop_url);
     return reply;
 }
 
