@@ -15,6 +15,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 import urllib.parse
@@ -25,6 +26,68 @@ BIN_DIR = os.environ.get("XT_BIN_DIR", os.path.join(SOURCE_DIR, "build", "bin"))
 ARTIFACTS = os.environ.get("XT_ARTIFACTS", os.path.join(SOURCE_DIR, "integration-tests", "artifacts"))
 
 _live = []  # every Proc still running, killed at exit
+
+# Leak detection. Every process a test starts (Proc, subprocess, the services a supervisor under
+# test spawns, their setsid escapees and daemons) inherits this environment entry, unique to the test
+# process that imported this module first; environments are inherited across fork, setsid and exec,
+# so the marker finds what a process group or a parent/child walk would miss. A Python helper the
+# test starts imports this module too and keeps the inherited marker (only the owner, whose pid is in
+# it, checks and kills). At exit, and after each test of the per-file runners (check_leaks), every
+# process still carrying the marker is killed and the test fails, naming each one.
+OWNER_ENV = "XT_TEST_OWNER"
+if not os.environ.get(OWNER_ENV, "").startswith("xt."):
+    os.environ[OWNER_ENV] = f"xt.{os.getpid()}.{os.urandom(6).hex()}"
+_OWNER = os.environ[OWNER_ENV]
+_IS_OWNER = _OWNER.split(".")[1] == str(os.getpid())
+
+
+def _marked_pids():
+    """Pids (not ours) whose environment carries our marker: {pid: command line}."""
+    needle = f"{OWNER_ENV}={_OWNER}".encode()
+    me = os.getpid()
+    found = {}
+    for d in os.listdir("/proc"):
+        if not d.isdigit() or int(d) == me:
+            continue
+        try:
+            with open(f"/proc/{d}/environ", "rb") as f:
+                env = f.read()
+            if needle not in env.split(b"\0"):
+                continue
+            with open(f"/proc/{d}/cmdline", "rb") as f:
+                cmd = f.read().replace(b"\0", b" ").decode("utf-8", "replace").strip()
+            found[int(d)] = cmd or "?"
+        except (FileNotFoundError, ProcessLookupError, PermissionError):
+            pass  # gone meanwhile (or a zombie: its environment reads empty)
+    return found
+
+
+def check_leaks(what="this test", grace=1.0):
+    """Kill every process this test process started that is still running and return a list of
+    "pid N (command)" strings (empty: nothing leaked). A process still dying (killed a moment ago)
+    gets `grace` seconds to go before it counts."""
+    if not _IS_OWNER:
+        return []
+    deadline = time.monotonic() + grace
+    left = _marked_pids()
+    while left and time.monotonic() < deadline:
+        time.sleep(0.02)  # poll interval inside the deadline-bounded grace period
+        left = {p: c for p, c in _marked_pids().items() if p in left}
+    leaks = [f"pid {p} ({c[:200]})" for p, c in sorted(left.items())]
+    for _ in range(100):  # SIGKILL until they are gone (a stopped or dying process may need a moment)
+        for p in left:
+            try:
+                os.kill(p, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+        left = {p: c for p, c in _marked_pids().items() if p in left}
+        if not left:
+            break
+        time.sleep(0.01)
+    if leaks:
+        print(f"LEAK: {what} left {len(leaks)} process(es) running (killed now): " + "; ".join(leaks),
+              file=sys.stderr, flush=True)
+    return leaks
 
 
 def bin_path(name):
@@ -208,6 +271,10 @@ class Proc:
 def _kill_all():
     for p in list(_live):
         p.kill()
+    if check_leaks(f"{os.path.basename(sys.argv[0] or 'the test')}"):
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(1)  # fail the test process whatever its own verdict was
 
 
 def http_request(url, method="GET", headers=None, body=None, timeout=5.0):

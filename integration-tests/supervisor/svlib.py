@@ -9,7 +9,7 @@ import sys
 import time
 import traceback
 
-from xt_testlib import BIN_DIR, Proc, TempDir, bin_path, wait_until
+from xt_testlib import BIN_DIR, Proc, TempDir, bin_path, check_leaks, wait_until
 
 SUP = bin_path("xtask-supervisor")
 FIX = os.path.join(os.path.dirname(BIN_DIR), "tests", "sv_fixture")
@@ -148,11 +148,15 @@ def run_tests(tests):
         tmp = TempDir(prefix=f"xt-sv-{t.__name__}-")
         try:
             t(tmp)
+            leaks = check_leaks(t.__name__)
+            if leaks:
+                raise AssertionError(f"{t.__name__} left processes running: " + "; ".join(leaks))
             print(f"PASS {t.__name__} ({time.monotonic() - t0:.1f}s)", flush=True)
         except Exception:  # noqa: BLE001 - report and go on
             failed += 1
             print(f"FAIL {t.__name__} ({time.monotonic() - t0:.1f}s)", flush=True)
             traceback.print_exc()
         finally:
+            check_leaks(t.__name__)  # a failed test's processes go before the next test starts
             tmp.cleanup()
     sys.exit(1 if failed else 0)

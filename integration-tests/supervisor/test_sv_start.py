@@ -116,8 +116,14 @@ def test_cli_commands(tmp):
         r = subprocess.run([SUP, "run", "-c", sup.path], capture_output=True, text=True, timeout=10)
         assert r.returncode == 1 and "another supervisor answers" in r.stderr, r
         # kill -9 leaves a stale socket: the next supervisor replaces it
+        services = [st["pid"] for st in sup.status().values() if st["pid"]]
         os.killpg(sup.pid, signal.SIGKILL)
         sup.proc.wait(5)
+        for pid in services:  # each in its own session: not in the supervisor's group
+            try:
+                os.killpg(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
         assert os.path.exists(sup.sock)
         r = sup.cli("status")
         assert r.returncode == 3 and f"not running (no answer on {sup.sock})" in r.stderr, r

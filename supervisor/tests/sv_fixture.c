@@ -87,6 +87,31 @@ static int do_listen(int port)
     return fd;
 }
 
+/* Fork a child that leaves our session and process group (setsid); return its pid in the parent
+ * (0 in the child) only once it has left. An escapee is by definition outside the group: if the
+ * parent went on (and exited) before the child's setsid(), the supervisor's SIGKILL to the group of
+ * an exited main process would still reach the child, and the test would see a process killed that
+ * had not escaped yet. Real daemonizers double-fork for the same reason. */
+static pid_t escape(void)
+{
+    int pfd[2];
+    char c;
+    if (pipe(pfd) < 0) exit(4);
+    pid_t p = fork();
+    if (p < 0) exit(4);
+    if (p == 0) {
+        close(pfd[0]);
+        if (setsid() < 0) _exit(4);
+        close(pfd[1]); /* the parent's read returns 0: we have left */
+        return 0;
+    }
+    close(pfd[1]);
+    while (read(pfd[0], &c, 1) < 0 && errno == EINTR)
+        ;
+    close(pfd[0]);
+    return p;
+}
+
 static void sleeper(long ms)
 {
     signal(SIGTERM, SIG_DFL);
@@ -140,18 +165,16 @@ int main(int argc, char **argv)
             if (p == 0) sleeper(num(a + 11));
             printf("child %d\n", (int)p);
         } else if (strncmp(a, "setsid-sleep:", 13) == 0) {
-            pid_t p = fork();
+            pid_t p = escape();
             if (p == 0) {
-                setsid();
                 signal(SIGTERM, SIG_IGN); /* an escapee that also ignores polite requests */
                 msleep(num(a + 13));
                 _exit(0);
             }
             printf("escapee %d\n", (int)p);
         } else if (strncmp(a, "setsid-listen:", 14) == 0) {
-            pid_t p = fork();
+            pid_t p = escape();
             if (p == 0) {
-                setsid();
                 signal(SIGTERM, SIG_IGN);
                 do_listen((int)num(a + 14));
                 printf("escapee-listening %d\n", (int)getpid());
