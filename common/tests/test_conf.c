@@ -4,6 +4,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -91,6 +92,56 @@ static void test_duplicate_and_syntax(void **state)
     assert_string_equal(err, "t.yaml:2:1: more than one YAML document in the file");
     assert_null(load("? [a]\n: 1\n", err, sizeof(err)));
     assert_string_equal(err, "t.yaml:1:3: a mapping key must be a plain string");
+}
+
+/* Build a mapping of n keys "k<i>: <i>", optionally with key `dup_of` written again at the end. */
+static char *big_map(size_t n, long dup_of)
+{
+    size_t cap = (n + 2) * 32, len = 0;
+    char *t = malloc(cap);
+    assert_non_null(t);
+    for (size_t i = 0; i < n; i++)
+        len += (size_t)snprintf(t + len, cap - len, "k%zu: %zu\n", i, i);
+    if (dup_of >= 0) len += (size_t)snprintf(t + len, cap - len, "k%ld: again\n", dup_of);
+    return t;
+}
+
+/* Mappings past the plain-scan size use the hash set: every duplicate is still found, with the
+ * position of both, and distinct keys that share prefixes or lengths are never confused. */
+static void test_duplicate_large_maps(void **state)
+{
+    (void)state;
+    char err[256], want[128];
+    static const long dups[] = {0, 7, 8, 9, 4999, 99998};
+    for (size_t d = 0; d < sizeof(dups) / sizeof(dups[0]); d++) {
+        char *t = big_map(100000, dups[d]);
+        assert_null(load(t, err, sizeof(err)));
+        snprintf(want, sizeof(want), "t.yaml:100001:1: duplicate key 'k%ld' (first defined at line %ld)",
+                 dups[d], dups[d] + 1);
+        assert_string_equal(err, want);
+        free(t);
+    }
+    /* sizes around the switch from the scan to the set, and one large map without duplicates */
+    static const size_t sizes[] = {7, 8, 9, 10, 17, 33, 100000};
+    for (size_t z = 0; z < sizeof(sizes) / sizeof(sizes[0]); z++) {
+        char *t = big_map(sizes[z], -1);
+        xt_doc *d = load(t, err, sizeof(err));
+        assert_non_null(d);
+        assert_int_equal(d->root->len, sizes[z]);
+        snprintf(want, sizeof(want), "k%zu", sizes[z] - 1);
+        assert_string_equal(xt_map_get(d->root, want)->str, want + 1);
+        xt_doc_free(d);
+        free(t);
+    }
+    /* a duplicate in a nested, flow-style mapping, and keys that differ only after a shared prefix */
+    assert_null(load("a: {x1: 1, x2: 2, x3: 3, x4: 4, x5: 5, x6: 6, x7: 7, x8: 8, x9: 9, x10: 10, x2: 0}\n",
+                     err, sizeof(err)));
+    assert_string_equal(err, "t.yaml:1:77: duplicate key 'x2' (first defined at line 1)");
+    xt_doc *d = load("{ab: 1, abc: 2, abcd: 3, b: 4, ba: 5, bab: 6, c: 7, ca: 8, cab: 9, '': 10}\n", err,
+                     sizeof(err));
+    assert_non_null(d);
+    assert_int_equal(d->root->len, 10);
+    xt_doc_free(d);
 }
 
 static void test_aliases_and_empty(void **state)
@@ -235,6 +286,7 @@ int main(void)
         cmocka_unit_test(test_expansion),
         cmocka_unit_test(test_unset_variable_position),
         cmocka_unit_test(test_duplicate_and_syntax),
+        cmocka_unit_test(test_duplicate_large_maps),
         cmocka_unit_test(test_aliases_and_empty),
         cmocka_unit_test(test_check_keys),
         cmocka_unit_test(test_typed),
