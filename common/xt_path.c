@@ -131,11 +131,11 @@ long xt_url_decode(const char *in, size_t len, int plus_is_space, char *out, siz
             int h = hexval((unsigned char)in[i + 1]), l = hexval((unsigned char)in[i + 2]);
             if (h < 0 || l < 0) return -1;
             c = (unsigned char)(h << 4 | l);
-            if (c == 0) return -1;
             i += 2;
         } else if (c == '+' && plus_is_space) {
             c = ' ';
         }
+        if (c == 0) return -1; /* %00 or a raw NUL: out is a C string that a NUL would cut short */
         if (n + 1 >= outlen) return -1;
         out[n++] = (char)c;
     }

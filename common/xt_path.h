@@ -24,7 +24,7 @@
 long xt_path_normalize(const char *in, size_t len, char *out, size_t outlen);
 
 /* Decode %XX escapes of a query-string value (and '+' as space when plus_is_space) into out
- * (NUL-terminated). Returns the length, or -1 on a bad escape, %00, or overflow. */
+ * (NUL-terminated). Returns the length, or -1 on a bad escape, %00 or a raw NUL byte, or overflow. */
 long xt_url_decode(const char *in, size_t len, int plus_is_space, char *out, size_t outlen);
 
 /* Find `name` in a query string ("a=1&rd=x"; no leading '?') and decode its value into out.

@@ -98,6 +98,10 @@ static void test_query(void **state)
     assert_int_equal(xt_query_get("x=%00", 5, "x", out, sizeof(out)), -2);
     assert_int_equal(xt_query_get("x=%g1", 5, "x", out, sizeof(out)), -2);
     assert_int_equal(xt_query_get("x=abcdef", 8, "x", out, 4), -2);
+    /* a raw NUL is refused like %00 (fuzz_xt_path): the value is used as a C string, and a form
+     * field "username=alice<NUL>x" would otherwise read as "alice" with the length of "alice<NUL>x" */
+    assert_int_equal(xt_query_get("x=ab\0c", 6, "x", out, sizeof(out)), -2);
+    assert_int_equal(xt_url_decode("ab\0c", 4, 0, out, sizeof(out)), -1);
 }
 
 int main(void)
