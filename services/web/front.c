@@ -514,22 +514,17 @@ int phr_parse_request(const char *buf, size_t len, const char **method, size_t *
  * keeps Content-Length and Transfer-Encoding to itself to frame the body (the first Content-Length
  * wins; Transfer-Encoding wins over it). On HTTP/1.x the request head is still at the start of the
  * connection's input while the handler runs (h2o consumes it once the response is sent), so parse it
- * again with the same parser and count them (docs/SECURITY.md findings 2-4). Fails closed: a head
- * that is not this request's is refused. Returns NULL or the reason for a 400. */
-static const char *raw_head_problem(h2o_req_t *req)
+ * again with the same parser and count them (docs/SECURITY.md findings 2-4). */
+const char *front_head_problem(const char *buf, size_t len, const char *method, size_t method_len,
+                               const char *path, size_t path_len)
 {
-    if (req->version >= 0x200) return NULL; /* HTTP/2: h2o's HPACK decoder refuses these itself */
-    h2o_socket_t *sock =
-        req->conn->callbacks->get_socket ? req->conn->callbacks->get_socket(req->conn) : NULL;
-    if (!sock || !sock->input) return "request head unavailable";
     struct phr_header hs[H2O_MAX_HEADERS];
     size_t nh = H2O_MAX_HEADERS, ml, pl, ncl = 0, nte = 0, nhost = 0;
     const char *m, *p;
     int minor;
-    size_t len = sock->input->size < H2O_MAX_REQLEN ? sock->input->size : H2O_MAX_REQLEN;
-    int r = phr_parse_request(sock->input->bytes, len, &m, &ml, &p, &pl, &minor, hs, &nh, 0);
-    if (r <= 0 || !h2o_memis(m, ml, req->input.method.base, req->input.method.len) ||
-        !h2o_memis(p, pl, req->input.path.base, req->input.path.len))
+    if (len > H2O_MAX_REQLEN) len = H2O_MAX_REQLEN;
+    int r = phr_parse_request(buf, len, &m, &ml, &p, &pl, &minor, hs, &nh, 0);
+    if (r <= 0 || !h2o_memis(m, ml, method, method_len) || !h2o_memis(p, pl, path, path_len))
         return "request head unavailable";
     for (size_t i = 0; i < nh; i++) {
         ncl += h2o_lcstris(hs[i].name, hs[i].name_len, H2O_STRLIT("content-length"));
@@ -541,6 +536,17 @@ static const char *raw_head_problem(h2o_req_t *req)
     if (nte > 1) return "more than one Transfer-Encoding";
     if (ncl && nte) return "Content-Length with Transfer-Encoding";
     return NULL;
+}
+
+/* front_head_problem() on this request's connection input. Fails closed: no head is refused. */
+static const char *raw_head_problem(h2o_req_t *req)
+{
+    if (req->version >= 0x200) return NULL; /* HTTP/2: h2o's HPACK decoder refuses these itself */
+    h2o_socket_t *sock =
+        req->conn->callbacks->get_socket ? req->conn->callbacks->get_socket(req->conn) : NULL;
+    if (!sock || !sock->input) return "request head unavailable";
+    return front_head_problem(sock->input->bytes, sock->input->size, req->input.method.base,
+                              req->input.method.len, req->input.path.base, req->input.path.len);
 }
 
 static int guard_on_req(h2o_handler_t *_self, h2o_req_t *req)

@@ -177,6 +177,12 @@ typedef struct web_guard {
 web_guard *front_register_guard(h2o_pathconf_t *pc, web_host *host, web_hostinst *inst, int route);
 /* Per-host forward-auth client state (socket pool), created at start-up; freed at exit. */
 int front_init(web_server *srv);
+/* The checks on a raw HTTP/1 request head (pure; the fuzz harness calls it): `buf` is re-parsed with
+ * libh2o's own parser and must be the head of the request whose method and path h2o saw. Returns
+ * NULL, or the reason for a 400: a head that does not parse or is not this request's, Host twice,
+ * Content-Length twice, Transfer-Encoding twice, or Content-Length beside Transfer-Encoding. */
+const char *front_head_problem(const char *buf, size_t len, const char *method, size_t method_len,
+                               const char *path, size_t path_len);
 void front_dispose(web_server *srv);
 
 /* --- bus (bus.c) ---------------------------------------------------------------------------- */
