@@ -9,7 +9,7 @@ set -euo pipefail
 build_pkgs=(build-essential cmake pkg-config libnats-dev libyaml-dev libcurl4-openssl-dev libh2o-evloop-dev
             libssl-dev libargon2-dev libjansson-dev zlib1g-dev)
 run_pkgs=(nats-server openssl ca-certificates procps)
-test_pkgs=(libcmocka-dev argon2 curl python3 chromium iproute2 wrk clang-format)
+test_pkgs=(libcmocka-dev argon2 curl python3 chromium iproute2 wrk clang-format clang libclang-rt-14-dev)
 bench_pkgs=(supervisor caddy nginx-light wrk hyperfine iproute2)
 
 want=("${build_pkgs[@]}")
