@@ -129,10 +129,10 @@ def wait_until(pred, timeout=10.0, interval=0.01, what="condition"):
 
 def port_block(component, n=20):
     """A block of n ports for one test process. Each component owns a range of 1000 ports
-    (supervisor 20000, coordinator 21000, auth 22000, web 23000, stack 24000, bench 25000), and
+    (supervisor 20000, coordinator 21000, auth 22000, web 23000, stack 24000, bench 25000, bus 26000), and
     XT_PORT_OFFSET (0-900, set per CTest test) picks a block inside it. Ports are checked free."""
     bases = {"supervisor": 20000, "coordinator": 21000, "auth": 22000, "web": 23000, "stack": 24000,
-             "bench": 25000}
+             "bench": 25000, "bus": 26000}
     base = bases[component] + int(os.environ.get("XT_PORT_OFFSET", "0"))
     for start in range(base, bases[component] + 1000 - n, n):
         ports = list(range(start, start + n))
