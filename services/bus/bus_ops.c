@@ -310,8 +310,8 @@ static char *creds_jwt(const char *creds)
 
 /* Mint a user of `role` (its account from the role): new key pair, JWT, .creds at out_path. Records
  * it in users.json. */
-static int mint_user(bus_ctx *c, const char *name, const char *role, const char *const *caps, size_t ncaps,
-                     int64_t expires_in, const char *out_path, char *err, size_t errlen)
+static int mint_user(bus_ctx *c, const char *name, const char *id, const char *role, const char *const *caps,
+                     size_t ncaps, int64_t expires_in, const char *out_path, char *err, size_t errlen)
 {
     int rc = -1;
     xt_nkey user;
@@ -325,7 +325,7 @@ static int mint_user(bus_ctx *c, const char *name, const char *role, const char 
         rc = 2;
         goto out;
     }
-    perm = bus_roles_permissions(role, c->o->node_id ? c->o->node_id : name, caps, ncaps, err, errlen);
+    perm = bus_roles_permissions(role, id, caps, ncaps, err, errlen);
     if (perm == NULL) {
         rc = 2;
         goto out;
@@ -367,7 +367,8 @@ out:
 
 /* Keep creds/<name>.creds when it is still right: signed by the account the role belongs to, with
  * the role's current permissions, not expired, not revoked. */
-static int creds_current(bus_ctx *c, const char *path, const char *role, json_t *revocations)
+static int creds_current(bus_ctx *c, const char *path, const char *name, const char *role,
+                         json_t *revocations)
 {
     char lerr[256];
     int ok = 0;
@@ -379,6 +380,7 @@ static int creds_current(bus_ctx *c, const char *path, const char *role, json_t 
     if (cl == NULL || account == NULL) goto out;
     account_key(c, account, &apub);
     if (strcmp(json_string_value(json_object_get(cl, "iss")) ?: "", apub) != 0) goto out;
+    if (strcmp(json_string_value(json_object_get(cl, "name")) ?: "", name) != 0) goto out;
     perm = bus_roles_permissions(role, c->o->node_id ? c->o->node_id : "", NULL, 0, lerr, sizeof(lerr));
     if (perm == NULL) goto out;
     json_t *nats = json_object_get(cl, "nats");
@@ -592,6 +594,20 @@ static int mkdirs(bus_ctx *c, char *err, size_t errlen)
     return 0;
 }
 
+/* A platform identity's JWT name: the pattern with "{id}" replaced by the node id. */
+static int identity_name(const char *pattern, const char *id, char *out, size_t outlen)
+{
+    const char *m = strstr(pattern, "{id}");
+    int n;
+    if (m == NULL)
+        n = snprintf(out, outlen, "%s", pattern);
+    else if (id == NULL || !valid_name(id))
+        return -1;
+    else
+        n = snprintf(out, outlen, "%.*s%s%s", (int)(m - pattern), pattern, id, m + 4);
+    return (n < 0 || (size_t)n >= outlen || !valid_name(out)) ? -1 : 0;
+}
+
 /* --- commands ------------------------------------------------------------------------------- */
 
 int bus_ops_init(const bus_opts *o, FILE *out, char *err, size_t errlen)
@@ -618,13 +634,18 @@ int bus_ops_init(const bus_opts *o, FILE *out, char *err, size_t errlen)
     const bus_identity *ids = bus_roles_platform_identities(&n);
     int users_changed = 0;
     for (size_t i = 0; i < n; i++) {
-        char file[128], p[PATH_MAX];
-        snprintf(file, sizeof(file), "creds/%s.creds", ids[i].name);
+        char file[128], p[PATH_MAX], name[128];
+        if (identity_name(ids[i].name, o->node_id, name, sizeof(name)) != 0) {
+            snprintf(err, errlen, "identity %s: no usable node id (--node-id or XTASK_NODE_ID)", ids[i].name);
+            rc = 2;
+            goto out;
+        }
+        snprintf(file, sizeof(file), "creds/%s.creds", ids[i].file);
         if (path_of(&c, p, sizeof(p), file, err, errlen) != 0) goto out;
         const char *account = bus_roles_account(ids[i].role);
         json_t *arev = account && strcmp(account, "SYS") == 0 ? NULL : rev;
-        if (creds_current(&c, p, ids[i].role, arev)) continue;
-        int m = mint_user(&c, ids[i].name, ids[i].role, NULL, 0, 0, p, err, errlen);
+        if (creds_current(&c, p, name, ids[i].role, arev)) continue;
+        int m = mint_user(&c, name, o->node_id ? o->node_id : name, ids[i].role, NULL, 0, 0, p, err, errlen);
         if (m != 0) {
             rc = m;
             goto out;
@@ -668,7 +689,8 @@ int bus_ops_user_add(const bus_opts *o, FILE *out, char *err, size_t errlen)
         rc = 2;
         goto out;
     }
-    rc = mint_user(&c, o->name, o->role, o->caps, o->ncaps, o->expires_in, o->out, err, errlen);
+    /* the user's own name is its id (e.g. an edge node's id in its subjects) */
+    rc = mint_user(&c, o->name, o->name, o->role, o->caps, o->ncaps, o->expires_in, o->out, err, errlen);
     if (rc != 0) goto out;
     rc = save_users(&c, err, errlen) == 0 ? 0 : 1;
 out:

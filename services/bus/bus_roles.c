@@ -33,8 +33,8 @@ static const struct {
 
 /* Minted by `xtask-bus init` on every machine. */
 static const bus_identity platform[] = {
-    {"sys", "sys"},
-    {"admin", "admin"},
+    {"sys", "sys", "sys"},
+    {"admin", "admin", "admin"},
 };
 
 json_t *bus_roles_permissions(const char *role, const char *id, const char *const *caps, size_t ncaps,

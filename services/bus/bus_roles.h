@@ -24,9 +24,12 @@ json_t *bus_roles_permissions(const char *role, const char *id, const char *cons
 /* The account a role's users belong to: "SYS" for sys, "XTASK" for the others; NULL if unknown. */
 const char *bus_roles_account(const char *role);
 
-/* The identities `xtask-bus init` mints a .creds file for (creds/<name>.creds), in order. */
+/* The identities `xtask-bus init` mints a .creds file for, in order: creds/<file>.creds (a stable
+ * path the services' configs name), JWT name `name` where "{id}" stands for the local node id
+ * (--node-id, XTASK_NODE_ID, ...; e.g. "node-{id}"), permissions of `role` for that node id. */
 typedef struct bus_identity {
-    const char *name; /* file name and JWT name */
+    const char *file;
+    const char *name;
     const char *role;
 } bus_identity;
 
