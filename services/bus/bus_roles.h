@@ -27,6 +27,10 @@ const char *bus_roles_account(const char *role);
 /* The identities `xtask-bus init` mints a .creds file for, in order: creds/<file>.creds (a stable
  * path the services' configs name), JWT name `name` where "{id}" stands for the local node id
  * (--node-id, XTASK_NODE_ID, ...; e.g. "node-{id}"), permissions of `role` for that node id. */
+/* The shipped configs name these files (configs/services.yaml, xtask.yaml, web.yaml, auth.yml, under
+ * $XTASK_BUS_DIR/creds/): node.creds (the region's coordinator, `xtask --nats-mode`), web.creds
+ * (xtask-web), auth.creds (xtask-auth), cli.creds (the manifest's `xtask ping` probe and a shell on the
+ * machine: XTASK_NATS_CREDS), sys.creds (`xtask-bus user revoke --server`), admin.creds (operators). */
 typedef struct bus_identity {
     const char *file;
     const char *name;
