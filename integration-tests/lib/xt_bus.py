@@ -65,6 +65,7 @@ class Region:
         self.root = os.path.join(fixture.tmp.path, self.name)
         self.dir = os.path.join(self.root, "bus")
         self.server = None
+        self.leaf_tls = fixture.leaf_tls
 
     @property
     def url(self):
@@ -72,17 +73,18 @@ class Region:
 
     @property
     def leaf_url(self):
-        return f"tls://127.0.0.1:{self.leaf_port}"
+        return f"{'tls' if self.leaf_tls else 'nats'}://127.0.0.1:{self.leaf_port}"
 
-    def conf(self, cluster_ports, route_user, route_password, extra=""):
+    def conf(self, cluster_ports, route_user, route_password, leaf_tls=True, extra=""):
         d = self.dir
+        tls = (f'  tls {{ cert_file: "{d}/tls/server.pem", key_file: "{d}/tls/server-key.pem", timeout: 2 }}\n'
+               if leaf_tls else "")
         text = (f'operator: "{d}/operator.jwt"\n'
                 f'resolver {{ type: full, dir: "{d}/jwt", allow_delete: false, interval: "2m" }}\n'
                 'max_payload: 1048576\n'
                 f'server_tags: ["region:{self.name}"]\n'
                 'leafnodes {\n  host: 127.0.0.1\n'
-                f'  port: {self.leaf_port}\n'
-                f'  tls {{ cert_file: "{d}/tls/server.pem", key_file: "{d}/tls/server-key.pem", timeout: 2 }}\n'
+                f'  port: {self.leaf_port}\n{tls}'
                 '}\n')
         if cluster_ports:
             routes = ", ".join(f'"nats://{route_user}:{route_password}@127.0.0.1:{p}"' for p in cluster_ports)
@@ -94,12 +96,15 @@ class Region:
 
 
 class BusCluster:
-    """n regions (n=1: a single server without a cluster block)."""
+    """n regions (n=1: a single server without a cluster block). leaf_tls=False gives the leaf
+    listener without TLS (leaf connections still authenticate with their JWT): only as the
+    benchmark's comparison point for "a leaf round trip with TLS beside the same without"."""
 
     ROUTE_USER = "xtask-route"
 
-    def __init__(self, n=1, ports=None, js_memory="256M", js_disk="1G", domain="xtask.localhost"):
+    def __init__(self, n=1, ports=None, js_memory="256M", js_disk="1G", domain="xtask.localhost", leaf_tls=True):
         self.n = n
+        self.leaf_tls = leaf_tls
         need = 4 * n + 20
         self.ports = ports or port_block("bus", need)
         self.spare = list(self.ports[4 * n:])  # for leafs, rogues and other helpers
@@ -127,7 +132,8 @@ class BusCluster:
         cluster_ports = [r.cluster_port for r in self.regions] if self.n > 1 else []
         for r in self.regions:
             r.server = NatsServer(r.port, r.http_port, r.root, name=r.name,
-                                  extra_conf=r.conf(cluster_ports, self.ROUTE_USER, self.route_password))
+                                  extra_conf=r.conf(cluster_ports, self.ROUTE_USER, self.route_password,
+                                                    self.leaf_tls))
             r.server.proc = Proc([bin_path("nats-server"), "-c", r.server.conf])
         # in a cluster JetStream is healthy once there is a meta leader (every region up)
         path = "healthz" if self.n > 1 else "healthz?js-enabled-only=true"
@@ -202,9 +208,13 @@ class BusCluster:
     def take_port(self):
         return self.spare.pop(0)
 
-    def leaf(self, name, creds, region=0, ca=None, url=None, tls=True):
+    def leaf(self, name, creds, region=0, ca=None, url=None, tls=None):
         """A leaf nats-server with one remote to region `region`'s leaf port: TLS verified with `ca`
-        (default: the platform CA), authenticated with `creds`. Returns its Proc (log: .output())."""
+        (default: the platform CA; tls=None follows the hub's leaf_tls), authenticated with `creds`.
+        Returns its Proc (log: .output(); its client port: .port, no auth: a local leaf's own
+        clients are the machine's business)."""
+        if tls is None:
+            tls = self.leaf_tls
         port = self.take_port()
         url = url or self.regions[region].leaf_url
         tls_block = f'tls {{ ca_file: "{ca or self.ca}" }}' if tls else ""
