@@ -36,13 +36,18 @@ tasks:
   env: {{ argv: [sh, -c, "echo $XT_V from $(pwd)"], env: {{ XT_V: hello }}, cwd: /tmp }}
   spam: {{ argv: [sh, -c, "i=0; while [ $i -lt 2000 ]; do echo 0123456789abcdef; i=$((i+1)); done"] }}
   missing: [/nonexistent/program]
+  envnames: [sh, -c, "env | cut -d= -f1 | sort | tr '\\n' ' '"]
+  envleak: {{ argv: [sh, -c, "env | grep -e s3cr3t -e AUTH_SESSION -e TOKEN; echo XT_OWN=$XT_OWN XT_SET=$XT_SET"], env: {{ XT_OWN: own }} }}
+task_env: {{ set: {{ XT_SET: fixed }} }}
 silent:
   quiet: ["true"]
 download: {{ dirs: ["{DL}"], max_bytes: 1KiB, timeout: 5s, allow_networks: ["127.0.0.2/32"] }}
 kill_port: {{ ports: ["{KILL_PORT}"] }}
 """
 
-NODE = Node(TMP.path, NODE_ID, URL, CONFIG, region="ams")
+# The coordinator's environment holds credentials; no task may see them (task_env allowlist).
+SECRET_ENV = {"AUTH_SESSION_SECRET": "s3cr3t-session", "FAKE_CLOUD_TOKEN": "s3cr3t-cloud", "LANG": "C.UTF-8"}
+NODE = Node(TMP.path, NODE_ID, URL, CONFIG, region="ams", env=SECRET_ENV)
 C = None  # natsproto client
 
 
@@ -143,6 +148,17 @@ def test_args_env_cwd_and_bounds():
     assert r["exit_code"] == 0 and len(r["output_tail"]) <= 256 and r["truncated"] is True, len(r["output_tail"])
     r = run(["missing"])
     assert r["exit_code"] == 127 and "cannot run" in r["output_tail"], r
+
+
+def test_task_env_is_clean():
+    """A task that prints its environment shows nothing of the coordinator's beyond task_env.pass."""
+    r = run(["envleak"])
+    assert r["exit_code"] == 0 and r["output_tail"] == "XT_OWN=own XT_SET=fixed\n", r
+    r = run(["envnames"])
+    names = set(r["output_tail"].split())
+    allowed = {"PATH", "HOME", "USER", "LOGNAME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TERM", "TMPDIR",
+               "XT_SET", "PWD", "SHLVL", "OLDPWD", "_"}  # the last four: set by sh itself
+    assert names <= allowed and "LANG" in names and "XT_SET" in names, names
 
 
 def test_timeout_kills():
@@ -418,7 +434,8 @@ def main():
     try:
         setup()
         run_tests([test_register_and_heartbeat, test_ping_and_cli_ping, test_discover_filters,
-                   test_task_run_output_logs_events_result, test_args_env_cwd_and_bounds, test_timeout_kills,
+                   test_task_run_output_logs_events_result, test_args_env_cwd_and_bounds, test_task_env_is_clean,
+                   test_timeout_kills,
                    test_bad_inputs, test_busy, test_which, test_download, test_download_guard, test_silent_exec, test_kill_port,
                    test_broadcast, test_queue_basic, test_cli_run_result, test_bad_config_position,
                    test_sigterm_clean_stop])

@@ -25,6 +25,8 @@ void xc_conf_defaults(xc_conf *c)
     static const char *const caps[] = {"task", "which", "got", "silent", "kill-port", NULL};
     static const char *const qcaps[] = {"task", NULL};
     static const char *const noop[] = {"true", NULL};
+    static const char *const pass[] = {"PATH",     "HOME", "USER", "LOGNAME", "LANG", "LC_ALL",
+                                       "LC_CTYPE", "TZ",   "TERM", "TMPDIR",  NULL};
     memset(c, 0, sizeof *c);
     c->region = strdup("");
     c->capabilities = strv_of(caps);
@@ -55,6 +57,9 @@ void xc_conf_defaults(xc_conf *c)
     c->which_timeout_ms = 2000;
     c->download_dirs = calloc(1, sizeof(char *));
     c->download_allow_hosts = calloc(1, sizeof(char *));
+    c->task_env_pass = strv_of(pass);
+    c->task_env_set = calloc(1, sizeof(char *));
+    xc_conf_env_build(c);
     c->download_max_bytes = 100 * 1024 * 1024;
     c->download_timeout_ms = 120000;
 }
@@ -85,6 +90,9 @@ void xc_conf_free(xc_conf *c)
     xt_strv_free(c->taskfile_allow);
     xt_strv_free(c->download_dirs);
     xt_strv_free(c->download_allow_hosts);
+    xt_strv_free(c->task_env_pass);
+    xt_strv_free(c->task_env_set);
+    xt_strv_free(c->task_env);
     memset(c, 0, sizeof *c);
 }
 
@@ -203,6 +211,35 @@ static int section(ld *l, const xt_node *root, const char *key, const char *cons
     return 0;
 }
 
+/* A portable environment variable name: [A-Za-z_][A-Za-z0-9_]*. */
+static int env_name_valid(const char *k)
+{
+    if (!*k || (*k >= '0' && *k <= '9')) return 0;
+    return strspn(k, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_") == strlen(k);
+}
+
+/* A map of variables {K: V} into a NULL-terminated "K=V" vector (replacing *dst). */
+static int parse_env_map(ld *l, const xt_node *env, const char *what, char ***dst)
+{
+    if (xt_conf_want_map(l->doc, env, what, l->err, l->errlen)) return -1;
+    if (env->len > XC_ENV_MAX)
+        return xt_conf_error(l->err, l->errlen, l->doc, env, "%s: too many variables (max %d)", what,
+                             XC_ENV_MAX);
+    xt_strv_free(*dst);
+    *dst = calloc(env->len + 1, sizeof(char *));
+    for (size_t i = 0; *dst && i < env->len; i++) {
+        const char *k = env->keys[i]->str, *val;
+        if (!env_name_valid(k))
+            return xt_conf_error(l->err, l->errlen, l->doc, env->keys[i], "%s: bad variable name '%s'", what,
+                                 k);
+        if (xt_conf_string(l->doc, env->items[i], what, &val, l->err, l->errlen)) return -1;
+        size_t n = strlen(k) + strlen(val) + 2;
+        (*dst)[i] = malloc(n);
+        if ((*dst)[i]) snprintf((*dst)[i], n, "%s=%s", k, val);
+    }
+    return 0;
+}
+
 /* One task entry: either a map {argv, cwd, env, timeout, args, description} or a bare argv list. */
 static int parse_task(ld *l, const xt_node *key, const xt_node *v, const char *sect, int64_t def_timeout,
                       xc_task *t)
@@ -245,21 +282,7 @@ static int parse_task(ld *l, const xt_node *key, const xt_node *v, const char *s
     const xt_node *env = xt_map_get(v, "env");
     if (env) {
         snprintf(w2, sizeof w2, "%s.env", what);
-        if (xt_conf_want_map(l->doc, env, w2, l->err, l->errlen)) return -1;
-        if (env->len > XC_ENV_MAX)
-            return xt_conf_error(l->err, l->errlen, l->doc, env, "%s: too many variables (max %d)", w2,
-                                 XC_ENV_MAX);
-        t->env = calloc(env->len + 1, sizeof(char *));
-        for (size_t i = 0; t->env && i < env->len; i++) {
-            const char *k = env->keys[i]->str, *val;
-            if (!*k || strchr(k, '='))
-                return xt_conf_error(l->err, l->errlen, l->doc, env->keys[i], "%s: bad variable name '%s'",
-                                     w2, k);
-            if (xt_conf_string(l->doc, env->items[i], w2, &val, l->err, l->errlen)) return -1;
-            size_t n = strlen(k) + strlen(val) + 2;
-            t->env[i] = malloc(n);
-            if (t->env[i]) snprintf(t->env[i], n, "%s=%s", k, val);
-        }
+        if (parse_env_map(l, env, w2, &t->env)) return -1;
     }
     return 0;
 }
@@ -367,10 +390,57 @@ static int parse_allow_nets(ld *l, const xt_node *m, xc_conf *c)
     return 0;
 }
 
+/* task_env: {pass: [NAMES], set: {K: V}}. */
+static int parse_task_env(ld *l, const xt_node *s, xc_conf *c)
+{
+    if (get_strv(l, s, "pass", "task_env.pass", 0, &c->task_env_pass)) return -1;
+    for (size_t i = 0; c->task_env_pass[i]; i++) {
+        if (!env_name_valid(c->task_env_pass[i]))
+            return xt_conf_error(l->err, l->errlen, l->doc, xt_map_get(s, "pass"),
+                                 "task_env.pass: '%s' is not a variable name", c->task_env_pass[i]);
+        if (i >= XC_ENV_MAX)
+            return xt_conf_error(l->err, l->errlen, l->doc, xt_map_get(s, "pass"),
+                                 "task_env.pass: too many variables (max %d)", XC_ENV_MAX);
+    }
+    const xt_node *set = xt_map_get(s, "set");
+    if (set && !(set->kind == XT_NODE_SCALAR && set->is_null) &&
+        parse_env_map(l, set, "task_env.set", &c->task_env_set))
+        return -1;
+    return 0;
+}
+
+int xc_conf_env_build(xc_conf *c)
+{
+    size_t np = 0, ns = 0, k = 0;
+    while (c->task_env_pass && c->task_env_pass[np])
+        np++;
+    while (c->task_env_set && c->task_env_set[ns])
+        ns++;
+    char **env = calloc(np + ns + 1, sizeof *env);
+    if (!env) return -1;
+    for (size_t i = 0; i < np; i++) {
+        const char *name = c->task_env_pass[i], *v = getenv(name);
+        int shadowed = 0;
+        for (size_t j = 0; j < ns && !shadowed; j++)
+            shadowed = strncmp(c->task_env_set[j], name, strlen(name)) == 0 &&
+                       c->task_env_set[j][strlen(name)] == '=';
+        if (!v || shadowed) continue;
+        size_t n = strlen(name) + strlen(v) + 2;
+        if ((env[k] = malloc(n))) snprintf(env[k++], n, "%s=%s", name, v);
+    }
+    for (size_t j = 0; j < ns; j++)
+        if ((env[k] = strdup(c->task_env_set[j]))) k++;
+    xt_strv_free(c->task_env);
+    c->task_env = env;
+    return 0;
+}
+
 static int load_doc(xc_conf *c, const xt_doc *doc, char *err, size_t errlen)
 {
-    static const char *const top[] = {"version",  "node",   "nats",  "limits",   "queue",     "tasks",
-                                      "taskfile", "silent", "which", "download", "kill_port", NULL};
+    static const char *const top[] = {"version",  "node",      "nats",     "limits", "queue",
+                                      "task_env", "tasks",     "taskfile", "silent", "which",
+                                      "download", "kill_port", NULL};
+    static const char *const k_tenv[] = {"pass", "set", NULL};
     static const char *const k_node[] = {"region", "capabilities", "events_project", NULL};
     static const char *const k_nats[] = {"url", "heartbeat", "node_ttl", "replicas", "results_max_age", NULL};
     static const char *const k_limits[] = {
@@ -440,6 +510,9 @@ static int load_doc(xc_conf *c, const xt_doc *doc, char *err, size_t errlen)
             return xt_conf_error(err, errlen, doc, xt_map_get(s, "capabilities"),
                                  "queue.capabilities: '%s' is not a valid token", c->queue_capabilities[i]);
 
+    if (section(&l, root, "task_env", k_tenv, &s)) return -1;
+    if (s && parse_task_env(&l, s, c)) return -1;
+
     if (parse_tasks(&l, root, "tasks", c->default_timeout_ms, c->tasks, &c->ntasks)) return -1;
 
     if (section(&l, root, "taskfile", k_tf, &s)) return -1;
@@ -472,7 +545,7 @@ static int load_doc(xc_conf *c, const xt_doc *doc, char *err, size_t errlen)
 
     if (section(&l, root, "kill_port", k_kp, &s)) return -1;
     if (s && parse_ports(&l, s, c)) return -1;
-    return 0;
+    return xc_conf_env_build(c);
 }
 
 int xc_conf_load(xc_conf *c, const char *path, char *err, size_t errlen)

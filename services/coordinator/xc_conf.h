@@ -24,7 +24,7 @@ typedef struct {
     char *name;
     char **argv; /* NULL-terminated, argv[0] looked up on PATH */
     char *cwd;   /* NULL = the node's cwd */
-    char **env;  /* NULL-terminated "K=V" added to the node's environment, may be NULL */
+    char **env;  /* NULL-terminated "K=V" added to task_env (below), may be NULL */
     int64_t timeout_ms;
     int allow_args; /* extra request args are appended to argv */
     char *description;
@@ -58,6 +58,11 @@ typedef struct {
     /* queue */
     char **queue_capabilities; /* pull consumer per capability (NULL-terminated) */
     int64_t ack_wait_ms;
+    /* task_env: the environment every task, silent command and `--version` probe starts from;
+     * never the coordinator's own (which holds credentials) */
+    char **task_env_pass; /* names copied from the coordinator's environment when set */
+    char **task_env_set;  /* "K=V" set for every task (after pass) */
+    char **task_env;      /* the result, "K=V", built at load time; NULL-terminated */
     /* tasks */
     xc_task tasks[XC_TASKS_MAX];
     size_t ntasks;
@@ -94,6 +99,10 @@ int xc_conf_load(xc_conf *c, const char *path, char *err, size_t errlen);
 /* Same from memory (unit tests); `name` is used in messages. */
 int xc_conf_load_mem(xc_conf *c, const char *name, const char *text, xt_conf_getenv_fn getenv_fn, void *ud,
                      char *err, size_t errlen);
+
+/* (Re)build c->task_env from task_env_pass (values read from this process's environment now) and
+ * task_env_set. Done by xc_conf_defaults and the loaders; 0 or -1 (out of memory). */
+int xc_conf_env_build(xc_conf *c);
 
 /* Free everything c owns. */
 void xc_conf_free(xc_conf *c);

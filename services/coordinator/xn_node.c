@@ -441,6 +441,7 @@ static void do_run(xn *n, job *j, int slot)
                   .slot = slot,
                   .live = 1};
     xr_spec spec = {.argv = argv,
+                    .env = n->conf->task_env,
                     .extra_env = t ? t->env : NULL,
                     .cwd = t ? t->cwd : NULL,
                     .timeout_ms = timeout,
@@ -522,6 +523,7 @@ static void do_silent(xn *n, job *j, int slot)
     }
     run_ctx rc = {.n = n, .slot = slot};
     xr_spec spec = {.argv = t->argv,
+                    .env = n->conf->task_env,
                     .extra_env = t->env,
                     .cwd = t->cwd,
                     .timeout_ms = t->timeout_ms,

@@ -15,12 +15,10 @@
 
 #include "xp_proto.h"
 
-extern char **environ;
-
-char **xr_env_merge(char *const *extra)
+char **xr_env_merge(char *const *base, char *const *extra)
 {
     size_t n = 0, m = 0;
-    while (environ && environ[n])
+    while (base && base[n])
         n++;
     while (extra && extra[m])
         m++;
@@ -28,12 +26,12 @@ char **xr_env_merge(char *const *extra)
     size_t k = 0;
     if (!env) return NULL;
     for (size_t i = 0; i < n; i++) {
-        const char *eq = strchr(environ[i], '=');
-        size_t klen = eq ? (size_t)(eq - environ[i]) : strlen(environ[i]);
+        const char *eq = strchr(base[i], '=');
+        size_t klen = eq ? (size_t)(eq - base[i]) : strlen(base[i]);
         int overridden = 0;
         for (size_t j = 0; j < m && !overridden; j++)
-            overridden = strncmp(extra[j], environ[i], klen) == 0 && extra[j][klen] == '=';
-        if (!overridden) env[k++] = environ[i];
+            overridden = strncmp(extra[j], base[i], klen) == 0 && extra[j][klen] == '=';
+        if (!overridden) env[k++] = base[i];
     }
     for (size_t j = 0; j < m; j++)
         env[k++] = extra[j];
@@ -75,14 +73,12 @@ static int spawn_child(const xr_spec *spec, int outfd, int errfd, pid_t *pid)
     posix_spawn_file_actions_adddup2(&fa, errfd, 2);
     posix_spawn_file_actions_addclosefrom_np(&fa, 3);
     if (spec->cwd) posix_spawn_file_actions_addchdir_np(&fa, spec->cwd);
-    if (spec->extra_env && spec->extra_env[0]) {
-        env = xr_env_merge(spec->extra_env);
-        if (!env) {
-            rc = ENOMEM;
-            goto out;
-        }
+    env = xr_env_merge(spec->env, spec->extra_env);
+    if (!env) {
+        rc = ENOMEM;
+        goto out;
     }
-    rc = posix_spawnp(pid, spec->argv[0], &fa, &at, spec->argv, env ? env : environ);
+    rc = posix_spawnp(pid, spec->argv[0], &fa, &at, spec->argv, env);
 out:
     free(env);
     posix_spawn_file_actions_destroy(&fa);

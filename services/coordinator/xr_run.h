@@ -34,7 +34,8 @@ typedef void (*xr_pid_fn)(pid_t pgid, void *ud);
 
 struct xr_spec {
     char *const *argv;      /* argv[0] looked up on PATH */
-    char *const *extra_env; /* "K=V" added/overriding the inherited environment; may be NULL */
+    char *const *env;       /* the child's whole environment ("K=V"); NULL = empty, never ours */
+    char *const *extra_env; /* "K=V" added to / overriding env; may be NULL */
     const char *cwd;        /* NULL = inherit */
     int64_t timeout_ms;     /* > 0 */
     int64_t kill_grace_ms;
@@ -59,8 +60,9 @@ typedef struct {
  * (whatever its exit), -1 on a spawn failure (st->spawn_errno set, a message appended to out). */
 int xr_run(const xr_spec *spec, xo_output *out, xr_status *st);
 
-/* Build an environment: environ plus `extra` ("K=V", overriding). malloc'd vector of pointers into
- * environ/extra (free only the vector). */
-char **xr_env_merge(char *const *extra);
+/* Build an environment: `base` plus `extra` ("K=V", overriding; either may be NULL). malloc'd vector
+ * of pointers into base/extra (free only the vector). The caller's own environment is never used:
+ * a task must not see the coordinator's secrets. */
+char **xr_env_merge(char *const *base, char *const *extra);
 
 #endif

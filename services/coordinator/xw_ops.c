@@ -61,7 +61,8 @@ char *xw_which(const xc_conf *c, json_t *req)
         char *argv[] = {path, "--version", NULL};
         xo_output out;
         xr_status st;
-        xr_spec spec = {.argv = argv, .timeout_ms = c->which_timeout_ms, .kill_grace_ms = 0};
+        xr_spec spec = {
+            .argv = argv, .env = c->task_env, .timeout_ms = c->which_timeout_ms, .kill_grace_ms = 0};
         if (xo_output_init(&out, 512, 0) == 0) {
             if (xr_run(&spec, &out, &st) == 0 && !st.timed_out) {
                 size_t len;

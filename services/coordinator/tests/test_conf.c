@@ -203,11 +203,55 @@ static void test_shipped_config(void **state)
     xc_conf_free(&c);
 }
 
+static int has(char **v, const char *kv)
+{
+    for (size_t i = 0; v && v[i]; i++)
+        if (strcmp(v[i], kv) == 0) return 1;
+    return 0;
+}
+
+static void test_task_env(void **state)
+{
+    xc_conf c;
+    char err[512];
+    setenv("XT_UNIT_PASS", "p", 1);
+    setenv("XT_UNIT_SECRET", "s3cr3t", 1);
+    setenv("XT_UNIT_SHADOW", "mine", 1);
+    assert_int_equal(load(&c, "", err, sizeof err), 0); /* defaults: PATH and friends only */
+    for (size_t i = 0; c.task_env[i]; i++)
+        assert_null(strstr(c.task_env[i], "XT_UNIT"));
+    xc_conf_free(&c);
+    assert_int_equal(load(&c,
+                          "task_env:\n  pass: [XT_UNIT_PASS, XT_UNIT_SHADOW, XT_UNIT_UNSET]\n"
+                          "  set: { XT_UNIT_SHADOW: conf, XT_B: b }\n",
+                          err, sizeof err),
+                     0);
+    assert_true(has(c.task_env, "XT_UNIT_PASS=p"));
+    assert_true(has(c.task_env, "XT_UNIT_SHADOW=conf"));
+    assert_false(has(c.task_env, "XT_UNIT_SHADOW=mine"));
+    assert_true(has(c.task_env, "XT_B=b"));
+    size_t n = 0;
+    while (c.task_env[n])
+        n++;
+    assert_int_equal(n, 3); /* no PATH: pass replaces the default list; unset names are skipped */
+    xc_conf_free(&c);
+    assert_int_equal(load(&c, "task_env:\n  pass: [PATH, \"A=B\"]\n", err, sizeof err), -1);
+    assert_non_null(strstr(err, "xtask.yaml:2:9: task_env.pass: 'A=B' is not a variable name"));
+    xc_conf_free(&c);
+    assert_int_equal(load(&c, "task_env:\n  set: { 1X: a }\n", err, sizeof err), -1);
+    assert_non_null(strstr(err, "xtask.yaml:2:10: task_env.set: bad variable name '1X'"));
+    xc_conf_free(&c);
+    assert_int_equal(load(&c, "task_env:\n  pas: []\n", err, sizeof err), -1);
+    assert_non_null(strstr(err, "did you mean 'pass'"));
+    xc_conf_free(&c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_defaults),      cmocka_unit_test(test_full),
         cmocka_unit_test(test_taskfile_star), cmocka_unit_test(test_errors),
-        cmocka_unit_test(test_size_parse),    cmocka_unit_test(test_shipped_config)};
+        cmocka_unit_test(test_size_parse),    cmocka_unit_test(test_shipped_config),
+        cmocka_unit_test(test_task_env)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
