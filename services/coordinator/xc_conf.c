@@ -409,6 +409,24 @@ static int parse_task_env(ld *l, const xt_node *s, xc_conf *c)
     return 0;
 }
 
+/* Always carried, whatever task_env.pass says: the supervisor finds a dead node's leftover tasks by
+ * this marker (supervisor/procs.c) and kills them before the node starts again. Not a secret. */
+#define XC_SUPERVISOR_MARK "XTASK_SERVICE"
+
+/* Append NAME=getenv(NAME) to env[*k] unless unset or fixed by `set`. */
+static void env_pass_one(char **env, size_t *k, const char *name, char *const *set)
+{
+    const char *v = getenv(name);
+    size_t nl = strlen(name);
+    for (size_t j = 0; v && set && set[j]; j++)
+        if (strncmp(set[j], name, nl) == 0 && set[j][nl] == '=') v = NULL;
+    for (size_t j = 0; v && j < *k; j++) /* listed twice */
+        if (strncmp(env[j], name, nl) == 0 && env[j][nl] == '=') v = NULL;
+    if (!v) return;
+    size_t n = nl + strlen(v) + 2;
+    if ((env[*k] = malloc(n))) snprintf(env[(*k)++], n, "%s=%s", name, v);
+}
+
 int xc_conf_env_build(xc_conf *c)
 {
     size_t np = 0, ns = 0, k = 0;
@@ -416,18 +434,11 @@ int xc_conf_env_build(xc_conf *c)
         np++;
     while (c->task_env_set && c->task_env_set[ns])
         ns++;
-    char **env = calloc(np + ns + 1, sizeof *env);
+    char **env = calloc(np + ns + 2, sizeof *env);
     if (!env) return -1;
-    for (size_t i = 0; i < np; i++) {
-        const char *name = c->task_env_pass[i], *v = getenv(name);
-        int shadowed = 0;
-        for (size_t j = 0; j < ns && !shadowed; j++)
-            shadowed = strncmp(c->task_env_set[j], name, strlen(name)) == 0 &&
-                       c->task_env_set[j][strlen(name)] == '=';
-        if (!v || shadowed) continue;
-        size_t n = strlen(name) + strlen(v) + 2;
-        if ((env[k] = malloc(n))) snprintf(env[k++], n, "%s=%s", name, v);
-    }
+    for (size_t i = 0; i < np; i++)
+        env_pass_one(env, &k, c->task_env_pass[i], c->task_env_set);
+    env_pass_one(env, &k, XC_SUPERVISOR_MARK, c->task_env_set);
     for (size_t j = 0; j < ns; j++)
         if ((env[k] = strdup(c->task_env_set[j]))) k++;
     xt_strv_free(c->task_env);

@@ -100,8 +100,9 @@ int xc_conf_load(xc_conf *c, const char *path, char *err, size_t errlen);
 int xc_conf_load_mem(xc_conf *c, const char *name, const char *text, xt_conf_getenv_fn getenv_fn, void *ud,
                      char *err, size_t errlen);
 
-/* (Re)build c->task_env from task_env_pass (values read from this process's environment now) and
- * task_env_set. Done by xc_conf_defaults and the loaders; 0 or -1 (out of memory). */
+/* (Re)build c->task_env from task_env_pass (values read from this process's environment now; plus
+ * the supervisor's XTASK_SERVICE marker, always) and task_env_set. Done by xc_conf_defaults and the loaders;
+ * 0 or -1 (out of memory). */
 int xc_conf_env_build(xc_conf *c);
 
 /* Free everything c owns. */
