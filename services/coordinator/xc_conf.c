@@ -79,7 +79,7 @@ void xc_conf_free(xc_conf *c)
     free(c->region);
     xt_strv_free(c->capabilities);
     free(c->events_project);
-    free(c->nats_url);
+    xt_nats_conf_free(&c->nats);
     xt_strv_free(c->queue_capabilities);
     for (size_t i = 0; i < c->ntasks; i++)
         task_free(&c->tasks[i]);
@@ -453,7 +453,8 @@ static int load_doc(xc_conf *c, const xt_doc *doc, char *err, size_t errlen)
                                       "download", "kill_port", NULL};
     static const char *const k_tenv[] = {"pass", "set", NULL};
     static const char *const k_node[] = {"region", "capabilities", "events_project", NULL};
-    static const char *const k_nats[] = {"url", "heartbeat", "node_ttl", "replicas", "results_max_age", NULL};
+    static const char *const k_nats[] = {XT_NATS_CONF_KEYS, "heartbeat",       "node_ttl",
+                                         "replicas",        "results_max_age", NULL};
     static const char *const k_limits[] = {
         "max_concurrent",  "max_queued",  "max_request", "output_tail",    "output_max",
         "default_timeout", "max_timeout", "kill_grace",  "live_lines_max", NULL};
@@ -489,7 +490,7 @@ static int load_doc(xc_conf *c, const xt_doc *doc, char *err, size_t errlen)
                                  "node.capabilities: '%s' is not a valid token", c->capabilities[i]);
 
     if (section(&l, root, "nats", k_nats, &s)) return -1;
-    if (s && (get_str(&l, s, "url", "nats.url", &c->nats_url) ||
+    if (s && (xt_nats_conf_parse(&c->nats, doc, s, "nats", err, errlen) ||
               get_dur(&l, s, "heartbeat", "nats.heartbeat", 100, 600000, &c->heartbeat_ms) ||
               get_dur(&l, s, "node_ttl", "nats.node_ttl", 1000, 3600000, &c->node_ttl_ms) ||
               get_int(&l, s, "replicas", "nats.replicas", 1, 5, &c->replicas) ||

@@ -14,6 +14,7 @@
 
 #include "xg_guard.h"
 #include "xt_conf.h"
+#include "xt_nats.h"
 
 #define XC_TASKS_MAX 256
 #define XC_ENV_MAX 64
@@ -40,7 +41,7 @@ typedef struct {
     char **capabilities;  /* NULL-terminated */
     char *events_project; /* project of node.joined / node.left events */
     /* nats */
-    char *nats_url; /* may be NULL: flag / env / default decide */
+    xt_nats_conf nats; /* url, creds, tls_*, inbox_prefix, name; url NULL: flag / env / default decide */
     int64_t heartbeat_ms;
     int64_t node_ttl_ms;
     int replicas; /* xtask-results, xtask-queue, KV xtask_nodes */

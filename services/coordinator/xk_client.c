@@ -10,24 +10,26 @@
 #include <unistd.h>
 
 #include "xp_proto.h"
+#include "xt_nats.h"
 
-/* Connect once, no background retries: a client wants an answer now. */
+/* Connect once, no background retries: a client wants an answer now (XK_EXIT_NO_NATS otherwise,
+ * with the cause: "xtask: NATS at nats://...: authorization violation: check XTASK_NATS_CREDS"). */
 static int client_connect(const xk_opts *o, natsConnection **nc, int64_t timeout_ms, int global_delivery)
 {
-    natsOptions *opts = NULL;
-    natsStatus st = nats_Open(-1);
-    if (st == NATS_OK) st = natsOptions_Create(&opts);
-    if (st == NATS_OK) st = natsOptions_SetURL(opts, o->nats_url);
-    if (st == NATS_OK) st = natsOptions_SetName(opts, "xtask-client");
-    if (st == NATS_OK)
-        st = natsOptions_SetTimeout(opts, timeout_ms > 0 && timeout_ms < 2000 ? timeout_ms : 2000);
-    if (st == NATS_OK) st = natsOptions_SetMaxReconnect(opts, 5);
-    if (st == NATS_OK && global_delivery) st = natsOptions_UseGlobalMessageDelivery(opts, true);
-    if (st == NATS_OK) st = natsConnection_Connect(nc, opts);
-    natsOptions_Destroy(opts);
-    if (st != NATS_OK) {
-        fprintf(stderr, "xtask: cannot connect to NATS at %s: %s\n", o->nats_url, natsStatus_GetText(st));
-        *nc = NULL;
+    char err[1024];
+    xt_nats_params p = {.cli = 1,
+                        .global_delivery = global_delivery,
+                        .timeout_ms = timeout_ms,
+                        .name = "xtask-client",
+                        .creds_where = "XTASK_NATS_CREDS",
+                        .tls_where = "XTASK_NATS_TLS_CA"};
+    *nc = NULL;
+    if (nats_Open(-1) != NATS_OK) {
+        fprintf(stderr, "xtask: cannot start the NATS library\n");
+        return -1;
+    }
+    if (xt_nats_connect(o->nats, &p, nc, err, sizeof err) != 0) {
+        fprintf(stderr, "xtask: cannot connect: %s\n", err);
         return -1;
     }
     return 0;
@@ -52,11 +54,12 @@ static int print_if_error(const char *data, size_t len)
 }
 
 /* Scatter-gather on `subject`: every reply within window_ms is appended to arr. */
-static int gather(natsConnection *nc, const char *subject, const char *body, int64_t window_ms, json_t *arr)
+static int gather(const xk_opts *o, natsConnection *nc, const char *subject, const char *body, int64_t window_ms,
+                  json_t *arr)
 {
-    natsInbox *inbox = NULL;
+    char inbox[XT_NATS_PREFIX_MAX + 64];
     natsSubscription *sub = NULL;
-    natsStatus st = natsInbox_Create(&inbox);
+    natsStatus st = xt_nats_inbox(o->nats->inbox_prefix, inbox, sizeof inbox) == 0 ? NATS_OK : NATS_ERR;
     if (st == NATS_OK) st = natsConnection_SubscribeSync(&sub, nc, inbox);
     if (st == NATS_OK) st = natsConnection_PublishRequestString(nc, subject, inbox, body);
     int64_t deadline = xp_mono_ms() + window_ms;
@@ -71,7 +74,6 @@ static int gather(natsConnection *nc, const char *subject, const char *body, int
         natsMsg_Destroy(m);
     }
     natsSubscription_Destroy(sub);
-    natsInbox_Destroy(inbox);
     return st == NATS_OK ? 0 : -1;
 }
 
@@ -104,7 +106,7 @@ int xk_nodes(const xk_opts *o)
         rc = XK_EXIT_NO_NATS;
         goto out;
     }
-    if (gather(nc, "xtask.nodes.discover", body, o->timeout_ms > 0 ? o->timeout_ms : 500, arr) != 0) {
+    if (gather(o, nc, "xtask.nodes.discover", body, o->timeout_ms > 0 ? o->timeout_ms : 500, arr) != 0) {
         fprintf(stderr, "xtask: discover failed\n");
         goto out;
     }
@@ -200,7 +202,7 @@ static int pick_node(natsConnection *nc, const xk_opts *o, const char *task, cha
     long best = -1;
     size_t i;
     json_t *r;
-    gather(nc, "xtask.nodes.discover", body, 300, arr);
+    gather(o, nc, "xtask.nodes.discover", body, 300, arr);
     json_array_foreach(arr, i, r)
     {
         json_t *load = json_object_get(r, "load");
@@ -230,7 +232,7 @@ int xk_run(const xk_opts *o)
 {
     natsConnection *nc = NULL;
     natsSubscription *logs = NULL, *rsub = NULL;
-    natsInbox *inbox = NULL;
+    char inbox[XT_NATS_PREFIX_MAX + 64];
     run_state rs = {.quiet = o->quiet};
     xp_run_req req;
     char id[XP_ID_MAX + 1], node[XP_ID_MAX + 1], subj[160];
@@ -263,7 +265,7 @@ int xk_run(const xk_opts *o)
     body = xp_run_req_json(&req);
     snprintf(subj, sizeof subj, "xtask.logs.%s", node);
     natsStatus st = natsConnection_Subscribe(&logs, nc, subj, on_log, &rs);
-    if (st == NATS_OK) st = natsInbox_Create(&inbox);
+    if (st == NATS_OK && xt_nats_inbox(o->nats->inbox_prefix, inbox, sizeof inbox) != 0) st = NATS_ERR;
     if (st == NATS_OK) st = natsConnection_Subscribe(&rsub, nc, inbox, on_reply, &rs);
     if (st == NATS_OK)
         st = natsConnection_Flush(nc); /* the server knows our interest before the task starts */
@@ -343,7 +345,6 @@ out:
     free(body);
     natsSubscription_Destroy(logs);
     natsSubscription_Destroy(rsub);
-    natsInbox_Destroy(inbox);
     client_close(nc);
     pthread_mutex_destroy(&rs.mu);
     pthread_cond_destroy(&rs.cv);

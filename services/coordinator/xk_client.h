@@ -7,6 +7,8 @@
 
 #include <stdint.h>
 
+#include "xt_nats.h"
+
 #define XK_EXIT_OK 0
 #define XK_EXIT_ERROR 1     /* error reply, no reply, not found */
 #define XK_EXIT_USAGE 2     /* bad command line or configuration */
@@ -14,7 +16,7 @@
 #define XK_EXIT_TIMEOUT 124 /* `run`: the task timed out (as timeout(1)) */
 
 typedef struct {
-    const char *nats_url;
+    const xt_nats_conf *nats; /* url, creds, TLS, inbox prefix (config, then XTASK_NATS_*, then flag) */
     const char *node; /* run: target node; ping: the local node id */
     int any;          /* run: pick a node through discover */
     const char *project;

@@ -58,6 +58,7 @@
 #include "xo_output.h"
 #include "xr_run.h"
 #include "xt_log.h"
+#include "xt_nats.h"
 #include "xw_ops.h"
 
 #define XN_STREAM_QUEUE "xtask-queue"
@@ -735,23 +736,12 @@ static void on_discover(natsConnection *nc, natsSubscription *sub, natsMsg *m, v
 static void on_connected(natsConnection *nc, void *closure)
 {
     xn *n = closure;
-    xt_info("connected to NATS");
     pthread_mutex_lock(&n->mu);
     n->js_setup_needed = 1;
     pthread_cond_broadcast(&n->cv);
     pthread_mutex_unlock(&n->mu);
     atomic_store(&n->register_needed, 1);
     poke(n);
-}
-
-static void on_disconnected(natsConnection *nc, void *closure)
-{
-    xt_warn("disconnected from NATS: reconnecting");
-}
-
-static void on_async_error(natsConnection *nc, natsSubscription *sub, natsStatus err, void *closure)
-{
-    xt_warn("NATS: %s", natsStatus_GetText(err));
 }
 
 /* ---- JetStream setup and the queue -------------------------------------------------------- */
@@ -1003,36 +993,18 @@ static void collect_task_names(xn *n)
     n->task_names[k] = NULL;
 }
 
-static int connect_nats(xn *n, const char *url)
+static int connect_nats(xn *n, const xt_nats_conf *conf)
 {
-    natsOptions *o = NULL;
-    char name[128];
-    natsStatus st = natsOptions_Create(&o);
+    char name[128], err[1024];
     snprintf(name, sizeof name, "xtask-node-%s", n->id);
-    if (st == NATS_OK) st = natsOptions_SetURL(o, url);
-    if (st == NATS_OK) st = natsOptions_SetName(o, name);
-    if (st == NATS_OK) st = natsOptions_SetMaxReconnect(o, -1);
-    if (st == NATS_OK) st = natsOptions_SetReconnectWait(o, 250);
-    if (st == NATS_OK) st = natsOptions_SetReconnectJitter(o, 100, 1000);
-    if (st == NATS_OK) st = natsOptions_SetTimeout(o, 2000);
-    if (st == NATS_OK) st = natsOptions_SetPingInterval(o, 5000);
-    if (st == NATS_OK) st = natsOptions_SetMaxPingsOut(o, 3);
-    if (st == NATS_OK) st = natsOptions_SetRetryOnFailedConnect(o, true, on_connected, n);
-    if (st == NATS_OK) st = natsOptions_SetReconnectedCB(o, on_connected, n);
-    if (st == NATS_OK) st = natsOptions_SetDisconnectedCB(o, on_disconnected, n);
-    if (st == NATS_OK) st = natsOptions_SetErrorHandler(o, on_async_error, n);
-    if (st == NATS_OK) {
-        st = natsConnection_Connect(&n->nc, o);
-        if (st == NATS_NOT_YET_CONNECTED) {
-            xt_warn("NATS at %s not reachable yet: retrying in the background", url);
-            st = NATS_OK;
-        } else if (st == NATS_OK) {
-            on_connected(n->nc, n);
-        }
-    }
-    natsOptions_Destroy(o);
-    if (st != NATS_OK) {
-        xt_error("NATS connection to %s: %s", url, natsStatus_GetText(st));
+    /* starts before the server is reachable: on_connected runs when it connects */
+    xt_nats_params p = {.retry_connect = 1,
+                        .name = name,
+                        .on_connected = on_connected,
+                        .ud = n};
+    natsStatus st;
+    if (xt_nats_connect(conf, &p, &n->nc, err, sizeof err) != 0) {
+        xt_error("%s", err);
         return -1;
     }
     jsOptions jo;
@@ -1181,9 +1153,10 @@ int xn_node_run(const xn_params *p)
         xt_error("nats_Open failed");
         goto out;
     }
-    xt_info("node %s (region %s) starting: NATS %s, %zu tasks, %d workers", n->id, n->region, p->nats_url,
-            p->conf->ntasks, p->conf->max_concurrent);
-    if (connect_nats(n, p->nats_url) != 0) goto out_nats;
+    char url[XT_NATS_URL_MAX];
+    xt_info("node %s (region %s) starting: NATS %s, %zu tasks, %d workers", n->id, n->region,
+            xt_nats_url_redact(p->nats->url, url, sizeof url), p->conf->ntasks, p->conf->max_concurrent);
+    if (connect_nats(n, p->nats) != 0) goto out_nats;
 
     n->nworkers = p->conf->max_concurrent < XN_WORKERS_MAX ? p->conf->max_concurrent : XN_WORKERS_MAX;
     for (int i = 0; i < n->nworkers; i++)

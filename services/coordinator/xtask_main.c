@@ -19,6 +19,7 @@
 #include "xp_proto.h"
 #include "xt_conf.h"
 #include "xt_log.h"
+#include "xt_nats.h"
 
 #define DEFAULT_NATS_URL "nats://127.0.0.1:4222"
 
@@ -46,6 +47,11 @@ static const char usage_text[] =
     "  --config FILE      configs/xtask.yaml (also XTASK_CONFIG; else $XTASK_CONFIG_DIR/xtask.yaml,\n"
     "                     /etc/xtask/xtask.yaml, else built-in defaults: only the `noop` task)\n"
     "  --node-id ID       node id (also XTASK_NODE_ID; else FLY_REGION-FLY_MACHINE_ID; else the hostname)\n"
+    "\n"
+    "environment (client commands; they win over the nats: block of an explicit --config):\n"
+    "  XTASK_NATS_CREDS         .creds file (user JWT + seed) the client authenticates with\n"
+    "  XTASK_NATS_TLS_CA        CA file (PEM) that verifies the server (implies TLS)\n"
+    "  XTASK_NATS_INBOX_PREFIX  inbox prefix the credentials allow (e.g. _INBOX_admin)\n"
     "\n"
     "exit codes:\n"
     "  0    success (run: the task's own exit code)\n"
@@ -166,7 +172,7 @@ static const char *nats_url(const cli *c, const xc_conf *conf)
     const char *env = getenv("XTASK_NATS_URL");
     if (c->url) return c->url;
     if (env && *env) return env;
-    if (conf && conf->nats_url && *conf->nats_url) return conf->nats_url;
+    if (conf && conf->nats.url && *conf->nats.url) return conf->nats.url;
     return DEFAULT_NATS_URL;
 }
 
@@ -230,34 +236,94 @@ static int run_node(const cli *c)
         return XK_EXIT_USAGE;
     }
     prepare_download_dirs(&conf);
-    xn_params p = {.nats_url = nats_url(c, &conf), .node_id = id, .region = conf.region, .conf = &conf};
+    /* the node's credentials and TLS come from its configuration; the URL as documented above */
+    xt_nats_conf nats = {0};
+    if (xt_nats_conf_copy(&nats, &conf.nats) != 0 ||
+        xt_nats_conf_set(&nats, "url", nats_url(c, &conf), "--cluster-url", err, sizeof err) != 0) {
+        fprintf(stderr, "xtask: %s\n", err);
+        xt_nats_conf_free(&nats);
+        xc_conf_free(&conf);
+        return XK_EXIT_USAGE;
+    }
+    xn_params p = {.nats = &nats, .node_id = id, .region = conf.region, .conf = &conf};
     int rc = xn_node_run(&p);
+    xt_nats_conf_free(&nats);
     xc_conf_free(&conf);
     return rc;
 }
 
-/* The client reads nats.url from a configuration named explicitly (flag or XTASK_CONFIG). */
-static int client_url(const cli *c, char *out, size_t outlen)
+/* The client's connection: the `nats:` block of a configuration named explicitly (flag or
+ * XTASK_CONFIG), then XTASK_NATS_URL / _CREDS / _TLS_CA / _INBOX_PREFIX, then --cluster-url. */
+static int client_nats(const cli *c, xt_nats_conf *out)
 {
     int explicit;
     const char *path = find_config(c->config, &explicit);
     xc_conf conf;
     char err[1024];
+    int rc = -1;
     xc_conf_defaults(&conf);
     if (path && explicit && xc_conf_load(&conf, path, err, sizeof err) != 0) {
         fprintf(stderr, "%s\n", err);
-        xc_conf_free(&conf);
-        return -1;
+        goto out;
     }
-    snprintf(out, outlen, "%s", nats_url(c, path && explicit ? &conf : NULL));
+    if (path && explicit && xt_nats_conf_copy(out, &conf.nats) != 0) {
+        fprintf(stderr, "xtask: out of memory\n");
+        goto out;
+    }
+    if (xt_nats_conf_env(out, err, sizeof err) != 0 ||
+        (c->url && xt_nats_conf_set(out, "url", c->url, "--cluster-url", err, sizeof err) != 0) ||
+        (!out->url && xt_nats_conf_set(out, "url", DEFAULT_NATS_URL, "default", err, sizeof err) != 0)) {
+        fprintf(stderr, "xtask: %s\n", err);
+        goto out;
+    }
+    rc = 0;
+out:
     xc_conf_free(&conf);
-    return 0;
+    return rc;
+}
+
+static int run_client(cli *c)
+{
+    char id[XP_ID_MAX + 1];
+    if (strcmp(c->cmd, "nodes") == 0) {
+        if (c->k.args[0]) return usage("nodes takes no arguments");
+        return xk_nodes(&c->k);
+    }
+    if (strcmp(c->cmd, "run") == 0 || strcmp(c->cmd, "submit") == 0) {
+        if (!c->k.args[0]) return usage("a task name is required");
+        if (!xp_task_name_valid(c->k.args[0])) return usage("the task name is not valid");
+        if (c->k.node && c->k.any) return usage("--node and --any exclude each other");
+        if (c->k.node && (!xp_token_valid(c->k.node) || xp_node_id_reserved(c->k.node)))
+            return usage("--node: not a valid node id");
+        if (strcmp(c->cmd, "submit") == 0) {
+            if (c->k.capability && !xp_token_valid(c->k.capability))
+                return usage("--capability: not a valid capability");
+            return xk_submit(&c->k);
+        }
+        if (!c->k.node && !c->k.any) {
+            if (local_node_id(c, id, sizeof id) != 0) return XK_EXIT_USAGE;
+            c->k.node = id;
+        }
+        return xk_run(&c->k);
+    }
+    if (strcmp(c->cmd, "result") == 0) {
+        if (!c->k.args[0] || c->k.args[1]) return usage("result takes one task id");
+        c->k.id = c->k.args[0];
+        return xk_result(&c->k);
+    }
+    if (strcmp(c->cmd, "ping") == 0) {
+        if (c->k.args[0]) return usage("ping takes no arguments");
+        if (local_node_id(c, id, sizeof id) != 0) return XK_EXIT_USAGE;
+        c->k.node = id;
+        return xk_ping(&c->k);
+    }
+    fprintf(stderr, "xtask: unknown command '%s'\n", c->cmd);
+    return usage(NULL);
 }
 
 int main(int argc, char **argv)
 {
     cli c;
-    char url[2048], id[XP_ID_MAX + 1];
     memset(&c, 0, sizeof c);
     xt_log_init(XT_LOG_INFO, 0);
     if (argc >= 2 &&
@@ -275,41 +341,13 @@ int main(int argc, char **argv)
         return run_node(&c);
     }
     if (!c.cmd) return usage("a command is required");
-    if (client_url(&c, url, sizeof url) != 0) return XK_EXIT_USAGE;
-    c.k.nats_url = url;
-
-    if (strcmp(c.cmd, "nodes") == 0) {
-        if (c.k.args[0]) return usage("nodes takes no arguments");
-        return xk_nodes(&c.k);
+    xt_nats_conf nats = {0};
+    if (client_nats(&c, &nats) != 0) {
+        xt_nats_conf_free(&nats);
+        return XK_EXIT_USAGE;
     }
-    if (strcmp(c.cmd, "run") == 0 || strcmp(c.cmd, "submit") == 0) {
-        if (!c.k.args[0]) return usage("a task name is required");
-        if (!xp_task_name_valid(c.k.args[0])) return usage("the task name is not valid");
-        if (c.k.node && c.k.any) return usage("--node and --any exclude each other");
-        if (c.k.node && (!xp_token_valid(c.k.node) || xp_node_id_reserved(c.k.node)))
-            return usage("--node: not a valid node id");
-        if (strcmp(c.cmd, "submit") == 0) {
-            if (c.k.capability && !xp_token_valid(c.k.capability))
-                return usage("--capability: not a valid capability");
-            return xk_submit(&c.k);
-        }
-        if (!c.k.node && !c.k.any) {
-            if (local_node_id(&c, id, sizeof id) != 0) return XK_EXIT_USAGE;
-            c.k.node = id;
-        }
-        return xk_run(&c.k);
-    }
-    if (strcmp(c.cmd, "result") == 0) {
-        if (!c.k.args[0] || c.k.args[1]) return usage("result takes one task id");
-        c.k.id = c.k.args[0];
-        return xk_result(&c.k);
-    }
-    if (strcmp(c.cmd, "ping") == 0) {
-        if (c.k.args[0]) return usage("ping takes no arguments");
-        if (local_node_id(&c, id, sizeof id) != 0) return XK_EXIT_USAGE;
-        c.k.node = id;
-        return xk_ping(&c.k);
-    }
-    fprintf(stderr, "xtask: unknown command '%s'\n", c.cmd);
-    return usage(NULL);
+    c.k.nats = &nats;
+    int rc = run_client(&c);
+    xt_nats_conf_free(&nats);
+    return rc;
 }

@@ -68,7 +68,7 @@ static void test_full(void **state)
     assert_string_equal(c.region, "ams");
     assert_string_equal(c.events_project, "ops");
     assert_false(xc_conf_has_cap(&c, "got"));
-    assert_string_equal(c.nats_url, "nats://x:1");
+    assert_string_equal(c.nats.url, "nats://x:1");
     assert_int_equal(c.heartbeat_ms, 1000);
     assert_int_equal(c.replicas, 3);
     assert_int_equal(c.max_concurrent, 2);
@@ -143,6 +143,10 @@ static void test_errors(void **state)
         {"limits: { max_request: lots }\n", "xtask.yaml:1:", "not a size"},
         {"nats: { heartbeat: 10s, node_ttl: 15s }\n", "xtask.yaml:1:", "twice"},
         {"nats: { replicas: 7 }\n", "xtask.yaml:1:", "replicas"},
+        {"nats:\n  creds: /nonexistent/node.creds\n", "xtask.yaml:2:10:",
+         "nats.creds: /nonexistent/node.creds: No such file or directory"},
+        {"nats: { inbox_prefix: '_INBOX.*' }\n", "xtask.yaml:1:", "nats.inbox_prefix"},
+        {"nats: { url: 'http://x:1' }\n", "xtask.yaml:1:", "nats.url"},
         {"node: { region: 'a.b' }\n", "xtask.yaml:1:", "region"},
         {"kill_port: { ports: [70000] }\n", "xtask.yaml:1:", "1-65535"},
         {"kill_port: { ports: [abc] }\n", "xtask.yaml:1:", "not a port"},
