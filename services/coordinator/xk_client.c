@@ -54,8 +54,8 @@ static int print_if_error(const char *data, size_t len)
 }
 
 /* Scatter-gather on `subject`: every reply within window_ms is appended to arr. */
-static int gather(const xk_opts *o, natsConnection *nc, const char *subject, const char *body, int64_t window_ms,
-                  json_t *arr)
+static int gather(const xk_opts *o, natsConnection *nc, const char *subject, const char *body,
+                  int64_t window_ms, json_t *arr)
 {
     char inbox[XT_NATS_PREFIX_MAX + 64];
     natsSubscription *sub = NULL;

@@ -17,8 +17,8 @@
 
 typedef struct {
     const xt_nats_conf *nats; /* url, creds, TLS, inbox prefix (config, then XTASK_NATS_*, then flag) */
-    const char *node; /* run: target node; ping: the local node id */
-    int any;          /* run: pick a node through discover */
+    const char *node;         /* run: target node; ping: the local node id */
+    int any;                  /* run: pick a node through discover */
     const char *project;
     const char *capability; /* nodes: filter; submit: queue capability */
     const char *region;     /* nodes: filter */

@@ -998,10 +998,7 @@ static int connect_nats(xn *n, const xt_nats_conf *conf)
     char name[128], err[1024];
     snprintf(name, sizeof name, "xtask-node-%s", n->id);
     /* starts before the server is reachable: on_connected runs when it connects */
-    xt_nats_params p = {.retry_connect = 1,
-                        .name = name,
-                        .on_connected = on_connected,
-                        .ud = n};
+    xt_nats_params p = {.retry_connect = 1, .name = name, .on_connected = on_connected, .ud = n};
     natsStatus st;
     if (xt_nats_connect(conf, &p, &n->nc, err, sizeof err) != 0) {
         xt_error("%s", err);

@@ -10,8 +10,8 @@
 
 typedef struct {
     const xt_nats_conf *nats; /* the connection: url (comma-separated), creds, TLS, inbox prefix */
-    const char *node_id;  /* decided by the caller (xp_node_id) */
-    const char *region;   /* "" or NULL: FLY_REGION, else "local" */
+    const char *node_id;      /* decided by the caller (xp_node_id) */
+    const char *region;       /* "" or NULL: FLY_REGION, else "local" */
     const xc_conf *conf;
 } xn_params;
 

@@ -52,7 +52,6 @@ struct bus_request {
 /* Shared by every thread: the connection and its subscriptions. */
 struct web_nats {
     web_app *app;
-    natsOptions *opts;
     natsConnection *nc;
     natsSubscription *subs[5];
     int kinds[5];
@@ -150,16 +149,6 @@ static void on_nats_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg,
     for (unsigned i = first; body && i < first + count; i++)
         hand_over(app->threads[i], kind, body);
     natsMsg_Destroy(msg);
-}
-
-static void on_connected(natsConnection *nc, void *closure)
-{
-    xt_info("nats: connected");
-}
-
-static void on_disconnected(natsConnection *nc, void *closure)
-{
-    xt_warn("nats: disconnected");
 }
 
 /* --- the loop ------------------------------------------------------------------------------ */
@@ -371,31 +360,22 @@ int bus_start(web_server *srv)
 int bus_app_start(web_app *app)
 {
     struct web_nats *n = calloc(1, sizeof(*n));
-    natsStatus s;
-    natsInbox *inbox = NULL;
+    char err[1024];
     const web_conf *c = &app->conf;
     if (!n) return -1;
     app->nats = n;
     n->app = app;
-    if ((s = natsInbox_Create(&inbox)) != NATS_OK) goto fail;
-    snprintf(n->inbox, sizeof(n->inbox), "%s", (const char *)inbox);
-    natsInbox_Destroy(inbox);
-    if ((s = natsOptions_Create(&n->opts)) != NATS_OK ||
-        (s = natsOptions_SetURL(n->opts, c->nats_url)) != NATS_OK ||
-        (s = natsOptions_SetName(n->opts, c->nats_name)) != NATS_OK ||
-        (s = natsOptions_SetMaxReconnect(n->opts, -1)) != NATS_OK ||
-        (s = natsOptions_SetReconnectWait(n->opts, 500)) != NATS_OK ||
-        (s = natsOptions_SetRetryOnFailedConnect(n->opts, true, on_connected, n)) != NATS_OK ||
-        (s = natsOptions_SetDisconnectedCB(n->opts, on_disconnected, n)) != NATS_OK ||
-        (s = natsOptions_SetReconnectedCB(n->opts, on_connected, n)) != NATS_OK)
-        goto fail;
-    s = natsConnection_Connect(&n->nc, n->opts);
-    if (s == NATS_OK)
-        xt_info("nats: connected to %s", c->nats_url);
-    else if (s == NATS_NOT_YET_CONNECTED)
-        xt_warn("nats: %s not reachable yet; retrying in the background", c->nats_url);
-    else
-        goto fail;
+    /* replies to this process come back under its own inbox prefix (what its credentials allow) */
+    if (xt_nats_inbox(c->nats.inbox_prefix, n->inbox, sizeof(n->inbox)) != 0) {
+        xt_error("nats: cannot make an inbox");
+        return -1;
+    }
+    /* starts before the server is reachable; nats.c buffers what is published meanwhile */
+    xt_nats_params p = {.retry_connect = 1, .name = "xtask-web"};
+    if (xt_nats_connect(&c->nats, &p, &n->nc, err, sizeof(err)) != 0) {
+        xt_error("%s", err);
+        return -1;
+    }
     char inbox_sub[160], discover_reply[160];
     snprintf(inbox_sub, sizeof(inbox_sub), "%s.>", n->inbox);
     if (subscribe(n, "xtask.events.>", MSG_EVENT) || subscribe(n, "xtask.logs.>", MSG_LOG) ||
@@ -406,9 +386,6 @@ int bus_app_start(web_app *app)
     snprintf(discover_reply, sizeof(discover_reply), "%s.n.0", n->inbox);
     natsConnection_PublishRequestString(n->nc, "xtask.nodes.discover", discover_reply, "{}");
     return 0;
-fail:
-    xt_error("nats: %s: %s", c->nats_url, natsStatus_GetText(s));
-    return -1;
 }
 
 void bus_app_stop(web_app *app)
@@ -426,7 +403,6 @@ void bus_app_stop(web_app *app)
         natsConnection_Close(n->nc);
         natsConnection_Destroy(n->nc);
     }
-    natsOptions_Destroy(n->opts);
     nats_CloseAndWait(2000);
     /* the loops' queues and registries stay reachable from `app` until the process exits */
 }

@@ -507,8 +507,8 @@ int web_conf_load(web_conf *c, const char *path, const char *listen, const char 
     c->request_timeout_ms = 10000;
     c->idle_timeout_ms = 30000;
     c->drain_timeout_ms = 1500;
-    c->nats_url = strdup("nats://127.0.0.1:4222");
-    c->nats_name = strdup("xtask-web");
+    c->nats.url = strdup("nats://127.0.0.1:4222");
+    c->nats.name = strdup("xtask-web");
     c->nats_request_timeout_ms = 30000;
     c->sup_poll_ms = 2000;
     c->events_queue = 256;
@@ -621,11 +621,10 @@ int web_conf_load(web_conf *c, const char *path, const char *listen, const char 
         }
     }
     if ((m = xt_map_get(root, "nats")) != NULL) {
-        static const char *const k[] = {"url", "name", "request_timeout", NULL};
+        static const char *const k[] = {XT_NATS_CONF_KEYS, "request_timeout", NULL};
         CHECK(xt_conf_want_map(d, m, "nats", err, errlen));
         CHECK(xt_conf_check_keys(d, m, k, "nats", err, errlen));
-        CHECK(get_str(d, m, "url", "nats.url", &c->nats_url, err, errlen));
-        CHECK(get_str(d, m, "name", "nats.name", &c->nats_name, err, errlen));
+        CHECK(xt_nats_conf_parse(&c->nats, d, m, "nats", err, errlen));
         CHECK(get_dur(d, m, "request_timeout", "nats.request_timeout", 10, 3600000,
                       &c->nats_request_timeout_ms, err, errlen));
     }
@@ -722,10 +721,7 @@ int web_conf_load(web_conf *c, const char *path, const char *listen, const char 
             goto fail;
         }
     }
-    if (nats) {
-        free(c->nats_url);
-        c->nats_url = strdup(nats);
-    }
+    if (nats) CHECK(xt_nats_conf_set(&c->nats, "url", nats, "--nats", err, errlen));
     rc = 0;
     goto out;
 fail:
@@ -744,8 +740,7 @@ void web_conf_free(web_conf *c)
         free(c->listen[i].cert);
         free(c->listen[i].key);
     }
-    free(c->nats_url);
-    free(c->nats_name);
+    xt_nats_conf_free(&c->nats);
     free(c->sup_status_url);
     free(c->sup_status_socket);
     free(c->default_project);

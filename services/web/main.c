@@ -492,8 +492,9 @@ int main(int argc, char **argv)
         web_listen_conf *l = &app.conf.listen[i];
         xt_info("listening on %s%s", l->address, l->cert ? (l->http2 ? " (TLS, h2)" : " (TLS)") : "");
     }
+    char nats_url[XT_NATS_URL_MAX];
     xt_info("xtask-web %s ready (%zu hosts, %u threads, nats %s)", WEB_VERSION, app.conf.nhosts, app.nthreads,
-            app.conf.nats_url);
+            xt_nats_url_redact(app.conf.nats.url, nats_url, sizeof nats_url));
 
     thread_run(app.threads[0]);
     pthread_mutex_lock(&drained_mu);

@@ -28,6 +28,8 @@
 #include <jansson.h>
 #include <nats/nats.h>
 
+#include "xt_nats.h"
+
 #define WEB_VERSION "0.1.0"
 #define WEB_MAX_HOSTS 16
 #define WEB_MAX_NAMES 8
@@ -130,8 +132,7 @@ typedef struct {
     long long threads; /* event-loop threads; 0 = one per CPU (at most WEB_MAX_THREADS) */
     web_cidr trusted[16];
     size_t ntrusted;
-    char *nats_url;
-    char *nats_name;
+    xt_nats_conf nats; /* nats.url (default nats://127.0.0.1:4222), creds, tls_*, inbox_prefix, name */
     int64_t nats_request_timeout_ms;
     char *sup_status_url;    /* http://127.0.0.1:9100/status.json, optional */
     char *sup_status_socket; /* unix socket path speaking HTTP (GET /status.json), optional */

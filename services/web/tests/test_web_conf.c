@@ -101,6 +101,14 @@ static void test_errors(void **state)
                  "both 'cert' and 'key' are required");
     expect_error("version: 1\nlisten: [{address: 'x:1'}]\nlimits: {max_body_bytes: 12XB}\nhosts: []\n",
                  "is not a size");
+    expect_error(
+        "version: 1\nlisten: [{address: 'x:1'}]\nnats:\n  url: nats://h:1\n  creds: /nonexistent/web.creds\n"
+        "hosts: []\n",
+        ":5:10: nats.creds: /nonexistent/web.creds: No such file or directory");
+    expect_error("version: 1\nlisten: [{address: 'x:1'}]\nnats: {inbox_prefix: '_INBOX.>'}\nhosts: []\n",
+                 ":3:22: nats.inbox_prefix: '_INBOX.>'");
+    expect_error("version: 1\nlisten: [{address: 'x:1'}]\nnats: {tls_ca: /nonexistent/ca.pem}\nhosts: []\n",
+                 ":3:16: nats.tls_ca: /nonexistent/ca.pem: No such file or directory");
 }
 
 /* Host names: a literal duplicate is an error with both positions; aliases that collapse into one
