@@ -19,6 +19,7 @@
 #include <stdint.h>
 
 #include "xt_conf.h"
+#include "xt_nats.h"
 
 /* --- bounds ------------------------------------------------------------------------------- */
 
@@ -285,7 +286,8 @@ struct auth_config {
     int64_t reg_find_time_ms, reg_ban_time_ms;
 
     int kv_enabled;
-    const char *kv_url, *kv_bucket;
+    xt_nats_conf kv_nats; /* session.nats: url (alias `servers`), creds, tls_*, inbox_prefix, name */
+    const char *kv_bucket;
     int kv_replicas;              /* session.nats.replicas: the bucket's replicas (1..5) */
     int64_t kv_lookup_timeout_ms; /* session.nats.lookup_timeout: bound of a lookup on a local miss */
     int64_t kv_resync_ms;         /* session.nats.resync_interval: re-read the bucket's logouts */

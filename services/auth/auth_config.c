@@ -322,8 +322,8 @@ static int parse_session(ctx_t *c, const xt_node *n, auth_config *cfg)
                                        "cookies",      "redis",
                                        "nats",         "max_sessions",
                                        "allow_http",   NULL};
-    static const char *const nkeys[] = {"enabled",        "servers",         "bucket", "replicas",
-                                        "lookup_timeout", "resync_interval", NULL};
+    static const char *const nkeys[] = {"enabled",  XT_NATS_CONF_KEYS, "servers",         "bucket",
+                                        "replicas", "lookup_timeout",  "resync_interval", NULL};
     const xt_node *v;
     if (!n)
         return xt_conf_error(c->err, c->errlen, c->doc, c->doc->root, "session is required (session.domain)");
@@ -384,9 +384,20 @@ static int parse_session(ctx_t *c, const xt_node *n, auth_config *cfg)
         if (xt_map_get(v, "enabled") && xt_conf_bool(c->doc, xt_map_get(v, "enabled"), "session.nats.enabled",
                                                      &cfg->kv_enabled, c->err, c->errlen) < 0)
             return -1;
-        if (sval(c, v, "servers", "session.nats.servers", &cfg->kv_url) < 0 ||
+        if (xt_nats_conf_parse(&cfg->kv_nats, c->doc, v, "session.nats", c->err, c->errlen) < 0) return -1;
+        /* `servers` is the name it had before the connection keys were the same everywhere */
+        const xt_node *old = xt_map_get(v, "servers");
+        const char *servers = NULL;
+        char msg[512];
+        if (old && xt_map_get(v, "url"))
+            return xt_conf_error(c->err, c->errlen, c->doc, old,
+                                 "session.nats: servers and url are the same setting");
+        if (sval(c, v, "servers", "session.nats.servers", &servers) < 0 ||
             sval(c, v, "bucket", "session.nats.bucket", &cfg->kv_bucket) < 0)
             return -1;
+        if (servers &&
+            xt_nats_conf_set(&cfg->kv_nats, "url", servers, "session.nats.servers", msg, sizeof msg) < 0)
+            return xt_conf_error(c->err, c->errlen, c->doc, old, "%s", msg);
         if (ival(c, v, "replicas", "session.nats.replicas", 1, 5, &cfg->kv_replicas) < 0) return -1;
         if (xt_map_get(v, "lookup_timeout") &&
             dur(c, xt_map_get(v, "lookup_timeout"), "session.nats.lookup_timeout", 10, 10000, 0,
@@ -401,6 +412,8 @@ static int parse_session(ctx_t *c, const xt_node *n, auth_config *cfg)
                 c->err, c->errlen, c->doc, v,
                 "session.nats: session.secret is required (keys in the bucket are keyed by it)");
     }
+    if (!cfg->kv_nats.url && !(cfg->kv_nats.url = strdup("nats://127.0.0.1:4222")))
+        return xt_conf_error(c->err, c->errlen, c->doc, n, "out of memory");
     return 0;
 }
 
@@ -451,7 +464,6 @@ static void defaults(auth_config *cfg)
     cfg->reg_max_retries = 3;
     cfg->reg_find_time_ms = 120000;
     cfg->reg_ban_time_ms = 300000;
-    cfg->kv_url = "nats://127.0.0.1:4222";
     cfg->kv_bucket = "xtask_sessions";
     cfg->kv_replicas = 1;
     cfg->kv_lookup_timeout_ms = 1000;
@@ -543,6 +555,7 @@ void auth_config_free(auth_config *cfg)
     free(cfg->users_path);
     free(cfg->totp_path);
     xt_doc_free(cfg->doc);
+    xt_nats_conf_free(&cfg->kv_nats);
     cfg->users_path = cfg->totp_path = NULL;
     cfg->doc = NULL;
 }

@@ -20,6 +20,7 @@
 
 #include "auth_kv.h"
 #include "xt_log.h"
+#include "xt_nats.h"
 
 #define KV_QUEUE_MAX 4096
 #define KV_VALUE_MAX 1024
@@ -632,7 +633,6 @@ auth_kv *auth_kv_new(const auth_config *cfg, int64_t ttl_ms, h2o_multithread_que
                      auth_kv_update_cb cb, void *ud, char *err, size_t errlen)
 {
     auth_kv *kv = calloc(1, sizeof(*kv));
-    natsOptions *opts = NULL;
     natsStatus st;
     EVP_MD_CTX *md = NULL;
     unsigned mdl = 0;
@@ -676,18 +676,11 @@ auth_kv *auth_kv_new(const auth_config *cfg, int64_t ttl_ms, h2o_multithread_que
     EVP_MD_CTX_free(md);
     h2o_multithread_register_receiver(queue, &kv->receiver, on_messages);
     kv->queue = queue;
-    if ((st = natsOptions_Create(&opts)) != NATS_OK ||
-        (st = natsOptions_SetServers(opts, (const char *[]){cfg->kv_url}, 1)) != NATS_OK ||
-        (st = natsOptions_SetMaxReconnect(opts, -1)) != NATS_OK ||
-        (st = natsOptions_SetReconnectWait(opts, 500)) != NATS_OK ||
-        (st = natsOptions_SetName(opts, "xtask-auth")) != NATS_OK) {
-        snprintf(err, errlen, "nats options: %s", natsStatus_GetText(st));
-        goto fail;
-    }
-    if ((st = natsConnection_Connect(&kv->nc, opts)) != NATS_OK) {
-        snprintf(err, errlen, "connect to %s: %s", cfg->kv_url, natsStatus_GetText(st));
-        goto fail;
-    }
+    /* the first connection must succeed (the supervisor restarts us otherwise); then reconnects
+     * forever under xt_nats's policy */
+    xt_nats_params np = {
+        .name = "xtask-auth", .creds_where = "session.nats.creds", .tls_where = "session.nats.tls_ca"};
+    if (xt_nats_connect(&cfg->kv_nats, &np, &kv->nc, err, errlen) != 0) goto fail;
     jsOptions_Init(&jo);
     jo.Wait = KV_JS_WAIT_MS;
     if ((st = natsConnection_JetStream(&kv->js, kv->nc, &jo)) != NATS_OK) {
@@ -714,12 +707,12 @@ auth_kv *auth_kv_new(const auth_config *cfg, int64_t ttl_ms, h2o_multithread_que
     kv->write_started = 1;
     if (pthread_create(&kv->lookup_thread, NULL, lookup_main, kv) != 0) goto fail;
     kv->lookup_started = 1;
-    natsOptions_Destroy(opts);
+    char url[XT_NATS_URL_MAX];
     xt_info("session store: NATS KV bucket %s on %s (%d replicas, lookups on a miss within %lld ms)",
-            cfg->kv_bucket, cfg->kv_url, kv->replicas, (long long)kv->lookup_timeout_ms);
+            cfg->kv_bucket, xt_nats_url_redact(cfg->kv_nats.url, url, sizeof url), kv->replicas,
+            (long long)kv->lookup_timeout_ms);
     return kv;
 fail:
-    natsOptions_Destroy(opts);
     auth_kv_free(kv);
     return NULL;
 }

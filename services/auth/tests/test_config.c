@@ -157,9 +157,15 @@ static void errors(void **st)
          "auth.yml:2:82: session.nats.resync_interval: '10ms' is out of range"},
         {"authentication_backend: {file: {path: /x}}\nsession: {domain: example.com, secret: "
          "0123456789abcdef, nats: {resync: 1s}}\n",
-         "auth.yml:2:65: unknown key 'resync' in session.nats (known keys: enabled, servers, bucket, "
-         "replicas, "
-         "lookup_timeout, resync_interval)"},
+         "auth.yml:2:65: unknown key 'resync' in session.nats (known keys: enabled, url, creds, tls_ca, "
+         "tls_cert, tls_key, inbox_prefix, name, servers, bucket, replicas, lookup_timeout, "
+         "resync_interval)"},
+        {"authentication_backend: {file: {path: /x}}\nsession: {domain: example.com, secret: "
+         "0123456789abcdef, nats: {creds: /nonexistent/auth.creds}}\n",
+         "auth.yml:2:72: session.nats.creds: /nonexistent/auth.creds: No such file or directory"},
+        {"authentication_backend: {file: {path: /x}}\nsession: {domain: example.com, secret: "
+         "0123456789abcdef, nats: {url: 'nats://a:1', servers: 'nats://b:1'}}\n",
+         "auth.yml:2:93: session.nats: servers and url are the same setting"},
         {BASE "session: {domain: x}\n", "auth.yml:3:1: duplicate key 'session' (first defined at line 2)"},
         {"authentication_backend: {file: {path: /x}}\nsession:\n  domain: example.com\n  secret: ${NOPE}\n",
          "auth.yml:4:11: environment variable 'NOPE' is not set (use ${NOPE:-default} to give a default)"},
