@@ -15,6 +15,7 @@
 #include "bus_roles.h"
 #include "bus_store.h"
 #include "xt_jwt.h"
+#include "xt_nats.h"
 #include "xt_nkey.h"
 
 #define MAX_FILE (256 * 1024)
@@ -705,7 +706,7 @@ static int push_claims(const bus_opts *o, const char *jwt, FILE *out, char *err,
 {
     int rc = 1;
     char creds[PATH_MAX];
-    natsOptions *opts = NULL;
+    xt_nats_conf nconf = {0};
     natsConnection *nc = NULL;
     natsMsg *reply = NULL;
     json_t *r = NULL;
@@ -713,21 +714,19 @@ static int push_claims(const bus_opts *o, const char *jwt, FILE *out, char *err,
         snprintf(creds, sizeof(creds), "%s", o->creds);
     else if (bus_store_path(creds, sizeof(creds), o->dir, "creds/sys.creds") != 0)
         goto out;
-    if (nats_Open(-1) != NATS_OK || natsOptions_Create(&opts) != NATS_OK ||
-        natsOptions_SetURL(opts, o->server) != NATS_OK ||
-        natsOptions_SetUserCredentialsFromFiles(opts, creds, NULL) != NATS_OK ||
-        natsOptions_SetTimeout(opts, 5000) != NATS_OK || natsOptions_SetMaxReconnect(opts, 0) != NATS_OK ||
-        natsOptions_SetName(opts, "xtask-bus") != NATS_OK) {
-        snprintf(err, errlen, "nats options: %s", nats_GetLastError(NULL));
+    /* one attempt, the cause in the message ("NATS at nats://...: authorization violation: check
+     * --creds (the SYS user)") */
+    xt_nats_params np = {
+        .cli = 1, .timeout_ms = 5000, .name = "xtask-bus", .creds_where = "--creds (the SYS user)"};
+    if (xt_nats_conf_set(&nconf, "url", o->server, "--server", err, errlen) != 0 ||
+        xt_nats_conf_set(&nconf, "creds", creds, "--creds", err, errlen) != 0)
+        goto out;
+    if (nats_Open(-1) != NATS_OK) {
+        snprintf(err, errlen, "cannot start the NATS library");
         goto out;
     }
-    natsStatus s = natsConnection_Connect(&nc, opts);
-    if (s != NATS_OK) {
-        snprintf(err, errlen, "cannot connect to %s as the SYS user (%s): %s", o->server, creds,
-                 nats_GetLastError(NULL));
-        goto out;
-    }
-    s = natsConnection_Request(&reply, nc, "$SYS.REQ.CLAIMS.UPDATE", jwt, (int)strlen(jwt), 5000);
+    if (xt_nats_connect(&nconf, &np, &nc, err, errlen) != 0) goto out;
+    natsStatus s = natsConnection_Request(&reply, nc, "$SYS.REQ.CLAIMS.UPDATE", jwt, (int)strlen(jwt), 5000);
     if (s != NATS_OK) {
         snprintf(err, errlen, "$SYS.REQ.CLAIMS.UPDATE on %s: %s", o->server, natsStatus_GetText(s));
         goto out;
@@ -746,7 +745,7 @@ out:
     json_decref(r);
     natsMsg_Destroy(reply);
     natsConnection_Destroy(nc);
-    natsOptions_Destroy(opts);
+    xt_nats_conf_free(&nconf);
     return rc;
 }
 
