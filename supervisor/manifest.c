@@ -715,6 +715,34 @@ static const mf_field stop_fields[] = {
 };
 static const mf_table stop_table = TABLE(stop_fields);
 
+/* `user:` / `group:`: a name or a number, kept with its position; resolved by the supervisor (users.c)
+ * at check, run and reload, where an unknown one is reported at this position. */
+static int svc_ident_field(mf_ctx *c, const xt_node *key, const xt_node *val, const char *what, char **dst,
+                           int *line, int *col)
+{
+    const char *s;
+    if (mf_string(c, key, val, what, &s) != 0) return -1;
+    if (*s == '\0' || strlen(s) > 255 || strpbrk(s, ": \t\n") != NULL)
+        return mf_fail(c, val, "%s: '%s' is not a user or group name or number", what, s);
+    free(*dst);
+    if ((*dst = strdup(s)) == NULL) return mf_oom(c, val);
+    *line = val->line;
+    *col = val->col;
+    return 0;
+}
+
+static int svc_user(mf_ctx *c, void *base, const xt_node *key, const xt_node *val, const char *what)
+{
+    mf_service *sv = base;
+    return svc_ident_field(c, key, val, what, &sv->user, &sv->user_line, &sv->user_col);
+}
+
+static int svc_group(mf_ctx *c, void *base, const xt_node *key, const xt_node *val, const char *what)
+{
+    mf_service *sv = base;
+    return svc_ident_field(c, key, val, what, &sv->group, &sv->group_line, &sv->group_col);
+}
+
 static const mf_field service_fields[] = {
     {.key = "command",
      .type = F_FUNC,
@@ -729,7 +757,8 @@ static const mf_field service_fields[] = {
     {.key = "restart_limit", .type = F_MAP, .sub = &restart_limit_table},
     {.key = "stop", .type = F_MAP, .sub = &stop_table},
     {.key = "essential", .type = F_BOOL, .off = offsetof(mf_service, essential)},
-    {.key = "user", .type = F_STR, .off = offsetof(mf_service, user)},
+    {.key = "user", .type = F_FUNC, .fn = svc_user},
+    {.key = "group", .type = F_FUNC, .fn = svc_group},
     {.key = "env", .type = F_ENV, .off = offsetof(mf_service, env)},
     {.key = "workdir", .type = F_STR, .off = offsetof(mf_service, workdir)},
     {.key = "autostart", .type = F_BOOL, .off = offsetof(mf_service, autostart)},
@@ -1124,6 +1153,7 @@ static int mf_digest(const manifest *m, mf_service *s)
     dg_env(d, "env", s->env);
     dg_put(d, "workdir", s->workdir);
     dg_put(d, "user", s->user);
+    if (s->group != NULL) dg_put(d, "group", s->group); /* absent: the digest of older manifests */
     for (size_t i = 0; i < s->ndeps; i++)
         deps[i] = &s->deps[i];
     qsort(deps, s->ndeps, sizeof(deps[0]), cmp_dep);
@@ -1259,6 +1289,8 @@ void manifest_free(manifest *m)
         xt_strv_free(s->env);
         free(s->workdir);
         free(s->user);
+        free(s->group);
+        free(s->ident.groups);
         for (size_t j = 0; j < s->ndeps; j++)
             free(s->deps[j].name);
         probe_free(&s->ready);

@@ -11,6 +11,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #define MF_MAX_SERVICES 64 /* services in one manifest */
 #define MF_NAME_MAX 48     /* [a-z0-9][a-z0-9_-]* up to this many bytes */
@@ -49,6 +50,16 @@ typedef struct mf_dep {
     int line, col;
 } mf_dep;
 
+/* Who a service runs as: `user:` / `group:` resolved to numbers once per load (check, run, reload),
+ * so that a spawn never looks a name up. Filled by the supervisor (users.c); freed by manifest_free. */
+typedef struct mf_ident {
+    int set; /* `user:` given and resolved */
+    uid_t uid;
+    gid_t gid;      /* the user's primary group, or `group:` */
+    size_t ngroups; /* supplementary groups (the user's memberships and gid) */
+    gid_t *groups;  /* malloc'd, or NULL */
+} mf_ident;
+
 typedef struct mf_service {
     char *name;
     int line, col;    /* position of the service's key */
@@ -72,9 +83,14 @@ typedef struct mf_service {
     int64_t stop_timeout_ms;         /* default 3s, then SIGKILL to the process group */
     int essential;                   /* FAILED stops everything and the supervisor exits non-zero */
     int autostart;                   /* default 1; `autostart: false` waits for `xtask-supervisor start` */
-    char digest[65];                 /* hex SHA-256 of the service's expanded definition (for reload); it also
-                                      * covers the top-level env and the secrets' definitions (not their
-                                      * values), never the supervisor: section; key order does not matter */
+    /* added after the first release (additive): */
+    int user_line, user_col;   /* where `user:`'s value is (for the resolver's messages) */
+    char *group;               /* `group:` (name or gid) or NULL: the primary group instead of the user's */
+    int group_line, group_col; /* where `group:`'s value is */
+    mf_ident ident;            /* filled by the supervisor's resolver (users.c), not by the parser */
+    char digest[65];           /* hex SHA-256 of the service's expanded definition (for reload); it also
+                                * covers the top-level env and the secrets' definitions (not their
+                                * values), never the supervisor: section; key order does not matter */
 } mf_service;
 
 typedef struct mf_secret {

@@ -188,7 +188,8 @@ static void probe_run(sv_ctx *sv, sv_probe *p)
                                              NULL};
         snprintf(tmo, sizeof(tmo), "%lld", (long long)(p->def->timeout_ms > 0 ? p->def->timeout_ms : 1000));
         char *const *argv = p->def->kind == PROBE_EXEC ? p->def->argv : https_argv;
-        pid_t pid = env ? spawn_process(argv, env, d->workdir, d->user, -1, -1, &eerr, err, sizeof(err)) : -1;
+        pid_t pid =
+            env ? spawn_process(argv, env, d->workdir, &d->ident, -1, -1, &eerr, err, sizeof(err)) : -1;
         xt_strv_free(env);
         if (pid < 0) {
             probe_finish(sv, p, 0, "%s", env ? err : "out of memory");

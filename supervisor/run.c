@@ -466,7 +466,7 @@ static int https_available(void)
     return WIFEXITED(st) && WEXITSTATUS(st) == 0;
 }
 
-int sv_check_support(const manifest *m, char *err, size_t errlen)
+int sv_check_support(manifest *m, char *err, size_t errlen)
 {
     int checked = 0;
     for (size_t i = 0; i < m->nservices; i++) {
@@ -482,7 +482,7 @@ int sv_check_support(const manifest *m, char *err, size_t errlen)
                 return -1;
             }
     }
-    return 0;
+    return users_resolve(m, err, errlen);
 }
 
 int sv_run(const char *manifest_path, const char *only)

@@ -1,7 +1,7 @@
 /*
  * spawn: start one process the way every service and exec probe is started.
  *
- * fork + exec (the supervisor is small, so fork is cheap and lets the child do setsid, initgroups,
+ * fork + exec (the supervisor is small, so fork is cheap and lets the child do setsid, setgroups,
  * setgid, setuid and chdir in order). The child: a new session (so it leads its own process group
  * and the supervisor can signal the whole group), default signal dispositions and an empty mask,
  * stdin from /dev/null, every fd but 0-2 close-on-exec (close_range), then exec. An exec failure is
@@ -13,7 +13,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
-#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -70,37 +69,6 @@ char **env_merge(char *const *base, char *const *a, char *const *b)
     return v;
 }
 
-/* Resolve `user` (a name or a numeric uid) before fork so errors are reported clearly. */
-static int resolve_user(const char *user, uid_t *uid, gid_t *gid, char *name, size_t namelen, char *err,
-                        size_t errlen)
-{
-    char buf[4096];
-    struct passwd pw, *res = NULL;
-    char *end;
-    errno = 0;
-    unsigned long num = strtoul(user, &end, 10);
-    int rc;
-    if (*user != '\0' && *end == '\0')
-        rc = getpwuid_r((uid_t)num, &pw, buf, sizeof(buf), &res);
-    else
-        rc = getpwnam_r(user, &pw, buf, sizeof(buf), &res);
-    if (rc != 0 || res == NULL) {
-        if (*user != '\0' && *end == '\0') {
-            /* a numeric uid without a passwd entry: run with gid = uid, no supplementary groups */
-            *uid = (uid_t)num;
-            *gid = (gid_t)num;
-            name[0] = '\0';
-            return 0;
-        }
-        snprintf(err, errlen, "unknown user '%s'", user);
-        return -1;
-    }
-    *uid = pw.pw_uid;
-    *gid = pw.pw_gid;
-    snprintf(name, namelen, "%s", pw.pw_name);
-    return 0;
-}
-
 /* In the child only: report errno to the parent and exit. */
 static void child_fail(int errfd, int stage, int e)
 {
@@ -110,19 +78,16 @@ static void child_fail(int errfd, int stage, int e)
     _exit(e == ENOENT && stage == 0 ? 127 : 126);
 }
 
-static const char *const stage_names[] = {"exec",   "setsid", "chdir",          "initgroups",
+static const char *const stage_names[] = {"exec",   "setsid", "chdir",          "setgroups",
                                           "setgid", "setuid", "open /dev/null", "dup2"};
 
-pid_t spawn_process(char *const *argv, char *const *env, const char *workdir, const char *user, int fd_out,
+pid_t spawn_process(char *const *argv, char *const *env, const char *workdir, const mf_ident *id, int fd_out,
                     int fd_err, int *exec_errno, char *err, size_t errlen)
 {
-    uid_t uid = 0;
-    gid_t gid = 0;
-    char uname[256] = "";
-    int drop = user != NULL && geteuid() == 0;
+    /* the names were resolved when the manifest was loaded (users.c): nothing is looked up here */
+    int drop = id != NULL && id->set && geteuid() == 0;
     int ep[2];
     *exec_errno = 0;
-    if (drop && resolve_user(user, &uid, &gid, uname, sizeof(uname), err, errlen) < 0) return -1;
     if (pipe2(ep, O_CLOEXEC) < 0) {
         snprintf(err, errlen, "pipe: %s", strerror(errno));
         return -1;
@@ -156,10 +121,9 @@ pid_t spawn_process(char *const *argv, char *const *env, const char *workdir, co
         }
         if (workdir != NULL && chdir(workdir) < 0) child_fail(ep[1], 2, errno);
         if (drop) {
-            if (uname[0] != '\0' && initgroups(uname, gid) < 0) child_fail(ep[1], 3, errno);
-            if (uname[0] == '\0' && setgroups(0, NULL) < 0) child_fail(ep[1], 3, errno);
-            if (setgid(gid) < 0) child_fail(ep[1], 4, errno);
-            if (setuid(uid) < 0) child_fail(ep[1], 5, errno);
+            if (setgroups(id->ngroups, id->groups) < 0) child_fail(ep[1], 3, errno);
+            if (setgid(id->gid) < 0) child_fail(ep[1], 4, errno);
+            if (setuid(id->uid) < 0) child_fail(ep[1], 5, errno);
         }
         environ = (char **)env;
         execvp(argv[0], argv);

@@ -321,9 +321,10 @@ void output_finish(sv_ctx *sv);
  * with xt_strv_free. */
 char **env_merge(char *const *base, char *const *a, char *const *b);
 /* Start argv as a session leader with a clean signal mask, stdin /dev/null, stdout/stderr to the
- * given fds (or /dev/null when -1), as `user` when root. Returns the pid, or -1 with a message in
- * err (exec failures are reported after the child's exit, see *exec_errno). */
-pid_t spawn_process(char *const *argv, char *const *env, const char *workdir, const char *user, int fd_out,
+ * given fds (or /dev/null when -1), as `id` (resolved by users.c; NULL or unset: as we are) when
+ * root. Returns the pid, or -1 with a message in err (exec failures are reported after the child's
+ * exit, see *exec_errno). */
+pid_t spawn_process(char *const *argv, char *const *env, const char *workdir, const mf_ident *id, int fd_out,
                     int fd_err, int *exec_errno, char *err, size_t errlen);
 
 /* --- svc.c --------------------------------------------------------------------------------- */
@@ -364,9 +365,14 @@ const char *sv_manifest_default(void);
 #define SV_HTTPS_NO_CURL 3 /* libcurl.so.4 cannot be loaded */
 int sv_https_probe_main(int argc, char **argv);
 
-/* Refuse what the manifest allows but this runtime cannot do (https probes without libcurl):
- * -1 + file:line:col. */
-int sv_check_support(const manifest *m, char *err, size_t errlen);
+/* Refuse what the manifest allows but this runtime cannot do (https probes without libcurl), and
+ * resolve its users and groups (users.c): -1 + file:line:col. Called by check, run and reload. */
+int sv_check_support(manifest *m, char *err, size_t errlen);
+
+/* --- users.c ------------------------------------------------------------------------------- */
+/* Resolve every service's `user:` / `group:` into its ident (the files, then getent; never NSS in
+ * this process). -1 with "file:line:col: service 'x': unknown user 'y' ..." in err. */
+int users_resolve(manifest *m, char *err, size_t errlen);
 
 /* --- select.c ------------------------------------------------------------------------------ */
 /* `run --only LIST`: LIST is names separated by ',' (or blanks). keep[i] = 1 for each named service

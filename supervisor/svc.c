@@ -208,7 +208,7 @@ static void svc_spawn(sv_ctx *sv, svc *s)
     } else if (pipe2(po, O_CLOEXEC) < 0 || pipe2(pe, O_CLOEXEC) < 0) {
         snprintf(err, sizeof(err), "pipe: %s", strerror(errno));
     } else {
-        pid = spawn_process(d->argv, env, d->workdir, d->user, po[1], pe[1], &eerr, err, sizeof(err));
+        pid = spawn_process(d->argv, env, d->workdir, &d->ident, po[1], pe[1], &eerr, err, sizeof(err));
     }
     xt_strv_free(env);
     if (po[1] >= 0) close(po[1]);

@@ -4,6 +4,7 @@ checks it against the others: the ports, the stop budget, the documented keys.""
 import os
 import re
 import subprocess
+import tempfile
 import sys
 
 from stacklib import TEST_BIN_DIR, check, duration_ms, load_yaml, yaml_merge
@@ -100,8 +101,17 @@ def test_manifest_parser():
         check("order: nats auth xtask web" in r.stdout, f"start order: {r.stdout}")
     sup = os.environ.get("XT_STACK_SUPERVISOR")
     if sup:
-        r = subprocess.run([sup, "check", src("configs", "services.yaml")], capture_output=True, text=True,
-                           env=env, timeout=30)
+        # `check` resolves `user:` (default xtask, which the image creates; this host may lack it):
+        # check it against a passwd file that has it, as the image's
+        with tempfile.NamedTemporaryFile("w", prefix="xt-passwd-", delete=False) as pw:
+            with open("/etc/passwd") as f:
+                pw.write(f.read() + "xtask:x:1000:1000::/data:/usr/sbin/nologin\n")
+        env["XTASK_SUPERVISOR_PASSWD_FILE"] = pw.name
+        try:
+            r = subprocess.run([sup, "check", src("configs", "services.yaml")], capture_output=True, text=True,
+                               env=env, timeout=30)
+        finally:
+            os.unlink(pw.name)
         check(r.returncode == 0, f"xtask-supervisor check: {r.returncode} {r.stdout} {r.stderr}")
 
 

@@ -47,6 +47,9 @@ class Sandbox:
         self.data_dir = os.path.join(self.tmp.path, "data")
         for d in (self.bin, self.markers, self.run_dir, self.data_dir):
             os.makedirs(d)
+        with open("/etc/passwd") as f:
+            self.passwd = self.tmp.write("passwd", f.read() + "xtask:x:1000:1000::/data:/usr/sbin/nologin\n"
+                                         "nats:x:10002:10002::/data:/usr/sbin/nologin\n")
         for p in PROGRAMS:
             self.tmp.write(os.path.join("bin", p), f"#!/bin/sh\ntouch '{self.markers}/{p}'\nexec /bin/sleep 30\n",
                            mode=0o755)
@@ -58,6 +61,9 @@ class Sandbox:
         e["XTASK_RUN_DIR"] = self.run_dir
         e["XTASK_DATA_DIR"] = self.data_dir
         e["XTASK_SUPERVISOR_SOCKET"] = os.path.join(self.run_dir, "client.sock")
+        # `check` resolves users (an unknown one is an error): the corpus names `xtask` and `nats`,
+        # which the image has; this host may not, so they are added to a copy of its passwd file
+        e["XTASK_SUPERVISOR_PASSWD_FILE"] = self.passwd
         return e
 
     def reset(self):

@@ -23,6 +23,7 @@
  *   fds                print "fds 0 1 2" (the open descriptors, without the one used to list them)
  *   sigmask            print the SigBlk and SigIgn lines of /proc/self/status
  *   uid                print "uid N gid N"
+ *   groups             print "groups G G ..." (the supplementary groups, getgroups order)
  *   stamp:FILE         append CLOCK_MONOTONIC in ns (when this step ran) to FILE (benchmarks)
  *   forever            sleep until killed
  * Lines written with `print` are flushed at once (stdout unbuffered).
@@ -243,6 +244,13 @@ int main(int argc, char **argv)
             if (f) fclose(f);
         } else if (strcmp(a, "uid") == 0) {
             printf("uid %d gid %d\n", (int)getuid(), (int)getgid());
+        } else if (strcmp(a, "groups") == 0) {
+            gid_t g[256];
+            int n = getgroups(256, g);
+            printf("groups");
+            for (int k = 0; k < n; k++)
+                printf(" %d", (int)g[k]);
+            printf("\n");
         } else if (strncmp(a, "stamp:", 6) == 0) {
             struct timespec ts;
             clock_gettime(CLOCK_MONOTONIC, &ts);
