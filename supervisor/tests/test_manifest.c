@@ -332,7 +332,7 @@ static const struct {
                                            "version, supervisor, env, secrets, services)"},
     {V1 SVC "    x-note: hi\n",
      "t.yaml:5:5: unknown key 'x-note' in service 'a' (known keys: command, type, depends_on, "
-     "ready, live, restart, backoff, restart_limit, stop, essential, user, env, workdir, "
+     "ready, live, restart, backoff, restart_limit, stop, essential, user, group, env, workdir, "
      "autostart)"},
     {V1 "foo: 1\n" SVC, "t.yaml:2:1: unknown key 'foo' in the manifest (known keys: version, supervisor, "
                         "env, secrets, services)"},
