@@ -19,10 +19,14 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
+
+#include "xt_log.h"
 
 /* Parent pid of `pid` from /proc/<pid>/stat, or -1. */
 static pid_t proc_ppid(const char *pid)
@@ -139,4 +143,172 @@ int procs_leftovers(pid_t self, const char *name, pid_t *out, int max)
     for (int i = 0; i < nk && n < max; i++)
         if (proc_env_has(kids[i], entry)) out[n++] = kids[i];
     return n;
+}
+
+/* --- what an earlier supervisor of the same manifest left behind ------------------------------ */
+
+/* State, start time (clock ticks since boot: with the pid, a process's identity that a recycled pid
+ * never has) and process group of `pid` from /proc/<pid>/stat. 0, or -1 when it is gone. */
+int procs_stat(pid_t pid, char *state, pid_t *pgid, unsigned long long *start)
+{
+    char path[64], buf[1024];
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return -1;
+    ssize_t n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    if (n <= 0) return -1;
+    buf[n] = '\0';
+    char *p = strrchr(buf, ')');
+    if (p == NULL || p[1] != ' ') return -1;
+    p += 2;
+    /* fields from 3: state ppid pgrp session tty_nr tpgid flags minflt cminflt majflt cmajflt utime
+     * stime cutime cstime priority nice num_threads itrealvalue starttime (22) */
+    char st = *p;
+    long long f[20];
+    int k = 0;
+    char *end;
+    p++;
+    while (k < 19) {
+        f[k] = strtoll(p, &end, 10);
+        if (end == p) return -1;
+        p = end;
+        k++;
+    }
+    if (state != NULL) *state = st;
+    if (pgid != NULL) *pgid = (pid_t)f[1];
+    if (start != NULL) *start = (unsigned long long)f[18];
+    return 0;
+}
+
+/* The state file: "xtask-supervisor-state 1", "run PID START", then "svc NAME PID START" for each
+ * running service (its process group and session have its pid as id). Rewritten (temp + rename) at
+ * every spawn, removed at a clean stop; what a killed supervisor leaves is read at the next start. */
+void procs_state_save(sv_ctx *sv)
+{
+    char tmp[4200];
+    if (sv->state_path == NULL) return;
+    if (snprintf(tmp, sizeof(tmp), "%s.tmp", sv->state_path) >= (int)sizeof(tmp)) return;
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0) return;
+    FILE *f = fdopen(fd, "w");
+    if (f == NULL) {
+        close(fd);
+        unlink(tmp);
+        return;
+    }
+    fprintf(f, "xtask-supervisor-state 1\nrun %s\n", sv->run_id);
+    for (size_t i = 0; i < sv->nslots; i++) {
+        const svc *s = &sv->slots[i];
+        unsigned long long start;
+        if (s->used && s->pid > 0 && procs_stat(s->pid, NULL, NULL, &start) == 0)
+            fprintf(f, "svc %s %d %llu\n", s->name, (int)s->pid, start);
+    }
+    if (fclose(f) != 0 || rename(tmp, sv->state_path) < 0) unlink(tmp);
+}
+
+typedef struct {
+    pid_t pid;
+    unsigned long long start;
+} procs_group;
+
+/* Is `pid` one of what the earlier run left: it carries that run's marker in its environment, or it
+ * is in the process group of one of its services (started no earlier than that group's leader, whose
+ * pid, while the group lives, cannot be given to anyone else)? */
+static int procs_is_left(pid_t pid, const char *marker, const procs_group *g, int ng)
+{
+    char st;
+    pid_t pgid;
+    unsigned long long start;
+    if (procs_stat(pid, &st, &pgid, &start) < 0 || st == 'Z') return 0;
+    if (proc_env_has(pid, marker)) return 1;
+    for (int i = 0; i < ng; i++) {
+        if (pgid != g[i].pid || start < g[i].start) continue;
+        unsigned long long lstart;
+        /* the leader's pid now belongs to a new process: a new group, not ours */
+        if (procs_stat(g[i].pid, NULL, NULL, &lstart) == 0 && lstart != g[i].start) continue;
+        return 1;
+    }
+    return 0;
+}
+
+/* Every process left by the earlier run, at most max. */
+static int procs_find_left(pid_t self, const char *marker, const procs_group *g, int ng, pid_t *out, int max)
+{
+    DIR *d = opendir("/proc");
+    int n = 0;
+    if (d == NULL) return 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL && n < max) {
+        if (e->d_name[0] < '1' || e->d_name[0] > '9') continue;
+        pid_t pid = (pid_t)strtol(e->d_name, NULL, 10);
+        if (pid != self && procs_is_left(pid, marker, g, ng)) out[n++] = pid;
+    }
+    closedir(d);
+    return n;
+}
+
+int procs_cleanup_previous(sv_ctx *sv, int64_t term_ms)
+{
+    char line[512], marker[128] = "", run[64] = "";
+    procs_group g[MF_MAX_SERVICES * 2];
+    int ng = 0, killed = 0;
+    FILE *f = sv->state_path ? fopen(sv->state_path, "re") : NULL;
+    if (f == NULL) return 0;
+    while (fgets(line, sizeof(line), f) != NULL) {
+        int pid;
+        unsigned long long start;
+        if (sscanf(line, "run %63s", run) == 1) continue;
+        if (ng < (int)(sizeof(g) / sizeof(g[0])) && sscanf(line, "svc %*s %d %llu", &pid, &start) == 2 &&
+            pid > 1) {
+            g[ng].pid = (pid_t)pid;
+            g[ng].start = start;
+            ng++;
+        }
+    }
+    fclose(f);
+    int opid = 0;
+    unsigned long long ostart = 0, now_start;
+    if (run[0] == '\0' || sscanf(run, "%d.%llu", &opid, &ostart) != 2) return 0;
+    if (opid > 0 && opid != (int)sv->self && procs_stat((pid_t)opid, NULL, NULL, &now_start) == 0 &&
+        now_start == ostart) {
+        xt_warn(
+            "supervisor: the earlier supervisor of this manifest (pid %d) is still alive but does not answer "
+            "on its socket; its services are left to it",
+            opid);
+        return 0;
+    }
+    snprintf(marker, sizeof(marker), "%s=%s", SV_RUN_ENV, run);
+    pid_t left[256];
+    int64_t deadline = sv_now_ms() + term_ms;
+    int hard = 0;
+    for (int round = 0;; round++) {
+        int n = procs_find_left(sv->self, marker, g, ng, left, 256);
+        if (n == 0) break;
+        if (round == 0) {
+            killed = n;
+            for (int i = 0; i < n; i++) {
+                char comm[32];
+                procs_comm(left[i], comm, sizeof(comm));
+                xt_warn(
+                    "supervisor: stopping pid %d (%s), left behind by an earlier supervisor of this manifest "
+                    "(pid %d)",
+                    (int)left[i], comm, opid);
+                kill(left[i], SIGTERM);
+            }
+        } else if (!hard && sv_now_ms() >= deadline) {
+            hard = 1;
+            xt_warn("supervisor: %d of them still running, sending SIGKILL", n);
+        } else if (hard && sv_now_ms() >= deadline + 1000) {
+            xt_error("supervisor: %d process(es) left by the earlier supervisor survive SIGKILL (pid %d); "
+                     "starting anyway",
+                     n, (int)left[0]);
+            break;
+        }
+        for (int i = 0; hard && i < n; i++)
+            kill(left[i], SIGKILL);
+        struct timespec ts = {0, 10 * 1000000L};
+        nanosleep(&ts, NULL); /* bounded: the whole wait is term_ms + 1 s at most */
+    }
+    return killed;
 }

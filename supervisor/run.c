@@ -41,6 +41,17 @@ const char *sv_manifest_default(void)
     return "/etc/xtask/services.yaml";
 }
 
+/* *out = a + b (malloc'd): 0, or -1 out of memory. */
+static int xt_asprintf_path(char **out, const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    *out = malloc(la + lb + 1);
+    if (*out == NULL) return -1;
+    memcpy(*out, a, la);
+    memcpy(*out + la, b, lb + 1);
+    return 0;
+}
+
 /* --- shutdown ------------------------------------------------------------------------------- */
 
 static void reap_all(sv_ctx *sv)
@@ -527,6 +538,11 @@ int sv_run(const char *manifest_path, const char *only)
     for (int i = 0; i < SV_HTTP_CLIENTS; i++)
         sv->hclients[i].w.fd = -1;
     if (m->log_format == MF_LOG_JSON) xt_log_init(XT_LOG_INFO, 1);
+    /* this run's marker, inherited by every service and whatever it leaves behind (procs.c) */
+    unsigned long long self_start = 0;
+    procs_stat(sv->self, NULL, NULL, &self_start);
+    snprintf(sv->run_id, sizeof(sv->run_id), "%d.%llu", (int)sv->self, self_start);
+    setenv(SV_RUN_ENV, sv->run_id, 1);
     if (build_env(m, &sv->env, err, sizeof(err)) < 0) {
         fprintf(stderr, "xtask-supervisor: %s\n", err);
         rc = 2;
@@ -550,6 +566,14 @@ int sv_run(const char *manifest_path, const char *only)
         fprintf(stderr, "xtask-supervisor: %s\n", err);
         goto out;
     }
+    /* the socket is ours (no other supervisor answered on it): what an earlier supervisor of this
+     * manifest left running when it died (SIGKILL, OOM) goes before anything starts */
+    if (xt_asprintf_path(&sv->state_path, m->control_socket, ".state") < 0) {
+        fprintf(stderr, "xtask-supervisor: out of memory\n");
+        goto out;
+    }
+    procs_cleanup_previous(sv, m->stop_timeout_ms);
+    procs_state_save(sv);
     xt_info("supervisor: %s: %zu services, pid %d%s, control %s%s%s", manifest_path, m->nservices,
             (int)sv->self, sv->is_pid1 ? " (PID 1)" : " (subreaper)", m->control_socket,
             m->status_http ? ", http " : "", m->status_http ? m->status_http : "");
@@ -581,6 +605,8 @@ int sv_run(const char *manifest_path, const char *only)
     xt_info("supervisor: stopped (exit %d)", sv->exit_code);
     rc = sv->exit_code;
 out:
+    if (sv->state_path != NULL && sv->done) unlink(sv->state_path); /* stopped cleanly: nothing left */
+    free(sv->state_path);
     control_close(sv);
     httpd_close(sv);
     /* slots first: detaching a service flushes its last partial lines into the output queue */

@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 
 #include "xt_conf.h"
@@ -78,14 +79,15 @@ static void child_fail(int errfd, int stage, int e)
     _exit(e == ENOENT && stage == 0 ? 127 : 126);
 }
 
-static const char *const stage_names[] = {"exec",   "setsid", "chdir",          "setgroups",
-                                          "setgid", "setuid", "open /dev/null", "dup2"};
+static const char *const stage_names[] = {"exec",   "setsid",         "chdir", "setgroups", "setgid",
+                                          "setuid", "open /dev/null", "dup2",  "prctl"};
 
 pid_t spawn_process(char *const *argv, char *const *env, const char *workdir, const mf_ident *id, int fd_out,
                     int fd_err, int *exec_errno, char *err, size_t errlen)
 {
     /* the names were resolved when the manifest was loaded (users.c): nothing is looked up here */
     int drop = id != NULL && id->set && geteuid() == 0;
+    pid_t parent = getpid();
     int ep[2];
     *exec_errno = 0;
     if (pipe2(ep, O_CLOEXEC) < 0) {
@@ -125,6 +127,11 @@ pid_t spawn_process(char *const *argv, char *const *env, const char *workdir, co
             if (setgid(id->gid) < 0) child_fail(ep[1], 4, errno);
             if (setuid(id->uid) < 0) child_fail(ep[1], 5, errno);
         }
+        /* No service outlives the supervisor: SIGKILL when it dies, by any signal. Set after the
+         * privilege drop (a credential change clears it), kept across exec; if the supervisor died
+         * before this line, the signal will never come: go now. */
+        if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0) child_fail(ep[1], 8, errno);
+        if (getppid() != parent) _exit(126);
         environ = (char **)env;
         execvp(argv[0], argv);
         child_fail(ep[1], 0, errno);
@@ -141,7 +148,7 @@ pid_t spawn_process(char *const *argv, char *const *env, const char *workdir, co
     if (n == (ssize_t)sizeof(msg)) {
         *exec_errno = msg[1];
         int st = msg[0];
-        if (st < 0 || st > 7) st = 0;
+        if (st < 0 || st > 8) st = 0;
         if (st == 0)
             snprintf(err, errlen, "exec %s: %s", argv[0], strerror(msg[1]));
         else if (st == 2)

@@ -23,17 +23,18 @@
 
 #define SV_MAX_SLOTS (MF_MAX_SERVICES * 2) /* services, incl. removed ones still stopping */
 #define SV_MAX_TIMERS 1024
-#define SV_LINE_MAX 4096               /* one output line; longer lines are cut with a marker */
-#define SV_RING_LINES 200              /* last lines kept per service for `logs` */
-#define SV_RING_BYTES (64 * 1024)      /* ... and at most this many bytes of them */
-#define SV_OUTQ_MAX (64 * 1024)        /* supervisor stdout queue; beyond it lines are dropped */
-#define SV_RESTART_RING 128            /* restart_limit.count is capped at this */
-#define SV_MAX_CLIENTS 16              /* control connections at once */
-#define SV_CTL_REQ_MAX 512             /* one control request line */
-#define SV_SERVICE_ENV "XTASK_SERVICE" /* every service's environment: XTASK_SERVICE=<its name> */
-#define SV_SWEEP_MS 10                 /* a restart waits this long for killed leftovers to go ... */
-#define SV_SWEEP_MAX 100               /* ... this many times at most, then starts anyway */
-#define SV_CTL_OUT_MAX (256 * 1024)    /* one control answer (logs -f drops beyond it) */
+#define SV_LINE_MAX 4096                  /* one output line; longer lines are cut with a marker */
+#define SV_RING_LINES 200                 /* last lines kept per service for `logs` */
+#define SV_RING_BYTES (64 * 1024)         /* ... and at most this many bytes of them */
+#define SV_OUTQ_MAX (64 * 1024)           /* supervisor stdout queue; beyond it lines are dropped */
+#define SV_RESTART_RING 128               /* restart_limit.count is capped at this */
+#define SV_MAX_CLIENTS 16                 /* control connections at once */
+#define SV_CTL_REQ_MAX 512                /* one control request line */
+#define SV_SERVICE_ENV "XTASK_SERVICE"    /* every service's environment: XTASK_SERVICE=<its name> */
+#define SV_RUN_ENV "XTASK_SUPERVISOR_RUN" /* ... and XTASK_SUPERVISOR_RUN=<our pid>.<our start time> */
+#define SV_SWEEP_MS 10                    /* a restart waits this long for killed leftovers to go ... */
+#define SV_SWEEP_MAX 100                  /* ... this many times at most, then starts anyway */
+#define SV_CTL_OUT_MAX (256 * 1024)       /* one control answer (logs -f drops beyond it) */
 #define SV_HTTP_CLIENTS 16
 #define SV_HTTP_REQ_MAX 4096
 #define SV_IO_TIMEOUT_MS 5000 /* control / HTTP clients idle longer are closed */
@@ -236,6 +237,9 @@ struct sv_ctx {
     sv_timer t_orphans;      /* re-scan for leftover processes */
     int in_eval, eval_again; /* svc_eval_deps re-entrancy guard */
     int reload_pending;
+    /* leftovers of an earlier run (procs.c) */
+    char *state_path; /* <control socket>.state */
+    char run_id[48];  /* "<pid>.<start time>": this run's marker */
     /* control */
     char *ctl_path;
     sv_watch ctlw;
@@ -387,6 +391,15 @@ int procs_children(pid_t parent, pid_t *out, int max);
 /* Our children (orphans reparented to us) whose environment says they belong to service `name`. */
 int procs_leftovers(pid_t self, const char *name, pid_t *out, int max);
 void procs_comm(pid_t pid, char *out, size_t len);
+/* State, process group and start time (clock ticks since boot) of pid: 0, or -1 when it is gone. */
+int procs_stat(pid_t pid, char *state, pid_t *pgid, unsigned long long *start);
+/* Write sv->state_path: this run's id and each running service's pid and start time. */
+void procs_state_save(sv_ctx *sv);
+/* At start: stop what an earlier supervisor of this manifest (same state file) left running: the
+ * processes with its XTASK_SUPERVISOR_RUN marker, and the members of its services' process groups
+ * (pid + start time checked: a recycled pid is never touched). SIGTERM, SIGKILL after term_ms;
+ * returns how many were found. Nothing is done while that supervisor is still alive. */
+int procs_cleanup_previous(sv_ctx *sv, int64_t term_ms);
 
 /* --- control.c ----------------------------------------------------------------------------- */
 /* Parse one request line (no newline). 0 or -1 with a message. */

@@ -224,6 +224,7 @@ static void svc_spawn(sv_ctx *sv, svc *s)
     }
     output_attach(sv, s, po[0], pe[0]);
     s->pid = pid;
+    procs_state_save(sv); /* a supervisor killed from now on leaves a record of this process group */
     s->spawn_ms = now;
     s->stop_reason = STOP_NONE;
     s->live_fails = 0;

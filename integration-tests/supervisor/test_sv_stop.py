@@ -1,6 +1,7 @@
 """Supervisor: stop in reverse dependency order, SIGKILL escalation, the whole stop budget, a
 second signal hurrying, no process left behind (grandchildren, setsid escapees, double-forked
 orphans), zombies reaped as a subreaper."""
+import os
 import re
 import signal
 import time
@@ -171,6 +172,74 @@ def test_as_pid1(tmp):
         p.kill()
 
 
+def test_supervisor_killed_leaves_nothing(tmp):
+    # SIGKILL to the supervisor alone (OOM killer, a crashed terminal): every service's main process
+    # dies with it (PR_SET_PDEATHSIG), also one that ignores SIGTERM; what left the services' groups
+    # (a setsid escapee) or stayed in a group whose leader died is stopped by the next start of the
+    # same manifest before anything of it starts
+    services = f"""
+  plain:
+    command: {fix("forever")}
+  stubborn:
+    command: {fix("ignore-term", "fork-sleep:60000", "forever")}
+  daemonizer:
+    command: {fix("setsid-sleep:60000", "forever")}
+"""
+    sup = Sup(tmp, services, stop_timeout="1s")
+    try:
+        sup.start()
+        for n in ("plain", "stubborn", "daemonizer"):
+            sup.wait_state(n, "READY")
+        mains = {n: st["pid"] for n, st in sup.status().items()}
+        child = int(sup.proc.wait_output(r"^stubborn +\| child (\d+)$").group(1))
+        escapee = int(sup.proc.wait_output(r"^daemonizer +\| escapee (\d+)$").group(1))
+        sup.signal(signal.SIGKILL)
+        sup.wait_exit(5)
+        for n, pid in mains.items():
+            wait_until(lambda: not pid_alive(pid), 5, what=f"{n} (pid {pid}) gone with its supervisor")
+        assert pid_alive(child) and pid_alive(escapee), "the leftovers this test is about"
+        # the next start of the same manifest stops them first
+        sup2 = Sup(tmp, services, stop_timeout="1s")
+        sup2.start()
+        try:
+            out = sup2.proc.wait_output(r"plain: STOPPED -> STARTING")
+            assert not pid_alive(child) and not pid_alive(escapee), out[-3000:]
+            out = sup2.output()
+            for pid in (child, escapee):
+                m = re.search(rf"stopping pid {pid} \(.*\), left behind by an earlier supervisor", out)
+                assert m and m.start() < out.index("plain: STOPPED -> STARTING"), out[-3000:]
+            assert sup2.stop() == 0
+            # stopped cleanly: no state left for a next start to act on
+            assert not os.path.exists(sup2.sock + ".state")
+        finally:
+            sup2.kill()
+    finally:
+        sup.kill()
+
+
+def test_state_never_kills_a_recycled_pid(tmp):
+    # a state file naming a dead supervisor and a "service" whose pid now belongs to an unrelated
+    # process (different start time): that process is left alone
+    import subprocess
+    stranger = subprocess.Popen(["sleep", "60"], start_new_session=True)
+    try:
+        sup = Sup(tmp, f"  one:\n    command: {fix('forever')}\n")
+        os.makedirs(os.path.dirname(sup.sock), mode=0o700, exist_ok=True)
+        with open(sup.sock + ".state", "w") as f:
+            f.write(f"xtask-supervisor-state 1\nrun 999999.1\nsvc one {stranger.pid} 1\n")
+        try:
+            sup.start()
+            sup.wait_state("one", "READY")
+            assert stranger.poll() is None and "left behind" not in sup.output(), sup.output()[-2000:]
+            assert sup.stop() == 0
+        finally:
+            sup.kill()
+    finally:
+        stranger.kill()
+        stranger.wait()
+
+
 if __name__ == "__main__":
     run_tests([test_stop_order_and_escalation, test_budget_and_hurry, test_no_process_left_behind,
-               test_zombies_reaped, test_as_pid1])
+               test_zombies_reaped, test_as_pid1, test_supervisor_killed_leaves_nothing,
+               test_state_never_kills_a_recycled_pid])
