@@ -1,7 +1,8 @@
 """xtask-auth sessions over time and across instances: expiration, inactivity, remember-me (tiny
 durations, waited on as conditions), and the NATS KV session store with a real nats-server: a login on
 one instance is valid on another, a logout on one ends it everywhere, an instance started later sees
-existing sessions, an instance with another secret sees none.
+existing sessions, an instance with another secret sees none, and a logged-out session's old records
+published into the bucket again never bring it back.
 """
 import os
 import sys
@@ -10,10 +11,13 @@ import time
 from xt_testlib import NatsServer, TempDir, port_block, wait_until
 from authlib import FAILED, AuthServer, case, fast_hash
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "coordinator"))
+import natsproto  # noqa: E402
+
 PW = {"bob": "bob-pw"}
 USERS = {"bob": {"password": fast_hash(PW["bob"]), "groups": ["developers"]}}
 tmp = TempDir(prefix="xt-auth-sess-")
-ports = port_block("auth", 12)
+ports = port_block("auth", 16)
 
 
 def alive(srv, c):
@@ -132,9 +136,80 @@ def test_nats_kv_lost_logout_resync():
         nats.stop()
 
 
+def test_nats_kv_logout_replay():
+    """Whoever can publish into the sessions bucket re-publishes a session's old records after its
+    logout (valid ciphertexts, the attack of issue 10): the session stays logged out on every
+    instance, on the watch path and on the lookup path of an instance started afterwards."""
+    nats = NatsServer(ports[11], ports[12], os.path.join(tmp.path, "nats3"), name="auth-kv3").start()
+    kv = f"""  inactivity: 4s
+  nats:
+    enabled: true
+    servers: nats://127.0.0.1:{ports[11]}
+    bucket: replay_sessions
+"""
+    a = AuthServer(tmp, ports[13], USERS, name="ams3", session_extra=kv).start()
+    b = AuthServer(tmp, ports[14], USERS, name="dfw3", session_extra=kv).start()
+    late = None
+    spy = natsproto.Client(f"nats://127.0.0.1:{ports[11]}")
+    try:
+        sid = spy.subscribe("$KV.replay_sessions.>")
+        spy.flush()
+        seen = []
+
+        def records(n):
+            seen.extend(spy.drain(sid, 0.05))
+            return len(seen) >= n
+
+        st, hd, js, c = a.login("bob", PW["bob"])
+        assert st == 200
+        wait_until(lambda: records(1), 5, what="the login's record")
+        wait_until(lambda: b.verify("/web/", cookie=c)[0] == 200, 10, interval=0.05, what="session on dfw3")
+        # activity (inactivity 4 s: written every second) chains a second record onto the first
+        wait_until(lambda: a.verify("/web/", cookie=c)[0] == 200 and records(2), 10, interval=0.1,
+                   what="an activity record")
+        old = [(m.subject, m.data) for m in seen]
+        assert len({subj for subj, _ in old}) == 1, old  # one key per session
+        st, hd, js = b.post_json("/api/logout", {}, cookie=c)
+        assert st == 200
+        wait_until(lambda: a.verify("/web/", cookie=c)[0] == 302, 10, interval=0.05, what="logout reaches ams3")
+        # the replay: every old record again, in order, twice (raw publishes, as an attacker would)
+        for _ in range(2):
+            for subj, data in old:
+                spy.publish(subj, data)
+        # ... and the first record alone, its predecessors wiped: by a rollup or a purge of its key
+        subj, data = old[0]
+        r = spy.request(subj, data, headers={"Nats-Rollup": "sub"})
+        assert b"rollup not permitted" in r.data, r.data
+        r = spy.js_api("STREAM.PURGE.KV_replay_sessions", {"filter": subj})
+        assert "purge not permitted" in r["error"]["description"], r
+        spy.flush()
+        for srv in (a, b):
+            # whichever comes first: the replay refused (logged), or the session revived (the bug)
+            wait_until(lambda: "does not chain" in srv.proc.output() or srv.verify("/web/", cookie=c)[0] == 200,
+                       10, what=f"{srv.name} sees the replay")
+            v = srv.verify("/web/", cookie=c)
+            assert v[0] == 302, (srv.name, v, srv.proc.output()[-3000:])
+            assert srv.state(c)["username"] != "bob"
+        # an instance started after the replay: its watcher's initial values and its lookup on a miss
+        late = AuthServer(tmp, ports[15], USERS, name="hkg3", session_extra=kv).start()
+        assert late.verify("/web/", cookie=c)[0] == 302
+        wait_until(lambda: "does not chain" in late.proc.output(), 10, what="hkg3 refuses the replay")
+        assert late.verify("/web/", cookie=c)[0] == 302
+        # the platform itself still works: a new login is valid everywhere
+        st, hd, js, c2 = b.login("bob", PW["bob"])
+        assert st == 200
+        wait_until(lambda: late.verify("/web/", cookie=c2)[0] == 200, 10, interval=0.05, what="new session on hkg3")
+    finally:
+        spy.close()
+        for srv in [a, b] + ([late] if late else []):
+            srv.stop()
+        nats.stop()
+
+
 def main():
     try:
-        for t in (test_expiration_inactivity_remember_me, test_nats_kv_shared_sessions, test_nats_kv_lost_logout_resync):
+        for t in (test_expiration_inactivity_remember_me, test_nats_kv_shared_sessions, test_nats_kv_lost_logout_resync,
+                  test_nats_kv_logout_replay):
             case(t)
     finally:
         tmp.cleanup()

@@ -5,6 +5,18 @@
  * as nonce(12) || ciphertext || tag(16). A logout writes a tombstone record (deleted: true) rather
  * than a KV delete, since a delete carries only the key, and the key (an HMAC) cannot be mapped
  * back to the session id.
+ *
+ * Replays. Whoever can publish into the bucket could re-publish a session's old record (a valid
+ * ciphertext) after its logout; with History 1 the tombstone would be gone and the old record would
+ * win. So every record is chained: it carries, sealed, `prev`, the revision of the key it replaced
+ * (0 for the first), and is written with compare-and-set (kvStore_Create / kvStore_Update with that
+ * revision). The bucket keeps 2 entries per key, so a reader sees a record and its predecessor: a
+ * record counts only when its predecessor's revision is its `prev`. A replayed record always lands
+ * on top of something newer than its own `prev` (at least the original record itself), so it never
+ * counts, however often it is replayed. Writers read the key first and never write over a tombstone:
+ * a logout is final, also against our own late activity writes. Tombstones themselves need no chain
+ * (they only ever remove access). A predecessor that ages out (the bucket's TTL, the longest session
+ * lifetime) leaves a record alone that no longer counts: by then its session has expired.
  */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -33,6 +45,7 @@
 #define KV_LOOKUP_BURST 200       /* ... with this burst */
 #define KV_NEG_SLOTS 4096         /* negative cache: direct-mapped, ids not found in the bucket */
 #define KV_NEG_TTL_MS 2000
+#define KV_HISTORY 2 /* a record and its predecessor: enough to check the chain (see above) */
 
 typedef struct wnode {
     struct wnode *next;
@@ -77,7 +90,8 @@ struct auth_kv {
     /* watch thread only: the current watcher is a resync's, still replaying the bucket (until its
      * end-of-initial-values marker); the first watcher has delivered its initial values */
     int replaying, initial_done, fault_drop_live;
-    uint64_t resync_logouts; /* logout records seen by the current resync */
+    uint64_t resync_logouts;    /* logout records seen by the current resync */
+    atomic_ullong replays_seen; /* records refused by the chain check (watch and lookup threads) */
     uint8_t enc_key[32];
     char *secret;
     size_t secret_len;
@@ -219,8 +233,8 @@ static void on_messages(h2o_multithread_receiver_t *receiver, h2o_linklist_t *me
     }
 }
 
-/* Decrypt and check one stored value. 0 and *s, *deleted filled; -1 when it is not ours. */
-static int decode_value(auth_kv *kv, const void *val, int len, auth_session *s, int *deleted)
+/* Decrypt and check one stored value. 0 and *s, *deleted, *prev filled; -1 when it is not ours. */
+static int decode_value(auth_kv *kv, const void *val, int len, auth_session *s, int *deleted, uint64_t *prev)
 {
     char pt[KV_VALUE_MAX];
     json_t *j;
@@ -244,6 +258,8 @@ static int decode_value(auth_kv *kv, const void *val, int len, auth_session *s, 
         goto out;
     memcpy(s->user, user, strlen(user) + 1);
     *deleted = json_is_true(json_object_get(j, "deleted"));
+    json_int_t pv = json_integer_value(json_object_get(j, "prev"));
+    *prev = pv > 0 ? (uint64_t)pv : 0;
     s->level = (uint8_t)json_integer_value(json_object_get(j, "level"));
     s->remember = (uint8_t)json_is_true(json_object_get(j, "remember"));
     s->created_ms = json_integer_value(json_object_get(j, "created"));
@@ -257,8 +273,72 @@ out:
     return rc;
 }
 
+/* The key's last KV_HISTORY entries, oldest first (NATS_NOT_FOUND: none). */
+static natsStatus key_history(kvStore *store, const char *key, int64_t timeout_ms, kvEntryList *list)
+{
+    kvWatchOptions o;
+    kvWatchOptions_Init(&o);
+    o.Timeout = timeout_ms > 0 ? timeout_ms : 1;
+    memset(list, 0, sizeof(*list));
+    return kvStore_History(list, store, key, &o);
+}
+
+enum { CHAIN_OK, CHAIN_SUPERSEDED, CHAIN_BROKEN };
+
+/* Does the record at revision `rev` (sealed `prev`) chain to its predecessor in `h`? SUPERSEDED: a
+ * newer entry exists and the predecessor is out of view (the newer entry decides). */
+static int chain_check(const kvEntryList *h, uint64_t rev, uint64_t prev)
+{
+    for (int i = h->Count - 1; i >= 0; i--) {
+        if (kvEntry_Revision(h->Entries[i]) != rev) continue;
+        if (i > 0) return kvEntry_Revision(h->Entries[i - 1]) == prev ? CHAIN_OK : CHAIN_BROKEN;
+        /* the oldest in view: with a newer entry, its own predecessor may have been pushed out, so it
+         * cannot be judged (the newer entry decides); alone, it is the key's first record or nothing */
+        if (h->Count > 1) return CHAIN_SUPERSEDED;
+        return prev == 0 ? CHAIN_OK : CHAIN_BROKEN;
+    }
+    return CHAIN_SUPERSEDED; /* no longer in the bucket */
+}
+
+static void warn_replay(auth_kv *kv)
+{
+    unsigned long long n = atomic_fetch_add(&kv->replays_seen, 1) + 1;
+    if (n % 100 == 1)
+        xt_warn("session store: a record that does not chain to its predecessor (a replayed old record?): "
+                "ignored (%llu so far)",
+                n);
+}
+
+/* A live session record seen by the watcher: does it count? Also checks that it sits under its own
+ * key (HMAC of its id). Watch thread. */
+static int entry_counts(auth_kv *kv, kvEntry *e, const auth_session *s, uint64_t prev)
+{
+    char key[65];
+    kvEntryList h;
+    int rc = 0;
+    key_of(kv, s->id, key);
+    if (strcmp(key, kvEntry_Key(e)) != 0) {
+        warn_replay(kv);
+        return 0;
+    }
+    if (key_history(kv->store, key, KV_JS_WAIT_MS, &h) != NATS_OK) return 0; /* a lookup may find it later */
+    switch (chain_check(&h, kvEntry_Revision(e), prev)) {
+    case CHAIN_OK:
+        rc = 1;
+        break;
+    case CHAIN_BROKEN:
+        warn_replay(kv);
+        break;
+    default:
+        break;
+    }
+    kvEntryList_Destroy(&h);
+    return rc;
+}
+
 static void handle_entry(auth_kv *kv, kvEntry *e)
 {
+    uint64_t prev = 0;
     kv_msg *km;
     if (kvEntry_Operation(e) != kvOp_Put)
         return; /* TTL purges and deletes: the sessions expire locally on their own */
@@ -267,8 +347,8 @@ static void handle_entry(auth_kv *kv, kvEntry *e)
     if (kv->fault_drop_live && kv->initial_done && !kv->replaying) return;
     km = calloc(1, sizeof(*km));
     if (!km) return;
-    if (decode_value(kv, kvEntry_Value(e), kvEntry_ValueLen(e), &km->s, &km->deleted) < 0 ||
-        (kv->replaying && !km->deleted)) {
+    if (decode_value(kv, kvEntry_Value(e), kvEntry_ValueLen(e), &km->s, &km->deleted, &prev) < 0 ||
+        (kv->replaying && !km->deleted) || (!km->deleted && !entry_counts(kv, e, &km->s, prev))) {
         /* a resync applies logouts only: a live session is found by a lookup on a local miss anyway,
          * and replaying it could bring back one this instance logged out while its write failed */
         OPENSSL_cleanse(km, sizeof(*km));
@@ -310,9 +390,12 @@ static void resync(auth_kv *kv)
 /* ------------------------------------------------------------------------------------------ */
 /* bucket setup (retried from the watch thread until it works: a cluster may still be forming) */
 
-/* An existing bucket with another replica count is scaled to the configured one (nats-server 2.9
- * moves the data). Failure is not fatal: the bucket works as it is. */
-static void ensure_replicas(auth_kv *kv)
+/* The bucket's stream as the chain needs it (see the top of this file), on a new bucket and an old one:
+ * KV_HISTORY entries per key; no rollup (a replayed record sent with `Nats-Rollup: sub` would wipe
+ * its predecessors and stand alone), no purge or delete through the stream API (same effect). Then an
+ * existing bucket with another replica count is scaled to the configured one (nats-server 2.9 moves
+ * the data). A failure is logged; the bucket is used as it is. */
+static void ensure_config(auth_kv *kv)
 {
     char name[256];
     jsStreamInfo *si = NULL, *si2 = NULL;
@@ -320,10 +403,26 @@ static void ensure_replicas(auth_kv *kv)
     natsStatus st;
     snprintf(name, sizeof(name), "KV_%s", kv->bucket);
     if (js_GetStreamInfo(&si, kv->js, name, NULL, &jerr) != NATS_OK || !si) return;
-    if (si->Config && si->Config->Replicas != kv->replicas) {
-        int64_t was = si->Config->Replicas;
-        si->Config->Replicas = kv->replicas;
-        st = js_UpdateStream(&si2, kv->js, si->Config, NULL, &jerr);
+    jsStreamConfig *c = si->Config;
+    if (c && (c->MaxMsgsPerSubject < KV_HISTORY || c->AllowRollup || !c->DenyPurge || !c->DenyDelete)) {
+        c->MaxMsgsPerSubject = c->MaxMsgsPerSubject < KV_HISTORY ? KV_HISTORY : c->MaxMsgsPerSubject;
+        c->AllowRollup = false;
+        c->DenyPurge = true;
+        c->DenyDelete = true;
+        st = js_UpdateStream(&si2, kv->js, c, NULL, &jerr);
+        if (st == NATS_OK)
+            xt_info("session store: bucket %s: %d entries per key, no rollup, no purge (chained records)",
+                    kv->bucket, KV_HISTORY);
+        else
+            xt_error("session store: bucket %s: cannot set %d entries per key, no rollup, no purge: %s (%d)",
+                     kv->bucket, KV_HISTORY, natsStatus_GetText(st), (int)jerr);
+        jsStreamInfo_Destroy(si2);
+        si2 = NULL;
+    }
+    if (c && c->Replicas != kv->replicas) {
+        int64_t was = c->Replicas;
+        c->Replicas = kv->replicas;
+        st = js_UpdateStream(&si2, kv->js, c, NULL, &jerr);
         if (st == NATS_OK)
             xt_info("session store: bucket %s scaled from %lld to %d replicas", kv->bucket, (long long)was,
                     kv->replicas);
@@ -340,13 +439,11 @@ static natsStatus bucket_setup(auth_kv *kv, char *err, size_t errlen)
 {
     kvStore *store = NULL, *get_store = NULL;
     natsStatus st = js_KeyValue(&store, kv->js, kv->bucket);
-    if (st == NATS_OK) {
-        ensure_replicas(kv);
-    } else {
+    if (st != NATS_OK) {
         kvConfig kc;
         kvConfig_Init(&kc);
         kc.Bucket = kv->bucket;
-        kc.History = 1;
+        kc.History = KV_HISTORY;
         kc.TTL = kv->ttl_ms * 1000000LL;
         kc.MaxValueSize = KV_VALUE_MAX;
         kc.Replicas = kv->replicas;
@@ -356,6 +453,7 @@ static natsStatus bucket_setup(auth_kv *kv, char *err, size_t errlen)
             return st;
         }
     }
+    ensure_config(kv);
     if ((st = js_KeyValue(&get_store, kv->js_get, kv->bucket)) != NATS_OK ||
         (st = kvStore_WatchAll(&kv->watcher, store, NULL)) != NATS_OK) {
         snprintf(err, errlen, "watch %s: %s", kv->bucket, natsStatus_GetText(st));
@@ -414,37 +512,105 @@ static void *watch_main(void *arg)
 /* ------------------------------------------------------------------------------------------ */
 /* writes */
 
-static void write_one(auth_kv *kv, wnode *w)
+/* Seal a record of w chained to `prev` into val. Its length, or -1. */
+static long seal_record(auth_kv *kv, const wnode *w, uint64_t prev, uint8_t *val, size_t vallen)
 {
-    char key[65], hex[AUTH_SID_HEX + 1];
-    uint8_t val[KV_VALUE_MAX];
+    char hex[AUTH_SID_HEX + 1];
     json_t *j;
     char *pt;
     long n;
-    natsStatus st;
+    auth_hex_encode(w->s.id, AUTH_SID_BYTES, hex);
+    j = json_pack("{s:s,s:s,s:i,s:b,s:I,s:I,s:I,s:b,s:I}", "id", hex, "user", w->s.user, "level",
+                  (int)w->s.level, "remember", (int)w->s.remember, "created", (json_int_t)w->s.created_ms,
+                  "last", (json_int_t)w->s.last_ms, "expires", (json_int_t)w->s.expires_ms, "deleted",
+                  w->deleted, "prev", (json_int_t)prev);
+    OPENSSL_cleanse(hex, sizeof(hex));
+    pt = j ? json_dumps(j, JSON_COMPACT) : NULL;
+    json_decref(j);
+    if (!pt) return -1;
+    n = seal(kv, pt, strlen(pt), val, vallen);
+    OPENSSL_cleanse(pt, strlen(pt));
+    free(pt);
+    return n;
+}
+
+enum { PUT_DONE, PUT_RETRY, PUT_REFUSED };
+
+/* One attempt at a session record: read the key, refuse to write over a logout or a record that does
+ * not chain, else compare-and-set on the revision read. A tombstone is simply put: it always wins. */
+static int put_once(auth_kv *kv, const wnode *w, const char *key, natsStatus *st)
+{
+    uint8_t val[KV_VALUE_MAX];
+    kvEntryList h;
+    long n;
+    int rc = PUT_RETRY;
+    if (w->deleted) {
+        n = seal_record(kv, w, 0, val, sizeof(val));
+        if (n < 0) return PUT_REFUSED;
+        *st = kvStore_Put(NULL, kv->store, key, val, (int)n);
+        OPENSSL_cleanse(val, sizeof(val));
+        return *st == NATS_OK ? PUT_DONE : PUT_RETRY;
+    }
+    *st = key_history(kv->store, key, KV_JS_WAIT_MS, &h);
+    if (*st == NATS_NOT_FOUND) {
+        n = seal_record(kv, w, 0, val, sizeof(val));
+        if (n < 0) return PUT_REFUSED;
+        *st = kvStore_Create(NULL, kv->store, key, val, (int)n); /* fails if someone wrote first: retry */
+        OPENSSL_cleanse(val, sizeof(val));
+        return *st == NATS_OK ? PUT_DONE : PUT_RETRY;
+    }
+    if (*st != NATS_OK) return PUT_RETRY;
+    kvEntry *last = h.Entries[h.Count - 1];
+    auth_session cur;
+    int deleted = 0, tomb = 0;
+    uint64_t prev = 0;
+    for (int i = 0; i < h.Count && !tomb; i++) {
+        int d = 0;
+        uint64_t p;
+        tomb = kvEntry_Operation(h.Entries[i]) != kvOp_Put ||
+               (decode_value(kv, kvEntry_Value(h.Entries[i]), kvEntry_ValueLen(h.Entries[i]), &cur, &d, &p) ==
+                    0 &&
+                d);
+    }
+    if (tomb) {
+        rc = PUT_REFUSED; /* logged out (or deleted): final */
+    } else if (decode_value(kv, kvEntry_Value(last), kvEntry_ValueLen(last), &cur, &deleted, &prev) < 0 ||
+               CRYPTO_memcmp(cur.id, w->s.id, AUTH_SID_BYTES) != 0 ||
+               chain_check(&h, kvEntry_Revision(last), prev) != CHAIN_OK) {
+        warn_replay(kv);
+        rc = PUT_REFUSED; /* the key holds something we did not write: never build on it */
+    } else if ((n = seal_record(kv, w, kvEntry_Revision(last), val, sizeof(val))) < 0) {
+        rc = PUT_REFUSED;
+    } else {
+        *st = kvStore_Update(NULL, kv->store, key, val, (int)n, kvEntry_Revision(last));
+        rc = *st == NATS_OK ? PUT_DONE : PUT_RETRY; /* another write came first: read again */
+    }
+    OPENSSL_cleanse(&cur, sizeof(cur));
+    OPENSSL_cleanse(val, sizeof(val));
+    kvEntryList_Destroy(&h);
+    return rc;
+}
+
+static void write_one(auth_kv *kv, wnode *w)
+{
+    char key[65];
+    natsStatus st = NATS_OK;
     int64_t t0 = auth_mono_ms(), backoff = 50;
     int attempts = 0;
 
     key_of(kv, w->s.id, key);
-    auth_hex_encode(w->s.id, AUTH_SID_BYTES, hex);
-    j = json_pack("{s:s,s:s,s:i,s:b,s:I,s:I,s:I,s:b}", "id", hex, "user", w->s.user, "level", (int)w->s.level,
-                  "remember", (int)w->s.remember, "created", (json_int_t)w->s.created_ms, "last",
-                  (json_int_t)w->s.last_ms, "expires", (json_int_t)w->s.expires_ms, "deleted", w->deleted);
-    OPENSSL_cleanse(hex, sizeof(hex));
-    pt = j ? json_dumps(j, JSON_COMPACT) : NULL;
-    json_decref(j);
-    if (!pt) return;
-    n = seal(kv, pt, strlen(pt), val, sizeof(val));
-    OPENSSL_cleanse(pt, strlen(pt));
-    free(pt);
-    if (n < 0) return;
     /* Right after a cluster peer dies the bucket's leader is re-elected: for a second or two a put
-     * gets "no responders" or times out. Retry with a bounded back-off; one warning per write. */
+     * gets "no responders" or times out; a compare-and-set may also lose to another instance's
+     * write. Retry with a bounded back-off; one warning per write. */
     for (;;) {
-        st =
-            atomic_load(&kv->ready) ? kvStore_Put(NULL, kv->store, key, val, (int)n) : NATS_NOT_YET_CONNECTED;
+        int rc =
+            atomic_load(&kv->ready) ? put_once(kv, w, key, &st) : (st = NATS_NOT_YET_CONNECTED, PUT_RETRY);
         attempts++;
-        if (st == NATS_OK) {
+        if (rc == PUT_REFUSED) {
+            xt_debug("session store: a session record not written (logged out or not ours)");
+            break;
+        }
+        if (rc == PUT_DONE) {
             if (attempts > 1)
                 xt_info("session store: put went through after %d attempts (%lld ms)", attempts,
                         (long long)(auth_mono_ms() - t0));
@@ -458,7 +624,6 @@ static void write_one(auth_kv *kv, wnode *w)
         nats_Sleep(backoff);
         backoff = backoff * 2 > 1000 ? 1000 : backoff * 2;
     }
-    OPENSSL_cleanse(val, sizeof(val));
 }
 
 static void *write_main(void *arg)
@@ -532,22 +697,27 @@ static void lookup_one(auth_kv *kv, struct auth_kv_lookup *lk)
     if (!atomic_load(&kv->ready)) return;
     key_of(kv, lk->id, key);
     while (!kv->stopping && auth_mono_ms() < lk->deadline_ms) {
-        kvEntry *e = NULL;
-        natsStatus st = kvStore_Get(&e, kv->get_store, key);
+        kvEntryList h;
+        natsStatus st = key_history(kv->get_store, key, lk->deadline_ms - auth_mono_ms(), &h);
         if (st == NATS_NOT_FOUND) {
             lk->result = LK_MISSING;
             return;
         }
         if (st == NATS_OK) {
+            kvEntry *e = h.Entries[h.Count - 1];
             int deleted = 0;
+            uint64_t prev = 0;
+            lk->result = LK_MISSING; /* logged out, expired, not ours or not chained */
             if (kvEntry_Operation(e) == kvOp_Put &&
-                decode_value(kv, kvEntry_Value(e), kvEntry_ValueLen(e), &lk->m.s, &deleted) == 0 &&
+                decode_value(kv, kvEntry_Value(e), kvEntry_ValueLen(e), &lk->m.s, &deleted, &prev) == 0 &&
                 CRYPTO_memcmp(lk->m.s.id, lk->id, AUTH_SID_BYTES) == 0 && !deleted &&
-                lk->m.s.expires_ms > auth_now_ms())
-                lk->result = LK_FOUND;
-            else
-                lk->result = LK_MISSING; /* logged out, expired or not ours */
-            kvEntry_Destroy(e);
+                lk->m.s.expires_ms > auth_now_ms()) {
+                if (chain_check(&h, kvEntry_Revision(e), prev) == CHAIN_OK)
+                    lk->result = LK_FOUND;
+                else
+                    warn_replay(kv);
+            }
+            kvEntryList_Destroy(&h);
             return;
         }
         /* no responders / timeout while a leader is elected: again, within the deadline */
