@@ -37,7 +37,7 @@ if ! cmake --build "$build" -j"$(nproc 2>/dev/null || echo 2)" >"$root/.build-up
   exit 1
 fi
 rm -f "$root/.build-up.log"
-for b in xtask-supervisor xtask xtask-auth xtask-web; do
+for b in xtask-supervisor xtask xtask-auth xtask-web xtask-bus; do
   [ -x "$build/bin/$b" ] || { say "$build/bin/$b was not built: the stack needs it"; exit 1; }
 done
 
