@@ -136,6 +136,23 @@ def main():
         expired_leaf.kill()
         print("expired credential refused (client and leaf)", flush=True)
 
+        # the CLI: usage and config errors exit 2 with the cause; show prints no secret
+        for args, want in ((["frobnicate"], "unknown command"),
+                           (["user", "add", "x", "--role", "admin", "--expires", "soon", "--out", "/dev/null"],
+                            "--expires 'soon'"),
+                           (["user", "add", "x", "--role", "root", "--out", os.path.join(bus.tmp.path, "x.creds"),
+                             "--dir", bus.master], "unknown role 'root'"),
+                           (["user", "revoke", "nobody", "--dir", bus.master], "no user 'nobody'")):
+            r = bus_tool(args, check=False)
+            check(r.returncode == 2 and want in r.stderr, f"xtask-bus {args}: {r.returncode} {r.stderr!r}")
+        r = bus_tool(["init", "--dir", "/proc/xt-no-such-dir"], check=False)
+        check(r.returncode == 1 and "/proc/xt-no-such-dir" in r.stderr, f"init in /proc: {r.returncode} {r.stderr!r}")
+        shown = bus_tool(["show", "--dir", bus.master]).stdout
+        check("short-lived" in shown and "expired" in shown, shown)
+        with open(os.path.join(bus.master, "keys", "XTASK.nk")) as f:
+            check(f.read().strip() not in shown, "show printed the account seed")
+        print("xtask-bus CLI: exit 2 with the cause for bad usage, show without secrets", flush=True)
+
         # the server never logged a secret
         log = bus.log(0)
         with open(os.path.join(bus.master, "route-password")) as f:
