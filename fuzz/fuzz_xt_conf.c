@@ -28,6 +28,12 @@ static void walk(const xt_doc *d, const xt_node *n, int depth)
     case XT_NODE_MAP: {
         static const char *const allowed[] = {"version", "services", "env", "name", NULL};
         xt_conf_check_keys(d, n, allowed, "x", err, sizeof(err));
+        /* the loader refuses duplicate keys (a hash set past a few keys): check it the slow way */
+        for (size_t i = 0; i < n->len && n->len <= 512; i++)
+            for (size_t j = 0; j < i; j++)
+                if (n->keys[i]->str_len == n->keys[j]->str_len &&
+                    memcmp(n->keys[i]->str, n->keys[j]->str, n->keys[i]->str_len) == 0)
+                    abort();
         for (size_t i = 0; i < n->len; i++) {
             if (n->keys[i]->kind != XT_NODE_SCALAR) abort();
             if (xt_map_get(n, n->keys[i]->str) == NULL &&
