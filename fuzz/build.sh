@@ -4,6 +4,7 @@
 #   fuzz/build.sh [--short] BUILD_DIR
 #   XT_FUZZ_SECONDS=5     seconds per harness for --short
 #   XT_FUZZ_ONLY="a b"    only these harnesses (--short)
+#   XT_FUZZ_SEED=1        libFuzzer's -seed for --short
 # The short run is CTest's fuzz_short (release pass of scripts/test.sh): any crash, leak, undefined
 # behaviour, timeout (10 s per input) or broken property fails it; the input is kept under
 # BUILD_DIR/short/<harness>/ and the command to replay it is printed.
@@ -37,7 +38,10 @@ for h in $harnesses; do
   out=$dir/short/$h
   rm -rf "$out"
   mkdir -p "$out/new"
-  args=(-max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix="$out/")
+  # a fixed seed: the same mutations on every run, so the suite is red only when a commit makes it
+  # so (a random exploration belongs to scripts/fuzz.sh)
+  args=(-seed="${XT_FUZZ_SEED:-1}" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1
+        -artifact_prefix="$out/")
   [ -f "$root/fuzz/dict/$h.dict" ] && args+=(-dict="$root/fuzz/dict/$h.dict")
   # new inputs go to $out/new (the first directory), never into the committed corpus
   if ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
