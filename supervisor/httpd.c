@@ -3,8 +3,13 @@
  *   GET /healthz      200 "ok" when every essential service is ready, else 503
  *   GET /status.json  the status JSON (docs/PROTOCOL.md)
  *   GET /metrics      Prometheus text
- * Requests are bounded (SV_HTTP_REQ_MAX), answered once and the connection closed; idle clients are
- * closed after SV_IO_TIMEOUT_MS.
+ * Requests are bounded (SV_HTTP_REQ_MAX), answered once and the connection closed.
+ *
+ * Slow clients cannot hold it: a whole exchange, from accept to the answer's last byte, must fit in
+ * SV_HTTP_DEADLINE_MS however steadily the client trickles bytes (a silence timeout alone lets one
+ * byte every 2 s hold a slot for ever), and when every slot is taken a new connection evicts the
+ * client that has held its slot longest, so a health checker is turned away at most until it
+ * connects again. A request already waiting at accept is answered at once, before it can be evicted.
  */
 #include "sv.h"
 
@@ -170,39 +175,46 @@ static void hclient_io(sv_ctx *sv, sv_watch *w, uint32_t events)
     }
 }
 
+/* A free slot, else the one held longest (its client is evicted: see the top of the file). */
+static sv_hclient *hclient_slot(sv_ctx *sv)
+{
+    sv_hclient *oldest = NULL;
+    for (int i = 0; i < SV_HTTP_CLIENTS; i++) {
+        sv_hclient *c = &sv->hclients[i];
+        if (c->w.fd < 0) return c;
+        if (oldest == NULL || c->accepted_ms < oldest->accepted_ms) oldest = c;
+    }
+    hclient_close(sv, oldest);
+    return oldest;
+}
+
 static void on_http_accept(sv_ctx *sv, sv_watch *w, uint32_t events)
 {
+    (void)events;
     for (;;) {
         int fd = accept4(w->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) return;
-        sv_hclient *c = NULL;
-        for (int i = 0; i < SV_HTTP_CLIENTS; i++)
-            if (sv->hclients[i].w.fd < 0) {
-                c = &sv->hclients[i];
-                break;
-            }
-        if (c == NULL) {
-            close(fd);
-            continue;
-        }
+        sv_hclient *c = hclient_slot(sv);
         c->req_len = 0;
         sv_buf_init(&c->out, 0);
-        c->last_io_ms = sv_now_ms();
+        c->accepted_ms = c->last_io_ms = sv_now_ms();
         if (loop_add(sv, &c->w, fd, EPOLLIN, hclient_io, c) < 0) {
             close(fd);
             continue;
         }
         if (!sv->t_io.armed) timer_arm(&sv->t_io, c->last_io_ms + 1000);
+        hclient_io(sv, &c->w, EPOLLIN); /* the request is usually there already */
     }
 }
 
-/* Idle HTTP clients are swept by the control module's 1 s timer through this hook. */
+/* HTTP clients past their deadline are closed by the control module's 1 s sweep through this. */
 static void on_http_sweep(sv_ctx *sv, void *arg)
 {
+    (void)arg;
     int64_t now = sv_now_ms();
     for (int i = 0; i < SV_HTTP_CLIENTS; i++) {
         sv_hclient *c = &sv->hclients[i];
-        if (c->w.fd >= 0 && now - c->last_io_ms > SV_IO_TIMEOUT_MS) hclient_close(sv, c);
+        if (c->w.fd >= 0 && now - c->accepted_ms > SV_HTTP_DEADLINE_MS) hclient_close(sv, c);
     }
 }
 

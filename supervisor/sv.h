@@ -37,7 +37,8 @@
 #define SV_CTL_OUT_MAX (256 * 1024)       /* one control answer (logs -f drops beyond it) */
 #define SV_HTTP_CLIENTS 16
 #define SV_HTTP_REQ_MAX 4096
-#define SV_IO_TIMEOUT_MS 5000 /* control / HTTP clients idle longer are closed */
+#define SV_HTTP_DEADLINE_MS 2000 /* a status_http exchange, accept to last byte sent, whatever pace */
+#define SV_IO_TIMEOUT_MS 5000    /* control / HTTP clients idle longer are closed */
 #define SV_PROBE_MSG 96
 
 /* --- forward typedefs ---------------------------------------------------------------------- */
@@ -190,6 +191,7 @@ struct sv_hclient {
     size_t req_len;
     sv_buf out;
     int64_t last_io_ms;
+    int64_t accepted_ms; /* the exchange must be over by accepted_ms + SV_HTTP_DEADLINE_MS */
 };
 
 /* A parsed control request. */

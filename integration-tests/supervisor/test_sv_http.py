@@ -1,7 +1,10 @@
 """Supervisor: the status_http endpoints (/healthz, /status.json, /metrics) and their limits."""
 import json
 import os
+import select
 import socket
+import threading
+import time
 
 from xt_testlib import http_request, port_block, wait_until
 from svlib import Sup, fix, run_tests
@@ -59,5 +62,81 @@ def test_status_http(tmp):
         sup.kill()
 
 
+def test_slow_clients(tmp):
+    """More slow clients than slots (each sends one byte every 2 s, as in issue 15) never turn
+    /healthz away, and each is closed by the whole-request deadline though it never goes silent."""
+    port = PORTS[1]
+    sup = Sup(tmp, f"""
+  core:
+    command: {fix("forever")}
+    essential: true
+""", http=f"127.0.0.1:{port}")
+    base = f"http://127.0.0.1:{port}"
+    slow = []
+    try:
+        sup.start()
+        wait_until(lambda: http_request(base + "/healthz")[0] == 200, 10, what="healthz 200")
+        # a full table of silent clients: the next /healthz evicts one and is answered at once
+        idle = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(16)]
+        try:
+            st = http_request(base + "/healthz", timeout=1.5)[0]
+            assert st == 200, st
+        finally:
+            for s in idle:
+                s.close()
+        closed = {}
+        stop = threading.Event()
+        for _ in range(20):
+            s = socket.create_connection(("127.0.0.1", port), timeout=5)
+            s.setblocking(False)
+            slow.append((s, time.monotonic()))
+
+        def trickle():
+            """One byte every 2 s on each open slow socket; note when the server closes it."""
+            next_send = time.monotonic()
+            while not stop.is_set():
+                if time.monotonic() >= next_send:
+                    for s, _ in slow:
+                        if s.fileno() not in closed:
+                            try:
+                                s.send(b"G")
+                            except OSError:
+                                closed[s.fileno()] = time.monotonic()
+                    next_send += 2.0
+                open_ = [s for s, _ in slow if s.fileno() not in closed]
+                if not open_:
+                    return
+                r, _, _ = select.select(open_, [], [], 0.1)
+                for s in r:
+                    try:
+                        data = s.recv(100)
+                    except OSError:
+                        data = b""
+                    if not data:
+                        closed[s.fileno()] = time.monotonic()
+
+        th = threading.Thread(target=trickle)
+        th.start()
+        answers = []
+        t_end = time.monotonic() + 6.5
+        while time.monotonic() < t_end:
+            t0 = time.monotonic()
+            st = http_request(base + "/healthz", timeout=2)[0]
+            answers.append((st, time.monotonic() - t0))
+        stop.set()
+        th.join()
+        bad = [a for a in answers if a[0] != 200]
+        assert answers and not bad, bad[:5]
+        # every slow client was closed (evicted or past its deadline), none held on for 6 s
+        late = [round(closed.get(s.fileno(), 99) - t, 1) for s, t in slow
+                if closed.get(s.fileno(), 99) - t > 4.5]
+        assert not late, late
+        assert sup.stop() == 0
+    finally:
+        for s, _ in slow:
+            s.close()
+        sup.kill()
+
+
 if __name__ == "__main__":
-    run_tests([test_status_http])
+    run_tests([test_status_http, test_slow_clients])
