@@ -1,14 +1,15 @@
 /*
  * graph: the start order of a manifest's services (contract: manifest.h).
  *
- * At most MF_MAX_SERVICES nodes and MF_MAX_DEPS edges each, so plain arrays and quadratic loops
- * are enough. The order is stable: at each step the first service in file order whose
+ * Up to MF_MAX_SERVICES nodes and MF_MAX_DEPS edges each: Kahn's algorithm with a min-heap,
+ * O((n + e) log n). The order is stable: at each step the first service in file order whose
  * dependencies are all placed goes next, so a manifest read twice starts the same way and
  * independent services start in the order they are written.
  */
 #include "manifest.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static int graph_fail(const manifest *m, const mf_service *s, char *err, size_t errlen, const char *msg)
@@ -23,7 +24,7 @@ static int graph_fail(const manifest *m, const mf_service *s, char *err, size_t 
  * depends on a". */
 static int graph_cycle(const manifest *m, const int *placed, char *err, size_t errlen)
 {
-    int seen_at[MF_MAX_SERVICES], path[MF_MAX_SERVICES + 1];
+    int seen_at[MF_MAX_SERVICES], path[MF_MAX_SERVICES + 1]; /* 8 KB of stack at the cap */
     size_t len = 0, n = m->nservices;
     int cur = -1;
     char msg[4096];
@@ -55,10 +56,47 @@ static int graph_cycle(const manifest *m, const int *placed, char *err, size_t e
     return graph_fail(m, &m->services[path[start + first]], err, errlen, msg);
 }
 
+/* A binary min-heap of service indexes: the next service to place is always the first in file
+ * order among those whose dependencies are placed. */
+typedef struct minheap {
+    int *v;
+    size_t n;
+} minheap;
+
+static void heap_push(minheap *h, int x)
+{
+    size_t i = h->n++;
+    while (i > 0 && h->v[(i - 1) / 2] > x) {
+        h->v[i] = h->v[(i - 1) / 2];
+        i = (i - 1) / 2;
+    }
+    h->v[i] = x;
+}
+
+static int heap_pop(minheap *h)
+{
+    int top = h->v[0], last = h->v[--h->n];
+    size_t i = 0;
+    for (;;) {
+        size_t c = 2 * i + 1;
+        if (c >= h->n) break;
+        if (c + 1 < h->n && h->v[c + 1] < h->v[c]) c++;
+        if (h->v[c] >= last) break;
+        h->v[i] = h->v[c];
+        i = c;
+    }
+    if (h->n > 0) h->v[i] = last;
+    return top;
+}
+
 int graph_order(manifest *m, char *err, size_t errlen)
 {
-    int placed[MF_MAX_SERVICES] = {0};
-    size_t n = m->nservices, k = 0;
+    size_t n = m->nservices, k = 0, nedges = 0;
+    int rc = -1;
+    /* Kahn's algorithm over the reversed edges (dependency -> dependents, kept as one CSR array)
+     * with a min-heap for the stable order: O((n + e) log n). */
+    int *missing = NULL, *first = NULL, *dependents = NULL, *placed = NULL;
+    minheap h = {0};
     if (n > MF_MAX_SERVICES) {
         snprintf(err, errlen, "%s: too many services (at most %d)", m->path != NULL ? m->path : "manifest",
                  MF_MAX_SERVICES);
@@ -73,20 +111,44 @@ int graph_order(manifest *m, char *err, size_t errlen)
                 return -1;
             }
         }
+        nedges += s->ndeps;
     }
-    while (k < n) {
-        size_t i;
-        for (i = 0; i < n; i++) {
-            const mf_service *s = &m->services[i];
-            size_t j;
-            if (placed[i]) continue;
-            for (j = 0; j < s->ndeps && placed[s->deps[j].index]; j++)
-                ;
-            if (j == s->ndeps) break;
-        }
-        if (i == n) return graph_cycle(m, placed, err, errlen);
+    missing = calloc(n + 1, sizeof(int));
+    first = calloc(n + 2, sizeof(int));
+    dependents = calloc(nedges + 1, sizeof(int));
+    placed = calloc(n + 1, sizeof(int));
+    h.v = calloc(n + 1, sizeof(int));
+    if (missing == NULL || first == NULL || dependents == NULL || placed == NULL || h.v == NULL) {
+        snprintf(err, errlen, "%s: out of memory", m->path != NULL ? m->path : "manifest");
+        goto out;
+    }
+    /* first[d+1] counts the dependents of d, then prefix sums make first[d] their start */
+    for (size_t i = 0; i < n; i++)
+        for (size_t j = 0; j < m->services[i].ndeps; j++)
+            first[m->services[i].deps[j].index + 2]++;
+    for (size_t d = 2; d <= n + 1; d++)
+        first[d] += first[d - 1];
+    for (size_t i = 0; i < n; i++) {
+        const mf_service *s = &m->services[i];
+        missing[i] = (int)s->ndeps;
+        for (size_t j = 0; j < s->ndeps; j++)
+            dependents[first[s->deps[j].index + 1]++] = (int)i;
+        if (s->ndeps == 0) heap_push(&h, (int)i);
+    }
+    /* now first[d] .. first[d+1] are the dependents of d */
+    while (h.n > 0) {
+        int i = heap_pop(&h);
         placed[i] = 1;
-        m->order[k++] = (int)i;
+        m->order[k++] = i;
+        for (int e = first[i]; e < first[i + 1]; e++)
+            if (--missing[dependents[e]] == 0) heap_push(&h, dependents[e]);
     }
-    return 0;
+    rc = k == n ? 0 : graph_cycle(m, placed, err, errlen);
+out:
+    free(missing);
+    free(first);
+    free(dependents);
+    free(placed);
+    free(h.v);
+    return rc;
 }

@@ -69,12 +69,13 @@ void timer_init(sv_ctx *sv, sv_timer *t, sv_timer_fn cb, void *arg)
     t->armed = 0;
     t->cb = cb;
     t->arg = arg;
-    for (size_t i = 0; i < sv->ntimers; i++)
-        if (sv->timers[i] == t) return;
-    if (sv->ntimers < SV_MAX_TIMERS)
+    if (t->reg > 0 && t->reg <= sv->ntimers && sv->timers[t->reg - 1] == t) return; /* O(1), not a scan */
+    if (sv->ntimers < SV_MAX_TIMERS) {
         sv->timers[sv->ntimers++] = t;
-    else
+        t->reg = (unsigned)sv->ntimers;
+    } else {
         xt_error("supervisor: too many timers (bug)");
+    }
 }
 
 void timer_arm(sv_timer *t, int64_t at_ms)

@@ -61,10 +61,11 @@ typedef struct mf_ctx {
     manifest *m;
     char *err;
     size_t errlen;
-    int cur;                                              /* index of the service being parsed */
-    const xt_node *dep_key[MF_MAX_SERVICES][MF_MAX_DEPS]; /* for messages after the first pass */
-    const xt_node *dep_cond[MF_MAX_SERVICES][MF_MAX_DEPS];
-    const xt_node *svc_map[MF_MAX_SERVICES];
+    int cur; /* index of the service being parsed */
+    /* for messages after the first pass, one row per service (allocated with m->services) */
+    const xt_node *(*dep_key)[MF_MAX_DEPS];
+    const xt_node *(*dep_cond)[MF_MAX_DEPS];
+    const xt_node **svc_map;
     const xt_node *socket_node; /* supervisor.control_socket, when given */
     const xt_node *secret_key[MF_MAX_SECRETS];
 } mf_ctx;
@@ -837,11 +838,19 @@ static int top_services(mf_ctx *c, void *base, const xt_node *key, const xt_node
     if (is_null(val) || (val->kind == XT_NODE_MAP && val->len == 0))
         return mf_fail(c, mf_pos(key, val), "services: no services defined");
     if (mf_want_map(c, key, val, what) != 0) return -1;
+    if (val->len > MF_MAX_SERVICES)
+        return mf_fail(c, val->keys[MF_MAX_SERVICES], "too many services (at most %d)", MF_MAX_SERVICES);
+    if (m->services != NULL) return mf_fail(c, key, "services: defined twice"); /* cannot happen */
+    /* sized for what the file holds: a 4-service manifest does not pay for 1000 */
+    if ((m->services = calloc(val->len, sizeof(*m->services))) == NULL ||
+        (m->order = calloc(val->len, sizeof(*m->order))) == NULL ||
+        (c->dep_key = calloc(val->len, sizeof(*c->dep_key))) == NULL ||
+        (c->dep_cond = calloc(val->len, sizeof(*c->dep_cond))) == NULL ||
+        (c->svc_map = calloc(val->len, sizeof(*c->svc_map))) == NULL)
+        return mf_oom(c, key);
     for (size_t i = 0; i < val->len; i++) {
         const xt_node *k = val->keys[i], *v = val->items[i];
         char swhat[128], where[128];
-        if (m->nservices == MF_MAX_SERVICES)
-            return mf_fail(c, k, "too many services (at most %d)", MF_MAX_SERVICES);
         if (!name_ok(k->str))
             return mf_fail(c, k,
                            "invalid service name '%s' (lowercase letters, digits, '-' and '_', starting with "
@@ -1246,6 +1255,11 @@ static int manifest_build(const xt_doc *doc, manifest **out, char *err, size_t e
     rc = 0;
 out:
     manifest_free(m);
+    if (c != NULL) {
+        free(c->dep_key);
+        free(c->dep_cond);
+        free(c->svc_map);
+    }
     free(c);
     return rc;
 }
@@ -1301,6 +1315,8 @@ void manifest_free(manifest *m)
         free(m->secrets[i].file);
         free(m->secrets[i].prefix);
     }
+    free(m->services);
+    free(m->order);
     free(m->path);
     free(m->control_socket);
     free(m->status_http);

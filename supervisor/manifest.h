@@ -13,9 +13,9 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#define MF_MAX_SERVICES 64 /* services in one manifest */
-#define MF_NAME_MAX 48     /* [a-z0-9][a-z0-9_-]* up to this many bytes */
-#define MF_MAX_DEPS 16     /* depends_on entries of one service */
+#define MF_MAX_SERVICES 1000 /* services in one manifest (s6-svscan's default too) */
+#define MF_NAME_MAX 48       /* [a-z0-9][a-z0-9_-]* up to this many bytes */
+#define MF_MAX_DEPS 16       /* depends_on entries of one service */
 #define MF_MAX_SECRETS 32
 #define MF_MAX_ARGV 256 /* command / exec probe arguments */
 
@@ -114,9 +114,9 @@ typedef struct manifest {
     char **env; /* top-level `env:` as "K=V", NULL-terminated (never NULL) */
     mf_secret secrets[MF_MAX_SECRETS];
     size_t nsecrets;
-    mf_service services[MF_MAX_SERVICES];
+    mf_service *services; /* nservices of them, allocated for the count the file has */
     size_t nservices;
-    int order[MF_MAX_SERVICES]; /* a start order: dependencies before dependents */
+    int *order; /* a start order: dependencies before dependents (nservices entries) */
 } manifest;
 
 /* Read, expand and validate `path`. On success *out is owned by the caller (manifest_free).

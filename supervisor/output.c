@@ -29,7 +29,10 @@ void linebuf_feed(sv_linebuf *lb, const char *p, size_t n, sv_line_fn fn, void *
     while (n > 0) {
         const char *nl = memchr(p, '\n', n);
         size_t take = nl ? (size_t)(nl - p) : n;
-        if (lb->cutting) {
+        if (!lb->cutting && lb->len == 0 && nl != NULL && take <= SV_LINE_MAX) {
+            /* a whole line in the caller's bytes: delivered from there, no copy */
+            fn(ud, p, take > 0 && p[take - 1] == '\r' ? take - 1 : take, 0);
+        } else if (lb->cutting) {
             /* the rest of a line already delivered cut */
             if (nl) lb->cutting = 0;
         } else {
@@ -72,20 +75,38 @@ static void ring_drop_oldest(sv_ring *r)
     r->bytes -= strlen(old);
     free(old);
     r->lines[r->head] = NULL;
-    r->head = (r->head + 1) % SV_RING_LINES;
+    r->head = (r->head + 1) % r->cap;
     r->count--;
+}
+
+/* Double the pointer array (up to SV_RING_LINES), oldest line first in the new one. */
+static int ring_grow(sv_ring *r)
+{
+    size_t cap = r->cap ? r->cap * 2 : 4;
+    if (cap > SV_RING_LINES) cap = SV_RING_LINES;
+    char **v = calloc(cap, sizeof(*v));
+    if (v == NULL) return -1;
+    for (size_t i = 0; i < r->count; i++)
+        v[i] = r->lines[(r->head + i) % r->cap];
+    free(r->lines);
+    r->lines = v;
+    r->cap = cap;
+    r->head = 0;
+    return 0;
 }
 
 void ring_push(sv_ring *r, const char *line, size_t len)
 {
-    if (len > SV_RING_BYTES) len = SV_RING_BYTES;
-    while (r->count > 0 && (r->count == SV_RING_LINES || r->bytes + len > SV_RING_BYTES))
+    size_t max = r->max_bytes != 0 ? r->max_bytes : SV_RING_BYTES;
+    if (len > max) len = max;
+    while (r->count > 0 && (r->count == SV_RING_LINES || r->bytes + len > max))
         ring_drop_oldest(r);
+    if (r->count == r->cap && ring_grow(r) != 0) return;
     char *copy = malloc(len + 1);
     if (copy == NULL) return;
     memcpy(copy, line, len);
     copy[len] = '\0';
-    r->lines[(r->head + r->count) % SV_RING_LINES] = copy;
+    r->lines[(r->head + r->count) % r->cap] = copy;
     r->count++;
     r->bytes += len;
 }
@@ -93,13 +114,16 @@ void ring_push(sv_ring *r, const char *line, size_t len)
 const char *ring_get(const sv_ring *r, size_t i)
 {
     if (i >= r->count) return NULL;
-    return r->lines[(r->head + i) % SV_RING_LINES];
+    return r->lines[(r->head + i) % r->cap];
 }
 
 void ring_free(sv_ring *r)
 {
     while (r->count > 0)
         ring_drop_oldest(r);
+    free(r->lines);
+    r->lines = NULL;
+    r->cap = 0;
     r->head = 0;
 }
 

@@ -123,7 +123,7 @@ static void probe_io(sv_ctx *sv, sv_watch *w, uint32_t events)
     }
     if (p->phase == 1) {
         while (p->io_off < p->io_len) {
-            ssize_t n = send(w->fd, p->io + p->io_off, p->io_len - p->io_off, MSG_NOSIGNAL);
+            ssize_t n = send(w->fd, p->x->io + p->io_off, p->io_len - p->io_off, MSG_NOSIGNAL);
             if (n < 0 && errno == EINTR) continue;
             if (n < 0 && errno == EAGAIN) {
                 loop_mod(sv, w, EPOLLOUT);
@@ -142,17 +142,17 @@ static void probe_io(sv_ctx *sv, sv_watch *w, uint32_t events)
     }
     /* phase 2: the status line is all we need */
     for (;;) {
-        size_t room = sizeof(p->io) - 1 - p->io_len;
-        ssize_t n = room ? recv(w->fd, p->io + p->io_len, room, 0) : 0;
+        size_t room = sizeof(p->x->io) - 1 - p->io_len;
+        ssize_t n = room ? recv(w->fd, p->x->io + p->io_len, room, 0) : 0;
         if (n < 0 && errno == EINTR) continue;
         if (n < 0 && errno == EAGAIN) return;
         if (n > 0) p->io_len += (size_t)n;
-        p->io[p->io_len] = '\0';
-        char *eol = strstr(p->io, "\r\n");
+        p->x->io[p->io_len] = '\0';
+        char *eol = strstr(p->x->io, "\r\n");
         if (eol != NULL || n <= 0) {
             int code = 0;
-            if (strncmp(p->io, "HTTP/1.", 7) == 0 && p->io_len >= 12 && p->io[8] == ' ')
-                code = atoi_status(p->io + 9);
+            if (strncmp(p->x->io, "HTTP/1.", 7) == 0 && p->io_len >= 12 && p->x->io[8] == ' ')
+                code = atoi_status(p->x->io + 9);
             if (code == 0) {
                 probe_finish(sv, p, 0, n < 0 ? "recv: %s" : "no HTTP status line", strerror(errno));
                 return;
@@ -204,24 +204,24 @@ static void probe_run(sv_ctx *sv, sv_probe *p)
         return;
     }
     if (!p->addr_ok) {
-        if (probe_target(p, &p->addr, err, sizeof(err)) < 0) {
+        if (probe_target(p, &p->x->addr, err, sizeof(err)) < 0) {
             probe_finish(sv, p, 0, "%s", err);
             return;
         }
         p->addr_ok = 1;
     }
-    const probe_addr a = p->addr;
+    const probe_addr a = p->x->addr;
     int fd = socket(a.ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) {
         probe_finish(sv, p, 0, "socket: %s", strerror(errno));
         return;
     }
     if (p->def->kind == PROBE_HTTP) {
-        int n = snprintf(p->io, sizeof(p->io),
+        int n = snprintf(p->x->io, sizeof(p->x->io),
                          "GET %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: xtask-supervisor/" SV_VERSION
                          "\r\nAccept: */*\r\nConnection: close\r\n\r\n",
                          a.path, a.hostport);
-        if (n < 0 || (size_t)n >= sizeof(p->io)) {
+        if (n < 0 || (size_t)n >= sizeof(p->x->io)) {
             close(fd);
             probe_finish(sv, p, 0, "URL too long");
             return;
@@ -280,6 +280,7 @@ void probe_setup(sv_ctx *sv, svc *s)
         if (p->s == s) probe_cancel(sv, p);
         p->s = s;
         p->is_live = i;
+        p->x = i ? &s->c->live_io : &s->c->ready_io;
         p->def = i ? &s->def->live : &s->def->ready;
         p->w.fd = -1;
         p->pid = 0;

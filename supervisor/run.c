@@ -14,6 +14,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -381,6 +382,7 @@ int sv_reload(sv_ctx *sv, char *err, size_t errlen)
     svc_eval_deps(sv);
     xt_info("reload: %s: %d changed, %d added, %d removed, %d unchanged", sv->manifest_path, changed, added,
             removed, same);
+    malloc_trim(0); /* the parse's YAML tree is freed: give its pages back (see sv_run) */
     return 0;
 }
 
@@ -594,6 +596,9 @@ int sv_run(const char *manifest_path, const char *only)
     for (size_t i = 0; i < m->nservices; i++)
         if (keep[i]) svc_add(sv, m, &m->services[i]);
     update_name_width(sv);
+    /* The manifest's YAML tree was freed after the parse, but glibc keeps the heap it grew to:
+     * 1000 services leave about 1 MB there, nearly what the services' runtime state costs. */
+    malloc_trim(0);
     /* dependencies first (graph order); independent ones all start now, in parallel */
     for (size_t k = 0; k < m->nservices; k++) {
         svc *s = svc_find(sv, m->services[m->order[k]].name);

@@ -21,11 +21,13 @@
 
 #define SV_VERSION "0.1.0"
 
-#define SV_MAX_SLOTS (MF_MAX_SERVICES * 2) /* services, incl. removed ones still stopping */
-#define SV_MAX_TIMERS 1024
-#define SV_LINE_MAX 4096                  /* one output line; longer lines are cut with a marker */
-#define SV_RING_LINES 200                 /* last lines kept per service for `logs` */
-#define SV_RING_BYTES (64 * 1024)         /* ... and at most this many bytes of them */
+#define SV_MAX_SLOTS (MF_MAX_SERVICES * 2)    /* services, incl. removed ones still stopping */
+#define SV_MAX_TIMERS (SV_MAX_SLOTS * 5 + 64) /* 5 per slot (state, 2 per probe), a few global */
+#define SV_NAME_INDEX 4096        /* open-addressing name -> slot index, > 2 * SV_MAX_SLOTS, power of 2 */
+#define SV_LINE_MAX 4096          /* one output line; longer lines are cut with a marker */
+#define SV_RING_LINES 200         /* last lines kept per service for `logs` */
+#define SV_RING_BYTES (64 * 1024) /* ... and at most this many bytes of them ... */
+#define SV_RING_TOTAL (4 * 1024 * 1024)   /* ... or this much shared by all services, 4 KB at least */
 #define SV_OUTQ_MAX (64 * 1024)           /* supervisor stdout queue; beyond it lines are dropped */
 #define SV_RESTART_RING 128               /* restart_limit.count is capped at this */
 #define SV_MAX_CLIENTS 16                 /* control connections at once */
@@ -50,6 +52,7 @@ typedef struct sv_linebuf sv_linebuf;
 typedef struct sv_ring sv_ring;
 typedef struct sv_probe sv_probe;
 typedef struct svc svc;
+typedef struct svc_cold svc_cold;
 typedef struct sv_client sv_client;
 typedef struct sv_hclient sv_hclient;
 typedef struct sv_ctl_req sv_ctl_req;
@@ -92,6 +95,7 @@ struct sv_watch {
 struct sv_timer {
     int64_t at;
     int armed;
+    unsigned reg; /* its index in sv_ctx.timers + 1, 0 before timer_init */
     sv_timer_fn cb;
     void *arg;
 };
@@ -103,17 +107,22 @@ struct sv_buf {
     uint64_t dropped;
 };
 
-/* Splits a byte stream into lines of at most SV_LINE_MAX bytes. */
+/* Splits a byte stream into lines of at most SV_LINE_MAX bytes. Complete lines are delivered
+ * from the caller's bytes; only a partial line waits in buf (so a service that writes whole lines
+ * never touches it: with 1000 services, untouched pages are memory not spent). */
 struct sv_linebuf {
-    char buf[SV_LINE_MAX];
     size_t len;
     int cutting; /* the current line was cut; discard until its newline */
+    char *buf;   /* SV_LINE_MAX bytes, owned by the caller (a service's cold tail) */
 };
 
-/* The last lines of one service: at most SV_RING_LINES lines and SV_RING_BYTES bytes. */
+/* The last lines of one service: at most SV_RING_LINES lines and max_bytes bytes. The pointer
+ * array grows by doubling up to SV_RING_LINES, so a quiet service costs nothing. */
 struct sv_ring {
-    char *lines[SV_RING_LINES];
+    char **lines;
+    size_t cap;                /* entries in lines (0 before the first line) */
     size_t head, count, bytes; /* head: index of the oldest line */
+    size_t max_bytes;          /* 0: SV_RING_BYTES */
 };
 
 /* A tcp/http probe's resolved target (resolved once per definition). */
@@ -123,6 +132,12 @@ typedef struct sv_probe_addr {
     char hostport[256];
     char path[256];
 } sv_probe_addr;
+
+/* A tcp/http probe's buffers: touched only by services that have such a probe. */
+typedef struct sv_probe_io {
+    char io[512]; /* http: request, then the start of the response */
+    sv_probe_addr addr;
+} sv_probe_io;
 
 struct sv_probe {
     svc *s;
@@ -135,11 +150,10 @@ struct sv_probe {
     pid_t pid;          /* exec probe child */
     sv_timer t_next;    /* next run */
     sv_timer t_timeout; /* the running probe's deadline */
-    char io[512];       /* http: request, then the start of the response */
+    sv_probe_io *x;     /* its buffers, in the cold tail of the svc (see struct svc) */
     size_t io_len, io_off;
-    int phase; /* http: 0 connecting, 1 writing, 2 reading */
-    sv_probe_addr addr;
-    int addr_ok; /* addr holds the resolved target */
+    int phase;   /* http: 0 connecting, 1 writing, 2 reading */
+    int addr_ok; /* x->addr holds the resolved target */
     /* last result */
     int has_result, ok;
     double latency_ms;
@@ -159,8 +173,7 @@ struct svc {
     int64_t spawn_ms, ready_ms;
     int restarts; /* total restarts since the supervisor started */
     int attempt;  /* backoff attempt (0 = first restart waits initial) */
-    int64_t rtimes[SV_RESTART_RING];
-    int nrt; /* restart times kept (ring of the last ones) */
+    int nrt;      /* restart times kept in rtimes (ring of the last ones) */
     int has_exit, last_code, last_sig;
     int64_t last_exit_ms;
     int completed; /* oneshot: exited 0 */
@@ -169,10 +182,20 @@ struct svc {
     int sweeps;       /* start attempts spent waiting for the previous run's leftovers to die */
     sv_timer t_state; /* BACKOFF: restart; STARTING: start_period; STOPPING: SIGKILL */
     sv_watch out[2];  /* stdout, stderr pipes (read ends) */
-    sv_linebuf lb[2];
+    sv_linebuf lb[2]; /* their buffers are lbuf[] */
     sv_ring ring;
     uint64_t dropped, dropped_reported;
     sv_probe ready, live;
+    svc_cold *c; /* sv_ctx.cold[its slot] */
+};
+
+/* A service's large parts, written only when used (a partial output line, restarts, a tcp/http
+ * probe). They live in an array beside the slots, so the slots' small parts are packed together:
+ * 1000 quiet services touch 1000 * sizeof(svc) bytes, not a page or more each (7.2 MB -> 4 MB). */
+struct svc_cold {
+    char lbuf[2][SV_LINE_MAX];
+    int64_t rtimes[SV_RESTART_RING];
+    sv_probe_io ready_io, live_io;
 };
 
 struct sv_client {
@@ -219,8 +242,10 @@ struct sv_ctx {
     manifest *retired[8]; /* older manifests still referenced by a stopping service */
     char **env;           /* supervisor env + manifest env + secrets ("K=V", NULL-terminated) */
     svc slots[SV_MAX_SLOTS];
-    size_t nslots;     /* slots ever used (loops stop here: untouched slots stay unpaged) */
-    size_t name_width; /* longest service name, for aligned output */
+    svc_cold cold[SV_MAX_SLOTS];        /* slots[i].c == &cold[i] */
+    size_t nslots;                      /* slots ever used (loops stop here: untouched slots stay unpaged) */
+    uint16_t name_index[SV_NAME_INDEX]; /* slot index + 1 by name hash, 0 empty (svc.c) */
+    size_t name_width;                  /* longest service name, for aligned output */
     sv_timer *timers[SV_MAX_TIMERS];
     size_t ntimers;
     /* output */

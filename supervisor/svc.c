@@ -40,18 +40,44 @@ void svc_set_state(sv_ctx *sv, svc *s, svc_state to)
     if (sv->stopping) sv_stop_progress(sv);
 }
 
+/* --- the name index: svc_find in O(1), not a scan of up to SV_MAX_SLOTS slots per dependency
+ * check (1000 services starting would be O(n^2) string compares). Linear probing over
+ * sv->name_index; a freed slot rebuilds it (rare: reload only). */
+
+static size_t name_hash(const char *s)
+{
+    uint32_t h = 2166136261u;
+    for (; *s != '\0'; s++)
+        h = (h ^ (unsigned char)*s) * 16777619u;
+    return (size_t)h & (SV_NAME_INDEX - 1);
+}
+
+static void name_index_add(sv_ctx *sv, size_t slot)
+{
+    size_t i = name_hash(sv->slots[slot].name);
+    while (sv->name_index[i] != 0)
+        i = (i + 1) & (SV_NAME_INDEX - 1);
+    sv->name_index[i] = (uint16_t)(slot + 1);
+}
+
+static void name_index_rebuild(sv_ctx *sv)
+{
+    memset(sv->name_index, 0, sizeof(sv->name_index));
+    for (size_t i = 0; i < sv->nslots; i++)
+        if (sv->slots[i].used) name_index_add(sv, i);
+}
+
 svc *svc_find(sv_ctx *sv, const char *name)
 {
-    for (size_t i = 0; i < sv->nslots; i++) {
-        svc *s = &sv->slots[i];
+    svc *removed = NULL;
+    for (size_t i = name_hash(name); sv->name_index[i] != 0; i = (i + 1) & (SV_NAME_INDEX - 1)) {
+        svc *s = &sv->slots[sv->name_index[i] - 1];
+        if (!s->used || strcmp(s->name, name) != 0) continue;
         /* a slot being removed by reload is found only if no live slot has the name */
-        if (s->used && s->stop_reason != STOP_REMOVE && strcmp(s->name, name) == 0) return s;
+        if (s->stop_reason != STOP_REMOVE) return s;
+        removed = s;
     }
-    for (size_t i = 0; i < sv->nslots; i++) {
-        svc *s = &sv->slots[i];
-        if (s->used && strcmp(s->name, name) == 0) return s;
-    }
-    return NULL;
+    return removed;
 }
 
 static void on_state_timer(sv_ctx *sv, void *arg);
@@ -62,10 +88,29 @@ svc *svc_add(sv_ctx *sv, manifest *mf, const mf_service *def)
     for (size_t i = 0; i < SV_MAX_SLOTS; i++) {
         svc *s = &sv->slots[i];
         if (s->used) continue;
-        memset(s, 0, sizeof(*s));
+        if (i < sv->nslots) {
+            /* a reused slot: cleared, but its timers stay registered with the loop. A fresh one
+             * is still zero (sv_ctx is calloc'd): not writing it keeps its cold pages untouched. */
+            unsigned regs[5] = {s->t_state.reg, s->ready.t_next.reg, s->ready.t_timeout.reg,
+                                s->live.t_next.reg, s->live.t_timeout.reg};
+            memset(s, 0, sizeof(*s));
+            s->t_state.reg = regs[0];
+            s->ready.t_next.reg = regs[1];
+            s->ready.t_timeout.reg = regs[2];
+            s->live.t_next.reg = regs[3];
+            s->live.t_timeout.reg = regs[4];
+        }
         s->used = 1;
         if (i + 1 > sv->nslots) sv->nslots = i + 1;
         snprintf(s->name, sizeof(s->name), "%s", def->name);
+        name_index_add(sv, i);
+        s->c = &sv->cold[i];
+        s->lb[0].buf = s->c->lbuf[0];
+        s->lb[1].buf = s->c->lbuf[1];
+        size_t nsvc = sv->mf != NULL && sv->mf->nservices > 0 ? sv->mf->nservices : 1;
+        s->ring.max_bytes = SV_RING_TOTAL / nsvc;
+        if (s->ring.max_bytes > SV_RING_BYTES) s->ring.max_bytes = SV_RING_BYTES;
+        if (s->ring.max_bytes < 4096) s->ring.max_bytes = 4096;
         s->def = def;
         s->state = SVC_STOPPED;
         s->state_ms = sv_now_ms();
@@ -90,6 +135,7 @@ void svc_free_slot(sv_ctx *sv, svc *s)
     timer_disarm(&s->ready.t_next);
     timer_disarm(&s->live.t_next);
     s->used = 0;
+    name_index_rebuild(sv);
 }
 
 int svc_deps_ok(sv_ctx *sv, const svc *s)
@@ -131,7 +177,7 @@ static void svc_after_exit(sv_ctx *sv, svc *s, int failure)
     }
     if (!restart_wanted(d->restart, failure)) {
         svc_set_state(sv, s, failure ? SVC_FAILED : SVC_EXITED);
-    } else if (restart_limit_hit(s->rtimes, s->nrt, d->restart_limit_count, d->restart_limit_window_ms,
+    } else if (restart_limit_hit(s->c->rtimes, s->nrt, d->restart_limit_count, d->restart_limit_window_ms,
                                  now)) {
         char w[32];
         xt_error("%s: %d restarts within %s, giving up", s->name, d->restart_limit_count,
@@ -142,7 +188,7 @@ static void svc_after_exit(sv_ctx *sv, svc *s, int failure)
         s->attempt = backoff_attempt_after_run(s->attempt, ran, d->backoff_reset_ms);
         int64_t delay = backoff_delay(d->backoff_initial_ms, d->backoff_max_ms, s->attempt);
         s->attempt++;
-        restart_record(s->rtimes, &s->nrt, now);
+        restart_record(s->c->rtimes, &s->nrt, now);
         s->restarts++;
         svc_set_state(sv, s, SVC_BACKOFF);
         timer_arm(&s->t_state, now + delay);

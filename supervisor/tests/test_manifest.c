@@ -635,7 +635,7 @@ static void test_errors(void **state)
 static void test_limits(void **state)
 {
     (void)state;
-    size_t cap = 64 * 1024, off;
+    size_t cap = 128 * 1024, off;
     char *t = malloc(cap), err[512];
     assert_non_null(t);
 
@@ -643,7 +643,7 @@ static void test_limits(void **state)
     for (int i = 0; i <= MF_MAX_SERVICES; i++)
         off += (size_t)snprintf(t + off, cap - off, "  s%d: {command: [x]}\n", i);
     assert_null(load(t, err, sizeof(err)));
-    assert_string_equal(err, "t.yaml:67:3: too many services (at most 64)");
+    assert_string_equal(err, "t.yaml:1003:3: too many services (at most 1000)");
 
     off = (size_t)snprintf(t, cap, "version: 1\nservices:\n");
     for (int i = 0; i <= MF_MAX_DEPS; i++)

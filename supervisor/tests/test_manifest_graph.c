@@ -126,6 +126,10 @@ static void test_graph_order_direct(void **state)
     assert_non_null(m);
     m->path = strdup("x.yaml");
     m->nservices = 3;
+    m->services = calloc(3, sizeof(*m->services));
+    m->order = calloc(3, sizeof(*m->order));
+    assert_non_null(m->services);
+    assert_non_null(m->order);
     const char *names[] = {"a", "b", "c"};
     for (int i = 0; i < 3; i++) {
         m->services[i].name = strdup(names[i]);
@@ -150,11 +154,11 @@ static void test_graph_order_direct(void **state)
     manifest_free(m);
 }
 
-/* The biggest graph allowed: 64 services in a chain written backwards. */
+/* The biggest graph allowed: MF_MAX_SERVICES services in a chain written backwards. */
 static void test_max_chain(void **state)
 {
     (void)state;
-    char *text = malloc(64 * 80 + 64);
+    char *text = malloc(MF_MAX_SERVICES * 80 + 64);
     size_t off = 0;
     char err[512];
     assert_non_null(text);
@@ -173,6 +177,59 @@ static void test_max_chain(void **state)
     free(text);
 }
 
+/* A wide random graph at the cap: the order is the one the simple rule gives (at each step the
+ * first service in file order whose dependencies are placed), computed here the slow way. */
+static void test_random_graph_stable(void **state)
+{
+    (void)state;
+    size_t cap = MF_MAX_SERVICES * 200 + 64, off = 0;
+    char *text = malloc(cap), err[512];
+    int *want = malloc(MF_MAX_SERVICES * sizeof(int)), *placed = calloc(MF_MAX_SERVICES, sizeof(int));
+    unsigned seed = 12345;
+    assert_non_null(text);
+    assert_non_null(want);
+    assert_non_null(placed);
+    off += (size_t)snprintf(text + off, cap - off, "version: 1\nservices:\n");
+    for (int i = 0; i < MF_MAX_SERVICES; i++) {
+        off += (size_t)snprintf(text + off, cap - off, "  s%d:\n    command: [x]\n    depends_on: [", i);
+        int nd = 0, got[4];
+        for (int k = 0; k < 4; k++) { /* edges to later services too: file order is not the order */
+            seed = seed * 1103515245u + 12345u;
+            int d = (int)((seed >> 8) % MF_MAX_SERVICES), dup = 0;
+            if ((d * 7919) % MF_MAX_SERVICES >= (i * 7919) % MF_MAX_SERVICES) continue; /* a DAG */
+            for (int q = 0; q < nd; q++)
+                dup |= got[q] == d;
+            if (dup) continue;
+            got[nd] = d;
+            off += (size_t)snprintf(text + off, cap - off, "%ss%d", nd++ ? ", " : "", d);
+        }
+        off += (size_t)snprintf(text + off, cap - off, "]\n");
+    }
+    manifest *m = load(text, err, sizeof(err));
+    if (m == NULL) fail_msg("%s", err);
+    {
+        for (int k = 0; k < MF_MAX_SERVICES; k++) {
+            int i;
+            for (i = 0; i < MF_MAX_SERVICES; i++) {
+                size_t j;
+                if (placed[i]) continue;
+                for (j = 0; j < m->services[i].ndeps && placed[m->services[i].deps[j].index]; j++)
+                    ;
+                if (j == m->services[i].ndeps) break;
+            }
+            assert_true(i < MF_MAX_SERVICES);
+            placed[i] = 1;
+            want[k] = i;
+        }
+        for (int k = 0; k < MF_MAX_SERVICES; k++)
+            assert_int_equal(m->order[k], want[k]);
+        manifest_free(m);
+    }
+    free(placed);
+    free(want);
+    free(text);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -185,6 +242,7 @@ int main(void)
         cmocka_unit_test(test_cycle_beside_good_services),
         cmocka_unit_test(test_graph_order_direct),
         cmocka_unit_test(test_max_chain),
+        cmocka_unit_test(test_random_graph_stable),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -33,8 +33,10 @@ static void test_lines_split_across_chunks(void **state)
 {
     (void)state;
     static sv_linebuf lb;
+    static char lbuf[SV_LINE_MAX];
     static got_t g;
     memset(&lb, 0, sizeof(lb));
+    lb.buf = lbuf;
     memset(&g, 0, sizeof(g));
     linebuf_feed(&lb, "hel", 3, collect, &g);
     assert_int_equal(g.n, 0);
@@ -57,8 +59,10 @@ static void test_long_line_is_cut_once(void **state)
 {
     (void)state;
     static sv_linebuf lb;
+    static char lbuf[SV_LINE_MAX];
     static got_t g;
     memset(&lb, 0, sizeof(lb));
+    lb.buf = lbuf;
     memset(&g, 0, sizeof(g));
     size_t big = SV_LINE_MAX * 2 + 100;
     char *p = malloc(big);
