@@ -101,6 +101,7 @@ void loop_once(sv_ctx *sv)
     if (earliest >= 0)
         timeout = earliest <= now ? 0 : (int)(earliest - now > 3600000 ? 3600000 : earliest - now);
     int n = epoll_wait(sv->epfd, evs, 32, timeout);
+    sv->spawned = 0;
     if (n < 0 && errno != EINTR) xt_error("supervisor: epoll_wait: %s", strerror(errno));
     for (int i = 0; i < n; i++) {
         sv_watch *w = evs[i].data.ptr;

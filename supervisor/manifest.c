@@ -23,6 +23,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <regex.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -547,7 +548,7 @@ static int mf_parse_map(mf_ctx *c, const xt_node *map, const xt_node *owner, con
 
 static int probe_kind(mf_ctx *c, mf_probe *p, const xt_node *key, const char *what, mf_probe_kind kind)
 {
-    static const char *const kind_names[] = {"", "tcp", "http", "exec"};
+    static const char *const kind_names[] = {"", "tcp", "http", "exec", "notify", "log"};
     if (p->kind != PROBE_NONE) {
         char probe[200];
         snprintf(probe, sizeof(probe), "%.*s", (int)(strlen(what) - strlen(kind_names[kind]) - 1), what);
@@ -589,7 +590,45 @@ static int probe_exec(mf_ctx *c, void *base, const xt_node *key, const xt_node *
     return mf_argv(c, key, val, what, &p->argv, NULL);
 }
 
+/* `notify: 3`: s6's readiness protocol: the fd the service writes a newline to when it is ready
+ * (s6-supervise's notification-fd). 0-2 are its stdin/stdout/stderr. */
+static int probe_notify(mf_ctx *c, void *base, const xt_node *key, const xt_node *val, const char *what)
+{
+    mf_probe *p = base;
+    long long fd;
+    if (probe_kind(c, p, key, what, PROBE_NOTIFY) != 0) return -1;
+    if (xt_conf_int(c->doc, val, what, 3, 255, &fd, c->err, c->errlen) != 0) return -1;
+    p->notify_fd = (int)fd;
+    return 0;
+}
+
+/* `log: "regex"`: ready at the first output line (stdout or stderr) that matches. POSIX extended
+ * regular expressions from libc: no library to link into the static binary (PCRE2 would add about
+ * 600 KB of code for features a readiness line does not need). */
+static int probe_log(mf_ctx *c, void *base, const xt_node *key, const xt_node *val, const char *what)
+{
+    mf_probe *p = base;
+    const char *s;
+    if (probe_kind(c, p, key, what, PROBE_LOG) != 0 || mf_string(c, key, val, what, &s) != 0) return -1;
+    regex_t *re = calloc(1, sizeof(*re));
+    if (re == NULL || (p->log_re = strdup(s)) == NULL) {
+        free(re);
+        return mf_oom(c, val);
+    }
+    int rc = regcomp(re, s, REG_EXTENDED | REG_NOSUB);
+    if (rc != 0) {
+        char msg[128];
+        regerror(rc, re, msg, sizeof(msg));
+        free(re);
+        return mf_fail(c, val, "%s: '%s' is not a valid extended regular expression: %s", what, s, msg);
+    }
+    p->log_compiled = re;
+    return 0;
+}
+
 static const mf_field probe_fields[] = {
+    {.key = "notify", .type = F_FUNC, .fn = probe_notify},
+    {.key = "log", .type = F_FUNC, .fn = probe_log},
     {.key = "tcp", .type = F_FUNC, .fn = probe_tcp},
     {.key = "http", .type = F_FUNC, .fn = probe_http},
     {.key = "exec", .type = F_FUNC, .fn = probe_exec},
@@ -609,10 +648,16 @@ static int svc_probe(mf_ctx *c, mf_probe *p, const xt_node *key, const xt_node *
 {
     p->line = key->line;
     p->col = key->col;
-    if (is_null(val)) return mf_fail(c, key, "%s: needs one of tcp, http or exec", what);
+    if (is_null(val)) return mf_fail(c, key, "%s: needs one of tcp, http, exec, notify or log", what);
     if (mf_want_map(c, key, val, what) != 0 || mf_parse_map(c, val, key, &probe_table, what, what, p) != 0)
         return -1;
-    if (p->kind == PROBE_NONE) return mf_fail(c, key, "%s: needs one of tcp, http or exec", what);
+    if (p->kind == PROBE_NONE)
+        return mf_fail(c, key, "%s: needs one of tcp, http, exec, notify or log", what);
+    if (!is_ready && (p->kind == PROBE_NOTIFY || p->kind == PROBE_LOG))
+        return mf_fail(
+            c, xt_map_key(val, p->kind == PROBE_NOTIFY ? "notify" : "log"),
+            "%s: '%s' says when a service is ready, it cannot check liveness (use tcp, http or exec)", what,
+            p->kind == PROBE_NOTIFY ? "notify" : "log");
     if (p->insecure && (p->kind != PROBE_HTTP || strncasecmp(p->target, "https://", 8) != 0))
         return mf_fail(c, xt_map_get(val, "insecure"),
                        "%s.insecure: only an https:// probe has a certificate to leave unchecked", what);
@@ -1135,6 +1180,8 @@ static void dg_probe(SHA256_CTX *d, const char *tag, const mf_probe *p)
     dg_int(d, "start_period", p->start_period_ms);
     dg_int(d, "failures", p->failures);
     dg_int(d, "insecure", p->insecure);
+    if (p->kind == PROBE_NOTIFY) dg_int(d, "notify", p->notify_fd);
+    if (p->kind == PROBE_LOG) dg_put(d, "log", p->log_re);
 }
 
 static int cmp_dep(const void *a, const void *b)
@@ -1289,6 +1336,9 @@ int manifest_load_mem(const char *name, const char *text, size_t len, manifest *
 
 static void probe_free(mf_probe *p)
 {
+    if (p->log_compiled != NULL) regfree(p->log_compiled);
+    free(p->log_compiled);
+    free(p->log_re);
     free(p->target);
     xt_strv_free(p->argv);
 }

@@ -19,7 +19,8 @@
 #define MF_MAX_SECRETS 32
 #define MF_MAX_ARGV 256 /* command / exec probe arguments */
 
-typedef enum { PROBE_NONE = 0, PROBE_TCP, PROBE_HTTP, PROBE_EXEC } mf_probe_kind;
+/* NOTIFY and LOG are readiness protocols, not polled probes: the service says when it is ready. */
+typedef enum { PROBE_NONE = 0, PROBE_TCP, PROBE_HTTP, PROBE_EXEC, PROBE_NOTIFY, PROBE_LOG } mf_probe_kind;
 typedef enum { RESTART_ALWAYS = 0, RESTART_ON_FAILURE, RESTART_NEVER } mf_restart;
 typedef enum { DEP_STARTED = 0, DEP_READY, DEP_COMPLETED } mf_dep_cond;
 typedef enum { SVC_TYPE_LONGRUN = 0, SVC_TYPE_ONESHOT } mf_svc_type;
@@ -40,6 +41,9 @@ typedef struct mf_probe {
                               * live: failures ignored for this long after READY; default 0 */
     int failures;            /* live: consecutive failures that restart the service; default 3 */
     int insecure;            /* https: do not verify the certificate */
+    int notify_fd;           /* NOTIFY (s6's notification-fd): the service writes a newline to this fd */
+    char *log_re;            /* LOG: an extended regular expression (POSIX regex.h) for one output line */
+    void *log_compiled;      /* LOG: its regex_t, compiled at load */
     int line, col;           /* where the probe is defined */
 } mf_probe;
 

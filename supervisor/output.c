@@ -11,6 +11,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <regex.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -263,12 +264,30 @@ typedef struct {
     int stream;
 } line_ctx;
 
+/* ready: {log: "regex"}: the first output line (stdout or stderr) that matches makes it READY. */
+static void log_ready_check(sv_ctx *sv, svc *s, const char *line, size_t len)
+{
+    char text[SV_LINE_MAX + 1]; /* regexec wants a C string; a line has no NUL (cut at one) */
+    const char *nul = memchr(line, '\0', len);
+    if (nul != NULL) len = (size_t)(nul - line);
+    memcpy(text, line, len);
+    text[len] = '\0';
+    if (regexec(s->def->ready.log_compiled, text, 0, NULL, 0) != 0) return;
+    xt_debug("%s: ready (output line matches /%s/)", s->name, s->def->ready.log_re);
+    snprintf(s->ready.msg, sizeof(s->ready.msg), "output line matched");
+    s->ready.has_result = s->ready.ok = 1;
+    s->ready.result_ms = sv_now_ms();
+    svc_probe_result(sv, s, 0, 1);
+}
+
 static void on_line(void *ud, const char *line, size_t len, int cut)
 {
     line_ctx *lc = ud;
     sv_ctx *sv = lc->sv;
     svc *s = lc->s;
     ring_push(&s->ring, line, len);
+    if (s->state == SVC_STARTING && s->def->ready.kind == PROBE_LOG && s->def->ready.log_compiled != NULL)
+        log_ready_check(sv, s, line, len);
     control_follow_line(sv, s, line, len);
     if (sv->out_fd < 0) return;
     if (sv->outq.len > 0 && sv->out_pollable) {

@@ -189,7 +189,8 @@ static void probe_run(sv_ctx *sv, sv_probe *p)
         snprintf(tmo, sizeof(tmo), "%lld", (long long)(p->def->timeout_ms > 0 ? p->def->timeout_ms : 1000));
         char *const *argv = p->def->kind == PROBE_EXEC ? p->def->argv : https_argv;
         pid_t pid =
-            env ? spawn_process(argv, env, d->workdir, &d->ident, -1, -1, &eerr, err, sizeof(err)) : -1;
+            env ? spawn_process(argv, env, d->workdir, &d->ident, -1, -1, -1, -1, &eerr, err, sizeof(err))
+                : -1;
         xt_strv_free(env);
         if (pid < 0) {
             probe_finish(sv, p, 0, "%s", env ? err : "out of memory");
@@ -294,7 +295,10 @@ void probe_setup(sv_ctx *sv, svc *s)
 
 void probe_begin(sv_ctx *sv, sv_probe *p, int64_t first_at)
 {
-    if (p->def == NULL || p->def->kind == PROBE_NONE) return;
+    /* notify and log are not polled: the service's fd or output line says when (svc.c, output.c) */
+    if (p->def == NULL || p->def->kind == PROBE_NONE || p->def->kind == PROBE_NOTIFY ||
+        p->def->kind == PROBE_LOG)
+        return;
     p->active = 1;
     timer_arm(&p->t_next, first_at);
 }

@@ -558,6 +558,7 @@ int sv_run(const char *manifest_path, const char *only)
         goto out;
     }
     timer_init(sv, &sv->t_stop, on_stop_deadline, NULL);
+    timer_init(sv, &sv->t_eval, svc_on_eval_timer, NULL);
     timer_init(sv, &sv->t_orphans, on_orphans, NULL);
     output_init(sv, 1, m->log_format == MF_LOG_JSON);
     if (control_open(sv, m->control_socket, err, sizeof(err)) < 0) {

@@ -83,7 +83,7 @@ static const char *const stage_names[] = {"exec",   "setsid",         "chdir", "
                                           "setuid", "open /dev/null", "dup2",  "prctl"};
 
 pid_t spawn_process(char *const *argv, char *const *env, const char *workdir, const mf_ident *id, int fd_out,
-                    int fd_err, int *exec_errno, char *err, size_t errlen)
+                    int fd_err, int notify_src, int notify_fd, int *exec_errno, char *err, size_t errlen)
 {
     /* the names were resolved when the manifest was loaded (users.c): nothing is looked up here */
     int drop = id != NULL && id->set && geteuid() == 0;
@@ -93,6 +93,17 @@ pid_t spawn_process(char *const *argv, char *const *env, const char *workdir, co
     if (pipe2(ep, O_CLOEXEC) < 0) {
         snprintf(err, errlen, "pipe: %s", strerror(errno));
         return -1;
+    }
+    if (notify_src >= 0 && ep[1] == notify_fd) { /* the child's dup2 to notify_fd would clobber it */
+        int moved = fcntl(ep[1], F_DUPFD_CLOEXEC, notify_fd + 1);
+        if (moved < 0) {
+            snprintf(err, errlen, "fcntl: %s", strerror(errno));
+            close(ep[0]);
+            close(ep[1]);
+            return -1;
+        }
+        close(ep[1]);
+        ep[1] = moved;
     }
     pid_t pid = fork();
     if (pid < 0) {
@@ -119,7 +130,15 @@ pid_t spawn_process(char *const *argv, char *const *env, const char *workdir, co
         /* everything above 2 closes at exec, including the error pipe once exec succeeds */
         if (close_range(3, ~0U, CLOSE_RANGE_CLOEXEC) < 0) {
             for (int fd = 3; fd < 1024; fd++)
-                if (fd != ep[1]) close(fd);
+                if (fd != ep[1] && fd != notify_src) close(fd);
+        }
+        /* but the readiness pipe's write end stays open as the fd the manifest names */
+        if (notify_src >= 0) {
+            if (notify_src != notify_fd) {
+                if (dup2(notify_src, notify_fd) < 0) child_fail(ep[1], 7, errno);
+            } else if (fcntl(notify_fd, F_SETFD, 0) < 0) {
+                child_fail(ep[1], 7, errno);
+            }
         }
         if (workdir != NULL && chdir(workdir) < 0) child_fail(ep[1], 2, errno);
         if (drop) {

@@ -10,7 +10,7 @@
 
 #include "xt_conf.h"
 
-static const char *const probe_kinds[] = {"none", "tcp", "http", "exec"};
+static const char *const probe_kinds[] = {"none", "tcp", "http", "exec", "notify", "log"};
 
 /* The probe whose result to show: liveness once it has one, else readiness. */
 static const sv_probe *shown_probe(const svc *s)

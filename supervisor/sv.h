@@ -42,6 +42,7 @@
 #define SV_HTTP_DEADLINE_MS 2000 /* a status_http exchange, accept to last byte sent, whatever pace */
 #define SV_IO_TIMEOUT_MS 5000    /* control / HTTP clients idle longer are closed */
 #define SV_PROBE_MSG 96
+#define SV_SPAWN_BATCH 16 /* services started per loop iteration: each fork+exec waits for the exec */
 
 /* --- forward typedefs ---------------------------------------------------------------------- */
 typedef struct sv_ctx sv_ctx;
@@ -183,6 +184,7 @@ struct svc {
     sv_timer t_state; /* BACKOFF: restart; STARTING: start_period; STOPPING: SIGKILL */
     sv_watch out[2];  /* stdout, stderr pipes (read ends) */
     sv_linebuf lb[2]; /* their buffers are lbuf[] */
+    sv_watch notify;  /* ready: {notify: N}: the read end of the service's fd N, until READY */
     sv_ring ring;
     uint64_t dropped, dropped_reported;
     sv_probe ready, live;
@@ -263,6 +265,8 @@ struct sv_ctx {
     sv_timer t_stop;         /* the whole-budget deadline */
     sv_timer t_orphans;      /* re-scan for leftover processes */
     int in_eval, eval_again; /* svc_eval_deps re-entrancy guard */
+    sv_timer t_eval;         /* more services to start than SV_SPAWN_BATCH: go on next iteration */
+    int spawned;             /* services spawned in this loop iteration (loop_once resets it) */
     int reload_pending;
     /* leftovers of an earlier run (procs.c) */
     char *state_path; /* <control socket>.state */
@@ -353,10 +357,10 @@ void output_finish(sv_ctx *sv);
 char **env_merge(char *const *base, char *const *a, char *const *b);
 /* Start argv as a session leader with a clean signal mask, stdin /dev/null, stdout/stderr to the
  * given fds (or /dev/null when -1), as `id` (resolved by users.c; NULL or unset: as we are) when
- * root. Returns the pid, or -1 with a message in err (exec failures are reported after the child's
- * exit, see *exec_errno). */
+ * root; notify_src, when >= 0, is the child's fd notify_fd (ready: {notify: N}). Returns the pid, or -1 with
+ * a message in err (exec failures are reported after the child's exit, see *exec_errno). */
 pid_t spawn_process(char *const *argv, char *const *env, const char *workdir, const mf_ident *id, int fd_out,
-                    int fd_err, int *exec_errno, char *err, size_t errlen);
+                    int fd_err, int notify_src, int notify_fd, int *exec_errno, char *err, size_t errlen);
 
 /* --- svc.c --------------------------------------------------------------------------------- */
 void svc_set_state(sv_ctx *sv, svc *s, svc_state to);
@@ -369,9 +373,13 @@ void svc_request_restart(sv_ctx *sv, svc *s);
 int svc_on_child_exit(sv_ctx *sv, pid_t pid, int status);
 /* Start every WAITING service whose conditions hold (called after each state change). */
 void svc_eval_deps(sv_ctx *sv);
+/* t_eval's callback: the next batch of starts. */
+void svc_on_eval_timer(sv_ctx *sv, void *arg);
 void svc_probe_result(sv_ctx *sv, svc *s, int is_live, int ok);
 int svc_deps_ok(sv_ctx *sv, const svc *s);
 void svc_free_slot(sv_ctx *sv, svc *s);
+/* Stop watching the service's notification fd (ready: {notify: N}), if it is watched. */
+void svc_notify_close(sv_ctx *sv, svc *s);
 
 /* --- probe.c ------------------------------------------------------------------------------- */
 void probe_setup(sv_ctx *sv, svc *s);

@@ -328,6 +328,21 @@ static const struct {
     {V1 "services: [a]\n", "t.yaml:2:11: services: expected a mapping, got a list"},
     {V1 "servces:\n  a: {command: [x]}\n",
      "t.yaml:2:1: unknown key 'servces' in the manifest (did you mean 'services'?)"},
+    {V1 "services:\n  a:\n    command: [x]\n    ready: {notify: 2}\n",
+     "t.yaml:5:21: services.a.ready.notify: 2 is out of range (3 to 255)"},
+    {V1 "services:\n  a:\n    command: [x]\n    ready: {log: \"a(\"}\n",
+     "t.yaml:5:18: services.a.ready.log: 'a(' is not a valid extended regular expression: Unmatched ( or "
+     "\\("},
+    {V1 "services:\n  a:\n    command: [x]\n    live: {notify: 3}\n",
+     "t.yaml:5:12: services.a.live: 'notify' says when a service is ready, it cannot check liveness (use "
+     "tcp, "
+     "http or exec)"},
+    {V1 "services:\n  a:\n    command: [x]\n    ready: {notfy: 3}\n",
+     "t.yaml:5:13: unknown key 'notfy' in services.a.ready (did you mean 'notify'?)"},
+    {V1 "services:\n  a:\n    command: [x]\n    ready: {notify: 3, log: x}\n",
+     "t.yaml:5:24: services.a.ready: has both 'notify' and 'log' (a probe checks one thing)"},
+    {V1 "services:\n  a:\n    command: [x]\n    ready: {}\n",
+     "t.yaml:5:5: services.a.ready: needs one of tcp, http, exec, notify or log"},
     {V1 "x-anchors: &a [1]\nfoo: 1\n" SVC, "t.yaml:3:1: unknown key 'foo' in the manifest (known keys: "
                                            "version, supervisor, env, secrets, services)"},
     {V1 SVC "    x-note: hi\n",
@@ -499,8 +514,9 @@ static const struct {
     {V1 "services:\n  a: {command: [x], depends_on: [b]}\n  b: {command: [x], depends_on: [a]}\n",
      "t.yaml:3:3: dependency cycle: a -> b -> a"},
     /* probes */
-    {V1 SVC "    ready:\n", "t.yaml:5:5: services.a.ready: needs one of tcp, http or exec"},
-    {V1 SVC "    ready: {interval: 1s}\n", "t.yaml:5:5: services.a.ready: needs one of tcp, http or exec"},
+    {V1 SVC "    ready:\n", "t.yaml:5:5: services.a.ready: needs one of tcp, http, exec, notify or log"},
+    {V1 SVC "    ready: {interval: 1s}\n",
+     "t.yaml:5:5: services.a.ready: needs one of tcp, http, exec, notify or log"},
     {V1 SVC "    ready: {tcp: 'h:1', http: 'http://h/'}\n",
      "t.yaml:5:25: services.a.ready: has both 'tcp' and 'http' (a probe checks one thing)"},
     {V1 SVC "    live: {exec: [x], tcp: 'h:1'}\n",
