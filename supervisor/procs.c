@@ -200,9 +200,8 @@ void procs_state_save(sv_ctx *sv)
     fprintf(f, "xtask-supervisor-state 1\nrun %s\n", sv->run_id);
     for (size_t i = 0; i < sv->nslots; i++) {
         const svc *s = &sv->slots[i];
-        unsigned long long start;
-        if (s->used && s->pid > 0 && procs_stat(s->pid, NULL, NULL, &start) == 0)
-            fprintf(f, "svc %s %d %llu\n", s->name, (int)s->pid, start);
+        if (s->used && s->pid > 0 && s->start_ticks != 0)
+            fprintf(f, "svc %s %d %llu\n", s->name, (int)s->pid, s->start_ticks);
     }
     if (fclose(f) != 0 || rename(tmp, sv->state_path) < 0) unlink(tmp);
 }

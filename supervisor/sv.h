@@ -180,11 +180,12 @@ struct svc {
     int completed; /* oneshot: exited 0 */
     svc_stop_reason stop_reason;
     int live_fails;
-    int sweeps;       /* start attempts spent waiting for the previous run's leftovers to die */
-    sv_timer t_state; /* BACKOFF: restart; STARTING: start_period; STOPPING: SIGKILL */
-    sv_watch out[2];  /* stdout, stderr pipes (read ends) */
-    sv_linebuf lb[2]; /* their buffers are lbuf[] */
-    sv_watch notify;  /* ready: {notify: N}: the read end of the service's fd N, until READY */
+    int sweeps;                     /* start attempts spent waiting for the previous run's leftovers to die */
+    sv_timer t_state;               /* BACKOFF: restart; STARTING: start_period; STOPPING: SIGKILL */
+    sv_watch out[2];                /* stdout, stderr pipes (read ends) */
+    sv_linebuf lb[2];               /* their buffers are lbuf[] */
+    sv_watch notify;                /* ready: {notify: N}: the read end of the service's fd N, until READY */
+    unsigned long long start_ticks; /* pid's start time (/proc stat field 22), for the state file */
     sv_ring ring;
     uint64_t dropped, dropped_reported;
     sv_probe ready, live;
@@ -267,6 +268,7 @@ struct sv_ctx {
     int in_eval, eval_again; /* svc_eval_deps re-entrancy guard */
     sv_timer t_eval;         /* more services to start than SV_SPAWN_BATCH: go on next iteration */
     int spawned;             /* services spawned in this loop iteration (loop_once resets it) */
+    int state_dirty;         /* a service was spawned: rewrite the state file before sleeping */
     int reload_pending;
     /* leftovers of an earlier run (procs.c) */
     char *state_path; /* <control socket>.state */

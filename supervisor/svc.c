@@ -323,7 +323,12 @@ static void svc_spawn(sv_ctx *sv, svc *s)
     }
     output_attach(sv, s, po[0], pe[0]);
     s->pid = pid;
-    procs_state_save(sv); /* a supervisor killed from now on leaves a record of this process group */
+    /* A supervisor killed from now on leaves a record of this process group: the state file is
+     * rewritten before the loop next sleeps (loop_once), once for all the spawns of an iteration,
+     * with the start time read here once: rewriting it per spawn, reading /proc for every running
+     * service, made 1000 services take 25 s to start instead of 4 s. */
+    if (procs_stat(pid, NULL, NULL, &s->start_ticks) != 0) s->start_ticks = 0;
+    sv->state_dirty = 1;
     s->spawn_ms = now;
     s->stop_reason = STOP_NONE;
     s->live_fails = 0;
