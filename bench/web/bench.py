@@ -309,7 +309,7 @@ def run_sse(n, secs, port=None, web=None, client_cpus="", path="/events?project=
     t_end = time.monotonic() + secs
     nxt = time.monotonic()
     while time.monotonic() < t_end:
-        nc.publish("xtask.events.bench.tick", json.dumps({"type": "tick", "seq": sent, "t": time.time_ns()}))
+        nc.publish("xtask.events.bench.bench.tick", json.dumps({"type": "tick", "seq": sent, "t": time.time_ns()}))
         sent += 1
         nxt += 1.0 / SSE_RATE
         d = nxt - time.monotonic()

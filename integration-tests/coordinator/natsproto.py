@@ -9,7 +9,7 @@ passes, queueing the messages of other subscriptions on the way and answering th
     sid = c.subscribe("xtask.logs.>"); c.flush(); ...; c.next_msg(sid, 1.0) / c.drain(sid)
     c.js_publish("xtask.queue.task", body, msg_id="x") -> PubAck dict
     c.js_api("STREAM.INFO.xtask-results") -> dict
-    c.js_last("xtask-results", "xtask.results.t-1") -> dict or None
+    c.js_last("xtask-results", "xtask.results.*.t-1") -> dict or None
 """
 import base64
 import json

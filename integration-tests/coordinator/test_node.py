@@ -64,9 +64,9 @@ def setup():
 
 
 def test_register_and_heartbeat():
-    sub_reg = C.subscribe("xtask.nodes.register")
-    sub_hb = C.subscribe("xtask.nodes.heartbeat")
-    sub_ev = C.subscribe("xtask.events.ops.node.>")
+    sub_reg = C.subscribe(f"xtask.nodes.register.{NODE_ID}")
+    sub_hb = C.subscribe(f"xtask.nodes.heartbeat.{NODE_ID}")
+    sub_ev = C.subscribe(f"xtask.events.ops.{NODE_ID}.node.>")
     C.flush()
     NODE.start()
     reg = C.next_msg(sub_reg, 5).json()
@@ -128,14 +128,15 @@ def test_task_run_output_logs_events_result():
     assert ("stderr", "warn") in [(x["stream"], x["line"]) for x in lines], lines
     assert all(x["id"] == "run-lines-1" and x["task"] == "lines" for x in lines), lines
     events = [m for m in C.drain(evs, 0.3)]
-    types = [m.subject.split(".", 3)[3] for m in events]
+    assert all(m.subject.split(".")[3] == NODE_ID for m in events), events  # xtask.events.<p>.<node>.<type>
+    types = [m.subject.split(".", 4)[4] for m in events]
     assert types[0] == "task.started" and types[-1] == "task.finished", types
     assert types.count("task.output") == 4, types
     fin = events[-1].json()
     assert fin["exit_code"] == 3 and fin["id"] == "run-lines-1" and fin["node"] == NODE_ID, fin
     C.unsubscribe(logs)
     C.unsubscribe(evs)
-    res = wait_until(lambda: C.js_last("xtask-results", "xtask.results.run-lines-1"), 5, what="stored result")
+    res = wait_until(lambda: C.js_last("xtask-results", "xtask.results.*.run-lines-1"), 5, what="stored result")
     assert res["exit_code"] == 3 and "line3" in res["output"] and res["finished_ms"] >= res["started_ms"], res
 
 
@@ -360,11 +361,11 @@ def test_broadcast():
 def test_queue_basic():
     ack = C.js_publish("xtask.queue.task", {"args": ["echo", "queued"], "id": "q-basic-1"}, msg_id="q-basic-1")
     assert ack.get("stream") == "xtask-queue", ack
-    res = wait_until(lambda: C.js_last("xtask-results", "xtask.results.q-basic-1"), 10, what="queued result")
+    res = wait_until(lambda: C.js_last("xtask-results", "xtask.results.*.q-basic-1"), 10, what="queued result")
     assert res["output"] == "queued\n" and res["node"] == NODE_ID, res
     # an unknown task on the queue: an error result, and the message is not redelivered forever
     C.js_publish("xtask.queue.task", {"args": ["nope-task"], "id": "q-bad-1"}, msg_id="q-bad-1")
-    res = wait_until(lambda: C.js_last("xtask-results", "xtask.results.q-bad-1"), 10, what="error result")
+    res = wait_until(lambda: C.js_last("xtask-results", "xtask.results.*.q-bad-1"), 10, what="error result")
     assert res["error"]["code"] == "unknown_task", res
     info = wait_until(lambda: (lambda i: i if i["state"]["messages"] == 0 else None)(
         C.js_api("STREAM.INFO.xtask-queue")), 10, what="queue empty")
@@ -413,7 +414,7 @@ def test_bad_config_position():
 
 
 def test_sigterm_clean_stop():
-    logs = C.subscribe("xtask.events.ops.node.left")
+    logs = C.subscribe(f"xtask.events.ops.{NODE_ID}.node.left")
     C.flush()
     ib = C.new_inbox()
     sid = C.subscribe(ib)

@@ -398,7 +398,7 @@ def test_sse_delivery_json_and_datastar():
     js.read_until(b"event: hello")
     ds.read_until(b'"user":"developer"')
     other.read_until(b"event: hello")
-    nc.publish("xtask.events.p1.task.output", {"type": "task.output", "id": "t-sse1", "node": "test-1",
+    nc.publish("xtask.events.p1.test-1.task.output", {"type": "task.output", "id": "t-sse1", "node": "test-1",
                                                 "stream": "stdout", "line": "<b>marker-42</b>"})
     nc.flush()
     js.read_until(b"marker-42")
@@ -446,11 +446,11 @@ def test_slow_client_dropped_with_notice_fast_client_unaffected():
     t = threading.Thread(target=reader, daemon=True)
     t.start()
     for i in range(n):
-        nc.publish("xtask.events.slow.x.y", {"i": i, "pad": pad})
+        nc.publish("xtask.events.slow.n1.x.y", {"i": i, "pad": pad})
         if i % 100 == 99:  # bursts smaller than the queue, paced by the client that reads
             nc.flush()
             wait_until(lambda: got["fast"] >= i + 1 - 100, 10, what=f"the fast client keeps up ({got})")
-    nc.publish("xtask.events.slow.x.y", {"i": "last", "pad": ""})
+    nc.publish("xtask.events.slow.n1.x.y", {"i": "last", "pad": ""})
     nc.flush()
     wait_until(lambda: got["fast"] >= n + 1, 20, what=f"the fast client receives every event (got {got})")
     stop.set()

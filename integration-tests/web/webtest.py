@@ -394,7 +394,7 @@ class FakeNode:
 
     def heartbeat(self):
         self.record["ts_ms"] = int(time.time() * 1000)
-        self.nats.publish("xtask.nodes.heartbeat", self.record)
+        self.nats.publish(f"xtask.nodes.heartbeat.{self.id}", self.record)
 
     def _run(self, subj, reply, data):
         req = json.loads(data)
@@ -404,7 +404,7 @@ class FakeNode:
 
         def work():
             t0 = time.time()
-            ev = f"xtask.events.{project}"
+            ev = f"xtask.events.{project}.{self.id}"
             self.nats.publish_quiet(f"{ev}.task.started", {"type": "task.started", "id": tid, "node": self.id, "task": task,
                                                      "ts_ms": int(t0 * 1000)})
             out = []

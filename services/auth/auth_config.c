@@ -414,6 +414,9 @@ static int parse_session(ctx_t *c, const xt_node *n, auth_config *cfg)
     }
     if (!cfg->kv_nats.url && !(cfg->kv_nats.url = strdup("nats://127.0.0.1:4222")))
         return xt_conf_error(c->err, c->errlen, c->doc, n, "out of memory");
+    /* the auth identity may read only its own replies (docs/SECURITY.md, "The bus") */
+    if (!cfg->kv_nats.inbox_prefix && !(cfg->kv_nats.inbox_prefix = strdup("_INBOX_auth")))
+        return xt_conf_error(c->err, c->errlen, c->doc, n, "out of memory");
     return 0;
 }
 

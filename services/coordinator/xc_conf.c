@@ -35,6 +35,7 @@ void xc_conf_defaults(xc_conf *c)
     c->node_ttl_ms = 15000;
     c->replicas = 1;
     c->results_max_age_ms = 24LL * 3600 * 1000;
+    c->manage_streams = 1;
     c->max_concurrent = 4;
     c->max_queued = 16;
     c->max_request_bytes = 1024 * 1024;
@@ -453,8 +454,8 @@ static int load_doc(xc_conf *c, const xt_doc *doc, char *err, size_t errlen)
                                       "download", "kill_port", NULL};
     static const char *const k_tenv[] = {"pass", "set", NULL};
     static const char *const k_node[] = {"region", "capabilities", "events_project", NULL};
-    static const char *const k_nats[] = {XT_NATS_CONF_KEYS, "heartbeat",       "node_ttl",
-                                         "replicas",        "results_max_age", NULL};
+    static const char *const k_nats[] = {XT_NATS_CONF_KEYS, "heartbeat",      "node_ttl", "replicas",
+                                         "results_max_age", "manage_streams", NULL};
     static const char *const k_limits[] = {
         "max_concurrent",  "max_queued",  "max_request", "output_tail",    "output_max",
         "default_timeout", "max_timeout", "kill_grace",  "live_lines_max", NULL};
@@ -495,7 +496,8 @@ static int load_doc(xc_conf *c, const xt_doc *doc, char *err, size_t errlen)
               get_dur(&l, s, "node_ttl", "nats.node_ttl", 1000, 3600000, &c->node_ttl_ms) ||
               get_int(&l, s, "replicas", "nats.replicas", 1, 5, &c->replicas) ||
               get_dur(&l, s, "results_max_age", "nats.results_max_age", 1000, 365LL * 86400000,
-                      &c->results_max_age_ms)))
+                      &c->results_max_age_ms) ||
+              get_bool(&l, s, "manage_streams", "nats.manage_streams", &c->manage_streams)))
         return -1;
     if (c->node_ttl_ms < 2 * c->heartbeat_ms)
         return xt_conf_error(err, errlen, doc, s, "nats.node_ttl must be at least twice nats.heartbeat");

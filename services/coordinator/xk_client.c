@@ -351,14 +351,15 @@ out:
     return rc;
 }
 
-/* Fetch the stored result of id into *out (caller decrefs); waits up to wait_ms. */
+/* Fetch the stored result of id into *out (caller decrefs); waits up to wait_ms. Results are
+ * stored under the node that ran them (`xtask.results.<node>.<id>`): the last of any node. */
 static int fetch_result(natsConnection *nc, const char *id, int64_t wait_ms, json_t **out)
 {
     jsCtx *js = NULL;
     char subj[160];
     int64_t deadline = xp_mono_ms() + wait_ms;
     int rc = -1;
-    snprintf(subj, sizeof subj, "xtask.results.%s", id);
+    snprintf(subj, sizeof subj, "xtask.results.*.%s", id);
     if (natsConnection_JetStream(&js, nc, NULL) != NATS_OK) return -1;
     for (;;) {
         natsMsg *m = NULL;

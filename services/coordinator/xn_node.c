@@ -4,26 +4,31 @@
  * Design (threads and who owns what)
  * ----------------------------------
  * - main thread: one poll loop over a signalfd (SIGTERM, SIGINT, SIGHUP) and an eventfd that the
- *   nats.c connection callbacks poke. It publishes `xtask.nodes.register` (start, every
- *   (re)connect) and `xtask.nodes.heartbeat` + the KV record (every nats.heartbeat). All of these
+ *   nats.c connection callbacks poke. It publishes `xtask.nodes.register.<id>` (start, every
+ *   (re)connect) and `xtask.nodes.heartbeat.<id>` + the KV record (every nats.heartbeat). All of these
  *   are core publishes: nothing in this loop waits on the broker, so signals are handled at once
  *   even during an outage. The KV record is a plain publish on `$KV.xtask_nodes.<id>` (that is
  *   what a KV put is), so no pending ack can pile up while the broker is away.
  * - nats.c callback threads (one per subscription): `xtask.<id>.>`, `xtask.nodes.discover`,
- *   `xtask.broadcast.>`. They answer cheap requests inline (ping, discover, and every error that
- *   needs no work: bad JSON, oversized payload, unknown task, busy) and queue the rest as jobs.
- *   They never wait for a process, a download or the broker.
+ *   `xtask.broadcast.<verb>` for ping and the verbs of our capabilities. They answer cheap requests inline
+ * (ping, discover, and every error that needs no work: bad JSON, oversized payload, unknown task, busy) and
+ * queue the rest as jobs. They never wait for a process, a download or the broker.
  * - worker threads (limits.max_concurrent): take jobs from one bounded FIFO (limits.max_queued;
  *   beyond it the request gets `busy`), run them (xr_run: own process group, no shell, deadline),
  *   publish live output, reply, store the result in `xtask-results`.
  * - jetstream thread: creates/updates the streams `xtask-queue` and `xtask-results`, the KV bucket
  *   `xtask_nodes` and one durable pull consumer per queue capability, whenever the connection is
- *   (re)established, retrying with a back-off until JetStream answers.
+ *   (re)established, retrying with a back-off until JetStream answers (nats.manage_streams, the
+ *   region's platform node); an edge node only checks that its consumers exist.
+ * - Every subject we publish carries our id (register, heartbeat, logs, events, results, KV key),
+ *   and our replies come to `_INBOX_node-<id>.`: the bus's permissions bind a node identity to them
+ *   (docs/SECURITY.md, "The bus").
  * - puller threads (one per queue capability): fetch one message at a time, and only while a worker
  *   is free, so a busy node leaves queued work to other nodes. The job is run by a worker, which
  *   sends in-progress acks while it runs, stores the result, then acks (a task interrupted by a
  *   shutdown is nak'ed so that another node runs it). Before running, the worker looks the id up in
- *   `xtask-results`: a message redelivered after its result was stored is acked, not run again.
+ *   `xtask-results` (our own results only): a message redelivered after we stored its result is
+ *   acked, not run again.
  *
  * A node killed with SIGKILL cannot kill its tasks' groups (posix_spawn has no parent-death
  * signal). Under xtask-supervisor they are not left to finish unobserved: they carry the node's
@@ -67,6 +72,7 @@
 #define XN_QCAPS_MAX 16
 #define XN_WORKERS_MAX 256
 #define XN_JS_WAIT_MS 2000
+#define XN_BCAST_MAX 8
 
 typedef enum { JOB_RUN, JOB_QUEUE_RUN, JOB_WHICH, JOB_DOWNLOAD, JOB_SILENT, JOB_KILL_PORT } job_kind;
 
@@ -90,7 +96,9 @@ typedef struct xn {
 
     natsConnection *nc;
     jsCtx *js;
-    natsSubscription *sub_node, *sub_discover, *sub_broadcast;
+    natsSubscription *sub_node, *sub_discover;
+    natsSubscription *sub_broadcast[XN_BCAST_MAX]; /* one per verb of our capabilities */
+    int nbroadcast;
     int evfd;
 
     pthread_mutex_t mu;
@@ -184,18 +192,19 @@ static void node_info(xn *n, xp_node_info *ni)
 static void publish_event(xn *n, const char *project, const char *type, const char *id, json_t *extra)
 {
     char subj[256];
-    snprintf(subj, sizeof subj, "xtask.events.%s.%s", project, type);
+    snprintf(subj, sizeof subj, "xtask.events.%s.%s.%s", project, n->id, type);
     publish_str(n, subj, xp_event_json(type, id, n->id, extra, xp_now_ms()));
 }
 
-/* Announce: register or heartbeat subject, plus the KV record. */
-static void announce(xn *n, const char *subject)
+/* Announce: xtask.nodes.<what>.<id> (what: register or heartbeat), plus the KV record. */
+static void announce(xn *n, const char *what)
 {
     xp_node_info ni;
-    char kvsubj[128];
+    char kvsubj[128], subject[128];
     node_info(n, &ni);
     char *rec = xp_node_json(&ni);
     if (!rec) return;
+    snprintf(subject, sizeof subject, "xtask.nodes.%s.%s", what, n->id);
     natsConnection_PublishString(n->nc, subject, rec);
     snprintf(kvsubj, sizeof kvsubj, "$KV.%s.%s", XN_KV_BUCKET, n->id);
     natsConnection_PublishString(n->nc, kvsubj, rec);
@@ -330,14 +339,19 @@ static char **task_argv(xn *n, const xp_run_req *r, const xc_task **tk, char **e
     return argv;
 }
 
-/* 1 if xtask-results already holds a result for id. */
+/* 1 if xtask-results already holds this node's result for id. A direct get of our own subject
+ * (`$JS.API.DIRECT.GET.xtask-results.xtask.results.<node>.<id>`): a node identity may read its own
+ * results only, never the stream (other developers' output). A message redelivered to another
+ * node after we stored its result runs again there (a second result; readers take the last). */
 static int result_exists(xn *n, const char *id)
 {
-    char subj[128];
+    char subj[160];
     natsMsg *m = NULL;
-    jsErrCode jerr = 0;
-    snprintf(subj, sizeof subj, "xtask.results.%s", id);
-    natsStatus st = js_GetLastMsg(&m, n->js, XN_STREAM_RESULTS, subj, NULL, &jerr);
+    jsDirectGetMsgOptions o;
+    jsDirectGetMsgOptions_Init(&o);
+    snprintf(subj, sizeof subj, "xtask.results.%s.%s", n->id, id);
+    o.LastBySubject = subj;
+    natsStatus st = js_DirectGetMsg(&m, n->js, XN_STREAM_RESULTS, NULL, &o);
     natsMsg_Destroy(m);
     return st == NATS_OK;
 }
@@ -360,10 +374,10 @@ static int node_stopping(xn *n)
 
 static int store_result(xn *n, const char *id, const char *json, natsMsg *qmsg)
 {
-    char subj[128];
+    char subj[160];
     int64_t t0 = xp_now_ms(), backoff = 50;
     int attempts = 0;
-    snprintf(subj, sizeof subj, "xtask.results.%s", id);
+    snprintf(subj, sizeof subj, "xtask.results.%s.%s", n->id, id);
     for (;;) {
         jsErrCode jerr = 0;
         jsPubAck *pa = NULL;
@@ -762,6 +776,8 @@ static int ensure_stream(xn *n, const char *name, const char *subject, jsRetenti
     sc.Replicas = n->conf->replicas;
     sc.MaxAge = max_age_ms * 1000000LL;
     sc.Duplicates = 2LL * 60 * 1000000000LL;
+    /* direct gets: how a node looks up its own result (docs/PROTOCOL.md) */
+    sc.AllowDirect = ret == js_LimitsPolicy;
     natsStatus st = js_AddStream(&si, n->js, &sc, NULL, &jerr);
     if (st != NATS_OK && jerr == JSStreamNameExistErr) {
         jsStreamInfo_Destroy(si);
@@ -829,8 +845,29 @@ static int ensure_consumer(xn *n, const char *cap)
     return 0;
 }
 
+/* An edge node binds: it may not create or update streams, buckets or consumers (its identity has
+ * no stream API beyond its own consumers' info and fetches); the region's platform made them. */
+static int bind_consumers(xn *n)
+{
+    for (size_t i = 0; n->conf->queue_capabilities[i]; i++) {
+        jsConsumerInfo *ci = NULL;
+        jsErrCode jerr = 0;
+        char durable[96];
+        snprintf(durable, sizeof durable, "xtask-q-%s", n->conf->queue_capabilities[i]);
+        natsStatus st = js_GetConsumerInfo(&ci, n->js, XN_STREAM_QUEUE, durable, NULL, &jerr);
+        jsConsumerInfo_Destroy(ci);
+        if (st != NATS_OK) {
+            xt_warn("consumer %s of %s not there yet (the region's platform node creates it): %s (%d)",
+                    durable, XN_STREAM_QUEUE, natsStatus_GetText(st), (int)jerr);
+            return -1;
+        }
+    }
+    return 0;
+}
+
 static int js_setup(xn *n)
 {
+    if (!n->conf->manage_streams) return bind_consumers(n);
     if (ensure_stream(n, XN_STREAM_RESULTS, "xtask.results.>", js_LimitsPolicy,
                       n->conf->results_max_age_ms) ||
         ensure_stream(n, XN_STREAM_QUEUE, "xtask.queue.>", js_WorkQueuePolicy, 0) || ensure_kv(n))
@@ -1000,7 +1037,14 @@ static int connect_nats(xn *n, const xt_nats_conf *conf)
     /* starts before the server is reachable: on_connected runs when it connects */
     xt_nats_params p = {.retry_connect = 1, .name = name, .on_connected = on_connected, .ud = n};
     natsStatus st;
-    if (xt_nats_connect(conf, &p, &n->nc, err, sizeof err) != 0) {
+    /* Our replies (PubAcks, consumer fetches, direct gets) come to `_INBOX_node-<id>` unless the
+     * configuration names another: the only inbox a node identity may read (docs/SECURITY.md,
+     * "The bus"). A shallow copy: the strings stay the configuration's. */
+    xt_nats_conf c = *conf;
+    char prefix[XP_ID_MAX + 16];
+    snprintf(prefix, sizeof prefix, "_INBOX_node-%s", n->id);
+    if (!c.inbox_prefix || !*c.inbox_prefix) c.inbox_prefix = prefix;
+    if (xt_nats_connect(&c, &p, &n->nc, err, sizeof err) != 0) {
         xt_error("%s", err);
         return -1;
     }
@@ -1017,8 +1061,17 @@ static int connect_nats(xn *n, const xt_nats_conf *conf)
     st = natsConnection_Subscribe(&n->sub_node, n->nc, subj, on_node_msg, n);
     if (st == NATS_OK)
         st = natsConnection_Subscribe(&n->sub_discover, n->nc, "xtask.nodes.discover", on_discover, n);
+    /* Broadcasts: only the verbs of our capabilities (a node identity may subscribe to no other). */
     if (st == NATS_OK)
-        st = natsConnection_Subscribe(&n->sub_broadcast, n->nc, "xtask.broadcast.>", on_broadcast_msg, n);
+        st = natsConnection_Subscribe(&n->sub_broadcast[n->nbroadcast++], n->nc, "xtask.broadcast.ping",
+                                      on_broadcast_msg, n);
+    for (size_t i = 0; st == NATS_OK && i < sizeof verbs / sizeof verbs[0] && n->nbroadcast < XN_BCAST_MAX;
+         i++) {
+        if (!xc_conf_has_cap(n->conf, verbs[i].cap)) continue;
+        snprintf(subj, sizeof subj, "xtask.broadcast.%s%s", verbs[i].verb,
+                 verbs[i].kind == JOB_KILL_PORT ? ".*" : "");
+        st = natsConnection_Subscribe(&n->sub_broadcast[n->nbroadcast++], n->nc, subj, on_broadcast_msg, n);
+    }
     if (st != NATS_OK) {
         xt_error("subscribe: %s", natsStatus_GetText(st));
         return -1;
@@ -1031,7 +1084,8 @@ static void node_stop(xn *n)
 {
     /* 1. no new requests */
     if (n->sub_node) natsSubscription_Unsubscribe(n->sub_node);
-    if (n->sub_broadcast) natsSubscription_Unsubscribe(n->sub_broadcast);
+    for (int i = 0; i < n->nbroadcast; i++)
+        if (n->sub_broadcast[i]) natsSubscription_Unsubscribe(n->sub_broadcast[i]);
     if (n->sub_discover) natsSubscription_Unsubscribe(n->sub_discover);
     /* 2. refuse the queued jobs, kill the running groups, wake everyone */
     pthread_mutex_lock(&n->mu);
@@ -1090,7 +1144,8 @@ static void node_stop(xn *n)
     for (int i = 0; i < XN_QCAPS_MAX; i++)
         natsSubscription_Destroy(n->qsubs[i]);
     natsSubscription_Destroy(n->sub_node);
-    natsSubscription_Destroy(n->sub_broadcast);
+    for (int i = 0; i < n->nbroadcast; i++)
+        natsSubscription_Destroy(n->sub_broadcast[i]);
     natsSubscription_Destroy(n->sub_discover);
     jsCtx_Destroy(n->js);
     natsConnection_Close(n->nc);
@@ -1191,15 +1246,14 @@ int xn_node_run(const xn_params *p)
                 xt_warn("eventfd read: %s", strerror(errno));
         }
         if (atomic_exchange(&n->register_needed, 0)) {
-            announce(n, "xtask.nodes.register");
+            announce(n, "register");
             publish_event(n, p->conf->events_project, "node.joined", NULL,
                           json_pack("{s:s}", "region", n->region));
             xt_info("registered as %s", n->id);
         }
         now = xp_mono_ms();
         if (now >= next_hb) {
-            if (natsConnection_Status(n->nc) == NATS_CONN_STATUS_CONNECTED)
-                announce(n, "xtask.nodes.heartbeat");
+            if (natsConnection_Status(n->nc) == NATS_CONN_STATUS_CONNECTED) announce(n, "heartbeat");
             next_hb = now + p->conf->heartbeat_ms;
         }
     }

@@ -47,6 +47,8 @@ static const char usage_text[] =
     "  --config FILE      configs/xtask.yaml (also XTASK_CONFIG; else $XTASK_CONFIG_DIR/xtask.yaml,\n"
     "                     /etc/xtask/xtask.yaml, else built-in defaults: only the `noop` task)\n"
     "  --node-id ID       node id (also XTASK_NODE_ID; else FLY_REGION-FLY_MACHINE_ID; else the hostname)\n"
+    "  XTASK_NATS_INBOX_PREFIX  client commands: the inbox prefix of our NATS identity (a `cli`\n"
+    "                     identity may read only `_INBOX_<name>.`; default `_INBOX`)\n"
     "\n"
     "environment (client commands; they win over the nats: block of an explicit --config):\n"
     "  XTASK_NATS_CREDS         .creds file (user JWT + seed) the client authenticates with\n"

@@ -428,7 +428,7 @@ static void tasks_get(web_server *srv, h2o_req_t *req, const char *id)
     c->req = req;
     c->kind = 2;
     char body[160];
-    int n = snprintf(body, sizeof(body), "{\"last_by_subj\":\"xtask.results.%s\"}", id);
+    int n = snprintf(body, sizeof(body), "{\"last_by_subj\":\"xtask.results.*.%s\"}", id);
     c->breq = bus_request_start(srv, "$JS.API.STREAM.MSG.GET.xtask-results", body, (size_t)n, 5000, 0,
                                 result_reply_cb, c);
     if (!c->breq)

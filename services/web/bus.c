@@ -298,7 +298,7 @@ static void process_backlog(struct web_bus *b)
             switch (m->kind) {
             case MSG_EVENT:
                 events_on_nats(b->srv, m->subject, m->data, m->len);
-                /* xtask.events.<p>.node.left removes the node at once */
+                /* xtask.events.<p>.<node>.node.left removes the node at once */
                 {
                     const char *t = strstr(m->subject, ".node.left");
                     if (t && t[10] == 0) {
@@ -379,8 +379,8 @@ int bus_app_start(web_app *app)
     char inbox_sub[160], discover_reply[160];
     snprintf(inbox_sub, sizeof(inbox_sub), "%s.>", n->inbox);
     if (subscribe(n, "xtask.events.>", MSG_EVENT) || subscribe(n, "xtask.logs.>", MSG_LOG) ||
-        subscribe(n, "xtask.nodes.heartbeat", MSG_NODE) || subscribe(n, "xtask.nodes.register", MSG_NODE) ||
-        subscribe(n, inbox_sub, MSG_REPLY))
+        subscribe(n, "xtask.nodes.heartbeat.*", MSG_NODE) ||
+        subscribe(n, "xtask.nodes.register.*", MSG_NODE) || subscribe(n, inbox_sub, MSG_REPLY))
         return -1;
     /* every node answers with its record: the registry is full before the first heartbeat */
     snprintf(discover_reply, sizeof(discover_reply), "%s.n.0", n->inbox);

@@ -509,6 +509,8 @@ int web_conf_load(web_conf *c, const char *path, const char *listen, const char 
     c->drain_timeout_ms = 1500;
     c->nats.url = strdup("nats://127.0.0.1:4222");
     c->nats.name = strdup("xtask-web");
+    c->nats.inbox_prefix =
+        strdup("_INBOX_web"); /* the web identity's replies (docs/SECURITY.md, "The bus") */
     c->nats_request_timeout_ms = 30000;
     c->sup_poll_ms = 2000;
     c->events_queue = 256;

@@ -559,7 +559,9 @@ void events_on_nats(web_server *srv, const char *subject, const char *data, size
         if (!dot || (size_t)(dot - s) > WEB_PROJECT_MAX) return;
         memcpy(project, s, (size_t)(dot - s));
         project[dot - s] = 0;
-        snprintf(type, sizeof(type), "%s", dot + 1);
+        /* xtask.events.<project>.<node>.<type>: the node token binds the publisher (docs/PROTOCOL.md) */
+        const char *t = strchr(dot + 1, '.');
+        snprintf(type, sizeof(type), "%s", t ? t + 1 : dot + 1);
         p = project;
     }
     if (have_fmt(srv, FMT_JSON)) {
