@@ -59,7 +59,8 @@ def perms(role, ident="", caps=()):
         pub = [f"$KV.{SESSIONS_KV}.>", f"$JS.API.STREAM.INFO.{b}", f"$JS.API.STREAM.CREATE.{b}",
                f"$JS.API.STREAM.UPDATE.{b}", f"$JS.API.CONSUMER.CREATE.{b}", f"$JS.API.CONSUMER.CREATE.{b}.>",
                f"$JS.API.CONSUMER.DELETE.{b}.*", f"$JS.API.DIRECT.GET.{b}.>", f"$JS.API.STREAM.MSG.GET.{b}",
-               f"$JS.FC.{b}.>", "xtask.audit.auth.*"]
+               f"$JS.FC.{b}.>", "xtask.audit.auth.*",
+               "$JS.API.STREAM.NAMES"]  # nats.c's KV watcher finds its stream by subject (names only)
         return {"publish": {"allow": pub}, "subscribe": {"allow": [f"{inbox(role)}.>"]}}
     if role == "admin":
         return {"publish": {"allow": [">"]}, "subscribe": {"allow": [">"]}}

@@ -5,8 +5,12 @@ results, the web's and the CLI's reads, the sessions bucket for auth); every for
 node identity (and of web, cli, platform) is refused by the server and leaves no trace."""
 import json
 import os
+import sys
 
-from buslib import Probe, accounts_conf, inbox
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "auth"))
+
+from authlib import AuthServer, fast_hash  # noqa: E402
+from buslib import Probe, accounts_conf, inbox  # noqa: E402
 from coordlib import Node, run_tests, xtask
 from xt_testlib import NatsServer, TempDir, port_block, wait_until
 
@@ -130,12 +134,30 @@ def test_cli_identity():
             assert c.refused(subj), subj
 
 
+def test_real_auth_shares_sessions_with_its_identity():
+    kv = f"""  nats:
+    enabled: true
+    servers: {url("auth")}
+    bucket: xtask_sessions
+"""
+    users = {"bob": {"password": fast_hash("bob-pw"), "groups": ["developers"]}}
+    a = AuthServer(TMP, PORTS[2], users, name="ams", session_extra=kv).start()
+    b = AuthServer(TMP, PORTS[3], users, name="dfw", session_extra=kv).start()
+    try:
+        st, _, _, cookie = a.login("bob", "bob-pw")
+        assert st == 200
+        wait_until(lambda: b.verify("/web/", cookie=cookie)[0] == 200, 10, interval=0.05, what="session on dfw")
+        assert b.post_json("/api/logout", {}, cookie=cookie)[0] == 200
+        wait_until(lambda: a.verify("/web/", cookie=cookie)[0] == 302, 10, interval=0.05, what="logout on ams")
+        for srv in (a, b):
+            assert "Permissions Violation" not in srv.proc.output(), srv.proc.output()[-3000:]
+    finally:
+        a.stop()
+        b.stop()
+
+
 def test_auth_reaches_the_sessions_bucket_only():
     with client("auth") as c:
-        r = c.js_api("STREAM.CREATE.KV_xtask_sessions",
-                     {"name": "KV_xtask_sessions", "subjects": ["$KV.xtask_sessions.>"], "max_msgs_per_subject": 1,
-                      "allow_direct": True, "allow_rollup_hdrs": True, "deny_delete": True})
-        assert "error" not in r, r
         ack = c.js_publish("$KV.xtask_sessions.s1", b'{"user":"alice"}')
         assert ack.get("stream") == "KV_xtask_sessions", ack
         m = c.request("$JS.API.DIRECT.GET.KV_xtask_sessions.$KV.xtask_sessions.s1", b"", 2)
@@ -219,7 +241,8 @@ def main():
     try:
         run_tests([test_nodes_start_with_their_rights, test_web_runs_a_task_and_reads_its_result,
                    test_broadcast_reaches_every_capable_node, test_queued_tasks_on_platform_and_edge,
-                   test_cli_identity, test_auth_reaches_the_sessions_bucket_only, test_node_forbidden_subscriptions,
+                   test_cli_identity, test_real_auth_shares_sessions_with_its_identity,
+                   test_auth_reaches_the_sessions_bucket_only, test_node_forbidden_subscriptions,
                    test_node_forbidden_publishes, test_platform_and_web_cannot_delete_or_forge,
                    test_wrong_password_refused])
     finally:
