@@ -34,11 +34,13 @@ def perms(role, ident="", caps=()):
                f"xtask.events.*.{i}.>", f"xtask.results.{i}.*", f"$KV.{NODES_KV}.{i}", f"xtask.audit.task.{i}",
                f"$JS.API.DIRECT.GET.{RESULTS}.xtask.results.{i}.>"]
         sub = [f"xtask.{i}.>", "xtask.nodes.discover", "xtask.broadcast.ping", f"{inbox(role, i)}.>"]
-        for c in caps:
+        for c in (caps if role == "node" else []):
             sub += [f"xtask.broadcast.{v}" for v in VERBS.get(c, [])]
             q = f"{QUEUE}.xtask-q-{c}"
             pub += [f"$JS.API.CONSUMER.INFO.{q}", f"$JS.API.CONSUMER.MSG.NEXT.{q}", f"$JS.ACK.{q}.>"]
-        if role == "platform":
+        if role == "platform":  # the region's coordinator: every verb's broadcast, every queue
+            sub += [f"xtask.broadcast.{v[0]}" for v in VERBS.values()]
+            pub += [f"$JS.API.CONSUMER.MSG.NEXT.{QUEUE}.*", f"$JS.ACK.{QUEUE}.>"]
             for s in (RESULTS, QUEUE, f"KV_{NODES_KV}", AUDIT):
                 pub += [f"$JS.API.STREAM.CREATE.{s}", f"$JS.API.STREAM.UPDATE.{s}", f"$JS.API.STREAM.INFO.{s}"]
             pub += [f"$JS.API.CONSUMER.DURABLE.CREATE.{QUEUE}.*", f"$JS.API.CONSUMER.CREATE.{QUEUE}.>",

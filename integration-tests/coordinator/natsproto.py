@@ -4,6 +4,7 @@ One socket, no threads: every call reads the socket until what it waits for arri
 passes, queueing the messages of other subscriptions on the way and answering the server's PINGs.
 
     c = Client(url)                         # nats://127.0.0.1:port, optional user/password
+    c = Client(url, creds="x.creds")        # a user JWT + nkey seed (.creds), as nats.c reads it
     c.request("xtask.n1.ping", b"{}", 1.0) -> Msg (raises Timeout, NoResponders)
     c.gather("xtask.nodes.discover", b"{}", 0.5) -> [Msg]
     sid = c.subscribe("xtask.logs.>"); c.flush(); ...; c.next_msg(sid, 1.0) / c.drain(sid)
@@ -13,9 +14,32 @@ passes, queueing the messages of other subscriptions on the way and answering th
 """
 import base64
 import json
+import os
 import socket
+import subprocess
+import tempfile
 import time
 import urllib.parse
+
+# PKCS#8 DER prefix of an Ed25519 private key (RFC 8410): the 32-byte seed follows.
+_ED25519_PKCS8 = bytes.fromhex("302e020100300506032b657004220420")
+
+
+def creds_sign(creds_path, nonce):
+    """(jwt, signature) for a .creds file and the server's nonce: the nkey seed's Ed25519 signature,
+    made by the openssl command (stdlib Python has no Ed25519)."""
+    text = open(creds_path).read()
+    jwt = text.split("-----BEGIN NATS USER JWT-----")[1].split("------END NATS USER JWT------")[0].strip()
+    seed = text.split("-----BEGIN USER NKEY SEED-----")[1].split("------END USER NKEY SEED------")[0].strip()
+    raw = base64.b32decode(seed + "=" * (-len(seed) % 8))
+    key = raw[2:34]  # 2 prefix bytes, 32 bytes of seed, CRC16
+    with tempfile.TemporaryDirectory() as d:
+        kp = os.path.join(d, "k.der")
+        with open(os.open(kp, os.O_WRONLY | os.O_CREAT, 0o600), "wb") as f:
+            f.write(_ED25519_PKCS8 + key)
+        sig = subprocess.run(["openssl", "pkeyutl", "-sign", "-rawin", "-inkey", kp, "-keyform", "DER"],
+                             input=nonce.encode(), capture_output=True, check=True).stdout
+    return jwt, base64.urlsafe_b64encode(sig).decode().rstrip("=")
 
 
 class Timeout(Exception):
@@ -40,7 +64,7 @@ class Msg:
 
 
 class Client:
-    def __init__(self, url, timeout=5.0, user=None, password=None, name="xt-test"):
+    def __init__(self, url, timeout=5.0, user=None, password=None, name="xt-test", creds=None):
         u = urllib.parse.urlsplit(url)
         self.sock = socket.create_connection((u.hostname or "127.0.0.1", u.port or 4222), timeout=timeout)
         self.buf = b""
@@ -59,6 +83,8 @@ class Client:
         if user:
             opts["user"] = urllib.parse.unquote(user)
             opts["pass"] = urllib.parse.unquote(password or "")
+        if creds:
+            opts["jwt"], opts["sig"] = creds_sign(creds, self.info.get("nonce", ""))
         self._send(b"CONNECT " + json.dumps(opts).encode() + b"\r\n")
         self.flush(timeout)
 

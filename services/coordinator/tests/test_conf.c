@@ -35,6 +35,7 @@ static void test_defaults(void **state)
     assert_false(xc_conf_port_allowed(&c, 8080));
     assert_false(xc_conf_taskfile_allows(&c, "build"));
     assert_true(xc_conf_has_cap(&c, "task"));
+    assert_true(c.manage_streams); /* a region node unless told otherwise */
     assert_int_equal(c.max_request_bytes, 1024 * 1024);
     assert_null(c.download_dirs[0]);
     xc_conf_free(&c);
@@ -42,26 +43,27 @@ static void test_defaults(void **state)
 
 static void test_full(void **state)
 {
-    const char *text = "version: 1\n"
-                       "node: { region: ams, capabilities: [task, which], events_project: ops }\n"
-                       "nats: { url: 'nats://x:1', heartbeat: 1s, node_ttl: 3s, replicas: 3 }\n"
-                       "limits: { max_concurrent: 2, max_queued: 0, max_request: 4KiB, output_tail: 1KiB,"
-                       " output_max: 1MiB, default_timeout: 5s, kill_grace: 0ms }\n"
-                       "queue: { capabilities: [task, gpu], ack_wait: 3s }\n"
-                       "tasks:\n"
-                       "  build:\n"
-                       "    argv: [make, -j2]\n"
-                       "    cwd: /src\n"
-                       "    env: { CC: gcc, A: 'x=y' }\n"
-                       "    timeout: 2m\n"
-                       "    args: true\n"
-                       "  lint: [ruff, check]\n"
-                       "  'go:build:native': { argv: [go, build] }\n"
-                       "taskfile: { enabled: true, allow: [test, 'go:vet'], dir: /src }\n"
-                       "silent: { warm: [true] }\n"
-                       "which: { version: false }\n"
-                       "download: { dirs: ['${XT_TEST_DIR}'], max_bytes: 10MiB }\n"
-                       "kill_port: { ports: [3000-3002, 8081] }\n";
+    const char *text =
+        "version: 1\n"
+        "node: { region: ams, capabilities: [task, which], events_project: ops }\n"
+        "nats: { url: 'nats://x:1', heartbeat: 1s, node_ttl: 3s, replicas: 3, manage_streams: false }\n"
+        "limits: { max_concurrent: 2, max_queued: 0, max_request: 4KiB, output_tail: 1KiB,"
+        " output_max: 1MiB, default_timeout: 5s, kill_grace: 0ms }\n"
+        "queue: { capabilities: [task, gpu], ack_wait: 3s }\n"
+        "tasks:\n"
+        "  build:\n"
+        "    argv: [make, -j2]\n"
+        "    cwd: /src\n"
+        "    env: { CC: gcc, A: 'x=y' }\n"
+        "    timeout: 2m\n"
+        "    args: true\n"
+        "  lint: [ruff, check]\n"
+        "  'go:build:native': { argv: [go, build] }\n"
+        "taskfile: { enabled: true, allow: [test, 'go:vet'], dir: /src }\n"
+        "silent: { warm: [true] }\n"
+        "which: { version: false }\n"
+        "download: { dirs: ['${XT_TEST_DIR}'], max_bytes: 10MiB }\n"
+        "kill_port: { ports: [3000-3002, 8081] }\n";
     xc_conf c;
     char err[512];
     if (load(&c, text, err, sizeof err) != 0) fail_msg("%s", err);
@@ -71,6 +73,7 @@ static void test_full(void **state)
     assert_string_equal(c.nats.url, "nats://x:1");
     assert_int_equal(c.heartbeat_ms, 1000);
     assert_int_equal(c.replicas, 3);
+    assert_false(c.manage_streams);
     assert_int_equal(c.max_concurrent, 2);
     assert_int_equal(c.max_queued, 0);
     assert_int_equal(c.max_request_bytes, 4096);
@@ -147,6 +150,7 @@ static void test_errors(void **state)
          "xtask.yaml:2:10:", "nats.creds: /nonexistent/node.creds: No such file or directory"},
         {"nats: { inbox_prefix: '_INBOX.*' }\n", "xtask.yaml:1:", "nats.inbox_prefix"},
         {"nats: { url: 'http://x:1' }\n", "xtask.yaml:1:", "nats.url"},
+        {"nats: { manage_streams: sometimes }\n", "xtask.yaml:1:", "manage_streams"},
         {"node: { region: 'a.b' }\n", "xtask.yaml:1:", "region"},
         {"kill_port: { ports: [70000] }\n", "xtask.yaml:1:", "1-65535"},
         {"kill_port: { ports: [abc] }\n", "xtask.yaml:1:", "not a port"},
