@@ -789,6 +789,31 @@ static int svc_group(mf_ctx *c, void *base, const xt_node *key, const xt_node *v
     return svc_ident_field(c, key, val, what, &sv->group, &sv->group_line, &sv->group_col);
 }
 
+/* `secrets: [NAME, ...]`: which top-level secrets this service gets (checked against them later). */
+static int svc_secrets(mf_ctx *c, void *base, const xt_node *key, const xt_node *val, const char *what)
+{
+    mf_service *sv = base;
+    (void)key;
+    if (val->kind != XT_NODE_SEQ)
+        return mf_fail(c, val, "%s must be a list of secret names, e.g. [AUTH_SESSION_SECRET], not %s", what,
+                       kind_of(val));
+    if (val->len > MF_MAX_SECRETS)
+        return mf_fail(c, val, "%s: too many names (at most %d)", what, MF_MAX_SECRETS);
+    xt_strv_free(sv->secrets);
+    if ((sv->secrets = calloc(val->len + 1, sizeof(char *))) == NULL) return mf_oom(c, val);
+    for (size_t i = 0; i < val->len; i++) {
+        const xt_node *it = val->items[i];
+        if (it->kind != XT_NODE_SCALAR || it->str == NULL || !env_name_ok(it->str))
+            return mf_fail(c, it, "%s: expected a secret name (letters, digits and _), not %s", what,
+                           kind_of(it));
+        for (size_t j = 0; j < i; j++)
+            if (strcmp(sv->secrets[j], it->str) == 0)
+                return mf_fail(c, it, "%s: '%s' is listed twice", what, it->str);
+        if ((sv->secrets[i] = strdup(it->str)) == NULL) return mf_oom(c, it);
+    }
+    return 0;
+}
+
 static const mf_field service_fields[] = {
     {.key = "command",
      .type = F_FUNC,
@@ -806,6 +831,7 @@ static const mf_field service_fields[] = {
     {.key = "user", .type = F_FUNC, .fn = svc_user},
     {.key = "group", .type = F_FUNC, .fn = svc_group},
     {.key = "env", .type = F_ENV, .off = offsetof(mf_service, env)},
+    {.key = "secrets", .type = F_FUNC, .fn = svc_secrets},
     {.key = "workdir", .type = F_STR, .off = offsetof(mf_service, workdir)},
     {.key = "autostart", .type = F_BOOL, .off = offsetof(mf_service, autostart)},
 };
@@ -1103,6 +1129,48 @@ static int mf_check_secret_names(mf_ctx *c)
     return 0;
 }
 
+/* Secrets reach only the services that name them: every name a service lists is a secret, and every
+ * secret is named by some service (a secret nobody gets is a mistake: a forgotten name, or a secret
+ * that should go). */
+static int mf_check_secret_scopes(mf_ctx *c)
+{
+    manifest *m = c->m;
+    const char *names[MF_MAX_SECRETS + 1];
+    int used[MF_MAX_SECRETS] = {0};
+    for (size_t i = 0; i < m->nsecrets; i++)
+        names[i] = m->secrets[i].name;
+    names[m->nsecrets] = NULL;
+    for (size_t i = 0; i < m->nservices; i++) {
+        mf_service *s = &m->services[i];
+        if (s->secrets == NULL && (s->secrets = calloc(1, sizeof(char *))) == NULL) return mf_oom(c, NULL);
+        const xt_node *list = c->svc_map[i] != NULL ? xt_map_get(c->svc_map[i], "secrets") : NULL;
+        for (size_t j = 0; s->secrets[j] != NULL; j++) {
+            const xt_node *at = list != NULL && j < list->len ? list->items[j] : c->svc_map[i];
+            size_t k = 0;
+            while (k < m->nsecrets && strcmp(m->secrets[k].name, s->secrets[j]) != 0)
+                k++;
+            if (k < m->nsecrets) {
+                used[k] = 1;
+                continue;
+            }
+            const char *hint = xt_suggest(s->secrets[j], names);
+            if (hint != NULL)
+                return mf_fail(c, at, "services.%s.secrets: unknown secret '%s' (did you mean '%s'?)",
+                               s->name, s->secrets[j], hint);
+            return mf_fail(
+                c, at, "services.%s.secrets: unknown secret '%s' (define it under the top-level secrets:)",
+                s->name, s->secrets[j]);
+        }
+    }
+    for (size_t k = 0; k < m->nsecrets; k++)
+        if (!used[k])
+            return mf_fail(c, c->secret_key[k],
+                           "secret '%s' is given to no service: list it in the secrets: of the services that "
+                           "need it (a secret reaches only those)",
+                           m->secrets[k].name);
+    return 0;
+}
+
 static int mf_check_socket(mf_ctx *c)
 {
     manifest *m = c->m;
@@ -1207,6 +1275,7 @@ static int mf_digest(const manifest *m, mf_service *s)
     dg_int(d, "type", s->type);
     dg_argv(d, "command", s->argv);
     dg_env(d, "env", s->env);
+    if (s->secrets != NULL && s->secrets[0] != NULL) dg_env(d, "secrets", s->secrets); /* which, not values */
     dg_put(d, "workdir", s->workdir);
     dg_put(d, "user", s->user);
     if (s->group != NULL) dg_put(d, "group", s->group); /* absent: the digest of older manifests */
@@ -1288,8 +1357,8 @@ static int manifest_build(const xt_doc *doc, manifest **out, char *err, size_t e
         mf_oom(c, NULL);
         goto out;
     }
-    if (mf_check_socket(c) != 0 || mf_check_secret_names(c) != 0 || mf_resolve_deps(c) != 0 ||
-        graph_order(m, err, errlen) != 0)
+    if (mf_check_socket(c) != 0 || mf_check_secret_names(c) != 0 || mf_check_secret_scopes(c) != 0 ||
+        mf_resolve_deps(c) != 0 || graph_order(m, err, errlen) != 0)
         goto out;
     for (size_t i = 0; i < m->nservices; i++) {
         if (mf_digest(m, &m->services[i]) != 0) {
@@ -1351,6 +1420,7 @@ void manifest_free(manifest *m)
         free(s->name);
         xt_strv_free(s->argv);
         xt_strv_free(s->env);
+        xt_strv_free(s->secrets);
         free(s->workdir);
         free(s->user);
         free(s->group);

@@ -92,13 +92,15 @@ typedef struct mf_service {
     char *group;               /* `group:` (name or gid) or NULL: the primary group instead of the user's */
     int group_line, group_col; /* where `group:`'s value is */
     mf_ident ident;            /* filled by the supervisor's resolver (users.c), not by the parser */
+    char **secrets;            /* `secrets: [NAME, ...]`: the top-level secrets exported to this service,
+                                * and to no other (NULL-terminated, never NULL after a load) */
     char digest[65];           /* hex SHA-256 of the service's expanded definition (for reload); it also
                                 * covers the top-level env and the secrets' definitions (not their
                                 * values), never the supervisor: section; key order does not matter */
 } mf_service;
 
 typedef struct mf_secret {
-    char *name; /* exported as this environment variable */
+    char *name; /* exported as this environment variable, only to the services that name it */
     int bytes;  /* random bytes (1..1024), default 32 */
     char *file; /* kept if present, else generated 0600 (directories created 0700) */
     int line, col;

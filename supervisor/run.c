@@ -242,16 +242,38 @@ static int secrets_load_isolated(manifest *m, char ***out, char *err, size_t err
     return rc;
 }
 
-static int build_env(manifest *m, char ***out, char *err, size_t errlen)
+/* Secret values are wiped before they are freed. */
+static void secrets_free(char **v)
+{
+    for (size_t i = 0; v != NULL && v[i] != NULL; i++)
+        explicit_bzero(v[i], strlen(v[i]));
+    xt_strv_free(v);
+}
+
+/* The services' common environment (ours, then the manifest's env:) and, apart, the secrets' values.
+ * A variable of ours that has a secret's name is left out (`fly secrets` values reach the supervisor
+ * in its environment too): a secret reaches only the services that name it (svc.c). */
+static int build_env(manifest *m, char ***out, char ***secrets_out, char *err, size_t errlen)
 {
     char **secrets = NULL;
     if (secrets_load_isolated(m, &secrets, err, errlen) < 0) return -1;
-    *out = env_merge(environ, m->env, secrets);
-    xt_strv_free(secrets);
+    size_t n = xt_strv_len(environ), k = 0;
+    char **base = calloc(n + 1, sizeof(char *));
+    for (size_t i = 0; base != NULL && i < n; i++) {
+        size_t kl = strcspn(environ[i], "=");
+        int secret = 0;
+        for (size_t j = 0; j < m->nsecrets && !secret; j++)
+            secret = strlen(m->secrets[j].name) == kl && strncmp(m->secrets[j].name, environ[i], kl) == 0;
+        if (!secret) base[k++] = environ[i];
+    }
+    *out = base != NULL ? env_merge(base, m->env, NULL) : NULL;
+    free(base);
     if (*out == NULL) {
+        xt_strv_free(secrets);
         snprintf(err, errlen, "out of memory");
         return -1;
     }
+    *secrets_out = secrets;
     return 0;
 }
 
@@ -303,7 +325,7 @@ static int select_services(const sv_ctx *sv, const manifest *m, unsigned char ke
 int sv_reload(sv_ctx *sv, char *err, size_t errlen)
 {
     manifest *nm = NULL;
-    char **env = NULL;
+    char **env = NULL, **secrets = NULL;
     int changed = 0, added = 0, removed = 0, same = 0;
     gc_manifests(sv);
     size_t slot = 0;
@@ -315,13 +337,15 @@ int sv_reload(sv_ctx *sv, char *err, size_t errlen)
     }
     unsigned char keep[MF_MAX_SERVICES];
     if (manifest_load(sv->manifest_path, &nm, err, errlen) < 0 || sv_check_support(nm, err, errlen) < 0 ||
-        select_services(sv, nm, keep, err, errlen) < 0 || build_env(nm, &env, err, errlen) < 0) {
+        select_services(sv, nm, keep, err, errlen) < 0 || build_env(nm, &env, &secrets, err, errlen) < 0) {
         xt_error("reload: %s (keeping the running configuration)", err);
         manifest_free(nm);
         return -1;
     }
     xt_strv_free(sv->env);
     sv->env = env;
+    secrets_free(sv->secrets);
+    sv->secrets = secrets;
     sv->out_json = nm->log_format == MF_LOG_JSON;
     if (strcmp(nm->control_socket, sv->mf->control_socket) != 0 ||
         (nm->status_http == NULL) != (sv->mf->status_http == NULL) ||
@@ -545,7 +569,7 @@ int sv_run(const char *manifest_path, const char *only)
     procs_stat(sv->self, NULL, NULL, &self_start);
     snprintf(sv->run_id, sizeof(sv->run_id), "%d.%llu", (int)sv->self, self_start);
     setenv(SV_RUN_ENV, sv->run_id, 1);
-    if (build_env(m, &sv->env, err, sizeof(err)) < 0) {
+    if (build_env(m, &sv->env, &sv->secrets, err, sizeof(err)) < 0) {
         fprintf(stderr, "xtask-supervisor: %s\n", err);
         rc = 2;
         goto out;
@@ -623,6 +647,7 @@ out:
         manifest_free(sv->retired[r]);
     manifest_free(sv->mf);
     xt_strv_free(sv->env);
+    secrets_free(sv->secrets);
     if (sv->sigfd >= 0) close(sv->sigfd);
     if (sv->epfd >= 0) close(sv->epfd);
     free(sv);

@@ -243,7 +243,8 @@ struct sv_ctx {
     const char *only;     /* `run --only` list, or NULL: every service */
     manifest *mf;         /* current manifest */
     manifest *retired[8]; /* older manifests still referenced by a stopping service */
-    char **env;           /* supervisor env + manifest env + secrets ("K=V", NULL-terminated) */
+    char **env;           /* supervisor env + manifest env, no secret ("K=V", NULL-terminated) */
+    char **secrets;       /* every secret "NAME=value": a service gets those its `secrets:` names */
     svc slots[SV_MAX_SLOTS];
     svc_cold cold[SV_MAX_SLOTS];        /* slots[i].c == &cold[i] */
     size_t nslots;                      /* slots ever used (loops stop here: untouched slots stay unpaged) */

@@ -292,8 +292,19 @@ static void svc_spawn(sv_ctx *sv, svc *s)
     pid_t pid = -1;
     char mark[sizeof(SV_SERVICE_ENV) + MF_NAME_MAX + 1];
     snprintf(mark, sizeof(mark), "%s=%s", SV_SERVICE_ENV, s->name);
-    char *const marks[] = {mark, NULL};
-    char **env = env_merge(sv->env, d->env, marks);
+    /* the run's marks, then the secrets this service names (and no other) */
+    char *extra[2 + MF_MAX_SECRETS] = {mark};
+    size_t nx = 1;
+    for (size_t i = 0; d->secrets != NULL && d->secrets[i] != NULL && nx < 1 + MF_MAX_SECRETS; i++) {
+        size_t nl = strlen(d->secrets[i]);
+        for (size_t j = 0; sv->secrets != NULL && sv->secrets[j] != NULL; j++)
+            if (strncmp(sv->secrets[j], d->secrets[i], nl) == 0 && sv->secrets[j][nl] == '=') {
+                extra[nx++] = sv->secrets[j];
+                break;
+            }
+    }
+    extra[nx] = NULL;
+    char **env = env_merge(sv->env, d->env, extra);
     if (env == NULL) {
         snprintf(err, sizeof(err), "out of memory");
     } else if (pipe2(po, O_CLOEXEC) < 0 || pipe2(pe, O_CLOEXEC) < 0 ||

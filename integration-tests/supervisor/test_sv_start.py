@@ -169,6 +169,10 @@ def test_spawn_environment(tmp):
     type: oneshot
     command: {fix("fds", "sigmask", "uid", "env:LAYER", "env:GLOBAL", "env:TOKEN")}
     env: {{ LAYER: service }}
+    secrets: [TOKEN]
+  other:
+    type: oneshot
+    command: {fix("env:TOKEN")}
 {user}""", top=f"""env:
   LAYER: manifest
   GLOBAL: from-manifest
@@ -186,13 +190,18 @@ secrets:
         token = open(secret_file).read().strip()
         assert stat.S_IMODE(os.stat(secret_file).st_mode) == 0o600
         assert f"TOKEN={token}" in out and len(token) >= 20, out
+        # a secret reaches only the services that name it (and never through the supervisor's own env)
+        sup.wait_state("other", "EXITED")
+        other = sup.cli("logs", "other").stdout
+        assert "TOKEN=" not in other and token not in other, other
         if user:
             assert "uid 65534" in out, out
         # the secret value is never in the supervisor's own log
         assert token not in sup.output().replace(f"TOKEN={token}", "")
         # kept on the next start
         assert sup.stop() == 0
-        sup2 = Sup(tmp, "  x:\n    command: " + fix("env:TOKEN", "forever") + "\n", top=f"""secrets:
+        sup2 = Sup(tmp, "  x:\n    command: " + fix("env:TOKEN", "forever") + "\n    secrets: [TOKEN]\n",
+                   top=f"""secrets:
   TOKEN: {{ bytes: 16, file: {q(secret_file)} }}
 """).start()
         try:

@@ -90,6 +90,7 @@ static const char full_manifest[] =
     "    workdir: /var/lib/nats\n"
     "    user: nats\n"
     "    autostart: yes\n"
+    "    secrets: [OTHER]\n"
     "  xtask:\n"
     "    command: [xtask, --nats-mode, --cluster-url, \"nats://127.0.0.1:4222\"]\n"
     "    depends_on: { nats: ready }\n"
@@ -98,6 +99,7 @@ static const char full_manifest[] =
     "    restart: on-failure\n"
     "    stop: { signal: 1 }\n"
     "  auth:\n"
+    "    secrets: [AUTH_SESSION_SECRET]\n"
     "    command: [xtask-auth, --config, /etc/xtask/auth.yml]\n"
     "    ready: { http: \"https://127.0.0.1:9091/api/health\" }\n"
     "    stop: { signal: quit }\n"
@@ -285,7 +287,8 @@ static void test_expansion(void **state)
                           "  nats:\n"
                           "    command: [nats-server, --config, \"${XT_MF_DIR:-/etc/xtask}/nats.conf\"]\n"
                           "    stop: { timeout: '${XT_MF_UNSET:-2s}' }\n"
-                          "    ready: { http: 'http://127.0.0.1:${XT_MF_UNSET:-8222}/healthz' }\n");
+                          "    ready: { http: 'http://127.0.0.1:${XT_MF_UNSET:-8222}/healthz' }\n"
+                          "    secrets: [S]\n");
     static const char *const env[] = {"FLY_REGION=syd", "NATS_SERVER_NAME=xtask-local", "PRICE=$5 and $HOME",
                                       NULL};
     assert_strv(m->env, env);
@@ -347,8 +350,8 @@ static const struct {
                                            "version, supervisor, env, secrets, services)"},
     {V1 SVC "    x-note: hi\n",
      "t.yaml:5:5: unknown key 'x-note' in service 'a' (known keys: command, type, depends_on, "
-     "ready, live, restart, backoff, restart_limit, stop, essential, user, group, env, workdir, "
-     "autostart)"},
+     "ready, live, restart, backoff, restart_limit, stop, essential, user, group, env, secrets, "
+     "workdir, autostart)"},
     {V1 "foo: 1\n" SVC, "t.yaml:2:1: unknown key 'foo' in the manifest (known keys: version, supervisor, "
                         "env, secrets, services)"},
     /* supervisor */
@@ -814,7 +817,7 @@ static void test_digest(void **state)
     assert_string_not_equal(base[0], other[0]);
     assert_string_not_equal(base[1], other[1]);
     digests("version: 1\nenv: {G: 1, H: 2}\nsecrets: {K: {file: /k}}\nservices:\n"
-            "  a: {command: [x, y], env: {A: 1, B: 2}}\n"
+            "  a: {command: [x, y], env: {A: 1, B: 2}, secrets: [K]}\n"
             "  b: {command: [z], depends_on: {a: ready}}\n",
             other, 2);
     assert_string_not_equal(base[0], other[0]);

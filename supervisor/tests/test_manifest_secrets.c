@@ -65,7 +65,7 @@ static manifest *load_with(const fixture *f, int bytes)
     manifest *m = NULL;
     snprintf(text, sizeof(text),
              "version: 1\nsecrets:\n  S: { bytes: %d, file: '%s/a/b/s' }\n  T: { file: '%s/t' }\n"
-             "services:\n  x: {command: [x]}\n",
+             "services:\n  x: {command: [x], secrets: [S, T]}\n",
              bytes, f->dir, f->dir);
     if (manifest_load_mem("s.yaml", text, strlen(text), &m, err, sizeof(err)) != 0) fail_msg("%s", err);
     return m;
@@ -295,7 +295,7 @@ static void test_encodings(void **state)
              "  H: { bytes: 24, encoding: hex, prefix: xt, file: '%s/h' }\n"
              "  U: { bytes: 32, encoding: base64url, file: '%s/u' }\n"
              "  P: { bytes: 1, encoding: base64, prefix: 'k.', file: '%s/p' }\n"
-             "services:\n  x: {command: [x]}\n",
+             "services:\n  x: {command: [x], secrets: [B, H, U, P]}\n",
              f->dir, f->dir, f->dir, f->dir);
     if (manifest_load_mem("s.yaml", text, strlen(text), &m, err, sizeof(err)) != 0) fail_msg("%s", err);
     assert_int_equal(m->secrets[0].encoding, MF_ENC_BASE64);
@@ -334,7 +334,7 @@ static void test_encodings(void **state)
     manifest_free(m);
     snprintf(text, sizeof(text),
              "version: 1\nsecrets:\n  H: { bytes: 24, encoding: base64, file: '%s/h' }\n"
-             "services:\n  x: {command: [x]}\n",
+             "services:\n  x: {command: [x], secrets: [H]}\n",
              f->dir);
     m = NULL;
     if (manifest_load_mem("s.yaml", text, strlen(text), &m, err, sizeof(err)) != 0) fail_msg("%s", err);
@@ -360,6 +360,60 @@ static void test_no_secrets(void **state)
     manifest_free(m);
 }
 
+/* Secrets reach only the services that name them: the parse, the did-you-mean and the unused case. */
+static void test_scopes(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *text, *err;
+    } bad[] = {
+        {"version: 1\nsecrets:\n  AUTH_SESSION_SECRET: { file: /tmp/xt-nope/s }\nservices:\n"
+         "  a: {command: [a], secrets: [AUTH_SESION_SECRET]}\n",
+         "q.yaml:5:31: services.a.secrets: unknown secret 'AUTH_SESION_SECRET' (did you mean "
+         "'AUTH_SESSION_SECRET'?)"},
+        {"version: 1\nsecrets:\n  S: { file: /tmp/xt-nope/s }\nservices:\n  a: {command: [a], secrets: "
+         "[ZZZ_Q]}\n",
+         "q.yaml:5:31: services.a.secrets: unknown secret 'ZZZ_Q' (define it under the top-level secrets:)"},
+        {"version: 1\nsecrets:\n  S: { file: /tmp/xt-nope/s }\n  T: { file: /tmp/xt-nope/t }\nservices:\n"
+         "  a: {command: [a], secrets: [S]}\n",
+         "q.yaml:4:3: secret 'T' is given to no service"},
+        {"version: 1\nsecrets:\n  S: { file: /tmp/xt-nope/s }\nservices:\n  a: {command: [a], secrets: [S, "
+         "S]}\n",
+         "q.yaml:5:34: services.a.secrets: 'S' is listed twice"},
+        {"version: 1\nsecrets:\n  S: { file: /tmp/xt-nope/s }\nservices:\n  a: {command: [a], secrets: S}\n",
+         "q.yaml:5:30: services.a.secrets must be a list of secret names"},
+    };
+    char err[512];
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        manifest *m = NULL;
+        err[0] = '\0';
+        assert_int_equal(manifest_load_mem("q.yaml", bad[i].text, strlen(bad[i].text), &m, err, sizeof(err)),
+                         -1);
+        if (strstr(err, bad[i].err) == NULL) fail_msg("case %zu: got '%s', want '%s'", i, err, bad[i].err);
+    }
+    const char *ok = "version: 1\nsecrets:\n  S: { file: /tmp/xt-nope/s }\n  T: { file: /tmp/xt-nope/t }\n"
+                     "services:\n  a: {command: [a], secrets: [S]}\n  b: {command: [b], secrets: [T, S]}\n"
+                     "  c: {command: [c]}\n";
+    manifest *m = NULL;
+    assert_int_equal(manifest_load_mem("q.yaml", ok, strlen(ok), &m, err, sizeof(err)), 0);
+    assert_string_equal(m->services[0].secrets[0], "S");
+    assert_null(m->services[0].secrets[1]);
+    assert_string_equal(m->services[1].secrets[0], "T");
+    assert_non_null(m->services[2].secrets);
+    assert_null(m->services[2].secrets[0]);
+    /* the list is part of the service's digest (a reload restarts a service whose secrets change) */
+    char d0[65];
+    memcpy(d0, m->services[2].digest, sizeof(d0));
+    manifest_free(m);
+    const char *ok2 = "version: 1\nsecrets:\n  S: { file: /tmp/xt-nope/s }\n  T: { file: /tmp/xt-nope/t }\n"
+                      "services:\n  a: {command: [a], secrets: [S]}\n  b: {command: [b], secrets: [S]}\n"
+                      "  c: {command: [c], secrets: [T]}\n";
+    m = NULL;
+    assert_int_equal(manifest_load_mem("q.yaml", ok2, strlen(ok2), &m, err, sizeof(err)), 0);
+    assert_string_not_equal(m->services[2].digest, d0);
+    manifest_free(m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -371,6 +425,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_values_not_in_messages, setup, teardown),
         cmocka_unit_test_setup_teardown(test_encodings, setup, teardown),
         cmocka_unit_test(test_no_secrets),
+        cmocka_unit_test(test_scopes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
