@@ -170,10 +170,10 @@ def test_spawn_environment(tmp):
     command: {fix("fds", "sigmask", "uid", "env:LAYER", "env:GLOBAL", "env:TOKEN")}
     env: {{ LAYER: service }}
     secrets: [TOKEN]
-  other:
+{user}  other:
     type: oneshot
     command: {fix("env:TOKEN")}
-{user}""", top=f"""env:
+""", top=f"""env:
   LAYER: manifest
   GLOBAL: from-manifest
 secrets:
