@@ -37,8 +37,11 @@ def creds_sign(creds_path, nonce):
         kp = os.path.join(d, "k.der")
         with open(os.open(kp, os.O_WRONLY | os.O_CREAT, 0o600), "wb") as f:
             f.write(_ED25519_PKCS8 + key)
-        sig = subprocess.run(["openssl", "pkeyutl", "-sign", "-rawin", "-inkey", kp, "-keyform", "DER"],
-                             input=nonce.encode(), capture_output=True, check=True).stdout
+        np = os.path.join(d, "nonce")  # Ed25519 is one-shot: openssl wants a file it can size
+        with open(np, "wb") as f:
+            f.write(nonce.encode())
+        sig = subprocess.run(["openssl", "pkeyutl", "-sign", "-rawin", "-inkey", kp, "-keyform", "DER", "-in", np],
+                             capture_output=True, check=True).stdout
     return jwt, base64.urlsafe_b64encode(sig).decode().rstrip("=")
 
 
