@@ -24,7 +24,7 @@ NODE_ID = "n1"
 CONFIG = f"""
 version: 1
 node: {{ region: ams, events_project: ops }}
-nats: {{ heartbeat: 300ms, node_ttl: 2s }}
+nats: {{ heartbeat: 300ms, node_ttl: 2s, results_max_bytes: 2MiB }}
 limits: {{ max_concurrent: 2, max_queued: 1, max_request: 8KiB, kill_grace: 200ms, output_tail: 256 }}
 queue: {{ ack_wait: 2s }}
 tasks:
@@ -431,6 +431,22 @@ def test_sigterm_clean_stop():
     assert C.kv_get("xtask_nodes", NODE_ID) is None
 
 
+def test_results_flood_bounded():
+    """A flood of large publishes into xtask-results (issue 10: 16 MiB in a second) stays within
+    nats.results_max_bytes: the oldest are discarded, the server and the node stay up."""
+    info = C.js_api("STREAM.INFO.xtask-results")
+    assert info["config"]["max_bytes"] == 2 * 1024 * 1024 and info["config"]["discard"] == "old", info["config"]
+    q = C.js_api("STREAM.INFO.xtask-queue")["config"]
+    assert q["max_bytes"] == 64 * 1024 * 1024 and q["discard"] == "new", q
+    blob = b"x" * (512 * 1024)
+    for i in range(24):  # 12 MiB
+        ack = C.request(f"xtask.results.{NODE_ID}.flood-{i}", blob, 5).json()
+        assert "error" not in ack, ack
+    st = C.js_api("STREAM.INFO.xtask-results")["state"]
+    assert st["bytes"] <= 2 * 1024 * 1024, st
+    assert req_json(C, f"xtask.{NODE_ID}.ping", {})["ok"] is True
+
+
 def main():
     try:
         setup()
@@ -438,7 +454,7 @@ def main():
                    test_task_run_output_logs_events_result, test_args_env_cwd_and_bounds, test_task_env_is_clean,
                    test_timeout_kills,
                    test_bad_inputs, test_busy, test_which, test_download, test_download_guard, test_silent_exec, test_kill_port,
-                   test_broadcast, test_queue_basic, test_cli_run_result, test_bad_config_position,
+                   test_broadcast, test_queue_basic, test_cli_run_result, test_bad_config_position, test_results_flood_bounded,
                    test_sigterm_clean_stop])
     finally:
         NODE.kill()

@@ -35,6 +35,9 @@ void xc_conf_defaults(xc_conf *c)
     c->node_ttl_ms = 15000;
     c->replicas = 1;
     c->results_max_age_ms = 24LL * 3600 * 1000;
+    c->results_max_bytes = 256 * 1024 * 1024;
+    c->queue_max_bytes = 64 * 1024 * 1024;
+    c->nodes_max_bytes = 8 * 1024 * 1024;
     c->manage_streams = 1;
     c->max_concurrent = 4;
     c->max_queued = 16;
@@ -454,8 +457,9 @@ static int load_doc(xc_conf *c, const xt_doc *doc, char *err, size_t errlen)
                                       "download", "kill_port", NULL};
     static const char *const k_tenv[] = {"pass", "set", NULL};
     static const char *const k_node[] = {"region", "capabilities", "events_project", NULL};
-    static const char *const k_nats[] = {XT_NATS_CONF_KEYS, "heartbeat",      "node_ttl", "replicas",
-                                         "results_max_age", "manage_streams", NULL};
+    static const char *const k_nats[] = {
+        XT_NATS_CONF_KEYS, "heartbeat",         "node_ttl",        "replicas",        "results_max_age",
+        "manage_streams",  "results_max_bytes", "queue_max_bytes", "nodes_max_bytes", NULL};
     static const char *const k_limits[] = {
         "max_concurrent",  "max_queued",  "max_request", "output_tail",    "output_max",
         "default_timeout", "max_timeout", "kill_grace",  "live_lines_max", NULL};
@@ -497,6 +501,12 @@ static int load_doc(xc_conf *c, const xt_doc *doc, char *err, size_t errlen)
               get_int(&l, s, "replicas", "nats.replicas", 1, 5, &c->replicas) ||
               get_dur(&l, s, "results_max_age", "nats.results_max_age", 1000, 365LL * 86400000,
                       &c->results_max_age_ms) ||
+              get_size(&l, s, "results_max_bytes", "nats.results_max_bytes", 1024 * 1024, (size_t)1 << 40,
+                       &c->results_max_bytes) ||
+              get_size(&l, s, "queue_max_bytes", "nats.queue_max_bytes", 1024 * 1024, (size_t)1 << 40,
+                       &c->queue_max_bytes) ||
+              get_size(&l, s, "nodes_max_bytes", "nats.nodes_max_bytes", 64 * 1024, (size_t)1 << 32,
+                       &c->nodes_max_bytes) ||
               get_bool(&l, s, "manage_streams", "nats.manage_streams", &c->manage_streams)))
         return -1;
     if (c->node_ttl_ms < 2 * c->heartbeat_ms)

@@ -46,8 +46,11 @@ typedef struct {
     int64_t node_ttl_ms;
     int replicas; /* xtask-results, xtask-queue, KV xtask_nodes */
     int64_t results_max_age_ms;
-    int manage_streams; /* 1: create/update the streams, the KV bucket and the queue consumers (the
-                           region's platform identity); 0: bind to them only (an edge node's rights) */
+    size_t results_max_bytes; /* xtask-results: oldest results discarded beyond it */
+    size_t queue_max_bytes;   /* xtask-queue: new submissions refused beyond it */
+    size_t nodes_max_bytes;   /* KV xtask_nodes */
+    int manage_streams;       /* 1: create/update the streams, the KV bucket and the queue consumers (the
+                                 region's platform identity); 0: bind to them only (an edge node's rights) */
     /* limits */
     int max_concurrent; /* tasks running at once */
     int max_queued;     /* requests waiting for a worker; beyond: busy */

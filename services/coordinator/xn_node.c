@@ -760,8 +760,10 @@ static void on_connected(natsConnection *nc, void *closure)
 
 /* ---- JetStream setup and the queue -------------------------------------------------------- */
 
+/* Create the stream, or update an existing one to this configuration (so a new max_bytes applies to
+ * streams made before it). Bounded in bytes: a flood of publishes cannot fill the volume. */
 static int ensure_stream(xn *n, const char *name, const char *subject, jsRetentionPolicy ret,
-                         int64_t max_age_ms)
+                         int64_t max_age_ms, size_t max_bytes)
 {
     jsStreamConfig sc;
     jsStreamInfo *si = NULL;
@@ -776,6 +778,9 @@ static int ensure_stream(xn *n, const char *name, const char *subject, jsRetenti
     sc.Replicas = n->conf->replicas;
     sc.MaxAge = max_age_ms * 1000000LL;
     sc.Duplicates = 2LL * 60 * 1000000000LL;
+    sc.MaxBytes = (int64_t)max_bytes;
+    /* results: the oldest go; the work queue: new submissions are refused, never silently dropped */
+    sc.Discard = ret == js_WorkQueuePolicy ? js_DiscardNew : js_DiscardOld;
     /* direct gets: how a node looks up its own result (docs/PROTOCOL.md) */
     sc.AllowDirect = ret == js_LimitsPolicy;
     natsStatus st = js_AddStream(&si, n->js, &sc, NULL, &jerr);
@@ -807,6 +812,7 @@ static int ensure_kv(xn *n)
         kc.TTL = n->conf->node_ttl_ms * 1000000LL;
         kc.Replicas = n->conf->replicas;
         kc.StorageType = js_MemoryStorage;
+        kc.MaxBytes = (int64_t)n->conf->nodes_max_bytes;
         st = js_CreateKeyValue(&kv, n->js, &kc);
     }
     kvStore_Destroy(kv);
@@ -868,9 +874,10 @@ static int bind_consumers(xn *n)
 static int js_setup(xn *n)
 {
     if (!n->conf->manage_streams) return bind_consumers(n);
-    if (ensure_stream(n, XN_STREAM_RESULTS, "xtask.results.>", js_LimitsPolicy,
-                      n->conf->results_max_age_ms) ||
-        ensure_stream(n, XN_STREAM_QUEUE, "xtask.queue.>", js_WorkQueuePolicy, 0) || ensure_kv(n))
+    if (ensure_stream(n, XN_STREAM_RESULTS, "xtask.results.>", js_LimitsPolicy, n->conf->results_max_age_ms,
+                      n->conf->results_max_bytes) ||
+        ensure_stream(n, XN_STREAM_QUEUE, "xtask.queue.>", js_WorkQueuePolicy, 0, n->conf->queue_max_bytes) ||
+        ensure_kv(n))
         return -1;
     for (size_t i = 0; n->conf->queue_capabilities[i]; i++)
         if (ensure_consumer(n, n->conf->queue_capabilities[i])) return -1;
