@@ -103,6 +103,7 @@ typedef struct xn {
 
     pthread_mutex_t mu;
     pthread_cond_t cv;
+    pthread_cond_t work_cv; /* workers wait here alone: one job wakes one worker, not the pool */
     job *head, *tail;
     int nqueued, running, reserved;
     int stopping;
@@ -247,7 +248,9 @@ static void enqueue(xn *n, job *j)
         n->head = j;
     n->tail = j;
     n->nqueued++;
-    pthread_cond_broadcast(&n->cv);
+    /* a new job frees no capacity: only a worker needs to know (waking the pool and the other
+     * waiters on cv for every request cost ~0.1-0.5 ms of context switches on 2 CPUs) */
+    pthread_cond_signal(&n->work_cv);
     pthread_mutex_unlock(&n->mu);
 }
 
@@ -561,7 +564,7 @@ static void *worker_main(void *arg)
     int slot = n->worker_seq++;
     for (;;) {
         while (!n->head && !n->stopping)
-            pthread_cond_wait(&n->cv, &n->mu);
+            pthread_cond_wait(&n->work_cv, &n->mu);
         if (n->stopping) break;
         job *j = n->head;
         n->head = j->next;
@@ -1104,6 +1107,7 @@ static void node_stop(xn *n)
     for (int i = 0; i < XN_WORKERS_MAX; i++)
         if (n->pgids[i] > 0) kill(-n->pgids[i], SIGKILL);
     pthread_cond_broadcast(&n->cv);
+    pthread_cond_broadcast(&n->work_cv);
     pthread_mutex_unlock(&n->mu);
     while (q) {
         job *next = q->next;
@@ -1203,6 +1207,7 @@ int xn_node_run(const xn_params *p)
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_mutex_init(&n->mu, NULL);
     pthread_cond_init(&n->cv, &ca);
+    pthread_cond_init(&n->work_cv, NULL);
     pthread_condattr_destroy(&ca);
     if (sfd < 0 || n->evfd < 0) {
         xt_error("signalfd/eventfd: %s", strerror(errno));
