@@ -435,6 +435,13 @@ static void on_error(natsConnection *nc, natsSubscription *sub, natsStatus err, 
 
 /* --- connect ------------------------------------------------------------------------------- */
 
+/* The server is not (yet) there, as opposed to refusing us. */
+static int unreachable(natsStatus st)
+{
+    return st == NATS_NO_SERVER || st == NATS_TIMEOUT || st == NATS_IO_ERROR || st == NATS_SYS_ERROR ||
+           st == NATS_CONNECTION_CLOSED || st == NATS_STALE_CONNECTION;
+}
+
 /* Build the options; on failure the cause is in msg. */
 static natsStatus make_options(const xt_nats_conf *c, const xt_nats_params *p, conn_ctx *x, natsOptions **out,
                                char *msg, size_t len)
@@ -470,10 +477,7 @@ static natsStatus make_options(const xt_nats_conf *c, const xt_nats_params *p, c
         if (st == NATS_OK && c->tls_ca) st = natsOptions_LoadCATrustedCertificates(o, c->tls_ca);
         if (st == NATS_OK && c->tls_cert) st = natsOptions_LoadCertificatesChain(o, c->tls_cert, c->tls_key);
     }
-    if (st == NATS_OK) {
-        step = "options";
-        if (p->retry_connect && !p->cli) st = natsOptions_SetRetryOnFailedConnect(o, true, on_connected, x);
-    }
+    if (st == NATS_OK) step = "options";
     if (st == NATS_OK) st = natsOptions_SetReconnectedCB(o, on_reconnected, x);
     if (st == NATS_OK) st = natsOptions_SetDisconnectedCB(o, on_disconnected, x);
     if (st == NATS_OK) st = natsOptions_SetClosedCB(o, on_closed, x);
@@ -513,9 +517,18 @@ int xt_nats_connect(const xt_nats_conf *c, const xt_nats_params *p, natsConnecti
         goto out;
     }
     st = natsConnection_Connect(out, o);
+    /* A service that may start before the server retries in the background, but only when the
+     * server is not there yet: a refused credential or certificate is a configuration error that
+     * retrying hides (nats.c would retry silently, then close), so it fails now with its cause. */
+    if (st != NATS_OK && p->retry_connect && !p->cli && unreachable(st)) {
+        xt_nats_status_text(st, p, msg, sizeof msg);
+        *out = NULL;
+        if (natsOptions_SetRetryOnFailedConnect(o, true, on_connected, x) == NATS_OK)
+            st = natsConnection_Connect(out, o);
+    }
     if (st == NATS_NOT_YET_CONNECTED) {
-        xt_warn("NATS at %s not reachable yet: retrying in the background", x->url);
-        x = NULL; /* the connection owns it now */
+        xt_warn("NATS at %s not reachable yet (%s): retrying in the background", x->url, msg);
+        x = NULL; /* the connection owns it now: freed by on_closed */
         rc = 0;
     } else if (st == NATS_OK) {
         conn_ctx *mine = x;

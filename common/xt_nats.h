@@ -53,7 +53,8 @@ typedef void (*xt_nats_conn_cb)(natsConnection *nc, void *ud);
 /* How one program connects. Zero-initialize, then set what applies. */
 typedef struct {
     int cli;                 /* 1: fail fast (no retry on a failed first connect), quiet logs */
-    int retry_connect;       /* services: Connect succeeds at once and connects in the background */
+    int retry_connect;       /* services: when no server answers yet, connect in the background
+                              * (a refused credential or certificate still fails at once) */
     int global_delivery;     /* natsOptions_UseGlobalMessageDelivery */
     int64_t timeout_ms;      /* connect timeout (0: 2000 ms) */
     const char *name;        /* connection name when the conf has none */

@@ -586,7 +586,7 @@ static void test_retry_and_reconnect(void **state)
     int port = s.port;
     server_stop(&s);
     conf_url(&c, "nats://127.0.0.1", port);
-    assert_int_equal(xt_nats_connect(&c, &p, &nc, err, sizeof err), 0);
+    if (xt_nats_connect(&c, &p, &nc, err, sizeof err) != 0) fail_msg("retry connect: %s", err);
     assert_non_null(nc);
     assert_int_equal(count(&h, &h.connected), 0);
     server_start(&s, "retry", port, NULL);
