@@ -1,11 +1,18 @@
 #!/usr/bin/env bash
-# Coordinator benchmark (TEAM.md rules): ours beside the anchor in one run, then rewrite only the
+# Coordinator benchmark (TEAM.md rules): ours beside the anchors in one run, then rewrite only the
 # coordinator section of bench/RESULTS.md.
-#   - floor: a bare nats.c request/reply to a trivial responder (xtask-bench-responder)
+#   - raw floor: a raw-socket requester and a raw responder (the NATS protocol by hand) on the same
+#     nats-server: what the server itself costs per request/reply
+#   - a raw-socket requester -> the send-asap nats.c responder (xtask-bench-responder)
+#   - nats.c with send-asap on both sides (xt_nats, what every program uses), and nats.c's default
+#     options beside it (no send-asap: every request waits for the library's flusher, ~1 ms)
 #   - spawn: our runner (posix_spawn + pipes + pidfd wait + capture) of `true`, alone
 #   - ours:  xtask.<node>.task.run of the `noop` task (true), sequential, then 4 callers in parallel
+#   - task.run through a leaf nats-server linked as today (password, no TLS)
+#   - operator mode (bench_bus.py, the bus of issue 10): authenticated floor and task.run, and
+#     task.run through a leaf whose link is TLS (platform CA) + .creds
 #   - discover across a three-server cluster with a coordinator each: time to all three replies
-# Target: task.run p50 <= spawn p50 + floor p50 + 1 ms.
+# Target: task.run p50 <= raw floor p50 + spawn p50 + 100 us.
 #   bench/coordinator/run.sh [BIN_DIR]     (default build/bin; N=2000 requests, BENCH_N overrides)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -40,14 +47,13 @@ wait_ping() {  # url node
   echo "node $2 not ready" >&2; return 1
 }
 
-field() { python3 -c "import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])" "$1" "$2"; }
-
 # ---- one server: floor, spawn, task.run -------------------------------------------------------
 cat > "$TMP/n.conf" <<EOF
 server_name: bench
 listen: 127.0.0.1:$P
 http: 127.0.0.1:$((P + 1))
 jetstream { store_dir: "$TMP/js" }
+leafnodes { listen: "127.0.0.1:$((P + 5))", authorization { user: xtask, password: benchLeafPw, timeout: 2 } }
 EOF
 nats-server -c "$TMP/n.conf" > "$TMP/nats.log" 2>&1 & pids+=($!)
 wait_http "http://127.0.0.1:$((P + 1))/healthz?js-enabled-only=true"
@@ -58,16 +64,46 @@ tasks:
   noop: ["true"]
 EOF
 "$BIN/xtask-bench-responder" "$URL" bench.floor > "$TMP/resp.log" 2>&1 & pids+=($!)
+"$BIN/xtask-bench-responder" --nats-default "$URL" bench.default > "$TMP/resp-default.log" 2>&1 & pids+=($!)
 XT_LOG_LEVEL=warn "$BIN/xtask" --nats-mode --cluster-url "$URL" --config "$TMP/xtask.yaml" --node-id bench1 \
   > "$TMP/node.log" 2>&1 & pids+=($!)
 wait_ping "$URL" bench1
-for _ in $(seq 50); do grep -q ready "$TMP/resp.log" && break; sleep 0.1; done
+for f in resp resp-default; do
+  for _ in $(seq 50); do grep -q ready "$TMP/$f.log" && break; sleep 0.1; done
+done
 
+rawpair=$("$BIN/xtask-bench-client" rawpair "$URL" "$N")
+raw=$("$BIN/xtask-bench-client" raw "$URL" bench.floor '{}' "$N")
 floor=$("$BIN/xtask-bench-client" req "$URL" bench.floor '{}' "$N")
+ncdef=$("$BIN/xtask-bench-client" req --nats-default "$URL" bench.default '{}' $((N / 4)))
 spawn=$("$BIN/xtask-bench-client" spawn "$N")
 ours=$("$BIN/xtask-bench-client" req "$URL" xtask.bench1.task.run '{"args":["noop"]}' "$N")
 ourspar=$("$BIN/xtask-bench-client" req "$URL" xtask.bench1.task.run '{"args":["noop"]}' $((N / 4)) 4)
-echo "floor   $floor"; echo "spawn   $spawn"; echo "ours    $ours"; echo "ours x4 $ourspar"
+echo "raw pair $rawpair"; echo "raw      $raw"; echo "floor    $floor"; echo "default  $ncdef"
+echo "spawn    $spawn"; echo "ours     $ours"; echo "ours x4  $ourspar"
+
+# a leaf nats-server linked as today (password, plain text); its clients run tasks on the hub's node
+cat > "$TMP/leaf.conf" <<EOF
+server_name: bench-leaf
+listen: 127.0.0.1:$((P + 6))
+leafnodes { remotes [ { url: "nats://xtask:benchLeafPw@127.0.0.1:$((P + 5))" } ] }
+EOF
+nats-server -c "$TMP/leaf.conf" > "$TMP/leaf.log" 2>&1 & pids+=($!)
+wait_ping "nats://127.0.0.1:$((P + 6))" bench1
+leafplain=$("$BIN/xtask-bench-client" req "nats://127.0.0.1:$((P + 6))" xtask.bench1.task.run '{"args":["noop"]}' "$N")
+echo "leaf     $leafplain"
+
+# operator mode (auth, permissions, leaf with and without TLS) in the same run, ports P+100..P+148
+opfloor=""; oprun=""; opleaf=""; oprun2=""; opleaf2=""
+if op=$(python3 bench/coordinator/bench_bus.py "$BIN" "$N" $((P + 100)) 2> "$TMP/bus.log"); then
+  pick() { python3 -c "import json,sys; print(json.dumps(json.loads(sys.argv[1])[sys.argv[2]]))" "$op" "$1"; }
+  opfloor=$(pick floor); oprun=$(pick run); opleaf=$(pick leaf); oprun2=$(pick run_notls)
+  opleaf2=$(pick leaf_notls)
+  echo "op floor $opfloor"; echo "op run   $oprun"; echo "op leaf  $opleaf"
+  echo "op run (2nd bus) $oprun2"; echo "op leaf no TLS   $opleaf2"
+else
+  echo "operator mode not measured:" >&2; tail -20 "$TMP/bus.log" >&2
+fi
 
 # ---- three-server cluster: discover latency ----------------------------------------------------
 ROUTES="[nats://127.0.0.1:$((P + 13)), nats://127.0.0.1:$((P + 23)), nats://127.0.0.1:$((P + 33))]"
@@ -99,15 +135,27 @@ disc=$("$BIN/xtask-bench-client" gather "nats://127.0.0.1:$((P + 10))" xtask.nod
 echo "discover $disc"
 
 # ---- report ------------------------------------------------------------------------------------
-fp=$(field "$floor" p50_us); sp=$(field "$spawn" p50_us); op=$(field "$ours" p50_us)
+p50() { python3 -c "import json,sys; print(json.loads(sys.argv[1])['p50_us'])" "$1"; }
 verdict=$(python3 -c "
-f,s,o=$fp,$sp,$op
-budget=f+s+1000
-print(f'p50 {o:.0f} us vs budget spawn+floor+1ms = {budget:.0f} us: ' + ('met' if o<=budget else 'MISSED') +
-      f'; ratio task.run/floor = {o/f:.1f}x, task.run-(spawn+floor) = {o-s-f:.0f} us')")
+rp,s,o,f,d=$(p50 "$rawpair"),$(p50 "$spawn"),$(p50 "$ours"),$(p50 "$floor"),$(p50 "$ncdef")
+budget=rp+s+100
+print(f'task.run p50 {o:.0f} us vs raw floor + spawn + 100 us = {budget:.0f} us: ' + ('met' if o<=budget else 'MISSED') +
+      f' (task.run - spawn - raw floor = {o-s-rp:.0f} us); send-asap nats.c floor {f:.0f} us = {f/rp:.2f}x the raw floor; '
+      f'nats.c default {d:.0f} us = {d/f:.1f}x send-asap')")
 echo "$verdict"
+opverdict="not measured (bench_bus.py failed: see the run's output)"
+if [ -n "$oprun" ]; then
+  opverdict=$(python3 -c "
+o,a,lp,lt,f,af,a2,ln=$(p50 "$ours"),$(p50 "$oprun"),$(p50 "$leafplain"),$(p50 "$opleaf"),$(p50 "$floor"),$(p50 "$opfloor"),$(p50 "$oprun2"),$(p50 "$opleaf2")
+print(f'authenticated task.run {a:.0f} us = {a/o:.2f}x today ({a-o:+.0f} us); authenticated floor {af:.0f} us = {af/f:.2f}x '
+      f'the unauthenticated one; through a leaf: TLS {lt:.0f} us vs no TLS {ln:.0f} us = {lt/ln:.2f}x '
+      f'(leaf hop {lt-a:+.0f} us with TLS, {ln-a2:+.0f} us without; today\'s password leaf {lp-o:+.0f} us)')")
+fi
+echo "operator mode: $opverdict"
 
-row() { python3 -c "
+row() {
+  if [ -z "$2" ]; then echo "| $1 | - | not measured | | |"; return; fi
+  python3 -c "
 import json,sys
 d=json.loads(sys.argv[2]); print(f\"| {sys.argv[1]} | {d['n']} | {d['p50_us']:.0f} | {d['p99_us']:.0f} | {d['per_s']:.0f} |\")" "$1" "$2"; }
 model=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')
@@ -115,17 +163,27 @@ section=$(cat <<EOF
 <!-- begin:coordinator -->
 ## coordinator (bench/coordinator/run.sh)
 
-$(date -u +%Y-%m-%d) · $(nproc) CPUs · $model · nats-server $(nats-server --version | awk '{print $2}') · N=$N
+$(date -u +%Y-%m-%d) · $(nproc) CPUs · $model · nats-server $(nats-server --version | awk '{print $2}') · N=$N · load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)
 
 | measure | n | p50 µs | p99 µs | per second |
 |---|---|---|---|---|
-$(row "floor: bare nats.c request/reply to a trivial responder" "$floor")
+$(row "**raw floor**: raw-socket requester and raw responder (NATS protocol by hand)" "$rawpair")
+$(row "raw-socket requester, nats.c send-asap responder" "$raw")
+$(row "nats.c request/reply, send-asap both sides (xt_nats: every program)" "$floor")
+$(row "nats.c request/reply, nats.c default options (no send-asap)" "$ncdef")
 $(row "spawn alone: runner of \`true\` (posix_spawn, pipes, pidfd)" "$spawn")
-$(row "**task.run \`noop\`** round trip, 1 caller" "$ours")
+$(row "**task.run \`noop\`** round trip, 1 caller (no auth, as today)" "$ours")
 $(row "task.run \`noop\`, 4 callers in parallel (tasks/s)" "$ourspar")
+$(row "task.run \`noop\` through a leaf, link as today (password, no TLS)" "$leafplain")
+$(row "operator mode: nats.c send-asap floor, both clients authenticated (.creds)" "$opfloor")
+$(row "**operator mode: task.run \`noop\`**, node and caller authenticated (.creds)" "$oprun")
+$(row "operator mode: task.run through a leaf, link TLS (platform CA) + .creds" "$opleaf")
+$(row "operator mode, 2nd bus whose leaf port has no TLS: task.run direct" "$oprun2")
+$(row "operator mode, 2nd bus: task.run through a leaf, link without TLS (.creds)" "$opleaf2")
 $(row "discover across 3 clustered servers (all 3 replies)" "$disc")
 
-Target: task.run p50 within 1 ms of spawn + floor. Result: $verdict.
+Target: task.run p50 <= raw floor + spawn + 100 µs. Result: $verdict.
+Operator mode (same run): $opverdict.
 <!-- end:coordinator -->
 EOF
 )
