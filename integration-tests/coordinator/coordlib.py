@@ -63,6 +63,12 @@ def xtask(*args, url=None, env=None, timeout=30.0):
     return subprocess.run([XTASK, *args], env=e, capture_output=True, text=True, timeout=timeout)
 
 
+def tid(label):
+    """A task id in the platform's form (t- and 16 hex digits), stable for a label within a run."""
+    import hashlib
+    return "t-" + hashlib.sha256(f"{os.getpid()}:{label}".encode()).hexdigest()[:16]
+
+
 def req_json(c, subject, body, timeout=5.0):
     if isinstance(body, (dict, list)):
         body = json.dumps(body).encode()

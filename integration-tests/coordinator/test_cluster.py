@@ -5,7 +5,7 @@ a leaf node with the right password joins (and sees the nodes), a wrong password
 import json
 import os
 
-from coordlib import Node, natsproto, req_json, run_tests, xtask
+from coordlib import Node, natsproto, req_json, run_tests, xtask, tid
 from xt_testlib import Proc, SOURCE_DIR, TempDir, bin_path, http_request, port_block, wait_until
 
 PORTS = port_block("coordinator", 30)
@@ -101,9 +101,9 @@ def test_queue_runs_in_other_region():
     with natsproto.Client(URLS[0]) as c:
         ids = [f"cq{i}" for i in range(4)]
         for i in ids:
-            c.js_publish("xtask.queue.task", {"args": ["where", i], "id": i}, msg_id=i)
+            c.js_publish("xtask.queue.task", {"args": ["where", i], "id": tid(i)}, msg_id=tid(i))
         for i in ids:
-            res = wait_until(lambda: c.js_last("xtask-results", f"xtask.results.*.{i}"), 15, what=f"result {i}")
+            res = wait_until(lambda: c.js_last("xtask-results", f"xtask.results.*.{tid(i)}"), 15, what=f"result {i}")
             assert res["node"] in ("dfw-1", "hkg-1") and res["output"] == f"{i}\n", res
     NODES[0].start()
 
@@ -116,9 +116,9 @@ def test_results_r3_survive_server_loss():
         assert len(info["cluster"].get("replicas", [])) == 2, info["cluster"]
         for k in range(12):
             node = NODES[k % 3].id
-            r = req_json(c, f"xtask.{node}.task.run", {"args": ["where", f"r{k}"], "id": f"r3-{k}"})
+            r = req_json(c, f"xtask.{node}.task.run", {"args": ["where", f"r{k}"], "id": tid(f"r3-{k}")})
             assert r["exit_code"] == 0, r
-            ids.append(f"r3-{k}")
+            ids.append(tid(f"r3-{k}"))
         for i in ids:
             wait_until(lambda: c.js_last("xtask-results", f"xtask.results.*.{i}"), 10, what=f"stored {i}")
     NODES[2].kill()
@@ -129,9 +129,9 @@ def test_results_r3_survive_server_loss():
                              what=f"{i} after losing a server")
             assert res["output"] == f"r{k}\n", res
         # and the cluster still stores new results
-        r = req_json(c, "xtask.dfw-1.task.run", {"args": ["where", "after"], "id": "r3-after"})
+        r = req_json(c, "xtask.dfw-1.task.run", {"args": ["where", "after"], "id": tid("r3-after")})
         assert r["exit_code"] == 0
-        wait_until(lambda: c.js_last("xtask-results", "xtask.results.*.r3-after"), 20, what="new result, 2 of 3")
+        wait_until(lambda: c.js_last("xtask-results", "xtask.results.*." + tid("r3-after")), 20, what="new result, 2 of 3")
 
 
 def leaf_conf(name, port, password):

@@ -4,12 +4,13 @@ import hashlib
 import http.server
 import json
 import os
+import re
 import signal
 import socket
 import threading
 import time
 
-from coordlib import Node, assert_error, natsproto, req_json, run_tests, xtask
+from coordlib import Node, assert_error, natsproto, req_json, run_tests, xtask, tid
 from xt_testlib import NatsServer, Proc, TempDir, port_block, wait_until
 
 PORTS = port_block("coordinator")
@@ -118,26 +119,29 @@ def test_task_run_output_logs_events_result():
     logs = C.subscribe(f"xtask.logs.{NODE_ID}")
     evs = C.subscribe("xtask.events.proj1.>")
     C.flush()
-    r = run(["lines"], project="proj1", id="run-lines-1")
-    assert r["id"] == "run-lines-1" and r["node"] == NODE_ID and r["task"] == "lines", r
+    r = run(["lines"], project="proj1", id=tid("run-lines-1"), requested_by="dave", via="web")
+    assert r["id"] == tid("run-lines-1") and r["requested_by"] == "dave" and r["via"] == "web", r
+    assert r["node"] == NODE_ID and r["task"] == "lines", r
     assert r["exit_code"] == 3 and r["signal"] == 0 and r["timed_out"] is False, r
     assert "line1\nline2\nline3\n" in r["output_tail"] and "warn" in r["output_tail"], r
     lines = [m.json() for m in C.drain(logs, 0.3)]
     assert [(x["stream"], x["line"]) for x in lines if x["stream"] == "stdout"] == \
         [("stdout", "line1"), ("stdout", "line2"), ("stdout", "line3")], lines
     assert ("stderr", "warn") in [(x["stream"], x["line"]) for x in lines], lines
-    assert all(x["id"] == "run-lines-1" and x["task"] == "lines" for x in lines), lines
+    assert all(x["id"] == tid("run-lines-1") and x["task"] == "lines" for x in lines), lines
     events = [m for m in C.drain(evs, 0.3)]
     assert all(m.subject.split(".")[3] == NODE_ID for m in events), events  # xtask.events.<p>.<node>.<type>
     types = [m.subject.split(".", 4)[4] for m in events]
     assert types[0] == "task.started" and types[-1] == "task.finished", types
     assert types.count("task.output") == 4, types
     fin = events[-1].json()
-    assert fin["exit_code"] == 3 and fin["id"] == "run-lines-1" and fin["node"] == NODE_ID, fin
+    assert fin["exit_code"] == 3 and fin["id"] == tid("run-lines-1") and fin["node"] == NODE_ID, fin
+    assert fin["requested_by"] == "dave" and events[0].json()["requested_by"] == "dave", events[0]
     C.unsubscribe(logs)
     C.unsubscribe(evs)
-    res = wait_until(lambda: C.js_last("xtask-results", "xtask.results.*.run-lines-1"), 5, what="stored result")
+    res = wait_until(lambda: C.js_last("xtask-results", "xtask.results.*." + tid("run-lines-1")), 5, what="stored result")
     assert res["exit_code"] == 3 and "line3" in res["output"] and res["finished_ms"] >= res["started_ms"], res
+    assert res["requested_by"] == "dave", res
 
 
 def test_args_env_cwd_and_bounds():
@@ -184,6 +188,11 @@ def test_bad_inputs():
     assert_error(req_json(C, s, {"args": ["noop", "extra"]}), "not_allowed")
     assert_error(req_json(C, s, {"args": ["noop"], "project": "a.b"}), "bad_request")
     assert_error(req_json(C, s, {"args": ["noop"], "id": "x>y"}), "bad_request")
+    r = req_json(C, s, {"args": ["noop"], "id": "my-chosen-id"})  # ids are made by the platform
+    assert_error(r, "bad_request")
+    assert "made by the platform" in r["error"]["message"], r
+    r = run(["noop"])  # no id: the node makes one
+    assert re.fullmatch(r"t-[0-9a-f]{16}", r["id"]) and r["requested_by"] == "unknown", r
     big = json.dumps({"args": ["echo", "x" * 9000]}).encode()
     r = C.request(s, big, 3).json()
     assert_error(r, "payload_too_large")
@@ -359,13 +368,13 @@ def test_broadcast():
 
 
 def test_queue_basic():
-    ack = C.js_publish("xtask.queue.task", {"args": ["echo", "queued"], "id": "q-basic-1"}, msg_id="q-basic-1")
+    ack = C.js_publish("xtask.queue.task", {"args": ["echo", "queued"], "id": tid("q-basic-1")}, msg_id=tid("q-basic-1"))
     assert ack.get("stream") == "xtask-queue", ack
-    res = wait_until(lambda: C.js_last("xtask-results", "xtask.results.*.q-basic-1"), 10, what="queued result")
+    res = wait_until(lambda: C.js_last("xtask-results", "xtask.results.*." + tid("q-basic-1")), 10, what="queued result")
     assert res["output"] == "queued\n" and res["node"] == NODE_ID, res
     # an unknown task on the queue: an error result, and the message is not redelivered forever
-    C.js_publish("xtask.queue.task", {"args": ["nope-task"], "id": "q-bad-1"}, msg_id="q-bad-1")
-    res = wait_until(lambda: C.js_last("xtask-results", "xtask.results.*.q-bad-1"), 10, what="error result")
+    C.js_publish("xtask.queue.task", {"args": ["nope-task"], "id": tid("q-bad-1")}, msg_id=tid("q-bad-1"))
+    res = wait_until(lambda: C.js_last("xtask-results", "xtask.results.*." + tid("q-bad-1")), 10, what="error result")
     assert res["error"]["code"] == "unknown_task", res
     info = wait_until(lambda: (lambda i: i if i["state"]["messages"] == 0 else None)(
         C.js_api("STREAM.INFO.xtask-queue")), 10, what="queue empty")
@@ -387,10 +396,15 @@ def test_cli_run_result():
     t0 = time.monotonic()
     p = xtask("run", "--node", "ghost", "noop", url=URL)
     assert p.returncode == 1 and "ghost" in p.stderr and time.monotonic() - t0 < 5, p
-    p = xtask("submit", "--id", "cli-sub-1", "--wait", "10s", "echo", "sub", url=URL)
-    assert p.returncode == 0 and p.stdout == "cli-sub-1\nsub\n", p
-    p = xtask("result", "cli-sub-1", url=URL)
-    assert p.returncode == 0 and json.loads(p.stdout)["output"] == "sub\n", p
+    p = xtask("submit", "--id", "cli-sub-1", "echo", "sub", url=URL)
+    assert p.returncode == 2 and "made by the platform" in p.stderr, p  # ids are never chosen
+    p = xtask("submit", "--wait", "10s", "echo", "sub", url=URL, env={"XTASK_USER": "carol"})
+    sub_id, out = p.stdout.split("\n", 1)
+    assert p.returncode == 0 and out == "sub\n" and re.fullmatch(r"t-[0-9a-f]{16}", sub_id), p
+    p = xtask("result", sub_id, url=URL)
+    res = json.loads(p.stdout)
+    assert p.returncode == 0 and res["output"] == "sub\n" and res["requested_by"] == "carol", p
+    assert res["via"] == "cli", res
     p = xtask("result", "--wait", "200ms", "no-such-id", url=URL)
     assert p.returncode == 1, p
     p = xtask("run", url="nats://127.0.0.1:1")
@@ -418,7 +432,7 @@ def test_sigterm_clean_stop():
     C.flush()
     ib = C.new_inbox()
     sid = C.subscribe(ib)
-    C.publish(f"xtask.{NODE_ID}.task.run", json.dumps({"args": ["block"], "id": "killed-1"}).encode(), reply=ib)
+    C.publish(f"xtask.{NODE_ID}.task.run", json.dumps({"args": ["block"], "id": tid("killed-1")}).encode(), reply=ib)
     wait_until(lambda: req_json(C, f"xtask.{NODE_ID}.ping", {}) and
                C.kv_get("xtask_nodes", NODE_ID)["load"]["running"] == 1, 5, what="task running")
     t0 = time.monotonic()
@@ -426,7 +440,7 @@ def test_sigterm_clean_stop():
     took = time.monotonic() - t0
     assert rc == 0 and took < 3.0, (rc, took)
     r = C.next_msg(sid, 2).json()
-    assert r["id"] == "killed-1" and r["signal"] == signal.SIGKILL, r
+    assert r["id"] == tid("killed-1") and r["signal"] == signal.SIGKILL, r
     assert C.next_msg(logs, 2).json()["type"] == "node.left"
     assert C.kv_get("xtask_nodes", NODE_ID) is None
 

@@ -5,7 +5,7 @@ import json
 import os
 import time
 
-from coordlib import Node, natsproto, req_json, run_tests
+from coordlib import Node, natsproto, req_json, run_tests, tid
 from xt_testlib import NatsServer, TempDir, port_block, wait_until
 
 PORTS = port_block("coordinator")
@@ -64,14 +64,14 @@ def test_queue_exactly_once_across_restart():
     ids = [f"q{i}" for i in range(6)]
     with natsproto.Client(URL) as c:
         for i in ids:
-            ack = c.js_publish("xtask.queue.task", {"args": ["record", i], "id": i}, msg_id=i)
+            ack = c.js_publish("xtask.queue.task", {"args": ["record", i], "id": tid(i)}, msg_id=tid(i))
             assert ack["stream"] == "xtask-queue" and not ack.get("duplicate"), ack
-        dup = c.js_publish("xtask.queue.task", {"args": ["record", "q3"], "id": "q3"}, msg_id="q3")
+        dup = c.js_publish("xtask.queue.task", {"args": ["record", "q3"], "id": tid("q3")}, msg_id=tid("q3"))
         assert dup.get("duplicate") is True, dup
         assert c.js_api("STREAM.INFO.xtask-queue")["state"]["messages"] == 6
         NODE.start()
         for i in ids:
-            res = wait_until(lambda: c.js_last("xtask-results", f"xtask.results.*.{i}"), 15, what=f"result {i}")
+            res = wait_until(lambda: c.js_last("xtask-results", f"xtask.results.*.{tid(i)}"), 15, what=f"result {i}")
             assert res["exit_code"] == 0 and res["node"] == "r1", res
         wait_until(lambda: c.js_api("STREAM.INFO.xtask-queue")["state"]["messages"] == 0, 10, what="queue empty")
     ran = lines(RAN)
@@ -81,13 +81,13 @@ def test_queue_exactly_once_across_restart():
 def test_crash_mid_task_redelivered():
     open(RAN, "w").close()
     with natsproto.Client(URL) as c:
-        c.js_publish("xtask.queue.task", {"args": ["slowrec", "c1"], "id": "c1"}, msg_id="c1")
+        c.js_publish("xtask.queue.task", {"args": ["slowrec", "c1"], "id": tid("c1")}, msg_id=tid("c1"))
         wait_until(lambda: "c1" in lines(STARTED), 10, what="task started")
         NODE.kill()  # SIGKILL: no nak, no goodbye; the message is redelivered after ack_wait
         NODE.start()
-        res = wait_until(lambda: c.js_last("xtask-results", "xtask.results.*.c1"), 15, what="result after crash")
+        res = wait_until(lambda: c.js_last("xtask-results", "xtask.results.*." + tid("c1")), 15, what="result after crash")
         assert res["exit_code"] == 0, res
-        info = c.js_api("STREAM.INFO.xtask-results", {"subjects_filter": "xtask.results.*.c1"})
+        info = c.js_api("STREAM.INFO.xtask-results", {"subjects_filter": "xtask.results.*." + tid("c1")})
         assert sum(info["state"]["subjects"].values()) == 1, info  # one stored result
         wait_until(lambda: c.js_api("STREAM.INFO.xtask-queue")["state"]["messages"] == 0, 10, what="queue empty")
         n = lines(STARTED).count("c1")

@@ -14,7 +14,7 @@ import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "supervisor"))
 
-from coordlib import XTASK, natsproto, run_tests  # noqa: E402
+from coordlib import XTASK, natsproto, run_tests, tid  # noqa: E402
 from svlib import Sup, pid_alive, q  # noqa: E402
 from xt_testlib import NatsServer, TempDir, bin_path, port_block, wait_until  # noqa: E402
 
@@ -63,7 +63,7 @@ def test_killed_node_leaves_no_task_behind():
             wait_until(lambda: ping(c), 15, interval=0.05, what="node s1 ready")
             # a direct task (its caller's request will never be answered) and a queued one
             c.publish("xtask.s1.task.run", json.dumps({"args": ["longrun", "direct"]}).encode(), reply=c.new_inbox())
-            c.js_publish("xtask.queue.task", {"args": ["longrun", "queued"], "id": "lq1"}, msg_id="lq1")
+            c.js_publish("xtask.queue.task", {"args": ["longrun", "queued"], "id": tid("lq1")}, msg_id=tid("lq1"))
             c.flush()
             first = wait_until(lambda: (lambda r: r if len(r) == 2 else None)(recorded()), 10, what="both tasks running")
             assert all(pid_alive(p) for p in first.values()), first

@@ -39,6 +39,8 @@ void xc_conf_defaults(xc_conf *c)
     c->queue_max_bytes = 64 * 1024 * 1024;
     c->nodes_max_bytes = 8 * 1024 * 1024;
     c->manage_streams = 1;
+    c->audit_max_age_ms = 90LL * 86400 * 1000;
+    c->audit_max_bytes = 256 * 1024 * 1024;
     c->max_concurrent = 4;
     c->max_queued = 16;
     c->max_request_bytes = 1024 * 1024;
@@ -454,8 +456,9 @@ static int load_doc(xc_conf *c, const xt_doc *doc, char *err, size_t errlen)
 {
     static const char *const top[] = {"version",  "node",      "nats",     "limits", "queue",
                                       "task_env", "tasks",     "taskfile", "silent", "which",
-                                      "download", "kill_port", NULL};
+                                      "download", "kill_port", "audit",    NULL};
     static const char *const k_tenv[] = {"pass", "set", NULL};
+    static const char *const k_audit[] = {"max_age", "max_bytes", NULL};
     static const char *const k_node[] = {"region", "capabilities", "events_project", NULL};
     static const char *const k_nats[] = {
         XT_NATS_CONF_KEYS, "heartbeat",         "node_ttl",        "replicas",        "results_max_age",
@@ -511,6 +514,12 @@ static int load_doc(xc_conf *c, const xt_doc *doc, char *err, size_t errlen)
         return -1;
     if (c->node_ttl_ms < 2 * c->heartbeat_ms)
         return xt_conf_error(err, errlen, doc, s, "nats.node_ttl must be at least twice nats.heartbeat");
+
+    if (section(&l, root, "audit", k_audit, &s)) return -1;
+    if (s &&
+        (get_dur(&l, s, "max_age", "audit.max_age", 60000, 3650LL * 86400000, &c->audit_max_age_ms) ||
+         get_size(&l, s, "max_bytes", "audit.max_bytes", 1024 * 1024, (size_t)64 << 30, &c->audit_max_bytes)))
+        return -1;
 
     if (section(&l, root, "limits", k_limits, &s)) return -1;
     if (s &&

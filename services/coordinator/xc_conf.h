@@ -51,6 +51,9 @@ typedef struct {
     size_t nodes_max_bytes;   /* KV xtask_nodes */
     int manage_streams;       /* 1: create/update the streams, the KV bucket and the queue consumers (the
                                  region's platform identity); 0: bind to them only (an edge node's rights) */
+    /* audit: the stream xtask-audit (created by the node, like the other streams) */
+    int64_t audit_max_age_ms;
+    size_t audit_max_bytes;
     /* limits */
     int max_concurrent; /* tasks running at once */
     int max_queued;     /* requests waiting for a worker; beyond: busy */

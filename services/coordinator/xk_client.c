@@ -3,6 +3,7 @@
 
 #include <nats/nats.h>
 #include <pthread.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +12,21 @@
 
 #include "xp_proto.h"
 #include "xt_nats.h"
+#include "xt_audit.h"
+
+const char *xk_requester(void)
+{
+    static char name[XP_USER_MAX + 1];
+    const char *env = getenv("XTASK_USER");
+    struct passwd *pw;
+    if (env && xp_user_valid(env))
+        snprintf(name, sizeof name, "%s", env);
+    else if ((pw = getpwuid(getuid())) != NULL && xp_user_valid(pw->pw_name))
+        snprintf(name, sizeof name, "%s", pw->pw_name);
+    else
+        snprintf(name, sizeof name, "uid-%u", (unsigned)getuid());
+    return name;
+}
 
 /* Connect once, no background retries: a client wants an answer now (XK_EXIT_NO_NATS otherwise,
  * with the cause: "xtask: NATS at nats://...: authorization violation: check XTASK_NATS_CREDS"). */
@@ -247,6 +263,8 @@ int xk_run(const xk_opts *o)
     snprintf(req.project, sizeof req.project, "%s", o->project ? o->project : "default");
     xp_new_id(id, sizeof id);
     snprintf(req.id, sizeof req.id, "%s", id);
+    snprintf(req.requested_by, sizeof req.requested_by, "%s", xk_requester());
+    snprintf(req.via, sizeof req.via, "cli");
     req.timeout_ms = o->timeout_ms;
     rs.id = id;
 
@@ -412,14 +430,9 @@ int xk_submit(const xk_opts *o)
     for (size_t i = 0; o->args[i] && i < XP_ARGS_MAX; i++)
         req.args[req.nargs++] = o->args[i];
     snprintf(req.project, sizeof req.project, "%s", o->project ? o->project : "default");
-    if (o->id)
-        snprintf(req.id, sizeof req.id, "%s", o->id);
-    else
-        xp_new_id(req.id, sizeof req.id);
-    if (!xp_token_valid(req.id)) {
-        fprintf(stderr, "xtask: '%s' is not a valid task id\n", req.id);
-        return XK_EXIT_USAGE;
-    }
+    xp_new_id(req.id, sizeof req.id); /* the platform makes the id; it is also the Nats-Msg-Id */
+    snprintf(req.requested_by, sizeof req.requested_by, "%s", xk_requester());
+    snprintf(req.via, sizeof req.via, "cli");
     req.timeout_ms = o->timeout_ms;
     char *body = xp_run_req_json(&req);
     if (client_connect(o, &nc, 0, 0) != 0) {
@@ -482,6 +495,71 @@ int xk_ping(const xk_opts *o)
         fprintf(stderr, "xtask: node '%s' did not answer %s: %s\n", o->node, subj, natsStatus_GetText(st));
     }
     natsMsg_Destroy(reply);
+    client_close(nc);
+    return rc;
+}
+
+int xk_audit(const xk_opts *o)
+{
+    natsConnection *nc = NULL;
+    json_t *recs = NULL;
+    char err[512];
+    xt_audit_query q = {.user = o->user,
+                        .limit = o->limit > 0 ? (size_t)o->limit : 0,
+                        .timeout_ms = o->timeout_ms > 0 ? o->timeout_ms : 10000,
+                        .since_ms = o->since_ms > 0 ? xp_now_ms() - o->since_ms : 0};
+    if (client_connect(o, &nc, 0, 0) != 0) return XK_EXIT_NO_NATS;
+    int rc = XK_EXIT_ERROR;
+    if (xt_audit_read(nc, &q, &recs, err, sizeof err) != 0) {
+        fprintf(stderr, "xtask: audit: %s\n", err);
+    } else if (o->json) {
+        char *s = json_dumps(recs, JSON_INDENT(2));
+        printf("%s\n", s ? s : "[]");
+        free(s);
+        rc = XK_EXIT_OK;
+    } else {
+        size_t i;
+        json_t *r;
+        printf("%-24s %-5s %-14s %-16s %-20s %-10s %s\n", "TIME (UTC)", "TYPE", "WHAT", "WHO", "WHERE",
+               "OUTCOME", "DETAIL");
+        json_array_foreach(recs, i, r)
+        {
+            char when[32] = "?", what[64], who[160], where[96], detail[256];
+            time_t t = (time_t)(json_integer_value(json_object_get(r, "ts_ms")) / 1000);
+            struct tm tm;
+            if (gmtime_r(&t, &tm)) strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S", &tm);
+            const char *type = json_string_value(json_object_get(r, "type")) ?: "?";
+            const char *who_s = json_string_value(json_object_get(r, "requested_by"));
+            if (!who_s) who_s = json_string_value(json_object_get(r, "user"));
+            snprintf(who, sizeof who, "%s", who_s ? who_s : "-");
+            const char *node = json_string_value(json_object_get(r, "node"));
+            const char *client = json_string_value(json_object_get(r, "client"));
+            snprintf(where, sizeof where, "%s", node ? node : client ? client : "-");
+            if (strcmp(type, "task") == 0) {
+                snprintf(what, sizeof what, "%s", json_string_value(json_object_get(r, "verb")) ?: "?");
+                const char *task = json_string_value(json_object_get(r, "task"));
+                const char *target = json_string_value(json_object_get(r, "target"));
+                json_t *ec = json_object_get(r, "exit_code");
+                char ecs[32] = "";
+                if (json_is_integer(ec))
+                    snprintf(ecs, sizeof ecs, " exit %lld", (long long)json_integer_value(ec));
+                snprintf(detail, sizeof detail, "%s%s %lldms%s%s",
+                         task     ? task
+                         : target ? target
+                                  : "",
+                         ecs, (long long)json_integer_value(json_object_get(r, "duration_ms")),
+                         json_string_value(json_object_get(r, "id")) ? " " : "",
+                         json_string_value(json_object_get(r, "id")) ?: "");
+            } else {
+                snprintf(what, sizeof what, "%s", json_string_value(json_object_get(r, "event")) ?: "?");
+                snprintf(detail, sizeof detail, "%s", json_string_value(json_object_get(r, "region")) ?: "");
+            }
+            printf("%-24s %-5s %-14s %-16s %-20s %-10s %s\n", when, type, what, who, where,
+                   json_string_value(json_object_get(r, "outcome")) ?: "-", detail);
+        }
+        rc = XK_EXIT_OK;
+    }
+    json_decref(recs);
     client_close(nc);
     return rc;
 }

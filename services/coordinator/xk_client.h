@@ -23,7 +23,10 @@ typedef struct {
     const char *capability; /* nodes: filter; submit: queue capability */
     const char *region;     /* nodes: filter */
     const char *platform;   /* nodes: filter */
-    const char *id;         /* submit: task id; result: the id */
+    const char *id;         /* result: the id (submit: refused, ids are made by the platform) */
+    const char *user;       /* audit: only this user's records */
+    int64_t since_ms;       /* audit: records of the last since_ms (0 = all) */
+    long limit;             /* audit: the newest N records (0 = 100) */
     int json;               /* nodes: print JSON */
     int quiet;              /* run: no live output */
     int64_t timeout_ms;     /* request timeout (nodes: gather window; run: task timeout) */
@@ -36,5 +39,9 @@ int xk_run(const xk_opts *o);
 int xk_submit(const xk_opts *o);
 int xk_result(const xk_opts *o);
 int xk_ping(const xk_opts *o);
+int xk_audit(const xk_opts *o);
+
+/* Who the CLI says asked for a task (requested_by): XTASK_USER, else the login name of the uid. */
+const char *xk_requester(void);
 
 #endif

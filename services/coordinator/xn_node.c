@@ -68,6 +68,7 @@
 
 #define XN_STREAM_QUEUE "xtask-queue"
 #define XN_STREAM_RESULTS "xtask-results"
+#define XN_STREAM_AUDIT "xtask-audit"
 #define XN_KV_BUCKET "xtask_nodes"
 #define XN_QCAPS_MAX 16
 #define XN_WORKERS_MAX 256
@@ -375,12 +376,12 @@ static int node_stopping(xn *n)
     return s || n->cancel;
 }
 
-static int store_result(xn *n, const char *id, const char *json, natsMsg *qmsg)
+/* Publish `json` on the stream subject `subj` with the store's retries (see above); `what` names it
+ * in the log ("result t-..", "audit record"). */
+static int js_store(xn *n, const char *subj, const char *what, const char *json, natsMsg *qmsg)
 {
-    char subj[160];
     int64_t t0 = xp_now_ms(), backoff = 50;
     int attempts = 0;
-    snprintf(subj, sizeof subj, "xtask.results.%s.%s", n->id, id);
     for (;;) {
         jsErrCode jerr = 0;
         jsPubAck *pa = NULL;
@@ -389,7 +390,7 @@ static int store_result(xn *n, const char *id, const char *json, natsMsg *qmsg)
         attempts++;
         if (st == NATS_OK) {
             if (attempts > 1)
-                xt_info("result %s stored after %d attempts (%lld ms)", id, attempts,
+                xt_info("%s stored after %d attempts (%lld ms)", what, attempts,
                         (long long)(xp_now_ms() - t0));
             return 0;
         }
@@ -397,17 +398,65 @@ static int store_result(xn *n, const char *id, const char *json, natsMsg *qmsg)
         /* a payload the stream refuses will not be accepted later either */
         int permanent = st == NATS_MAX_PAYLOAD || jerr == JSStreamMessageExceedsMaximumErr;
         if (permanent || spent + backoff > XN_STORE_BUDGET_MS || node_stopping(n)) {
-            xt_warn("storing result %s failed after %d attempts (%lld ms): %s (%d)", id, attempts,
+            xt_warn("storing %s failed after %d attempts (%lld ms): %s (%d)", what, attempts,
                     (long long)spent, natsStatus_GetText(st), (int)jerr);
             return -1;
         }
         if (attempts == 1)
-            xt_warn("storing result %s: %s (%d); retrying for up to %d s (JetStream electing a leader?)", id,
+            xt_warn("storing %s: %s (%d); retrying for up to %d s (JetStream electing a leader?)", what,
                     natsStatus_GetText(st), (int)jerr, XN_STORE_BUDGET_MS / 1000);
         if (qmsg) natsMsg_InProgress(qmsg, NULL);
         nats_Sleep(backoff);
         backoff = backoff * 2 > XN_STORE_BACKOFF_MAX_MS ? XN_STORE_BACKOFF_MAX_MS : backoff * 2;
     }
+}
+
+static int store_result(xn *n, const char *id, const char *json, natsMsg *qmsg)
+{
+    char subj[160], what[96];
+    snprintf(subj, sizeof subj, "xtask.results.%s.%s", n->id, id);
+    snprintf(what, sizeof what, "result %s", id);
+    return js_store(n, subj, what, json, qmsg);
+}
+
+/* ---- audit trail ---------------------------------------------------------------------------
+ * Every verb this node executes, and every request it refuses, leaves one record on
+ * xtask.audit.task.<node id> (stream xtask-audit: no delete, no purge). The record names who asked
+ * (requested_by, via: from the request, set by the web API or the CLI), what (verb, task, target),
+ * where (node, region), when (ts_ms, started_ms, finished_ms) and how it ended. Never the task's
+ * arguments or output: they may hold secrets; the record says how many arguments there were. */
+
+static json_t *audit_base(xn *n, const char *verb, const char *requested_by, const char *via)
+{
+    return json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:I}", "type", "task", "verb", verb, "node", n->id, "region",
+                     n->region, "requested_by", requested_by && *requested_by ? requested_by : "unknown",
+                     "via", via && *via ? via : "", "ts_ms", (json_int_t)xp_now_ms());
+}
+
+/* Store an audit record (stolen) with retries: worker threads only (it may wait). */
+static void audit_store(xn *n, json_t *rec)
+{
+    char subj[128];
+    char *s = jdump(rec);
+    if (!s) return;
+    snprintf(subj, sizeof subj, "xtask.audit.task.%s", n->id);
+    js_store(n, subj, "audit record", s, NULL);
+    free(s);
+}
+
+/* Publish an audit record (stolen) without waiting: callback threads (refusals). */
+static void audit_publish(xn *n, json_t *rec)
+{
+    char subj[128];
+    snprintf(subj, sizeof subj, "xtask.audit.task.%s", n->id);
+    publish_str(n, subj, jdump(rec));
+}
+
+/* The requester named in a parsed JSON body (which, download, silent, kill-port). */
+static const char *body_str(json_t *req, const char *key)
+{
+    const char *v = json_string_value(json_object_get(req, key));
+    return v && xp_user_valid(v) ? v : "";
 }
 
 static void do_run(xn *n, job *j, int slot)
@@ -425,6 +474,13 @@ static void do_run(xn *n, job *j, int slot)
         xp_new_id(id, sizeof id);
     char **argv = task_argv(n, r, &t, &err);
     if (!argv) {
+        char code[64] = "", msg[512] = "";
+        if (err) xp_error_parse(err, strlen(err), code, sizeof code, msg, sizeof msg);
+        json_t *ar = audit_base(n, "task.run", r->requested_by, r->via);
+        json_object_update_new(ar,
+                               json_pack("{s:s,s:s,s:s,s:b,s:s,s:s}", "id", id, "task", r->args[0], "project",
+                                         r->project, "queued", queued, "outcome", "refused", "error", code));
+        audit_store(n, ar);
         if (queued) {
             /* Not runnable here: terminate it, with a stored error result so the caller learns why. */
             xt_warn("queued task %s (%s) refused: %s", id, r->args[0], err ? err : "");
@@ -472,7 +528,8 @@ static void do_run(xn *n, job *j, int slot)
                     .cancel = &n->cancel};
     int64_t started = xp_now_ms();
     publish_event(n, r->project, "task.started", id,
-                  json_pack("{s:s,s:b}", "task", r->args[0], "queued", queued));
+                  json_pack("{s:s,s:b,s:s}", "task", r->args[0], "queued", queued, "requested_by",
+                            r->requested_by[0] ? r->requested_by : "unknown"));
     xr_run(&spec, &out, &st);
     int64_t finished = xp_now_ms();
 
@@ -482,6 +539,8 @@ static void do_run(xn *n, job *j, int slot)
                      .node = n->id,
                      .task = r->args[0],
                      .project = r->project,
+                     .requested_by = r->requested_by[0] ? r->requested_by : "unknown",
+                     .via = r->via,
                      .exit_code = st.exit_code,
                      .signal = st.signal,
                      .timed_out = st.timed_out,
@@ -509,36 +568,38 @@ static void do_run(xn *n, job *j, int slot)
         if (stored && !st.cancelled) store_result(n, id, stored, NULL);
     }
     publish_event(n, r->project, "task.finished", id,
-                  json_pack("{s:s,s:i,s:i,s:b,s:I}", "task", r->args[0], "exit_code", st.exit_code, "signal",
-                            st.signal, "timed_out", st.timed_out, "duration_ms", (json_int_t)st.duration_ms));
-    xt_info("task %s %s: exit %d signal %d%s in %lld ms", id, r->args[0], st.exit_code, st.signal,
+                  json_pack("{s:s,s:i,s:i,s:b,s:I,s:s}", "task", r->args[0], "exit_code", st.exit_code,
+                            "signal", st.signal, "timed_out", st.timed_out, "duration_ms",
+                            (json_int_t)st.duration_ms, "requested_by",
+                            r->requested_by[0] ? r->requested_by : "unknown"));
+    xt_info("task %s %s (by %s): exit %d signal %d%s in %lld ms", id, r->args[0],
+            r->requested_by[0] ? r->requested_by : "unknown", st.exit_code, st.signal,
             st.timed_out ? " (timed out)" : "", (long long)st.duration_ms);
+    json_t *ar = audit_base(n, "task.run", r->requested_by, r->via);
+    json_object_update_new(
+        ar, json_pack("{s:s,s:s,s:s,s:i,s:b,s:s,s:I,s:I,s:I,s:i,s:i,s:b}", "id", id, "task", r->args[0],
+                      "project", r->project, "nargs", (int)r->nargs - 1, "queued", queued, "outcome",
+                      st.cancelled ? "cancelled" : "finished", "started_ms", (json_int_t)started,
+                      "finished_ms", (json_int_t)finished, "duration_ms", (json_int_t)st.duration_ms,
+                      "exit_code", st.exit_code, "signal", st.signal, "timed_out", st.timed_out));
+    audit_store(n, ar);
     free(stored);
     free(tail);
     free(argv);
     xo_output_free(&out);
 }
 
-static void do_silent(xn *n, job *j, int slot)
+/* Run a silent command; returns the reply (owned). */
+static char *do_silent(xn *n, job *j, int slot)
 {
     const char *name = json_string_value(json_object_get(j->req, "name"));
     const xc_task *t = name ? xc_conf_silent(n->conf, name) : NULL;
     xo_output out;
     xr_status st;
-    if (!name) {
-        reply_str(n, j->msg, xp_error_json(XP_ERR_BAD_REQUEST, "'name' (string) is required"));
-        return;
-    }
-    if (!t) {
-        reply_str(
-            n, j->msg,
-            xp_error_json(XP_ERR_NOT_ALLOWED, "'%.64s' is not a silent command on node %s", name, n->id));
-        return;
-    }
-    if (xo_output_init(&out, 64, 0) != 0) {
-        reply_str(n, j->msg, xp_error_json(XP_ERR_INTERNAL, "out of memory"));
-        return;
-    }
+    if (!name) return xp_error_json(XP_ERR_BAD_REQUEST, "'name' (string) is required");
+    if (!t)
+        return xp_error_json(XP_ERR_NOT_ALLOWED, "'%.64s' is not a silent command on node %s", name, n->id);
+    if (xo_output_init(&out, 64, 0) != 0) return xp_error_json(XP_ERR_INTERNAL, "out of memory");
     run_ctx rc = {.n = n, .slot = slot};
     xr_spec spec = {.argv = t->argv,
                     .env = n->conf->task_env,
@@ -551,10 +612,57 @@ static void do_silent(xn *n, job *j, int slot)
                     .cancel = &n->cancel};
     xr_run(&spec, &out, &st);
     xo_output_free(&out);
-    reply_str(n, j->msg,
-              jdump(json_pack("{s:s,s:s,s:i,s:i,s:b,s:I}", "name", name, "node", n->id, "exit_code",
-                              st.exit_code, "signal", st.signal, "timed_out", st.timed_out, "duration_ms",
-                              (json_int_t)st.duration_ms)));
+    return jdump(json_pack("{s:s,s:s,s:i,s:i,s:b,s:I}", "name", name, "node", n->id, "exit_code",
+                           st.exit_code, "signal", st.signal, "timed_out", st.timed_out, "duration_ms",
+                           (json_int_t)st.duration_ms));
+}
+
+static const char *job_verb(job_kind k)
+{
+    switch (k) {
+    case JOB_WHICH:
+        return "which.check";
+    case JOB_DOWNLOAD:
+        return "got.download";
+    case JOB_SILENT:
+        return "silent.exec";
+    case JOB_KILL_PORT:
+        return "kill-port";
+    default:
+        return "task.run";
+    }
+}
+
+/* The audit record of a verb other than task.run, from its request and its reply `rep`. */
+static json_t *audit_verb(xn *n, const job *j, const char *rep, int64_t duration_ms)
+{
+    json_t *rec = audit_base(n, job_verb(j->kind), body_str(j->req, "requested_by"), body_str(j->req, "via"));
+    char target[512] = "", code[64] = "", msg[256];
+    const char *v;
+    if (j->kind == JOB_KILL_PORT) {
+        snprintf(target, sizeof target, "%u", j->port);
+    } else if (j->kind == JOB_DOWNLOAD) {
+        /* where it was written and from which host-and-path: never the query (it may hold a token) */
+        const char *url = json_string_value(json_object_get(j->req, "url"));
+        const char *out = json_string_value(json_object_get(j->req, "output"));
+        snprintf(target, sizeof target, "%.*s -> %.200s", url ? (int)strcspn(url, "?#") : 0, url ? url : "",
+                 out ? out : "");
+    } else if ((v = json_string_value(json_object_get(j->req, "name"))) != NULL) {
+        snprintf(target, sizeof target, "%.128s", v);
+    }
+    json_object_set_new(rec, "target", json_string(target));
+    json_object_set_new(rec, "duration_ms", json_integer(duration_ms));
+    if (rep && xp_error_parse(rep, strlen(rep), code, sizeof code, msg, sizeof msg)) {
+        json_object_set_new(rec, "outcome", json_string("error"));
+        json_object_set_new(rec, "error", json_string(code));
+    } else {
+        json_t *r = rep ? json_loads(rep, 0, NULL) : NULL;
+        json_t *ec = json_object_get(r, "exit_code");
+        json_object_set_new(rec, "outcome", json_string("done"));
+        if (json_is_integer(ec)) json_object_set(rec, "exit_code", ec);
+        json_decref(r);
+    }
+    return rec;
 }
 
 static void *worker_main(void *arg)
@@ -578,17 +686,20 @@ static void *worker_main(void *arg)
             do_run(n, j, slot);
             break;
         case JOB_SILENT:
-            do_silent(n, j, slot);
-            break;
         case JOB_WHICH:
-            reply_str(n, j->msg, with_node(n, xw_which(n->conf, j->req)));
-            break;
         case JOB_DOWNLOAD:
-            reply_str(n, j->msg, with_node(n, xw_download(n->conf, j->req)));
+        case JOB_KILL_PORT: {
+            int64_t t0 = xp_mono_ms();
+            char *rep = j->kind == JOB_SILENT     ? do_silent(n, j, slot)
+                        : j->kind == JOB_WHICH    ? xw_which(n->conf, j->req)
+                        : j->kind == JOB_DOWNLOAD ? xw_download(n->conf, j->req)
+                                                  : xw_kill_port(n->conf, j->port);
+            rep = with_node(n, rep);
+            json_t *rec = audit_verb(n, j, rep, xp_mono_ms() - t0);
+            reply_str(n, j->msg, rep); /* the requester first, then the durable record */
+            audit_store(n, rec);
             break;
-        case JOB_KILL_PORT:
-            reply_str(n, j->msg, with_node(n, xw_kill_port(n->conf, j->port)));
-            break;
+        }
         }
         job_free(j);
         pthread_mutex_lock(&n->mu);
@@ -688,13 +799,22 @@ static void dispatch(xn *n, natsMsg *m, const char *verb, int broadcast)
         }
         const char *name = j->run.args[0];
         if (!xc_conf_task(n->conf, name) && !(n->task_bin[0] && xc_conf_taskfile_allows(n->conf, name))) {
-            if (!broadcast)
+            if (!broadcast) {
                 reply_str(
                     n, m,
                     xp_error_json(XP_ERR_UNKNOWN_TASK, "task '%s' is not allowed on node %s", name, n->id));
+                json_t *ar = audit_base(n, "task.run", j->run.requested_by, j->run.via);
+                json_object_update_new(ar,
+                                       json_pack("{s:s,s:s,s:s,s:s}", "task", name, "project", j->run.project,
+                                                 "outcome", "refused", "error", "unknown_task"));
+                audit_publish(n, ar);
+            }
             goto out;
         }
-    } else if (j->kind != JOB_KILL_PORT) {
+    } else if (j->kind == JOB_KILL_PORT) {
+        /* the body is optional ({} or empty); it may name the requester */
+        j->req = xp_parse_object(data, len, 1, err, sizeof err);
+    } else {
         j->req = xp_parse_object(data, len, 0, err, sizeof err);
         if (!j->req) {
             if (!broadcast) reply_str(n, m, xp_error_json(XP_ERR_BAD_REQUEST, "%s", err));
@@ -764,9 +884,10 @@ static void on_connected(natsConnection *nc, void *closure)
 /* ---- JetStream setup and the queue -------------------------------------------------------- */
 
 /* Create the stream, or update an existing one to this configuration (so a new max_bytes applies to
- * streams made before it). Bounded in bytes: a flood of publishes cannot fill the volume. */
+ * streams made before it). Bounded in bytes: a flood of publishes cannot fill the volume. deny:
+ * deny_delete and deny_purge (the audit trail). */
 static int ensure_stream(xn *n, const char *name, const char *subject, jsRetentionPolicy ret,
-                         int64_t max_age_ms, size_t max_bytes)
+                         int64_t max_age_ms, size_t max_bytes, int deny)
 {
     jsStreamConfig sc;
     jsStreamInfo *si = NULL;
@@ -786,6 +907,8 @@ static int ensure_stream(xn *n, const char *name, const char *subject, jsRetenti
     sc.Discard = ret == js_WorkQueuePolicy ? js_DiscardNew : js_DiscardOld;
     /* direct gets: how a node looks up its own result (docs/PROTOCOL.md) */
     sc.AllowDirect = ret == js_LimitsPolicy;
+    sc.DenyDelete = deny != 0;
+    sc.DenyPurge = deny != 0;
     natsStatus st = js_AddStream(&si, n->js, &sc, NULL, &jerr);
     if (st != NATS_OK && jerr == JSStreamNameExistErr) {
         jsStreamInfo_Destroy(si);
@@ -878,8 +1001,11 @@ static int js_setup(xn *n)
 {
     if (!n->conf->manage_streams) return bind_consumers(n);
     if (ensure_stream(n, XN_STREAM_RESULTS, "xtask.results.>", js_LimitsPolicy, n->conf->results_max_age_ms,
-                      n->conf->results_max_bytes) ||
-        ensure_stream(n, XN_STREAM_QUEUE, "xtask.queue.>", js_WorkQueuePolicy, 0, n->conf->queue_max_bytes) ||
+                      n->conf->results_max_bytes, 0) ||
+        ensure_stream(n, XN_STREAM_QUEUE, "xtask.queue.>", js_WorkQueuePolicy, 0, n->conf->queue_max_bytes,
+                      0) ||
+        ensure_stream(n, XN_STREAM_AUDIT, "xtask.audit.>", js_LimitsPolicy, n->conf->audit_max_age_ms,
+                      n->conf->audit_max_bytes, 1) ||
         ensure_kv(n))
         return -1;
     for (size_t i = 0; n->conf->queue_capabilities[i]; i++)
@@ -916,8 +1042,8 @@ static void *js_thread_main(void *arg)
         pthread_mutex_lock(&n->mu);
         if (ok) {
             if (!n->js_ready)
-                xt_info("JetStream ready: streams %s, %s, KV %s", XN_STREAM_QUEUE, XN_STREAM_RESULTS,
-                        XN_KV_BUCKET);
+                xt_info("JetStream ready: streams %s, %s, %s, KV %s", XN_STREAM_QUEUE, XN_STREAM_RESULTS,
+                        XN_STREAM_AUDIT, XN_KV_BUCKET);
             n->js_ready = 1;
             backoff = 250;
             pthread_cond_broadcast(&n->cv);
@@ -995,6 +1121,25 @@ static void *puller_main(void *arg)
                         xt_warn("queue %s: dropping a bad message: %s", filter, err);
                         natsMsg_Term(m, NULL);
                         natsMsg_Destroy(m);
+                        free(j);
+                        continue;
+                    }
+                    /* The platform made the id and submitted it as the message's Nats-Msg-Id (the
+                     * stream's dedup key): a message whose id is missing or differs was not
+                     * submitted by the platform's rules, so it is refused, not run. */
+                    const char *mid = NULL;
+                    if (natsMsgHeader_Get(m, "Nats-Msg-Id", &mid) != NATS_OK) mid = NULL;
+                    if (!j->run.id[0] || !mid || strcmp(mid, j->run.id) != 0) {
+                        xt_warn("queue %s: refusing a message whose id '%s' is not its Nats-Msg-Id '%s'",
+                                filter, j->run.id, mid ? mid : "");
+                        json_t *ar = audit_base(n, "task.run", j->run.requested_by, j->run.via);
+                        json_object_update_new(ar, json_pack("{s:s,s:s,s:b,s:s,s:s}", "id", j->run.id, "task",
+                                                             j->run.args[0], "queued", 1, "outcome",
+                                                             "refused", "error", "bad_request"));
+                        audit_publish(n, ar);
+                        natsMsg_Term(m, NULL);
+                        natsMsg_Destroy(m);
+                        xp_run_req_free(&j->run);
                         free(j);
                         continue;
                     }

@@ -76,6 +76,24 @@ int xp_token_valid(const char *s)
     return 1;
 }
 
+int xp_task_id_valid(const char *id)
+{
+    size_t n = 0;
+    if (!id || id[0] != 't' || id[1] != '-') return 0;
+    for (n = 2; id[n]; n++)
+        if (n >= 18 || !((id[n] >= '0' && id[n] <= '9') || (id[n] >= 'a' && id[n] <= 'f'))) return 0;
+    return n == 18;
+}
+
+int xp_user_valid(const char *s)
+{
+    size_t n = 0;
+    if (!s || !*s) return 0;
+    for (; s[n]; n++)
+        if (n >= XP_USER_MAX || (unsigned char)s[n] < 0x20 || (unsigned char)s[n] == 0x7f) return 0;
+    return 1;
+}
+
 int xp_task_name_valid(const char *s)
 {
     size_t n = 0;
@@ -295,15 +313,27 @@ int xp_run_req_parse(const char *json, size_t len, xp_run_req *r, xp_err *code, 
         goto out;
     }
     if (opt_str(o, "project", r->project, sizeof r->project, err, errlen) ||
-        opt_str(o, "id", r->id, sizeof r->id, err, errlen))
+        opt_str(o, "id", r->id, sizeof r->id, err, errlen) ||
+        opt_str(o, "requested_by", r->requested_by, sizeof r->requested_by, err, errlen) ||
+        opt_str(o, "via", r->via, sizeof r->via, err, errlen))
         goto out;
     if (!r->project[0]) snprintf(r->project, sizeof r->project, "default");
     if (!xp_token_valid(r->project)) {
         snprintf(err, errlen, "'project' must be 1-%d characters of A-Z a-z 0-9 _ -", XP_ID_MAX);
         goto out;
     }
-    if (r->id[0] && !xp_token_valid(r->id)) {
-        snprintf(err, errlen, "'id' must be 1-%d characters of A-Z a-z 0-9 _ -", XP_ID_MAX);
+    if (r->id[0] && !xp_task_id_valid(r->id)) {
+        snprintf(err, errlen,
+                 "'id' must be a task id made by the platform (t- and 16 hex digits); omit it "
+                 "and the node makes one");
+        goto out;
+    }
+    if (r->requested_by[0] && !xp_user_valid(r->requested_by)) {
+        snprintf(err, errlen, "'requested_by' must be 1-%d bytes without control characters", XP_USER_MAX);
+        goto out;
+    }
+    if (r->via[0] && !xp_token_valid(r->via)) {
+        snprintf(err, errlen, "'via' must be a token (web, cli)");
         goto out;
     }
     json_t *t = json_object_get(o, "timeout_ms");
@@ -327,6 +357,8 @@ char *xp_run_req_json(const xp_run_req *r)
                           r->project[0] ? r->project : "default");
     if (o && r->id[0]) json_object_set_new(o, "id", json_string(r->id));
     if (o && r->timeout_ms > 0) json_object_set_new(o, "timeout_ms", json_integer(r->timeout_ms));
+    if (o && r->requested_by[0]) json_object_set_new(o, "requested_by", json_string(r->requested_by));
+    if (o && r->via[0]) json_object_set_new(o, "via", json_string(r->via));
     return dump(o);
 }
 
@@ -338,6 +370,9 @@ static char *result_try(const xp_result *r, int with_output, size_t tail_len, si
                           r->task, "project", r->project ? r->project : "default", "exit_code", r->exit_code,
                           "signal", r->signal, "duration_ms", (json_int_t)r->duration_ms, "timed_out",
                           r->timed_out, "output_tail", tail, tail_len, "truncated", r->truncated || cut);
+    if (o && r->requested_by && r->requested_by[0])
+        json_object_set_new(o, "requested_by", json_string(r->requested_by));
+    if (o && r->via && r->via[0]) json_object_set_new(o, "via", json_string(r->via));
     if (o && with_output) {
         const char *out = r->output ? r->output + (r->output_len - out_len) : "";
         json_object_set_new(o, "output", json_stringn(out, out_len));

@@ -17,6 +17,8 @@
 #define XP_ARGS_MAX 64 /* task.run args (task name included) */
 #define XP_ARG_LEN_MAX 4096
 #define XP_VERSION "0.1.0"
+#define XP_USER_MAX 128 /* requested_by: bytes without NUL */
+#define XP_VIA_MAX 16   /* via: "web", "cli" */
 
 /* Error codes of the `{"error":{"code":..,"message":..}}` reply; the text names are the wire names. */
 typedef enum {
@@ -48,6 +50,14 @@ int xp_error_parse(const char *json, size_t len, char *code, size_t codelen, cha
 /* A token usable inside a NATS subject and as a key: 1..XP_ID_MAX chars of [A-Za-z0-9_-].
  * Returns 1 if valid. */
 int xp_token_valid(const char *s);
+
+/* 1 if `id` is a task id in the form the platform makes (xp_new_id: "t-" and 16 lower-case hex
+ * digits). Task ids are made by the platform (the web API, the CLI, the node), never chosen by a
+ * user: a request carrying any other id is refused. */
+int xp_task_id_valid(const char *id);
+
+/* 1 if `s` can name a requester: 1..XP_USER_MAX bytes, no control characters. */
+int xp_user_valid(const char *s);
 
 /* Like xp_token_valid, plus ':' and '.' inside (Taskfile names such as "go:build:native"), and a
  * first character that is not '-' (never an option to the `task` binary). */
@@ -110,8 +120,11 @@ typedef struct {
     char *args[XP_ARGS_MAX + 1]; /* malloc'd, NULL-terminated; args[0] = task name */
     size_t nargs;
     char project[XP_ID_MAX + 1]; /* default "default" */
-    char id[XP_ID_MAX + 1];      /* "" when the caller gave none */
+    char id[XP_ID_MAX + 1];      /* "" when the caller gave none; else xp_task_id_valid */
     int64_t timeout_ms;          /* 0 = the task's own */
+    char
+        requested_by[XP_USER_MAX + 1]; /* who asked: the signed-in user (web), the CLI's user; "" = unknown */
+    char via[XP_VIA_MAX + 1];          /* "web", "cli" or "" (a token) */
 } xp_run_req;
 
 /* Parse a task.run body. On error: -1, the error code in *code and a message. On success the
@@ -126,7 +139,8 @@ void xp_run_req_free(xp_run_req *r);
 /* The outcome of one task run. */
 typedef struct {
     const char *id, *node, *task, *project;
-    int exit_code; /* -1 when killed by a signal */
+    const char *requested_by, *via; /* may be NULL or "": omitted */
+    int exit_code;                  /* -1 when killed by a signal */
     int signal;
     int timed_out;
     int64_t duration_ms;

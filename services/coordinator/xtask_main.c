@@ -17,6 +17,7 @@
 #include "xk_client.h"
 #include "xn_node.h"
 #include "xp_proto.h"
+#include "xt_audit.h"
 #include "xt_conf.h"
 #include "xt_log.h"
 #include "xt_nats.h"
@@ -33,11 +34,15 @@ static const char usage_text[] =
     "  xtask run [--node ID | --any] [--project P] [--timeout DUR] [--quiet] TASK [ARGS...]\n"
     "      Run an allowed task on a node (default: the local node id), streaming its output;\n"
     "      exits with the task's exit code.\n"
-    "  xtask submit [--capability C] [--project P] [--id ID] [--timeout DUR] [--wait DUR] TASK [ARGS...]\n"
-    "      Put a task on the durable queue (xtask.queue.C, default C=task); prints its id. With\n"
-    "      --wait, waits for the result and exits like `run`.\n"
+    "  xtask submit [--capability C] [--project P] [--timeout DUR] [--wait DUR] TASK [ARGS...]\n"
+    "      Put a task on the durable queue (xtask.queue.C, default C=task); prints its id (made by\n"
+    "      the platform, never chosen). With --wait, waits for the result and exits like `run`.\n"
     "  xtask result [--wait DUR] ID\n"
     "      Print the stored result of task ID (stream xtask-results) as JSON.\n"
+    "  xtask audit [--since DUR] [--user U] [-n N] [--json] [--timeout DUR]\n"
+    "      Print the audit trail (stream xtask-audit): tasks run and auth events, oldest first,\n"
+    "      the newest N (default 100) of the last DUR (default: all), of user U only. Admin\n"
+    "      credentials are needed to read it.\n"
     "  xtask ping [--node-id ID] [--timeout DUR]\n"
     "      Readiness probe: exit 0 iff the local node answers xtask.<id>.ping (default 1s).\n"
     "\n"
@@ -116,9 +121,29 @@ static int parse_cli(int argc, char **argv, cli *c)
             TAKE(c->k.region);
         else if (strcmp(a, "--platform") == 0)
             TAKE(c->k.platform);
-        else if (strcmp(a, "--id") == 0)
-            TAKE(c->k.id);
-        else if (strcmp(a, "--json") == 0)
+        else if (strcmp(a, "--id") == 0) {
+            fprintf(stderr, "xtask: --id: task ids are made by the platform, never chosen\n");
+            return -1;
+        } else if (strcmp(a, "--user") == 0)
+            TAKE(c->k.user);
+        else if (strcmp(a, "-n") == 0) {
+            char *end = NULL;
+            long n = v ? strtol(v, &end, 10) : 0;
+            if (!v || !*v || *end || n < 1 || n > XT_AUDIT_LIMIT_MAX) {
+                fprintf(stderr, "xtask: -n needs a number of records, 1..%d\n", XT_AUDIT_LIMIT_MAX);
+                return -1;
+            }
+            c->k.limit = n;
+            i++;
+        } else if (strcmp(a, "--since") == 0) {
+            int64_t ms;
+            if (!v || parse_dur(v, &ms) != 0 || ms <= 0) {
+                fprintf(stderr, "xtask: --since needs a duration such as 30m, 24h, 7d\n");
+                return -1;
+            }
+            c->k.since_ms = ms;
+            i++;
+        } else if (strcmp(a, "--json") == 0)
             c->k.json = 1;
         else if (strcmp(a, "--quiet") == 0)
             c->k.quiet = 1;
@@ -310,6 +335,11 @@ static int run_client(cli *c)
         if (!c->k.args[0] || c->k.args[1]) return usage("result takes one task id");
         c->k.id = c->k.args[0];
         return xk_result(&c->k);
+    }
+    if (strcmp(c->cmd, "audit") == 0) {
+        if (c->k.args[0]) return usage("audit takes no arguments (use --user, --since, -n)");
+        if (c->k.user && !xp_user_valid(c->k.user)) return usage("--user: not a user name");
+        return xk_audit(&c->k);
     }
     if (strcmp(c->cmd, "ping") == 0) {
         if (c->k.args[0]) return usage("ping takes no arguments");

@@ -179,7 +179,8 @@ static void test_run_req(void **state)
     xp_err code;
     char err[256];
     assert_int_equal(
-        parse_run("{\"args\":[\"build\",\"--flag\"],\"project\":\"p1\",\"id\":\"abc\",\"timeout_ms\":500}",
+        parse_run("{\"args\":[\"build\",\"--flag\"],\"project\":\"p1\",\"id\":\"t-0123456789abcdef\","
+                  "\"timeout_ms\":500,\"requested_by\":\"alice\",\"via\":\"web\"}",
                   &r, &code, err, sizeof err),
         0);
     assert_int_equal(r.nargs, 2);
@@ -187,13 +188,17 @@ static void test_run_req(void **state)
     assert_string_equal(r.args[1], "--flag");
     assert_null(r.args[2]);
     assert_string_equal(r.project, "p1");
-    assert_string_equal(r.id, "abc");
+    assert_string_equal(r.id, "t-0123456789abcdef");
+    assert_string_equal(r.requested_by, "alice");
+    assert_string_equal(r.via, "web");
     assert_int_equal(r.timeout_ms, 500);
     char *enc = xp_run_req_json(&r);
     xp_run_req r2;
     assert_int_equal(parse_run(enc, &r2, &code, err, sizeof err), 0);
     assert_string_equal(r2.args[1], "--flag");
-    assert_string_equal(r2.id, "abc");
+    assert_string_equal(r2.id, "t-0123456789abcdef");
+    assert_string_equal(r2.requested_by, "alice");
+    assert_string_equal(r2.via, "web");
     assert_int_equal(r2.timeout_ms, 500);
     xp_run_req_free(&r2);
     free(enc);
@@ -202,7 +207,22 @@ static void test_run_req(void **state)
     assert_int_equal(parse_run("{\"args\":[\"noop\"]}", &r, &code, err, sizeof err), 0);
     assert_string_equal(r.project, "default");
     assert_string_equal(r.id, "");
+    assert_string_equal(r.requested_by, "");
     xp_run_req_free(&r);
+
+    /* ids are the platform's: t- and 16 lower-case hex digits, nothing else */
+    assert_true(xp_task_id_valid("t-0123456789abcdef"));
+    assert_false(xp_task_id_valid("t-0123456789abcde"));
+    assert_false(xp_task_id_valid("t-0123456789abcdef0"));
+    assert_false(xp_task_id_valid("t-0123456789ABCDEF"));
+    assert_false(xp_task_id_valid("my-id"));
+    assert_false(xp_task_id_valid(""));
+    char fresh[32];
+    xp_new_id(fresh, sizeof fresh);
+    assert_true(xp_task_id_valid(fresh));
+    assert_true(xp_user_valid("alice"));
+    assert_false(xp_user_valid("al\nice"));
+    assert_false(xp_user_valid(""));
 
     static const struct {
         const char *body;
@@ -222,6 +242,10 @@ static void test_run_req(void **state)
         {"{\"args\":[\"x\"],\"project\":\"a.b\"}", XP_ERR_BAD_REQUEST, "project"},
         {"{\"args\":[\"x\"],\"project\":3}", XP_ERR_BAD_REQUEST, "project"},
         {"{\"args\":[\"x\"],\"id\":\"a>b\"}", XP_ERR_BAD_REQUEST, "id"},
+        {"{\"args\":[\"x\"],\"id\":\"my-own-id\"}", XP_ERR_BAD_REQUEST, "made by the platform"},
+        {"{\"args\":[\"x\"],\"requested_by\":\"a\\nb\"}", XP_ERR_BAD_REQUEST, "requested_by"},
+        {"{\"args\":[\"x\"],\"requested_by\":7}", XP_ERR_BAD_REQUEST, "requested_by"},
+        {"{\"args\":[\"x\"],\"via\":\"a.b\"}", XP_ERR_BAD_REQUEST, "via"},
         {"{\"args\":[\"x\"],\"timeout_ms\":-1}", XP_ERR_BAD_REQUEST, "timeout_ms"},
         {"{\"args\":[\"x\"],\"timeout_ms\":\"1s\"}", XP_ERR_BAD_REQUEST, "timeout_ms"},
         {"{\"args\":[\"x\"],\"args\":[\"y\"]}", XP_ERR_BAD_REQUEST, "malformed"},
