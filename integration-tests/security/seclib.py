@@ -236,12 +236,13 @@ class FakeAuth:
 class Stack:
     """nats-server + real xtask-auth + raw upstream + fake auth + xtask-web, all on the port block."""
 
-    def __init__(self, prefix="xt-sec-", trusted="[]", tls=False):
+    def __init__(self, prefix="xt-sec-", trusted="[]", tls=False, web_extra="", auth_extra=""):
         self.auth_bin = bin_path("xtask-auth")
         P = port_block("web", 10)
         self.WEB, self.AUTH, self.UP, self.NATS, self.NATS_HTTP, self.FAKE = P[0], P[1], P[2], P[3], P[4], P[5]
         self.tmp = TempDir(prefix)
         t = self.tmp
+        auth_extra = auth_extra.replace("@NATS@", str(self.NATS))
         self.portal = f"http://{PORTAL_HOST}:{self.WEB}/"
         users = t.write("users.yml", f"""users:
   developer:
@@ -291,7 +292,7 @@ regulation:
   find_time: 10s
   ban_time: 3s
   failure_delay: 50ms
-""")
+{auth_extra}""")
         self.nats = NatsServer(self.NATS, self.NATS_HTTP, os.path.join(t.path, "nats")).start()
         self.auth = Proc([self.auth_bin, "--config", auth_cfg])
         try:
@@ -324,7 +325,7 @@ listen:
 trusted_proxies: {trusted}
 nats:
   url: nats://127.0.0.1:{self.NATS}
-security_headers:
+{web_extra}security_headers:
   Strict-Transport-Security: "max-age=31536000; includeSubDomains"
   X-Content-Type-Options: nosniff
   X-Frame-Options: DENY

@@ -91,10 +91,9 @@ def main():
         node_list = nodes.get("nodes", nodes) if isinstance(nodes, dict) else nodes
         check(node_list, f"a node registered: {nodes}")
         node = node_list[0]["id"]
-        task_id = f"ct{os.getpid()}"
-        st, _, res = api(front, "/api/v1/tasks", cookie, "POST",
-                         {"node": node, "args": ["noop"], "id": task_id, "wait": True})
+        st, _, res = api(front, "/api/v1/tasks", cookie, "POST", {"node": node, "args": ["noop"], "wait": True})
         check(st == 200 and res.get("exit_code") == 0, f"task run: {st} {res}")
+        task_id = res["id"]
         wait_until(lambda: api(front, f"/api/v1/tasks/{task_id}", cookie)[0] == 200, 10, 0.1,
                    "the task's stored result")
         step("task ran")

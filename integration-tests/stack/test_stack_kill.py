@@ -65,9 +65,11 @@ class Load:
             t.join(10)
 
 
-def submit(s, cookie, node, task_id):
-    st, _, res = s.api("/api/v1/tasks", cookie, "POST", {"node": node, "args": ["noop"], "id": task_id})
-    check(st == 200 and res.get("exit_code") == 0, f"task {task_id}: {st} {res}")
+def submit(s, cookie, node, label):
+    """Run noop; returns the task id (made by the platform)."""
+    st, _, res = s.api("/api/v1/tasks", cookie, "POST", {"node": node, "args": ["noop"]})
+    check(st == 200 and res.get("exit_code") == 0 and res.get("id"), f"task {label}: {st} {res}")
+    return res["id"]
 
 
 def main():
@@ -79,8 +81,7 @@ def main():
         wait_until(lambda: s.api("/api/v1/nodes", cookie)[0] == 200, 10, 0.05, "nodes API")
         stored = []
         for i in range(5):
-            stored.append(f"before{i}")
-            submit(s, cookie, node, stored[-1])
+            stored.append(submit(s, cookie, node, f"before{i}"))
         recoveries = []
         with Load(s.front, cookie) as load:
             for rnd in range(ROUNDS):
@@ -102,8 +103,8 @@ def main():
                     # the valid session works again, and a result stored now survives the next kills
                     wait_until(lambda: s.api("/api/v1/nodes", cookie, timeout=3)[0] == 200, 5, 0.02,
                                f"the valid session after killing {svc}")
-                    tid = f"r{rnd}{svc}"
-                    wait_until(lambda: _try_submit(s, cookie, node, tid), 5, 0.05, f"a task after killing {svc}")
+                    tid = wait_until(lambda: _try_submit(s, cookie, node, f"r{rnd}{svc}"), 5, 0.05,
+                                     f"a task after killing {svc}")
                     stored.append(tid)
         check(not load.violations, f"protected routes answered 2xx without a valid session: {load.violations[:10]}")
         slow = [r for r in recoveries if r[2] > RECOVERY_BUDGET]
@@ -118,12 +119,11 @@ def main():
         check(code == 0, f"supervisor exit code {code}")
 
 
-def _try_submit(s, cookie, node, tid):
+def _try_submit(s, cookie, node, label):
     try:
-        submit(s, cookie, node, tid)
-        return True
+        return submit(s, cookie, node, label)
     except (AssertionError, OSError):
-        return False
+        return None
 
 
 if __name__ == "__main__":

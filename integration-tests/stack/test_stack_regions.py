@@ -73,9 +73,10 @@ def main():
         print("nodes of all regions visible in each API; one login valid in all three", flush=True)
 
         # a task submitted in ams runs on a dfw node; its result is readable from hkg
-        st, _, res = ams.api("/api/v1/tasks", cookie, "POST", {"node": "dfw-node", "args": ["noop"], "id": "x-ams-dfw"})
+        st, _, res = ams.api("/api/v1/tasks", cookie, "POST", {"node": "dfw-node", "args": ["noop"]})
         check(st == 200 and res.get("node") == "dfw-node" and res.get("exit_code") == 0, f"ams -> dfw: {st} {res}")
-        wait_until(lambda: hkg.api("/api/v1/tasks/x-ams-dfw", cookie)[0] == 200, 10, 0.05, "the result from hkg")
+        x_id = res["id"]
+        wait_until(lambda: hkg.api(f"/api/v1/tasks/{x_id}", cookie)[0] == 200, 10, 0.05, "the result from hkg")
         print("task submitted in ams ran in dfw; result read in hkg", flush=True)
 
         # Kill outright the region that leads the streams, so that JetStream must elect new leaders
@@ -114,12 +115,12 @@ def main():
 
         def serving(s, other, key):
             n = attempts[key] = attempts.get(key, 0) + 1
-            tid = f"y-{key}-{n}"
             try:
-                st, _, res = s.api("/api/v1/tasks", cookie, "POST", {"node": f"{other}-node", "args": ["noop"],
-                                                                      "id": tid}, timeout=5)
+                st, _, res = s.api("/api/v1/tasks", cookie, "POST", {"node": f"{other}-node", "args": ["noop"]},
+                                   timeout=5)
                 if st != 200 or res.get("exit_code") != 0:
                     return False
+                tid = res["id"]
                 ran.append(tid)
             except OSError:
                 return False
@@ -131,7 +132,7 @@ def main():
                wait_until(lambda: serving(sb, sa.region, "b-a"), 20, 0.2, "the other way round")]
         print(f"after the region died: attempts until a task ran and its result was stored: {attempts}", flush=True)
         for s in (sa, sb):
-            for tid in ["x-ams-dfw"] + got + ran:
+            for tid in [x_id] + got + ran:
                 st, _, res = s.api(f"/api/v1/tasks/{tid}", cookie, timeout=5)
                 check(st == 200 and res.get("exit_code") == 0, f"result {tid} in {s.region} without the dead region: {st} {res}")
         for s in (sa, sb):

@@ -25,18 +25,21 @@ def main():
         # in flight: a few requests and tasks
         stop = threading.Event()
 
+        ids = []
+
         def traffic():
-            n = 0
             while not stop.is_set():
                 try:
-                    s.api("/api/v1/tasks", cookie, "POST", {"node": "local-node", "args": ["noop"],
-                                                            "id": f"sig{n}"}, timeout=3)
+                    st, _, res = s.api("/api/v1/tasks", cookie, "POST", {"node": "local-node", "args": ["noop"]},
+                                       timeout=3)
+                    if st == 200 and isinstance(res, dict) and res.get("id"):
+                        ids.append(res["id"])
                 except OSError:
                     pass
-                n += 1
         t = threading.Thread(target=traffic, daemon=True)
         t.start()
-        wait_until(lambda: s.api("/api/v1/tasks/sig1", cookie, timeout=3)[0] == 200, 10, 0.05, "traffic flowing")
+        wait_until(lambda: len(ids) >= 2 and s.api(f"/api/v1/tasks/{ids[1]}", cookie, timeout=3)[0] == 200, 10,
+                   0.05, "traffic flowing")
         t0 = time.monotonic()
         s.proc.signal(signal.SIGINT)
         code = s.proc.wait(10)

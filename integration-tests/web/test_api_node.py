@@ -4,6 +4,7 @@ nats-server with JetStream: run and wait, run without waiting, queue, results fr
 xtask-results stream, the node registry, SSE output of a run. Fails when `xtask` is not built."""
 import json
 import os
+import re
 import sys
 import time
 import traceback
@@ -92,9 +93,13 @@ def test_result_from_stream():
 
 def test_queue_then_result():
     st, r = call("POST", "/api/v1/tasks", {"mode": "queue", "task": "hello", "id": "q-web-1"})
-    assert st == 202 and r["id"] == "q-web-1" and r["queued"], (st, r)
-    wait_until(lambda: call("GET", "/api/v1/tasks/q-web-1")[0] == 200, 15, what="the queued task's result")
-    assert call("GET", "/api/v1/tasks/q-web-1")[1]["exit_code"] == 0
+    assert st == 400 and "made by the platform" in r["error"]["message"], (st, r)  # ids are never chosen
+    st, r = call("POST", "/api/v1/tasks", {"mode": "queue", "task": "hello"})
+    assert st == 202 and re.fullmatch(r"t-[0-9a-f]{16}", r["id"]) and r["queued"], (st, r)
+    qid = r["id"]
+    wait_until(lambda: call("GET", f"/api/v1/tasks/{qid}")[0] == 200, 15, what="the queued task's result")
+    res = call("GET", f"/api/v1/tasks/{qid}")[1]
+    assert res["exit_code"] == 0 and res["requested_by"] == "developer" and res["via"] == "web", res
 
 
 def test_run_without_waiting_streams_output():

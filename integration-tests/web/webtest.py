@@ -452,6 +452,12 @@ nats:
   heartbeat: {heartbeat}
 gui:
   root: {gui_root}
+api:
+  rules:
+    - groups: [admins]
+      verbs: [task.run, which.check, got.download, silent.exec, kill-port, audit.read]
+    - groups: [developers]
+      verbs: [task.run, which.check]
 security_headers:
   Strict-Transport-Security: "max-age=31536000; includeSubDomains"
   X-Content-Type-Options: nosniff

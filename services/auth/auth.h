@@ -291,6 +291,11 @@ struct auth_config {
     int kv_replicas;              /* session.nats.replicas: the bucket's replicas (1..5) */
     int64_t kv_lookup_timeout_ms; /* session.nats.lookup_timeout: bound of a lookup on a local miss */
     int64_t kv_resync_ms;         /* session.nats.resync_interval: re-read the bucket's logouts */
+
+    /* audit (an xtask extension): sign-ins, failures, logouts and bans to xtask.audit.auth.<region> */
+    int audit_enabled;
+    const char *audit_url;    /* default: session.nats.servers */
+    const char *audit_region; /* a NATS token; default $FLY_REGION, else "local" */
 };
 
 /* Load and validate. Errors read "file:line:col: message". */

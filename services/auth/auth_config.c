@@ -420,6 +420,33 @@ static int parse_session(ctx_t *c, const xt_node *n, auth_config *cfg)
     return 0;
 }
 
+/* audit: { enabled, servers, region } (xtask's own section; Authelia has none). */
+static int parse_audit(ctx_t *c, const xt_node *n, auth_config *cfg)
+{
+    static const char *const keys[] = {"enabled", "servers", "region", NULL};
+    const char *env = getenv("FLY_REGION");
+    cfg->audit_url = cfg->kv_url;
+    cfg->audit_region = env && *env ? env : "local";
+    if (!n) return 0;
+    if (section(c, n, "audit", keys) < 0) return -1;
+    if (xt_map_get(n, "enabled") && xt_conf_bool(c->doc, xt_map_get(n, "enabled"), "audit.enabled",
+                                                 &cfg->audit_enabled, c->err, c->errlen) < 0)
+        return -1;
+    if (sval(c, n, "servers", "audit.servers", &cfg->audit_url) < 0 ||
+        sval(c, n, "region", "audit.region", &cfg->audit_region) < 0)
+        return -1;
+    const char *r = cfg->audit_region;
+    size_t len = strlen(r), ok = len > 0 && len <= 64;
+    for (size_t i = 0; ok && i < len; i++)
+        ok = (r[i] >= 'a' && r[i] <= 'z') || (r[i] >= 'A' && r[i] <= 'Z') || (r[i] >= '0' && r[i] <= '9') ||
+             r[i] == '-' || r[i] == '_';
+    if (!ok)
+        return xt_conf_error(c->err, c->errlen, c->doc, xt_map_get(n, "region") ? xt_map_get(n, "region") : n,
+                             "audit.region: '%s' is not 1-64 of A-Z a-z 0-9 _ - (it is a NATS subject token)",
+                             r);
+    return 0;
+}
+
 static int parse_regulation(ctx_t *c, const xt_node *n, auth_config *cfg)
 {
     static const char *const keys[] = {"max_retries", "find_time",     "ban_time",
@@ -498,6 +525,7 @@ static int validate(auth_config *cfg, char *err, size_t errlen)
                                        "default_2fa_method",
                                        "privacy_policy",
                                        "definitions",
+                                       "audit",
                                        NULL};
     ctx_t c = {cfg->doc, err, errlen};
     const xt_node *root = cfg->doc->root;
@@ -513,6 +541,7 @@ static int validate(auth_config *cfg, char *err, size_t errlen)
         parse_backend(&c, xt_map_get(root, "authentication_backend"), cfg) < 0 ||
         parse_session(&c, xt_map_get(root, "session"), cfg) < 0 ||
         parse_regulation(&c, xt_map_get(root, "regulation"), cfg) < 0 ||
+        parse_audit(&c, xt_map_get(root, "audit"), cfg) < 0 ||
         auth_acl_parse(cfg->doc, xt_map_get(root, "access_control"), &cfg->acl, err, errlen) < 0)
         return -1;
     if (sval(&c, root, "default_redirection_url", "default_redirection_url", &dru) < 0) return -1;

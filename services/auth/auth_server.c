@@ -30,6 +30,7 @@
 #include <openssl/rand.h>
 
 #include "auth.h"
+#include "auth_audit.h"
 #include "auth_kv.h"
 #include "auth_pool.h"
 #include "xt_log.h"
@@ -58,6 +59,7 @@ typedef struct server {
     auth_regulation *reg;
     auth_pool *pool;
     auth_kv *kv;
+    auth_audit *audit; /* NULL when audit.enabled is off */
     h2o_multithread_queue_t *queue;
     h2o_timeout_t delay_timeout, tick_timeout;
     h2o_timeout_entry_t tick_entry;
@@ -154,6 +156,67 @@ static int hdr_get(h2o_req_t *req, const h2o_token_t *tok, const char *name, h2o
     if (i < 0) return 0;
     *out = req->headers.entries[i].value;
     return 1;
+}
+
+/* --- audit trail ---------------------------------------------------------------------------- */
+
+/* Copy a header value (bounded; one with control characters counts as absent). */
+static void hdr_copy(h2o_req_t *req, const char *name, char *out, size_t outlen)
+{
+    h2o_iovec_t v;
+    out[0] = 0;
+    if (!hdr_get(req, NULL, name, &v) || v.len >= outlen) return;
+    for (size_t i = 0; i < v.len; i++)
+        if ((unsigned char)v.base[i] < 0x20 || v.base[i] == 0x7f) return;
+    memcpy(out, v.base, v.len);
+    out[v.len] = 0;
+}
+
+/* The client as the front saw it: the front puts it in X-Forwarded-For (replacing what an untrusted
+ * client sent, appending to what a trusted proxy sent), so the chain's first entry is the client;
+ * then X-Real-IP; a request that came without a front: the peer. */
+static void client_of(h2o_req_t *req, char *client, size_t clen, char *xff, size_t xlen)
+{
+    char rip[64];
+    hdr_copy(req, "x-forwarded-for", xff, xlen);
+    hdr_copy(req, "x-real-ip", rip, sizeof(rip));
+    client[0] = 0;
+    if (xff[0]) {
+        const char *p = xff + strspn(xff, " ");
+        size_t n = strcspn(p, ", ");
+        if (n < clen) {
+            memcpy(client, p, n);
+            client[n] = 0;
+        }
+    }
+    if (!client[0] && rip[0]) snprintf(client, clen, "%s", rip);
+    if (!client[0]) {
+        struct sockaddr_storage ss;
+        socklen_t sl = req->conn->callbacks->get_peername(req->conn, (struct sockaddr *)&ss);
+        if (sl == 0 || h2o_socket_getnumerichost((struct sockaddr *)&ss, sl, client) == SIZE_MAX)
+            snprintf(client, clen, "unknown");
+    }
+}
+
+static void audit_event(server *s, h2o_req_t *req, const char *event, const char *user, int level,
+                        int64_t until)
+{
+    char client[64], xff[256];
+    if (!s->audit) return;
+    client_of(req, client, sizeof(client), xff, sizeof(xff));
+    auth_audit_event(s->audit, event, user, client, xff, level, until);
+}
+
+/* A failure, and the ban it completed (if it did): `was_banned` attempts are not counted. */
+static void audit_failure(server *s, h2o_req_t *req, const char *event, const char *user, int was_banned,
+                          int64_t now)
+{
+    int64_t until = 0;
+    audit_event(s, req, event, user, 0, 0);
+    if (!was_banned && auth_regulation_banned(s->reg, user, now, &until)) {
+        xt_info("'%s' banned until %lld (regulation)", user, (long long)until);
+        audit_event(s, req, "ban", user, 0, until);
+    }
 }
 
 static void add_hdr(h2o_req_t *req, const char *name, const char *val, size_t len)
@@ -575,11 +638,14 @@ static void pending_maybe_finish(pending *p)
         server *s = p->srv;
         const auth_user *u = auth_users_find(s->users, p->user);
         int ok = p->job.result == 1 && u && !u->disabled && !p->banned;
-        if (!p->banned) auth_regulation_mark(s->reg, p->user, ok, 0, auth_now_ms());
-        if (ok)
+        int64_t now = auth_now_ms();
+        if (!p->banned) auth_regulation_mark(s->reg, p->user, ok, 0, now);
+        if (ok) {
             verify_decide(s, p->req, p->vc, u, AUTH_LEVEL_ONE);
-        else
+        } else {
+            audit_failure(s, p->req, "login_failed", p->user, p->banned, now);
             verify_unauthorized(s, p->req, p->vc);
+        }
         return;
     }
     /* a success answers at once; every failure (wrong password, unknown, disabled or banned user)
@@ -769,6 +835,7 @@ static void pending_send_login(pending *p)
     if (!p->banned) auth_regulation_mark(s->reg, p->user, ok, 0, now);
     if (!ok) {
         xt_info("first factor failed for '%s'%s", p->user, p->banned ? " (banned)" : "");
+        audit_failure(s, req, "login_failed", p->user, p->banned, now);
         if (p->form)
             respond_html(req, 401, AUTH_PORTAL_LOGIN, NULL, p->target, MSG_AUTH_FAILED);
         else
@@ -784,6 +851,7 @@ static void pending_send_login(pending *p)
         return;
     }
     xt_info("first factor succeeded for '%s'", u->name);
+    audit_event(s, req, "login", u->name, AUTH_LEVEL_ONE, 0);
     tgt = safe_target(s, p->target, u, AUTH_LEVEL_ONE, &more);
     if (!tgt && !p->target[0] && s->cfg->default_redirection_url) tgt = s->cfg->default_redirection_url;
     if (p->form) {
@@ -921,6 +989,7 @@ static int on_totp(server *s, h2o_req_t *req)
         f->e.cb = totp_fail_send;
         xt_info("second factor failed for '%s'%s%s", u->name, te ? "" : " (no TOTP enrolled)",
                 banned ? " (banned)" : "");
+        audit_failure(s, req, "second_factor_failed", u->name, banned, now);
         h2o_timeout_link(s->ctx.loop, &s->delay_timeout, &f->e);
         return 0;
     }
@@ -936,6 +1005,7 @@ static int on_totp(server *s, h2o_req_t *req)
         return 0;
     }
     xt_info("second factor succeeded for '%s'", u->name);
+    audit_event(s, req, "second_factor", u->name, AUTH_LEVEL_TWO, 0);
     tgt = safe_target(s, target, u, AUTH_LEVEL_TWO, &more);
     if (!tgt && !target[0]) tgt = s->cfg->default_redirection_url;
     if (b.form) {
@@ -964,6 +1034,7 @@ static int on_logout(server *s, h2o_req_t *req)
     sess = session_of(s, req, auth_now_ms(), 0, &u);
     if (sess) {
         xt_info("logout of '%s'", sess->user);
+        audit_event(s, req, "logout", sess->user, 0, 0);
         session_drop(s, sess);
     }
     set_cookie(s, req, NULL);
@@ -1337,6 +1408,15 @@ int auth_server_run(auth_config *cfg)
             goto out;
         }
     }
+    if (cfg->audit_enabled) {
+        char err[512];
+        s->audit = auth_audit_new(cfg->audit_url, cfg->audit_region, err, sizeof(err));
+        if (!s->audit) {
+            xt_error("%s", err);
+            goto out;
+        }
+        xt_info("audit trail: xtask.audit.auth.%s via %s", cfg->audit_region, cfg->audit_url);
+    }
     if (listen_on(s) < 0) goto out;
     xt_info("listening on %s:%d (session domain %s, %zu rules, %d hash workers)", cfg->listen_host, cfg->port,
             cfg->domain, cfg->acl.nrules, cfg->hash_workers);
@@ -1364,6 +1444,8 @@ out:
         h2o_socket_close(s->listener);
     }
     if (s->kv) auth_kv_free(s->kv);
+    auth_audit_free(s->audit);
+    s->audit = NULL;
     if (s->pool) auth_pool_free(s->pool);
     auth_sessions_free(s->sessions);
     auth_regulation_free(s->reg);

@@ -8,15 +8,20 @@
  */
 #include <fcntl.h>
 #include <openssl/evp.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "web.h"
+#include "xt_audit.h"
 #include "xt_log.h"
+#include "xt_path.h"
 
 #define STATUS_MAX (1024 * 1024)
 
@@ -38,8 +43,12 @@ struct web_api {
     char *body;
     size_t body_len;
     int status;
-    uint64_t task_seq;
+    h2o_multithread_receiver_t audit_rx; /* audit reads finished by their threads */
 };
+
+/* Audit reads running in their own threads, process-wide (each holds a JetStream consumer). */
+#define AUDIT_INFLIGHT_MAX 4
+static atomic_int audit_inflight;
 
 /* --- responses ------------------------------------------------------------------------------ */
 
@@ -96,6 +105,65 @@ static int valid_token(const char *s, size_t maxlen)
                              (*s >= '0' && *s <= '9') || *s == '-' || *s == '_'))
             return 0;
     return 1;
+}
+
+/* --- who is asking ------------------------------------------------------------------------ */
+
+/* A request header's value copied into out (bounded, NUL-terminated); "" when absent. The front
+ * strips client-supplied identity headers and sets these from the auth service's answer. */
+static void req_header_str(h2o_req_t *req, const char *lcname, char *out, size_t outlen)
+{
+    ssize_t i = h2o_find_header_by_str(&req->headers, lcname, strlen(lcname), -1);
+    out[0] = 0;
+    if (i >= 0) {
+        h2o_iovec_t v = req->headers.entries[i].value;
+        if (v.len < outlen) {
+            memcpy(out, v.base, v.len);
+            out[v.len] = 0;
+        }
+        for (char *p = out; *p; p++) /* a value with control characters names nobody */
+            if ((unsigned char)*p < 0x20 || *p == 0x7f) {
+                out[0] = 0;
+                break;
+            }
+    }
+}
+
+typedef struct {
+    char user[129];
+    char groups[1024];
+} api_who;
+
+static void who_of(h2o_req_t *req, api_who *w)
+{
+    req_header_str(req, "remote-user", w->user, sizeof(w->user));
+    req_header_str(req, "remote-groups", w->groups, sizeof(w->groups));
+}
+
+/* 1 if the signed-in user may send `verb` (task: for task.run); else 0 and a 403 (or the GUI's
+ * error signal) already sent. Nothing reaches NATS for a refused request. */
+static int authorize(web_server *srv, h2o_req_t *req, const api_who *w, const char *verb, const char *task,
+                     int ds)
+{
+    int rule = -1;
+    char msg[512];
+    if (web_rules_allow(srv->conf, w->user, w->groups, verb, task, &rule)) return 1;
+    if (!w->user[0])
+        snprintf(msg, sizeof(msg), "no signed-in user: the API needs forward-auth's Remote-User");
+    else if (task)
+        snprintf(msg, sizeof(msg), "user '%s' may not run task '%s' (%s)", w->user, task,
+                 rule >= 0 ? "denied by an api rule" : "no api rule allows it");
+    else
+        snprintf(msg, sizeof(msg), "user '%s' may not use %s (%s)", w->user, verb,
+                 rule >= 0 ? "denied by an api rule" : "no api rule allows it");
+    xt_info("api: %s [groups: %s; rule %d]", msg, w->groups[0] ? w->groups : "-", rule >= 0 ? rule + 1 : 0);
+    if (ds)
+        send_ds_signals(req, json_pack("{s:s}", "taskError", msg));
+    else
+        api_send_json(req, 403, "Forbidden",
+                      json_pack("{s:{s:s,s:s,s:s,s:s?}}", "error", "code", "forbidden", "message", msg,
+                                "verb", verb, "task", task));
+    return 0;
 }
 
 /* --- /health ------------------------------------------------------------------------------- */
@@ -279,14 +347,17 @@ static void result_reply_cb(void *data, const char *payload, size_t len, int tim
     api_send_json(req, 200, "OK", res);
 }
 
-static void make_task_id(web_server *srv, char *out, size_t outlen)
+/* The platform makes task ids ("t-" and 16 hex digits, like the node and the CLI); never the client. */
+static int make_task_id(char *out, size_t outlen)
 {
-    unsigned char r[6];
+    unsigned char r[8];
     int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
-    if (fd < 0 || read(fd, r, sizeof(r)) != (ssize_t)sizeof(r)) memset(r, 0, sizeof(r));
+    int ok = fd >= 0 && read(fd, r, sizeof(r)) == (ssize_t)sizeof(r);
     if (fd >= 0) close(fd);
-    snprintf(out, outlen, "w-%u%llx-%02x%02x%02x%02x%02x%02x", srv->index,
-             (unsigned long long)++srv->api->task_seq, r[0], r[1], r[2], r[3], r[4], r[5]);
+    if (!ok) return -1; /* never a guessable id */
+    snprintf(out, outlen, "t-%02x%02x%02x%02x%02x%02x%02x%02x", r[0], r[1], r[2], r[3], r[4], r[5], r[6],
+             r[7]);
+    return 0;
 }
 
 /* args from the body: an array of strings, or (GUI form) a string split on blanks; `task` first. */
@@ -353,8 +424,18 @@ static void tasks_post(web_server *srv, h2o_req_t *req)
     if (!valid_token(cap, 64)) FAIL(400, "bad_request", "capability: 1-64 of [A-Za-z0-9_-]");
     json_int_t timeout_ms = json_is_integer(to) ? json_integer_value(to) : 60000;
     if (timeout_ms < 1 || timeout_ms > 3600000) FAIL(400, "bad_request", "timeout_ms: 1..3600000");
+    if (json_object_get(body, "id"))
+        FAIL(400, "bad_request",
+             "id: task ids are made by the platform; omit it (the answer carries the id)");
     json_t *args = collect_args(body);
     if (!args) FAIL(400, "bad_request", "args: a task name and up to 63 string arguments");
+    api_who who;
+    who_of(req, &who);
+    if (!authorize(srv, req, &who, "task.run", json_string_value(json_array_get(args, 0)), ds)) {
+        json_decref(args);
+        json_decref(body);
+        return;
+    }
     api_call *c = h2o_mem_alloc_shared(&req->pool, sizeof(*c), call_dispose);
     memset(c, 0, sizeof(*c));
     c->srv = srv;
@@ -362,25 +443,21 @@ static void tasks_post(web_server *srv, h2o_req_t *req)
     c->ds = ds;
     c->wait = ds ? 0 : (w ? json_is_true(w) : 1);
     snprintf(c->project, sizeof(c->project), "%s", project);
-    const char *given = json_string_value(json_object_get(body, "id"));
-    if (given && *given) {
-        if (!valid_token(given, 64)) {
-            json_decref(args);
-            FAIL(400, "bad_request", "id: 1-64 of [A-Za-z0-9_-]");
-        }
-        snprintf(c->id, sizeof(c->id), "%s", given);
-    } else {
-        make_task_id(srv, c->id, sizeof(c->id));
+    if (make_task_id(c->id, sizeof(c->id)) != 0) {
+        json_decref(args);
+        FAIL(503, "internal", "no randomness for a task id");
     }
-    json_t *msg = json_pack("{s:o,s:s,s:s,s:I}", "args", args, "project", project, "id", c->id, "timeout_ms",
-                            timeout_ms);
+    json_t *msg = json_pack("{s:o,s:s,s:s,s:I,s:s,s:s}", "args", args, "project", project, "id", c->id,
+                            "timeout_ms", timeout_ms, "requested_by", who.user, "via", "web");
     char *payload = json_dumps(msg, JSON_COMPACT);
     json_decref(msg);
     char subject[256];
     if (strcmp(mode, "queue") == 0) {
         c->kind = 1;
         snprintf(subject, sizeof(subject), "xtask.queue.%s", cap);
-        c->breq = bus_request_start(srv, subject, payload, strlen(payload), 5000, 0, queue_reply_cb, c);
+        /* the id is the stream's dedup key: a resubmission within the window is dropped */
+        c->breq =
+            bus_request_start_id(srv, subject, c->id, payload, strlen(payload), 5000, queue_reply_cb, c);
     } else {
         if (!valid_token(node, 64)) {
             free(payload);
@@ -435,6 +512,222 @@ static void tasks_get(web_server *srv, h2o_req_t *req, const char *id)
         api_send_error(req, 503, "Service Unavailable", "nats_unavailable", "NATS is not connected");
 }
 
+/* --- other verbs: POST /api/v1/nodes/{node}/{verb} ------------------------------------------ */
+
+static void verb_reply_cb(void *data, const char *payload, size_t len, int timed_out)
+{
+    api_call *c = data;
+    h2o_req_t *req = c->req;
+    c->breq = NULL;
+    if (timed_out) {
+        api_send_error(req, 504, "Gateway Timeout", "timeout", "no answer from the node in time");
+        return;
+    }
+    if (len == 0) {
+        api_send_error(req, 404, "Not Found", "unknown_node", "no node answers on that subject");
+        return;
+    }
+    json_t *j = json_loadb(payload, len, 0, NULL);
+    if (!json_is_object(j)) {
+        json_decref(j);
+        api_send_error(req, 502, "Bad Gateway", "bad_reply", "the node's reply is not JSON");
+        return;
+    }
+    json_t *err = json_object_get(j, "error");
+    int st = err ? error_status(json_string_value(json_object_get(err, "code"))) : 200;
+    api_send_json(req, st, status_reason(st), j);
+}
+
+/* which.check, got.download, silent.exec, kill-port on one node, each allowed by api.rules. The
+ * body is the verb's request (docs/PROTOCOL.md); kill-port takes {"port": N}. The web adds who
+ * asked (requested_by, via), overwriting whatever the client put there. */
+static void verb_post(web_server *srv, h2o_req_t *req, const char *rest)
+{
+    char node[72], verb[32], subject[256];
+    const char *slash = strchr(rest, '/');
+    size_t nl = slash ? (size_t)(slash - rest) : 0;
+    if (!slash || nl == 0 || nl >= sizeof(node) || strlen(slash + 1) >= sizeof(verb)) {
+        api_send_error(req, 404, "Not Found", "not_found", "POST /api/v1/nodes/{node}/{verb}");
+        return;
+    }
+    memcpy(node, rest, nl);
+    node[nl] = 0;
+    snprintf(verb, sizeof(verb), "%s", slash + 1);
+    if (!valid_token(node, 64)) {
+        api_send_error(req, 400, "Bad Request", "bad_request",
+                       "node: 1-64 of [A-Za-z0-9_-] (see /api/v1/nodes)");
+        return;
+    }
+    if (strcmp(verb, "which.check") != 0 && strcmp(verb, "got.download") != 0 &&
+        strcmp(verb, "silent.exec") != 0 && strcmp(verb, "kill-port") != 0) {
+        api_send_error(
+            req, 404, "Not Found", "not_found",
+            "verb: one of which.check, got.download, silent.exec, kill-port (tasks: POST /api/v1/tasks)");
+        return;
+    }
+    json_t *body =
+        json_loadb(req->entity.base ? req->entity.base : "", req->entity.len, JSON_REJECT_DUPLICATES, NULL);
+    if (!json_is_object(body)) {
+        json_decref(body);
+        api_send_error(req, 400, "Bad Request", "bad_request", "the body must be a JSON object");
+        return;
+    }
+    api_who who;
+    who_of(req, &who);
+    if (!authorize(srv, req, &who, verb, NULL, 0)) {
+        json_decref(body);
+        return;
+    }
+    if (strcmp(verb, "kill-port") == 0) {
+        json_t *p = json_object_get(body, "port");
+        json_int_t port = json_is_integer(p) ? json_integer_value(p) : 0;
+        if (port < 1 || port > 65535) {
+            json_decref(body);
+            api_send_error(req, 400, "Bad Request", "bad_request", "port: an integer 1..65535");
+            return;
+        }
+        json_object_del(body, "port");
+        snprintf(subject, sizeof(subject), "xtask.%s.kill-port.%d", node, (int)port);
+    } else {
+        snprintf(subject, sizeof(subject), "xtask.%s.%s", node, verb);
+    }
+    json_object_set_new(body, "requested_by", json_string(who.user));
+    json_object_set_new(body, "via", json_string("web"));
+    char *payload = json_dumps(body, JSON_COMPACT);
+    json_decref(body);
+    api_call *c = h2o_mem_alloc_shared(&req->pool, sizeof(*c), call_dispose);
+    memset(c, 0, sizeof(*c));
+    c->srv = srv;
+    c->req = req;
+    int64_t wait = strcmp(verb, "got.download") == 0 ? 300000 : srv->conf->nats_request_timeout_ms;
+    c->breq =
+        payload ? bus_request_start(srv, subject, payload, strlen(payload), wait, 0, verb_reply_cb, c) : NULL;
+    free(payload);
+    if (!c->breq)
+        api_send_error(req, 503, "Service Unavailable", "nats_unavailable", "NATS is not connected");
+}
+
+/* --- the audit trail: GET /api/v1/audit?since=1h&user=U&n=N (api.rules verb audit.read) ---- */
+
+typedef struct audit_job {
+    h2o_multithread_message_t super;
+    struct web_api *api;
+    h2o_req_t *req;            /* NULL once the client left (loop thread only) */
+    struct audit_job **anchor; /* in the request's pool; cleared when the job is done */
+    natsConnection *nc;
+    xt_audit_query q;
+    char user[129];
+    json_t *result;
+    char err[512];
+    int rc;
+} audit_job;
+
+static void audit_anchor_dispose(void *p)
+{
+    audit_job **anchor = p;
+    if (*anchor) (*anchor)->req = NULL;
+}
+
+static void *audit_thread(void *arg)
+{
+    audit_job *j = arg;
+    j->rc = xt_audit_read(j->nc, &j->q, &j->result, j->err, sizeof(j->err));
+    h2o_multithread_send_message(&j->api->audit_rx, &j->super);
+    return NULL;
+}
+
+static void audit_on_messages(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages)
+{
+    while (!h2o_linklist_is_empty(messages)) {
+        audit_job *j = H2O_STRUCT_FROM_MEMBER(audit_job, super.link, messages->next);
+        h2o_linklist_unlink(&j->super.link);
+        if (j->req) {
+            if (j->rc == 0)
+                api_send_json(j->req, 200, "OK",
+                              json_pack("{s:O,s:I}", "records", j->result, "count",
+                                        (json_int_t)json_array_size(j->result)));
+            else
+                api_send_error(j->req, 503, "Service Unavailable", "audit_unavailable", j->err);
+        }
+        if (j->anchor) *j->anchor = NULL;
+        json_decref(j->result);
+        free(j);
+        atomic_fetch_sub(&audit_inflight, 1);
+    }
+}
+
+static void audit_get(web_server *srv, h2o_req_t *req)
+{
+    api_who who;
+    char v[160];
+    const char *q = req->query_at != SIZE_MAX ? req->path.base + req->query_at + 1 : "";
+    size_t ql = req->query_at != SIZE_MAX ? req->path.len - req->query_at - 1 : 0;
+    long n;
+    who_of(req, &who);
+    if (!authorize(srv, req, &who, "audit.read", NULL, 0)) return;
+    audit_job *j = calloc(1, sizeof(*j));
+    if (!j) {
+        api_send_error(req, 503, "Service Unavailable", "internal", "out of memory");
+        return;
+    }
+    j->api = srv->api;
+    j->q.timeout_ms = 5000;
+    if ((n = xt_query_get(q, ql, "since", v, sizeof(v))) != -1) {
+        int64_t ms;
+        if (n < 0 || xt_duration_parse(v, &ms) != 0 || ms <= 0) {
+            free(j);
+            api_send_error(req, 400, "Bad Request", "bad_request", "since: a duration such as 30m, 24h, 7d");
+            return;
+        }
+        j->q.since_ms = (int64_t)time(NULL) * 1000 - ms;
+    }
+    if ((n = xt_query_get(q, ql, "user", j->user, sizeof(j->user))) != -1) {
+        if (n <= 0) {
+            free(j);
+            api_send_error(req, 400, "Bad Request", "bad_request", "user: a user name (at most 128 bytes)");
+            return;
+        }
+        j->q.user = j->user;
+    }
+    if ((n = xt_query_get(q, ql, "n", v, sizeof(v))) != -1) {
+        char *end = NULL;
+        long lim = n > 0 ? strtol(v, &end, 10) : 0;
+        if (n <= 0 || *end || lim < 1 || lim > XT_AUDIT_LIMIT_MAX) {
+            free(j);
+            api_send_error(req, 400, "Bad Request", "bad_request", "n: a number of records, 1..10000");
+            return;
+        }
+        j->q.limit = (size_t)lim;
+    }
+    natsConnection *nc = bus_nats_conn(srv);
+    if (!nc || !bus_connected(srv)) {
+        free(j);
+        api_send_error(req, 503, "Service Unavailable", "nats_unavailable", "NATS is not connected");
+        return;
+    }
+    if (atomic_fetch_add(&audit_inflight, 1) >= AUDIT_INFLIGHT_MAX) {
+        atomic_fetch_sub(&audit_inflight, 1);
+        free(j);
+        api_send_error(req, 503, "Service Unavailable", "busy", "too many audit reads at once; retry");
+        return;
+    }
+    j->req = req;
+    j->anchor = h2o_mem_alloc_shared(&req->pool, sizeof(*j->anchor), audit_anchor_dispose);
+    *j->anchor = j;
+    j->nc = nc; /* shared; closed only after api_wait_idle (main.c) */
+    pthread_t t;
+    pthread_attr_t at;
+    pthread_attr_init(&at);
+    pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+    if (pthread_create(&t, &at, audit_thread, j) != 0) {
+        *j->anchor = NULL;
+        atomic_fetch_sub(&audit_inflight, 1);
+        free(j);
+        api_send_error(req, 503, "Service Unavailable", "internal", "cannot start the audit read");
+    }
+    pthread_attr_destroy(&at);
+}
+
 int api_on_req(web_server *srv, h2o_req_t *req)
 {
     /* req->path_normalized is the canonical path (front.c); the route prefix is /api/ or similar */
@@ -457,6 +750,16 @@ int api_on_req(web_server *srv, h2o_req_t *req)
     } else if (strncmp(p, "tasks/", 6) == 0) {
         if (is_method(req, "GET"))
             tasks_get(srv, req, p + 6);
+        else
+            api_send_error(req, 405, "Method Not Allowed", "method_not_allowed", "GET");
+    } else if (strncmp(p, "nodes/", 6) == 0) {
+        if (is_method(req, "POST"))
+            verb_post(srv, req, p + 6);
+        else
+            api_send_error(req, 405, "Method Not Allowed", "method_not_allowed", "POST");
+    } else if (strcmp(p, "audit") == 0) {
+        if (is_method(req, "GET"))
+            audit_get(srv, req);
         else
             api_send_error(req, 405, "Method Not Allowed", "method_not_allowed", "GET");
     } else if (strcmp(p, "nodes") == 0) {
@@ -696,6 +999,13 @@ static void poll_cb(h2o_timeout_entry_t *e)
     h2o_timeout_link(srv->ctx.loop, &a->poll, &a->poll_entry);
 }
 
+void api_wait_idle(int64_t max_ms)
+{
+    struct timespec ts = {0, 10 * 1000 * 1000};
+    for (int64_t waited = 0; atomic_load(&audit_inflight) > 0 && waited < max_ms; waited += 10)
+        nanosleep(&ts, NULL); /* a bounded wait for reads that use the connection about to close */
+}
+
 json_t *api_services_json(web_server *srv)
 {
     return srv->api ? srv->api->services : NULL;
@@ -707,6 +1017,7 @@ int api_init(web_server *srv)
     if (!a) return -1;
     srv->api = a;
     a->srv = srv;
+    h2o_multithread_register_receiver(srv->ctx.queue, &a->audit_rx, audit_on_messages);
     if (srv->conf->sup_status_url) {
         /* http://host:port/path, validated by conf.c */
         const char *p = srv->conf->sup_status_url + 7, *slash = strchr(p, '/'), *colon;
@@ -738,6 +1049,7 @@ void api_dispose(web_server *srv)
     if (!a) return;
     if (a->client) h2o_http1client_cancel(a->client);
     if (a->sock) h2o_socket_close(a->sock);
+    h2o_multithread_unregister_receiver(srv->ctx.queue, &a->audit_rx);
     if (h2o_timeout_is_linked(&a->poll_entry)) h2o_timeout_unlink(&a->poll_entry);
     if (srv->conf->sup_status_url || srv->conf->sup_status_socket)
         h2o_timeout_dispose(srv->ctx.loop, &a->poll);

@@ -413,8 +413,10 @@ int bus_connected(web_server *srv)
     return n && n->nc && natsConnection_Status(n->nc) == NATS_CONN_STATUS_CONNECTED;
 }
 
-bus_request *bus_request_start(web_server *srv, const char *subject, const char *payload, size_t len,
-                               int64_t timeout_ms, int multi, bus_reply_cb cb, void *data)
+/* Publish with our inbox as the reply subject; msg_id (may be NULL) goes in the Nats-Msg-Id header. */
+static bus_request *request_start(web_server *srv, const char *subject, const char *msg_id,
+                                  const char *payload, size_t len, int64_t timeout_ms, int multi,
+                                  bus_reply_cb cb, void *data)
 {
     struct web_bus *b = srv->bus;
     struct web_nats *n = srv->app->nats;
@@ -428,7 +430,16 @@ bus_request *bus_request_start(web_server *srv, const char *subject, const char 
     r->cb = cb;
     r->data = data;
     snprintf(reply, sizeof(reply), "%s.%u.%llu", n->inbox, srv->index, (unsigned long long)r->token);
-    natsStatus s = natsConnection_PublishRequest(n->nc, subject, reply, payload, (int)len);
+    natsStatus s;
+    if (msg_id) {
+        natsMsg *m = NULL;
+        s = natsMsg_Create(&m, subject, reply, payload, (int)len);
+        if (s == NATS_OK) s = natsMsgHeader_Set(m, "Nats-Msg-Id", msg_id);
+        if (s == NATS_OK) s = natsConnection_PublishMsg(n->nc, m);
+        natsMsg_Destroy(m);
+    } else {
+        s = natsConnection_PublishRequest(n->nc, subject, reply, payload, (int)len);
+    }
     if (s != NATS_OK) {
         xt_warn("nats: request %s: %s", subject, natsStatus_GetText(s));
         free(r);
@@ -437,6 +448,25 @@ bus_request *bus_request_start(web_server *srv, const char *subject, const char 
     h2o_linklist_insert(&b->pending, &r->link);
     if (!h2o_timeout_is_linked(&b->tick_entry)) h2o_timeout_link(srv->ctx.loop, &b->tick, &b->tick_entry);
     return r;
+}
+
+bus_request *bus_request_start(web_server *srv, const char *subject, const char *payload, size_t len,
+                               int64_t timeout_ms, int multi, bus_reply_cb cb, void *data)
+{
+    return request_start(srv, subject, NULL, payload, len, timeout_ms, multi, cb, data);
+}
+
+bus_request *bus_request_start_id(web_server *srv, const char *subject, const char *msg_id,
+                                  const char *payload, size_t len, int64_t timeout_ms, bus_reply_cb cb,
+                                  void *data)
+{
+    return request_start(srv, subject, msg_id, payload, len, timeout_ms, 0, cb, data);
+}
+
+natsConnection *bus_nats_conn(web_server *srv)
+{
+    struct web_nats *n = srv->app->nats;
+    return n ? n->nc : NULL;
 }
 
 void bus_request_cancel(bus_request *r)

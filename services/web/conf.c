@@ -157,7 +157,7 @@ int web_conf_is_trusted(const web_conf *c, const struct sockaddr *sa)
 
 static const char *const top_keys[] = {
     "version", "log", "listen", "limits",           "trusted_proxies", "nats", "supervisor",
-    "events",  "gui", "hosts",  "security_headers", "threads",         NULL};
+    "events",  "gui", "hosts",  "security_headers", "threads",         "api",  NULL};
 
 static int load_headers(const xt_doc *d, const xt_node *map, web_host *h, const char *what, char *err,
                         size_t errlen)
@@ -669,6 +669,7 @@ int web_conf_load(web_conf *c, const char *path, const char *listen, const char 
         CHECK(xt_conf_check_keys(d, m, k, "gui", err, errlen));
         CHECK(get_str(d, m, "root", "gui.root", &c->gui_root, err, errlen));
     }
+    if ((m = xt_map_get(root, "api")) != NULL) CHECK(web_rules_load(d, m, c, err, errlen));
     xt_node *sec = xt_map_get(root, "security_headers");
     if (sec) CHECK(xt_conf_want_map(d, sec, "security_headers", err, errlen));
     if ((v = xt_map_get(root, "hosts")) == NULL || v->kind != XT_NODE_SEQ || v->len == 0) {
@@ -687,6 +688,20 @@ int web_conf_load(web_conf *c, const char *path, const char *listen, const char 
             if ((h->routes[r].kind == ROUTE_GUI) && c->gui_root == NULL) {
                 xt_conf_error(err, errlen, d, v->items[i], "a 'gui' route needs gui.root");
                 goto fail;
+            }
+            /* The API decides from the signed-in user: only where forward-auth supplies it. */
+            if (h->routes[r].kind == ROUTE_API) {
+                int has_user = 0;
+                for (size_t k = 0; k < h->fauth.ncopy; k++)
+                    if (strcmp(h->fauth.copy_lc[k], "remote-user") == 0) has_user = 1;
+                if (!h->has_fauth || !has_user || h->routes[r].is_public) {
+                    xt_node *rn = xt_map_get(v->items[i], "routes");
+                    xt_conf_error(err, errlen, d, rn && rn->kind == XT_NODE_SEQ ? rn->items[r] : v->items[i],
+                                  "route '%s': the api needs the signed-in user: a host with forward_auth "
+                                  "copying Remote-User, and not public",
+                                  h->routes[r].path);
+                    goto fail;
+                }
             }
         }
     }
@@ -748,6 +763,7 @@ void web_conf_free(web_conf *c)
     free(c->default_project);
     free(c->gui_root);
     free(c->log_level);
+    web_rules_free(c);
     for (size_t i = 0; i < WEB_MAX_HOSTS; i++) {
         web_host *h = &c->hosts[i];
         for (size_t j = 0; j < h->nnames; j++)

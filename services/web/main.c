@@ -501,6 +501,7 @@ int main(int argc, char **argv)
     while (drained < app.nthreads)
         pthread_cond_wait(&drained_cv, &drained_mu);
     pthread_mutex_unlock(&drained_mu);
+    api_wait_idle(6000);
     bus_app_stop(&app);
     xt_info("stopped");
     /* h2o 2.2.5 has no way to close the connections it still holds (idle keep-alive clients), and

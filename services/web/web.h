@@ -29,6 +29,7 @@
 #include <nats/nats.h>
 
 #include "xt_nats.h"
+#include "xt_conf.h"
 
 #define WEB_VERSION "0.1.0"
 #define WEB_MAX_HOSTS 16
@@ -114,6 +115,15 @@ typedef struct {
     int http2;
 } web_listen_conf;
 
+#define WEB_MAX_RULES 64
+
+/* One api.rules entry (rules.c). NULL lists: any (users, groups) / every task (tasks). */
+typedef struct {
+    int deny;
+    char **users, **groups, **verbs, **tasks; /* NULL-terminated */
+    int line, col;
+} web_api_rule;
+
 typedef struct {
     uint8_t addr[16];
     int family; /* AF_INET / AF_INET6 */
@@ -147,6 +157,8 @@ typedef struct {
     size_t nhosts;
     char *log_level;
     int log_json;
+    web_api_rule api_rules[WEB_MAX_RULES]; /* api.rules, in order: the first match decides */
+    size_t napi_rules;
 } web_conf;
 
 /* Load and validate `path`. Returns 0, or -1 with "file:line:col: ..." in err. Overrides from the
@@ -157,6 +169,19 @@ int web_conf_load(web_conf *c, const char *path, const char *listen, const char 
 void web_conf_free(web_conf *c);
 /* 1 if sa is inside one of the trusted proxy ranges. */
 int web_conf_is_trusted(const web_conf *c, const struct sockaddr *sa);
+
+/* --- api rules (rules.c) ------------------------------------------------------------------ */
+
+/* The verbs a rule may name (NULL-terminated). */
+extern const char *const web_api_verbs[];
+/* Load web.yaml's `api` section into c->api_rules. 0, or -1 with "file:line:col: ..." in err. */
+int web_rules_load(const xt_doc *d, const xt_node *api, web_conf *c, char *err, size_t errlen);
+void web_rules_free(web_conf *c);
+/* 1 if `user` (groups: the Remote-Groups value, comma-separated) may send `verb` (task: the task
+ * name for task.run, else NULL). *rule: the index of the deciding rule, -1 when none matched
+ * (default deny). No user: denied. */
+int web_rules_allow(const web_conf *c, const char *user, const char *groups, const char *verb,
+                    const char *task, int *rule);
 
 /* --- front (front.c) ---------------------------------------------------------------------- */
 
@@ -209,7 +234,13 @@ int bus_connected(web_server *srv);
  * request is cancelled (cb never runs again) by bus_request_cancel. */
 bus_request *bus_request_start(web_server *srv, const char *subject, const char *payload, size_t len,
                                int64_t timeout_ms, int multi, bus_reply_cb cb, void *data);
+/* The same, one reply, with a Nats-Msg-Id header (JetStream dedup: the durable queue). */
+bus_request *bus_request_start_id(web_server *srv, const char *subject, const char *msg_id,
+                                  const char *payload, size_t len, int64_t timeout_ms, bus_reply_cb cb,
+                                  void *data);
 void bus_request_cancel(bus_request *r);
+/* The shared connection, for work done off the loop (audit reads); NULL before start-up. */
+natsConnection *bus_nats_conn(web_server *srv);
 /* Plain publish; 0 on success. */
 int bus_publish(web_server *srv, const char *subject, const char *payload, size_t len);
 /* JSON array of live node records (caller decrefs). */
@@ -243,6 +274,8 @@ int api_gui_on_req(web_server *srv, h2o_req_t *req, const web_route *rt);
 /* Send a JSON body with status (res headers already chosen by the caller stay). Steals `body`. */
 void api_send_json(h2o_req_t *req, int status, const char *reason, json_t *body);
 void api_send_error(h2o_req_t *req, int status, const char *reason, const char *code, const char *msg);
+/* Before the NATS connection closes: wait (at most max_ms) for audit reads still running. */
+void api_wait_idle(int64_t max_ms);
 /* Last supervisor status document (borrowed; NULL if never fetched). */
 json_t *api_services_json(web_server *srv);
 

@@ -193,10 +193,72 @@ static void test_trusted(void **state)
     web_conf_free(&c);
 }
 
+/* api.rules: parsed in order, validated with positions, first match decides, default deny. */
+static const char rules_host[] = "version: 1\n"
+                                 "listen: [{address: '127.0.0.1:8080'}]\n"
+                                 "hosts:\n"
+                                 "  - names: [a]\n"
+                                 "    forward_auth: {url: 'http://127.0.0.1:9091/api/verify', copy_headers: "
+                                 "[Remote-User, Remote-Groups]}\n"
+                                 "    routes:\n"
+                                 "      - {path: /api/, handle: api}\n";
+
+static void test_api_rules(void **state)
+{
+    web_conf c;
+    char err[512] = "", text[2048];
+    int rule;
+    snprintf(text, sizeof(text),
+             "%sapi:\n  rules:\n"
+             "    - {users: [mallory], verbs: [task.run], policy: deny}\n"
+             "    - {groups: [admins], verbs: [task.run, kill-port, audit.read]}\n"
+             "    - {groups: [developers], verbs: [task.run, which.check], tasks: [noop, 'build:*']}\n",
+             rules_host);
+    assert_int_equal(load(&c, text, err, sizeof(err)), 0);
+    assert_int_equal(c.napi_rules, 3);
+    assert_true(web_rules_allow(&c, "dev", "developers", "task.run", "noop", &rule));
+    assert_int_equal(rule, 2);
+    assert_true(web_rules_allow(&c, "dev", " staff , developers", "task.run", "build:web", &rule));
+    assert_false(web_rules_allow(&c, "dev", "developers", "task.run", "deploy", &rule));
+    assert_int_equal(rule, -1); /* no rule: default deny */
+    assert_false(web_rules_allow(&c, "dev", "developers", "kill-port", NULL, &rule));
+    assert_false(web_rules_allow(&c, "dev", "developers-x", "task.run", "noop", &rule));
+    assert_true(web_rules_allow(&c, "root", "admins", "kill-port", NULL, &rule));
+    assert_true(web_rules_allow(&c, "root", "admins", "audit.read", NULL, &rule));
+    assert_false(web_rules_allow(&c, "mallory", "admins", "task.run", "noop", &rule)); /* first match: deny */
+    assert_int_equal(rule, 0);
+    assert_false(web_rules_allow(&c, "", "admins", "task.run", "noop", &rule)); /* nobody signed in */
+    assert_false(web_rules_allow(&c, NULL, "admins", "task.run", "noop", &rule));
+    web_conf_free(&c);
+
+    snprintf(text, sizeof(text), "%sapi:\n  rules:\n    - {groups: [a], verbs: [task.rn]}\n", rules_host);
+    expect_error(text, ":10:29: api rule verbs: unknown verb 'task.rn' (did you mean 'task.run'?)");
+    snprintf(text, sizeof(text), "%sapi:\n  rules:\n    - {groups: [a]}\n", rules_host);
+    expect_error(text, ":10:7: api rule: missing 'verbs'");
+    snprintf(text, sizeof(text), "%sapi:\n  rules:\n    - {verbs: [kill-port], tasks: [x]}\n", rules_host);
+    expect_error(text, ":10:35: api rule tasks: only meaningful with the verb task.run");
+    snprintf(text, sizeof(text), "%sapi:\n  rules:\n    - {verbs: [task.run], tasks: ['a b']}\n", rules_host);
+    expect_error(text, "api rule tasks: 'a b' is not a task name or pattern");
+    snprintf(text, sizeof(text), "%sapi:\n  rules:\n    - {verbs: [task.run], policy: maybe}\n", rules_host);
+    expect_error(text, "api rule policy: 'maybe' is not allow or deny");
+    snprintf(text, sizeof(text), "%sapi:\n  rules:\n    - {verbs: [task.run], group: [x]}\n", rules_host);
+    expect_error(text, "unknown key 'group' in api rule (did you mean 'groups'?)");
+    snprintf(text, sizeof(text), "%sapi:\n  rulez: []\n", rules_host);
+    expect_error(text, ":9:3: unknown key 'rulez' in api");
+    /* the api only where forward-auth supplies the user */
+    expect_error("version: 1\nlisten: [{address: '127.0.0.1:8080'}]\nhosts:\n  - names: [a]\n    routes:\n"
+                 "      - {path: /api/, handle: api}\n",
+                 ":6:9: route '/api/': the api needs the signed-in user");
+    snprintf(text, sizeof(text), "%s", rules_host);
+    char *pub = strstr(text, "handle: api}");
+    memcpy(pub, "handle: api, public: true}\n", strlen("handle: api, public: true}\n") + 1);
+    expect_error(text, "the api needs the signed-in user");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_valid), cmocka_unit_test(test_errors),
-                                       cmocka_unit_test(test_duplicate_hosts),
-                                       cmocka_unit_test(test_trusted)};
+                                       cmocka_unit_test(test_duplicate_hosts), cmocka_unit_test(test_trusted),
+                                       cmocka_unit_test(test_api_rules)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
