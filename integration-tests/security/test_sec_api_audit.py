@@ -168,7 +168,10 @@ def test_auth_events_with_client_address():
     cookie, _ = S.login("developer", DEV_PASS)
     st, _, _ = S.req("POST", "/api/logout", headers={"Cookie": cookie}, body={})
     assert st == 200, st
-    recs = audit_records(lambda x: x.get("type") == "auth" and x.get("user") == "developer", 10)
+    def all_three():
+        r = audit_records(lambda x: x.get("type") == "auth" and x.get("user") == "developer", 10)
+        return r if {"login_failed", "login", "logout"} <= {x["event"] for x in r} else None
+    recs = wait_until(all_three, 10, 0.1, "login_failed, login and logout records")
     events = [r["event"] for r in recs]
     assert "login_failed" in events and "login" in events and "logout" in events, events
     for r in recs:
