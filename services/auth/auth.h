@@ -294,7 +294,7 @@ struct auth_config {
 
     /* audit (an xtask extension): sign-ins, failures, logouts and bans to xtask.audit.auth.<region> */
     int audit_enabled;
-    const char *audit_url;    /* default: session.nats.servers */
+    const char *audit_url;    /* audit.servers: overrides session.nats.url (same creds, TLS); may be NULL */
     const char *audit_region; /* a NATS token; default $FLY_REGION, else "local" */
 };
 

@@ -96,11 +96,10 @@ static void *writer_main(void *arg)
     return NULL;
 }
 
-auth_audit *auth_audit_new(const char *url, const char *region, char *err, size_t errlen)
+auth_audit *auth_audit_new(const xt_nats_conf *nc, const char *region, char *err, size_t errlen)
 {
     auth_audit *a = calloc(1, sizeof(*a));
-    natsOptions *o = NULL;
-    natsStatus st;
+    natsStatus st = NATS_OK;
     if (!a) {
         snprintf(err, errlen, "out of memory");
         return NULL;
@@ -109,26 +108,22 @@ auth_audit *auth_audit_new(const char *url, const char *region, char *err, size_
     pthread_cond_init(&a->cv, NULL);
     snprintf(a->region, sizeof(a->region), "%s", region);
     snprintf(a->subject, sizeof(a->subject), "xtask.audit.auth.%s", region);
-    st = natsOptions_Create(&o);
-    if (st == NATS_OK) st = natsOptions_SetURL(o, url);
-    if (st == NATS_OK) st = natsOptions_SetName(o, "xtask-auth-audit");
-    if (st == NATS_OK) st = natsOptions_SetSendAsap(o, true);
-    if (st == NATS_OK) st = natsOptions_SetMaxReconnect(o, -1);
-    if (st == NATS_OK) st = natsOptions_SetReconnectWait(o, 250);
-    if (st == NATS_OK) st = natsOptions_SetRetryOnFailedConnect(o, true, NULL, NULL);
-    if (st == NATS_OK) {
-        st = natsConnection_Connect(&a->nc, o);
-        if (st == NATS_NOT_YET_CONNECTED) st = NATS_OK; /* retries in the background */
+    xt_nats_params np = {.name = "xtask-auth-audit",
+                         .retry_connect = 1,
+                         .creds_where = "session.nats.creds",
+                         .tls_where = "session.nats.tls_ca"};
+    char cerr[512];
+    if (xt_nats_connect(nc, &np, &a->nc, cerr, sizeof(cerr)) != 0) {
+        snprintf(err, errlen, "audit: %s", cerr);
+        auth_audit_free(a);
+        return NULL;
     }
-    natsOptions_Destroy(o);
-    if (st == NATS_OK) {
-        jsOptions jo;
-        jsOptions_Init(&jo);
-        jo.Wait = 2000;
-        st = natsConnection_JetStream(&a->js, a->nc, &jo);
-    }
+    jsOptions jo;
+    jsOptions_Init(&jo);
+    jo.Wait = 2000;
+    st = natsConnection_JetStream(&a->js, a->nc, &jo);
     if (st != NATS_OK) {
-        snprintf(err, errlen, "audit: NATS at %s: %s", url, natsStatus_GetText(st));
+        snprintf(err, errlen, "audit: jetstream: %s", natsStatus_GetText(st));
         auth_audit_free(a);
         return NULL;
     }

@@ -13,11 +13,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "xt_nats.h"
+
 typedef struct auth_audit auth_audit;
 
-/* Connect (in the background: auth starts before NATS) to `url`; records go to
- * xtask.audit.auth.<region>. NULL and a message in err on a bad argument. */
-auth_audit *auth_audit_new(const char *url, const char *region, char *err, size_t errlen);
+/* Connect with `nc` (session.nats's settings: url, creds, TLS) in the background (auth starts
+ * before NATS); records go to xtask.audit.auth.<region>. NULL and a message in err on failure. */
+auth_audit *auth_audit_new(const xt_nats_conf *nc, const char *region, char *err, size_t errlen);
 
 /* Queue one record: event ("login", "login_failed", "second_factor", "second_factor_failed",
  * "logout", "ban"), the user, the client address as the front saw it, the X-Forwarded-For chain

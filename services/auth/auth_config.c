@@ -425,7 +425,7 @@ static int parse_audit(ctx_t *c, const xt_node *n, auth_config *cfg)
 {
     static const char *const keys[] = {"enabled", "servers", "region", NULL};
     const char *env = getenv("FLY_REGION");
-    cfg->audit_url = cfg->kv_url;
+    cfg->audit_url = NULL; /* the connection of session.nats (url, creds, TLS) */
     cfg->audit_region = env && *env ? env : "local";
     if (!n) return 0;
     if (section(c, n, "audit", keys) < 0) return -1;

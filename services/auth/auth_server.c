@@ -1410,12 +1410,22 @@ int auth_server_run(auth_config *cfg)
     }
     if (cfg->audit_enabled) {
         char err[512];
-        s->audit = auth_audit_new(cfg->audit_url, cfg->audit_region, err, sizeof(err));
+        xt_nats_conf ac = {0};
+        int bad = xt_nats_conf_copy(&ac, &cfg->kv_nats) != 0;
+        if (!bad && cfg->audit_url) {
+            free(ac.url);
+            bad = (ac.url = strdup(cfg->audit_url)) == NULL;
+        }
+        s->audit = bad ? NULL : auth_audit_new(&ac, cfg->audit_region, err, sizeof(err));
         if (!s->audit) {
-            xt_error("%s", err);
+            xt_error("%s", bad ? "audit: out of memory" : err);
+            xt_nats_conf_free(&ac);
             goto out;
         }
-        xt_info("audit trail: xtask.audit.auth.%s via %s", cfg->audit_region, cfg->audit_url);
+        char url[256];
+        xt_info("audit trail: xtask.audit.auth.%s via %s", cfg->audit_region,
+                xt_nats_url_redact(ac.url, url, sizeof(url)));
+        xt_nats_conf_free(&ac);
     }
     if (listen_on(s) < 0) goto out;
     xt_info("listening on %s:%d (session domain %s, %zu rules, %d hash workers)", cfg->listen_host, cfg->port,
