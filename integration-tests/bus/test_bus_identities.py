@@ -27,6 +27,12 @@ SERVER = NatsServer(PORTS[0], PORTS[1], os.path.join(TMP.path, "nats"), name="xt
                     extra_conf=accounts_conf(USERS))
 
 
+
+def T(label):
+    """A task id in the platform's form (t- and 16 hex digits): ids are never chosen freely."""
+    import hashlib
+    return "t-" + hashlib.sha256(label.encode()).hexdigest()[:16]
+
 def url(user):
     return f"nats://{user}:{PW[user]}@127.0.0.1:{PORTS[0]}"
 
@@ -83,11 +89,11 @@ def test_nodes_start_with_their_rights():
 
 def test_web_runs_a_task_and_reads_its_result():
     with client("web") as w:
-        r = w.request("xtask.n2.task.run", json.dumps({"args": ["echo", "hi"], "id": "w-1"}).encode(), 10).json()
+        r = w.request("xtask.n2.task.run", json.dumps({"args": ["echo", "hi"], "id": T("w-1")}).encode(), 10).json()
         assert r["exit_code"] == 0 and r["node"] == "n2", r
-        res = wait_until(lambda: w.js_api("STREAM.MSG.GET.xtask-results", {"last_by_subj": "xtask.results.*.w-1"}).get(
+        res = wait_until(lambda: w.js_api("STREAM.MSG.GET.xtask-results", {"last_by_subj": "xtask.results.*." + T("w-1")}).get(
             "message"), 5, what="stored result")
-        assert res["subject"] == "xtask.results.n2.w-1", res
+        assert res["subject"] == "xtask.results.n2." + T("w-1"), res
         assert not w.errors, w.errors
 
 
@@ -103,12 +109,12 @@ def test_broadcast_reaches_every_capable_node():
 def test_queued_tasks_on_platform_and_edge():
     with client("web") as w:
         for cap, tid in (("ci", "q-ci-1"), ("task", "q-task-1")):
-            ack = w.js_publish(f"xtask.queue.{cap}", {"args": ["echo", tid], "id": tid}, msg_id=tid)
+            ack = w.js_publish(f"xtask.queue.{cap}", {"args": ["echo", tid], "id": T(tid)}, msg_id=T(tid))
             assert ack.get("stream") == "xtask-queue", ack
         for tid, node in (("q-ci-1", "n2"), ("q-task-1", "r1")):
-            m = wait_until(lambda: w.js_api("STREAM.MSG.GET.xtask-results", {"last_by_subj": f"xtask.results.*.{tid}"})
+            m = wait_until(lambda: w.js_api("STREAM.MSG.GET.xtask-results", {"last_by_subj": f"xtask.results.*.{T(tid)}"})
                            .get("message"), 10, what=f"result {tid}")
-            assert m["subject"] == f"xtask.results.{node}.{tid}", m
+            assert m["subject"] == f"xtask.results.{node}.{T(tid)}", m
         assert not w.errors, w.errors
     for n in (R1, N2):
         assert "Permissions Violation" not in n.proc.output(), n.proc.output()[-3000:]
@@ -118,10 +124,11 @@ def test_cli_identity():
     env = {"XTASK_NATS_INBOX_PREFIX": inbox("cli", "alice")}
     r = xtask("run", "--node", "n2", "echo", "from-cli", url=url("alice"), env=env)
     assert r.returncode == 0 and "from-cli" in r.stdout, (r.returncode, r.stdout, r.stderr)
-    r = xtask("submit", "--id", "cli-q1", "--wait", "10s", "echo", "queued-cli", url=url("alice"), env=env)
+    r = xtask("submit", "--wait", "10s", "echo", "queued-cli", url=url("alice"), env=env)
     assert r.returncode == 0 and "queued-cli" in r.stdout, (r.returncode, r.stdout, r.stderr)
-    r = xtask("result", "cli-q1", url=url("alice"), env=env)
-    assert r.returncode == 0 and json.loads(r.stdout)["id"] == "cli-q1", (r.stdout, r.stderr)
+    q1 = r.stdout.split("\n", 1)[0]
+    r = xtask("result", q1, url=url("alice"), env=env)
+    assert r.returncode == 0 and json.loads(r.stdout)["id"] == q1, (r.stdout, r.stderr)
     r = xtask("nodes", "--json", url=url("alice"), env=env)
     assert sorted(n["id"] for n in json.loads(r.stdout)) == ["n2", "r1"], r.stdout
     with client("alice") as c:  # no admin verbs, no node's subjects

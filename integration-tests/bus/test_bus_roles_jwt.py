@@ -25,6 +25,12 @@ tasks:
 """
 
 
+
+def T(label):
+    """A task id in the platform's form (t- and 16 hex digits): ids are never chosen freely."""
+    import hashlib
+    return "t-" + hashlib.sha256(label.encode()).hexdigest()[:16]
+
 def client(creds, prefix):
     c = Probe(BUS.regions[0].url, creds=creds)
     c.prefix = f"{prefix}.t{id(c):x}"
@@ -60,14 +66,14 @@ def test_platform_and_edge_nodes_with_minted_creds():
     S["e1"].start(wait=False)
     ready(S["e1"])
     with web() as w:
-        r = w.request("xtask.e1.task.run", json.dumps({"args": ["echo", "jwt"], "id": "j-1"}).encode(), 10).json()
+        r = w.request("xtask.e1.task.run", json.dumps({"args": ["echo", "jwt"], "id": T("j-1")}).encode(), 10).json()
         assert r["exit_code"] == 0 and r["node"] == "e1", r
-        ack = w.js_publish("xtask.queue.ci", {"args": ["echo", "q"], "id": "j-q1"}, msg_id="j-q1")
+        ack = w.js_publish("xtask.queue.ci", {"args": ["echo", "q"], "id": T("j-q1")}, msg_id=T("j-q1"))
         assert ack.get("stream") == "xtask-queue", ack
         for tid, node in (("j-1", "e1"), ("j-q1", "e1")):
-            m = wait_until(lambda: w.js_api("STREAM.MSG.GET.xtask-results", {"last_by_subj": f"xtask.results.*.{tid}"})
+            m = wait_until(lambda: w.js_api("STREAM.MSG.GET.xtask-results", {"last_by_subj": f"xtask.results.*.{T(tid)}"})
                            .get("message"), 10, what=f"result {tid}")
-            assert m["subject"] == f"xtask.results.{node}.{tid}", m
+            assert m["subject"] == f"xtask.results.{node}.{T(tid)}", m
         assert not w.errors, w.errors
     for n in (S["r"], S["e1"]):
         assert "Permissions Violation" not in n.proc.output(), n.proc.output()[-3000:]
