@@ -361,6 +361,9 @@ int xk_run(const xk_opts *o)
     natsMsg_Destroy(reply);
 out:
     free(body);
+    /* unsubscribe first: a log line still queued for delivery is freed with its subscription */
+    if (logs) natsSubscription_Unsubscribe(logs);
+    if (rsub) natsSubscription_Unsubscribe(rsub);
     natsSubscription_Destroy(logs);
     natsSubscription_Destroy(rsub);
     client_close(nc);
