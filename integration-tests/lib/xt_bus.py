@@ -143,6 +143,13 @@ class BusCluster:
         if self.n > 1:
             for r in self.regions:
                 wait_until(lambda r=r: self.routes(r) >= self.n - 1, timeout, 0.05, f"{r.name} routed to all")
+        # healthz can answer before the system account takes its users (a sys user was refused once
+        # in ~20 starts under load): ready means both accounts' platform users get in
+        for r in self.regions:
+            for who in ("sys", "admin"):
+                wait_until(lambda r=r, who=who: probe("connect", url=r.url, creds=self.creds(who, r.index),
+                                                      timeout_ms=1000).returncode == 0,
+                           timeout, 0.05, f"{r.name} accepts the {who} user")
         return self
 
     def stop(self):
@@ -186,7 +193,11 @@ class BusCluster:
 
     # --- observation ----------------------------------------------------------------------------
     def probe(self, mode, *args, creds=None, region=0, **kw):
-        return probe(mode, *args, url=self.regions[region].url, creds=creds, **kw)
+        try:
+            return probe(mode, *args, url=self.regions[region].url, creds=creds, **kw)
+        except AssertionError as e:
+            tail = "\n".join(self.log(region).splitlines()[-15:])
+            raise AssertionError(f"{e}\n--- {self.regions[region].name} log (last lines) ---\n{tail}") from None
 
     def monitor(self, region, endpoint):
         return http_json_get(f"http://127.0.0.1:{self.regions[region].http_port}/{endpoint}")
