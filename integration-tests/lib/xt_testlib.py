@@ -26,6 +26,16 @@ BIN_DIR = os.environ.get("XT_BIN_DIR", os.path.join(SOURCE_DIR, "build", "bin"))
 ARTIFACTS = os.environ.get("XT_ARTIFACTS", os.path.join(SOURCE_DIR, "integration-tests", "artifacts"))
 
 _live = []  # every Proc still running, killed at exit
+_log_dir = None  # this test process's Proc logs: one directory, removed at exit (XT_KEEP_TMP=1 keeps it)
+
+
+def _proc_log_path():
+    global _log_dir
+    if _log_dir is None:
+        _log_dir = tempfile.mkdtemp(prefix="xt-logs-")
+    fd, path = tempfile.mkstemp(prefix="proc-", suffix=".log", dir=_log_dir)
+    os.close(fd)
+    return path
 
 # Leak detection. Every process a test starts (Proc, subprocess, the services a supervisor under
 # test spawns, their setsid escapees and daemons) inherits this environment entry, unique to the test
@@ -192,9 +202,7 @@ class Proc:
 
     def __init__(self, argv, env=None, cwd=None, log=None, stdin=subprocess.DEVNULL, new_session=True):
         self.argv = [str(a) for a in argv]
-        fd, self.log_path = tempfile.mkstemp(prefix="xt-proc-", suffix=".log") if log is None else (None, log)
-        if fd is not None:
-            os.close(fd)
+        self.log_path = _proc_log_path() if log is None else log
         self._log = open(self.log_path, "wb")
         e = dict(os.environ)
         if env:
@@ -271,6 +279,8 @@ class Proc:
 def _kill_all():
     for p in list(_live):
         p.kill()
+    if _log_dir and os.environ.get("XT_KEEP_TMP") != "1":
+        shutil.rmtree(_log_dir, ignore_errors=True)
     if check_leaks(f"{os.path.basename(sys.argv[0] or 'the test')}"):
         sys.stdout.flush()
         sys.stderr.flush()
