@@ -36,6 +36,9 @@ typedef sv_probe_addr probe_addr;
 
 static void probe_finish(sv_ctx *sv, sv_probe *p, int ok, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+static void holder_stop(sv_ctx *sv, sv_probe *p);
+static int probe_is_https(const mf_probe *d);
+static int probe_target(const sv_probe *p, probe_addr *a, char *err, size_t errlen);
 
 static void probe_finish(sv_ctx *sv, sv_probe *p, int ok, const char *fmt, ...)
 {
@@ -55,10 +58,122 @@ static void probe_finish(sv_ctx *sv, sv_probe *p, int ok, const char *fmt, ...)
         kill(-p->pid, SIGKILL); /* reaped by the SIGCHLD loop; it is no longer ours to match */
         p->pid = 0;
     }
+    holder_stop(sv, p);
     if (p->active) timer_arm(&p->t_next, now + (p->def->interval_ms > 0 ? p->def->interval_ms : 1000));
     xt_debug("%s: %s probe %s (%s, %.1f ms)", p->s->name, p->is_live ? "live" : "ready", ok ? "ok" : "failed",
              p->msg, p->latency_ms);
     svc_probe_result(sv, p->s, p->is_live, ok);
+}
+
+/* Stop looking for who holds the port (the child is reaped by the SIGCHLD loop). */
+static void holder_stop(sv_ctx *sv, sv_probe *p)
+{
+    loop_close(sv, &p->vw);
+    if (p->vpid > 0) {
+        kill(p->vpid, SIGKILL);
+        p->vpid = 0;
+    }
+}
+
+/* The ready probe was answered by another process's listener: a failure that says whose. */
+static void probe_held(sv_ctx *sv, sv_probe *p)
+{
+    svc *s = p->s;
+    if (s->held_before)
+        probe_finish(sv, p, 0, "%s answers before %s started: held by pid %d (%s)", p->x->addr.hostport,
+                     s->name, (int)s->held_pid, s->held_comm);
+    else
+        probe_finish(sv, p, 0, "%s answered by pid %d (%s), not by %s", p->x->addr.hostport, (int)s->held_pid,
+                     s->held_comm, s->name);
+}
+
+/* The holder child's line: "own", "held <pid> <comm>" or "none". */
+static void on_holder(sv_ctx *sv, sv_watch *w, uint32_t events)
+{
+    sv_probe *p = w->arg;
+    svc *s = p->s;
+    char line[128];
+    (void)events;
+    ssize_t n = read(w->fd, line, sizeof(line) - 1);
+    if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
+    line[n > 0 ? n : 0] = '\0';
+    int pid = 0;
+    char comm[16] = "";
+    if (strncmp(line, "own\n", 4) == 0) {
+        s->held_pid = 0;
+        probe_finish(sv, p, 1, "%s", p->pass_msg);
+    } else if (sscanf(line, "held %d %15[^\n]", &pid, comm) >= 1 && pid > 0) {
+        if (pid != s->held_pid)
+            xt_warn("%s: %s answers %s: held by pid %d (%s); not ready on it", s->name, p->x->addr.hostport,
+                    s->held_before ? "before it started" : "from another process", pid, comm);
+        s->held_pid = pid;
+        snprintf(s->held_comm, sizeof(s->held_comm), "%s", comm[0] ? comm : "?");
+        probe_held(sv, p);
+    } else {
+        /* the listener is not in the service's tree, and its process cannot be seen (another user's) */
+        probe_finish(sv, p, 0, "%s answered by a listener of uid %u that no process of %s holds",
+                     p->x->addr.hostport, p->vuid, s->name);
+    }
+}
+
+/* A tcp/http probe got its answer. A ready probe's answer makes the service READY only if the
+ * listener is the service's own (holder.c): in the loop when its main process holds it, else by a
+ * short-lived child; a listener already known to be a stranger's fails at once. */
+static void probe_pass(sv_ctx *sv, sv_probe *p, const char *msg)
+{
+    svc *s = p->s;
+    unsigned long inodes[8];
+    int rfd = -1;
+    if (p->is_live) {
+        probe_finish(sv, p, 1, "%s", msg);
+        return;
+    }
+    loop_close(sv, &p->w);
+    int n = holder_listeners(&p->x->addr.ss, inodes, 8, &p->vuid);
+    /* n == 0: no local listener (the target is another host); n < 0: the kernel cannot tell */
+    if (n <= 0 || holder_fast(s->pid, inodes, n)) {
+        s->held_pid = 0;
+        probe_finish(sv, p, 1, "%s", msg);
+        return;
+    }
+    for (int i = 0; i < n; i++)
+        if (s->held_pid > 0 && inodes[i] == s->held_inode && kill(s->held_pid, 0) == 0) {
+            probe_held(sv, p);
+            return;
+        }
+    s->held_inode = inodes[0];
+    snprintf(p->pass_msg, sizeof(p->pass_msg), "%s", msg);
+    pid_t pid = holder_start(sv, s, inodes, n, &rfd);
+    if (pid < 0) {
+        probe_finish(sv, p, 0, "%s answers; cannot look up who listens: %s", p->x->addr.hostport,
+                     strerror(errno));
+        return;
+    }
+    p->vpid = pid;
+    if (loop_add(sv, &p->vw, rfd, EPOLLIN, on_holder, p) < 0) {
+        close(rfd);
+        probe_finish(sv, p, 0, "epoll: %s", strerror(errno));
+    }
+}
+
+void probe_before_spawn(sv_ctx *sv, svc *s)
+{
+    sv_probe *p = &s->ready;
+    unsigned long inodes[8];
+    unsigned uid;
+    char err[160];
+    (void)sv;
+    s->held_before = 0;
+    s->held_pid = 0;
+    s->held_inode = 0;
+    if (p->def == NULL || (p->def->kind != PROBE_TCP && p->def->kind != PROBE_HTTP) || probe_is_https(p->def))
+        return;
+    if (!p->addr_ok) {
+        if (probe_target(p, &p->x->addr, err, sizeof(err)) < 0) return; /* the probe will say why */
+        p->addr_ok = 1;
+    }
+    s->held_before = holder_listeners(&p->x->addr.ss, inodes, 8, &uid) > 0;
+    if (s->held_before) xt_debug("%s: %s has a listener before it starts", s->name, p->x->addr.hostport);
 }
 
 /* Split a probe target into an address (and for http a path). */
@@ -116,7 +231,7 @@ static void probe_io(sv_ctx *sv, sv_watch *w, uint32_t events)
             return;
         }
         if (p->def->kind == PROBE_TCP) {
-            probe_finish(sv, p, 1, "connected");
+            probe_pass(sv, p, "connected");
             return;
         }
         p->phase = 1;
@@ -157,7 +272,12 @@ static void probe_io(sv_ctx *sv, sv_watch *w, uint32_t events)
                 probe_finish(sv, p, 0, n < 0 ? "recv: %s" : "no HTTP status line", strerror(errno));
                 return;
             }
-            probe_finish(sv, p, code >= 200 && code < 300, "HTTP %d", code);
+            char hm[16];
+            snprintf(hm, sizeof(hm), "HTTP %d", code);
+            if (code >= 200 && code < 300)
+                probe_pass(sv, p, hm);
+            else
+                probe_finish(sv, p, 0, "%s", hm);
             return;
         }
     }
@@ -248,7 +368,7 @@ static void probe_run(sv_ctx *sv, sv_probe *p)
             if (soerr != 0)
                 probe_finish(sv, p, 0, "%s", strerror(soerr));
             else
-                probe_finish(sv, p, 1, "connected");
+                probe_pass(sv, p, "connected");
             return;
         }
     }
@@ -284,6 +404,8 @@ void probe_setup(sv_ctx *sv, svc *s)
         p->x = i ? &s->c->live_io : &s->c->ready_io;
         p->def = i ? &s->def->live : &s->def->ready;
         p->w.fd = -1;
+        p->vw.fd = -1;
+        p->vpid = 0;
         p->pid = 0;
         p->running = 0;
         p->active = 0;
@@ -313,6 +435,7 @@ void probe_cancel(sv_ctx *sv, sv_probe *p)
         kill(-p->pid, SIGKILL);
         p->pid = 0;
     }
+    holder_stop(sv, p);
     p->running = 0;
 }
 
@@ -324,6 +447,10 @@ int probe_on_child_exit(sv_ctx *sv, pid_t pid, int status)
         sv_probe *ps[2] = {&s->ready, &s->live};
         for (int j = 0; j < 2; j++) {
             sv_probe *p = ps[j];
+            if (p->vpid == pid && pid > 0) {
+                p->vpid = 0; /* its answer comes through the pipe */
+                return 1;
+            }
             if (p->pid != pid) continue;
             p->pid = 0;
             if (!p->running) return 1;

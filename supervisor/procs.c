@@ -106,7 +106,7 @@ void procs_comm(pid_t pid, char *out, size_t len)
 /* Whether /proc/<pid>/environ holds the entry `entry` ("KEY=value", under 255 bytes) exactly. The
  * file is a list of NUL-terminated entries; it is read in blocks, keeping enough of each block's end
  * to find an entry that straddles two. A zombie's or another user's environment reads as empty. */
-static int proc_env_has(pid_t pid, const char *entry)
+int procs_env_has(pid_t pid, const char *entry)
 {
     char path[64], buf[4096 + 256], needle[256];
     size_t el = strlen(entry), keep = 1;
@@ -141,7 +141,7 @@ int procs_leftovers(pid_t self, const char *name, pid_t *out, int max)
     if (snprintf(entry, sizeof(entry), "%s=%s", SV_SERVICE_ENV, name) >= (int)sizeof(entry)) return 0;
     int nk = procs_children(self, kids, 256);
     for (int i = 0; i < nk && n < max; i++)
-        if (proc_env_has(kids[i], entry)) out[n++] = kids[i];
+        if (procs_env_has(kids[i], entry)) out[n++] = kids[i];
     return n;
 }
 
@@ -220,7 +220,7 @@ static int procs_is_left(pid_t pid, const char *marker, const procs_group *g, in
     pid_t pgid;
     unsigned long long start;
     if (procs_stat(pid, &st, &pgid, &start) < 0 || st == 'Z') return 0;
-    if (proc_env_has(pid, marker)) return 1;
+    if (procs_env_has(pid, marker)) return 1;
     for (int i = 0; i < ng; i++) {
         if (pgid != g[i].pid || start < g[i].start) continue;
         unsigned long long lstart;

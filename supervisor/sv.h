@@ -41,7 +41,7 @@
 #define SV_HTTP_REQ_MAX 4096
 #define SV_HTTP_DEADLINE_MS 2000 /* a status_http exchange, accept to last byte sent, whatever pace */
 #define SV_IO_TIMEOUT_MS 5000    /* control / HTTP clients idle longer are closed */
-#define SV_PROBE_MSG 96
+#define SV_PROBE_MSG 128
 #define SV_SPAWN_BATCH 16 /* services started per loop iteration: each fork+exec waits for the exec */
 
 /* --- forward typedefs ---------------------------------------------------------------------- */
@@ -155,6 +155,11 @@ struct sv_probe {
     size_t io_len, io_off;
     int phase;   /* http: 0 connecting, 1 writing, 2 reading */
     int addr_ok; /* x->addr holds the resolved target */
+    /* a passing tcp/http ready probe is READY only on the service's own listener (holder.c) */
+    sv_watch vw;       /* the holder child's answer */
+    pid_t vpid;        /* the holder child */
+    unsigned vuid;     /* the uid of the listener it looks for */
+    char pass_msg[24]; /* what the probe said ("connected", "HTTP 200") while the holder is looked up */
     /* last result */
     int has_result, ok;
     double latency_ms;
@@ -189,6 +194,11 @@ struct svc {
     sv_ring ring;
     uint64_t dropped, dropped_reported;
     sv_probe ready, live;
+    /* never a false READY (holder.c): who else listens on the ready probe's port */
+    int held_before;          /* a listener was there before this run was spawned */
+    unsigned long held_inode; /* the foreign listener found last (a pass on it fails at once) */
+    pid_t held_pid;           /* its process, 0 when not (or no longer) held */
+    char held_comm[16];
     svc_cold *c; /* sv_ctx.cold[its slot] */
 };
 
@@ -392,6 +402,20 @@ void probe_cancel(sv_ctx *sv, sv_probe *p);
 /* An exec probe child exited: returns 1 if pid was one. */
 int probe_on_child_exit(sv_ctx *sv, pid_t pid, int status);
 
+/* At a spawn (before the fork): note whether the ready probe's port already has a listener. */
+void probe_before_spawn(sv_ctx *sv, svc *s);
+
+/* --- holder.c ------------------------------------------------------------------------------ */
+/* TCP sockets listening where ss points (its address, the wildcard, dual stack): their inodes (at
+ * most max) and the uid of one. Returns the count, or -1 when the kernel cannot say (no sock_diag). */
+int holder_listeners(const struct sockaddr_storage *ss, unsigned long *inodes, int max, unsigned *uid);
+/* 1 if pid has one of those sockets open (looking at a bounded number of its fds). */
+int holder_fast(pid_t pid, const unsigned long *inodes, int n);
+/* A child that finds which process has one of the sockets open and writes one line on the pipe
+ * whose read end is *rfd: "own" (s's session or an escapee of this run), "held <pid> <comm>" or
+ * "none". Returns its pid or -1. */
+pid_t holder_start(sv_ctx *sv, const svc *s, const unsigned long *inodes, int n, int *rfd);
+
 /* --- run.c --------------------------------------------------------------------------------- */
 /* Supervise; only: NULL for every service, else a --only list (see sv_select). */
 int sv_run(const char *manifest_path, const char *only);
@@ -429,6 +453,8 @@ int procs_children(pid_t parent, pid_t *out, int max);
 /* Our children (orphans reparented to us) whose environment says they belong to service `name`. */
 int procs_leftovers(pid_t self, const char *name, pid_t *out, int max);
 void procs_comm(pid_t pid, char *out, size_t len);
+/* Whether /proc/<pid>/environ holds the entry "KEY=value" exactly. */
+int procs_env_has(pid_t pid, const char *entry);
 /* State, process group and start time (clock ticks since boot) of pid: 0, or -1 when it is gone. */
 int procs_stat(pid_t pid, char *state, pid_t *pgid, unsigned long long *start);
 /* Write sv->state_path: this run's id and each running service's pid and start time. */

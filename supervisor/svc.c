@@ -287,6 +287,7 @@ static void svc_spawn(sv_ctx *sv, svc *s)
     int64_t now = sv_now_ms();
     svc_apply_next_def(sv, s);
     if (svc_sweep_leftovers(sv, s)) return;
+    probe_before_spawn(sv, s); /* before the fork: a listener seen now is not this run's */
     const mf_service *d = s->def;
     output_detach(sv, s);
     pid_t pid = -1;

@@ -2,9 +2,13 @@
 fd (`ready: {notify: N}`, a shell and python writing a newline to fd N) and log-line readiness
 (`ready: {log: "regex"}`, on stdout or stderr)."""
 import os
+import re
+import subprocess
 
-from xt_testlib import wait_until
-from svlib import Sup, cmd, fix, run_tests
+from xt_testlib import Proc, http_request, port_block, tcp_open, wait_until
+from svlib import FIX, Sup, cmd, fix, run_tests
+
+PORTS = port_block("supervisor")
 
 
 def wait_flag_then(flag, then):
@@ -90,5 +94,73 @@ def test_log_line(tmp):
         sup.kill()
 
 
+def test_never_ready_on_a_strangers_listener(tmp):
+    # the issue's case: something else (here another process, the fixture started by the test, not
+    # by the supervisor) still listens on nats's port. The new run crash-loops on the taken port
+    # while its probe is answered by the stranger: it must never be READY on that; status (text,
+    # json, http) and the log say who holds the port; once the stranger is gone, the service gets
+    # its port and is READY
+    port, hport, hport2 = PORTS[0], PORTS[1], PORTS[2]
+    stranger = Proc([FIX, f"listen:{port}", "forever"])
+    wait_until(lambda: tcp_open(port), 5, what="the stranger listens")
+    sup = Sup(tmp, f"""
+  nats:
+    command: {fix(f"listen:{port}", "forever")}
+    ready: {{ tcp: "127.0.0.1:{port}", interval: 20ms, start_period: 30s }}
+    backoff: {{ initial: 50ms, max: 50ms }}
+    restart_limit: {{ count: 1000, window: 60s }}
+  web:
+    command: {fix("forever")}
+    ready: {{ http: "http://127.0.0.1:{hport2}/", interval: 20ms, start_period: 30s }}
+""", http=f"127.0.0.1:{hport}")
+    want = rf"127\.0\.0\.1:{port} answers before nats started: held by pid {stranger.pid} \(sv_fixture\)"
+    hserver = None
+    try:
+        sup.start()
+        st = wait_until(lambda: (lambda s: s if s["probe"] and re.search(want, s["probe"]["message"]) else None)(
+            sup.status()["nats"]), 10, what="the held port reported")
+        assert st["ready"] is False and st["state"] != "READY" and st["probe"]["ok"] is False, st
+        assert re.search(want, sup.cli("status").stdout), sup.cli("status").stdout
+        _, _, body = http_request(f"http://127.0.0.1:{hport}/status.json")
+        assert re.search(want, body.decode()), body
+        wait_until(lambda: re.search(rf"nats: {want}|nats: 127\.0\.0\.1:{port} answers before it started: "
+                                     rf"held by pid {stranger.pid}", sup.output()), 5, what="the warning logged")
+        # an http probe answered by a stranger's server (started after the service) is not READY either
+        hserver = subprocess.Popen(["python3", "-m", "http.server", "--bind", "127.0.0.1", str(hport2)],
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_until(lambda: (lambda s: s["probe"] and f"answered by pid {hserver.pid}" in s["probe"]["message"])(
+            sup.status()["web"]), 10, what="the http stranger reported")
+        for _ in range(10):  # never READY while held, whatever the probe says
+            s = sup.status()
+            assert s["nats"]["state"] != "READY" and s["web"]["state"] != "READY", s
+        stranger.kill()
+        sup.wait_state("nats", "READY", 10)
+        assert sup.status()["nats"]["probe"]["message"] == "connected"
+        assert sup.stop() == 0
+    finally:
+        if hserver is not None:
+            hserver.kill()
+            hserver.wait()
+        stranger.kill()
+        sup.kill()
+
+
+def test_ready_on_its_own_escapees_listener(tmp):
+    # a service that daemonizes (its listener is in a process that left its session) is its own
+    port = PORTS[3]
+    sup = Sup(tmp, f"""
+  daemon:
+    command: {fix(f"setsid-listen:{port}", "forever")}
+    ready: {{ tcp: "127.0.0.1:{port}", interval: 20ms, start_period: 10s }}
+""")
+    try:
+        sup.start()
+        sup.wait_state("daemon", "READY", 10)
+        assert sup.stop() == 0
+    finally:
+        sup.kill()
+
+
 if __name__ == "__main__":
-    run_tests([test_notify_fd, test_log_line])
+    run_tests([test_notify_fd, test_log_line, test_never_ready_on_a_strangers_listener,
+               test_ready_on_its_own_escapees_listener])
