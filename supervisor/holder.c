@@ -193,7 +193,7 @@ static void holder_child(int fd, pid_t svc_pid, const char *mark_svc, const char
         /* the service's tree: its session (it is a session leader); an escapee that left it by setsid is
          * recognised below by the run's marks in its environment */
         for (int i = 0; i < np; i++)
-            ps[i].mine = ps[i].pid == svc_pid || ps[i].sid == svc_pid;
+            ps[i].mine = svc_pid > 0 && (ps[i].pid == svc_pid || ps[i].sid == svc_pid);
         pid_t holder = 0;
         int own = 0;
         for (int k = 0; k < 2 && !own && holder == 0; k++)
@@ -205,7 +205,8 @@ static void holder_child(int fd, pid_t svc_pid, const char *mark_svc, const char
                         holder = ps[i].pid;
                 }
         /* an escapee of this very run (setsid, reparented) still carries the run's marks */
-        if (holder > 0 && procs_env_has(holder, mark_svc) && procs_env_has(holder, mark_run)) own = 1;
+        if (svc_pid > 0 && holder > 0 && procs_env_has(holder, mark_svc) && procs_env_has(holder, mark_run))
+            own = 1;
         if (own) {
             snprintf(line, sizeof(line), "own\n");
         } else if (holder > 0) {
@@ -221,7 +222,7 @@ static void holder_child(int fd, pid_t svc_pid, const char *mark_svc, const char
     _exit(0);
 }
 
-pid_t holder_start(sv_ctx *sv, const svc *s, const unsigned long *inodes, int n, int *rfd)
+pid_t holder_start(sv_ctx *sv, const svc *s, pid_t svc_pid, const unsigned long *inodes, int n, int *rfd)
 {
     int p[2];
     char mark_svc[sizeof(SV_SERVICE_ENV) + MF_NAME_MAX + 1], mark_run[sizeof(SV_RUN_ENV) + 48];
@@ -233,7 +234,7 @@ pid_t holder_start(sv_ctx *sv, const svc *s, const unsigned long *inodes, int n,
         close(p[0]);
         prctl(PR_SET_PDEATHSIG, SIGKILL);
         if (getppid() != sv->self) _exit(1);
-        holder_child(p[1], s->pid, mark_svc, mark_run, inodes, n);
+        holder_child(p[1], svc_pid, mark_svc, mark_run, inodes, n);
     }
     close(p[1]);
     if (pid < 0) {

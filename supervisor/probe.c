@@ -59,6 +59,7 @@ static void probe_finish(sv_ctx *sv, sv_probe *p, int ok, const char *fmt, ...)
         p->pid = 0;
     }
     holder_stop(sv, p);
+    p->wait_held = 0;
     if (p->active) timer_arm(&p->t_next, now + (p->def->interval_ms > 0 ? p->def->interval_ms : 1000));
     xt_debug("%s: %s probe %s (%s, %.1f ms)", p->s->name, p->is_live ? "live" : "ready", ok ? "ok" : "failed",
              p->msg, p->latency_ms);
@@ -87,63 +88,113 @@ static void probe_held(sv_ctx *sv, sv_probe *p)
                      s->held_comm, s->name);
 }
 
-/* The holder child's line: "own", "held <pid> <comm>" or "none". */
+/* Set the probe's message without a result (vsnprintf: a long address is cut). */
+static void probe_note(sv_probe *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void probe_note(sv_probe *p, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(p->msg, sizeof(p->msg), fmt, ap);
+    va_end(ap);
+}
+
+/* A holder child's line: "own", "held <pid> <comm>" or "none"; records who holds the port. Returns 1
+ * for "own", 0 for a stranger (held_pid set) or -1 when the holder cannot be seen. */
+static int holder_parse(svc *s, const char *addr, const char *line)
+{
+    int pid = 0;
+    char comm[16] = "";
+    if (strncmp(line, "own\n", 4) == 0) {
+        s->held_pid = 0;
+        return 1;
+    }
+    if (sscanf(line, "held %d %15[^\n]", &pid, comm) >= 1 && pid > 0) {
+        if (pid != s->held_pid)
+            xt_warn("%s: %s answers %s: held by pid %d (%s); not ready on it", s->name, addr,
+                    s->held_before ? "before it started" : "from another process", pid, comm[0] ? comm : "?");
+        s->held_pid = pid;
+        snprintf(s->held_comm, sizeof(s->held_comm), "%s", comm[0] ? comm : "?");
+        return 0;
+    }
+    s->held_pid = 0;
+    return -1;
+}
+
+static ssize_t holder_read(int fd, char *line, size_t len)
+{
+    ssize_t n = read(fd, line, len - 1);
+    line[n > 0 ? n : 0] = '\0';
+    return n;
+}
+
+/* The probe-level child (the listener appeared after the spawn) answered. */
 static void on_holder(sv_ctx *sv, sv_watch *w, uint32_t events)
 {
     sv_probe *p = w->arg;
     svc *s = p->s;
     char line[128];
     (void)events;
-    ssize_t n = read(w->fd, line, sizeof(line) - 1);
-    if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
-    line[n > 0 ? n : 0] = '\0';
-    int pid = 0;
-    char comm[16] = "";
-    if (strncmp(line, "own\n", 4) == 0) {
-        s->held_pid = 0;
+    if (holder_read(w->fd, line, sizeof(line)) < 0 && (errno == EAGAIN || errno == EINTR)) return;
+    int r = holder_parse(s, p->x->addr.hostport, line);
+    if (r == 1)
         probe_finish(sv, p, 1, "%s", p->pass_msg);
-    } else if (sscanf(line, "held %d %15[^\n]", &pid, comm) >= 1 && pid > 0) {
-        if (pid != s->held_pid)
-            xt_warn("%s: %s answers %s: held by pid %d (%s); not ready on it", s->name, p->x->addr.hostport,
-                    s->held_before ? "before it started" : "from another process", pid, comm);
-        s->held_pid = pid;
-        snprintf(s->held_comm, sizeof(s->held_comm), "%s", comm[0] ? comm : "?");
+    else if (r == 0)
         probe_held(sv, p);
-    } else {
-        /* the listener is not in the service's tree, and its process cannot be seen (another user's) */
+    else /* not in the service's tree, and its process cannot be seen (another user's) */
         probe_finish(sv, p, 0, "%s answered by a listener of uid %u that no process of %s holds",
                      p->x->addr.hostport, p->vuid, s->name);
-    }
 }
 
-/* A tcp/http probe got its answer. A ready probe's answer makes the service READY only if the
- * listener is the service's own (holder.c): in the loop when its main process holds it, else by a
- * short-lived child; a listener already known to be a stranger's fails at once. */
-static void probe_pass(sv_ctx *sv, sv_probe *p, const char *msg)
+static void probe_lookup(sv_ctx *sv, sv_probe *p, const unsigned long *inodes, int n);
+
+/* The pre-spawn child answered: the port's holder is known, whatever became of that run. */
+static void on_svc_holder(sv_ctx *sv, sv_watch *w, uint32_t events)
 {
-    svc *s = p->s;
-    unsigned long inodes[8];
-    int rfd = -1;
-    if (p->is_live) {
-        probe_finish(sv, p, 1, "%s", msg);
-        return;
-    }
-    loop_close(sv, &p->w);
-    int n = holder_listeners(&p->x->addr.ss, inodes, 8, &p->vuid);
-    /* n == 0: no local listener (the target is another host); n < 0: the kernel cannot tell */
-    if (n <= 0 || holder_fast(s->pid, inodes, n)) {
-        s->held_pid = 0;
-        probe_finish(sv, p, 1, "%s", msg);
-        return;
-    }
-    for (int i = 0; i < n; i++)
-        if (s->held_pid > 0 && inodes[i] == s->held_inode && kill(s->held_pid, 0) == 0) {
-            probe_held(sv, p);
-            return;
+    svc *s = w->arg;
+    sv_probe *p = &s->ready;
+    char line[128];
+    (void)events;
+    if (holder_read(w->fd, line, sizeof(line)) < 0 && (errno == EAGAIN || errno == EINTR)) return;
+    loop_close(sv, w);
+    s->hpid = 0; /* reaped by the SIGCHLD loop */
+    if (holder_parse(s, p->x->addr.hostport, line) != 0) s->held_pid = 0;
+    if (!p->wait_held) {
+        /* the run died before its probe passed (a crash on the taken port): say whose it is anyway */
+        if (s->held_pid > 0 && !p->running) {
+            probe_note(p, "%s answers before %s started: held by pid %d (%s)", p->x->addr.hostport, s->name,
+                       (int)s->held_pid, s->held_comm);
+            p->has_result = 1;
+            p->ok = 0;
+            p->result_ms = sv_now_ms();
         }
-    s->held_inode = inodes[0];
-    snprintf(p->pass_msg, sizeof(p->pass_msg), "%s", msg);
-    pid_t pid = holder_start(sv, s, inodes, n, &rfd);
+        return;
+    }
+    p->wait_held = 0;
+    if (s->held_pid > 0) {
+        probe_held(sv, p);
+        return;
+    }
+    unsigned long inodes[8];
+    int n = holder_listeners(&p->x->addr.ss, inodes, 8, &p->vuid);
+    if (n <= 0 || holder_fast(s->pid, inodes, n))
+        probe_finish(sv, p, 1, "%s", p->pass_msg);
+    else
+        probe_lookup(sv, p, inodes, n);
+}
+
+void probe_holder_close(sv_ctx *sv, svc *s)
+{
+    loop_close(sv, &s->hw);
+    if (s->hpid > 0) kill(s->hpid, SIGKILL);
+    s->hpid = 0;
+}
+
+/* Start the probe-level child that says whose the listener is. */
+static void probe_lookup(sv_ctx *sv, sv_probe *p, const unsigned long *inodes, int n)
+{
+    int rfd = -1;
+    p->s->held_inode = inodes[0];
+    pid_t pid = holder_start(sv, p->s, p->s->pid, inodes, n, &rfd);
     if (pid < 0) {
         probe_finish(sv, p, 0, "%s answers; cannot look up who listens: %s", p->x->addr.hostport,
                      strerror(errno));
@@ -156,24 +207,71 @@ static void probe_pass(sv_ctx *sv, sv_probe *p, const char *msg)
     }
 }
 
+/* A tcp/http probe got its answer. A ready probe's answer makes the service READY only if the
+ * listener is the service's own (holder.c): in the loop when its main process holds it, else by a
+ * short-lived child; a listener already known to be a stranger's fails at once. */
+static void probe_pass(sv_ctx *sv, sv_probe *p, const char *msg)
+{
+    svc *s = p->s;
+    unsigned long inodes[8];
+    if (p->is_live) {
+        probe_finish(sv, p, 1, "%s", msg);
+        return;
+    }
+    loop_close(sv, &p->w);
+    int n = holder_listeners(&p->x->addr.ss, inodes, 8, &p->vuid);
+    /* n == 0: no local listener (the target is another host); n < 0: the kernel cannot tell */
+    if (n <= 0 || holder_fast(s->pid, inodes, n)) {
+        s->held_pid = 0;
+        probe_finish(sv, p, 1, "%s", msg);
+        return;
+    }
+    snprintf(p->pass_msg, sizeof(p->pass_msg), "%s", msg);
+    for (int i = 0; i < n; i++) {
+        if (inodes[i] != s->held_inode || s->held_inode == 0) continue;
+        if (s->hpid > 0) {
+            p->wait_held = 1; /* the pre-spawn lookup of this very listener is under way */
+            return;
+        }
+        if (s->held_pid > 0 && kill(s->held_pid, 0) == 0) {
+            probe_held(sv, p);
+            return;
+        }
+    }
+    probe_lookup(sv, p, inodes, n);
+}
+
 void probe_before_spawn(sv_ctx *sv, svc *s)
 {
     sv_probe *p = &s->ready;
     unsigned long inodes[8];
     unsigned uid;
     char err[160];
-    (void)sv;
+    int n = 0, known = 0, rfd = -1;
     s->held_before = 0;
-    s->held_pid = 0;
-    s->held_inode = 0;
-    if (p->def == NULL || (p->def->kind != PROBE_TCP && p->def->kind != PROBE_HTTP) || probe_is_https(p->def))
-        return;
-    if (!p->addr_ok) {
-        if (probe_target(p, &p->x->addr, err, sizeof(err)) < 0) return; /* the probe will say why */
-        p->addr_ok = 1;
+    if (p->def != NULL && (p->def->kind == PROBE_TCP || p->def->kind == PROBE_HTTP) &&
+        !probe_is_https(p->def)) {
+        if (!p->addr_ok && probe_target(p, &p->x->addr, err, sizeof(err)) == 0) p->addr_ok = 1;
+        if (p->addr_ok) n = holder_listeners(&p->x->addr.ss, inodes, 8, &uid);
     }
-    s->held_before = holder_listeners(&p->x->addr.ss, inodes, 8, &uid) > 0;
-    if (s->held_before) xt_debug("%s: %s has a listener before it starts", s->name, p->x->addr.hostport);
+    for (int i = 0; i < n; i++)
+        if (s->held_inode != 0 && inodes[i] == s->held_inode) known = 1;
+    s->held_before = n > 0;
+    if (n <= 0 || !known) {
+        probe_holder_close(sv, s);
+        s->held_pid = 0;
+        s->held_inode = 0;
+    }
+    if (n <= 0 || known) return; /* nothing there, or its holder is known or being looked up */
+    xt_debug("%s: %s has a listener before it starts", s->name, p->x->addr.hostport);
+    s->held_inode = inodes[0];
+    pid_t pid = holder_start(sv, s, 0, inodes, n, &rfd);
+    if (pid < 0) return; /* the probe-level lookup will try again */
+    s->hpid = pid;
+    if (loop_add(sv, &s->hw, rfd, EPOLLIN, on_svc_holder, s) < 0) {
+        close(rfd);
+        probe_holder_close(sv, s);
+    }
 }
 
 /* Split a probe target into an address (and for http a path). */
@@ -436,6 +534,7 @@ void probe_cancel(sv_ctx *sv, sv_probe *p)
         p->pid = 0;
     }
     holder_stop(sv, p);
+    p->wait_held = 0;
     p->running = 0;
 }
 

@@ -160,6 +160,7 @@ struct sv_probe {
     pid_t vpid;        /* the holder child */
     unsigned vuid;     /* the uid of the listener it looks for */
     char pass_msg[24]; /* what the probe said ("connected", "HTTP 200") while the holder is looked up */
+    int wait_held;     /* passed: waits for the service's pre-spawn lookup (svc.hpid) */
     /* last result */
     int has_result, ok;
     double latency_ms;
@@ -199,6 +200,8 @@ struct svc {
     unsigned long held_inode; /* the foreign listener found last (a pass on it fails at once) */
     pid_t held_pid;           /* its process, 0 when not (or no longer) held */
     char held_comm[16];
+    sv_watch hw; /* the pre-spawn lookup of who holds it (a holder.c child) ... */
+    pid_t hpid;  /* ... its pid while it has not answered: it outlives a crashing run */
     svc_cold *c; /* sv_ctx.cold[its slot] */
 };
 
@@ -402,8 +405,11 @@ void probe_cancel(sv_ctx *sv, sv_probe *p);
 /* An exec probe child exited: returns 1 if pid was one. */
 int probe_on_child_exit(sv_ctx *sv, pid_t pid, int status);
 
-/* At a spawn (before the fork): note whether the ready probe's port already has a listener. */
+/* At a spawn (before the fork): note whether the ready probe's port already has a listener, and
+ * if so look up whose (in a child; its answer outlives this run, which may crash at once on it). */
 void probe_before_spawn(sv_ctx *sv, svc *s);
+/* The slot is freed: stop that lookup. */
+void probe_holder_close(sv_ctx *sv, svc *s);
 
 /* --- holder.c ------------------------------------------------------------------------------ */
 /* TCP sockets listening where ss points (its address, the wildcard, dual stack): their inodes (at
@@ -412,9 +418,9 @@ int holder_listeners(const struct sockaddr_storage *ss, unsigned long *inodes, i
 /* 1 if pid has one of those sockets open (looking at a bounded number of its fds). */
 int holder_fast(pid_t pid, const unsigned long *inodes, int n);
 /* A child that finds which process has one of the sockets open and writes one line on the pipe
- * whose read end is *rfd: "own" (s's session or an escapee of this run), "held <pid> <comm>" or
- * "none". Returns its pid or -1. */
-pid_t holder_start(sv_ctx *sv, const svc *s, const unsigned long *inodes, int n, int *rfd);
+ * whose read end is *rfd: "own" (svc_pid's session or an escapee of s's run; never when svc_pid is
+ * 0), "held <pid> <comm>" or "none". Returns its pid or -1. */
+pid_t holder_start(sv_ctx *sv, const svc *s, pid_t svc_pid, const unsigned long *inodes, int n, int *rfd);
 
 /* --- run.c --------------------------------------------------------------------------------- */
 /* Supervise; only: NULL for every service, else a --only list (see sv_select). */

@@ -113,6 +113,7 @@ svc *svc_add(sv_ctx *sv, manifest *mf, const mf_service *def)
         name_index_add(sv, i);
         s->c = &sv->cold[i];
         s->notify.fd = -1;
+        s->hw.fd = -1;
         s->lb[0].buf = s->c->lbuf[0];
         s->lb[1].buf = s->c->lbuf[1];
         size_t nsvc = sv->mf != NULL && sv->mf->nservices > 0 ? sv->mf->nservices : 1;
@@ -139,6 +140,7 @@ void svc_free_slot(sv_ctx *sv, svc *s)
     probe_cancel(sv, &s->live);
     output_detach(sv, s);
     svc_notify_close(sv, s);
+    probe_holder_close(sv, s);
     ring_free(&s->ring);
     timer_disarm(&s->t_state);
     timer_disarm(&s->ready.t_next);
