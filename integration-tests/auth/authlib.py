@@ -152,11 +152,11 @@ regulation:
         h = {k: v for k, v in h.items() if v is not None}
         return http_request(self.base + endpoint + query, headers=h)
 
-    def post_json(self, path, body, cookie=None):
+    def post_json(self, path, body, cookie=None, timeout=5.0):
         h = {"Content-Type": "application/json"}
         if cookie:
             h["Cookie"] = f"authelia_session={cookie}"
-        st, hd, data = http_request(self.base + path, "POST", h, json.dumps(body))
+        st, hd, data = http_request(self.base + path, "POST", h, json.dumps(body), timeout=timeout)
         return st, hd, (json.loads(data) if data else None)
 
     def post_form(self, path, fields, cookie=None, headers=None):
@@ -167,11 +167,11 @@ regulation:
             h.update(headers)
         return http_request(self.base + path, "POST", h, urllib.parse.urlencode(fields))
 
-    def login(self, user, password, target=None, keep=False):
+    def login(self, user, password, target=None, keep=False, timeout=5.0):
         body = {"username": user, "password": password, "keepMeLoggedIn": keep}
         if target:
             body["targetURL"] = target
-        st, hd, js = self.post_json("/api/firstfactor", body)
+        st, hd, js = self.post_json("/api/firstfactor", body, timeout=timeout)
         return st, hd, js, cookie_of(hd)
 
     def state(self, cookie):

@@ -404,8 +404,10 @@ def test_hashing_bound_and_verify_latency():
     results = []
 
     def one():
+        # the bound is what is measured, not how long 8 slow hashes take on a loaded 2-core machine
+        # (one answer took over 5 s under CI load): a generous client deadline
         try:
-            results.append(srv.login("heavy", "wrong")[0])
+            results.append(srv.login("heavy", "wrong", timeout=60)[0])
         except Exception as e:  # noqa: BLE001
             results.append(repr(e))
     threads = [threading.Thread(target=one) for _ in range(30)]
@@ -418,7 +420,7 @@ def test_hashing_bound_and_verify_latency():
         assert srv.verify("/web/", cookie=c)[0] == 200
         lat.append(time.monotonic() - t0)
     for t in threads:
-        t.join(30)
+        t.join(90)
     assert results.count(503) >= 1 and set(results) <= {401, 503}, results
     lat.sort()
     assert lat[len(lat) // 2] < 0.2, lat  # not queued behind the hashing (generous: a shared 2-core machine)

@@ -7,6 +7,7 @@ traffic stays on 127.0.0.1.
     from xt_testlib import bin_path, wait_until, Proc, NatsServer, http_request, port_block, TempDir
 """
 import atexit
+import fcntl
 import http.client
 import json
 import os
@@ -146,9 +147,36 @@ def port_block(component, n=20):
     base = bases[component] + int(os.environ.get("XT_PORT_OFFSET", "0"))
     for start in range(base, bases[component] + 1000 - n, n):
         ports = list(range(start, start + n))
-        if all(port_free(p) for p in ports):
-            return ports
+        # "free now" is not "mine": a test run beside this one (ctest -j, another checkout) may have
+        # checked the same block and not bound it yet. A lock per block, held until this process
+        # exits, makes the choice exclusive among test processes.
+        if not _port_lock(ports) or not all(port_free(p) for p in ports):
+            continue
+        return ports
     raise RuntimeError(f"no {n} free ports in the {component} range")
+
+
+_port_locks = []  # open lock files of the blocks this process holds (released at exit)
+
+
+def _port_lock(ports):
+    """Lock every port of the block (one lock file per port, so overlapping blocks of different
+    sizes exclude each other too); False, holding nothing, if another process holds any of them."""
+    d = os.path.join(tempfile.gettempdir(), f"xt-port-locks-{os.getuid()}")
+    os.makedirs(d, exist_ok=True)
+    held = []
+    for p in ports:
+        f = open(os.path.join(d, str(p)), "a")
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            f.close()
+            for h in held:
+                h.close()
+            return False
+        held.append(f)
+    _port_locks.extend(held)
+    return True
 
 
 def port_free(port, host="127.0.0.1"):
