@@ -548,7 +548,7 @@ static int mf_parse_map(mf_ctx *c, const xt_node *map, const xt_node *owner, con
 
 static int probe_kind(mf_ctx *c, mf_probe *p, const xt_node *key, const char *what, mf_probe_kind kind)
 {
-    static const char *const kind_names[] = {"", "tcp", "http", "exec", "notify", "log"};
+    static const char *const kind_names[] = {"", "tcp", "http", "exec", "notify", "log", "sd_notify"};
     if (p->kind != PROBE_NONE) {
         char probe[200];
         snprintf(probe, sizeof(probe), "%.*s", (int)(strlen(what) - strlen(kind_names[kind]) - 1), what);
@@ -602,6 +602,17 @@ static int probe_notify(mf_ctx *c, void *base, const xt_node *key, const xt_node
     return 0;
 }
 
+/* `sd_notify: true`: systemd's protocol: the service (or a process of its tree) sends READY=1 to the
+ * datagram socket named by $NOTIFY_SOCKET. */
+static int probe_sd_notify(mf_ctx *c, void *base, const xt_node *key, const xt_node *val, const char *what)
+{
+    mf_probe *p = base;
+    int on = 0;
+    if (xt_conf_bool(c->doc, val, what, &on, c->err, c->errlen) != 0) return -1;
+    if (!on) return mf_fail(c, val, "%s: only 'true' makes sense (leave it out for no sd_notify)", what);
+    return probe_kind(c, p, key, what, PROBE_SD_NOTIFY);
+}
+
 /* `log: "regex"`: ready at the first output line (stdout or stderr) that matches. POSIX extended
  * regular expressions from libc: no library to link into the static binary (PCRE2 would add about
  * 600 KB of code for features a readiness line does not need). */
@@ -629,6 +640,7 @@ static int probe_log(mf_ctx *c, void *base, const xt_node *key, const xt_node *v
 static const mf_field probe_fields[] = {
     {.key = "notify", .type = F_FUNC, .fn = probe_notify},
     {.key = "log", .type = F_FUNC, .fn = probe_log},
+    {.key = "sd_notify", .type = F_FUNC, .fn = probe_sd_notify},
     {.key = "tcp", .type = F_FUNC, .fn = probe_tcp},
     {.key = "http", .type = F_FUNC, .fn = probe_http},
     {.key = "exec", .type = F_FUNC, .fn = probe_exec},
@@ -648,16 +660,19 @@ static int svc_probe(mf_ctx *c, mf_probe *p, const xt_node *key, const xt_node *
 {
     p->line = key->line;
     p->col = key->col;
-    if (is_null(val)) return mf_fail(c, key, "%s: needs one of tcp, http, exec, notify or log", what);
+    if (is_null(val))
+        return mf_fail(c, key, "%s: needs one of tcp, http, exec, notify, sd_notify or log", what);
     if (mf_want_map(c, key, val, what) != 0 || mf_parse_map(c, val, key, &probe_table, what, what, p) != 0)
         return -1;
     if (p->kind == PROBE_NONE)
-        return mf_fail(c, key, "%s: needs one of tcp, http, exec, notify or log", what);
-    if (!is_ready && (p->kind == PROBE_NOTIFY || p->kind == PROBE_LOG))
+        return mf_fail(c, key, "%s: needs one of tcp, http, exec, notify, sd_notify or log", what);
+    if (!is_ready && (p->kind == PROBE_NOTIFY || p->kind == PROBE_LOG || p->kind == PROBE_SD_NOTIFY)) {
+        const char *k = p->kind == PROBE_NOTIFY ? "notify" : p->kind == PROBE_LOG ? "log" : "sd_notify";
         return mf_fail(
-            c, xt_map_key(val, p->kind == PROBE_NOTIFY ? "notify" : "log"),
-            "%s: '%s' says when a service is ready, it cannot check liveness (use tcp, http or exec)", what,
-            p->kind == PROBE_NOTIFY ? "notify" : "log");
+            c, xt_map_key(val, k),
+            "%s: '%s' says when a service is ready, it cannot check liveness (use tcp, http or exec%s)", what,
+            k, p->kind == PROBE_SD_NOTIFY ? ", or watchdog: for WATCHDOG=1 pings" : "");
+    }
     if (p->insecure && (p->kind != PROBE_HTTP || strncasecmp(p->target, "https://", 8) != 0))
         return mf_fail(c, xt_map_get(val, "insecure"),
                        "%s.insecure: only an https:// probe has a certificate to leave unchecked", what);
@@ -834,6 +849,7 @@ static const mf_field service_fields[] = {
     {.key = "secrets", .type = F_FUNC, .fn = svc_secrets},
     {.key = "workdir", .type = F_STR, .off = offsetof(mf_service, workdir)},
     {.key = "autostart", .type = F_BOOL, .off = offsetof(mf_service, autostart)},
+    {.key = "watchdog", .type = F_DUR, .off = offsetof(mf_service, watchdog_ms), .min = 1},
 };
 static const char *const service_aliases[] = {
     "health",      "ready", "healthcheck", "ready",       "readiness", "ready",   "liveness",
@@ -889,6 +905,10 @@ static int svc_check(mf_ctx *c, mf_service *s, const xt_node *map, const char *w
                        xt_duration_format(s->backoff_max_ms, b, sizeof(b)),
                        xt_duration_format(s->backoff_initial_ms, a, sizeof(a)));
     }
+    if (s->watchdog_ms > 0 && s->ready.kind != PROBE_SD_NOTIFY)
+        return mf_fail(
+            c, xt_map_get(map, "watchdog"),
+            "%s.watchdog: needs ready: { sd_notify: true } (WATCHDOG=1 comes on the notify socket)", what);
     if (s->env == NULL && (s->env = calloc(1, sizeof(char *))) == NULL) return mf_oom(c, map);
     return 0;
 }
@@ -1299,6 +1319,7 @@ static int mf_digest(const manifest *m, mf_service *s)
     dg_int(d, "stop.timeout", s->stop_timeout_ms);
     dg_int(d, "essential", s->essential);
     dg_int(d, "autostart", s->autostart);
+    if (s->watchdog_ms > 0) dg_int(d, "watchdog", s->watchdog_ms);
     dg_env(d, "global.env", m->env);
     for (size_t i = 0; i < m->nsecrets; i++)
         secrets[i] = &m->secrets[i];

@@ -20,7 +20,15 @@
 #define MF_MAX_ARGV 256 /* command / exec probe arguments */
 
 /* NOTIFY and LOG are readiness protocols, not polled probes: the service says when it is ready. */
-typedef enum { PROBE_NONE = 0, PROBE_TCP, PROBE_HTTP, PROBE_EXEC, PROBE_NOTIFY, PROBE_LOG } mf_probe_kind;
+typedef enum {
+    PROBE_NONE = 0,
+    PROBE_TCP,
+    PROBE_HTTP,
+    PROBE_EXEC,
+    PROBE_NOTIFY,
+    PROBE_LOG,
+    PROBE_SD_NOTIFY
+} mf_probe_kind;
 typedef enum { RESTART_ALWAYS = 0, RESTART_ON_FAILURE, RESTART_NEVER } mf_restart;
 typedef enum { DEP_STARTED = 0, DEP_READY, DEP_COMPLETED } mf_dep_cond;
 typedef enum { SVC_TYPE_LONGRUN = 0, SVC_TYPE_ONESHOT } mf_svc_type;
@@ -97,6 +105,8 @@ typedef struct mf_service {
     char digest[65];           /* hex SHA-256 of the service's expanded definition (for reload); it also
                                 * covers the top-level env and the secrets' definitions (not their
                                 * values), never the supervisor: section; key order does not matter */
+    int64_t watchdog_ms;       /* `watchdog:` (needs ready: {sd_notify: true}): WATCHDOG=1 at least this
+                                * often once READY, else restarted; 0: none */
 } mf_service;
 
 typedef struct mf_secret {

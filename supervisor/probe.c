@@ -517,7 +517,7 @@ void probe_begin(sv_ctx *sv, sv_probe *p, int64_t first_at)
 {
     /* notify and log are not polled: the service's fd or output line says when (svc.c, output.c) */
     if (p->def == NULL || p->def->kind == PROBE_NONE || p->def->kind == PROBE_NOTIFY ||
-        p->def->kind == PROBE_LOG)
+        p->def->kind == PROBE_LOG || p->def->kind == PROBE_SD_NOTIFY)
         return;
     p->active = 1;
     timer_arm(&p->t_next, first_at);

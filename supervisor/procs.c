@@ -86,6 +86,23 @@ int procs_children(pid_t parent, pid_t *out, int max)
     return n;
 }
 
+int procs_sid(pid_t pid, pid_t *sid)
+{
+    char path[64], buf[1024];
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return -1;
+    ssize_t n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    if (n <= 0) return -1;
+    buf[n] = '\0';
+    const char *rp = strrchr(buf, ')'); /* comm may hold ')' and spaces */
+    int v = 0;
+    if (rp == NULL || sscanf(rp + 1, " %*c %*d %*d %d", &v) != 1) return -1;
+    *sid = (pid_t)v;
+    return 0;
+}
+
 void procs_comm(pid_t pid, char *out, size_t len)
 {
     char path[64];

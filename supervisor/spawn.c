@@ -151,6 +151,10 @@ pid_t spawn_process(char *const *argv, char *const *env, const char *workdir, co
          * before this line, the signal will never come: go now. */
         if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0) child_fail(ep[1], 8, errno);
         if (getppid() != parent) _exit(126);
+        /* WATCHDOG_PID is our own pid, known only here: its entry was reserved with room for it */
+        for (size_t i = 0; env[i] != NULL; i++)
+            if (strcmp(env[i], SV_WATCHDOG_PID_ENV) == 0)
+                snprintf(env[i] + 13, sizeof(SV_WATCHDOG_PID_ENV) - 13, "%d", (int)getpid());
         environ = (char **)env;
         execvp(argv[0], argv);
         child_fail(ep[1], 0, errno);

@@ -10,7 +10,7 @@
 
 #include "xt_conf.h"
 
-static const char *const probe_kinds[] = {"none", "tcp", "http", "exec", "notify", "log"};
+static const char *const probe_kinds[] = {"none", "tcp", "http", "exec", "notify", "log", "sd_notify"};
 
 /* The probe whose result to show: liveness once it has one, else readiness. */
 static const sv_probe *shown_probe(const svc *s)
@@ -88,6 +88,15 @@ void status_json(sv_ctx *sv, sv_buf *b)
         sv_buf_printf(b, "\"essential\":%s,\"ready\":%s,\"dropped_lines\":%llu,",
                       s->def->essential ? "true" : "false", svc_ready(s) ? "true" : "false",
                       (unsigned long long)s->dropped);
+        if (s->def->ready.kind == PROBE_SD_NOTIFY) { /* sd_notify's STATUS=, null before one */
+            if (s->c->sd_status[0] == '\0') {
+                sv_buf_puts(b, "\"status_text\":null,");
+            } else {
+                sv_buf_puts(b, "\"status_text\":\"");
+                sv_buf_json_str(b, s->c->sd_status, strlen(s->c->sd_status));
+                sv_buf_puts(b, "\",");
+            }
+        }
         const sv_probe *p = shown_probe(s);
         if (p == NULL) {
             sv_buf_puts(b, "\"probe\":null}");
@@ -110,7 +119,7 @@ void status_table(sv_ctx *sv, sv_buf *b)
     for (size_t i = 0; i < sv->nslots; i++) {
         const svc *s = &sv->slots[i];
         if (!s->used) continue;
-        char pid[16] = "-", up[32] = "-", ex[24] = "-", pr[160] = "-";
+        char pid[16] = "-", up[32] = "-", ex[24] = "-", pr[320] = "-";
         if (s->pid > 0) {
             snprintf(pid, sizeof(pid), "%d", (int)s->pid);
             xt_duration_format((now - s->spawn_ms) / 1000 * 1000, up, sizeof(up));
@@ -123,8 +132,8 @@ void status_table(sv_ctx *sv, sv_buf *b)
         }
         const sv_probe *p = shown_probe(s);
         if (p != NULL)
-            snprintf(pr, sizeof(pr), "%s %s %.1fms %s", probe_kinds[p->def->kind], p->ok ? "ok" : "FAIL",
-                     p->latency_ms, p->msg);
+            snprintf(pr, sizeof(pr), "%s %s %.1fms %s%s%s", probe_kinds[p->def->kind], p->ok ? "ok" : "FAIL",
+                     p->latency_ms, p->msg, s->c->sd_status[0] ? "; status: " : "", s->c->sd_status);
         sv_buf_printf(b, "%-*s  %-8s  %7s  %8s  %8d  %-9s  %-5s  %s\n", w, s->name, svc_state_name(s->state),
                       pid, up, s->restarts, ex, svc_ready(s) ? "yes" : "no", pr);
     }

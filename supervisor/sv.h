@@ -22,7 +22,7 @@
 #define SV_VERSION "0.1.0"
 
 #define SV_MAX_SLOTS (MF_MAX_SERVICES * 2)    /* services, incl. removed ones still stopping */
-#define SV_MAX_TIMERS (SV_MAX_SLOTS * 5 + 64) /* 5 per slot (state, 2 per probe), a few global */
+#define SV_MAX_TIMERS (SV_MAX_SLOTS * 6 + 64) /* 6 per slot (state, 2 per probe, watchdog), a few global */
 #define SV_NAME_INDEX 4096        /* open-addressing name -> slot index, > 2 * SV_MAX_SLOTS, power of 2 */
 #define SV_LINE_MAX 4096          /* one output line; longer lines are cut with a marker */
 #define SV_RING_LINES 200         /* last lines kept per service for `logs` */
@@ -42,6 +42,8 @@
 #define SV_HTTP_DEADLINE_MS 2000 /* a status_http exchange, accept to last byte sent, whatever pace */
 #define SV_IO_TIMEOUT_MS 5000    /* control / HTTP clients idle longer are closed */
 #define SV_PROBE_MSG 128
+/* the environment entry a child rewrites with its own pid (spawn.c): sd_notify's WATCHDOG_PID */
+#define SV_WATCHDOG_PID_ENV "WATCHDOG_PID=----------"
 #define SV_SPAWN_BATCH 16 /* services started per loop iteration: each fork+exec waits for the exec */
 
 /* --- forward typedefs ---------------------------------------------------------------------- */
@@ -200,9 +202,12 @@ struct svc {
     unsigned long held_inode; /* the foreign listener found last (a pass on it fails at once) */
     pid_t held_pid;           /* its process, 0 when not (or no longer) held */
     char held_comm[16];
-    sv_watch hw; /* the pre-spawn lookup of who holds it (a holder.c child) ... */
-    pid_t hpid;  /* ... its pid while it has not answered: it outlives a crashing run */
-    svc_cold *c; /* sv_ctx.cold[its slot] */
+    sv_watch hw;   /* the pre-spawn lookup of who holds it (a holder.c child) ... */
+    pid_t hpid;    /* ... its pid while it has not answered: it outlives a crashing run */
+    sv_watch sdn;  /* ready: {sd_notify: true}: this run's NOTIFY_SOCKET (sdnotify.c) */
+    sv_timer t_wd; /* watchdog: restart unless WATCHDOG=1 comes first */
+    int sd_warned; /* a refused sender or an oversized datagram was logged (once per run) */
+    svc_cold *c;   /* sv_ctx.cold[its slot] */
 };
 
 /* A service's large parts, written only when used (a partial output line, restarts, a tcp/http
@@ -212,6 +217,7 @@ struct svc_cold {
     char lbuf[2][SV_LINE_MAX];
     int64_t rtimes[SV_RESTART_RING];
     sv_probe_io ready_io, live_io;
+    char sd_status[128]; /* the last STATUS= of an sd_notify service */
 };
 
 struct sv_client {
@@ -396,6 +402,8 @@ int svc_deps_ok(sv_ctx *sv, const svc *s);
 void svc_free_slot(sv_ctx *sv, svc *s);
 /* Stop watching the service's notification fd (ready: {notify: N}), if it is watched. */
 void svc_notify_close(sv_ctx *sv, svc *s);
+/* A running service failed (watchdog): stop it; the restart policy decides what follows. */
+void svc_fail(sv_ctx *sv, svc *s);
 
 /* --- probe.c ------------------------------------------------------------------------------- */
 void probe_setup(sv_ctx *sv, svc *s);
@@ -410,6 +418,14 @@ int probe_on_child_exit(sv_ctx *sv, pid_t pid, int status);
 void probe_before_spawn(sv_ctx *sv, svc *s);
 /* The slot is freed: stop that lookup. */
 void probe_holder_close(sv_ctx *sv, svc *s);
+
+/* --- sdnotify.c ---------------------------------------------------------------------------- */
+/* Register the watchdog timer (once per slot). */
+void sdnotify_init(sv_ctx *sv, svc *s);
+/* Before a spawn: this run's datagram socket; env gets "NOTIFY_SOCKET=@name". 0, or -1 + err. */
+int sdnotify_open(sv_ctx *sv, svc *s, char *env, size_t envlen, char *err, size_t errlen);
+/* The run is over: close its socket, disarm its watchdog. */
+void sdnotify_close(sv_ctx *sv, svc *s);
 
 /* --- holder.c ------------------------------------------------------------------------------ */
 /* TCP sockets listening where ss points (its address, the wildcard, dual stack): their inodes (at
@@ -461,6 +477,8 @@ int procs_leftovers(pid_t self, const char *name, pid_t *out, int max);
 void procs_comm(pid_t pid, char *out, size_t len);
 /* Whether /proc/<pid>/environ holds the entry "KEY=value" exactly. */
 int procs_env_has(pid_t pid, const char *entry);
+/* Session id of pid: 0, or -1 when it is gone. */
+int procs_sid(pid_t pid, pid_t *sid);
 /* State, process group and start time (clock ticks since boot) of pid: 0, or -1 when it is gone. */
 int procs_stat(pid_t pid, char *state, pid_t *pgid, unsigned long long *start);
 /* Write sv->state_path: this run's id and each running service's pid and start time. */

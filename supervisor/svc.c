@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -98,14 +99,15 @@ svc *svc_add(sv_ctx *sv, manifest *mf, const mf_service *def)
         if (i < sv->nslots) {
             /* a reused slot: cleared, but its timers stay registered with the loop. A fresh one
              * is still zero (sv_ctx is calloc'd): not writing it keeps its cold pages untouched. */
-            unsigned regs[5] = {s->t_state.reg, s->ready.t_next.reg, s->ready.t_timeout.reg,
-                                s->live.t_next.reg, s->live.t_timeout.reg};
+            unsigned regs[6] = {s->t_state.reg,     s->ready.t_next.reg,   s->ready.t_timeout.reg,
+                                s->live.t_next.reg, s->live.t_timeout.reg, s->t_wd.reg};
             memset(s, 0, sizeof(*s));
             s->t_state.reg = regs[0];
             s->ready.t_next.reg = regs[1];
             s->ready.t_timeout.reg = regs[2];
             s->live.t_next.reg = regs[3];
             s->live.t_timeout.reg = regs[4];
+            s->t_wd.reg = regs[5];
         }
         s->used = 1;
         if (i + 1 > sv->nslots) sv->nslots = i + 1;
@@ -126,6 +128,7 @@ svc *svc_add(sv_ctx *sv, manifest *mf, const mf_service *def)
         s->want = def->autostart;
         s->out[0].fd = s->out[1].fd = -1;
         timer_init(sv, &s->t_state, on_state_timer, s);
+        sdnotify_init(sv, s);
         probe_setup(sv, s);
         size_t w = strlen(s->name);
         if (w > sv->name_width) sv->name_width = w;
@@ -140,6 +143,7 @@ void svc_free_slot(sv_ctx *sv, svc *s)
     probe_cancel(sv, &s->live);
     output_detach(sv, s);
     svc_notify_close(sv, s);
+    sdnotify_close(sv, s);
     probe_holder_close(sv, s);
     ring_free(&s->ring);
     timer_disarm(&s->t_state);
@@ -295,10 +299,27 @@ static void svc_spawn(sv_ctx *sv, svc *s)
     pid_t pid = -1;
     char mark[sizeof(SV_SERVICE_ENV) + MF_NAME_MAX + 1];
     snprintf(mark, sizeof(mark), "%s=%s", SV_SERVICE_ENV, s->name);
-    /* the run's marks, then the secrets this service names (and no other) */
-    char *extra[2 + MF_MAX_SECRETS] = {mark};
+    /* the run's marks, sd_notify's socket and watchdog, then the secrets this service names (and no
+     * other). WATCHDOG_PID is the child's own pid, written by the child (spawn.c) */
+    char nsock[sizeof(((struct sockaddr_un *)0)->sun_path) + 16], wusec[48], wpid[] = SV_WATCHDOG_PID_ENV;
+    char *extra[5 + MF_MAX_SECRETS] = {mark};
     size_t nx = 1;
-    for (size_t i = 0; d->secrets != NULL && d->secrets[i] != NULL && nx < 1 + MF_MAX_SECRETS; i++) {
+    if (d->ready.kind == PROBE_SD_NOTIFY) {
+        if (sdnotify_open(sv, s, nsock, sizeof(nsock), err, sizeof(err)) < 0) {
+            xt_error("%s: %s", s->name, err);
+            s->has_exit = 0;
+            s->spawn_ms = now;
+            svc_after_exit(sv, s, 1);
+            return;
+        }
+        extra[nx++] = nsock;
+        if (d->watchdog_ms > 0) {
+            snprintf(wusec, sizeof(wusec), "WATCHDOG_USEC=%lld", (long long)d->watchdog_ms * 1000);
+            extra[nx++] = wusec;
+            extra[nx++] = wpid;
+        }
+    }
+    for (size_t i = 0; d->secrets != NULL && d->secrets[i] != NULL && nx < 4 + MF_MAX_SECRETS; i++) {
         size_t nl = strlen(d->secrets[i]);
         for (size_t j = 0; sv->secrets != NULL && sv->secrets[j] != NULL; j++)
             if (strncmp(sv->secrets[j], d->secrets[i], nl) == 0 && sv->secrets[j][nl] == '=') {
@@ -329,6 +350,7 @@ static void svc_spawn(sv_ctx *sv, svc *s)
     if (pid < 0) {
         if (po[0] >= 0) close(po[0]);
         if (pe[0] >= 0) close(pe[0]);
+        sdnotify_close(sv, s);
         xt_error("%s: %s", s->name, err);
         s->has_exit = 0;
         s->spawn_ms = now;
@@ -405,6 +427,11 @@ static void svc_stop_process(sv_ctx *sv, svc *s, svc_stop_reason why)
     int64_t deadline = now + s->def->stop_timeout_ms;
     if (sv->stopping && deadline > sv->stop_deadline) deadline = sv->stop_deadline;
     timer_arm(&s->t_state, deadline);
+}
+
+void svc_fail(sv_ctx *sv, svc *s)
+{
+    svc_stop_process(sv, s, STOP_FAILED);
 }
 
 static void on_state_timer(sv_ctx *sv, void *arg)
@@ -532,6 +559,7 @@ int svc_on_child_exit(sv_ctx *sv, pid_t pid, int status)
     probe_cancel(sv, &s->ready);
     probe_cancel(sv, &s->live);
     svc_notify_close(sv, s);
+    sdnotify_close(sv, s);
     log_exit(s, status);
     int failure = !(WIFEXITED(status) && WEXITSTATUS(status) == 0);
     if (s->state == SVC_STOPPING) {

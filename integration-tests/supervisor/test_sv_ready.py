@@ -3,6 +3,8 @@ fd (`ready: {notify: N}`, a shell and python writing a newline to fd N) and log-
 (`ready: {log: "regex"}`, on stdout or stderr)."""
 import os
 import re
+import shutil
+import socket
 import subprocess
 
 from xt_testlib import Proc, http_request, port_block, tcp_open, wait_until
@@ -161,6 +163,100 @@ def test_ready_on_its_own_escapees_listener(tmp):
         sup.kill()
 
 
+def sd_send(name, text):
+    """A datagram to an abstract NOTIFY_SOCKET ('@name'), from this (foreign) process."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as s:
+        s.sendto(text, "\0" + name[1:])
+
+
+def test_sd_notify(tmp):
+    # READY=1 and STATUS= over NOTIFY_SOCKET (one socket per run); a stranger's datagram (this test's)
+    # does not make the service READY; an oversized one is dropped; MAINPID= is ignored
+    flag = os.path.join(tmp.path, "go")
+    sup = Sup(tmp, f"""
+  sd:
+    command: {fix("env:NOTIFY_SOCKET", "env:WATCHDOG_USEC", "sdnotify:STATUS=warming up",
+                  "sdnotify:MAINPID=1", "sdnotify:STATUS=" + "y" * 5000, "sleep:300", "sdnotify:READY=1|STATUS=serving", "forever")}
+    ready: {{ sd_notify: true, start_period: 10s }}
+  late:
+    command: {fix("env:NOTIFY_SOCKET", "forever")}
+    ready: {{ sd_notify: true, start_period: 30s }}
+""")
+    try:
+        sup.start()
+        st = sup.wait_state("sd", "READY", 10)
+        assert st["status_text"] == "serving" and st["probe"]["kind"] == "sd_notify", st
+        assert st["probe"]["message"] == "READY=1", st
+        assert re.search(r"sd +READY .*sd_notify ok .*READY=1; status: serving", sup.cli("status").stdout)
+        out = sup.output()
+        assert re.search(r"sd +\| NOTIFY_SOCKET=@\S+", out) and "WATCHDOG_USEC=(unset)" in out, out[-2000:]
+        assert "MAINPID=1 ignored" in out, out[-2000:]
+        assert "sd: sd_notify message of 5007 bytes dropped (at most 4096)" in out, out[-2000:]
+        name = wait_until(lambda: re.search(r"late +\| NOTIFY_SOCKET=(@\S+)", sup.output()), 5).group(1)
+        sd_send(name, b"STATUS=x" + b"y" * 5000)
+        sd_send(name, b"READY=1\nSTATUS=forged")
+        wait_until(lambda: re.search(rf"late: sd_notify message from pid {os.getpid()} ignored: not one of its "
+                                     "processes", sup.output()), 5, what="the stranger refused")
+        st = sup.status()["late"]
+        assert st["state"] == "STARTING" and st["status_text"] is None, st
+        assert sup.stop() == 0
+    finally:
+        sup.kill()
+
+
+def test_sd_notify_watchdog(tmp):
+    # `watchdog:`: WATCHDOG_USEC and WATCHDOG_PID (the service's own pid) are passed; a service
+    # that pings stays up; one that stops pinging is restarted
+    sup = Sup(tmp, f"""
+  steady:
+    command: {fix("sdnotify:READY=1", "sdwatchdog:50:1000000")}
+    ready: {{ sd_notify: true }}
+    watchdog: 1s
+  stalls:
+    command: {fix("env:WATCHDOG_USEC", "env:WATCHDOG_PID", "pid", "sdnotify:READY=1", "sdwatchdog:50:4",
+                  "forever")}
+    ready: {{ sd_notify: true }}
+    watchdog: 300ms
+    backoff: {{ initial: 10ms, max: 10ms }}
+""")
+    try:
+        sup.start()
+        sup.wait_state("steady", "READY", 10)
+        wait_until(lambda: sup.status()["stalls"]["restarts"] >= 2, 10, what="the stalled service restarted")
+        out = sup.output()
+        assert "stalls: watchdog: no WATCHDOG=1 within 300ms, restarting" in out, out[-2000:]
+        assert "WATCHDOG_USEC=300000" in out, out[-2000:]
+        pids = re.findall(r"stalls +\| pid (\d+)", out)
+        wpids = re.findall(r"stalls +\| WATCHDOG_PID=(\d+)", out)
+        assert pids and wpids[:len(pids)] == pids[:len(wpids)], (pids, wpids)
+        st = sup.status()["steady"]
+        assert st["restarts"] == 0 and st["state"] == "READY", st
+        assert sup.stop() == 0
+    finally:
+        sup.kill()
+
+
+def test_sd_notify_systemd_notify(tmp):
+    # the real client, when installed (Debian's systemd package; the fixture's datagrams above are
+    # the protocol without it): `systemd-notify --ready --status=...` waits for its barrier
+    if shutil.which("systemd-notify") is None:
+        print("systemd-notify not installed: covered by the fixture's sd_notify only")
+        return
+    sup = Sup(tmp, """
+  script:
+    command: ["sh", "-c", "systemd-notify --status='starting up'; sleep 0.1; systemd-notify --ready --status='up: 3 workers'; exec sleep 600"]
+    ready: { sd_notify: true, start_period: 10s }
+""")
+    try:
+        sup.start()
+        st = sup.wait_state("script", "READY", 10)
+        assert st["status_text"] == "up: 3 workers", st
+        assert sup.stop() == 0
+    finally:
+        sup.kill()
+
+
 if __name__ == "__main__":
     run_tests([test_notify_fd, test_log_line, test_never_ready_on_a_strangers_listener,
-               test_ready_on_its_own_escapees_listener])
+               test_ready_on_its_own_escapees_listener, test_sd_notify, test_sd_notify_watchdog,
+               test_sd_notify_systemd_notify])

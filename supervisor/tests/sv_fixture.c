@@ -25,6 +25,9 @@
  *   uid                print "uid N gid N"
  *   groups             print "groups G G ..." (the supplementary groups, getgroups order)
  *   stamp:FILE         append CLOCK_MONOTONIC in ns (when this step ran) to FILE (benchmarks)
+ *   sdnotify:TEXT      send TEXT ('|' for newlines) to $NOTIFY_SOCKET as one datagram (sd_notify)
+ *   sdwatchdog:MS:N    send WATCHDOG=1 N times, MS apart
+ *   pid                print "pid N"
  *   forever            sleep until killed
  * Lines written with `print` are flushed at once (stdout unbuffered).
  */
@@ -33,6 +36,8 @@
 #endif
 #include <dirent.h>
 #include <errno.h>
+#include <stddef.h>
+#include <sys/un.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
@@ -111,6 +116,30 @@ static pid_t escape(void)
         ;
     close(pfd[0]);
     return p;
+}
+
+/* sd_notify(3) without libsystemd: one datagram to $NOTIFY_SOCKET ('@' = the abstract namespace). */
+static void sd_send(const char *text)
+{
+    const char *e = getenv("NOTIFY_SOCKET");
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    char msg[8192];
+    size_t n = strlen(text), el = e ? strlen(e) : 0;
+    if (e == NULL || el == 0 || el >= sizeof(sa.sun_path) || n >= sizeof(msg)) {
+        fprintf(stderr, "sdnotify: no usable NOTIFY_SOCKET\n");
+        exit(5);
+    }
+    memcpy(sa.sun_path, e, el);
+    if (e[0] == '@') sa.sun_path[0] = '\0';
+    for (size_t i = 0; i < n; i++)
+        msg[i] = text[i] == '|' ? '\n' : text[i];
+    int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0 || sendto(fd, msg, n, 0, (struct sockaddr *)&sa,
+                         (socklen_t)(offsetof(struct sockaddr_un, sun_path) + el)) != (ssize_t)n) {
+        fprintf(stderr, "sdnotify: %s\n", strerror(errno));
+        exit(5);
+    }
+    close(fd);
 }
 
 static void sleeper(long ms)
@@ -223,6 +252,16 @@ int main(int argc, char **argv)
             for (long k = 0; k < n; k++)
                 putchar('y');
             putchar('\n');
+        } else if (strncmp(a, "sdnotify:", 9) == 0) {
+            sd_send(a + 9);
+        } else if (strncmp(a, "sdwatchdog:", 11) == 0) {
+            long ms = strtol(a + 11, &a, 10), n = strtol(a + 1, NULL, 10);
+            for (long k = 0; k < n; k++) {
+                sd_send("WATCHDOG=1");
+                msleep(ms);
+            }
+        } else if (strcmp(a, "pid") == 0) {
+            printf("pid %d\n", (int)getpid());
         } else if (strncmp(a, "env:", 4) == 0) {
             const char *v = getenv(a + 4);
             printf("%s=%s\n", a + 4, v ? v : "(unset)");

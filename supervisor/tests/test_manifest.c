@@ -340,18 +340,28 @@ static const struct {
      "t.yaml:5:12: services.a.live: 'notify' says when a service is ready, it cannot check liveness (use "
      "tcp, "
      "http or exec)"},
+    {V1 "services:\n  a:\n    command: [x]\n    ready: {sd_notify: false}\n",
+     "t.yaml:5:24: services.a.ready.sd_notify: only 'true' makes sense (leave it out for no sd_notify)"},
+    {V1 "services:\n  a:\n    command: [x]\n    live: {sd_notify: true}\n",
+     "t.yaml:5:12: services.a.live: 'sd_notify' says when a service is ready, it cannot check liveness (use "
+     "tcp, http or exec, or watchdog: for WATCHDOG=1 pings)"},
+    {V1 "services:\n  a:\n    command: [x]\n    ready: {tcp: \"127.0.0.1:1\"}\n    watchdog: 1s\n",
+     "t.yaml:6:15: services.a.watchdog: needs ready: { sd_notify: true } (WATCHDOG=1 comes on the notify "
+     "socket)"},
+    {V1 "services:\n  a:\n    command: [x]\n    ready: {sd_notify: true}\n    watchdog: 0s\n",
+     "t.yaml:6:15: services.a.watchdog: must be more than 0"},
     {V1 "services:\n  a:\n    command: [x]\n    ready: {notfy: 3}\n",
      "t.yaml:5:13: unknown key 'notfy' in services.a.ready (did you mean 'notify'?)"},
     {V1 "services:\n  a:\n    command: [x]\n    ready: {notify: 3, log: x}\n",
      "t.yaml:5:24: services.a.ready: has both 'notify' and 'log' (a probe checks one thing)"},
     {V1 "services:\n  a:\n    command: [x]\n    ready: {}\n",
-     "t.yaml:5:5: services.a.ready: needs one of tcp, http, exec, notify or log"},
+     "t.yaml:5:5: services.a.ready: needs one of tcp, http, exec, notify, sd_notify or log"},
     {V1 "x-anchors: &a [1]\nfoo: 1\n" SVC, "t.yaml:3:1: unknown key 'foo' in the manifest (known keys: "
                                            "version, supervisor, env, secrets, services)"},
     {V1 SVC "    x-note: hi\n",
      "t.yaml:5:5: unknown key 'x-note' in service 'a' (known keys: command, type, depends_on, "
      "ready, live, restart, backoff, restart_limit, stop, essential, user, group, env, secrets, "
-     "workdir, autostart)"},
+     "workdir, autostart, watchdog)"},
     {V1 "foo: 1\n" SVC, "t.yaml:2:1: unknown key 'foo' in the manifest (known keys: version, supervisor, "
                         "env, secrets, services)"},
     /* supervisor */
@@ -517,9 +527,10 @@ static const struct {
     {V1 "services:\n  a: {command: [x], depends_on: [b]}\n  b: {command: [x], depends_on: [a]}\n",
      "t.yaml:3:3: dependency cycle: a -> b -> a"},
     /* probes */
-    {V1 SVC "    ready:\n", "t.yaml:5:5: services.a.ready: needs one of tcp, http, exec, notify or log"},
+    {V1 SVC "    ready:\n",
+     "t.yaml:5:5: services.a.ready: needs one of tcp, http, exec, notify, sd_notify or log"},
     {V1 SVC "    ready: {interval: 1s}\n",
-     "t.yaml:5:5: services.a.ready: needs one of tcp, http, exec, notify or log"},
+     "t.yaml:5:5: services.a.ready: needs one of tcp, http, exec, notify, sd_notify or log"},
     {V1 SVC "    ready: {tcp: 'h:1', http: 'http://h/'}\n",
      "t.yaml:5:25: services.a.ready: has both 'tcp' and 'http' (a probe checks one thing)"},
     {V1 SVC "    live: {exec: [x], tcp: 'h:1'}\n",
