@@ -1,6 +1,6 @@
 /*
  * manifest: read, expand and validate configs/services.yaml (contract: manifest.h, schema:
- * ../shared/ARCHITECTURE.md, "The manifest").
+ * docs/ARCHITECTURE.md, "The manifest").
  *
  * xt_conf does the YAML, the positions and the ${VAR} expansion. This file walks the tree with one
  * table per mapping (top level, supervisor, service, probe, backoff, ...): each row names a key,

@@ -4,7 +4,7 @@
  * manifest_load() reads, expands and validates the whole file before anything starts; every error
  * is "file:line:col: message" and the supervisor exits 2 on it. The structs below are the contract
  * between the parser (manifest.c, graph.c) and the runtime (everything else in supervisor/): the
- * runtime only reads them. Schema: ../shared/ARCHITECTURE.md ("The manifest").
+ * runtime only reads them. Schema: docs/ARCHITECTURE.md ("The manifest").
  */
 #ifndef XT_MANIFEST_H
 #define XT_MANIFEST_H
