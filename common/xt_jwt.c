@@ -1,6 +1,8 @@
 /* xt_jwt: NATS JWT v2 claims, signing and .creds files (contract in xt_jwt.h). */
 #include "xt_jwt.h"
 
+#include "xt_radix.h"
+
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <stdio.h>
@@ -13,49 +15,13 @@ static const char jwt_header[] = "{\"typ\":\"JWT\",\"alg\":\"ed25519-nkey\"}";
 
 long xt_b64url_encode(const unsigned char *in, size_t len, char *out, size_t outlen)
 {
-    size_t need = (len * 4 + 2) / 3;
-    if (outlen < need + 1) return -1;
-    size_t o = 0, i = 0;
-    for (; i + 2 < len; i += 3) {
-        unsigned v = (unsigned)in[i] << 16 | (unsigned)in[i + 1] << 8 | in[i + 2];
-        out[o++] = b64url[v >> 18];
-        out[o++] = b64url[(v >> 12) & 63];
-        out[o++] = b64url[(v >> 6) & 63];
-        out[o++] = b64url[v & 63];
-    }
-    if (len - i == 1) {
-        unsigned v = (unsigned)in[i] << 16;
-        out[o++] = b64url[v >> 18];
-        out[o++] = b64url[(v >> 12) & 63];
-    } else if (len - i == 2) {
-        unsigned v = (unsigned)in[i] << 16 | (unsigned)in[i + 1] << 8;
-        out[o++] = b64url[v >> 18];
-        out[o++] = b64url[(v >> 12) & 63];
-        out[o++] = b64url[(v >> 6) & 63];
-    }
-    out[o] = '\0';
-    return (long)o;
+    return xt_radix_encode(in, len, b64url, 6, out, outlen);
 }
 
 long xt_b64url_decode(const char *in, size_t len, unsigned char *out, size_t outlen)
 {
-    size_t o = 0;
-    unsigned buf = 0;
-    int bits = 0;
-    if (len % 4 == 1) return -1;
-    for (size_t i = 0; i < len; i++) {
-        const char *p = in[i] ? strchr(b64url, in[i]) : NULL;
-        if (p == NULL) return -1;
-        buf = (buf << 6) | (unsigned)(p - b64url);
-        bits += 6;
-        if (bits >= 8) {
-            if (o >= outlen) return -1;
-            out[o++] = (unsigned char)(buf >> (bits - 8));
-            bits -= 8;
-            buf &= (1u << bits) - 1;
-        }
-    }
-    return (long)o;
+    if (len % 4 == 1) return -1; /* 6 bits cannot end a byte */
+    return xt_radix_decode(in, len, b64url, 6, out, outlen);
 }
 
 void xt_jwt_account_limits_default(xt_jwt_account_limits *lim)

@@ -1,6 +1,8 @@
 /* xt_nkey: NATS nkeys with OpenSSL 3.0 Ed25519 (contract in xt_nkey.h). */
 #include "xt_nkey.h"
 
+#include "xt_radix.h"
+
 #include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
@@ -74,43 +76,12 @@ uint16_t xt_nkey_crc16(const unsigned char *data, size_t len)
 
 long xt_base32_encode(const unsigned char *in, size_t len, char *out, size_t outlen)
 {
-    size_t need = (len * 8 + 4) / 5;
-    if (outlen < need + 1) return -1;
-    size_t o = 0;
-    unsigned buf = 0;
-    int bits = 0;
-    for (size_t i = 0; i < len; i++) {
-        buf = (buf << 8) | in[i];
-        bits += 8;
-        while (bits >= 5) {
-            out[o++] = b32_alphabet[(buf >> (bits - 5)) & 31];
-            bits -= 5;
-        }
-        buf &= (1u << bits) - 1;
-    }
-    if (bits > 0) out[o++] = b32_alphabet[(buf << (5 - bits)) & 31];
-    out[o] = '\0';
-    return (long)o;
+    return xt_radix_encode(in, len, b32_alphabet, 5, out, outlen);
 }
 
 long xt_base32_decode(const char *in, size_t len, unsigned char *out, size_t outlen)
 {
-    size_t o = 0;
-    unsigned buf = 0;
-    int bits = 0;
-    for (size_t i = 0; i < len; i++) {
-        const char *p = in[i] ? strchr(b32_alphabet, in[i]) : NULL;
-        if (p == NULL) return -1;
-        buf = (buf << 5) | (unsigned)(p - b32_alphabet);
-        bits += 5;
-        if (bits >= 8) {
-            if (o >= outlen) return -1;
-            out[o++] = (unsigned char)(buf >> (bits - 8));
-            bits -= 8;
-            buf &= (1u << bits) - 1;
-        }
-    }
-    return (long)o;
+    return xt_radix_decode(in, len, b32_alphabet, 5, out, outlen);
 }
 
 static void set_err(char *err, size_t errlen, const char *what)
