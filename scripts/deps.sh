@@ -3,14 +3,14 @@
 #   scripts/deps.sh build     compile everything (C toolchain, -dev packages, node/npm for the GUI bundle)
 #   scripts/deps.sh run       + what the running stack needs (nats-server)
 #   scripts/deps.sh test      + what the test suite needs (cmocka, argon2 CLI, chromium, node/npm, podman...)
-#   scripts/deps.sh bench     + the anchors the benchmarks compare against (supervisor, caddy, nginx, wrk)
+#   scripts/deps.sh bench     + the anchors the benchmarks compare against (supervisor, s6, runit, caddy, nginx, wrk)
 set -euo pipefail
 
 build_pkgs=(build-essential cmake pkg-config libnats-dev libyaml-dev libcurl4-openssl-dev libh2o-evloop-dev
             libssl-dev libargon2-dev libjansson-dev zlib1g-dev)
 run_pkgs=(nats-server openssl ca-certificates procps)
 test_pkgs=(libcmocka-dev argon2 curl python3 chromium iproute2 wrk clang-format clang libclang-rt-14-dev)
-bench_pkgs=(supervisor caddy nginx-light wrk hyperfine iproute2)
+bench_pkgs=(supervisor s6 runit caddy nginx-light wrk hyperfine iproute2)
 
 want=("${build_pkgs[@]}")
 case "${1:-build}" in

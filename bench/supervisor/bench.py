@@ -2,9 +2,13 @@
 small services), side by side in one run, and rewrite the supervisor section of bench/RESULTS.md.
 
   anchors: the seed's entrypoint approach (`entrypoint.sh all`: start in order behind fixed sleeps),
-           supervisord (Debian `supervisor`), and the services' own start-up (a launcher that starts
-           each service the moment its dependencies answer, polling every 1 ms: the floor).
-  not available here: s6, process-compose (no Debian 12 package on this machine).
+           supervisord (Debian `supervisor`), s6 2.11 (Debian `s6`: s6-svscan and one s6-supervise
+           per service; readiness through the notification fd, s6-notifyoncheck for nats-server,
+           dependencies with s6-svwait -U in the run scripts), runit (Debian `runit`: runsvdir and
+           one runsv per service; no readiness protocol: dependencies poll in the run scripts), and
+           the services' own start-up (a launcher that starts each service the moment its
+           dependencies answer, polling every 1 ms: the floor).
+  not available here: process-compose (no Debian 12 package).
 
 Usage: bench.py BUILD_DIR [--idle SECONDS] [--runs N] [--results FILE] [--quick]
 """
@@ -63,6 +67,40 @@ def rss_kb(pid):
     return 0
 
 
+def mem_kb(pid):
+    """(RSS, PSS) of one process in kB, from /proc/PID/smaps_rollup."""
+    rss = pss = 0
+    with open(f"/proc/{pid}/smaps_rollup") as f:
+        for ln in f:
+            if ln.startswith("Rss:"):
+                rss = int(ln.split()[1])
+            elif ln.startswith("Pss:"):
+                pss = int(ln.split()[1])
+    return rss, pss
+
+
+def comm(pid):
+    try:
+        with open(f"/proc/{pid}/comm") as f:
+            return f.read().strip()
+    except OSError:
+        return ""
+
+
+def tree_mem(root, names):
+    """(RSS, PSS, processes) of the supervision tree: root and its descendants named in `names`
+    (the supervisors, not the services)."""
+    rss = pss = n = 0
+    for pid in tree_pids(root):
+        if pid == root or comm(pid) in names:
+            try:
+                r, p = mem_kb(pid)
+            except OSError:
+                continue
+            rss, pss, n = rss + r, pss + p, n + 1
+    return rss, pss, n
+
+
 def tree_pids(root):
     """root and its descendants."""
     kids = {}
@@ -117,7 +155,51 @@ class Setup:
             return [self.nats, "-c", self.conf]
         port = {"api": self.api, "auth": self.auth, "web": self.web}[name]
         steps = [f"stamp:{self.stamp}"] if name == "api" else []
-        return [self.fix] + steps + [f"listen-after:20:{port}", "forever"]
+        # notify:3 tells s6 (and us) it is ready; under the other runners fd 3 is not open: nothing
+        return [self.fix] + steps + [f"listen-after:20:{port}", "notify:3", "forever"]
+
+    def deps(self, name):
+        return {"api": ["nats"], "web": ["nats", "auth"]}.get(name, [])
+
+    def check(self, name):
+        """A shell command that succeeds once `name` answers (runit's dependency polls)."""
+        if name == "nats":
+            return f"curl -sf -o /dev/null '{self.healthz}'"
+        return f"{self.fix} connect:{ {'api': self.api, 'auth': self.auth, 'web': self.web}[name]}"
+
+    def s6_dir(self, scan):
+        """An s6 scan directory: readiness through the notification fd (fixtures write it after
+        listening; nats-server through s6-notifyoncheck polling /healthz every 5 ms), dependencies
+        with s6-svwait -U (up and ready) in the run scripts."""
+        shutil.rmtree(scan, ignore_errors=True)
+        for n in ("nats", "auth", "api", "web"):
+            d = os.path.join(scan, n)
+            os.makedirs(os.path.join(d, "data"))
+            wait = "".join(f"until s6-svwait -U ../{x} 2>/dev/null; do sleep 0.005; done\n" for x in self.deps(n))
+            if n == "nats":
+                run = f"exec s6-notifyoncheck -s 0 -w 5 -n 0 {' '.join(self.cmd(n))}\n"
+                with open(os.path.join(d, "data", "check"), "w") as f:
+                    f.write(f"#!/bin/sh\nexec {self.check('nats')}\n")
+                os.chmod(os.path.join(d, "data", "check"), 0o755)
+            else:
+                run = f"exec {' '.join(self.cmd(n))}\n"
+            with open(os.path.join(d, "run"), "w") as f:
+                f.write("#!/bin/sh\nexec 2>&1 >/dev/null\n" + wait + run)
+            os.chmod(os.path.join(d, "run"), 0o755)
+            with open(os.path.join(d, "notification-fd"), "w") as f:
+                f.write("3\n")
+
+    def runit_dir(self, scan):
+        """A runit service directory: no readiness protocol, so a dependent's run script polls its
+        dependencies every 5 ms before it execs."""
+        shutil.rmtree(scan, ignore_errors=True)
+        for n in ("nats", "auth", "api", "web"):
+            d = os.path.join(scan, n)
+            os.makedirs(d)
+            wait = "".join(f"until {self.check(x)} 2>/dev/null; do sleep 0.005; done\n" for x in self.deps(n))
+            with open(os.path.join(d, "run"), "w") as f:
+                f.write("#!/bin/sh\nexec 2>&1 >/dev/null\n" + wait + f"exec {' '.join(self.cmd(n))}\n")
+            os.chmod(os.path.join(d, "run"), 0o755)
 
     def all_ready(self):
         return all(tcp_ok(p) for p in (self.api, self.auth, self.web)) and http_ok(self.healthz)
@@ -139,18 +221,18 @@ services:
     live: {{ http: {q(self.healthz)}, interval: 1s, timeout: 1s }}
   auth:
     command: {c("auth")}
-    ready: {{ tcp: "127.0.0.1:{self.auth}", interval: 5ms }}
+    ready: {{ notify: 3 }}
     live: {{ tcp: "127.0.0.1:{self.auth}", interval: 1s }}
   api:
     command: {c("api")}
     depends_on: {{ nats: ready }}
-    ready: {{ tcp: "127.0.0.1:{self.api}", interval: 5ms }}
+    ready: {{ notify: 3 }}
     live: {{ tcp: "127.0.0.1:{self.api}", interval: 1s }}
     backoff: {{ initial: 10ms, max: 1s, reset_after: 100ms }}
   web:
     command: {c("web")}
     depends_on: {{ nats: ready, auth: ready }}
-    ready: {{ tcp: "127.0.0.1:{self.web}", interval: 5ms }}
+    ready: {{ notify: 3 }}
     live: {{ tcp: "127.0.0.1:{self.web}", interval: 1s }}
 """
         with open(path, "w") as f:
@@ -192,6 +274,7 @@ def run_ours(s, idle, do_extra):
             return res
         time.sleep(1.0)  # let start-up settle
         res["rss_kb"] = rss_kb(p.pid)
+        res["tree"] = tree_mem(p.pid, ())
         env = dict(os.environ, XTASK_SUPERVISOR_SOCKET=sock)
         rts = []
         for _ in range(50):
@@ -243,9 +326,10 @@ def api_pid_ours(sock):
     return [x["pid"] for x in doc["services"] if x["name"] == "api"][0]
 
 
-def respawn(s, get_pid, backoff_s, n=10):
+def respawn(s, get_pid, backoff_s, n=10, gap=0.2):
     """kill -9 the api service; the new process stamps CLOCK_MONOTONIC at its start: respawn
-    latency = stamp - kill time - configured backoff."""
+    latency = stamp - kill time - configured backoff. `gap`: s6-supervise and runsv wait until a
+    service has run 1 s before they restart it, so their kills are more than 1 s apart."""
     lat = []
     for _ in range(n):
         pid = get_pid()
@@ -258,7 +342,7 @@ def respawn(s, get_pid, backoff_s, n=10):
         stamp = int(open(s.stamp).read().split()[-1])
         lat.append((stamp - t) / 1e9 - backoff_s)
         wait(lambda: tcp_ok(s.api), 5)
-        time.sleep(0.2)
+        time.sleep(gap)
     return statistics.median(lat)
 
 
@@ -294,6 +378,7 @@ def run_supervisord(s, idle, do_extra):
             return res
         time.sleep(1.0)
         res["rss_kb"] = rss_kb(p.pid)
+        res["tree"] = tree_mem(p.pid, ())
         rts = []
         for _ in range(10):
             a = now()
@@ -313,6 +398,67 @@ def run_supervisord(s, idle, do_extra):
             p.wait(15)
         except subprocess.TimeoutExpired:
             killtree(p)
+
+
+def run_scan(s, kind, do_extra):
+    """s6 or runit: start to all ready, the supervision tree's memory, status of the four services,
+    kill -9 to respawn."""
+    res = {}
+    scan = os.path.join(s.tmp, kind)
+    if kind == "s6":
+        s.s6_dir(scan)
+        argv, names = ["s6-svscan", scan], ("s6-supervise",)
+    else:
+        s.runit_dir(scan)
+        argv, names = ["runsvdir", "-P", scan], ("runsv",)
+    dirs = [os.path.join(scan, n) for n in ("nats", "auth", "api", "web")]
+    clean_js(s)
+    t0 = now()
+    p = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        if not wait(s.all_ready, 30):
+            raise RuntimeError(f"{kind}: services not ready")
+        res["ready_s"] = now() - t0
+        if not do_extra:
+            return res
+        time.sleep(1.0)
+        res["rss_kb"] = rss_kb(p.pid)
+        res["tree"] = tree_mem(p.pid, names)
+        rts = []
+        for _ in range(20):
+            a = now()
+            if kind == "s6":  # one s6-svstat per service: it reads one service directory
+                for d in dirs:
+                    subprocess.run(["s6-svstat", d], stdout=subprocess.DEVNULL, check=True)
+            else:
+                subprocess.run(["sv", "status"] + dirs, stdout=subprocess.DEVNULL, check=True)
+            rts.append(now() - a)
+        res["status_s"] = statistics.median(rts)
+
+        def api_pid():
+            if kind == "s6":
+                out = subprocess.run(["s6-svstat", "-p", dirs[2]], capture_output=True, text=True).stdout
+                return int(out.strip())
+            out = subprocess.run(["sv", "status", dirs[2]], capture_output=True, text=True).stdout
+            return int(out.split("(pid ", 1)[1].split(")", 1)[0])
+        res["respawn_s"] = respawn(s, api_pid, 0.0, n=5, gap=1.1)
+        return res
+    finally:
+        left = tree_pids(p.pid)  # the services too: once their supervisors are gone they are orphans
+        if kind == "s6":
+            subprocess.run(["s6-svscanctl", "-t", scan], stderr=subprocess.DEVNULL)
+        else:
+            p.send_signal(signal.SIGHUP)  # runsvdir: SIGHUP sends TERM to every runsv, which stop their services
+        try:
+            p.wait(10)
+        except subprocess.TimeoutExpired:
+            pass
+        killtree(p)
+        for pid in left:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
 
 
 def run_sleeps(s):
@@ -391,8 +537,8 @@ def main():
     tmp = tempfile.mkdtemp(prefix="xt-bench-sv-")
     try:
         s = Setup(os.path.abspath(args.build), tmp)
-        ours, sd, direct, sleeps = [], [], [], []
-        extra_ours = extra_sd = None
+        ours, sd, direct, sleeps, s6, rn = [], [], [], [], [], []
+        extra_ours = extra_sd = extra_s6 = extra_rn = None
         for i in range(args.runs):
             direct.append(run_direct(s)["ready_s"])
             r = run_ours(s, args.idle, i == 0)
@@ -401,13 +547,23 @@ def main():
             r = run_supervisord(s, args.idle, i == 0)
             sd.append(r["ready_s"])
             extra_sd = extra_sd or r
-            print(f"run {i + 1}: direct {ms(direct[-1])}, ours {ms(ours[-1])}, supervisord {ms(sd[-1])}",
-                  flush=True)
+            r = run_scan(s, "s6", i == 0)
+            s6.append(r["ready_s"])
+            extra_s6 = extra_s6 or r
+            r = run_scan(s, "runit", i == 0)
+            rn.append(r["ready_s"])
+            extra_rn = extra_rn or r
+            print(f"run {i + 1}: direct {ms(direct[-1])}, ours {ms(ours[-1])}, supervisord {ms(sd[-1])}, "
+                  f"s6 {ms(s6[-1])}, runit {ms(rn[-1])}", flush=True)
         sleeps.append(run_sleeps(s)["ready_s"])
         print(f"sleeps: {sleeps[-1]:.2f} s", flush=True)
-        d, o, v, sl = (statistics.median(x) for x in (direct, ours, sd, sleeps))
+        d, o, v, sl, s6m, rnm = (statistics.median(x) for x in (direct, ours, sd, sleeps, s6, rn))
         over = statistics.median([a - b for a, b in zip(ours, direct)])  # paired: same run, same load
-        eo, es = extra_ours, extra_sd
+        vs6 = statistics.median([a - b for a, b in zip(ours, s6)])
+        eo, es, e6, er = extra_ours, extra_sd, extra_s6, extra_rn
+
+        def mem(e):
+            return f"{e['tree'][0] / 1024:.2f} / {e['tree'][1] / 1024:.2f} MB ({e['tree'][2]} proc.)"
         date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
         text = f"""## supervisor (bench/supervisor/run.sh)
 
@@ -415,17 +571,21 @@ def main():
 plus three small services that listen 20 ms after start (two need nats ready, one also needs the
 third): the same four programs under every runner. Medians of {args.runs} runs (start-up), 50 CLI
 calls (ours) / 10 (supervisorctl), 10 kills. Idle CPU over {args.idle:.0f} s with four 1 s liveness
-probes (ours; supervisord has no probes). s6 and process-compose: not packaged on this machine,
-not measured.
+probes (ours; supervisord has no probes). Readiness: the three small services write a newline to
+fd 3 once they listen (`ready: {{ notify: 3 }}` for us, `notification-fd` for s6); nats-server is
+polled on /healthz every 5 ms (our http probe; s6-notifyoncheck -w 5 with curl); runit has no
+readiness protocol (dependents poll in their run scripts every 5 ms). s6 and runit respawn at most
+once a second, so their kills are 1.1 s apart (5 kills). process-compose: not packaged, not measured.
 
 | measure | xtask-supervisor | anchor | ratio | target |
 |---|---|---|---|---|
-| start to all ready | {ms(o)} | services' own start-up {ms(d)}; supervisord {ms(v)}; seed sleeps {sl:.2f} s | +{over * 1000:.1f} ms over own (paired median); {sl / o:.0f}x faster than sleeps | within 20 ms of own |
+| start to all ready | {ms(o)} | services' own start-up {ms(d)}; s6 {ms(s6m)}; runit {ms(rnm)}; supervisord {ms(v)}; seed sleeps {sl:.2f} s | +{over * 1000:.1f} ms over own, {vs6 * 1000:+.1f} ms vs s6 (paired medians); {sl / o:.0f}x faster than sleeps | within 20 ms of own; within 5 ms of s6 |
+| supervision tree memory, RSS / PSS | {mem(eo)} | s6 {mem(e6)}; runit {mem(er)}; supervisord {mem(es)} | RSS {e6['tree'][0] / eo['tree'][0]:.1f}x smaller than s6, PSS {e6['tree'][1] / eo['tree'][1]:.1f}x | below s6's |
 | supervisor RSS (4 services) | {eo['rss_kb'] / 1024:.2f} MB | supervisord {es['rss_kb'] / 1024:.1f} MB | {es['rss_kb'] / eo['rss_kb']:.0f}x smaller | < 1.5 MB |
-| `status` round trip (CLI, socket from env) | {ms(eo['status_s'])} | `supervisorctl status` {ms(es['status_s'])} | {es['status_s'] / eo['status_s']:.0f}x faster | < 5 ms |
+| `status` round trip (CLI, socket from env) | {ms(eo['status_s'])} | `supervisorctl status` {ms(es['status_s'])}; 4 x `s6-svstat` {ms(e6['status_s'])}; `sv status` (4 dirs) {ms(er['status_s'])} | {es['status_s'] / eo['status_s']:.0f}x faster than supervisorctl, {e6['status_s'] / eo['status_s']:.1f}x than s6, {er['status_s'] / eo['status_s']:.1f}x than runit | < 5 ms |
 | `status` with `-c manifest` (parses it) | {ms(eo['status_mf_s'])} | | | |
 | `status` on the socket alone | {eo['status_raw_s'] * 1e6:.0f} us | | | |
-| kill -9 to respawn, beyond backoff (10 ms) | {ms(eo['respawn_s'])} | supervisord {ms(es['respawn_s'])} | | < 10 ms |
+| kill -9 to respawn, beyond backoff (10 ms) | {ms(eo['respawn_s'])} | supervisord {ms(es['respawn_s'])}; s6 {ms(e6['respawn_s'])}; runit {ms(er['respawn_s'])} | | < 10 ms |
 | idle CPU, four 1 s probes | {eo['idle_cpu']:.3f} % of a core | supervisord {es['idle_cpu']:.3f} % (no probes) | | < 0.1 % |
 
 """

@@ -27,6 +27,9 @@
  *   stamp:FILE         append CLOCK_MONOTONIC in ns (when this step ran) to FILE (benchmarks)
  *   sdnotify:TEXT      send TEXT ('|' for newlines) to $NOTIFY_SOCKET as one datagram (sd_notify)
  *   sdwatchdog:MS:N    send WATCHDOG=1 N times, MS apart
+ *   notify:FD          write a newline to FD if it is a pipe (s6's readiness notification; nothing
+ *                      when FD is not open: the same command runs under other supervisors)
+ *   connect:PORT       exit 0 if 127.0.0.1:PORT accepts a connection, else 1 (a check program)
  *   pid                print "pid N"
  *   forever            sleep until killed
  * Lines written with `print` are flushed at once (stdout unbuffered).
@@ -45,6 +48,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -260,6 +264,19 @@ int main(int argc, char **argv)
                 sd_send("WATCHDOG=1");
                 msleep(ms);
             }
+        } else if (strncmp(a, "notify:", 7) == 0) {
+            int nfd = (int)strtol(a + 7, NULL, 10);
+            struct stat st;
+            if (nfd > 2 && fstat(nfd, &st) == 0 && S_ISFIFO(st.st_mode)) {
+                ssize_t w = write(nfd, "\n", 1);
+                (void)w;
+                close(nfd);
+            }
+        } else if (strncmp(a, "connect:", 8) == 0) {
+            int cfd = socket(AF_INET, SOCK_STREAM, 0);
+            struct sockaddr_in ca = {.sin_family = AF_INET, .sin_port = htons((unsigned short)num(a + 8))};
+            ca.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+            exit(cfd >= 0 && connect(cfd, (struct sockaddr *)&ca, sizeof(ca)) == 0 ? 0 : 1);
         } else if (strcmp(a, "pid") == 0) {
             printf("pid %d\n", (int)getpid());
         } else if (strncmp(a, "env:", 4) == 0) {
