@@ -115,6 +115,7 @@ static void client_close(sv_ctx *sv, sv_client *c)
     c->req_len = 0;
     c->follow = 0;
     c->closing = 0;
+    c->reload_wait = 0;
 }
 
 static void client_flush(sv_ctx *sv, sv_client *c)
@@ -204,10 +205,9 @@ static void ctl_answer(sv_ctx *sv, sv_client *c, const char *line)
     }
     case CTL_RELOAD:
         xt_info("control: reload");
-        if (sv_reload(sv, err, sizeof(err)) < 0)
-            sv_buf_printf(o, "error %s\n", err);
-        else
-            sv_buf_puts(o, "ok\nreloaded\n");
+        c->closing = 0; /* answered once the parse is over (run.c) */
+        c->reload_wait = 1;
+        sv_reload_request(sv);
         break;
     }
 }
@@ -227,7 +227,7 @@ static void client_io(sv_ctx *sv, sv_watch *w, uint32_t events)
             return;
         }
         c->last_io_ms = sv_now_ms();
-        if (c->follow || c->closing) continue; /* a follower sends nothing more; ignore */
+        if (c->follow || c->closing || c->reload_wait) continue; /* nothing more is read; ignore */
         size_t room = sizeof(c->req) - 1 - c->req_len;
         size_t take = (size_t)n < room ? (size_t)n : room;
         memcpy(c->req + c->req_len, tmp, take);
@@ -249,13 +249,19 @@ static void client_io(sv_ctx *sv, sv_watch *w, uint32_t events)
     }
 }
 
+void control_reply(sv_ctx *sv, sv_client *c)
+{
+    c->closing = 1;
+    client_flush(sv, c);
+}
+
 static void on_io_sweep(sv_ctx *sv, void *arg)
 {
     int64_t now = sv_now_ms();
     int any = 0;
     for (int i = 0; i < SV_MAX_CLIENTS; i++) {
         sv_client *c = &sv->clients[i];
-        if (c->w.fd < 0 || c->follow) continue;
+        if (c->w.fd < 0 || c->follow || c->reload_wait) continue;
         if (now - c->last_io_ms > SV_IO_TIMEOUT_MS)
             client_close(sv, c);
         else

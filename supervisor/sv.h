@@ -59,6 +59,7 @@ typedef struct svc_cold svc_cold;
 typedef struct sv_client sv_client;
 typedef struct sv_hclient sv_hclient;
 typedef struct sv_ctl_req sv_ctl_req;
+typedef struct sv_reload_job sv_reload_job;
 
 typedef enum {
     SVC_STOPPED = 0,
@@ -225,8 +226,9 @@ struct sv_client {
     char req[SV_CTL_REQ_MAX];
     size_t req_len;
     sv_buf out;
-    int closing; /* close once `out` is written */
-    int follow;  /* logs -f: slot index + 1 of the followed service */
+    int closing;     /* close once `out` is written */
+    int follow;      /* logs -f: slot index + 1 of the followed service */
+    int reload_wait; /* `reload`: answered when the parse (off the loop) is over and applied */
     int64_t last_io_ms;
 };
 
@@ -290,6 +292,9 @@ struct sv_ctx {
     int spawned;             /* services spawned in this loop iteration (loop_once resets it) */
     int state_dirty;         /* a service was spawned: rewrite the state file before sleeping */
     int reload_pending;
+    sv_reload_job *rjob; /* the reload being parsed in a thread (run.c), or NULL */
+    int reload_again;    /* another reload was asked for meanwhile: parse again when it is over */
+    sv_watch reload_w;   /* its eventfd */
     /* leftovers of an earlier run (procs.c) */
     char *state_path; /* <control socket>.state */
     char run_id[48];  /* "<pid>.<start time>": this run's marker */
@@ -443,8 +448,9 @@ pid_t holder_start(sv_ctx *sv, const svc *s, pid_t svc_pid, const unsigned long 
 int sv_run(const char *manifest_path, const char *only);
 void sv_shutdown(sv_ctx *sv, int code, const char *why);
 void sv_stop_progress(sv_ctx *sv);
-/* Re-read the manifest; on error keep the old one. err gets a message; returns 0/-1. */
-int sv_reload(sv_ctx *sv, char *err, size_t errlen);
+/* Re-read the manifest: parsed in a thread, applied by the loop when done (on error the old one
+ * stays); the control clients with reload_wait get the answer then. */
+void sv_reload_request(sv_ctx *sv);
 const char *sv_manifest_default(void);
 /* --- https_probe.c ---------------------------------------------------------------------------- */
 /* `xtask-supervisor __probe-https ...` (the child of an https probe). Exit codes: */
@@ -494,6 +500,8 @@ int procs_cleanup_previous(sv_ctx *sv, int64_t term_ms);
 int ctl_parse(const char *line, sv_ctl_req *req, char *err, size_t errlen);
 int control_open(sv_ctx *sv, const char *path, char *err, size_t errlen);
 void control_close(sv_ctx *sv);
+/* The answer in c->out is complete: send it and close. */
+void control_reply(sv_ctx *sv, sv_client *c);
 /* A line of service s was produced: feed followers. */
 void control_follow_line(sv_ctx *sv, svc *s, const char *line, size_t len);
 
