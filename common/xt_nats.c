@@ -368,11 +368,13 @@ out:
 
 /* --- callbacks ----------------------------------------------------------------------------- */
 
-/* The server this connection reached (no credentials in it), else the configured list. */
+/* The server this connection reached, else the configured list. nats.c gives the URL as configured,
+ * with any user:password@ in it (an edge node's local leaf): redacted before it reaches a log. */
 static const char *connected_url(natsConnection *nc, const conn_ctx *x, char *buf, size_t len)
 {
-    buf[0] = '\0';
-    if (natsConnection_GetConnectedUrl(nc, buf, len) != NATS_OK || !buf[0]) return x->url;
+    char raw[256] = "";
+    if (natsConnection_GetConnectedUrl(nc, raw, sizeof raw) != NATS_OK || !raw[0]) return x->url;
+    xt_nats_url_redact(raw, buf, len);
     return buf;
 }
 

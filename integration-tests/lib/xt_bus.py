@@ -75,7 +75,7 @@ class Region:
     def leaf_url(self):
         return f"{'tls' if self.leaf_tls else 'nats'}://127.0.0.1:{self.leaf_port}"
 
-    def conf(self, cluster_ports, route_user, route_password, leaf_tls=True, extra=""):
+    def conf(self, cluster_ports, route_user, route_password, leaf_tls=True, extra="", xtask_account=None):
         d = self.dir
         tls = (f'  tls {{ cert_file: "{d}/tls/server.pem", key_file: "{d}/tls/server-key.pem", timeout: 2 }}\n'
                if leaf_tls else "")
@@ -86,6 +86,11 @@ class Region:
                 'leafnodes {\n  host: 127.0.0.1\n'
                 f'  port: {self.leaf_port}\n{tls}'
                 '}\n')
+        if xtask_account:
+            # JetStream's API over leaf links (edge nodes pull from the queue through their leaf):
+            # nats-server 2.9 denies $JS.API.>, $KV.>, $OBJ.> on a leaf connection of an account
+            # unless it is mapped to the default (empty) JetStream domain, on both ends (docs/EDGE.md)
+            text += f'default_js_domain: {{ {xtask_account}: "" }}\n'
         if cluster_ports:
             routes = ", ".join(f'"nats://{route_user}:{route_password}@127.0.0.1:{p}"' for p in cluster_ports)
             text += ('cluster {\n  name: xtask\n  host: 127.0.0.1\n'
@@ -102,8 +107,10 @@ class BusCluster:
 
     ROUTE_USER = "xtask-route"
 
-    def __init__(self, n=1, ports=None, js_memory="256M", js_disk="1G", domain="xtask.localhost", leaf_tls=True):
+    def __init__(self, n=1, ports=None, js_memory="256M", js_disk="1G", domain="xtask.localhost", leaf_tls=True,
+                 leaf_js=False):
         self.n = n
+        self.leaf_js = leaf_js
         self.leaf_tls = leaf_tls
         need = 4 * n + 20
         self.ports = ports or port_block("bus", need)
@@ -130,10 +137,11 @@ class BusCluster:
         if not os.path.exists(os.path.join(self.master, "operator.jwt")):
             self.init()
         cluster_ports = [r.cluster_port for r in self.regions] if self.n > 1 else []
+        acct = self.xtask_account() if self.leaf_js else None
         for r in self.regions:
             r.server = NatsServer(r.port, r.http_port, r.root, name=r.name,
                                   extra_conf=r.conf(cluster_ports, self.ROUTE_USER, self.route_password,
-                                                    self.leaf_tls))
+                                                    self.leaf_tls, xtask_account=acct))
             r.server.proc = Proc([bin_path("nats-server"), "-c", r.server.conf])
         # in a cluster JetStream is healthy once there is a meta leader (every region up)
         path = "healthz" if self.n > 1 else "healthz?js-enabled-only=true"
@@ -167,6 +175,12 @@ class BusCluster:
         self.stop()
 
     # --- identities ---------------------------------------------------------------------------
+    def xtask_account(self):
+        """The XTASK account's public key (`xtask-bus show`)."""
+        import re
+        show = bus_tool(["show", "--dir", self.master]).stdout
+        return re.search(r"^account\s+XTASK\s+(A\S+)", show, re.M).group(1)
+
     @property
     def ca(self):
         return os.path.join(self.master, "tls", "ca.pem")

@@ -143,7 +143,7 @@ def port_block(component, n=20):
     (supervisor 20000, coordinator 21000, auth 22000, web 23000, stack 24000, bench 25000, bus 26000), and
     XT_PORT_OFFSET (0-900, set per CTest test) picks a block inside it. Ports are checked free."""
     bases = {"supervisor": 20000, "coordinator": 21000, "auth": 22000, "web": 23000, "stack": 24000,
-             "bench": 25000, "bus": 26000}
+             "bench": 25000, "bus": 26000, "edge": 27000}
     base = bases[component] + int(os.environ.get("XT_PORT_OFFSET", "0"))
     for start in range(base, bases[component] + 1000 - n, n):
         ports = list(range(start, start + n))

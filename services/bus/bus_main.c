@@ -229,15 +229,7 @@ int main(int argc, char **argv)
         return 2;
     }
     if (want_pos) o.name = argv[optind];
-    if (o.dir == NULL) {
-        if ((e = getenv("XTASK_BUS_DIR")) && *e)
-            o.dir = e;
-        else {
-            e = getenv("XTASK_DATA_DIR");
-            snprintf(dirbuf, sizeof(dirbuf), "%s/bus", e && *e ? e : "/data");
-            o.dir = dirbuf;
-        }
-    }
+    if (o.dir == NULL) o.dir = bus_ops_default_dir(dirbuf, sizeof(dirbuf));
     if (o.ndomains == 0) domains_from_env(&o, domainbuf, sizeof(domainbuf));
     if (o.node_id == NULL) {
         /* the coordinator's rule (xtask.yaml): XTASK_NODE_ID, FLY_REGION-FLY_MACHINE_ID, hostname */

@@ -10,7 +10,9 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
+#include "bus_join.h"
 #include "bus_pki.h"
 #include "bus_roles.h"
 #include "bus_store.h"
@@ -907,4 +909,105 @@ out:
     json_decref(b);
     ctx_free(&c);
     return rc;
+}
+
+/* --- edge nodes ------------------------------------------------------------------------------ */
+
+int bus_ops_node_add(const bus_opts *o, FILE *out, char **bundle, char *err, size_t errlen)
+{
+    bus_ctx c = {.o = o, .out = NULL};
+    int rc = 2;
+    char tmp[PATH_MAX], *creds = NULL, *ca = NULL;
+    *bundle = NULL;
+    tmp[0] = '\0';
+    (void)out;
+    if (o->nhubs == 0) {
+        snprintf(err, errlen, "node add needs the hubs' leaf URLs (--hub tls://HOST:7422, one per region)");
+        goto out;
+    }
+    for (size_t i = 0; i < o->ntags; i++) {
+        if (!valid_name(o->tags[i])) {
+            snprintf(err, errlen, "--tag '%s': 1-64 of A-Z a-z 0-9 - _ .", o->tags[i]);
+            goto out;
+        }
+    }
+    for (size_t i = 0; i < o->nhubs; i++) {
+        if (strncmp(o->hubs[i], "tls://", 6) != 0 || strlen(o->hubs[i]) > 512 ||
+            strpbrk(o->hubs[i], " \t\"'@,")) {
+            snprintf(err, errlen, "--hub '%s': want tls://HOST:PORT (the leaf link is always TLS)",
+                     o->hubs[i]);
+            goto out;
+        }
+    }
+    /* the role checks the id and capabilities (one subject token each) */
+    char perr[256];
+    json_t *perm = bus_roles_permissions("edge", o->name, o->caps, o->ncaps, perr, sizeof(perr));
+    if (perm == NULL) {
+        snprintf(err, errlen, "%s", perr);
+        goto out;
+    }
+    json_decref(perm);
+    bus_opts uo = *o;
+    uo.role = "edge";
+    if (bus_store_path(tmp, sizeof(tmp), o->dir, "creds/.join.tmp") != 0) {
+        snprintf(err, errlen, "%s: path too long", o->dir);
+        goto out;
+    }
+    uo.out = tmp;
+    rc = bus_ops_user_add(&uo, NULL, err, errlen);
+    if (rc != 0) goto out;
+    rc = 1;
+    if (load_keys(&c, 0, err, errlen) != 0 || load_users(&c, err, errlen) != 0) goto out;
+    creds = bus_store_read(tmp, MAX_FILE, NULL, NULL, err, errlen);
+    ca = creds ? get(&c, "tls/ca.pem", NULL, err, errlen) : NULL;
+    json_t *u = json_object_get(c.users, o->name);
+    if (ca == NULL || u == NULL) {
+        if (ca) snprintf(err, errlen, "user '%s' not recorded in users.json", o->name);
+        goto out;
+    }
+    json_int_t exp = json_integer_value(json_object_get(u, "exp"));
+    *bundle = bus_join_encode(&c.xtask, o->name, o->caps, o->ncaps, o->tags, o->ntags, o->hubs, o->nhubs, ca,
+                              creds, (int64_t)exp, err, errlen);
+    if (*bundle == NULL) goto out;
+    json_t *tags = json_array(), *hubs = json_array();
+    for (size_t i = 0; i < o->ntags; i++)
+        json_array_append_new(tags, json_string(o->tags[i]));
+    for (size_t i = 0; i < o->nhubs; i++)
+        json_array_append_new(hubs, json_string(o->hubs[i]));
+    json_object_set_new(u, "tags", tags);
+    json_object_set_new(u, "hubs", hubs);
+    json_object_set_new(u, "edge", json_true());
+    if (save_users(&c, err, errlen) != 0) goto out;
+    rc = 0;
+out:
+    if (tmp[0]) unlink(tmp);
+    free_secret(creds);
+    free(ca);
+    if (rc != 0 && *bundle) {
+        free_secret(*bundle);
+        *bundle = NULL;
+    }
+    ctx_free(&c);
+    return rc;
+}
+
+json_t *bus_ops_users(const bus_opts *o, char *err, size_t errlen)
+{
+    bus_ctx c = {.o = o};
+    json_t *u = NULL;
+    if (load_users(&c, err, errlen) == 0) {
+        u = c.users;
+        c.users = NULL;
+    }
+    ctx_free(&c);
+    return u;
+}
+
+const char *bus_ops_default_dir(char *buf, size_t len)
+{
+    const char *e = getenv("XTASK_BUS_DIR");
+    if (e && *e) return e;
+    e = getenv("XTASK_DATA_DIR");
+    snprintf(buf, len, "%s/bus", e && *e ? e : "/data");
+    return buf;
 }

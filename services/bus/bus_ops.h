@@ -18,6 +18,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <jansson.h>
 #include <stdio.h>
 
 #define BUS_MAX_DOMAINS 16
@@ -38,6 +39,11 @@ typedef struct bus_opts {
     const char *server; /* revoke: push the account JWT to this nats URL */
     const char *creds;  /* revoke: the SYS user's creds (default DIR/creds/sys.creds) */
     int export_value;   /* export: the value only, without `fly secrets set` */
+    /* node add (an edge node: role node, its join bundle) */
+    const char *tags[BUS_MAX_CAPS];
+    size_t ntags;
+    const char *hubs[BUS_MAX_DOMAINS]; /* leaf URLs of every region, e.g. tls://xtask.fly.dev:7422 */
+    size_t nhubs;
 } bus_opts;
 
 int bus_ops_init(const bus_opts *o, FILE *out, char *err, size_t errlen);
@@ -45,5 +51,16 @@ int bus_ops_user_add(const bus_opts *o, FILE *out, char *err, size_t errlen);
 int bus_ops_user_revoke(const bus_opts *o, FILE *out, char *err, size_t errlen);
 int bus_ops_show(const bus_opts *o, FILE *out, char *err, size_t errlen);
 int bus_ops_export(const bus_opts *o, FILE *out, char *err, size_t errlen);
+
+/* An edge node: mints o->name with role node and o->caps (o->expires_in), records its tags and hubs
+ * in users.json, and returns its join bundle (bus_join.h; malloc'd, a secret) in *bundle. The
+ * node's .creds exists only inside the bundle. Returns 0, 1 or 2 like the others. */
+int bus_ops_node_add(const bus_opts *o, FILE *out, char **bundle, char *err, size_t errlen);
+
+/* users.json of the directory (new reference; an empty object when there is none), or NULL. */
+json_t *bus_ops_users(const bus_opts *o, char *err, size_t errlen);
+
+/* The bus directory when none is given: $XTASK_BUS_DIR, else ${XTASK_DATA_DIR:-/data}/bus. */
+const char *bus_ops_default_dir(char *buf, size_t len);
 
 #endif

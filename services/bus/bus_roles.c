@@ -83,8 +83,8 @@ static json_t *perm(json_t *pub_allow, json_t *pub_deny, json_t *sub_allow, int 
 
 /* A node: its own subjects, the broadcasts of its capabilities, its queues; platform adds the admin
  * of the xtask streams (create/update/info, never delete or purge). */
-static json_t *node_perms(const char *id, const char *const *caps, size_t ncaps, int platform, char *err,
-                          size_t errlen)
+static json_t *node_perms(const char *id, const char *const *caps, size_t ncaps, int platform, int edge,
+                          char *err, size_t errlen)
 {
     json_t *pub = json_array(), *sub = json_array();
     int bad = !pub || !sub;
@@ -116,6 +116,14 @@ static json_t *node_perms(const char *id, const char *const *caps, size_t ncaps,
                add(pub, "$JS.API.CONSUMER.MSG.NEXT.%s.xtask-q-%s", stream_queue, caps[i]) |
                add(pub, "$JS.ACK.%s.xtask-q-%s.>", stream_queue, caps[i]);
     }
+    if (!bad && edge) {
+        /* An edge node answers through its leaf link, and a leaf nats-server enforces only the
+         * publish allow list the hub sent it, without the JWT's response permission (nats-server
+         * 2.9): a reply to a requester's inbox must be allowed by name. Only the identities that
+         * send verbs: web, admin (default _INBOX.). A cli-<name> user's inbox cannot be named with a
+         * wildcard: it reads an edge node's results from the stream (submit --wait, result). */
+        bad |= add(pub, "_INBOX_web.>") | add(pub, "_INBOX.>") | add(pub, "_INBOX_admin.>");
+    }
     if (!bad && platform) {
         /* The region's coordinator (minted by `xtask-bus init`, without capabilities: its
          * configuration decides them): every verb's broadcast and every queue of the region. */
@@ -143,12 +151,18 @@ static json_t *node_perms(const char *id, const char *const *caps, size_t ncaps,
 
 static json_t *role_node(const char *id, const char *const *caps, size_t ncaps, char *err, size_t errlen)
 {
-    return node_perms(id, caps, ncaps, 0, err, errlen);
+    return node_perms(id, caps, ncaps, 0, 0, err, errlen);
+}
+
+/* An edge node (`xtask node add`): a node whose link is a leaf connection. */
+static json_t *role_edge(const char *id, const char *const *caps, size_t ncaps, char *err, size_t errlen)
+{
+    return node_perms(id, caps, ncaps, 0, 1, err, errlen);
 }
 
 static json_t *role_platform(const char *id, const char *const *caps, size_t ncaps, char *err, size_t errlen)
 {
-    return node_perms(id, caps, ncaps, 1, err, errlen);
+    return node_perms(id, caps, ncaps, 1, 0, err, errlen);
 }
 
 /* web and cli send verbs on behalf of people: never in a node's name, never the stream admin. */
@@ -227,9 +241,9 @@ static const struct {
     const char *account;
     role_fn fn;
 } roles[] = {
-    {"admin", "XTASK", role_admin},       {"sys", "SYS", role_sys},   {"node", "XTASK", role_node},
-    {"platform", "XTASK", role_platform}, {"web", "XTASK", role_web}, {"auth", "XTASK", role_auth},
-    {"cli", "XTASK", role_cli},
+    {"admin", "XTASK", role_admin},       {"sys", "SYS", role_sys},     {"node", "XTASK", role_node},
+    {"platform", "XTASK", role_platform}, {"web", "XTASK", role_web},   {"auth", "XTASK", role_auth},
+    {"cli", "XTASK", role_cli},           {"edge", "XTASK", role_edge},
 };
 
 /* Minted by `xtask-bus init` on every machine. */

@@ -111,6 +111,9 @@ typedef struct xn {
     int js_ready, js_setup_needed;
     atomic_int register_needed;
     natsSubscription *qsubs[XN_QCAPS_MAX];
+    /* in-progress ack period of queued tasks: ack_wait/3 of the configuration, or of the shortest
+     * consumer an edge node bound to (an admin made it, `xtask node add --ack-wait`) */
+    atomic_llong q_tick_ms;
     pid_t pgids[XN_WORKERS_MAX];
     volatile sig_atomic_t cancel;
 
@@ -522,7 +525,7 @@ static void do_run(xn *n, job *j, int slot)
                     .kill_grace_ms = n->conf->kill_grace_ms,
                     .on_line = run_on_line,
                     .on_tick = queued ? run_on_tick : NULL,
-                    .tick_ms = queued ? n->conf->ack_wait_ms / 3 : 0,
+                    .tick_ms = queued ? (int64_t)atomic_load(&n->q_tick_ms) : 0,
                     .on_pid = run_on_pid,
                     .ud = &rc,
                     .cancel = &n->cancel};
@@ -987,6 +990,8 @@ static int bind_consumers(xn *n)
         char durable[96];
         snprintf(durable, sizeof durable, "xtask-q-%s", n->conf->queue_capabilities[i]);
         natsStatus st = js_GetConsumerInfo(&ci, n->js, XN_STREAM_QUEUE, durable, NULL, &jerr);
+        long long tick = st == NATS_OK && ci->Config ? ci->Config->AckWait / 3000000LL : 0;
+        if (tick > 0 && tick < atomic_load(&n->q_tick_ms)) atomic_store(&n->q_tick_ms, tick);
         jsConsumerInfo_Destroy(ci);
         if (st != NATS_OK) {
             xt_warn("consumer %s of %s not there yet (the region's platform node creates it): %s (%d)",
@@ -1320,6 +1325,7 @@ int xn_node_run(const xn_params *p)
 
     memset(n, 0, sizeof *n);
     n->conf = p->conf;
+    atomic_init(&n->q_tick_ms, (long long)(p->conf->ack_wait_ms / 3));
     n->evfd = -1;
     snprintf(n->id, sizeof n->id, "%s", p->node_id);
     const char *fly = getenv("FLY_REGION");

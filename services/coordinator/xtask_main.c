@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "xc_conf.h"
+#include "xe_edge.h"
 #include "xk_client.h"
 #include "xn_node.h"
 #include "xp_proto.h"
@@ -45,6 +46,11 @@ static const char usage_text[] =
     "      credentials are needed to read it.\n"
     "  xtask ping [--node-id ID] [--timeout DUR]\n"
     "      Readiness probe: exit 0 iff the local node answers xtask.<id>.ping (default 1s).\n"
+    "  xtask node add NAME [--capability C]... [--tag T]... [--expires DUR] [--hub tls://HOST:PORT]...\n"
+    "      (admin, in the bus directory) Mint an edge node; prints its join bundle (docs/EDGE.md).\n"
+    "  xtask node revoke NAME [--server URL]  |  xtask node list [--json]\n"
+    "  xtask join [BUNDLE | FILE | -] [--dir DIR] [--port N] [--tasks FILE]\n"
+    "      Join this machine as an edge node: a local TLS leaf to every region and the node, supervised.\n"
     "\n"
     "common options:\n"
     "  --cluster-url URL  NATS server(s), comma-separated (also XTASK_NATS_URL; default " DEFAULT_NATS_URL
@@ -365,6 +371,10 @@ int main(int argc, char **argv)
         printf("xtask %s\n", XP_VERSION);
         return 0;
     }
+    /* edge nodes: their own argument syntax (xe_edge.h) */
+    if (argc >= 2 && (strcmp(argv[1], "node") == 0 || strcmp(argv[1], "join") == 0))
+        return strcmp(argv[1], "node") == 0 ? xe_node_main(argc - 1, argv + 1)
+                                            : xe_join_main(argc - 1, argv + 1);
     if (parse_cli(argc, argv, &c) != 0) return usage(NULL);
     if (c.nats_mode) {
         if (c.k.args[0]) return usage("--nats-mode takes no arguments");

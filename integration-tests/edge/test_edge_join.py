@@ -1,0 +1,141 @@
+"""An edge machine joins a three-region hub with one command (`xtask join BUNDLE`), runs a task the
+web identity sends through another region, takes queued `ci` work over its leaf link exactly once,
+also when its node is killed mid-task (redelivered after the consumer's ack wait), and reattaches
+to another region when its hub region goes away."""
+import json
+import os
+import signal
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from edgelib import Hub, tid  # noqa: E402
+from coordlib import run_tests  # noqa: E402
+from xt_testlib import wait_until  # noqa: E402
+
+HUB = Hub(n=3)
+S = {}
+
+
+def result(w, task_id, timeout=20):
+    m = wait_until(lambda: w.js_api("STREAM.MSG.GET.xtask-results", {"last_by_subj": f"xtask.results.*.{task_id}"})
+                   .get("message"), timeout, interval=0.05, what=f"result {task_id}")
+    return m
+
+
+def test_join_one_command():
+    r, bundle = HUB.node_add("ci-1", caps=("task", "ci"))
+    assert "xtask-q-ci ready" in r.stderr, r.stderr
+    text = open(bundle).read().strip()
+    assert text.startswith("xtj1."), text[:20]
+    assert oct(os.stat(bundle).st_mode & 0o777) == "0o600"
+    # never the operator or account seeds in the bundle
+    for f in ("operator.nk", "XTASK.nk", "SYS.nk"):
+        seed = open(os.path.join(HUB.bus.master, "keys", f)).read().strip()
+        assert seed not in text and seed[:20] not in text
+    m = HUB.machine("a")
+    S["a"] = m
+    t0 = time.monotonic()
+    m.join(bundle)
+    HUB.wait_node("ci-1", 2, m.proc)   # visible through every region
+    HUB.wait_node("ci-1", 1, m.proc)
+    print(f"join -> node answering in every region: {time.monotonic() - t0:.2f}s", flush=True)
+    st = os.stat(m.dir)
+    assert st.st_mode & 0o777 == 0o700, oct(st.st_mode)
+    for f in ("node.creds", "ca.pem", "leaf.conf", "xtask.yaml", "edge.yaml", "local-password"):
+        assert os.stat(os.path.join(m.dir, f)).st_mode & 0o777 == 0o600, f
+    leaf = open(os.path.join(m.dir, "leaf.conf")).read()
+    assert "host: 127.0.0.1" in leaf and all(h in leaf for h in HUB.hubs()), leaf
+    assert sum(HUB.bus.leafs(i) for i in range(3)) == 1
+
+
+def test_direct_task_from_web():
+    with HUB.web(1) as w:
+        t = tid("direct")
+        r = w.request("xtask.ci-1.task.run", json.dumps({"args": ["echo", "hello-edge"], "id": t,
+                                                          "requested_by": "alice", "via": "web"}).encode(), 10).json()
+        assert r.get("exit_code") == 0 and r["node"] == "ci-1" and "hello-edge" in r["output_tail"], r
+        m = result(w, t)
+        assert m["subject"] == f"xtask.results.ci-1.{t}", m
+        found = w.gather("xtask.nodes.discover", b"{}", 1.0)
+        ids = {json.loads(x.data)["id"] for x in found}
+        assert "ci-1" in ids, ids
+        assert not w.errors, w.errors
+    out = S["a"].proc.output()
+    assert "Permissions Violation" not in out, out[-3000:]
+
+
+def test_queued_ci_work_exactly_once():
+    with HUB.web(2) as w:
+        ids = [tid(f"q{i}") for i in range(5)]
+        for t in ids:
+            ack = w.js_publish("xtask.queue.ci", {"args": ["echo", t], "id": t}, msg_id=t)
+            assert ack.get("stream") == "xtask-queue", ack
+        for t in ids:
+            m = result(w, t)
+            assert m["subject"] == f"xtask.results.ci-1.{t}", m
+        # exactly once: one result message per task, the queue empty
+        for t in ids:
+            r = w.js_api("STREAM.MSG.GET.xtask-results", {"last_by_subj": f"xtask.results.*.{t}"})
+            assert r["message"]["seq"] > 0
+    with HUB.admin() as a:
+        si = a.js_api("STREAM.INFO.xtask-results", {"subjects_filter": "xtask.results.ci-1.>"})
+        subs = si["state"].get("subjects", {})
+        for t in ids:
+            assert subs.get(f"xtask.results.ci-1.{t}") == 1, subs
+        wait_until(lambda: a.js_api("STREAM.INFO.xtask-queue")["state"]["messages"] == 0, 10, interval=0.1,
+                   what="queue drained")
+
+
+def test_queued_task_survives_node_kill():
+    m = S["a"]
+    with HUB.web(0) as w:
+        ev = w.subscribe("xtask.events.default.ci-1.task.started")
+        t = tid("kill")
+        ack = w.js_publish("xtask.queue.ci", {"args": ["sleep", "2"], "id": t}, msg_id=t)
+        assert ack.get("stream") == "xtask-queue", ack
+        started = w.next_msg(ev, 15)
+        assert json.loads(started.data)["id"] == t
+        pid = wait_until(m.node_pid, 10, what="the node's pid")
+        os.kill(pid, signal.SIGKILL)  # mid-task: no nak, no ack; the supervisor starts it again
+        msg = result(w, t, timeout=40)
+        assert msg["subject"] == f"xtask.results.ci-1.{t}", msg
+        assert json.loads(__import__("base64").b64decode(msg["data"]))["exit_code"] == 0
+    with HUB.admin() as a:
+        si = a.js_api("STREAM.INFO.xtask-results", {"subjects_filter": f"xtask.results.*.{t}"})
+        assert sum(si["state"].get("subjects", {}).values()) == 1, si["state"]
+    assert wait_until(m.node_pid, 10, what="node READY again") != pid
+
+
+def test_hub_region_lost_reattaches():
+    m = S["a"]
+    attached = wait_until(lambda: [i for i in range(3) if HUB.bus.leafs(i) == 1] or None, 10, what="leaf attached")[0]
+    victim = HUB.bus.regions[attached]
+    victim.server.proc.kill()
+    others = [i for i in range(3) if i != attached]
+    wait_until(lambda: any(HUB.bus.leafs(i) == 1 for i in others), 20, interval=0.1, what="leaf reattached")
+    HUB.wait_node("ci-1", others[0], m.proc, timeout=20)
+    with HUB.web(others[-1]) as w:
+        t = tid("after-loss")
+        r = w.request("xtask.ci-1.task.run", json.dumps({"args": ["echo", "still-here"], "id": t}).encode(), 10).json()
+        assert r.get("exit_code") == 0 and "still-here" in r["output_tail"], r
+
+
+def test_stop_clean():
+    m = S["a"]
+    rc = m.stop(10)
+    assert rc == 0, (rc, m.proc.output()[-2000:])
+
+
+def main():
+    HUB.start()
+    try:
+        run_tests([test_join_one_command, test_direct_task_from_web, test_queued_ci_work_exactly_once,
+                   test_queued_task_survives_node_kill, test_hub_region_lost_reattaches, test_stop_clean])
+    finally:
+        HUB.stop()
+
+
+if __name__ == "__main__":
+    main()

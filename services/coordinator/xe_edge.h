@@ -1,0 +1,22 @@
+/*
+ * xe_edge: edge nodes (docs/EDGE.md). The admin side mints a node and its join bundle in the bus
+ * directory (services/bus: bus_ops_node_add, bus_join); the machine side joins with that bundle.
+ *
+ *   xtask node add NAME [--capability C]... [--tag T]... [--expires DUR] [--hub URL]...
+ *                       [--bus-dir DIR] [--server URL] [--ack-wait DUR] [--out FILE]
+ *   xtask node revoke NAME [--server URL] [--creds SYS_CREDS] [--bus-dir DIR]
+ *   xtask node list [--bus-dir DIR] [--json]
+ *   xtask join [BUNDLE | FILE | -] [--dir DIR] [--port N] [--http-port N] [--tasks FILE]
+ *              [--region R] [--timeout DUR] [--no-check] [--print-only]
+ *
+ * Both return the process exit code: 0, 1 runtime, 2 usage/config (a bad, altered or expired
+ * bundle). `xtask join` only returns on an error: it execs xtask-supervisor on its state directory.
+ */
+#ifndef XE_EDGE_H
+#define XE_EDGE_H
+
+/* argv[0] is "node" or "join" (the command), the rest its arguments. */
+int xe_node_main(int argc, char **argv);
+int xe_join_main(int argc, char **argv);
+
+#endif
