@@ -227,6 +227,11 @@ static int account_jwt_write(bus_ctx *c, const char *account, json_t *revocation
     char *jwt = NULL;
     (void)key;
     snprintf(file, sizeof(file), "jwt/%s.jwt", pub);
+    /* A caller that names no JetStream limits (`xtask node revoke`) keeps the account's current
+     * ones: a revocation must not switch the account's JetStream off (limits 0). */
+    json_t *have_lim = json_object_get(json_object_get(have, "nats"), "limits");
+    if (c->o->js_mem <= 0 && c->o->js_disk <= 0 && json_is_object(have_lim))
+        json_object_set(json_object_get(want, "nats"), "limits", have_lim);
     if (have && !force && json_equal(json_object_get(have, "nats"), json_object_get(want, "nats"))) {
         rc = 0;
         if (jwt_out) *jwt_out = get(c, file, NULL, err, errlen);

@@ -100,12 +100,18 @@ static int ensure_queue_consumers(const bus_opts *o, const char *server, int64_t
     jsOptions jo;
     jsOptions_Init(&jo);
     jo.Wait = 5000;
-    if (natsConnection_JetStream(&js, conn, &jo) != NATS_OK ||
-        js_GetStreamInfo(&si, js, "xtask-queue", NULL, NULL) != NATS_OK) {
-        fprintf(stderr,
-                "xtask: queue consumers: stream xtask-queue not found at %s (start a region's node "
-                "first)\n",
-                server);
+    natsStatus st = natsConnection_JetStream(&js, conn, &jo);
+    /* an account JWT just pushed (a revocation) reloads the account's JetStream for a moment */
+    for (int tries = 0; st == NATS_OK && tries < 50; tries++) {
+        jsErrCode jerr = 0;
+        st = js_GetStreamInfo(&si, js, "xtask-queue", NULL, &jerr);
+        if (st == NATS_OK || jerr == JSStreamNotFoundErr) break;
+        nanosleep(&(struct timespec){0, 100 * 1000000L}, NULL);
+        st = NATS_OK;
+    }
+    if (si == NULL) {
+        fprintf(stderr, "xtask: queue consumers: stream xtask-queue at %s: %s (a region's node creates it)\n",
+                server, natsStatus_GetText(st));
         goto out;
     }
     rc = 0;
@@ -125,10 +131,10 @@ static int ensure_queue_consumers(const bus_opts *o, const char *server, int64_t
         cc.Replicas = si->Config ? si->Config->Replicas : 1;
         jsConsumerInfo *ci = NULL;
         jsErrCode jerr = 0;
-        natsStatus st = js_AddConsumer(&ci, js, "xtask-queue", &cc, NULL, &jerr);
+        natsStatus ast = js_AddConsumer(&ci, js, "xtask-queue", &cc, NULL, &jerr);
         jsConsumerInfo_Destroy(ci);
-        if (st != NATS_OK && jerr != JSConsumerNameExistErr && jerr != JSConsumerExistingActiveErr) {
-            fprintf(stderr, "xtask: consumer %s: %s (%d)\n", durable, natsStatus_GetText(st), (int)jerr);
+        if (ast != NATS_OK && jerr != JSConsumerNameExistErr && jerr != JSConsumerExistingActiveErr) {
+            fprintf(stderr, "xtask: consumer %s: %s (%d)\n", durable, natsStatus_GetText(ast), (int)jerr);
             rc = 1;
         } else {
             fprintf(stderr, "xtask: queue %s -> consumer %s ready\n", filter, durable);
@@ -325,7 +331,7 @@ int xe_node_main(int argc, char **argv)
         fprintf(stderr,
                 "xtask: node %s: join bundle written to %s (0600, a secret). On the machine:\n"
                 "  xtask join %s\n",
-                out_path, o.name, out_path);
+                o.name, out_path, out_path);
     } else {
         printf("%s\n", bundle);
         fprintf(stderr,
@@ -623,7 +629,11 @@ static int find_program(const char *self, const char *name, char *out, size_t le
 static const char *leaf_verdict(const char *log, int *ok)
 {
     *ok = 0;
-    if (strstr(log, "Leafnode connection created")) {
+    /* logged once the hub accepted the link (after TLS and the credential: addLeafNodeConnection
+     * runs on the hub's post-CONNECT INFO); "Leafnode connection created" comes before the TLS
+     * handshake, so it proves nothing. The line exists because leaf.conf maps $G to the default
+     * JetStream domain (write_leaf_conf). */
+    if (strstr(log, "due to default domain")) {
         *ok = 1;
         return "attached";
     }

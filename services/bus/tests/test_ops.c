@@ -12,8 +12,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
+#include "bus_join.h"
 #include "bus_ops.h"
 #include "bus_store.h"
 #include "xt_jwt.h"
@@ -290,12 +292,116 @@ static void test_bundle(void **state)
     fclose(devnull);
 }
 
+/* node add: a join bundle that parses back to what was asked, carries no account or operator seed,
+ * keeps its credential's expiry, and is refused once altered, expired or with another credential;
+ * a revocation without JetStream limits keeps the account's. */
+static void test_node_join_bundle(void **state)
+{
+    (void)state;
+    char err[1024];
+    bus_opts o = opts(dir);
+    FILE *devnull = fopen("/dev/null", "w");
+    assert_int_equal(bus_ops_init(&o, devnull, err, sizeof(err)), 0);
+    o.name = "ci-1";
+    o.caps[0] = "task";
+    o.caps[1] = "ci";
+    o.ncaps = 2;
+    o.tags[0] = "linux";
+    o.ntags = 1;
+    o.hubs[0] = "tls://a.example:7422";
+    o.hubs[1] = "tls://b.example:7422";
+    o.nhubs = 2;
+    o.expires_in = 3600;
+    char *b = NULL;
+    assert_int_equal(bus_ops_node_add(&o, devnull, &b, err, sizeof(err)), 0);
+    assert_non_null(b);
+    assert_true(strncmp(b, BUS_JOIN_PREFIX, strlen(BUS_JOIN_PREFIX)) == 0);
+    bus_join j;
+    int64_t now = (int64_t)time(NULL);
+    assert_int_equal(bus_join_parse(b, now, &j, err, sizeof(err)), 0);
+    assert_string_equal(j.node, "ci-1");
+    assert_int_equal(j.ncaps, 2);
+    assert_string_equal(j.caps[1], "ci");
+    assert_int_equal(j.nhubs, 2);
+    assert_string_equal(j.hubs[1], "tls://b.example:7422");
+    assert_string_equal(j.tags[0], "linux");
+    assert_true(j.exp > now && j.exp <= now + 3600);
+    char *ca = slurp(dir, "tls/ca.pem");
+    assert_string_equal(j.ca, ca);
+    bus_join_free(&j);
+    /* no seed of the operator or an account inside (decoded) */
+    {
+        size_t n = strlen(b);
+        unsigned char *raw = malloc(n);
+        long len = xt_b64url_decode(b + strlen(BUS_JOIN_PREFIX), n - strlen(BUS_JOIN_PREFIX), raw, n);
+        assert_true(len > 0);
+        raw[len] = 0; /* decoded text is shorter than its base64 */
+        const char *keys[] = {"keys/operator.nk", "keys/XTASK.nk", "keys/SYS.nk", "keys/ca-key.pem"};
+        for (size_t i = 0; i < 4; i++) {
+            char *k = slurp(dir, keys[i]);
+            k[20] = '\0';
+            assert_null(strstr((char *)raw, k));
+            free(k);
+        }
+        free(raw);
+    }
+    /* expired as of a later time; a flipped character anywhere in the payload */
+    assert_int_equal(bus_join_parse(b, now + 7200, &j, err, sizeof(err)), 2);
+    assert_non_null(strstr(err, "expired at"));
+    size_t n = strlen(b);
+    int refused = 0;
+    for (size_t i = strlen(BUS_JOIN_PREFIX) + 10; i < n; i += n / 17) {
+        char *c = strdup(b);
+        c[i] = c[i] == 'A' ? 'B' : 'A';
+        if (bus_join_parse(c, now, &j, err, sizeof(err)) == 2)
+            refused++;
+        else
+            bus_join_free(&j);
+        free(c);
+    }
+    assert_true(refused >= 15);
+    assert_int_equal(bus_join_parse("xtj1.", now, &j, err, sizeof(err)), 2);
+    assert_int_equal(bus_join_parse("hello", now, &j, err, sizeof(err)), 2);
+    /* twice: refused while active; no hubs: a usage error */
+    char *b2 = NULL;
+    assert_int_equal(bus_ops_node_add(&o, devnull, &b2, err, sizeof(err)), 2);
+    o.name = "ci-2";
+    o.nhubs = 0;
+    assert_int_equal(bus_ops_node_add(&o, devnull, &b2, err, sizeof(err)), 2);
+    o.hubs[0] = "nats://plain:7422";
+    o.nhubs = 1;
+    assert_int_equal(bus_ops_node_add(&o, devnull, &b2, err, sizeof(err)), 2);
+    /* revoke without limits (xtask node revoke): JetStream limits unchanged */
+    json_t *ac = creds_claims(dir, "admin");
+    char file[128];
+    snprintf(file, sizeof(file), "jwt/%s.jwt", json_string_value(json_object_get(ac, "iss")));
+    char *before = slurp(dir, file);
+    json_t *bc = xt_jwt_decode(before, 0, err, sizeof(err));
+    bus_opts r = {0};
+    r.dir = dir;
+    r.name = "ci-1";
+    assert_int_equal(bus_ops_user_revoke(&r, devnull, err, sizeof(err)), 0);
+    char *after = slurp(dir, file);
+    json_t *xc = xt_jwt_decode(after, 0, err, sizeof(err));
+    assert_true(json_equal(json_object_get(json_object_get(bc, "nats"), "limits"),
+                           json_object_get(json_object_get(xc, "nats"), "limits")));
+    json_decref(bc);
+    json_decref(xc);
+    json_decref(ac);
+    free(before);
+    free(after);
+    free(ca);
+    free(b);
+    fclose(devnull);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_init_idempotent, setup, teardown),
         cmocka_unit_test_setup_teardown(test_users, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bundle, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_node_join_bundle, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
