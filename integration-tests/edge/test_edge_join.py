@@ -122,6 +122,27 @@ def test_hub_region_lost_reattaches():
         assert r.get("exit_code") == 0 and "still-here" in r["output_tail"], r
 
 
+def test_entrypoint_edge_mode():
+    """The image's `xtask-entrypoint edge`: the bundle from the environment, state under
+    $XTASK_DATA_DIR/edge (--print-only: the files, not the processes)."""
+    import subprocess
+    from xt_testlib import SOURCE_DIR, bin_path
+    _, bundle = HUB.node_add("img-1", caps=("task",))
+    data = os.path.join(HUB.bus.tmp.path, "img-data")
+    env = dict(os.environ, XTASK_JOIN_BUNDLE=open(bundle).read().strip(), XTASK_DATA_DIR=data,
+               PATH=os.path.dirname(bin_path("xtask")) + os.pathsep + os.environ.get("PATH", ""))
+    r = subprocess.run(["sh", os.path.join(SOURCE_DIR, "entrypoint", "xtask-entrypoint"), "edge", "--print-only"],
+                       env=env, capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, (r.returncode, r.stderr)
+    assert r.stdout.strip() == os.path.join(data, "edge", "edge.yaml"), r.stdout
+    conf = open(os.path.join(data, "edge", "xtask.yaml")).read()
+    assert "_INBOX_node-img-1" in conf and "manage_streams: false" in conf, conf
+    env.pop("XTASK_JOIN_BUNDLE")
+    r = subprocess.run(["sh", os.path.join(SOURCE_DIR, "entrypoint", "xtask-entrypoint"), "edge"], env=env,
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 2 and "XTASK_JOIN_BUNDLE" in r.stderr, (r.returncode, r.stderr)
+
+
 def test_stop_clean():
     m = S["a"]
     rc = m.stop(10)
@@ -132,7 +153,8 @@ def main():
     HUB.start()
     try:
         run_tests([test_join_one_command, test_direct_task_from_web, test_queued_ci_work_exactly_once,
-                   test_queued_task_survives_node_kill, test_hub_region_lost_reattaches, test_stop_clean])
+                   test_queued_task_survives_node_kill, test_hub_region_lost_reattaches, test_entrypoint_edge_mode,
+                   test_stop_clean])
     finally:
         HUB.stop()
 
