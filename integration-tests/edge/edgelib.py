@@ -40,8 +40,8 @@ def tid(label):
 class Hub:
     """n regions, a platform node on region 0 (streams R`replicas`)."""
 
-    def __init__(self, n=3, replicas=3):
-        self.bus = BusCluster(n=n, ports=port_block("edge", 4 * n + 40), leaf_js=True)
+    def __init__(self, n=3, replicas=3, ports=None):
+        self.bus = BusCluster(n=n, ports=ports or port_block("edge", 4 * n + 40), leaf_js=True)
         self.replicas = replicas
         self.platform = None
         self.machines = []
