@@ -17,7 +17,8 @@ from stacklib import api, check, login, totp_secret_from_uri
 from xt_testlib import SOURCE_DIR, port_block, wait_until
 
 PROJECT = f"xtstack{os.getpid()}"
-IMAGE = "localhost/xtask:test"
+# per test process: two runs beside each other (ctest -j, another checkout) never swap images
+IMAGE = f"localhost/xtask:test-{os.getpid()}"
 T0 = time.monotonic()
 timings = []
 
@@ -125,11 +126,16 @@ def main():
         check(st == 200 and res.get("exit_code") == 0, f"stored result after restart: {st} {res}")
         check(logs2.count("created user 'admin'") <= 1, "no second admin created")
         step("volume intact after restart")
+    except AssertionError:
+        logs = run(["podman", "logs", container], check_rc=False, timeout=60)
+        print(f"--- container log (last lines) ---\n{(logs.stdout + logs.stderr)[-6000:]}", flush=True)
+        raise
     finally:
         run(compose + ["down"], env=env, check_rc=False, timeout=120)
         run(["podman", "rm", "-f", container], check_rc=False, timeout=60)
         run(["podman", "volume", "rm", "-f", volume], check_rc=False, timeout=60)
         run(["podman", "network", "rm", "-f", f"{PROJECT}_default"], check_rc=False, timeout=60)
+        run(["podman", "rmi", "-f", IMAGE], check_rc=False, timeout=60)  # the layers stay cached
     total = time.monotonic() - T0
     build = timings[1][1] - timings[0][1]
     print(f"container test: {total:.1f}s total, image build {build:.1f}s")
