@@ -123,6 +123,24 @@ static int parse_cidr(const char *s, web_cidr *out)
     return 0;
 }
 
+long web_header_key(const char *name, size_t len, char *out, size_t outlen)
+{
+    size_t n = 0;
+    long rc = 0;
+    for (size_t i = 0; i < len; i++) {
+        char ch = name[i];
+        if (ch >= 'A' && ch <= 'Z') ch = (char)(ch + 32);
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9'))) continue;
+        if (n + 1 >= outlen) {
+            rc = -1;
+            break;
+        }
+        out[n++] = ch;
+    }
+    if (outlen) out[n < outlen ? n : outlen - 1] = 0;
+    return rc < 0 ? rc : (long)n;
+}
+
 int web_conf_is_trusted(const web_conf *c, const struct sockaddr *sa)
 {
     const uint8_t *a;
@@ -710,8 +728,10 @@ int web_conf_load(web_conf *c, const char *path, const char *listen, const char 
         web_host *h = &c->hosts[i];
         for (size_t j = 0; j < c->nhosts; j++) {
             for (size_t k = 0; k < c->hosts[j].fauth.ncopy; k++) {
-                const char *lc = c->hosts[j].fauth.copy_lc[k];
+                const char *cl = c->hosts[j].fauth.copy_lc[k];
+                char lc[128];
                 size_t x;
+                if (web_header_key(cl, strlen(cl), lc, sizeof(lc)) <= 0) continue;
                 for (x = 0; x < h->nstrip; x++)
                     if (strcmp(h->strip_lc[x], lc) == 0) break;
                 if (x == h->nstrip && h->nstrip < WEB_MAX_COPY) h->strip_lc[h->nstrip++] = strdup(lc);

@@ -6,8 +6,10 @@
  *     function); refused forms get 400. Routing, X-Forwarded-Uri and the upstream all see that one
  *     canonical path. If h2o picked another pathconf from its own normalization, the guard rebinds
  *     the request to the route that matches the canonical path;
- *  3. client-sent identity headers (every copy_headers name in any case, '_' for '-') are removed,
- *     and X-Forwarded-* / Forwarded / X-Real-IP from peers that are not trusted proxies;
+ *  3. client-sent claims are removed by their web_header_key() (case, '-', '_', '.' and every other
+ *     non-alphanumeric byte folded): every copy_headers name, Remote-*, other proxies' identity
+ *     headers, X-Forwarded-* / Forwarded / client-address / URL-rewrite / method-override headers;
+ *     only a trusted proxy's exact X-Forwarded-For/-Proto/-Host are kept;
  *  4. forward_auth (unless the route is public): GET <auth url> over a pooled keep-alive
  *     connection with the client's credentials and X-Forwarded-*; 2xx copies the identity headers
  *     and the request goes on (h2o_delegate_request_deferred); any other answer goes back verbatim;
@@ -122,38 +124,88 @@ static int prefix_matches(const char *prefix, const char *path, size_t plen)
     return prefix[n - 1] == '/' || plen == n || path[n] == '/';
 }
 
-static int header_is_identity(const web_host *h, const h2o_iovec_t *name)
-{
-    char buf[64];
-    if (name->len >= sizeof(buf)) return 0;
-    for (size_t i = 0; i < name->len; i++) {
-        char c = name->base[i];
-        c = (char)(c >= 'A' && c <= 'Z' ? c + 32 : c);
-        buf[i] = c == '_' ? '-' : c;
-    }
-    buf[name->len] = 0;
-    for (size_t i = 0; i < h->nstrip; i++)
-        if (strcmp(buf, h->strip_lc[i]) == 0) return 1;
-    return 0;
-}
+/* Claims a client must never make (docs/SECURITY.md, "The front door"), by web_header_key():
+ * identities (Remote-*, other proxies' user/email/group/token headers), client addresses and
+ * certificates, forwarded and URL-rewrite headers, method overrides. `prefix`: every key starting
+ * with it. Matching on the key, not the spelling, is what covers every alias of each name. */
+typedef struct {
+    const char *key;
+    int prefix;
+} claim_key;
 
-static int header_is_forwarding(const h2o_iovec_t *name)
+static const claim_key claim_keys[] = {
+    {"remote", 1},     /* Remote-User, Remote-Groups, Remote-Addr... */
+    {"xremote", 1},    /* X-Remote-User, X-Remote-Addr */
+    {"xforwarded", 1}, /* every X-Forwarded-*: for, host, user, email, groups, client-cert... */
+    {"forwarded", 1},  /* RFC 7239 Forwarded, Forwarded-For */
+    {"xoriginal", 1},  /* X-Original-URL/-URI/-Method/-Host/-Forwarded-For */
+    {"xrewrite", 1},   /* X-Rewrite-URL */
+    {"xrealip", 1},    /* client addresses */
+    {"xclientip", 1},
+    {"clientip", 1},
+    {"trueclientip", 1},
+    {"cfconnectingip", 1},
+    {"fastlyclientip", 1},
+    {"xclusterclientip", 1},
+    {"xoriginatingip", 1},
+    {"xclientcert", 1}, /* client certificates a TLS terminator would set */
+    {"sslclient", 1},
+    {"xssl", 1},
+    {"xarrclientcert", 1},
+    {"xhttpmethod", 1}, /* method overrides: X-HTTP-Method(-Override) */
+    {"xmethodoverride", 1},
+    {"xauthrequest", 1},          /* oauth2-proxy */
+    {"xauthentik", 1},            /* authentik */
+    {"xpomerium", 1},             /* Pomerium */
+    {"xgoogauthenticated", 1},    /* Google IAP */
+    {"xamznoidc", 1},             /* AWS ALB */
+    {"xmsclientprincipal", 1},    /* Azure App Service */
+    {"tailscaleuser", 1},         /* Tailscale serve */
+    {"cfaccessauthenticated", 1}, /* Cloudflare Access */
+    {"cfaccessjwt", 1},
+    {"xwebauth", 1}, /* Grafana auth proxy */
+    {"xauthuser", 1},
+    {"xauthemail", 1},
+    {"xauthgroup", 1},
+    {"xuserinfo", 1}, /* Kong */
+    {"xidtoken", 1},
+    {"xaccesstoken", 1},
+    {"xuser", 0},
+    {"xusername", 0},
+    {"xuserid", 0},
+    {"xuseremail", 0},
+    {"xemail", 0},
+    {"xgroups", 0},
+    {"xgroup", 0},
+    {NULL, 0},
+};
+
+/* The forwarding headers a trusted proxy may set, in the one spelling h2o hands us (lower case). */
+static const char *const trusted_forwarding[] = {"x-forwarded-for", "x-forwarded-proto", "x-forwarded-host",
+                                                 NULL};
+
+/* 1 when the client's header `name` must not reach the auth service or an upstream: a copy_headers
+ * name of any host, or a claim of claim_keys, in any spelling. From a trusted proxy, the exact
+ * X-Forwarded-For/-Proto/-Host it sets are kept (and believed). A name whose key does not fit the
+ * buffer is dropped too (fail closed). */
+static int header_is_claim(const web_host *h, const h2o_iovec_t *name, int trusted)
 {
-    static const char *const names[] = {"x-forwarded-for",    "x-forwarded-proto",  "x-forwarded-host",
-                                        "x-forwarded-uri",    "x-forwarded-method", "x-forwarded-port",
-                                        "x-forwarded-prefix", "forwarded",          "x-real-ip",
-                                        "x-original-url",     "x-original-method",  NULL};
-    char buf[32];
-    if (name->len >= sizeof(buf)) return 0;
-    for (size_t i = 0; i < name->len; i++) {
-        char c = name->base[i];
-        c = (char)(c >= 'A' && c <= 'Z' ? c + 32 : c);
-        buf[i] = c == '_' ? '-' : c;
+    char key[96];
+    long kl = web_header_key(name->base, name->len, key, sizeof(key));
+    int claim = 0;
+    if (kl < 0) return 1;
+    for (size_t i = 0; i < h->nstrip && !claim; i++)
+        claim = strcmp(key, h->strip_lc[i]) == 0;
+    for (size_t i = 0; claim_keys[i].key && !claim; i++) {
+        size_t n = strlen(claim_keys[i].key);
+        claim = claim_keys[i].prefix ? (size_t)kl >= n && memcmp(key, claim_keys[i].key, n) == 0
+                                     : strcmp(key, claim_keys[i].key) == 0;
     }
-    buf[name->len] = 0;
-    for (size_t i = 0; names[i]; i++)
-        if (strcmp(buf, names[i]) == 0) return 1;
-    return 0;
+    if (claim && trusted)
+        for (size_t i = 0; trusted_forwarding[i]; i++)
+            if (h2o_memis(name->base, name->len, trusted_forwarding[i], strlen(trusted_forwarding[i])))
+                return 0;
+    return claim;
 }
 
 static void send_plain(h2o_req_t *req, int status, const char *code, const char *msg)
@@ -624,7 +676,7 @@ static int guard_on_req(h2o_handler_t *_self, h2o_req_t *req)
     int trusted = sl != 0 && web_conf_is_trusted(srv->conf, (struct sockaddr *)&ss);
     for (size_t i = 0; i < req->headers.size;) {
         const h2o_iovec_t *nm = req->headers.entries[i].name;
-        if (header_is_identity(h, nm) || (!trusted && header_is_forwarding(nm)))
+        if (header_is_claim(h, nm, trusted))
             h2o_delete_header(&req->headers, (ssize_t)i);
         else
             i++;

@@ -102,7 +102,7 @@ struct web_host {
     size_t nheaders;
     web_route routes[WEB_MAX_ROUTES];
     size_t nroutes;
-    /* lower-cased names of every identity header we strip from clients (copy_headers) */
+    /* web_header_key() of every identity header we strip from clients (copy_headers) */
     char *strip_lc[WEB_MAX_COPY];
     size_t nstrip;
     struct web_hostinst *inst; /* one per name and port (h2o hostconf + pathconfs), main.c */
@@ -167,6 +167,12 @@ typedef struct {
 int web_conf_load(web_conf *c, const char *path, const char *listen, const char *tls_listen, const char *nats,
                   char *err, size_t errlen);
 void web_conf_free(web_conf *c);
+/* The key a header name is compared by when the front strips client claims: its letters and digits,
+ * lower-cased, everything else dropped ("Remote_User", "remote.user", "REMOTE--USER" and "RemoteUser"
+ * are one key, "remoteuser"), so every spelling a lenient upstream or gateway could map onto a name
+ * is covered by construction. Writes at most outlen-1 bytes; -1 when the key does not fit. */
+long web_header_key(const char *name, size_t len, char *out, size_t outlen);
+
 /* 1 if sa is inside one of the trusted proxy ranges. */
 int web_conf_is_trusted(const web_conf *c, const struct sockaddr *sa);
 
