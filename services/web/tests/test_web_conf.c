@@ -60,8 +60,25 @@ static void test_valid(void **state)
     assert_string_equal(c.hosts[0].fauth.copy_lc[1], "x-custom-id");
     /* every host strips every host's identity headers */
     assert_int_equal(c.hosts[1].nstrip, 2);
-    assert_string_equal(c.hosts[1].strip_lc[0], "remote-user");
+    assert_string_equal(c.hosts[1].strip_lc[0], "remoteuser"); /* web_header_key */
     web_conf_free(&c);
+}
+
+/* Every spelling a lenient parser could fold onto a name has the same key; a key that does not
+ * fit is an error, never a truncated key. */
+static void test_header_key(void **state)
+{
+    (void)state;
+    static const char *const same[] = {"Remote-User",  "remote_user", "REMOTE.USER",
+                                       "remote--user", "RemoteUser",  "r-e_m.o~t!e'u*s+e^r"};
+    char k[16];
+    for (size_t i = 0; i < sizeof(same) / sizeof(same[0]); i++) {
+        assert_int_equal(web_header_key(same[i], strlen(same[i]), k, sizeof(k)), 10);
+        assert_string_equal(k, "remoteuser");
+    }
+    assert_int_equal(web_header_key("X-Forwarded-Client-Cert", 23, k, sizeof(k)), -1);
+    assert_int_equal(web_header_key("-_-", 3, k, sizeof(k)), 0);
+    assert_string_equal(k, "");
 }
 
 static void expect_error(const char *text, const char *want)
@@ -257,8 +274,9 @@ static void test_api_rules(void **state)
 
 int main(void)
 {
-    const struct CMUnitTest tests[] = {cmocka_unit_test(test_valid), cmocka_unit_test(test_errors),
-                                       cmocka_unit_test(test_duplicate_hosts), cmocka_unit_test(test_trusted),
-                                       cmocka_unit_test(test_api_rules)};
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_valid),           cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_duplicate_hosts), cmocka_unit_test(test_trusted),
+        cmocka_unit_test(test_api_rules),       cmocka_unit_test(test_header_key)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
