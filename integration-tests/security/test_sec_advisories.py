@@ -3,16 +3,22 @@
 authentik, Authelia, Pomerium, heimdall, Oathkeeper, tinyauth) replayed as classes against the real
 front (xtask-web) and the real auth (xtask-auth) over loopback. Each case names the advisories it
 covers; docs/SECURITY.md ("Advisories") maps each one to its case."""
+import base64
+import hashlib
+import hmac
+import json
 import os
 import re
+import socket
+import struct
+import subprocess
 import sys
-import threading
-import urllib.parse
+import time
 
 os.environ.setdefault("XT_PORT_OFFSET", "740")
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from seclib import APP, DEV_PASS, PORTAL_HOST, Runner, Stack, first_status, header_lines  # noqa: E402
-from xt_testlib import fast_hash, http_request, wait_until  # noqa: E402
+from seclib import APP, DEV_PASS, Runner, Stack, first_status, header_lines  # noqa: E402
+from xt_testlib import Proc, bin_path, http_request, wait_until  # noqa: E402
 
 S = Stack("xt-secadv-", auth_extra="")
 T = Runner(S)
@@ -104,6 +110,94 @@ def test_forwarded_host_never_changes_the_decision():
         assert first_status(r) == 401 and not S.up.seen, (extra, r[:200])
 
 
-for t in [test_identity_and_claim_aliases_never_reach_upstream, test_forwarded_host_never_changes_the_decision]:
+# --- brute force: a second auth service with a tight regulation ----------------------------------
+
+REG_PORT = S.TLS + 1
+REG_CFG = re.sub(r"regulation:\n(  .*\n)+", "regulation:\n  max_retries: 3\n  find_time: 1m\n  ban_time: 1m\n"
+                 "  failure_delay: 1s\n", open(os.path.join(S.tmp.path, "auth.yml")).read())
+REG_CFG = REG_CFG.replace(f":{S.AUTH}/", f":{REG_PORT}/").replace("hash_queue: 8", "hash_queue: 32")
+REG_CFG = REG_CFG.replace("totp.yml", "reg-totp.yml")
+REG_CFG_PATH = S.tmp.write("reg-auth.yml", REG_CFG)
+REG = Proc([bin_path("xtask-auth"), "--config", REG_CFG_PATH])
+wait_until(lambda: http_request(f"http://127.0.0.1:{REG_PORT}/api/health", timeout=1)[0] == 200, 15,
+           what="regulated xtask-auth healthy")
+
+
+def totp(secret_b32, t=None):
+    key = base64.b32decode(secret_b32 + "=" * (-len(secret_b32) % 8))
+    mac = hmac.new(key, struct.pack(">Q", int((time.time() if t is None else t) // 30)), hashlib.sha1).digest()
+    off = mac[-1] & 0x0F
+    return f"{(struct.unpack('>I', mac[off:off + 4])[0] & 0x7FFFFFFF) % 10 ** 6:06d}"
+
+
+def reg_post(path, body, cookie=None):
+    h = {"Content-Type": "application/json", "Host": "auth.xtask.test"}
+    if cookie:
+        h["Cookie"] = cookie
+    st, hd, b = http_request(f"http://127.0.0.1:{REG_PORT}{path}", "POST", h, json.dumps(body), timeout=10)
+    m = re.search(r"authelia_session=([^;]+)", hd.get("set-cookie", ""))
+    return st, ("authelia_session=" + m.group(1)) if m else None
+
+
+def raw_login(user, password):
+    """A sign-in sent on its own connection, its answer read later (many in flight at once)."""
+    body = json.dumps({"username": user, "password": password}).encode()
+    c = socket.create_connection(("127.0.0.1", REG_PORT), timeout=10)
+    c.sendall(b"POST /api/firstfactor HTTP/1.1\r\nHost: auth.xtask.test\r\nContent-Type: application/json\r\n"
+              b"Connection: close\r\nContent-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+    return c
+
+
+def read_status(c):
+    out = b""
+    while True:
+        d = c.recv(65536)
+        if not d:
+            break
+        out += d
+    c.close()
+    return first_status(out)
+
+
+def test_parallel_guesses_each_counted():
+    """Regulation sidestepped by concurrency (attempts checked before any is counted; Authelia
+    CVE-2025-24806 family): ten wrong passwords in flight at once, then the right one. Only
+    max_retries guesses may be checked; the right password arrives after them and must be refused."""
+    wrong = [raw_login("developer", f"guess-{i}") for i in range(10)]
+    right = raw_login("developer", DEV_PASS)
+    assert read_status(right) == 401, "the right password got in past ten guesses in flight"
+    assert all(read_status(c) == 401 for c in wrong)
+    st, _ = reg_post("/api/firstfactor", {"username": "developer", "password": DEV_PASS})
+    assert st == 401, st  # still banned
+
+
+def test_totp_count_survives_a_first_factor_success():
+    """Regulation sidestepped by the order of events: with the password known, wrong TOTP codes
+    interleaved with fresh successful first factors (each success used to end the failure count)."""
+    r = subprocess.run([bin_path("xtask-auth"), "totp-generate", "--user", "admin", "--config", REG_CFG_PATH],
+                       capture_output=True, text=True, timeout=30)
+    secret = re.search(r"secret=([A-Z2-7]+)", r.stdout).group(1)
+    wait_until(lambda: reg_post("/api/firstfactor", {"username": "admin", "password": "adm-Pa55-s3cret"})[0] == 200,
+               5, what="admin signs in")
+    now = time.time()
+    good = {totp(secret, now + d) for d in (-60, -30, 0, 30, 60)}
+    bad = [f"{n:06d}" for n in range(100000, 100100) if f"{n:06d}" not in good]
+    for round_ in range(3):
+        st, ck = reg_post("/api/firstfactor", {"username": "admin", "password": "adm-Pa55-s3cret"})
+        if st != 200:
+            break  # banned: the first factor is refused too, which is the point
+        for _ in range(2):
+            st, _ = reg_post("/api/secondfactor/totp", {"token": bad.pop()}, cookie=ck)
+            assert st == 401, st
+    # six wrong codes within find_time: banned, the right code is refused
+    st, ck = reg_post("/api/firstfactor", {"username": "admin", "password": "adm-Pa55-s3cret"})
+    assert st == 401, ("first factor after six wrong TOTP codes", st)
+
+
+for t in [test_identity_and_claim_aliases_never_reach_upstream, test_forwarded_host_never_changes_the_decision,
+          test_parallel_guesses_each_counted, test_totp_count_survives_a_first_factor_success]:
     T.case(t)
+if T.failed:
+    print("---- regulated auth ----\n" + REG.output()[-3000:])
+REG.kill()
 T.finish()

@@ -134,6 +134,12 @@ void auth_regulation_free(auth_regulation *r);
 int auth_regulation_banned(auth_regulation *r, const char *user, int64_t now_ms, int64_t *until_ms);
 /* Authelia's Mark(): record one attempt. Attempts made while banned are not counted. */
 void auth_regulation_mark(auth_regulation *r, const char *user, int success, int banned, int64_t now_ms);
+/* Count an attempt before checking it: 1 and *until_ms when `user` is banned (nothing recorded),
+ * else 0 and a failed attempt recorded now, whose *ticket auth_regulation_succeed() turns into a
+ * success once the check passed. Concurrent attempts are therefore each counted. */
+int auth_regulation_begin(auth_regulation *r, const char *user, int64_t now_ms, int64_t *until_ms,
+                          uint64_t *ticket);
+void auth_regulation_succeed(auth_regulation *r, const char *user, uint64_t ticket);
 
 /* --- auth_totp.c ---------------------------------------------------------------------------- */
 

@@ -7,6 +7,11 @@
  * of now-ban_time would end the ban early, at oldest + ban_time). We keep exactly those attempts: a
  * ring of the last max_retries non-banned attempts per user name. The number of names is bounded;
  * when full, the name whose last attempt is oldest is forgotten.
+ *
+ * The server counts an attempt before checking it (auth_regulation_begin: checked for a ban and
+ * recorded as a failure in one step on the loop thread, then turned into a success by its ticket
+ * when the password or code was right): attempts in flight at once are each counted, so the
+ * (max_retries+1)-th concurrent guess is refused before its hash is even computed.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +23,7 @@ typedef struct {
     char name[AUTH_NAME_MAX + 1];
     int64_t t[AUTH_MAX_RETRIES_MAX]; /* ring, t[head-1] newest */
     uint8_t ok[AUTH_MAX_RETRIES_MAX];
+    uint64_t seq[AUTH_MAX_RETRIES_MAX]; /* tickets of auth_regulation_begin */
     int count, head;
     int64_t last_ms;
     int32_t next;
@@ -31,6 +37,7 @@ struct auth_regulation {
     size_t cap, n;
     int32_t *buckets;
     size_t nbuckets;
+    uint64_t seq; /* last ticket handed out */
 };
 
 static uint32_t name_hash(const char *s)
@@ -157,16 +164,50 @@ int auth_regulation_banned(auth_regulation *r, const char *user, int64_t now_ms,
     return 0;
 }
 
-void auth_regulation_mark(auth_regulation *r, const char *user, int success, int banned, int64_t now_ms)
+static uint64_t record(auth_regulation *r, const char *user, int success, int64_t now_ms)
 {
     reg_entry *e;
     char key[AUTH_NAME_MAX + 1];
-    if (r->max_retries == 0 || banned) return;
     snprintf(key, sizeof(key), "%.*s", AUTH_NAME_MAX, user);
     e = find_or_add(r, key);
     e->t[e->head] = now_ms;
     e->ok[e->head] = (uint8_t)(success != 0);
+    e->seq[e->head] = ++r->seq;
     e->head = (e->head + 1) % AUTH_MAX_RETRIES_MAX;
     if (e->count < AUTH_MAX_RETRIES_MAX) e->count++;
     e->last_ms = now_ms;
+    return r->seq;
+}
+
+void auth_regulation_mark(auth_regulation *r, const char *user, int success, int banned, int64_t now_ms)
+{
+    if (r->max_retries == 0 || banned) return;
+    record(r, user, success, now_ms);
+}
+
+int auth_regulation_begin(auth_regulation *r, const char *user, int64_t now_ms, int64_t *until_ms,
+                          uint64_t *ticket)
+{
+    int banned = 0;
+    *ticket = 0;
+    if (r->max_retries == 0) return 0;
+    banned = auth_regulation_banned(r, user, now_ms, until_ms);
+    if (!banned) *ticket = record(r, user, 0, now_ms);
+    return banned;
+}
+
+void auth_regulation_succeed(auth_regulation *r, const char *user, uint64_t ticket)
+{
+    reg_entry *e;
+    char key[AUTH_NAME_MAX + 1];
+    if (r->max_retries == 0 || ticket == 0) return;
+    snprintf(key, sizeof(key), "%.*s", AUTH_NAME_MAX, user);
+    e = find(r, key);
+    for (int k = 0; e && k < e->count; k++) {
+        int slot = (e->head - 1 - k + AUTH_MAX_RETRIES_MAX) % AUTH_MAX_RETRIES_MAX;
+        if (e->seq[slot] == ticket) {
+            e->ok[slot] = 1;
+            break;
+        }
+    }
 }

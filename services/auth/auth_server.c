@@ -97,6 +97,7 @@ typedef struct pending {
     job_kind kind;
     int hash_done, delay_done, banned, form;
     int keep;
+    uint64_t ticket; /* the attempt, counted when it started (auth_regulation_begin) */
     h2o_timeout_entry_t delay;
     char user[AUTH_NAME_MAX + 1];
     char target[AUTH_URL_MAX + 1];
@@ -207,13 +208,51 @@ static void audit_event(server *s, h2o_req_t *req, const char *event, const char
     auth_audit_event(s->audit, event, user, client, xff, level, until);
 }
 
+/* --- regulation ------------------------------------------------------------------------------ */
+
+/* Each factor has its own attempt ring: a success ends the failures of its own factor only, so a
+ * correct password (phished, or the attacker's guess that already worked) cannot reset the count of
+ * wrong TOTP codes between guesses. A ban from either ring bans the user. The TOTP ring's key is the
+ * name behind a control byte, which no user name contains (name_ok). */
+static void reg_key(const char *user, int totp, char *out, size_t outlen)
+{
+    snprintf(out, outlen, "%s%s", totp ? "\x02" : "", user);
+}
+
+/* 1 (and *until) when the user is banned by either factor's ring. */
+static int reg_banned(server *s, const char *user, int64_t now, int64_t *until)
+{
+    char k[AUTH_NAME_MAX + 2];
+    reg_key(user, 1, k, sizeof(k));
+    return auth_regulation_banned(s->reg, user, now, until) || auth_regulation_banned(s->reg, k, now, until);
+}
+
+/* Start an attempt of a factor: counted now, before the check (auth_regulation_begin), refused
+ * (1) when the user is banned. reg_succeed() with the ticket once the check passed. */
+static int reg_begin(server *s, const char *user, int totp, int64_t now, uint64_t *ticket)
+{
+    char k[AUTH_NAME_MAX + 2];
+    int64_t until = 0;
+    *ticket = 0;
+    if (reg_banned(s, user, now, &until)) return 1;
+    reg_key(user, totp, k, sizeof(k));
+    return auth_regulation_begin(s->reg, k, now, &until, ticket);
+}
+
+static void reg_succeed(server *s, const char *user, int totp, uint64_t ticket)
+{
+    char k[AUTH_NAME_MAX + 2];
+    reg_key(user, totp, k, sizeof(k));
+    auth_regulation_succeed(s->reg, k, ticket);
+}
+
 /* A failure, and the ban it completed (if it did): `was_banned` attempts are not counted. */
 static void audit_failure(server *s, h2o_req_t *req, const char *event, const char *user, int was_banned,
                           int64_t now)
 {
     int64_t until = 0;
     audit_event(s, req, event, user, 0, 0);
-    if (!was_banned && auth_regulation_banned(s->reg, user, now, &until)) {
+    if (!was_banned && reg_banned(s, user, now, &until)) {
         xt_info("'%s' banned until %lld (regulation)", user, (long long)until);
         audit_event(s, req, "ban", user, 0, until);
     }
@@ -639,7 +678,7 @@ static void pending_maybe_finish(pending *p)
         const auth_user *u = auth_users_find(s->users, p->user);
         int ok = p->job.result == 1 && u && !u->disabled && !p->banned;
         int64_t now = auth_now_ms();
-        if (!p->banned) auth_regulation_mark(s->reg, p->user, ok, 0, now);
+        if (ok) reg_succeed(s, p->user, 0, p->ticket);
         if (ok) {
             verify_decide(s, p->req, p->vc, u, AUTH_LEVEL_ONE);
         } else {
@@ -684,11 +723,10 @@ static int pending_start(server *s, h2o_req_t *req, pending *p, const char *pw, 
                            ? u->password
                            : (s->users && s->users->n ? s->users->v[0].password : s->dummy_hash);
     pending **anchor;
-    int64_t until = 0;
 
     p->srv = s;
     p->req = req;
-    p->banned = auth_regulation_banned(s->reg, p->user, auth_now_ms(), &until);
+    p->banned = reg_begin(s, p->user, 0, auth_now_ms(), &p->ticket);
     snprintf(p->job.hash, sizeof(p->job.hash), "%s", hash);
     if (pwlen > AUTH_PASSWORD_MAX) pwlen = AUTH_PASSWORD_MAX;
     memcpy(p->job.pw, pw, pwlen);
@@ -832,7 +870,7 @@ static void pending_send_login(pending *p)
     char enc[AUTH_URL_MAX * 3 + 1], loc[AUTH_URL_MAX * 3 + 16];
 
     if (h2o_timeout_is_linked(&p->delay)) h2o_timeout_unlink(&p->delay);
-    if (!p->banned) auth_regulation_mark(s->reg, p->user, ok, 0, now);
+    if (ok) reg_succeed(s, p->user, 0, p->ticket);
     if (!ok) {
         xt_info("first factor failed for '%s'%s", p->user, p->banned ? " (banned)" : "");
         audit_failure(s, req, "login_failed", p->user, p->banned, now);
@@ -948,7 +986,8 @@ static int on_totp(server *s, h2o_req_t *req)
 {
     body_t b;
     char token[16], target[AUTH_URL_MAX + 1];
-    int64_t now = auth_now_ms(), until;
+    int64_t now = auth_now_ms();
+    uint64_t ticket = 0;
     const auth_user *u = NULL;
     auth_session *sess;
     auth_totp_entry *te;
@@ -972,12 +1011,12 @@ static int on_totp(server *s, h2o_req_t *req)
             respond_json(req, 401, "KO", MSG_2FA_FAILED, NULL);
         return 0;
     }
-    banned = auth_regulation_banned(s->reg, u->name, now, &until);
+    banned = reg_begin(s, u->name, 1, now, &ticket);
     te = auth_totp_store_find(&s->totp, u->name);
     if (te && !banned)
         ok = auth_totp_check(te->key, te->keylen, token, now / 1000, s->cfg->totp_period, s->cfg->totp_skew,
                              s->cfg->totp_digits, s->cfg->totp_algo, &te->last_step);
-    if (!banned) auth_regulation_mark(s->reg, u->name, ok, 0, now);
+    if (ok) reg_succeed(s, u->name, 1, ticket);
     if (!ok) {
         totp_fail *f = h2o_mem_alloc_shared(&req->pool, sizeof(*f), totp_fail_dispose);
         memset(f, 0, sizeof(*f));

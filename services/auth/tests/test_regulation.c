@@ -117,10 +117,46 @@ static void disabled_and_bounded(void **st)
     auth_regulation_free(r);
 }
 
+/* auth_regulation_begin counts an attempt before its check: concurrent guesses are each counted,
+ * the (max_retries+1)-th is refused while the first ones are still being checked. */
+static void attempts_in_flight_are_counted(void **st)
+{
+    auth_regulation *r = auth_regulation_new(3, 2 * M, 5 * M, 100);
+    int64_t t0 = 1000000000000LL, until = 0;
+    uint64_t t[4];
+    (void)st;
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(auth_regulation_begin(r, "alice", t0 + i, &until, &t[i]), 0);
+    assert_int_equal(auth_regulation_begin(r, "alice", t0 + 3, &until, &t[3]), 1);
+    assert_int_equal(t[3], 0);
+    auth_regulation_free(r);
+}
+
+static void a_ticket_turns_into_a_success(void **st)
+{
+    auth_regulation *r = auth_regulation_new(3, 2 * M, 5 * M, 100);
+    int64_t t0 = 1000000000000LL, until = 0;
+    uint64_t a, b, c, d;
+    (void)st;
+    assert_int_equal(auth_regulation_begin(r, "alice", t0, &until, &a), 0);
+    assert_int_equal(auth_regulation_begin(r, "alice", t0 + 1, &until, &b), 0);
+    assert_int_equal(auth_regulation_begin(r, "alice", t0 + 2, &until, &c), 0);
+    auth_regulation_succeed(r, "alice", c); /* the third was right: the count starts again */
+    assert_int_equal(auth_regulation_banned(r, "alice", t0 + 3, &until), 0);
+    assert_int_equal(auth_regulation_begin(r, "alice", t0 + 4, &until, &d), 0);
+    auth_regulation_succeed(r, "bob", d); /* another name's ticket changes nothing */
+    assert_int_equal(auth_regulation_begin(r, "alice", t0 + 5, &until, &d), 0);
+    assert_int_equal(auth_regulation_begin(r, "alice", t0 + 6, &until, &d), 0);
+    assert_int_equal(auth_regulation_banned(r, "alice", t0 + 7, &until), 1);
+    auth_regulation_free(r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(ban_after_three_failures_within_find_time),
+        cmocka_unit_test(attempts_in_flight_are_counted),
+        cmocka_unit_test(a_ticket_turns_into_a_success),
         cmocka_unit_test(failures_spread_over_more_than_find_time),
         cmocka_unit_test(success_resets_the_count),
         cmocka_unit_test(attempts_while_banned_do_not_extend_the_ban),
