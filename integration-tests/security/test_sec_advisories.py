@@ -194,8 +194,58 @@ def test_totp_count_survives_a_first_factor_success():
     assert st == 401, ("first factor after six wrong TOTP codes", st)
 
 
+def test_one_address_cannot_try_every_name_unslowed():
+    """regulation.modes [user, ip] (Authelia 4.39): one client guessing at many names is banned itself,
+    and its own successful sign-ins between the guesses do not end its count."""
+    port = S.TLS + 2
+    cfg = REG_CFG.replace(f":{REG_PORT}/", f":{port}/").replace("max_retries: 3", "max_retries: 3\n  modes: [user, ip]")
+    cfg = cfg.replace("failure_delay: 1s", "failure_delay: 50ms").replace("reg-totp.yml", "ip-totp.yml")
+    p = Proc([bin_path("xtask-auth"), "--config", S.tmp.write("ip-auth.yml", cfg)])
+    try:
+        wait_until(lambda: http_request(f"http://127.0.0.1:{port}/api/health", timeout=1)[0] == 200, 15,
+                   what="xtask-auth (modes user, ip) healthy")
+
+        def login(user, pw):
+            return http_request(f"http://127.0.0.1:{port}/api/firstfactor", "POST",
+                                {"Content-Type": "application/json"},
+                                json.dumps({"username": user, "password": pw}), timeout=10)[0]
+        for name in ["alice", "bob", "carol"]:
+            assert login(name, "guess") == 401
+            if name != "carol":
+                assert login("developer", DEV_PASS) == 200  # the attacker's own account
+        assert login("developer", DEV_PASS) == 401, "the address is not banned after three names"
+        assert login("admin", "adm-Pa55-s3cret") == 401
+    finally:
+        out = p.output()
+        p.kill()
+    assert "address banned" in out, out[-2000:]
+
+
+def test_unbuilt_settings_refused():
+    """Settings Authelia has that decide who gets in are implemented or refused with file:line:col,
+    never accepted and ignored (server.endpoints.authz: Basic accepted where cookie-only was
+    configured, custom endpoint names 404; OIDC, WebAuthn, Duo)."""
+    base = open(os.path.join(S.tmp.path, "auth.yml")).read()
+    for extra, want in [
+            ("  endpoints:\n    authz:\n      forward-auth:\n        implementation: ForwardAuth\n"
+             "        authn_strategies: [{name: CookieSession}]\n", "server.endpoints.authz is not supported"),
+            (None, "identity_providers.oidc is not supported"), (None, "webauthn is not supported")]:
+        if extra is not None:
+            text = base.replace("server:\n", "server:\n" + extra, 1)
+        elif "oidc" in want:
+            text = base + "identity_providers:\n  oidc:\n    hmac_secret: x\n"
+        else:
+            text = base + "webauthn:\n  display_name: x\n"
+        path = S.tmp.write("refused.yml", text)
+        r = subprocess.run([bin_path("xtask-auth"), "check-config", "--config", path], capture_output=True,
+                           text=True, timeout=30)
+        assert r.returncode == 2, (want, r.returncode, r.stdout, r.stderr)
+        assert re.search(r"refused\.yml:\d+:\d+: " + re.escape(want), r.stderr + r.stdout), (want, r.stderr)
+
+
 for t in [test_identity_and_claim_aliases_never_reach_upstream, test_forwarded_host_never_changes_the_decision,
-          test_parallel_guesses_each_counted, test_totp_count_survives_a_first_factor_success]:
+          test_parallel_guesses_each_counted, test_totp_count_survives_a_first_factor_success,
+          test_one_address_cannot_try_every_name_unslowed, test_unbuilt_settings_refused]:
     T.case(t)
 if T.failed:
     print("---- regulated auth ----\n" + REG.output()[-3000:])

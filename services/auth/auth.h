@@ -126,6 +126,9 @@ auth_policy auth_acl_match(const auth_acl *acl, const auth_object *obj, int *rul
 
 typedef struct auth_regulation auth_regulation;
 
+#define AUTH_REG_USER 1u /* regulation.modes: per user name */
+#define AUTH_REG_IP 2u   /* per client address, across every name it tries */
+
 /* max_retries 0 disables. capacity bounds the number of user names tracked (oldest evicted). */
 auth_regulation *auth_regulation_new(int max_retries, int64_t find_time_ms, int64_t ban_time_ms,
                                      size_t capacity);
@@ -140,6 +143,9 @@ void auth_regulation_mark(auth_regulation *r, const char *user, int success, int
 int auth_regulation_begin(auth_regulation *r, const char *user, int64_t now_ms, int64_t *until_ms,
                           uint64_t *ticket);
 void auth_regulation_succeed(auth_regulation *r, const char *user, uint64_t ticket);
+/* The attempt of `ticket` was right but must not end the count (an address's ring: an attacker's own
+ * successful sign-in between guesses at other names): it is left out of the count instead. */
+void auth_regulation_forget(auth_regulation *r, const char *user, uint64_t ticket);
 
 /* --- auth_totp.c ---------------------------------------------------------------------------- */
 
@@ -290,6 +296,7 @@ struct auth_config {
 
     int reg_max_retries;
     int64_t reg_find_time_ms, reg_ban_time_ms;
+    unsigned reg_modes; /* AUTH_REG_USER | AUTH_REG_IP (regulation.modes, Authelia 4.39) */
 
     int kv_enabled;
     xt_nats_conf kv_nats; /* session.nats: url (alias `servers`), creds, tls_*, inbox_prefix, name */

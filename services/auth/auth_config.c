@@ -466,6 +466,61 @@ static int parse_regulation(ctx_t *c, const xt_node *n, auth_config *cfg)
     if ((v = xt_map_get(n, "failure_delay")) &&
         dur(c, v, "regulation.failure_delay", 0, 10000, 0, &cfg->failure_delay_ms) < 0)
         return -1;
+    if ((v = xt_map_get(n, "modes")) != NULL) { /* Authelia 4.39: [user], [ip] or both */
+        if (v->kind != XT_NODE_SEQ || v->len == 0)
+            return xt_conf_error(c->err, c->errlen, c->doc, v,
+                                 "regulation.modes: a list of 'user' and/or 'ip'");
+        cfg->reg_modes = 0;
+        for (size_t i = 0; i < v->len; i++) {
+            const char *m;
+            if (xt_conf_string(c->doc, v->items[i], "regulation.modes", &m, c->err, c->errlen) < 0) return -1;
+            if (strcmp(m, "user") == 0)
+                cfg->reg_modes |= AUTH_REG_USER;
+            else if (strcmp(m, "ip") == 0)
+                cfg->reg_modes |= AUTH_REG_IP;
+            else
+                return xt_conf_error(c->err, c->errlen, c->doc, v->items[i],
+                                     "regulation.modes: unknown mode '%s' (user, ip)", m);
+        }
+    }
+    return 0;
+}
+
+/* Keys Authelia has that would decide who gets in, and that xtask-auth does not implement: refused
+ * unless they are switched off, never accepted and ignored. */
+static int refuse_unbuilt(ctx_t *c, const xt_node *root)
+{
+    static const char *const off_only[] = {"webauthn", "duo_api", NULL};
+    const xt_node *n, *v;
+    int off = 0;
+    for (size_t i = 0; off_only[i]; i++) {
+        if (!(n = xt_map_get(root, off_only[i]))) continue;
+        off = 0;
+        if (n->kind == XT_NODE_MAP && (v = xt_map_get(n, "disable")) &&
+            xt_conf_bool(c->doc, v, off_only[i], &off, c->err, c->errlen) < 0)
+            return -1;
+        if (!off)
+            return xt_conf_error(
+                c->err, c->errlen, c->doc, xt_map_key(root, off_only[i]),
+                "%s is not supported by xtask-auth (TOTP is its only second factor): remove it "
+                "or set %s.disable: true",
+                off_only[i], off_only[i]);
+    }
+    if ((n = xt_map_get(root, "identity_providers")) && n->kind == XT_NODE_MAP && n->len > 0)
+        return xt_conf_error(
+            c->err, c->errlen, c->doc, n->keys[0],
+            "identity_providers.%s is not supported by xtask-auth (no OpenID Connect provider)",
+            n->keys[0]->str);
+    if ((n = xt_map_get(root, "server")) && (n = xt_map_get(n, "endpoints")) && n->kind == XT_NODE_MAP &&
+        (v = xt_map_get(n, "authz")))
+        return xt_conf_error(
+            c->err, c->errlen, c->doc, xt_map_key(n, "authz"),
+            "server.endpoints.authz is not supported by xtask-auth: its endpoints are fixed "
+            "(/api/verify and /api/authz/forward-auth, session cookie or Basic credentials)");
+    if (n && n->kind == XT_NODE_MAP && (v = xt_map_get(n, "rate_limits")))
+        return xt_conf_error(c->err, c->errlen, c->doc, xt_map_key(n, "rate_limits"),
+                             "server.endpoints.rate_limits is not supported by xtask-auth (regulation and "
+                             "server.hash_queue bound sign-ins)");
     return 0;
 }
 
@@ -494,6 +549,7 @@ static void defaults(auth_config *cfg)
     cfg->reg_max_retries = 3;
     cfg->reg_find_time_ms = 120000;
     cfg->reg_ban_time_ms = 300000;
+    cfg->reg_modes = AUTH_REG_USER;
     cfg->kv_bucket = "xtask_sessions";
     cfg->kv_replicas = 1;
     cfg->kv_lookup_timeout_ms = 1000;
@@ -540,7 +596,7 @@ static int validate(auth_config *cfg, char *err, size_t errlen)
         parse_totp(&c, xt_map_get(root, "totp"), cfg) < 0 ||
         parse_backend(&c, xt_map_get(root, "authentication_backend"), cfg) < 0 ||
         parse_session(&c, xt_map_get(root, "session"), cfg) < 0 ||
-        parse_regulation(&c, xt_map_get(root, "regulation"), cfg) < 0 ||
+        parse_regulation(&c, xt_map_get(root, "regulation"), cfg) < 0 || refuse_unbuilt(&c, root) < 0 ||
         parse_audit(&c, xt_map_get(root, "audit"), cfg) < 0 ||
         auth_acl_parse(cfg->doc, xt_map_get(root, "access_control"), &cfg->acl, err, errlen) < 0)
         return -1;

@@ -21,8 +21,8 @@
 
 typedef struct {
     char name[AUTH_NAME_MAX + 1];
-    int64_t t[AUTH_MAX_RETRIES_MAX]; /* ring, t[head-1] newest */
-    uint8_t ok[AUTH_MAX_RETRIES_MAX];
+    int64_t t[AUTH_MAX_RETRIES_MAX];    /* ring, t[head-1] newest */
+    uint8_t ok[AUTH_MAX_RETRIES_MAX];   /* 0 failure, 1 success, 2 left out (auth_regulation_forget) */
     uint64_t seq[AUTH_MAX_RETRIES_MAX]; /* tickets of auth_regulation_begin */
     int count, head;
     int64_t last_ms;
@@ -149,7 +149,8 @@ int auth_regulation_banned(auth_regulation *r, const char *user, int64_t now_ms,
     if (!e) return 0;
     for (k = 0; k < e->count && fails < r->max_retries; k++) {
         int slot = (e->head - 1 - k + AUTH_MAX_RETRIES_MAX) % AUTH_MAX_RETRIES_MAX;
-        if (e->ok[slot]) break;
+        if (e->ok[slot] == 1) break;
+        if (e->ok[slot] == 2) continue;
         if (fails == 0) newest = e->t[slot];
         oldest = e->t[slot];
         fails++;
@@ -196,7 +197,7 @@ int auth_regulation_begin(auth_regulation *r, const char *user, int64_t now_ms, 
     return banned;
 }
 
-void auth_regulation_succeed(auth_regulation *r, const char *user, uint64_t ticket)
+static void settle(auth_regulation *r, const char *user, uint64_t ticket, uint8_t to)
 {
     reg_entry *e;
     char key[AUTH_NAME_MAX + 1];
@@ -206,8 +207,18 @@ void auth_regulation_succeed(auth_regulation *r, const char *user, uint64_t tick
     for (int k = 0; e && k < e->count; k++) {
         int slot = (e->head - 1 - k + AUTH_MAX_RETRIES_MAX) % AUTH_MAX_RETRIES_MAX;
         if (e->seq[slot] == ticket) {
-            e->ok[slot] = 1;
+            e->ok[slot] = to;
             break;
         }
     }
+}
+
+void auth_regulation_succeed(auth_regulation *r, const char *user, uint64_t ticket)
+{
+    settle(r, user, ticket, 1);
+}
+
+void auth_regulation_forget(auth_regulation *r, const char *user, uint64_t ticket)
+{
+    settle(r, user, ticket, 2);
 }

@@ -88,6 +88,12 @@ typedef struct {
 
 typedef enum { JOB_LOGIN, JOB_BASIC } job_kind;
 
+/* One attempt as the regulator counted it: its tickets in the user's and the address's rings. */
+struct reg_ticket {
+    uint64_t user, ip;
+    char addr[AUTH_NAME_MAX + 1];
+};
+
 /* One password check in flight. Freed exactly once: by the request's dispose hook when the check
  * has already come back, else by the check's completion when the request is gone. */
 typedef struct pending {
@@ -97,7 +103,7 @@ typedef struct pending {
     job_kind kind;
     int hash_done, delay_done, banned, form;
     int keep;
-    uint64_t ticket; /* the attempt, counted when it started (auth_regulation_begin) */
+    struct reg_ticket rt; /* the attempt, counted when it started (reg_begin) */
     h2o_timeout_entry_t delay;
     char user[AUTH_NAME_MAX + 1];
     char target[AUTH_URL_MAX + 1];
@@ -212,38 +218,56 @@ static void audit_event(server *s, h2o_req_t *req, const char *event, const char
 
 /* Each factor has its own attempt ring: a success ends the failures of its own factor only, so a
  * correct password (phished, or the attacker's guess that already worked) cannot reset the count of
- * wrong TOTP codes between guesses. A ban from either ring bans the user. The TOTP ring's key is the
- * name behind a control byte, which no user name contains (name_ok). */
-static void reg_key(const char *user, int totp, char *out, size_t outlen)
+ * wrong TOTP codes between guesses. A ban from either ring bans the user. With regulation.modes
+ * `ip`, every attempt also counts in its client address's ring, whatever name it tries; a success
+ * there is left out rather than ending the count (an attacker's own sign-in between guesses at other
+ * names). Ring keys put a control byte before the name or address, which no user name contains
+ * (name_ok): "\x02" the TOTP ring, "\x03" an address. */
+static void reg_key(const char *name, int kind, char *out, size_t outlen)
 {
-    snprintf(out, outlen, "%s%s", totp ? "\x02" : "", user);
+    snprintf(out, outlen, "%s%s", kind == 1 ? "\x02" : kind == 2 ? "\x03" : "", name);
 }
 
-/* 1 (and *until) when the user is banned by either factor's ring. */
+/* 1 (and *until) when the user is banned by either factor's ring (with mode user). */
 static int reg_banned(server *s, const char *user, int64_t now, int64_t *until)
 {
     char k[AUTH_NAME_MAX + 2];
+    if (!(s->cfg->reg_modes & AUTH_REG_USER)) return 0;
     reg_key(user, 1, k, sizeof(k));
     return auth_regulation_banned(s->reg, user, now, until) || auth_regulation_banned(s->reg, k, now, until);
 }
 
 /* Start an attempt of a factor: counted now, before the check (auth_regulation_begin), refused
- * (1) when the user is banned. reg_succeed() with the ticket once the check passed. */
-static int reg_begin(server *s, const char *user, int totp, int64_t now, uint64_t *ticket)
+ * (1) when the user or (mode ip) the client address is banned. reg_succeed() once the check passed. */
+static int reg_begin(server *s, h2o_req_t *req, const char *user, int totp, int64_t now, struct reg_ticket *t)
 {
-    char k[AUTH_NAME_MAX + 2];
+    char k[AUTH_NAME_MAX + 2], xff[256];
     int64_t until = 0;
-    *ticket = 0;
-    if (reg_banned(s, user, now, &until)) return 1;
-    reg_key(user, totp, k, sizeof(k));
-    return auth_regulation_begin(s->reg, k, now, &until, ticket);
+    int banned = 0;
+    memset(t, 0, sizeof(*t));
+    if (s->cfg->reg_modes & AUTH_REG_IP) {
+        client_of(req, t->addr, sizeof(t->addr), xff, sizeof(xff));
+        reg_key(t->addr, 2, k, sizeof(k));
+        banned = auth_regulation_begin(s->reg, k, now, &until, &t->ip);
+        if (banned) xt_info("sign-in from %s refused: address banned (regulation)", t->addr);
+    }
+    if (!banned && (s->cfg->reg_modes & AUTH_REG_USER)) {
+        banned = reg_banned(s, user, now, &until);
+        reg_key(user, totp, k, sizeof(k));
+        if (!banned) banned = auth_regulation_begin(s->reg, k, now, &until, &t->user);
+    }
+    return banned;
 }
 
-static void reg_succeed(server *s, const char *user, int totp, uint64_t ticket)
+static void reg_succeed(server *s, const char *user, int totp, const struct reg_ticket *t)
 {
     char k[AUTH_NAME_MAX + 2];
     reg_key(user, totp, k, sizeof(k));
-    auth_regulation_succeed(s->reg, k, ticket);
+    auth_regulation_succeed(s->reg, k, t->user);
+    if (t->ip) {
+        reg_key(t->addr, 2, k, sizeof(k));
+        auth_regulation_forget(s->reg, k, t->ip);
+    }
 }
 
 /* A failure, and the ban it completed (if it did): `was_banned` attempts are not counted. */
@@ -678,7 +702,7 @@ static void pending_maybe_finish(pending *p)
         const auth_user *u = auth_users_find(s->users, p->user);
         int ok = p->job.result == 1 && u && !u->disabled && !p->banned;
         int64_t now = auth_now_ms();
-        if (ok) reg_succeed(s, p->user, 0, p->ticket);
+        if (ok) reg_succeed(s, p->user, 0, &p->rt);
         if (ok) {
             verify_decide(s, p->req, p->vc, u, AUTH_LEVEL_ONE);
         } else {
@@ -726,7 +750,7 @@ static int pending_start(server *s, h2o_req_t *req, pending *p, const char *pw, 
 
     p->srv = s;
     p->req = req;
-    p->banned = reg_begin(s, p->user, 0, auth_now_ms(), &p->ticket);
+    p->banned = reg_begin(s, req, p->user, 0, auth_now_ms(), &p->rt);
     snprintf(p->job.hash, sizeof(p->job.hash), "%s", hash);
     if (pwlen > AUTH_PASSWORD_MAX) pwlen = AUTH_PASSWORD_MAX;
     memcpy(p->job.pw, pw, pwlen);
@@ -870,7 +894,7 @@ static void pending_send_login(pending *p)
     char enc[AUTH_URL_MAX * 3 + 1], loc[AUTH_URL_MAX * 3 + 16];
 
     if (h2o_timeout_is_linked(&p->delay)) h2o_timeout_unlink(&p->delay);
-    if (ok) reg_succeed(s, p->user, 0, p->ticket);
+    if (ok) reg_succeed(s, p->user, 0, &p->rt);
     if (!ok) {
         xt_info("first factor failed for '%s'%s", p->user, p->banned ? " (banned)" : "");
         audit_failure(s, req, "login_failed", p->user, p->banned, now);
@@ -987,7 +1011,7 @@ static int on_totp(server *s, h2o_req_t *req)
     body_t b;
     char token[16], target[AUTH_URL_MAX + 1];
     int64_t now = auth_now_ms();
-    uint64_t ticket = 0;
+    struct reg_ticket rt;
     const auth_user *u = NULL;
     auth_session *sess;
     auth_totp_entry *te;
@@ -1011,12 +1035,12 @@ static int on_totp(server *s, h2o_req_t *req)
             respond_json(req, 401, "KO", MSG_2FA_FAILED, NULL);
         return 0;
     }
-    banned = reg_begin(s, u->name, 1, now, &ticket);
+    banned = reg_begin(s, req, u->name, 1, now, &rt);
     te = auth_totp_store_find(&s->totp, u->name);
     if (te && !banned)
         ok = auth_totp_check(te->key, te->keylen, token, now / 1000, s->cfg->totp_period, s->cfg->totp_skew,
                              s->cfg->totp_digits, s->cfg->totp_algo, &te->last_step);
-    if (ok) reg_succeed(s, u->name, 1, ticket);
+    if (ok) reg_succeed(s, u->name, 1, &rt);
     if (!ok) {
         totp_fail *f = h2o_mem_alloc_shared(&req->pool, sizeof(*f), totp_fail_dispose);
         memset(f, 0, sizeof(*f));

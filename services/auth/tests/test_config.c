@@ -24,7 +24,7 @@ static void good_full(void **st)
 {
     auth_config c;
     char err[512];
-    const char *text = "server: {host: 127.0.0.1, port: 9091}\n"
+    const char *text = "server: {host: 127.0.0.1, port: 9091, endpoints: {enable_pprof: false}}\n"
                        "log: {level: debug, format: json}\n"
                        "theme: auto\n"
                        "jwt_secret: whatever\n"
@@ -46,7 +46,10 @@ static void good_full(void **st)
                        "  expiration: 1h\n"
                        "  inactivity: 5m\n"
                        "  remember_me_duration: 1M\n"
-                       "regulation: {max_retries: 3, find_time: 2m, ban_time: 5m}\n"
+                       "regulation: {max_retries: 3, find_time: 2m, ban_time: 5m, modes: [user, ip]}\n"
+                       "webauthn: {disable: true}\n"
+                       "duo_api: {disable: true}\n"
+                       "identity_providers: {}\n"
                        "notifier: {disable_startup_check: false}\n";
     (void)st;
     if (auth_config_load_mem("/etc/xtask/auth.yml", text, env_fn, NULL, &c, err, sizeof(err)) < 0)
@@ -58,6 +61,7 @@ static void good_full(void **st)
     assert_string_equal(c.totp_path, "/etc/xtask/totp_secrets.yml");
     assert_int_equal(c.argon2.m_kib, 64 * 1024); /* legacy key: MiB */
     assert_int_equal(c.argon2.t_cost, 1);
+    assert_int_equal(c.reg_modes, AUTH_REG_USER | AUTH_REG_IP);
     assert_int_equal(c.argon2.parallelism, 8);
     assert_string_equal(c.domain, "xtask.fly.dev");
     assert_int_equal(c.expiration_ms, 3600000);
@@ -167,6 +171,25 @@ static void errors(void **st)
          "0123456789abcdef, nats: {url: 'nats://a:1', servers: 'nats://b:1'}}\n",
          "auth.yml:2:93: session.nats: servers and url are the same setting"},
         {BASE "session: {domain: x}\n", "auth.yml:3:1: duplicate key 'session' (first defined at line 2)"},
+        /* settings that decide who gets in are implemented or refused, never accepted and ignored */
+        {BASE "server:\n  endpoints:\n    authz:\n      forward-auth: {implementation: ForwardAuth}\n",
+         "auth.yml:5:5: server.endpoints.authz is not supported by xtask-auth: its endpoints are fixed "
+         "(/api/verify and /api/authz/forward-auth, session cookie or Basic credentials)"},
+        {BASE "server: {endpoints: {rate_limits: {}}}\n",
+         "auth.yml:3:22: server.endpoints.rate_limits is not supported by xtask-auth (regulation and "
+         "server.hash_queue bound sign-ins)"},
+        {BASE "identity_providers:\n  oidc: {hmac_secret: x}\n",
+         "auth.yml:4:3: identity_providers.oidc is not supported by xtask-auth (no OpenID Connect provider)"},
+        {BASE "webauthn: {display_name: x}\n", "auth.yml:3:1: webauthn is not supported by xtask-auth (TOTP "
+                                               "is its only second factor): remove it or "
+                                               "set webauthn.disable: true"},
+        {BASE "duo_api: {disable: false, hostname: x}\n",
+         "auth.yml:3:1: duo_api is not supported by xtask-auth (TOTP is its only second factor): remove it "
+         "or "
+         "set duo_api.disable: true"},
+        {BASE "regulation: {modes: [user, ipp]}\n",
+         "auth.yml:3:28: regulation.modes: unknown mode 'ipp' (user, ip)"},
+        {BASE "regulation: {modes: []}\n", "auth.yml:3:21: regulation.modes: a list of 'user' and/or 'ip'"},
         {"authentication_backend: {file: {path: /x}}\nsession:\n  domain: example.com\n  secret: ${NOPE}\n",
          "auth.yml:4:11: environment variable 'NOPE' is not set (use ${NOPE:-default} to give a default)"},
     };
