@@ -18,7 +18,7 @@ import time
 os.environ.setdefault("XT_PORT_OFFSET", "740")
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from seclib import APP, DEV_PASS, Runner, Stack, first_status, header_lines  # noqa: E402
-from xt_testlib import Proc, bin_path, http_request, wait_until  # noqa: E402
+from xt_testlib import Proc, bin_path, fast_hash, http_request, wait_until  # noqa: E402
 
 S = Stack("xt-secadv-", auth_extra="")
 T = Runner(S)
@@ -243,9 +243,39 @@ def test_unbuilt_settings_refused():
         assert re.search(r"refused\.yml:\d+:\d+: " + re.escape(want), r.stderr + r.stdout), (want, r.stderr)
 
 
+def test_sessions_end_when_the_password_changes():
+    """OWASP WSTG-SESS-03 / CWE-384 class: a session made with a password that has since been changed
+    (users database reloaded) must end, here and on every instance sharing the session record."""
+    users = os.path.join(S.tmp.path, "users.yml")
+    old = open(users).read()
+    ck, _ = S.login()
+    ck2, _ = S.login()
+    assert S.req("GET", "/app/p", headers={"Cookie": ck})[0] == 200
+    try:
+        new_hash = fast_hash("n3w-Pa55-s3cret")
+        text = re.sub(r'(developer:\n(?:    .*\n)*?    password: )"[^"]*"', lambda m: m.group(1) + f'"{new_hash}"', old)
+        assert text != old
+        open(users + ".tmp", "w").write(text)
+        os.replace(users + ".tmp", users)
+        wait_until(lambda: S.req("GET", "/app/p", headers={"Cookie": ck})[0] == 401, 5,
+                   what="the session made with the old password to end")
+        assert S.req("GET", "/app/p", headers={"Cookie": ck2})[0] == 401
+        # the new password opens a new session
+        st, hd, _ = S.req("POST", "/api/firstfactor", host="auth.xtask.test",
+                          body={"username": "developer", "password": "n3w-Pa55-s3cret"})
+        assert st == 200, st
+    finally:
+        open(users + ".tmp", "w").write(old)
+        os.replace(users + ".tmp", users)
+        wait_until(lambda: S.req("POST", "/api/firstfactor", host="auth.xtask.test",
+                                 body={"username": "developer", "password": DEV_PASS})[0] == 200, 5,
+                   what="the old users database back")
+
+
 for t in [test_identity_and_claim_aliases_never_reach_upstream, test_forwarded_host_never_changes_the_decision,
           test_parallel_guesses_each_counted, test_totp_count_survives_a_first_factor_success,
-          test_one_address_cannot_try_every_name_unslowed, test_unbuilt_settings_refused]:
+          test_one_address_cannot_try_every_name_unslowed, test_unbuilt_settings_refused,
+          test_sessions_end_when_the_password_changes]:
     T.case(t)
 if T.failed:
     print("---- regulated auth ----\n" + REG.output()[-3000:])

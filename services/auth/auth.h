@@ -31,6 +31,7 @@
 #define AUTH_SID_BYTES 32     /* 256-bit session ids */
 #define AUTH_SID_HEX (2 * AUTH_SID_BYTES)
 #define AUTH_MAX_RULES 256
+#define AUTH_PWTAG_BYTES 8      /* auth_user.pwtag */
 #define AUTH_MAX_RETRIES_MAX 32 /* regulation.max_retries upper bound (ring size) */
 #define AUTH_BODY_MAX (64 * 1024)
 
@@ -193,6 +194,8 @@ typedef struct {
     char **groups; /* NULL-terminated */
     char *groups_csv;
     int disabled;
+    uint8_t pwtag[AUTH_PWTAG_BYTES]; /* SHA-256 of `password`, truncated: a reload that changes it
+                                        ends the user's sessions (auth_server.c reload_users) */
 } auth_user;
 
 typedef struct {
@@ -264,6 +267,10 @@ void auth_sessions_remove(auth_sessions *t, auth_session *s);
 int auth_session_alive(const auth_session *s, int64_t now_ms, int64_t inactivity_ms);
 /* Remove every session that is no longer alive; returns how many. */
 size_t auth_sessions_sweep(auth_sessions *t, int64_t now_ms, int64_t inactivity_ms);
+/* Slot i (0 <= i < auth_sessions_capacity) if it holds a session, else NULL: a walk over every
+ * session that may remove the one it is on (auth_sessions_remove). */
+size_t auth_sessions_capacity(const auth_sessions *t);
+auth_session *auth_sessions_slot(auth_sessions *t, size_t i);
 size_t auth_sessions_count(const auth_sessions *t);
 
 /* --- auth_config.c -------------------------------------------------------------------------- */

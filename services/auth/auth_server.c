@@ -1291,6 +1291,34 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
 /* ------------------------------------------------------------------------------------------ */
 /* periodic work: users file and TOTP store reloads, session sweep (never on the request path) */
 
+/* A reload ends, at once, every session of a user who is gone, disabled or whose password hash
+ * changed (OWASP WSTG-SESS-03): dropped here and deleted from the shared store, which ends them on
+ * every instance watching it. */
+static void end_changed_sessions(server *s, const auth_users *old, const auth_users *nu)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < auth_sessions_capacity(s->sessions); i++) {
+        auth_session *sess = auth_sessions_slot(s->sessions, i);
+        const auth_user *ou, *u;
+        const char *why = NULL;
+        if (!sess) continue;
+        ou = auth_users_find(old, sess->user);
+        u = auth_users_find(nu, sess->user);
+        if (!u)
+            why = "user removed";
+        else if (u->disabled)
+            why = "user disabled";
+        else if (ou && CRYPTO_memcmp(ou->pwtag, u->pwtag, AUTH_PWTAG_BYTES) != 0)
+            why = "password changed";
+        if (why) {
+            xt_info("session of '%s' ended: %s", sess->user, why);
+            session_drop(s, sess);
+            n++;
+        }
+    }
+    if (n) xt_info("users database reload ended %zu sessions", n);
+}
+
 static void reload_users(server *s, int initial)
 {
     file_stamp st;
@@ -1303,6 +1331,7 @@ static void reload_users(server *s, int initial)
         xt_error("%s (keeping the previous users)", err);
         return;
     }
+    if (!initial) end_changed_sessions(s, s->users, nu);
     auth_users_free(s->users);
     s->users = nu;
     xt_info("users database %s: %zu users", initial ? "loaded" : "reloaded", nu->n);

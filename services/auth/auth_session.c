@@ -163,6 +163,16 @@ auth_session *auth_sessions_put(auth_sessions *t, const auth_session *src)
     return s;
 }
 
+size_t auth_sessions_capacity(const auth_sessions *t)
+{
+    return t->cap;
+}
+
+auth_session *auth_sessions_slot(auth_sessions *t, size_t i)
+{
+    return i < t->cap && t->v[i].in_use ? &t->v[i] : NULL;
+}
+
 size_t auth_sessions_count(const auth_sessions *t)
 {
     return t->count;

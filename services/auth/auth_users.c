@@ -11,6 +11,7 @@
 
 #include <argon2.h>
 #include <openssl/crypto.h>
+#include <openssl/sha.h>
 #include <openssl/rand.h>
 
 #include "auth.h"
@@ -190,6 +191,11 @@ static int load_user(const xt_doc *doc, const xt_node *key, const xt_node *n, au
             " within bounds (m <= 1 GiB, t <= 64, p <= 64)",
             where);
     u->password = (char *)s;
+    {
+        uint8_t md[SHA256_DIGEST_LENGTH];
+        SHA256((const unsigned char *)s, strlen(s), md);
+        memcpy(u->pwtag, md, AUTH_PWTAG_BYTES);
+    }
     u->displayname = u->name;
     if ((v = xt_map_get(n, "displayname")) && !v->is_null) {
         if (xt_conf_string(doc, v, "displayname", &s, err, errlen) < 0) return -1;
