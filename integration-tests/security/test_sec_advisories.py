@@ -272,10 +272,48 @@ def test_sessions_end_when_the_password_changes():
                    what="the old users database back")
 
 
+def test_cross_site_requests_refused():
+    """CSRF beyond SameSite (a sibling subdomain is the same site to a cookie): a request a foreign page
+    can make (form or fetch, any content type) must not change state: the task API, logout, upstreams."""
+    ck, _ = S.login()
+    ours = f"http://{APP}:{S.WEB}"
+    browser = [  # (headers a browser adds, content type): foreign pages
+        ({"Origin": "https://evil.example", "Sec-Fetch-Site": "cross-site"}, "application/x-www-form-urlencoded"),
+        ({"Origin": "https://evil.example"}, "text/plain"),
+        ({"Origin": "null", "Sec-Fetch-Site": "cross-site"}, "multipart/form-data; boundary=x"),
+        ({"Origin": "http://evil.xtask.test", "Sec-Fetch-Site": "same-site"}, "text/plain"),
+        ({"Origin": f"http://{APP}.evil.example:{S.WEB}"}, "application/json"),
+        ({"Sec-Fetch-Site": "cross-site"}, "application/json"),
+    ]
+    for hdrs, ctype in browser:
+        h = dict(hdrs, Cookie=ck, **{"Content-Type": ctype})
+        S.up.clear()
+        st, _, b = S.req("POST", "/app/change", headers=h, body='{"a":1}')
+        assert st == 403 and not S.up.seen, (hdrs, ctype, st, b)
+        st, _, b = S.req("POST", "/api/v1/tasks", headers=h, body='{"node":"n","task":"noop"}')
+        assert st == 403 and b"cross_site" in b, (hdrs, ctype, st, b)
+        st, _, b = S.req("POST", "/api/logout", headers=h, body="{}")
+        assert st == 403, (hdrs, st, b)
+        assert S.req("GET", "/app/still", headers={"Cookie": ck})[0] == 200, "a cross-site logout ended the session"
+    # the same page, a CLI, and safe methods still work
+    for hdrs in [{"Origin": ours, "Sec-Fetch-Site": "same-origin"}, {"Origin": f"https://{APP}"}, {}]:
+        S.up.clear()
+        st, _, b = S.req("POST", "/app/change", headers=dict(hdrs, Cookie=ck), body='{"a":1}')
+        assert st == 200 and len(S.up.seen) == 1, (hdrs, st, b)
+    st, _, _ = S.req("GET", "/app/read", headers={"Cookie": ck, "Origin": "https://evil.example",
+                                                  "Sec-Fetch-Site": "cross-site"})
+    assert st == 200, st
+    # the portal's own form posts to itself
+    st, _, b = S.req("POST", "/api/firstfactor", host="auth.xtask.test",
+                     headers={"Origin": f"http://auth.xtask.test:{S.WEB}", "Sec-Fetch-Site": "same-origin"},
+                     body={"username": "developer", "password": DEV_PASS})
+    assert st == 200, (st, b)
+
+
 for t in [test_identity_and_claim_aliases_never_reach_upstream, test_forwarded_host_never_changes_the_decision,
           test_parallel_guesses_each_counted, test_totp_count_survives_a_first_factor_success,
           test_one_address_cannot_try_every_name_unslowed, test_unbuilt_settings_refused,
-          test_sessions_end_when_the_password_changes]:
+          test_sessions_end_when_the_password_changes, test_cross_site_requests_refused]:
     T.case(t)
 if T.failed:
     print("---- regulated auth ----\n" + REG.output()[-3000:])

@@ -601,6 +601,42 @@ static const char *raw_head_problem(h2o_req_t *req)
                               req->input.method.len, req->input.path.base, req->input.path.len);
 }
 
+/* Cross-site request forgery, whatever the content type and beyond the cookie's SameSite (a sibling
+ * subdomain is "same site" to a cookie): a request that can change state (every method but GET, HEAD,
+ * OPTIONS) is refused when the browser says it comes from another site (Sec-Fetch-Site: cross-site,
+ * or same-site from a host that is not ours) or when its Origin is not one of this front's host
+ * names (any port and scheme: TLS may end before us). Requests without either header are not from
+ * a browser page (every browser sends Origin on a cross-origin POST): CLI and API clients. */
+static int cross_site(const web_conf *c, h2o_req_t *req)
+{
+    h2o_iovec_t o = req_header(req, "origin"), sfs = req_header(req, "sec-fetch-site");
+    if (h2o_memis(req->method.base, req->method.len, H2O_STRLIT("GET")) ||
+        h2o_memis(req->method.base, req->method.len, H2O_STRLIT("HEAD")) ||
+        h2o_memis(req->method.base, req->method.len, H2O_STRLIT("OPTIONS")))
+        return 0;
+    if (sfs.base && h2o_lcstris(sfs.base, sfs.len, H2O_STRLIT("cross-site"))) return 1;
+    if (!o.base) return 0;
+    /* scheme "://" host [":" port], nothing else (RFC 6454 serialization); "null" is foreign */
+    const char *p = memchr(o.base, ':', o.len);
+    if (!p || (size_t)(o.base + o.len - p) < 4 || p[1] != '/' || p[2] != '/') return 1;
+    const char *host = p + 3, *end = o.base + o.len, *hend = host;
+    if (host < end && *host == '[') { /* IPv6 literal */
+        hend = memchr(host, ']', (size_t)(end - host));
+        if (!hend) return 1;
+        hend++;
+    } else {
+        while (hend < end && *hend != ':' && *hend != '/')
+            hend++;
+    }
+    if (hend < end && *hend == '/') return 1;
+    if (hend == host) return 1;
+    for (size_t i = 0; i < c->nhosts; i++)
+        for (size_t k = 0; k < c->hosts[i].nnames; k++)
+            if (h2o_lcstris(host, (size_t)(hend - host), c->hosts[i].names[k], strlen(c->hosts[i].names[k])))
+                return 0;
+    return 1;
+}
+
 static int guard_on_req(h2o_handler_t *_self, h2o_req_t *req)
 {
     web_guard *g = (web_guard *)_self;
@@ -680,6 +716,13 @@ static int guard_on_req(h2o_handler_t *_self, h2o_req_t *req)
             h2o_delete_header(&req->headers, (ssize_t)i);
         else
             i++;
+    }
+
+    /* 3b. cross-site requests that could change state */
+    if (cross_site(srv->conf, req)) {
+        xt_info("refused a cross-site %.*s %.*s", (int)req->method.len, req->method.base, (int)plen, canon);
+        send_plain(req, 403, "cross_site", "cross-site request refused");
+        return 0;
     }
 
     /* 4. forward_auth */
