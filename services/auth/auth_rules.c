@@ -50,35 +50,187 @@ static int parse_policy(const xt_doc *doc, const xt_node *n, const char *what, a
                          "%s: unknown policy '%s' (bypass, one_factor, two_factor, deny)", what, s);
 }
 
-/* Go's regexp (Authelia) knows \d and \D; POSIX ERE does not: rewrite them outside brackets. */
-static char *regex_translate(const char *in)
+/* Authelia compiles `resources` with Go's regexp (RE2 syntax); this service matches with POSIX ERE
+ * (glibc, no REG_NEWLINE: `^`/`$` are the text's ends, as in RE2 without flags). regex_translate
+ * rewrites each RE2 form that has an exact ERE equivalent and refuses the rest, so a rule never
+ * loads with another meaning (`[\d]` was "\ or d", `[\w-]` "\, w or -", `\A`/`\z` were literals):
+ *   \d \D \w \W \s \S        ->  [0-9] [^0-9] [0-9A-Za-z_] ... (also inside brackets)
+ *   \A \z                    ->  ^ $
+ *   \. \/ \- ... (punctuation) -> the literal; \t \n \r \f \v \a -> the byte
+ *   [...]                    ->  the same set of bytes, written the POSIX way (']' first, '-' last)
+ *   (?:x) (?P<n>x) (?<n>x)   ->  (x);  x*? x+? x?? x{n,m}?  ->  greedy (same match or no match)
+ * Refused: flags and lookaround (?i) (?=..., \b \B \pN \x.. \Q \1 \z-like forms RE2 lacks, POSIX
+ * classes in brackets, non-ASCII bytes in brackets, repeated operators (x** x*+). */
+
+typedef struct {
+    char *out;
+    size_t o, cap;
+} rx_buf;
+
+static void rx_put(rx_buf *b, const char *s, size_t n)
 {
-    size_t n = strlen(in), o = 0;
-    char *out = malloc(n * 6 + 1);
-    int inbr = 0;
-    size_t i;
-    if (!out) return NULL;
-    for (i = 0; i < n; i++) {
-        if (!inbr && in[i] == '\\' && (in[i + 1] == 'd' || in[i + 1] == 'D')) {
-            const char *rep = in[i + 1] == 'd' ? "[0-9]" : "[^0-9]";
-            memcpy(out + o, rep, strlen(rep));
-            o += strlen(rep);
-            i++;
-            continue;
-        }
-        if (in[i] == '\\' && in[i + 1]) {
-            out[o++] = in[i++];
-            out[o++] = in[i];
-            continue;
-        }
-        if (!inbr && in[i] == '[')
-            inbr = 1;
-        else if (inbr && in[i] == ']')
-            inbr = 0;
-        out[o++] = in[i];
+    if (b->o + n < b->cap) {
+        memcpy(b->out + b->o, s, n);
+        b->o += n;
     }
-    out[o] = '\0';
-    return out;
+}
+
+static void rx_putc(rx_buf *b, char c)
+{
+    rx_put(b, &c, 1);
+}
+
+/* The byte an escape stands for (-1: none), for the escapes both engines read as one byte. */
+static int rx_escape_byte(char e)
+{
+    static const char from[] = "tnrfva", to[] = "\t\n\r\f\v\a";
+    const char *p = strchr(from, e);
+    if (e && p) return (unsigned char)to[p - from];
+    if ((unsigned char)e < 0x80 && e > 0x20 && !(e >= '0' && e <= '9') && !(e >= 'a' && e <= 'z') &&
+        !(e >= 'A' && e <= 'Z'))
+        return (unsigned char)e; /* escaped punctuation is the literal in RE2 */
+    return -1;
+}
+
+/* Add a Perl class (\d \w \s, upper case: complement) to a byte set. 0, or -1 when e is not one. */
+static int rx_class(char e, unsigned char *set)
+{
+    unsigned char cls[256] = {0};
+    char lc = (char)(e >= 'A' && e <= 'Z' ? e + 32 : e);
+    if (lc != 'd' && lc != 'w' && lc != 's') return -1;
+    for (int c = 0; c < 128; c++)
+        cls[c] = (unsigned char)(lc == 'd'   ? c >= '0' && c <= '9'
+                                 : lc == 'w' ? (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') ||
+                                                   (c >= 'A' && c <= 'Z') || c == '_'
+                                             : c == '\t' || c == '\n' || c == '\f' || c == '\r' || c == ' ');
+    for (int c = 1; c < 256; c++)
+        if (e == lc ? cls[c] : !cls[c]) set[c] = 1;
+    return 0;
+}
+
+/* Write a byte set as a POSIX bracket expression: ']' first, '[' '^' '-' last (never misread as a
+ * range, a class opener or a negation). NUL cannot be written and never occurs in a path. */
+static void rx_put_set(rx_buf *b, const unsigned char *set, int neg)
+{
+    int any = 0, count = 0;
+    for (int c = 1; c < 256; c++)
+        count += set[c];
+    if (!neg && count == 1 && set['^']) { /* "[^]" would read as a negation */
+        rx_put(b, "\\^", 2);
+        return;
+    }
+    rx_put(b, neg ? "[^" : "[", neg ? 2 : 1);
+    if (set[']']) rx_putc(b, ']'), any = 1;
+    for (int c = 1; c < 256; c++)
+        if (set[c] && c != ']' && c != '[' && c != '^' && c != '-') rx_putc(b, (char)c), any = 1;
+    if (set['[']) rx_putc(b, '['), any = 1;
+    if (set['^'] && !any && set['-']) rx_putc(b, '-'), any = 2;
+    if (set['^']) rx_putc(b, '^');
+    if (set['-'] && any != 2) rx_putc(b, '-');
+    rx_putc(b, ']');
+}
+
+/* One bracket expression of RE2 at in[*i] == '['; *i is left on its ']'. NULL or the reason. */
+static const char *rx_bracket(const char *in, size_t *i, rx_buf *b)
+{
+    unsigned char set[256] = {0};
+    size_t j = *i + 1;
+    int neg = 0, first = 1;
+    if (in[j] == '^') neg = 1, j++;
+    for (;; first = 0) {
+        int lo = -1, hi;
+        if (in[j] == '\0') return "missing ]";
+        if (in[j] == ']' && !first) break;
+        if (in[j] == '[' && (in[j + 1] == ':' || in[j + 1] == '=' || in[j + 1] == '.'))
+            return "POSIX classes in brackets are not supported here (use \\d, \\w, \\s or a range)";
+        if (in[j] == '\\') {
+            if (rx_class(in[j + 1], set) == 0) {
+                j += 2;
+                continue;
+            }
+            if ((lo = rx_escape_byte(in[j + 1])) < 0) return "an escape in brackets with no POSIX equivalent";
+            j += 2;
+        } else {
+            lo = (unsigned char)in[j++];
+        }
+        if (lo >= 0x80) return "non-ASCII bytes in brackets (RE2 reads them as characters)";
+        hi = lo;
+        if (in[j] == '-' && in[j + 1] != ']' && in[j + 1] != '\0') {
+            j++;
+            if (in[j] == '\\') {
+                if ((hi = rx_escape_byte(in[j + 1])) < 0) return "a bad range end in brackets";
+                j += 2;
+            } else {
+                hi = (unsigned char)in[j++];
+            }
+            if (hi >= 0x80 || hi < lo) return "a bad range in brackets";
+        }
+        for (int c = lo; c <= hi; c++)
+            if (c) set[c] = 1;
+    }
+    rx_put_set(b, set, neg);
+    *i = j;
+    return NULL;
+}
+
+/* RE2 -> POSIX ERE (see above). The translation (malloc'd) or NULL with *why. */
+static char *regex_translate(const char *in, const char **why)
+{
+    size_t n = strlen(in);
+    rx_buf b = {malloc(n * 264 + 16), 0, n * 264 + 16};
+    *why = "out of memory";
+    if (!b.out) return NULL;
+    *why = NULL;
+    for (size_t i = 0; i < n && !*why; i++) {
+        char c = in[i];
+        if (c == '\\') {
+            char e = in[i + 1];
+            unsigned char set[256] = {0};
+            int byte;
+            i++;
+            if (e == 'A')
+                rx_putc(&b, '^');
+            else if (e == 'z')
+                rx_putc(&b, '$');
+            else if (rx_class(e, set) == 0)
+                rx_put_set(&b, set, 0);
+            else if ((byte = rx_escape_byte(e)) >= 0) {
+                if (strchr(".[]()*+?{}|^$\\", byte)) rx_putc(&b, '\\');
+                rx_putc(&b, (char)byte);
+            } else
+                *why = e ? "an escape with no POSIX equivalent (\\b, \\B, \\p, \\x, \\Q, back-references...)"
+                         : "trailing backslash";
+        } else if (c == '[') {
+            *why = rx_bracket(in, &i, &b);
+        } else if (c == '(' && in[i + 1] == '?') {
+            if (in[i + 2] == ':') {
+                i += 2;
+            } else if ((in[i + 2] == 'P' && in[i + 3] == '<') || in[i + 2] == '<') {
+                const char *gt = strchr(in + i, '>');
+                if (!gt)
+                    *why = "unterminated group name";
+                else
+                    i = (size_t)(gt - in);
+            } else {
+                *why = "flags and lookaround groups ((?i), (?=...)) are not supported here";
+            }
+            rx_putc(&b, '(');
+        } else if ((c == '*' || c == '+' || c == '?') && (in[i + 1] == '*' || in[i + 1] == '+')) {
+            *why = "a repeated repetition operator";
+        } else if ((c == '*' || c == '+' || c == '?' || c == '}') && in[i + 1] == '?') {
+            rx_putc(&b, c); /* lazy: matches what the greedy form matches */
+            i++;
+        } else {
+            rx_putc(&b, c);
+        }
+    }
+    if (!*why && b.o + 1 >= b.cap) *why = "too long";
+    if (*why) {
+        free(b.out);
+        return NULL;
+    }
+    b.out[b.o] = '\0';
+    return b.out;
 }
 
 static int parse_term(const xt_doc *doc, const xt_node *n, auth_subject_term *t, char *err, size_t errlen)
@@ -179,13 +331,17 @@ static int parse_rule(const xt_doc *doc, const xt_node *n, size_t idx, auth_rule
             return xt_conf_error(err, errlen, doc, v, "out of memory");
         }
         for (i = 0; i < r->nresources; i++) {
-            char *re = regex_translate(res[i]);
-            int rc = re ? regcomp(&r->resources[i], re, REG_EXTENDED | REG_NOSUB) : REG_ESPACE;
+            const char *why = NULL;
+            char *re = regex_translate(res[i], &why);
+            int rc = re ? regcomp(&r->resources[i], re, REG_EXTENDED | REG_NOSUB) : REG_BADPAT;
             free(re);
             if (rc != 0) {
-                char msg[128];
+                char msg[160];
                 const xt_node *at = v->kind == XT_NODE_SEQ ? v->items[i] : v;
-                regerror(rc, NULL, msg, sizeof(msg));
+                if (why)
+                    snprintf(msg, sizeof(msg), "%s", why);
+                else
+                    regerror(rc, NULL, msg, sizeof(msg));
                 r->nresources = i; /* only the compiled ones are freed */
                 xt_strv_free(res);
                 return xt_conf_error(err, errlen, doc, at, "%s: bad resources regex: %s", where, msg);
