@@ -259,6 +259,18 @@ static int reg_begin(server *s, h2o_req_t *req, const char *user, int totp, int6
     return banned;
 }
 
+/* The attempt was never checked (the worker pool was full): it counts neither way. */
+static void reg_forget(server *s, const char *user, int totp, const struct reg_ticket *t)
+{
+    char k[AUTH_NAME_MAX + 2];
+    reg_key(user, totp, k, sizeof(k));
+    auth_regulation_forget(s->reg, k, t->user);
+    if (t->ip) {
+        reg_key(t->addr, 2, k, sizeof(k));
+        auth_regulation_forget(s->reg, k, t->ip);
+    }
+}
+
 static void reg_succeed(server *s, const char *user, int totp, const struct reg_ticket *t)
 {
     char k[AUTH_NAME_MAX + 2];
@@ -758,6 +770,7 @@ static int pending_start(server *s, h2o_req_t *req, pending *p, const char *pw, 
     p->job.done = on_hash_done;
     if (auth_pool_submit(s->pool, &p->job) < 0) {
         s->n_busy++;
+        if (!p->banned) reg_forget(s, p->user, 0, &p->rt);
         OPENSSL_cleanse(p->job.pw, sizeof(p->job.pw));
         free(p);
         return -1;
