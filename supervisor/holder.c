@@ -21,6 +21,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <linux/inet_diag.h>
 #include <linux/netlink.h>
 #include <linux/sock_diag.h>
@@ -232,7 +233,15 @@ pid_t holder_start(sv_ctx *sv, const svc *s, pid_t svc_pid, const unsigned long 
     pid_t pid = fork();
     if (pid == 0) {
         close(p[0]);
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        /* Reading another user's /proc/<pid>/fd needs CAP_SYS_PTRACE, which a container's root
+         * usually lacks (podman, Docker, Fly): a service dropped to its user would look like a
+         * stranger. Its own credentials see its own processes; a listener of another uid stays
+         * unseen and is reported with its uid (never taken for the service's). */
+        const mf_ident *id = &s->def->ident;
+        if (id->set && geteuid() == 0 && id->uid != 0 &&
+            (setgroups(id->ngroups, id->groups) < 0 || setgid(id->gid) < 0 || setuid(id->uid) < 0))
+            _exit(1);
+        prctl(PR_SET_PDEATHSIG, SIGKILL); /* after the credential change, which clears it */
         if (getppid() != sv->self) _exit(1);
         holder_child(p[1], svc_pid, mark_svc, mark_run, inodes, n);
     }

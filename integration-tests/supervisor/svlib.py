@@ -33,9 +33,10 @@ class Sup:
     """One supervisor on a manifest written from `services_yaml` (the body under `services:`)."""
 
     def __init__(self, tmp, services_yaml, stop_timeout="3s", http=None, extra_sup="", top="", env=None,
-                 stdout=None, log_format="text", args=()):
+                 stdout=None, log_format="text", args=(), prefix=()):
         self.tmp = tmp
         self.args = list(args)  # after `run -c FILE`, e.g. ["--only", "web"]
+        self.prefix = list(prefix)  # before the supervisor, e.g. setpriv dropping a capability
         self.sock = os.path.join(tmp.path, "run", "sup.sock")
         self.path = os.path.join(tmp.path, "services.yaml")
         self.write(services_yaml, stop_timeout, http, extra_sup, top, log_format)
@@ -56,7 +57,7 @@ class Sup:
 
     def start(self, wait_socket=True):
         if self.stdout is None:
-            self.proc = Proc([SUP, "run", "-c", self.path, *self.args], env=self.env)
+            self.proc = Proc([*self.prefix, SUP, "run", "-c", self.path, *self.args], env=self.env)
         else:
             # a raw Popen whose stdout the test controls (e.g. a pipe nobody reads)
             e = dict(os.environ)

@@ -163,6 +163,32 @@ def test_ready_on_its_own_escapees_listener(tmp):
         sup.kill()
 
 
+def test_ready_in_a_container_without_ptrace(tmp):
+    # Container root (podman, Docker, Fly) has no CAP_SYS_PTRACE: the supervisor cannot read the
+    # fds of a service it dropped to another user, and took the service's own listener for a
+    # stranger's (the image never became ready). Its own listener must still make it READY.
+    if os.geteuid() != 0 or shutil.which("setpriv") is None:
+        print("skipped: needs root and setpriv")
+        return
+    port = PORTS[4]
+    sup = Sup(tmp, f"""
+  web:
+    command: {fix(f"listen:{port}", "forever")}
+    user: nobody
+    ready: {{ tcp: "127.0.0.1:{port}", interval: 20ms, start_period: 10s }}
+""", prefix=["setpriv", "--inh-caps=-sys_ptrace", "--bounding-set=-sys_ptrace"])
+    try:
+        sup.start()
+        with open(f"/proc/{sup.pid}/status") as f:
+            eff = int(re.search(r"CapEff:\s*([0-9a-f]+)", f.read()).group(1), 16)
+        assert not eff & (1 << 19), "the supervisor still has CAP_SYS_PTRACE"  # 19: CAP_SYS_PTRACE
+        st = sup.wait_state("web", "READY", 10)
+        assert st["probe"]["ok"] is True, st
+        assert sup.stop() == 0
+    finally:
+        sup.kill()
+
+
 def sd_send(name, text):
     """A datagram to an abstract NOTIFY_SOCKET ('@name'), from this (foreign) process."""
     with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as s:
@@ -258,5 +284,5 @@ def test_sd_notify_systemd_notify(tmp):
 
 if __name__ == "__main__":
     run_tests([test_notify_fd, test_log_line, test_never_ready_on_a_strangers_listener,
-               test_ready_on_its_own_escapees_listener, test_sd_notify, test_sd_notify_watchdog,
+               test_ready_on_its_own_escapees_listener, test_ready_in_a_container_without_ptrace, test_sd_notify, test_sd_notify_watchdog,
                test_sd_notify_systemd_notify])
