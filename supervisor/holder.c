@@ -65,9 +65,29 @@ static uint16_t target_port(const struct sockaddr_storage *ss)
     return ((const struct sockaddr_in6 *)ss)->sin6_port;
 }
 
+/* Is the target one of this host's addresses? A wildcard listener serves it only then (a probe of
+ * another host's port 4222 says nothing about a local 0.0.0.0:4222). bind() to it tells, without
+ * listing the interfaces. */
+static int addr_is_local(const struct sockaddr_storage *ss)
+{
+    struct sockaddr_storage a = *ss;
+    socklen_t len;
+    if (a.ss_family == AF_INET) {
+        ((struct sockaddr_in *)&a)->sin_port = 0;
+        len = sizeof(struct sockaddr_in);
+    } else {
+        ((struct sockaddr_in6 *)&a)->sin6_port = 0;
+        len = sizeof(struct sockaddr_in6);
+    }
+    int fd = socket(a.ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    int local = fd >= 0 && bind(fd, (struct sockaddr *)&a, len) == 0;
+    if (fd >= 0) close(fd);
+    return local;
+}
+
 /* One SOCK_DIAG dump of the listening TCP sockets of `family`; appends matches. -1 on failure. */
 static int diag_family(int nl, int family, const struct sockaddr_storage *ss, unsigned long *inodes, int max,
-                       int *n, unsigned *uid)
+                       int *n, unsigned *uid, int *local)
 {
     struct {
         struct nlmsghdr nh;
@@ -100,6 +120,8 @@ static int diag_family(int nl, int family, const struct sockaddr_storage *ss, un
             const struct inet_diag_msg *m = NLMSG_DATA(h);
             if (m->id.idiag_sport != target_port(ss) || m->idiag_inode == 0) continue;
             if (!addr_serves(m->idiag_family, m->id.idiag_src, ss)) continue;
+            if (*local < 0) *local = addr_is_local(ss);
+            if (!*local) continue; /* only a wildcard can match a non-local target: not this one */
             if (*n < max) inodes[(*n)++] = m->idiag_inode;
             *uid = m->idiag_uid;
         }
@@ -108,14 +130,14 @@ static int diag_family(int nl, int family, const struct sockaddr_storage *ss, un
 
 int holder_listeners(const struct sockaddr_storage *ss, unsigned long *inodes, int max, unsigned *uid)
 {
-    int n = 0, rc = -1;
+    int n = 0, rc = -1, local = -1;
     *uid = 0;
     if (ss->ss_family != AF_INET && ss->ss_family != AF_INET6) return 0;
     int nl = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
     if (nl < 0) return -1;
     /* an IPv4 target is also served by an IPv6 wildcard socket (dual stack) */
-    if ((ss->ss_family == AF_INET6 || diag_family(nl, AF_INET, ss, inodes, max, &n, uid) == 0) &&
-        diag_family(nl, AF_INET6, ss, inodes, max, &n, uid) == 0)
+    if ((ss->ss_family == AF_INET6 || diag_family(nl, AF_INET, ss, inodes, max, &n, uid, &local) == 0) &&
+        diag_family(nl, AF_INET6, ss, inodes, max, &n, uid, &local) == 0)
         rc = n;
     close(nl);
     return rc;
