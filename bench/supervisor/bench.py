@@ -498,6 +498,169 @@ def run_direct(s):
             p.wait()
 
 
+# --- scaling: N identical services, ours vs s6 ------------------------------------------------------
+
+def sock_status_json(sock):
+    c = socket.socket(socket.AF_UNIX)
+    c.connect(sock)
+    c.sendall(b"status json\n")
+    data = b""
+    while True:
+        b = c.recv(1 << 20)
+        if not b:
+            break
+        data += b
+    c.close()
+    return json.loads(data.split(b"\n", 1)[1])
+
+
+def scale_direct(s, n):
+    """The services' own start-up: fork+exec n fixtures, wait until each has written its readiness
+    newline (the same program and readiness as under the supervisors)."""
+    rs, procs = [], []
+    t0 = now()
+    try:
+        for _ in range(n):
+            r, w = os.pipe()
+            procs.append(subprocess.Popen([s.fix, f"notify:{w}", "forever"], pass_fds=(w,),
+                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+            os.close(w)
+            rs.append(r)
+        for r in rs:
+            os.read(r, 1)
+        return now() - t0
+    finally:
+        for r in rs:
+            os.close(r)
+        for p in procs:
+            p.kill()
+            p.wait()
+
+
+def scale_ours(s, n):
+    tmp = os.path.join(s.tmp, f"scale-ours-{n}")
+    os.makedirs(tmp, exist_ok=True)
+    sock = os.path.join(tmp, "sup.sock")
+    mf = os.path.join(tmp, "services.yaml")
+    with open(mf, "w") as f:
+        f.write(f"version: 1\nsupervisor:\n  control_socket: {json.dumps(sock)}\n  stop_timeout: 10s\nservices:\n")
+        for i in range(n):
+            f.write(f"  s{i}:\n    command: [{json.dumps(s.fix)}, \"notify:3\", \"forever\"]\n"
+                    "    ready: { notify: 3 }\n")
+    res = {}
+    t0 = now()
+    p = subprocess.Popen([s.sup, "run", "-c", mf], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                         start_new_session=True)
+    try:
+        def all_ready():
+            try:
+                return all(x["state"] == "READY" for x in sock_status_json(sock)["services"])
+            except (OSError, ValueError, IndexError):
+                return False
+        if not wait(all_ready, 120, step=0.002):
+            raise RuntimeError(f"ours: {n} services not ready")
+        res["ready_s"] = now() - t0
+        time.sleep(1.0)
+        res["tree"] = tree_mem(p.pid, ())
+        env = dict(os.environ, XTASK_SUPERVISOR_SOCKET=sock)
+        rts = []
+        for _ in range(20):
+            a = now()
+            subprocess.run([s.sup, "status"], env=env, stdout=subprocess.DEVNULL, check=True)
+            rts.append(now() - a)
+        res["status_s"] = statistics.median(rts)
+        return res
+    finally:
+        p.send_signal(signal.SIGTERM)
+        try:
+            p.wait(30)
+        except subprocess.TimeoutExpired:
+            killtree(p)
+
+
+def scale_s6(s, n):
+    scan = os.path.join(s.tmp, f"scale-s6-{n}")
+    shutil.rmtree(scan, ignore_errors=True)
+    dirs = []
+    for i in range(n):
+        d = os.path.join(scan, f"s{i}")
+        os.makedirs(d)
+        with open(os.path.join(d, "run"), "w") as f:
+            f.write(f"#!/bin/sh\nexec {s.fix} notify:3 forever\n")
+        os.chmod(os.path.join(d, "run"), 0o755)
+        with open(os.path.join(d, "notification-fd"), "w") as f:
+            f.write("3\n")
+        dirs.append(d)
+    res = {}
+    t0 = now()
+    p = subprocess.Popen(["s6-svscan", "-c", str(max(n, 1000)), scan], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                         start_new_session=True)
+    left = []
+    try:
+        # s6-svwait -U -a: every service up and ready (event-driven); it fails while a supervise
+        # directory does not exist yet, so it is retried; 100 directories per call (one fd each)
+        for k in range(0, n, 100):
+            chunk = dirs[k:k + 100]
+            if not wait(lambda: subprocess.run(["s6-svwait", "-U", "-a", "-t", "120000"] + chunk,
+                                               stderr=subprocess.DEVNULL).returncode == 0, 120, step=0.002):
+                raise RuntimeError(f"s6: {n} services not ready")
+        res["ready_s"] = now() - t0
+        time.sleep(1.0)
+        res["tree"] = tree_mem(p.pid, ("s6-supervise",))
+        if n <= 100:
+            rts = []
+            for _ in range(5):
+                a = now()
+                for d in dirs:
+                    subprocess.run(["s6-svstat", d], stdout=subprocess.DEVNULL, check=True)
+                rts.append(now() - a)
+            res["status_s"] = statistics.median(rts)
+        left = tree_pids(p.pid)
+        return res
+    finally:
+        left = left or tree_pids(p.pid)
+        subprocess.run(["s6-svscanctl", "-t", scan], stderr=subprocess.DEVNULL)
+        try:
+            p.wait(30)
+        except subprocess.TimeoutExpired:
+            pass
+        killtree(p)
+        for pid in left:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
+def scale_table(s, sizes, runs):
+    rows = []
+    for n in sizes:
+        try:
+            d = statistics.median([scale_direct(s, n) for _ in range(runs)])
+            o = [scale_ours(s, n) for _ in range(runs)]
+            x = [scale_s6(s, n) for _ in range(runs)]
+        except (RuntimeError, OSError) as e:
+            print(f"scale {n}: {e}", flush=True)
+            rows.append(f"| {n} | failed: {e} | | | | | | |")
+            continue
+        om, xm = statistics.median(r["ready_s"] for r in o), statistics.median(r["ready_s"] for r in x)
+        ot, xt = o[0]["tree"], x[0]["tree"]
+        ost = ms(o[0]["status_s"])
+        xst = ms(x[0]["status_s"]) + f" ({n} x s6-svstat)" if "status_s" in x[0] else "not measured"
+        print(f"scale {n}: direct {ms(d)}, ours {ms(om)}, s6 {ms(xm)}", flush=True)
+        rows.append(f"| {n} | {ms(d)} | {ms(om)} (+{(om - d) * 1000:.0f} ms) | {ms(xm)} | "
+                    f"{ot[0] / 1024:.2f} / {ot[1] / 1024:.2f} MB | {xt[0] / 1024:.1f} / {xt[1] / 1024:.1f} MB "
+                    f"({xt[2]} proc.) | {ost} | {xst} |")
+    return ("\n### Scaling: N identical services (bench.py --scale)\n\n"
+            f"Each service is `sv_fixture notify:3 forever` (ready when it writes fd 3), medians of {runs} "
+            "runs. Ready: until the supervisor reports every service ready (ours: `status json` on the socket "
+            "every 2 ms; s6: `s6-svwait -U -a` on every directory); own: fork+exec of the n fixtures by the "
+            "bench until each wrote its newline. Memory: the supervision tree, RSS / PSS. Targets at 100: "
+            "ready within own + 50 ms, memory < 2 MB, status < 2 ms; at 1000: memory < 8 MB.\n\n"
+            "| services | own start-up | xtask-supervisor ready | s6 ready | ours RSS / PSS | s6 RSS / PSS | "
+            "ours `status` | s6 status |\n|---|---|---|---|---|---|---|---|\n" + "\n".join(rows) + "\n")
+
+
 def machine():
     model = "?"
     try:
@@ -533,6 +696,8 @@ def main():
     ap.add_argument("--idle", type=float, default=20.0)
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--results", default=None)
+    ap.add_argument("--scale", default="10,100,1000", help="service counts for the scaling table ('' for none)")
+    ap.add_argument("--scale-runs", type=int, default=3)
     args = ap.parse_args()
     tmp = tempfile.mkdtemp(prefix="xt-bench-sv-")
     try:
@@ -579,7 +744,7 @@ once a second, so their kills are 1.1 s apart (5 kills). process-compose: not pa
 
 | measure | xtask-supervisor | anchor | ratio | target |
 |---|---|---|---|---|
-| start to all ready | {ms(o)} | services' own start-up {ms(d)}; s6 {ms(s6m)}; runit {ms(rnm)}; supervisord {ms(v)}; seed sleeps {sl:.2f} s | +{over * 1000:.1f} ms over own, {vs6 * 1000:+.1f} ms vs s6 (paired medians); {sl / o:.0f}x faster than sleeps | within 20 ms of own; within 5 ms of s6 |
+| start to all ready | {ms(o)} | services' own start-up {ms(d)}; s6 {ms(s6m)}; runit {ms(rnm)}; supervisord {ms(v)}; seed sleeps {sl:.2f} s | {over * 1000:+.1f} ms vs own, {vs6 * 1000:+.1f} ms vs s6 (paired medians); {sl / o:.0f}x faster than sleeps | within 20 ms of own; within 5 ms of s6 |
 | supervision tree memory, RSS / PSS | {mem(eo)} | s6 {mem(e6)}; runit {mem(er)}; supervisord {mem(es)} | RSS {e6['tree'][0] / eo['tree'][0]:.1f}x smaller than s6, PSS {e6['tree'][1] / eo['tree'][1]:.1f}x | below s6's |
 | supervisor RSS (4 services) | {eo['rss_kb'] / 1024:.2f} MB | supervisord {es['rss_kb'] / 1024:.1f} MB | {es['rss_kb'] / eo['rss_kb']:.0f}x smaller | < 1.5 MB |
 | `status` round trip (CLI, socket from env) | {ms(eo['status_s'])} | `supervisorctl status` {ms(es['status_s'])}; 4 x `s6-svstat` {ms(e6['status_s'])}; `sv status` (4 dirs) {ms(er['status_s'])} | {es['status_s'] / eo['status_s']:.0f}x faster than supervisorctl, {e6['status_s'] / eo['status_s']:.1f}x than s6, {er['status_s'] / eo['status_s']:.1f}x than runit | < 5 ms |
@@ -589,6 +754,8 @@ once a second, so their kills are 1.1 s apart (5 kills). process-compose: not pa
 | idle CPU, four 1 s probes | {eo['idle_cpu']:.3f} % of a core | supervisord {es['idle_cpu']:.3f} % (no probes) | | < 0.1 % |
 
 """
+        if args.scale:
+            text += scale_table(s, [int(x) for x in args.scale.split(",")], args.scale_runs) + "\n"
         print(text)
         if args.results:
             write_results(args.results, text)
