@@ -310,10 +310,27 @@ def test_cross_site_requests_refused():
     assert st == 200, (st, b)
 
 
+def test_a_ban_ends_the_users_sessions():
+    """WSTG-SESS-03: regulation banning a user ends the sessions that user holds (whoever completed
+    the ban may already hold one). The main stack: max_retries 30, ban_time 3s."""
+    ck, _ = S.login()
+    assert S.req("GET", "/app/b", headers={"Cookie": ck})[0] == 200
+    for i in range(30):
+        st = http_request(f"http://127.0.0.1:{S.AUTH}/api/firstfactor", "POST", {"Content-Type": "application/json"},
+                          json.dumps({"username": "developer", "password": f"wrong-{i}"}), timeout=10)[0]
+        assert st == 401, st
+    assert S.req("GET", "/app/b", headers={"Cookie": ck})[0] == 401, "the session outlived the ban"
+    wait_until(lambda: http_request(f"http://127.0.0.1:{S.AUTH}/api/firstfactor", "POST",
+                                    {"Content-Type": "application/json"},
+                                    json.dumps({"username": "developer", "password": DEV_PASS}))[0] == 200, 10,
+               what="the ban to end")
+
+
 for t in [test_identity_and_claim_aliases_never_reach_upstream, test_forwarded_host_never_changes_the_decision,
           test_parallel_guesses_each_counted, test_totp_count_survives_a_first_factor_success,
           test_one_address_cannot_try_every_name_unslowed, test_unbuilt_settings_refused,
-          test_sessions_end_when_the_password_changes, test_cross_site_requests_refused]:
+          test_sessions_end_when_the_password_changes, test_cross_site_requests_refused,
+          test_a_ban_ends_the_users_sessions]:
     T.case(t)
 if T.failed:
     print("---- regulated auth ----\n" + REG.output()[-3000:])

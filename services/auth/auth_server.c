@@ -283,6 +283,8 @@ static void reg_succeed(server *s, const char *user, int totp, const struct reg_
 }
 
 /* A failure, and the ban it completed (if it did): `was_banned` attempts are not counted. */
+static size_t end_user_sessions(server *s, const char *user, const char *why);
+
 static void audit_failure(server *s, h2o_req_t *req, const char *event, const char *user, int was_banned,
                           int64_t now)
 {
@@ -291,6 +293,8 @@ static void audit_failure(server *s, h2o_req_t *req, const char *event, const ch
     if (!was_banned && reg_banned(s, user, now, &until)) {
         xt_info("'%s' banned until %lld (regulation)", user, (long long)until);
         audit_event(s, req, "ban", user, 0, until);
+        /* a ban ends the user's live sessions too (WSTG-SESS-03): whoever completed it may hold one */
+        end_user_sessions(s, user, "banned (regulation)");
     }
 }
 
@@ -412,6 +416,21 @@ static void session_drop(server *s, auth_session *sess)
 {
     if (s->kv) auth_kv_delete(s->kv, sess->id);
     auth_sessions_remove(s->sessions, sess);
+}
+
+/* End every session of `user` (dropped and deleted from the shared store); how many. */
+static size_t end_user_sessions(server *s, const char *user, const char *why)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < auth_sessions_capacity(s->sessions); i++) {
+        auth_session *sess = auth_sessions_slot(s->sessions, i);
+        if (sess && strcmp(sess->user, user) == 0) {
+            session_drop(s, sess);
+            n++;
+        }
+    }
+    if (n) xt_info("%zu sessions of '%s' ended: %s", n, user, why);
+    return n;
 }
 
 /* The request's live session (any Cookie header, our cookie name), or NULL. A dead session, or one
