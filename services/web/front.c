@@ -196,6 +196,8 @@ static int header_is_claim(const web_host *h, const h2o_iovec_t *name, int trust
     if (kl < 0) return 1;
     for (size_t i = 0; i < h->nstrip && !claim; i++)
         claim = strcmp(key, h->strip_lc[i]) == 0;
+    /* every claim_keys entry starts with one of these letters: most headers stop here */
+    if (!claim && (kl == 0 || !memchr("rxfcts", key[0], 6))) return 0;
     for (size_t i = 0; claim_keys[i].key && !claim; i++) {
         size_t n = strlen(claim_keys[i].key);
         claim = claim_keys[i].prefix ? (size_t)kl >= n && memcmp(key, claim_keys[i].key, n) == 0
@@ -609,11 +611,11 @@ static const char *raw_head_problem(h2o_req_t *req)
  * a browser page (every browser sends Origin on a cross-origin POST): CLI and API clients. */
 static int cross_site(const web_conf *c, h2o_req_t *req)
 {
-    h2o_iovec_t o = req_header(req, "origin"), sfs = req_header(req, "sec-fetch-site");
     if (h2o_memis(req->method.base, req->method.len, H2O_STRLIT("GET")) ||
         h2o_memis(req->method.base, req->method.len, H2O_STRLIT("HEAD")) ||
         h2o_memis(req->method.base, req->method.len, H2O_STRLIT("OPTIONS")))
         return 0;
+    h2o_iovec_t o = req_header(req, "origin"), sfs = req_header(req, "sec-fetch-site");
     if (sfs.base && h2o_lcstris(sfs.base, sfs.len, H2O_STRLIT("cross-site"))) return 1;
     if (!o.base) return 0;
     /* scheme "://" host [":" port], nothing else (RFC 6454 serialization); "null" is foreign */
