@@ -34,6 +34,9 @@ SSE_N = int(os.environ.get("WEB_BENCH_SSE_CLIENTS", "1000"))
 SSE_RATE = int(os.environ.get("WEB_BENCH_SSE_RATE", "100"))
 SSE_SECS = int(os.environ.get("WEB_BENCH_SSE_SECS", "10"))
 SSE_ROUNDS = int(os.environ.get("WEB_BENCH_SSE_ROUNDS", "3"))
+# another xtask-web binary measured beside ours in the same rounds (the front before a change)
+BASELINE = os.environ.get("WEB_BENCH_BASELINE", "")
+BASELINE_LABEL = os.environ.get("WEB_BENCH_BASELINE_LABEL", "before")
 SSE_ONLY = os.environ.get("WEB_BENCH_ONLY") == "sse"  # development: the fan-out alone, RESULTS.md untouched
 # Besides the headline (default config: threads auto, nothing pinned), the fan-out is measured in
 # these variants, to separate the front's cost from the benchmark's own contention on shared cores:
@@ -51,6 +54,7 @@ while not all(port_free(p) for p in range(base, base + 12)):
     base += 20
 OURS, CADDY, NGINX, AUTH, UP, NATS, NATS_HTTP = (base + i for i in range(7))
 VARIANT_PORTS = [base + 7 + i for i in range(len(SSE_VARIANTS))]
+BASE_PORT = base + 11
 DOMAIN = "bench.test"
 HOST = f"app.{DOMAIN}"
 tmp = TempDir("xt-webbench-")
@@ -242,6 +246,9 @@ start(["caddy", "run", "--config", caddyfile, "--adapter", "caddyfile"], env={"H
                                                                            "XDG_CONFIG_HOME": tmp.path})
 start([NGINX_BIN, "-p", ng_dir, "-c", ng_conf])
 FRONTS = [("xtask-web", OURS), ("nginx auth_request", NGINX), ("Caddy forward_auth", CADDY)]
+if BASELINE:
+    start([BASELINE, "--config", web_yaml("web-baseline.yaml", BASE_PORT)])
+    FRONTS.insert(1, ("xtask-web " + BASELINE_LABEL, BASE_PORT))
 for name, port in FRONTS:
     url = f"http://127.0.0.1:{port}/app/x"
     try:
@@ -255,9 +262,16 @@ for name, port in FRONTS:
     assert st == 401, (name, "unauthenticated must be 401", st)
 
 
+# what a browser sends besides Host and Cookie: the front's per-header rules run on each
+BROWSER_HEADERS = ["User-Agent: Mozilla/5.0 (X11; Linux x86_64) Chrome/120.0", "Accept: text/html,*/*;q=0.8",
+                   "Accept-Language: en-US,en;q=0.9", "Accept-Encoding: gzip, deflate, br",
+                   "Sec-Fetch-Site: same-origin", "Sec-Fetch-Mode: navigate"]
+WRK_H = [a for h in BROWSER_HEADERS for a in ("-H", h)]
+
+
 def wrk(port):
     out = subprocess.run(["wrk", "-t2", f"-c{CONNS}", f"-d{SECS}s", "--latency", "-H", f"Host: {HOST}", "-H",
-                          f"Cookie: {COOKIE}", f"http://127.0.0.1:{port}/app/x"], capture_output=True, text=True,
+                          f"Cookie: {COOKIE}", *WRK_H, f"http://127.0.0.1:{port}/app/x"], capture_output=True, text=True,
                          timeout=SECS + 30).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     m = re.search(r"99%\s+([\d.]+)(us|ms|s)", out)
@@ -389,6 +403,13 @@ with open("/proc/cpuinfo") as f:
 caddy_v = subprocess.run(["caddy", "version"], capture_output=True, text=True).stdout.split()[0]
 nginx_v = subprocess.run([NGINX_BIN, "-v"], capture_output=True, text=True).stderr.strip().split("/")[-1]
 expected = sse["samples"] >= 0.9 * sse["sent"] * SSE_N
+base_row, base_note = "", ""
+if BASELINE:
+    bm = med["xtask-web " + BASELINE_LABEL]
+    base_row = f"| xtask-web forward_auth, {BASELINE_LABEL} | {bm[0]:.0f} | {bm[1]:.2f} ms | {bm[2]} |\n"
+    base_note = (f"\nxtask-web now vs {BASELINE_LABEL}, same rounds: **{(ours[0] / bm[0] - 1) * 100:+.1f} %** req/s, "
+                 f"p99 {ours[1]:.2f} vs {bm[1]:.2f} ms (target: within 3 %). Each request carries "
+                 f"{len(BROWSER_HEADERS)} browser headers besides Host and Cookie.")
 section = f"""<!-- begin:web -->
 ## web: forward-auth front and SSE fan-out
 
@@ -403,11 +424,11 @@ goes through forward-auth (`GET /api/verify` with the session cookie) and then t
 | front | req/s (median) | p99 (median) | non-2xx |
 |---|---:|---:|---:|
 | xtask-web forward_auth | {ours[0]:.0f} | {ours[1]:.2f} ms | {ours[2]} |
-| nginx {nginx_v} auth_request | {ng[0]:.0f} | {ng[1]:.2f} ms | {ng[2]} |
+{base_row}| nginx {nginx_v} auth_request | {ng[0]:.0f} | {ng[1]:.2f} ms | {ng[2]} |
 | Caddy {caddy_v} forward_auth | {cd[0]:.0f} | {cd[1]:.2f} ms | {cd[2]} |
 
 Ratios: **{ours[0] / ng[0]:.2f}x nginx** (target 1.5x), **{ours[0] / cd[0]:.2f}x Caddy** (target 5x);
-p99 {ours[1]:.2f} ms vs nginx {ng[1]:.2f} ms (target: no worse).
+p99 {ours[1]:.2f} ms vs nginx {ng[1]:.2f} ms (target: no worse).{base_note}
 
 SSE fan-out: {SSE_N} clients on `/events?project=bench&format=json` (one epoll thread, `bench/web/sse_client.c`), {SSE_RATE} events/s
 published on NATS by Python for {SSE_SECS} s ({sent} events) × {SSE_ROUNDS} rounds (medians), after a 3 s warm-up: {sse['connected']} connected, at least
