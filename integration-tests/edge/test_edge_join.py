@@ -11,7 +11,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from edgelib import Hub, tid  # noqa: E402
-from coordlib import run_tests  # noqa: E402
+from coordlib import run_tests, xtask  # noqa: E402
 from xt_testlib import wait_until  # noqa: E402
 
 HUB = Hub(n=3)
@@ -64,6 +64,14 @@ def test_direct_task_from_web():
         assert not w.errors, w.errors
     out = S["a"].proc.output()
     assert "Permissions Violation" not in out, out[-3000:]
+    # the admin's view: the bus directory's record plus the live node record (KV xtask_nodes)
+    r = xtask("node", "list", "--bus-dir", HUB.bus.master, "--server", HUB.bus.regions[1].url, "--json")
+    assert r.returncode == 0, r.stderr
+    row = {n["name"]: n for n in json.loads(r.stdout)}["ci-1"]
+    assert row["status"] == "active" and row["online"] and row["region"] == "edge" and row["version"], row
+    assert row["caps"] == ["task", "ci"] and row["tags"] == ["test"] and 0 <= row["seen_ms_ago"] < 10000, row
+    r = xtask("node", "list", "--bus-dir", HUB.bus.master, "--server", HUB.bus.regions[1].url)
+    assert r.returncode == 0 and "online" in r.stdout and "ci-1" in r.stdout, (r.stdout, r.stderr)
 
 
 def test_queued_ci_work_exactly_once():

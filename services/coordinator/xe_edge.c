@@ -154,7 +154,7 @@ static void node_usage(void)
           "tls://HOST:PORT]...\n"
           "                         [--bus-dir DIR] [--server URL] [--ack-wait DUR] [--out FILE]\n"
           "       xtask node revoke NAME [--server URL] [--creds SYS_CREDS] [--bus-dir DIR]\n"
-          "       xtask node list [--bus-dir DIR] [--json]\n"
+          "       xtask node list [--bus-dir DIR] [--server URL] [--json]\n"
           "Hubs default to $XTASK_HUB_URLS (comma-separated), else tls://$XTASK_DOMAIN:7422. --server "
           "(default\n"
           "$XTASK_NATS_URL) is a region's client URL: add creates the queue consumers there, revoke pushes "
@@ -187,7 +187,64 @@ static long long parse_expiry(const char *s)
     return v > LLONG_MAX / mul ? -1 : v * mul;
 }
 
-static int node_list(const bus_opts *o, int as_json)
+/* The live part of `node list`: each node's record in KV xtask_nodes (present while the node
+ * heartbeats; TTL nats.node_ttl), read with the admin credential at `server`. Adds "online",
+ * "version", "region" and "seen_ms_ago" to each row; a failure to connect is reported and the rows
+ * stay as the bus directory knows them. */
+static void node_list_live(const bus_opts *o, const char *server, json_t *rows)
+{
+    char creds[PATH_MAX], err[1024];
+    xt_nats_conf nc = {0};
+    natsConnection *conn = NULL;
+    jsCtx *js = NULL;
+    kvStore *kv = NULL;
+    if (bus_store_path(creds, sizeof(creds), o->dir, "creds/admin.creds") != 0) return;
+    xt_nats_params p = {.cli = 1,
+                        .timeout_ms = 3000,
+                        .name = "xtask-node-list",
+                        .creds_where = "the admin credential (BUS_DIR/creds/admin.creds)"};
+    if (xt_nats_conf_set(&nc, "url", server, "--server", err, sizeof(err)) != 0 ||
+        xt_nats_conf_set(&nc, "creds", creds, "admin creds", err, sizeof(err)) != 0 ||
+        xt_nats_connect(&nc, &p, &conn, err, sizeof(err)) != 0) {
+        fprintf(stderr, "xtask: node list: live state unavailable: %s\n", err);
+        goto out;
+    }
+    jsOptions jo;
+    jsOptions_Init(&jo);
+    jo.Wait = 3000;
+    if (natsConnection_JetStream(&js, conn, &jo) != NATS_OK ||
+        js_KeyValue(&kv, js, "xtask_nodes") != NATS_OK) {
+        fprintf(stderr, "xtask: node list: KV xtask_nodes not found at %s\n", server);
+        goto out;
+    }
+    size_t i;
+    json_t *row;
+    int64_t now = xp_now_ms();
+    json_array_foreach(rows, i, row)
+    {
+        kvEntry *e = NULL;
+        json_t *rec = NULL;
+        if (kvStore_Get(&e, kv, json_string_value(json_object_get(row, "name"))) == NATS_OK)
+            rec = json_loadb((const char *)kvEntry_Value(e), (size_t)kvEntry_ValueLen(e), 0, NULL);
+        json_object_set_new(row, "online", json_boolean(rec != NULL));
+        if (rec) {
+            json_object_set(row, "version", json_object_get(rec, "version"));
+            json_object_set(row, "region", json_object_get(rec, "region"));
+            json_object_set(row, "platform", json_object_get(rec, "platform"));
+            json_int_t ts = json_integer_value(json_object_get(rec, "ts_ms"));
+            json_object_set_new(row, "seen_ms_ago", json_integer(ts > 0 ? (json_int_t)(now - ts) : -1));
+        }
+        json_decref(rec);
+        kvEntry_Destroy(e);
+    }
+out:
+    kvStore_Destroy(kv);
+    jsCtx_Destroy(js);
+    natsConnection_Destroy(conn);
+    xt_nats_conf_free(&nc);
+}
+
+static int node_list(const bus_opts *o, const char *server, int as_json)
 {
     char err[1024];
     json_t *users = bus_ops_users(o, err, sizeof(err));
@@ -207,12 +264,14 @@ static int node_list(const bus_opts *o, int as_json)
                                         json_object_get(u, "caps"), "tags", json_object_get(u, "tags"),
                                         "hubs", json_object_get(u, "hubs"), "exp", exp, "status", status));
     }
+    if (server) node_list_live(o, server, arr);
     if (as_json) {
         char *s = json_dumps(arr, JSON_COMPACT);
         printf("%s\n", s ? s : "[]");
         free(s);
     } else {
-        printf("%-24s %-8s %-30s %-20s %s\n", "NODE", "STATUS", "CAPABILITIES", "TAGS", "EXPIRES");
+        printf("%-24s %-8s %-30s %-20s %-20s %s\n", "NODE", "STATUS", "CAPABILITIES", "TAGS", "EXPIRES",
+               "SEEN");
         size_t i;
         json_t *e;
         json_array_foreach(arr, i, e)
@@ -231,9 +290,17 @@ static int node_list(const bus_opts *o, int as_json)
                 gmtime_r(&t, &tm);
                 strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
             }
-            printf("%-24s %-8s %-30s %-20s %s\n", json_string_value(json_object_get(e, "name")),
+            char seen[96] = "-";
+            json_t *on = json_object_get(e, "online");
+            if (json_is_true(on))
+                snprintf(seen, sizeof(seen), "online, %.1fs ago, %s",
+                         (double)json_integer_value(json_object_get(e, "seen_ms_ago")) / 1000.0,
+                         json_string_value(json_object_get(e, "version")) ?: "?");
+            else if (json_is_false(on))
+                snprintf(seen, sizeof(seen), "offline");
+            printf("%-24s %-8s %-30s %-20s %-20s %s\n", json_string_value(json_object_get(e, "name")),
                    json_string_value(json_object_get(e, "status")), caps[0] ? caps : "-",
-                   tags[0] ? tags : "-", when);
+                   tags[0] ? tags : "-", when, seen);
         }
     }
     json_decref(arr);
@@ -297,7 +364,8 @@ int xe_node_main(int argc, char **argv)
     }
     if (o.dir == NULL) o.dir = bus_ops_default_dir(dirbuf, sizeof(dirbuf));
     if (server == NULL && (e = getenv("XTASK_NATS_URL")) && *e) server = e;
-    if (strcmp(sub, "list") == 0) return o.name ? fail(2, "node list takes no name") : node_list(&o, as_json);
+    if (strcmp(sub, "list") == 0)
+        return o.name ? fail(2, "node list takes no name") : node_list(&o, server, as_json);
     if (o.name == NULL) return fail(2, "node %s: a node name is required", sub);
     if (!xp_token_valid(o.name) || xp_node_id_reserved(o.name))
         return fail(2, "node name '%s': 1-64 of A-Z a-z 0-9 _ - (and not nodes, queue, results, ...)",

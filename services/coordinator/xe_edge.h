@@ -5,7 +5,7 @@
  *   xtask node add NAME [--capability C]... [--tag T]... [--expires DUR] [--hub URL]...
  *                       [--bus-dir DIR] [--server URL] [--ack-wait DUR] [--out FILE]
  *   xtask node revoke NAME [--server URL] [--creds SYS_CREDS] [--bus-dir DIR]
- *   xtask node list [--bus-dir DIR] [--json]
+ *   xtask node list [--bus-dir DIR] [--server URL] [--json]
  *   xtask join [BUNDLE | FILE | -] [--dir DIR] [--port N] [--http-port N] [--tasks FILE]
  *              [--region R] [--timeout DUR] [--no-check] [--print-only]
  *
