@@ -14,6 +14,7 @@ import struct
 import subprocess
 import sys
 import time
+import urllib.parse
 
 os.environ.setdefault("XT_PORT_OFFSET", "740")
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -310,6 +311,35 @@ def test_cross_site_requests_refused():
     assert st == 200, (st, b)
 
 
+def test_query_and_fragment_never_open_a_bypass():
+    """oauth2-proxy CVE-2025-54576 class (a skip-auth regex matched against the query string): the
+    public /health rule must not open /app/... because the query, a matrix parameter or an encoded
+    separator names /health. Not affected: rules are anchored and the path is canonical."""
+    for target in [b"/app/x?/health", b"/app/x?x=/health", b"/app/x;/health", b"/app/x%3f/health",
+                   b"/app/x%23/health", b"/health/../app/x", b"/health%2f..%2fapp/x", b"/app/x?%2fhealth"]:
+        S.up.clear()
+        r = get(target)
+        assert first_status(r) in (400, 401) and not S.up.seen, (target, r[:200])
+
+
+def test_redirect_target_tricks():
+    """The `/\\` and `/\\t` redirect family and oauth2-proxy CVE-2021-21291 (a domain allow-list
+    matched by suffix): no sign-in or logout redirect leaves the session domain."""
+    web = S.WEB
+    bad = ["/\\evil.example", "/\\\tevil.example", "/\t/evil.example", "\\\\evil.example/", "//evil.example",
+           "https://evilxtask.test/", "https://xtask.test.evil.example/", f"http://{APP}.evil.example:{web}/",
+           f"http://{APP}@evil.example/", "https://evil.example/.xtask.test", "https:/\\evil.example",
+           "http://evil.example\\@xtask.test/", "/%5cevil.example", "/%09/evil.example"]
+    for rd in bad:
+        st, hd, body = S.req("POST", "/api/firstfactor", host="auth.xtask.test",
+                             body={"username": "developer", "password": DEV_PASS, "targetURL": rd})
+        assert st == 200 and b"evil" not in body, (rd, st, body)
+        q = urllib.parse.quote(rd, safe="")
+        st, hd, _ = S.req("POST", "/api/logout", host="auth.xtask.test", body=f"rd={q}",
+                          headers={"Content-Type": "application/x-www-form-urlencoded"})
+        assert "evil" not in hd.get("location", ""), (rd, st, hd)
+
+
 def test_a_ban_ends_the_users_sessions():
     """WSTG-SESS-03: regulation banning a user ends the sessions that user holds (whoever completed
     the ban may already hold one). The main stack: max_retries 30, ban_time 3s."""
@@ -330,6 +360,7 @@ for t in [test_identity_and_claim_aliases_never_reach_upstream, test_forwarded_h
           test_parallel_guesses_each_counted, test_totp_count_survives_a_first_factor_success,
           test_one_address_cannot_try_every_name_unslowed, test_unbuilt_settings_refused,
           test_sessions_end_when_the_password_changes, test_cross_site_requests_refused,
+          test_query_and_fragment_never_open_a_bypass, test_redirect_target_tricks,
           test_a_ban_ends_the_users_sessions]:
     T.case(t)
 if T.failed:
