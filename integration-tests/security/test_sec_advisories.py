@@ -18,7 +18,7 @@ import urllib.parse
 
 os.environ.setdefault("XT_PORT_OFFSET", "740")
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from seclib import APP, DEV_PASS, Runner, Stack, first_status, header_lines  # noqa: E402
+from seclib import APP, DEV_PASS, Runner, Stack, first_status, header_lines, raw  # noqa: E402
 from xt_testlib import Proc, bin_path, fast_hash, http_request, wait_until  # noqa: E402
 
 S = Stack("xt-secadv-", auth_extra="")
@@ -340,6 +340,27 @@ def test_redirect_target_tricks():
         assert "evil" not in hd.get("location", ""), (rd, st, hd)
 
 
+def test_trusted_proxy_only_its_own_forwarded_entry():
+    """Behind a trusted proxy (Fly's edge), the client's own X-Forwarded-For entries precede the one
+    the proxy appended: only that last entry may stand for the client (audit trail, regulation by
+    address), and the other forwarded spellings and headers are still stripped."""
+    t = Stack("xt-secadv-trusted-", trusted="[127.0.0.1/32]")
+    try:
+        ck, _ = t.login()
+        t.up.clear()
+        r = raw(t.WEB, b"GET /app/t HTTP/1.1\r\nHost: " + APP.encode() + b"\r\nCookie: " + ck.encode() +
+                b"\r\nX-Forwarded-For: 6.6.6.6, 7.7.7.7\r\nX-Forwarded-For: 8.8.8.8,  203.0.113.9 \r\n"
+                b"X_Forwarded_For: 9.9.9.9\r\nX-Real-IP: 6.6.6.6\r\nX-Forwarded-Proto: https\r\n"
+                b"Connection: close\r\n\r\n")
+        assert first_status(r) == 200, r[:300]
+        got = [(k.lower(), v) for k, v in header_lines(t.up.seen[0]["head"]) if key(k) in CLAIM_KEYS]
+        xff = [v for k, v in got if k == "x-forwarded-for"]
+        assert xff == ["203.0.113.9, 127.0.0.1"], got
+        assert not any(k in ("x-real-ip", "x_forwarded_for") for k, _ in got), got
+    finally:
+        t.stop()
+
+
 def test_a_ban_ends_the_users_sessions():
     """WSTG-SESS-03: regulation banning a user ends the sessions that user holds (whoever completed
     the ban may already hold one). The main stack: max_retries 30, ban_time 3s."""
@@ -361,7 +382,7 @@ for t in [test_identity_and_claim_aliases_never_reach_upstream, test_forwarded_h
           test_one_address_cannot_try_every_name_unslowed, test_unbuilt_settings_refused,
           test_sessions_end_when_the_password_changes, test_cross_site_requests_refused,
           test_query_and_fragment_never_open_a_bypass, test_redirect_target_tricks,
-          test_a_ban_ends_the_users_sessions]:
+          test_trusted_proxy_only_its_own_forwarded_entry, test_a_ban_ends_the_users_sessions]:
     T.case(t)
 if T.failed:
     print("---- regulated auth ----\n" + REG.output()[-3000:])

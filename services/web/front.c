@@ -639,6 +639,37 @@ static int cross_site(const web_conf *c, h2o_req_t *req)
     return 1;
 }
 
+/* A trusted proxy appends the address it saw to X-Forwarded-For; every entry before it came from
+ * its client and proves nothing. Keep that last entry only (one header, one address), so that the
+ * auth service's "first entry is the client" (audit, regulation.modes ip) reads the proxy's word,
+ * never the client's. */
+static void trusted_xff_trim(h2o_req_t *req)
+{
+    ssize_t last = -1, i = -1;
+    while ((i = h2o_find_header_by_str(&req->headers, H2O_STRLIT("x-forwarded-for"), i)) != -1)
+        last = i;
+    if (last < 0) return;
+    for (i = last - 1; i >= 0; i--)
+        if (h2o_lcstris(req->headers.entries[i].name->base, req->headers.entries[i].name->len,
+                        H2O_STRLIT("x-forwarded-for"))) {
+            h2o_delete_header(&req->headers, i);
+            last--;
+        }
+    h2o_iovec_t v = req->headers.entries[last].value;
+    size_t start = v.len;
+    while (start > 0 && v.base[start - 1] != ',')
+        start--;
+    while (start < v.len && (v.base[start] == ' ' || v.base[start] == '\t'))
+        start++;
+    size_t end = v.len;
+    while (end > start && (v.base[end - 1] == ' ' || v.base[end - 1] == '\t'))
+        end--;
+    if (end == start)
+        h2o_delete_header(&req->headers, last);
+    else
+        req->headers.entries[last].value = h2o_strdup(&req->pool, v.base + start, end - start);
+}
+
 static int guard_on_req(h2o_handler_t *_self, h2o_req_t *req)
 {
     web_guard *g = (web_guard *)_self;
@@ -719,6 +750,7 @@ static int guard_on_req(h2o_handler_t *_self, h2o_req_t *req)
         else
             i++;
     }
+    if (trusted) trusted_xff_trim(req);
 
     /* 3b. cross-site requests that could change state */
     if (cross_site(srv->conf, req)) {
