@@ -3,7 +3,9 @@
  *   GET /healthz      200 "ok" when every essential service is ready, else 503
  *   GET /status.json  the status JSON (docs/PROTOCOL.md)
  *   GET /metrics      Prometheus text
- * Requests are bounded (SV_HTTP_REQ_MAX), answered once and the connection closed.
+ * Requests are bounded (SV_HTTP_REQ_MAX), answered once and the connection closed. A request a web
+ * page could have sent (a Host name other than an IP literal, localhost or .internal, an Origin, a
+ * cross-site Sec-Fetch-Site) gets 403: status_http listens on 0.0.0.0 on Fly.
  *
  * Slow clients cannot hold it: a whole exchange, from accept to the answer's last byte, must fit in
  * SV_HTTP_DEADLINE_MS however steadily the client trickles bytes (a silence timeout alone lets one
@@ -15,10 +17,12 @@
 
 #include <errno.h>
 #include <netdb.h>
+#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -101,6 +105,65 @@ static void http_respond(sv_ctx *sv, sv_hclient *c, int code, const char *reason
     hclient_flush(sv, c);
 }
 
+/* The value of header `name` (case-insensitive) in the request head, trimmed, into out; 1 if found
+ * (a second copy of the header makes it 2: ambiguous), 0 if absent. */
+static int http_header(const char *req, size_t len, const char *name, char *out, size_t outlen)
+{
+    size_t nl = strlen(name);
+    int found = 0;
+    out[0] = '\0';
+    const char *end = req + len, *line = memchr(req, '\n', len);
+    while (line != NULL && line + 1 < end) {
+        const char *h = line + 1, *eol = memchr(h, '\n', (size_t)(end - h));
+        if (eol == NULL) eol = end;
+        if ((size_t)(eol - h) > nl && strncasecmp(h, name, nl) == 0 && h[nl] == ':') {
+            const char *v = h + nl + 1, *ve = eol;
+            while (v < ve && (*v == ' ' || *v == '\t'))
+                v++;
+            while (ve > v && (ve[-1] == '\r' || ve[-1] == ' ' || ve[-1] == '\t'))
+                ve--;
+            if (found == 0) snprintf(out, outlen, "%.*s", (int)(ve - v), v);
+            found++;
+        }
+        line = eol < end ? eol : NULL;
+    }
+    return found > 1 ? 2 : found;
+}
+
+/* Whether a browser page could have made this request under a name it controls (DNS rebinding:
+ * evil.example resolving to 127.0.0.1, then reading /status.json as same-origin) or across origins.
+ * Allowed: a Host that is an IP literal (with or without port), `localhost`, or a name under
+ * `.localhost` or `.internal` (no public DNS answers for them: Fly's checks and private names); no
+ * Origin header; Sec-Fetch-Site absent, `none` or `same-origin`. Health checkers and curl pass. */
+static const char *http_refusal(const sv_hclient *c)
+{
+    char host[256], v[64];
+    int n = http_header(c->req, c->req_len, "host", host, sizeof(host));
+    if (n != 1) return n == 0 ? "no Host header" : "more than one Host header";
+    char name[256];
+    if (host[0] == '[') {
+        const char *rb = strchr(host, ']');
+        if (rb == NULL) return "a malformed Host";
+        snprintf(name, sizeof(name), "%.*s", (int)(rb - host - 1), host + 1);
+    } else {
+        const char *colon = strchr(host, ':');
+        snprintf(name, sizeof(name), "%.*s", colon ? (int)(colon - host) : (int)strlen(host), host);
+    }
+    for (char *p = name; *p; p++)
+        if (*p >= 'A' && *p <= 'Z') *p = (char)(*p - 'A' + 'a');
+    size_t nl = strlen(name);
+    unsigned char a[sizeof(struct in6_addr)];
+    int ok = inet_pton(AF_INET, name, a) == 1 || inet_pton(AF_INET6, name, a) == 1 ||
+             strcmp(name, "localhost") == 0 || (nl > 10 && strcmp(name + nl - 10, ".localhost") == 0) ||
+             (nl > 9 && strcmp(name + nl - 9, ".internal") == 0);
+    if (!ok) return "a Host name that is not this machine's (DNS rebinding)";
+    if (http_header(c->req, c->req_len, "origin", v, sizeof(v)) != 0) return "a cross-origin request";
+    if (http_header(c->req, c->req_len, "sec-fetch-site", v, sizeof(v)) != 0 && strcmp(v, "none") != 0 &&
+        strcmp(v, "same-origin") != 0)
+        return "a cross-site request";
+    return NULL;
+}
+
 static void http_handle(sv_ctx *sv, sv_hclient *c)
 {
     char method[8], target[256];
@@ -120,7 +183,11 @@ static void http_handle(sv_ctx *sv, sv_hclient *c)
     char *q = strchr(target, '?');
     if (q != NULL) *q = '\0';
     int head = strcmp(method, "HEAD") == 0;
-    if (!head && strcmp(method, "GET") != 0) {
+    const char *refused = http_refusal(c);
+    if (refused != NULL) {
+        sv_buf_printf(&body, "refused: %s\n", refused);
+        http_respond(sv, c, 403, "Forbidden", "text/plain", &body, head);
+    } else if (!head && strcmp(method, "GET") != 0) {
         sv_buf_puts(&body, "method not allowed\n");
         http_respond(sv, c, 405, "Method Not Allowed", "text/plain", &body, 0);
     } else if (strcmp(target, "/healthz") == 0) {

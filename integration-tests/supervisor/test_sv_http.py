@@ -54,6 +54,29 @@ def test_status_http(tmp):
             data = s.recv(100)
             assert data.startswith(b"HTTP/1.1 431"), data
         assert http_request(base + "/healthz")[0] == 200
+        # what a web page could send is refused: a rebound DNS name (evil.example -> 127.0.0.1), a
+        # cross-origin fetch, a cross-site navigation; health checkers (IP literals, localhost,
+        # Fly's .internal names) pass
+        def raw(head):
+            with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+                s.sendall(head.encode())
+                return s.recv(4096)
+        for host, code in ((f"evil.example:{port}", 403), ("EVIL.example", 403), (f"127.0.0.1:{port}", 200),
+                           (f"[::1]:{port}", 200), ("localhost", 200), (f"LocalHost:{port}", 200),
+                           ("app.localhost", 200), ("xtask.internal:9100", 200), ("10.0.0.7", 200),
+                           ("127.0.0.1.evil.example", 403), ("localhost.evil.example", 403)):
+            data = raw(f"GET /status.json HTTP/1.1\r\nHost: {host}\r\n\r\n")
+            assert data.startswith(f"HTTP/1.1 {code}".encode()), (host, data[:200])
+        data = raw("GET /status.json HTTP/1.1\r\n\r\n")
+        assert data.startswith(b"HTTP/1.1 403") and b"no Host" in data, data[:200]
+        data = raw(f"GET /status.json HTTP/1.1\r\nHost: 127.0.0.1\r\nhost: evil.example\r\n\r\n")
+        assert data.startswith(b"HTTP/1.1 403"), data[:200]
+        for extra in ("Origin: http://127.0.0.1:1234", "origin: null", "Sec-Fetch-Site: cross-site",
+                      "Sec-Fetch-Site: same-site"):
+            data = raw(f"GET /status.json HTTP/1.1\r\nHost: 127.0.0.1\r\n{extra}\r\n\r\n")
+            assert data.startswith(b"HTTP/1.1 403"), (extra, data[:200])
+        data = raw("GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nSec-Fetch-Site: none\r\n\r\n")
+        assert data.startswith(b"HTTP/1.1 200"), data[:200]
         # the essential service going down turns /healthz red again
         sup.cli("stop", "core")
         wait_until(lambda: http_request(base + "/healthz")[0] == 503, 5, what="healthz 503")
