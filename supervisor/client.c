@@ -24,7 +24,7 @@ static int write_all(int fd, const char *p, size_t n)
     return 0;
 }
 
-int client_request(const char *sock, const char *request, int follow)
+int client_request(const char *sock, const char *request, int64_t timeout_ms)
 {
     struct sockaddr_un sa;
     memset(&sa, 0, sizeof(sa));
@@ -44,8 +44,9 @@ int client_request(const char *sock, const char *request, int follow)
             fprintf(stderr, "xtask-supervisor: not running (no answer on %s)\n", sock);
         return 3;
     }
-    if (!follow) {
-        struct timeval tv = {.tv_sec = 10};
+    if (timeout_ms >= 0) {
+        struct timeval tv = {.tv_sec = timeout_ms / 1000, .tv_usec = (timeout_ms % 1000) * 1000};
+        if (timeout_ms == 0) tv.tv_usec = 1000; /* 0 would mean no timeout */
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
     }
     char line[SV_CTL_REQ_MAX + 2];
@@ -62,6 +63,10 @@ int client_request(const char *sock, const char *request, int follow)
     for (;;) {
         ssize_t r = read(fd, buf, sizeof(buf));
         if (r < 0 && errno == EINTR) continue;
+        if (r < 0 && errno == EAGAIN && !got_first) {
+            rc = 4; /* the caller says what was waited for */
+            break;
+        }
         if (r < 0) {
             fprintf(stderr, "xtask-supervisor: %s: %s\n", sock,
                     errno == EAGAIN ? "no answer (timeout)" : strerror(errno));
@@ -94,7 +99,8 @@ int client_request(const char *sock, const char *request, int follow)
         }
         if (off < (size_t)r && write_all(rc == 0 ? 1 : 2, buf + off, (size_t)r - off) < 0) break;
     }
-    if (!got_first && rc != 0 && flen == 0) fprintf(stderr, "xtask-supervisor: empty answer on %s\n", sock);
+    if (!got_first && rc != 0 && rc != 4 && flen == 0)
+        fprintf(stderr, "xtask-supervisor: empty answer on %s\n", sock);
     close(fd);
-    return got_first ? (rc == 0 && unhealthy ? 1 : rc) : 1;
+    return got_first ? (rc == 0 && unhealthy ? 1 : rc) : rc == 4 ? 4 : 1;
 }

@@ -2,13 +2,17 @@
  * control: the Unix socket that `xtask-supervisor status|start|stop|restart|logs|reload` talk to.
  *
  * Protocol: the client sends one request line (at most SV_CTL_REQ_MAX bytes with its '\n'):
- *     ping | status [json] [check] | start NAME | stop NAME | restart NAME | logs NAME [N] [follow] | reload
+ *     ping | status [json] [check] | start NAME | stop NAME | restart NAME [wait] | reload
+ *     | logs NAME|* [N|all] [follow] [ts] [since=EPOCH_MS]
  * The answer is a first line "ok" or "error <message>" (or, for `status check` with an essential
  * service not READY, "unhealthy <name STATE, ...>"), then the body; the supervisor closes the
- * connection after the answer, except for `logs ... follow`, which streams the service's new lines
- * until the client goes away. The socket is 0600 in a directory created 0700, and a peer whose uid
- * is neither ours nor root is refused (SO_PEERCRED). A stale socket file is replaced only when
- * nobody answers on it.
+ * connection after the answer, except for `logs ... follow`, which streams new lines until the
+ * client goes away. `restart NAME wait` is answered when the service is READY ("ok") or has failed
+ * ("error NAME: <why>"). `logs *` interleaves every service in the order the lines arrived, each
+ * prefixed "name | "; `ts` prefixes the arrival time. The kept lines are sent a buffer-full at a
+ * time (a cursor: the seq of the last line sent), so memory stays bounded by the rings. The socket is 0600 in
+ * a directory created 0700, and a peer whose uid is neither ours nor root is refused (SO_PEERCRED). A stale
+ * socket file is replaced only when nobody answers on it.
  */
 #include "sv.h"
 
@@ -20,6 +24,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "xt_log.h"
@@ -39,7 +44,7 @@ static const ctl_verb ctl_verbs[] = {
 
 int ctl_parse(const char *line, sv_ctl_req *req, char *err, size_t errlen)
 {
-    char words[5][SV_CTL_REQ_MAX];
+    char words[8][SV_CTL_REQ_MAX];
     int nw = 0;
     const char *p = line;
     memset(req, 0, sizeof(*req));
@@ -48,7 +53,7 @@ int ctl_parse(const char *line, sv_ctl_req *req, char *err, size_t errlen)
         while (*p == ' ' || *p == '\t' || *p == '\r')
             p++;
         if (*p == '\0') break;
-        if (nw == 5) {
+        if (nw == 8) {
             snprintf(err, errlen, "too many words");
             return -1;
         }
@@ -90,11 +95,27 @@ int ctl_parse(const char *line, sv_ctl_req *req, char *err, size_t errlen)
             req->check = 1;
         } else if (v->cmd == CTL_LOGS && strcmp(w, "follow") == 0) {
             req->follow = 1;
+        } else if (v->cmd == CTL_LOGS && strcmp(w, "ts") == 0) {
+            req->ts = 1;
+        } else if (v->cmd == CTL_LOGS && strcmp(w, "all") == 0) {
+            req->nlines = -1;
+        } else if (v->cmd == CTL_RESTART && strcmp(w, "wait") == 0) {
+            req->wait = 1;
+        } else if (v->cmd == CTL_LOGS && strncmp(w, "since=", 6) == 0) {
+            char *end;
+            errno = 0;
+            long long ms = strtoll(w + 6, &end, 10);
+            if (end == w + 6 || *end != '\0' || errno != 0 || ms < 0) {
+                snprintf(err, errlen, "logs: since= needs a time in ms since the epoch");
+                return -1;
+            }
+            req->since_ms = (int64_t)ms;
         } else if (v->cmd == CTL_LOGS && w[0] >= '0' && w[0] <= '9') {
             char *end;
+            errno = 0;
             long n = strtol(w, &end, 10);
-            if (*end != '\0' || n < 0 || n > SV_RING_LINES) {
-                snprintf(err, errlen, "logs: line count must be 0..%d", SV_RING_LINES);
+            if (*end != '\0' || errno != 0 || n < 0) {
+                snprintf(err, errlen, "logs: bad line count '%.40s'", w);
                 return -1;
             }
             req->nlines = n;
@@ -116,16 +137,113 @@ static void client_close(sv_ctx *sv, sv_client *c)
     c->follow = 0;
     c->closing = 0;
     c->reload_wait = 0;
+    c->backlog = 0;
+    c->restart_wait = 0;
+}
+
+/* One line for a `logs` client: [time ]["name | "]text. */
+static int logs_emit(sv_client *c, const svc *s, const sv_line *l)
+{
+    char pre[MF_NAME_MAX + 64];
+    size_t n = 0;
+    if (c->lflags & CTL_LOG_TS) {
+        time_t t = (time_t)(l->at_ms / 1000);
+        struct tm tm;
+        gmtime_r(&t, &tm);
+        n += strftime(pre, sizeof(pre), "%Y-%m-%dT%H:%M:%S", &tm);
+        int k = snprintf(pre + n, sizeof(pre) - n, ".%03dZ ", (int)(l->at_ms % 1000));
+        if (k > 0) n += (size_t)k;
+    }
+    if (c->lflags & CTL_LOG_NAME) {
+        int k = snprintf(pre + n, sizeof(pre) - n, "%s | ", s->name);
+        if (k > 0) n += (size_t)k;
+    }
+    if (n >= sizeof(pre)) n = sizeof(pre) - 1;
+    size_t len = strlen(l->text);
+    if (c->out.len + n + len + 1 > c->out.max) return -1;
+    sv_buf_append(&c->out, pre, n);
+    sv_buf_append(&c->out, l->text, len);
+    sv_buf_append(&c->out, "\n", 1);
+    return 0;
+}
+
+/* The next kept line after the client's cursor among the services it reads (by seq: arrival order). */
+static const sv_line *logs_next(sv_ctx *sv, sv_client *c, const svc **from)
+{
+    const sv_line *best = NULL;
+    size_t lo = c->lslot > 0 ? (size_t)c->lslot - 1 : 0, hi = c->lslot > 0 ? (size_t)c->lslot : sv->nslots;
+    for (size_t i = lo; i < hi; i++) {
+        const svc *s = &sv->slots[i];
+        if (!s->used) continue;
+        const sv_line *l = ring_line(&s->ring, ring_after(&s->ring, c->cursor));
+        if (l != NULL && (best == NULL || l->seq < best->seq)) {
+            best = l;
+            *from = s;
+        }
+    }
+    return best;
+}
+
+/* Queue kept lines up to half the output buffer; once none is left, follow or close. */
+static void logs_fill(sv_ctx *sv, sv_client *c)
+{
+    while (c->backlog && c->out.len < c->out.max / 2) {
+        const svc *s = NULL;
+        const sv_line *l = logs_next(sv, c, &s);
+        if (l == NULL) {
+            c->backlog = 0;
+            if (c->follow == 0) c->closing = 1;
+            break;
+        }
+        if (l->at_ms >= c->since_ms && logs_emit(c, s, l) < 0) break;
+        c->cursor = l->seq;
+    }
+}
+
+/* The seq just before the last n kept lines of the client's services (0: from the oldest). */
+static uint64_t logs_start(sv_ctx *sv, const sv_client *c, long n)
+{
+    size_t lo = c->lslot > 0 ? (size_t)c->lslot - 1 : 0, hi = c->lslot > 0 ? (size_t)c->lslot : sv->nslots;
+    uint64_t cut = UINT64_MAX; /* walk back from the newest line, n times, over every ring */
+    uint64_t at = 0;
+    for (long k = 0; n >= 0 && k <= n; k++) {
+        uint64_t newest = 0;
+        for (size_t i = lo; i < hi; i++) {
+            const svc *s = &sv->slots[i];
+            if (!s->used) continue;
+            /* the newest line of this ring with seq < cut */
+            size_t idx = cut == UINT64_MAX ? s->ring.count : ring_after(&s->ring, cut - 1);
+            if (idx == 0) continue;
+            uint64_t q = ring_line(&s->ring, idx - 1)->seq;
+            if (q > newest) newest = q;
+        }
+        if (newest == 0) {
+            at = 0;
+            break;
+        }
+        at = newest;
+        cut = newest;
+    }
+    return n < 0 ? 0 : at;
 }
 
 static void client_flush(sv_ctx *sv, sv_client *c)
 {
-    int rc = sv_buf_send(&c->out, c->w.fd, &c->last_io_ms);
-    if (rc == 0) {
-        loop_mod(sv, &c->w, EPOLLIN | EPOLLOUT);
-        return;
+    for (;;) {
+        int rc = sv_buf_send(&c->out, c->w.fd, &c->last_io_ms);
+        if (rc == 0) {
+            loop_mod(sv, &c->w, EPOLLIN | EPOLLOUT);
+            return;
+        }
+        if (rc < 0) {
+            client_close(sv, c);
+            return;
+        }
+        if (!c->backlog) break;
+        logs_fill(sv, c);
+        if (c->out.len == 0) break;
     }
-    if (rc < 0 || c->closing) {
+    if (c->closing) {
         client_close(sv, c);
         return;
     }
@@ -143,7 +261,7 @@ static void ctl_answer(sv_ctx *sv, sv_client *c, const char *line)
         return;
     }
     svc *s = NULL;
-    if (req.name[0] != '\0') {
+    if (req.name[0] != '\0' && !(req.cmd == CTL_LOGS && strcmp(req.name, "*") == 0)) {
         s = svc_find(sv, req.name);
         if (s == NULL) {
             sv_buf_printf(o, "error unknown service '%s'\n", req.name);
@@ -187,22 +305,25 @@ static void ctl_answer(sv_ctx *sv, sv_client *c, const char *line)
     case CTL_RESTART:
         xt_info("control: restart %s", s->name);
         svc_request_restart(sv, s);
-        sv_buf_printf(o, "ok\n%s: %s\n", s->name, svc_state_name(s->state));
+        if (req.wait) {
+            c->closing = 0; /* answered by control_state_changed */
+            c->restart_wait = (int)(s - sv->slots) + 1;
+        } else {
+            sv_buf_printf(o, "ok\n%s: %s\n", s->name, svc_state_name(s->state));
+        }
         break;
-    case CTL_LOGS: {
+    case CTL_LOGS:
         sv_buf_puts(o, "ok\n");
-        size_t n = (size_t)req.nlines;
-        size_t first = s->ring.count > n ? s->ring.count - n : 0;
-        for (size_t i = first; i < s->ring.count; i++) {
-            sv_buf_puts(o, ring_get(&s->ring, i));
-            sv_buf_puts(o, "\n");
-        }
-        if (req.follow) {
-            c->closing = 0;
-            c->follow = (int)(s - sv->slots) + 1;
-        }
+        c->closing = 0;
+        c->lslot = s != NULL ? (int)(s - sv->slots) + 1 : 0;
+        c->lflags = (req.ts ? CTL_LOG_TS : 0) | (s == NULL ? CTL_LOG_NAME : 0);
+        c->since_ms = req.since_ms;
+        c->cursor = logs_start(sv, c, req.nlines);
+        c->backlog = 1;
+        /* followed from here on: lines kept meanwhile are still after the cursor */
+        c->follow = req.follow ? (s != NULL ? c->lslot : -1) : 0;
+        logs_fill(sv, c);
         break;
-    }
     case CTL_RELOAD:
         xt_info("control: reload");
         c->closing = 0; /* answered once the parse is over (run.c) */
@@ -227,7 +348,8 @@ static void client_io(sv_ctx *sv, sv_watch *w, uint32_t events)
             return;
         }
         c->last_io_ms = sv_now_ms();
-        if (c->follow || c->closing || c->reload_wait) continue; /* nothing more is read; ignore */
+        if (c->follow || c->closing || c->reload_wait || c->restart_wait || c->backlog)
+            continue; /* nothing more is read; ignore */
         size_t room = sizeof(c->req) - 1 - c->req_len;
         size_t take = (size_t)n < room ? (size_t)n : room;
         memcpy(c->req + c->req_len, tmp, take);
@@ -261,7 +383,7 @@ static void on_io_sweep(sv_ctx *sv, void *arg)
     int any = 0;
     for (int i = 0; i < SV_MAX_CLIENTS; i++) {
         sv_client *c = &sv->clients[i];
-        if (c->w.fd < 0 || c->follow || c->reload_wait) continue;
+        if (c->w.fd < 0 || c->follow || c->reload_wait || c->restart_wait) continue;
         if (now - c->last_io_ms > SV_IO_TIMEOUT_MS)
             client_close(sv, c);
         else
@@ -299,6 +421,8 @@ static void on_accept(sv_ctx *sv, sv_watch *w, uint32_t events)
         c->req_len = 0;
         c->closing = 0;
         c->follow = 0;
+        c->backlog = 0;
+        c->restart_wait = 0;
         sv_buf_init(&c->out, SV_CTL_OUT_MAX);
         c->last_io_ms = sv_now_ms();
         if (loop_add(sv, &c->w, fd, EPOLLIN, client_io, c) < 0) {
@@ -309,12 +433,12 @@ static void on_accept(sv_ctx *sv, sv_watch *w, uint32_t events)
     }
 }
 
-void control_follow_line(sv_ctx *sv, svc *s, const char *line, size_t len)
+void control_follow_line(sv_ctx *sv, svc *s, const sv_line *l)
 {
     int idx = (int)(s - sv->slots) + 1;
     for (int i = 0; i < SV_MAX_CLIENTS; i++) {
         sv_client *c = &sv->clients[i];
-        if (c->w.fd < 0 || c->follow != idx) continue;
+        if (c->w.fd < 0 || c->backlog || (c->follow != idx && c->follow != -1)) continue;
         if (c->out.dropped > 0) {
             char m[80];
             int n = snprintf(m, sizeof(m), "[... %llu lines dropped]\n", (unsigned long long)c->out.dropped);
@@ -323,13 +447,42 @@ void control_follow_line(sv_ctx *sv, svc *s, const char *line, size_t len)
             else
                 continue;
         }
-        if (c->out.len + len + 1 > c->out.max) {
+        if (logs_emit(c, s, l) < 0) {
             c->out.dropped++;
             continue;
         }
-        sv_buf_append(&c->out, line, len);
-        sv_buf_append(&c->out, "\n", 1);
+        c->cursor = l->seq;
         if (!(c->w.events & EPOLLOUT)) client_flush(sv, c);
+    }
+}
+
+void control_state_changed(sv_ctx *sv, svc *s)
+{
+    int idx = (int)(s - sv->slots) + 1;
+    for (int i = 0; i < SV_MAX_CLIENTS; i++) {
+        sv_client *c = &sv->clients[i];
+        if (c->w.fd < 0 || c->restart_wait != idx) continue;
+        sv_buf *o = &c->out;
+        if (s->state == SVC_READY || (s->state == SVC_EXITED && s->completed)) {
+            sv_buf_printf(o, "ok\n%s: %s\n", s->name, svc_state_name(s->state));
+        } else if (s->state == SVC_FAILED || (s->state == SVC_STOPPED && !s->want) ||
+                   (s->state == SVC_EXITED && s->has_exit && (s->last_code != 0 || s->last_sig != 0))) {
+            char why[160] = "";
+            /* a failed readiness probe of this run says why; a passed one is an older run's */
+            int bad_probe =
+                s->state == SVC_FAILED && s->ready.has_result && !s->ready.ok && s->ready.msg[0] != '\0';
+            if (s->has_exit && s->last_sig != 0)
+                snprintf(why, sizeof(why), ", killed by signal %d", s->last_sig);
+            else if (s->has_exit)
+                snprintf(why, sizeof(why), ", exit code %d", s->last_code);
+            sv_buf_printf(o, "error %s: %s%s%s%s\n", s->name, svc_state_name(s->state), why,
+                          bad_probe ? ", readiness: " : "", bad_probe ? s->ready.msg : "");
+        } else {
+            continue;
+        }
+        c->restart_wait = 0;
+        c->closing = 1;
+        client_flush(sv, c);
     }
 }
 

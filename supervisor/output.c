@@ -72,8 +72,8 @@ void linebuf_flush(sv_linebuf *lb, sv_line_fn fn, void *ud)
 
 static void ring_drop_oldest(sv_ring *r)
 {
-    char *old = r->lines[r->head];
-    r->bytes -= strlen(old);
+    sv_line *old = r->lines[r->head];
+    r->bytes -= strlen(old->text);
     free(old);
     r->lines[r->head] = NULL;
     r->head = (r->head + 1) % r->cap;
@@ -85,7 +85,7 @@ static int ring_grow(sv_ring *r)
 {
     size_t cap = r->cap ? r->cap * 2 : 4;
     if (cap > SV_RING_LINES) cap = SV_RING_LINES;
-    char **v = calloc(cap, sizeof(*v));
+    sv_line **v = calloc(cap, sizeof(*v));
     if (v == NULL) return -1;
     for (size_t i = 0; i < r->count; i++)
         v[i] = r->lines[(r->head + i) % r->cap];
@@ -96,26 +96,55 @@ static int ring_grow(sv_ring *r)
     return 0;
 }
 
-void ring_push(sv_ring *r, const char *line, size_t len)
+int64_t sv_wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+const sv_line *ring_push(sv_ring *r, const char *line, size_t len, int64_t at_ms, uint64_t seq)
 {
     size_t max = r->max_bytes != 0 ? r->max_bytes : SV_RING_BYTES;
     if (len > max) len = max;
     while (r->count > 0 && (r->count == SV_RING_LINES || r->bytes + len > max))
         ring_drop_oldest(r);
-    if (r->count == r->cap && ring_grow(r) != 0) return;
-    char *copy = malloc(len + 1);
-    if (copy == NULL) return;
-    memcpy(copy, line, len);
-    copy[len] = '\0';
+    if (r->count == r->cap && ring_grow(r) != 0) return NULL;
+    sv_line *copy = malloc(sizeof(*copy) + len + 1);
+    if (copy == NULL) return NULL;
+    copy->at_ms = at_ms;
+    copy->seq = seq;
+    memcpy(copy->text, line, len);
+    copy->text[len] = '\0';
     r->lines[(r->head + r->count) % r->cap] = copy;
     r->count++;
     r->bytes += len;
+    return copy;
+}
+
+const sv_line *ring_line(const sv_ring *r, size_t i)
+{
+    if (i >= r->count) return NULL;
+    return r->lines[(r->head + i) % r->cap];
 }
 
 const char *ring_get(const sv_ring *r, size_t i)
 {
-    if (i >= r->count) return NULL;
-    return r->lines[(r->head + i) % r->cap];
+    const sv_line *l = ring_line(r, i);
+    return l != NULL ? l->text : NULL;
+}
+
+size_t ring_after(const sv_ring *r, uint64_t seq)
+{
+    size_t lo = 0, hi = r->count; /* seqs grow from the oldest line: binary search */
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (ring_line(r, mid)->seq > seq)
+            hi = mid;
+        else
+            lo = mid + 1;
+    }
+    return lo;
 }
 
 void ring_free(sv_ring *r)
@@ -285,10 +314,10 @@ static void on_line(void *ud, const char *line, size_t len, int cut)
     line_ctx *lc = ud;
     sv_ctx *sv = lc->sv;
     svc *s = lc->s;
-    ring_push(&s->ring, line, len);
+    const sv_line *kept = ring_push(&s->ring, line, len, sv_wall_ms(), ++sv->line_seq);
     if (s->state == SVC_STARTING && s->def->ready.kind == PROBE_LOG && s->def->ready.log_compiled != NULL)
         log_ready_check(sv, s, line, len);
-    control_follow_line(sv, s, line, len);
+    if (kept != NULL) control_follow_line(sv, s, kept);
     if (sv->out_fd < 0) return;
     if (sv->outq.len > 0 && sv->out_pollable) {
         if (out_format(sv, s->name, lc->stream, line, len, cut) < 0) s->dropped++;

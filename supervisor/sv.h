@@ -36,6 +36,8 @@
 #define SV_RUN_ENV "XTASK_SUPERVISOR_RUN" /* ... and XTASK_SUPERVISOR_RUN=<our pid>.<our start time> */
 #define SV_SWEEP_MS 10                    /* a restart waits this long for killed leftovers to go ... */
 #define SV_SWEEP_MAX 100                  /* ... this many times at most, then starts anyway */
+#define CTL_LOG_TS 1                      /* logs: "2026-01-02T03:04:05.678Z " before each line */
+#define CTL_LOG_NAME 2                    /* logs: "name | " before each line (every service interleaved) */
 #define SV_CTL_OUT_MAX (256 * 1024)       /* one control answer (logs -f drops beyond it) */
 #define SV_HTTP_CLIENTS 16
 #define SV_HTTP_REQ_MAX 4096
@@ -122,8 +124,16 @@ struct sv_linebuf {
 
 /* The last lines of one service: at most SV_RING_LINES lines and max_bytes bytes. The pointer
  * array grows by doubling up to SV_RING_LINES, so a quiet service costs nothing. */
+/* One kept line: when it arrived (wall clock, for `logs -t|--since`) and its supervisor-wide
+ * sequence number (the order of arrival, so `logs` of all services interleaves them as they came). */
+typedef struct sv_line {
+    int64_t at_ms;
+    uint64_t seq;
+    char text[];
+} sv_line;
+
 struct sv_ring {
-    char **lines;
+    sv_line **lines;
     size_t cap;                /* entries in lines (0 before the first line) */
     size_t head, count, bytes; /* head: index of the oldest line */
     size_t max_bytes;          /* 0: SV_RING_BYTES */
@@ -227,8 +237,14 @@ struct sv_client {
     size_t req_len;
     sv_buf out;
     int closing;     /* close once `out` is written */
-    int follow;      /* logs -f: slot index + 1 of the followed service */
-    int reload_wait; /* `reload`: answered when the parse (off the loop) is over and applied */
+    int follow;      /* logs -f: slot index + 1 of the followed service, -1: every service */
+    int backlog;     /* logs: kept lines still to send (after cursor), a buffer-full at a time */
+    int lflags;      /* logs: CTL_LOG_* */
+    int lslot;       /* logs: slot index + 1 of the service, 0: every service */
+    uint64_t cursor; /* logs: seq of the last kept line sent */
+    int64_t since_ms;
+    int restart_wait; /* restart: slot index + 1; answered when the service is READY or has failed */
+    int reload_wait;  /* `reload`: answered when the parse (off the loop) is over and applied */
     int64_t last_io_ms;
 };
 
@@ -246,10 +262,13 @@ typedef enum { CTL_PING = 0, CTL_STATUS, CTL_START, CTL_STOP, CTL_RESTART, CTL_L
 
 struct sv_ctl_req {
     sv_ctl_cmd cmd;
-    int json;    /* status json */
-    int check;   /* status check: answer `unhealthy <why>` instead of `ok` unless healthy */
-    int follow;  /* logs ... follow */
-    long nlines; /* logs: how many lines (default 50) */
+    int json;         /* status json */
+    int check;        /* status check: answer `unhealthy <why>` instead of `ok` unless healthy */
+    int follow;       /* logs ... follow */
+    long nlines;      /* logs: how many lines (default 50, -1 all kept) */
+    int ts;           /* logs: prefix each line with its time */
+    int wait;         /* restart: answer once READY or failed */
+    int64_t since_ms; /* logs: only lines that arrived at or after this wall-clock time */
     char name[MF_NAME_MAX + 1];
 };
 
@@ -290,6 +309,7 @@ struct sv_ctx {
     int in_eval, eval_again; /* svc_eval_deps re-entrancy guard */
     sv_timer t_eval;         /* more services to start than SV_SPAWN_BATCH: go on next iteration */
     int spawned;             /* services spawned in this loop iteration (loop_once resets it) */
+    uint64_t line_seq;       /* seq of the last line kept by any service */
     int state_dirty;         /* a service was spawned: rewrite the state file before sleeping */
     int reload_pending;
     sv_reload_job *rjob; /* the reload being parsed in a thread (run.c), or NULL */
@@ -364,9 +384,14 @@ typedef void (*sv_line_fn)(void *ud, const char *line, size_t len, int cut);
 void linebuf_feed(sv_linebuf *lb, const char *p, size_t n, sv_line_fn fn, void *ud);
 /* Deliver a pending partial line (at EOF). */
 void linebuf_flush(sv_linebuf *lb, sv_line_fn fn, void *ud);
-void ring_push(sv_ring *r, const char *line, size_t len);
+/* Keep a line; returns the kept copy (NULL when out of memory). */
+const sv_line *ring_push(sv_ring *r, const char *line, size_t len, int64_t at_ms, uint64_t seq);
+int64_t sv_wall_ms(void);
 /* i-th kept line (0 = oldest) or NULL */
 const char *ring_get(const sv_ring *r, size_t i);
+const sv_line *ring_line(const sv_ring *r, size_t i);
+/* index of the first kept line whose seq is > seq (count if none) */
+size_t ring_after(const sv_ring *r, uint64_t seq);
 void ring_free(sv_ring *r);
 int output_init(sv_ctx *sv, int fd, int json);
 /* Queue one line of service `s` (stream 1 stdout, 2 stderr, 0 supervisor) for our stdout. */
@@ -503,7 +528,9 @@ void control_close(sv_ctx *sv);
 /* The answer in c->out is complete: send it and close. */
 void control_reply(sv_ctx *sv, sv_client *c);
 /* A line of service s was produced: feed followers. */
-void control_follow_line(sv_ctx *sv, svc *s, const char *line, size_t len);
+void control_follow_line(sv_ctx *sv, svc *s, const sv_line *l);
+/* A service changed state: answers the `restart NAME wait` clients waiting for it. */
+void control_state_changed(sv_ctx *sv, svc *s);
 
 /* --- status.c ------------------------------------------------------------------------------ */
 void status_json(sv_ctx *sv, sv_buf *b);
@@ -525,7 +552,9 @@ int sv_parse_hostport(const char *hp, struct sockaddr_storage *addr, socklen_t *
 
 /* --- client.c ------------------------------------------------------------------------------ */
 /* CLI side: send `request` to the socket, print the answer. Returns the process exit code. */
-int client_request(const char *sock, const char *request, int follow);
+/* Send one request, print the answer. timeout_ms: how long to wait for it (-1: forever, `logs -f`).
+ * Returns 0, 1 (refused / error), 3 (not running), 4 (no answer within timeout_ms). */
+int client_request(const char *sock, const char *request, int64_t timeout_ms);
 
 /* --- inline helpers ------------------------------------------------------------------------ */
 static inline int svc_is_running(const svc *s)

@@ -38,6 +38,7 @@ void svc_set_state(sv_ctx *sv, svc *s, svc_state to)
     s->state_ms = now;
     timer_disarm(&s->t_state);
     if (to == SVC_READY) s->ready_ms = now;
+    control_state_changed(sv, s);
     svc_eval_deps(sv);
     if (sv->stopping) sv_stop_progress(sv);
 }

@@ -152,7 +152,7 @@ def test_check_help_version(tmp):
     assert r.returncode == 0 and "usage: xtask-supervisor" in r.stdout
     r = subprocess.run([SUP, "--version"], capture_output=True, text=True)
     assert r.returncode == 0 and r.stdout.startswith("xtask-supervisor ")
-    r = subprocess.run([SUP, "logs"], capture_output=True, text=True)
+    r = subprocess.run([SUP, "logs", "a", "b"], capture_output=True, text=True)  # `logs` alone: every service
     assert r.returncode == 2
     # not running: socket from the environment
     r = subprocess.run([SUP, "status"], capture_output=True, text=True,

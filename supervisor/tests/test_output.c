@@ -95,13 +95,19 @@ static void test_ring_keeps_last_lines(void **state)
     char line[32];
     for (int i = 0; i < SV_RING_LINES + 50; i++) {
         int n = snprintf(line, sizeof(line), "line %d", i);
-        ring_push(&r, line, (size_t)n);
+        ring_push(&r, line, (size_t)n, 0, (uint64_t)i + 1);
     }
     assert_int_equal(r.count, SV_RING_LINES);
     assert_string_equal(ring_get(&r, 0), "line 50");
     snprintf(line, sizeof(line), "line %d", SV_RING_LINES + 49);
     assert_string_equal(ring_get(&r, SV_RING_LINES - 1), line);
     assert_null(ring_get(&r, SV_RING_LINES));
+    /* seqs 51..250 kept: the first after a seq, by binary search */
+    assert_int_equal(ring_after(&r, 0), 0);
+    assert_int_equal(ring_after(&r, 51), 1);
+    assert_int_equal(ring_after(&r, 100), 50);
+    assert_int_equal(ring_after(&r, SV_RING_LINES + 50), SV_RING_LINES);
+    assert_int_equal(ring_line(&r, 1)->seq, 52);
     ring_free(&r);
     assert_int_equal(r.count, 0);
     assert_int_equal(r.bytes, 0);
@@ -115,10 +121,10 @@ static void test_ring_bounded_in_bytes(void **state)
     char *big = malloc(SV_LINE_MAX);
     memset(big, 'z', SV_LINE_MAX);
     for (int i = 0; i < 100; i++)
-        ring_push(&r, big, SV_LINE_MAX);
+        ring_push(&r, big, SV_LINE_MAX, 0, 1);
     assert_true(r.bytes <= SV_RING_BYTES);
     assert_int_equal(r.count, SV_RING_BYTES / SV_LINE_MAX);
-    ring_push(&r, "small", 5);
+    ring_push(&r, "small", 5, 0, 2);
     assert_string_equal(ring_get(&r, r.count - 1), "small");
     ring_free(&r);
     free(big);
