@@ -118,8 +118,8 @@ def test_restart_pending_never_duplicates(tmp):
     try:
         sup.start()
         assert sup.status()["pending"]["state"] == "WAITING"
-        for _ in range(5):
-            assert sup.cli("restart", "pending").returncode == 0
+        for _ in range(5):  # --no-wait: `restart` would wait for READY, i.e. for db
+            assert sup.cli("restart", "pending", "--no-wait").returncode == 0
         assert sup.status()["pending"]["state"] == "WAITING", sup.status()["pending"]
         open(flag, "w").close()
         st = sup.wait_state("pending", "READY")

@@ -35,6 +35,16 @@ static void test_parse_valid(void **state)
     assert_int_equal(ctl_parse("logs web 10 follow", &r, err, sizeof(err)), 0);
     assert_int_equal(r.nlines, 10);
     assert_true(r.follow);
+    /* no cap but the supervisor's rings: 1000, all; every service (*), times, since */
+    assert_int_equal(ctl_parse("logs * 1000 follow ts since=1700000000000", &r, err, sizeof(err)), 0);
+    assert_string_equal(r.name, "*");
+    assert_int_equal(r.nlines, 1000);
+    assert_true(r.follow && r.ts);
+    assert_true(r.since_ms == 1700000000000LL);
+    assert_int_equal(ctl_parse("logs web all", &r, err, sizeof(err)), 0);
+    assert_int_equal(r.nlines, -1);
+    assert_int_equal(ctl_parse("restart web wait", &r, err, sizeof(err)), 0);
+    assert_true(r.wait);
     assert_int_equal(ctl_parse("reload", &r, err, sizeof(err)), 0);
     assert_int_equal(r.cmd, CTL_RELOAD);
     assert_int_equal(ctl_parse("ping", &r, err, sizeof(err)), 0);
@@ -57,7 +67,11 @@ static void test_parse_errors(void **state)
     assert_string_equal(err, "start: missing service name");
     assert_int_equal(ctl_parse("status yaml", &r, err, sizeof(err)), -1);
     assert_string_equal(err, "status: unexpected argument 'yaml'");
-    assert_int_equal(ctl_parse("logs web 1000", &r, err, sizeof(err)), -1);
+    assert_int_equal(ctl_parse("logs web since=soon", &r, err, sizeof(err)), -1);
+    assert_string_equal(err, "logs: since= needs a time in ms since the epoch");
+    assert_int_equal(ctl_parse("logs web 99999999999999999999", &r, err, sizeof(err)), -1);
+    assert_int_equal(ctl_parse("start web wait", &r, err, sizeof(err)), -1);
+    assert_int_equal(ctl_parse("logs a b c d e f g h i", &r, err, sizeof(err)), -1);
     assert_int_equal(ctl_parse("logs web 12x", &r, err, sizeof(err)), -1);
     assert_int_equal(ctl_parse("reload now", &r, err, sizeof(err)), -1);
     assert_int_equal(ctl_parse("a b c d e f", &r, err, sizeof(err)), -1);
