@@ -115,6 +115,10 @@ def test_discover_filters():
         xtask("nodes", url=URL)), 10, 0.1, "the node listed")
     p = xtask("nodes", "--region", "nowhere", "--timeout", "200ms", url=URL)
     assert p.returncode == 1, p
+    # every node registered in the KV registry answered: no need to wait out the window
+    t0 = time.monotonic()
+    p = xtask("nodes", "--timeout", "30s", url=URL)
+    assert p.returncode == 0 and NODE_ID in p.stdout and time.monotonic() - t0 < 15, (p, time.monotonic() - t0)
 
 
 def test_task_run_output_logs_events_result():
@@ -409,6 +413,21 @@ def test_cli_run_result():
     assert res["via"] == "cli", res
     p = xtask("result", "--wait", "200ms", "no-such-id", url=URL)
     assert p.returncode == 1, p
+    # `result` exits like `run`: the task's code, 124 timed out, 1 an error result (the JSON still printed)
+    for task, code in (("lines", 3), ("sleep", 124), ("nope", 1)):
+        p = xtask("submit", "--wait", "10s", task, url=URL)
+        rid = p.stdout.split("\n", 1)[0]
+        assert re.fullmatch(r"t-[0-9a-f]{16}", rid), (task, p)
+        p = xtask("result", rid, url=URL)
+        assert p.returncode == code and json.loads(p.stdout), (task, p)
+        if task == "nope":
+            assert "unknown_task" in p.stderr, p
+    # every subcommand's --help: its usage on stdout, exit 0 (before the task name; after it, an argument)
+    for cmd in ("nodes", "run", "submit", "result", "audit", "ping", "--nats-mode"):
+        p = xtask(cmd, "--help", url="nats://127.0.0.1:1")
+        assert p.returncode == 0 and p.stdout.startswith("usage:\n  xtask " + cmd), (cmd, p)
+    p = xtask("run", "--node", NODE_ID, "echo", "x", "--help", url=URL)
+    assert p.returncode == 0 and p.stdout == "x --help\n", p
     p = xtask("run", url="nats://127.0.0.1:1")
     assert p.returncode == 2, p
     p = xtask("run", "noop", "--node", "x", url="nats://127.0.0.1:1")  # options after TASK are args

@@ -69,17 +69,43 @@ static int print_if_error(const char *data, size_t len)
     return 1;
 }
 
-/* Scatter-gather on `subject`: every reply within window_ms is appended to arr. */
+/* How many nodes the KV registry (xtask_nodes) holds: the subjects of its stream, within wait_ms.
+ * 0 when unknown (no JetStream; a bus identity without $JS.API.STREAM.INFO.KV_xtask_nodes, such as
+ * a cli-<name> user today): the caller then waits its whole window. A node
+ * that left cleanly still counts until its delete marker expires (node_ttl): never too few. */
+static size_t registered_nodes(natsConnection *nc, int64_t wait_ms)
+{
+    jsCtx *js = NULL;
+    jsOptions jo;
+    jsStreamInfo *si = NULL;
+    jsErrCode jerr = 0;
+    size_t n = 0;
+    jsOptions_Init(&jo);
+    jo.Wait = wait_ms > 0 ? wait_ms : 1;
+    if (natsConnection_JetStream(&js, nc, &jo) == NATS_OK &&
+        js_GetStreamInfo(&si, js, "KV_xtask_nodes", NULL, &jerr) == NATS_OK && si != NULL)
+        n = (size_t)si->State.NumSubjects;
+    jsStreamInfo_Destroy(si);
+    jsCtx_Destroy(js);
+    return n;
+}
+
+/* Scatter-gather on `subject`: every reply within window_ms is appended to arr; with
+ * until_registered, it ends as soon as as many nodes answered as the registry holds. */
 static int gather(const xk_opts *o, natsConnection *nc, const char *subject, const char *body,
-                  int64_t window_ms, json_t *arr)
+                  int64_t window_ms, json_t *arr, int until_registered)
 {
     char inbox[XT_NATS_PREFIX_MAX + 64];
     natsSubscription *sub = NULL;
+    size_t expect = 0;
     natsStatus st = xt_nats_inbox(o->nats->inbox_prefix, inbox, sizeof inbox) == 0 ? NATS_OK : NATS_ERR;
     if (st == NATS_OK) st = natsConnection_SubscribeSync(&sub, nc, inbox);
     if (st == NATS_OK) st = natsConnection_PublishRequestString(nc, subject, inbox, body);
     int64_t deadline = xp_mono_ms() + window_ms;
-    while (st == NATS_OK) {
+    /* asked after the request went out: the answers queue on the inbox meanwhile. Half the window
+     * at most: an identity not allowed to ask (no answer) still has the other half to collect */
+    if (st == NATS_OK && until_registered) expect = registered_nodes(nc, window_ms / 2);
+    while (st == NATS_OK && (expect == 0 || json_array_size(arr) < expect)) {
         int64_t left = deadline - xp_mono_ms();
         natsMsg *m = NULL;
         if (left <= 0) break;
@@ -122,7 +148,10 @@ int xk_nodes(const xk_opts *o)
         rc = XK_EXIT_NO_NATS;
         goto out;
     }
-    if (gather(o, nc, "xtask.nodes.discover", body, o->timeout_ms > 0 ? o->timeout_ms : 500, arr) != 0) {
+    /* a filter leaves registered nodes silent: then the whole window */
+    int unfiltered = !o->capability && !o->region && !o->platform;
+    if (gather(o, nc, "xtask.nodes.discover", body, o->timeout_ms > 0 ? o->timeout_ms : 500, arr,
+               unfiltered) != 0) {
         fprintf(stderr, "xtask: discover failed\n");
         goto out;
     }
@@ -218,7 +247,7 @@ static int pick_node(natsConnection *nc, const xk_opts *o, const char *task, cha
     long best = -1;
     size_t i;
     json_t *r;
-    gather(o, nc, "xtask.nodes.discover", body, 300, arr);
+    gather(o, nc, "xtask.nodes.discover", body, 300, arr, 0);
     json_array_foreach(arr, i, r)
     {
         json_t *load = json_object_get(r, "load");
@@ -412,8 +441,12 @@ int xk_result(const xk_opts *o)
     if (fetch_result(nc, o->id, o->wait_ms, &res) == 0) {
         char *s = json_dumps(res, JSON_INDENT(2));
         printf("%s\n", s ? s : "{}");
+        /* the exit code tells how the task ended, as `run` does: a script need not parse the JSON */
+        if (s != NULL && print_if_error(s, strlen(s)))
+            rc = XK_EXIT_ERROR;
+        else
+            rc = exit_code_of(res);
         free(s);
-        rc = XK_EXIT_OK;
     } else {
         fprintf(stderr, "xtask: no result for '%s'\n", o->id);
     }

@@ -31,7 +31,8 @@ static const char usage_text[] =
     "      Run the coordinator node until SIGTERM/SIGINT. Starts before NATS is reachable and\n"
     "      reconnects forever.\n"
     "  xtask nodes [--json] [--capability C] [--region R] [--platform OS[/ARCH]] [--timeout DUR]\n"
-    "      List the nodes that answer xtask.nodes.discover within DUR (default 500ms).\n"
+    "      List the nodes that answer xtask.nodes.discover: as soon as every node registered in the\n"
+    "      KV registry (xtask_nodes) has answered, else within DUR (default 500ms).\n"
     "  xtask run [--node ID | --any] [--project P] [--timeout DUR] [--quiet] TASK [ARGS...]\n"
     "      Run an allowed task on a node (default: the local node id), streaming its output;\n"
     "      exits with the task's exit code.\n"
@@ -39,7 +40,9 @@ static const char usage_text[] =
     "      Put a task on the durable queue (xtask.queue.C, default C=task); prints its id (made by\n"
     "      the platform, never chosen). With --wait, waits for the result and exits like `run`.\n"
     "  xtask result [--wait DUR] ID\n"
-    "      Print the stored result of task ID (stream xtask-results) as JSON.\n"
+    "      Print the stored result of task ID (stream xtask-results) as JSON; exits like `run`:\n"
+    "      the task's exit code, 124 timed out, 128+N killed by signal N, 1 an error result (the\n"
+    "      task was refused or could not start; the error on stderr) or no result.\n"
     "  xtask audit [--since DUR] [--user U] [-n N] [--json] [--timeout DUR]\n"
     "      Print the audit trail (stream xtask-audit): tasks run and auth events, oldest first,\n"
     "      the newest N (default 100) of the last DUR (default: all), of user U only. Admin\n"
@@ -64,13 +67,34 @@ static const char usage_text[] =
     "  XTASK_NATS_TLS_CA        CA file (PEM) that verifies the server (implies TLS)\n"
     "  XTASK_NATS_INBOX_PREFIX  inbox prefix the credentials allow (`cli` user NAME: _INBOX_cli-NAME)\n"
     "\n"
+    "  xtask COMMAND --help: that command's usage.\n"
+    "\n"
     "exit codes:\n"
-    "  0    success (run: the task's own exit code)\n"
-    "  1    runtime error: error reply, no reply, no result, node not answering\n"
+    "  0    success (run, submit --wait, result: the task's own exit code)\n"
+    "  1    runtime error: error reply or error result, no reply, no result, no node answering\n"
     "  2    usage or configuration error\n"
     "  3    cannot connect to NATS (client commands)\n"
-    "  124  run/submit --wait: the task timed out\n"
-    "  128+N run/submit --wait: the task was killed by signal N\n";
+    "  124  run/submit --wait/result: the task timed out\n"
+    "  128+N run/submit --wait/result: the task was killed by signal N\n";
+
+/* `xtask COMMAND --help`: the lines of usage_text about that command (stdout, exit 0). */
+static int command_help(const char *cmd)
+{
+    char head[64];
+    int n = snprintf(head, sizeof head, "  xtask %s ", cmd);
+    const char *p = strstr(usage_text, head);
+    if (n <= 0 || (size_t)n >= sizeof head || p == NULL) {
+        fputs(usage_text, stdout);
+        return 0;
+    }
+    /* its entry: the "  xtask CMD" line and the indented lines below it */
+    const char *end = strchr(p, '\n');
+    while (end != NULL && strncmp(end + 1, "      ", 6) == 0)
+        end = strchr(end + 1, '\n');
+    printf("usage:\n%.*s\n", end != NULL ? (int)(end - p) : (int)strlen(p), p);
+    printf("(xtask --help: common options, environment and exit codes)\n");
+    return 0;
+}
 
 static int usage(const char *msg)
 {
@@ -81,6 +105,7 @@ static int usage(const char *msg)
 
 typedef struct {
     int nats_mode;
+    int help;
     const char *cmd;
     const char *url, *config, *node_id;
     xk_opts k;
@@ -109,6 +134,8 @@ static int parse_cli(int argc, char **argv, cli *c)
     } while (0)
         if (strcmp(a, "--nats-mode") == 0)
             c->nats_mode = 1;
+        else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0)
+            c->help = 1;
         else if (strcmp(a, "--cluster-url") == 0 || strcmp(a, "--nats-url") == 0)
             TAKE(c->url);
         else if (strcmp(a, "--config") == 0)
@@ -375,7 +402,9 @@ int main(int argc, char **argv)
     if (argc >= 2 && (strcmp(argv[1], "node") == 0 || strcmp(argv[1], "join") == 0))
         return strcmp(argv[1], "node") == 0 ? xe_node_main(argc - 1, argv + 1)
                                             : xe_join_main(argc - 1, argv + 1);
-    if (parse_cli(argc, argv, &c) != 0) return usage(NULL);
+    int bad = parse_cli(argc, argv, &c);
+    if (c.help) return command_help(c.nats_mode ? "--nats-mode" : c.cmd ? c.cmd : "");
+    if (bad != 0) return usage(NULL);
     if (c.nats_mode) {
         if (c.k.args[0]) return usage("--nats-mode takes no arguments");
         return run_node(&c);
