@@ -5,6 +5,7 @@ every subcommand, and the documented exit codes (0 ok, 1 runtime, 2 usage, 3 not
 import os
 import re
 import subprocess
+import threading
 import time
 
 from xt_testlib import wait_until
@@ -90,10 +91,17 @@ def test_logs_all_interleaved_ts_since(tmp):
         r = sup.cli("logs", "--since", "1s", "-n", "all")
         assert r.returncode == 0 and r.stdout == "", r
         # follow every service: a new line of any of them arrives, prefixed
-        f = subprocess.Popen([SUP, "-s", sup.sock, "logs", "-f", "-n", "0"], stdout=subprocess.PIPE, text=True)
+        f = subprocess.Popen([SUP, "-s", sup.sock, "logs", "-f", "-n", "1"], stdout=subprocess.PIPE, text=True)
+        got = []
+        t = threading.Thread(target=lambda: [got.append(ln) for ln in f.stdout], daemon=True)
+        t.start()
         try:
+            # the newest kept line first: the follower is connected, whatever comes next is new
+            wait_until(lambda: len(got) >= 1, 10, what="the follower's first line")
+            assert got[0] in ("alpha | a2\n", "beta | b2\n"), got
             sup.cli("restart", "beta")
-            assert f.stdout.readline() == "beta | b1\n"
+            wait_until(lambda: "beta | b2\n" in got[1:], 10, what="beta's new lines followed")
+            assert got[1:3] == ["beta | b1\n", "beta | b2\n"], got
         finally:
             f.kill()
             f.wait()
