@@ -200,31 +200,30 @@ static void logs_fill(sv_ctx *sv, sv_client *c)
     }
 }
 
-/* The seq just before the last n kept lines of the client's services (0: from the oldest). */
+/* Lines of the client's services with a seq above `seq`. */
+static size_t logs_count_after(sv_ctx *sv, const sv_client *c, uint64_t seq)
+{
+    size_t lo = c->lslot > 0 ? (size_t)c->lslot - 1 : 0, hi = c->lslot > 0 ? (size_t)c->lslot : sv->nslots,
+           n = 0;
+    for (size_t i = lo; i < hi; i++)
+        if (sv->slots[i].used) n += sv->slots[i].ring.count - ring_after(&sv->slots[i].ring, seq);
+    return n;
+}
+
+/* The seq just before the last n kept lines of the client's services (0: from the oldest): the
+ * smallest seq with at most n lines above it, by binary search over seqs (each step a binary
+ * search per ring), so `logs -n 100000` of 1000 services costs ~64 x 1000 x 8 steps, not n x 1000. */
 static uint64_t logs_start(sv_ctx *sv, const sv_client *c, long n)
 {
-    size_t lo = c->lslot > 0 ? (size_t)c->lslot - 1 : 0, hi = c->lslot > 0 ? (size_t)c->lslot : sv->nslots;
-    uint64_t cut = UINT64_MAX; /* walk back from the newest line, n times, over every ring */
-    uint64_t at = 0;
-    for (long k = 0; n >= 0 && k <= n; k++) {
-        uint64_t newest = 0;
-        for (size_t i = lo; i < hi; i++) {
-            const svc *s = &sv->slots[i];
-            if (!s->used) continue;
-            /* the newest line of this ring with seq < cut */
-            size_t idx = cut == UINT64_MAX ? s->ring.count : ring_after(&s->ring, cut - 1);
-            if (idx == 0) continue;
-            uint64_t q = ring_line(&s->ring, idx - 1)->seq;
-            if (q > newest) newest = q;
-        }
-        if (newest == 0) {
-            at = 0;
-            break;
-        }
-        at = newest;
-        cut = newest;
+    uint64_t lo = 0, hi = sv->line_seq;
+    while (n >= 0 && lo < hi) {
+        uint64_t mid = lo + (hi - lo) / 2;
+        if (logs_count_after(sv, c, mid) <= (size_t)n)
+            hi = mid;
+        else
+            lo = mid + 1;
     }
-    return n < 0 ? 0 : at;
+    return n < 0 ? 0 : lo;
 }
 
 static void client_flush(sv_ctx *sv, sv_client *c)

@@ -130,6 +130,10 @@ def test_logs_beyond_one_buffer(tmp):
         assert sorted(per) == [f"n{i}" for i in range(10)], sorted(per)
         for name, texts in per.items():
             assert len(texts) == 200 and texts[-1] == "noisy done", (name, texts[-3:])
+        # the newest N of all: the tail of the interleaved listing
+        tail = sup.cli("logs", "-n", "1234").stdout.splitlines()
+        assert tail == out[-1234:], (len(tail), tail[:2], out[-1234:-1232])
+        assert sup.cli("logs", "-n", "0").stdout == ""
         # more than the old 200-line cap is accepted; one service gives what it keeps
         r = sup.cli("logs", "n3", "-n", "100000")
         assert r.returncode == 0 and r.stdout.count("\n") == 200, r.stderr
