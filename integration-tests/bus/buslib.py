@@ -51,7 +51,8 @@ def perms(role, ident="", caps=()):
         verbs = ["ping", "task.run"] + ([] if role == "cli" else
                                         ["which.check", "got.download", "silent.exec", "kill-port.*"])
         pub = [f"xtask.*.{v}" for v in verbs] + ["xtask.nodes.discover", "xtask.queue.*",
-                                                 f"$JS.API.STREAM.MSG.GET.{RESULTS}"]
+                                                 f"$JS.API.STREAM.MSG.GET.{RESULTS}",
+                                                 f"$JS.API.STREAM.INFO.KV_{NODES_KV}"]
         sub = ["xtask.logs.*", f"{inbox(role, ident)}.>"]
         if role == "web":
             sub += ["xtask.events.>", "xtask.nodes.heartbeat.*", "xtask.nodes.register.*"]

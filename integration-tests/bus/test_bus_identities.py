@@ -4,6 +4,7 @@ Every allowed action works with exactly those rights (direct, broadcast and queu
 results, the web's and the CLI's reads, the sessions bucket for auth); every forbidden action of a
 node identity (and of web, cli, platform) is refused by the server and leaves no trace."""
 import json
+import time
 import os
 import sys
 
@@ -133,6 +134,11 @@ def test_cli_identity():
         r = xtask("nodes", "--json", url=url("alice"), env=env)
         return r.returncode == 0 and sorted(n["id"] for n in json.loads(r.stdout)) == ["n2", "r1"]
     wait_until(both, 10, 0.1, "n2 and r1 listed by `xtask nodes`")
+    # the cli identity may count the node registry: `nodes` returns once both answered, not after 30 s
+    t0 = time.monotonic()
+    r = xtask("nodes", "--json", "--timeout", "30s", url=url("alice"), env=env)
+    assert r.returncode == 0 and sorted(n["id"] for n in json.loads(r.stdout)) == ["n2", "r1"], r
+    assert time.monotonic() - t0 < 15, time.monotonic() - t0
     with client("alice") as c:  # no admin verbs, no node's subjects
         for subj in ("xtask.r1.kill-port.8080", "xtask.r1.got.download", "xtask.r1.silent.exec",
                      "xtask.results.r1.forged", "xtask.nodes.register.r1", "xtask.logs.r1", "$KV.xtask_sessions.x"):

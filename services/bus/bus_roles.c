@@ -181,8 +181,11 @@ static json_t *client_perms(const char *role, const char *id, int all_verbs, cha
     for (size_t i = 0; !bad && i < nverbs; i++)
         bad |= add(pub, "xtask.*.%s", verbs[i]);
     if (!bad)
+        /* STREAM.INFO of the node registry: `xtask nodes` stops waiting once as many nodes
+         * answered as it holds (its state only: keys, not values, need a consumer) */
         bad |= add(pub, "xtask.nodes.discover") | add(pub, "xtask.queue.*") |
-               add(pub, "$JS.API.STREAM.MSG.GET.%s", stream_results) | add(sub, "xtask.logs.*");
+               add(pub, "$JS.API.STREAM.MSG.GET.%s", stream_results) |
+               add(pub, "$JS.API.STREAM.INFO.KV_%s", kv_nodes) | add(sub, "xtask.logs.*");
     for (size_t i = 0; !bad && i < sizeof(node_only) / sizeof(node_only[0]); i++)
         bad |= add(deny, "%s", node_only[i]);
     if (!bad && all_verbs)
