@@ -4,6 +4,7 @@
 #include "xt_nats.h"
 
 #include <errno.h>
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "xt_jwt.h"
 #include "xt_log.h"
 
 /* One policy for every program (issue 10: there were four). */
@@ -270,6 +272,48 @@ int xt_nats_conf_parse(xt_nats_conf *c, const xt_doc *doc, const xt_node *map, c
     return 0;
 }
 
+/* The one inbox prefix the user JWT of a .creds file may subscribe to ("_INBOX_cli-ams-1" for a sub
+ * allow entry "_INBOX_cli-ams-1.>"), into out; 0, or -1 when the file holds no readable user JWT or
+ * its subscribe list names no such entry or several (admin: ">", any inbox works). */
+static int creds_inbox(const char *path, char *out, size_t outlen)
+{
+    static const char begin[] = "-----BEGIN NATS USER JWT-----";
+    char buf[16384];
+    size_t found = 0;
+    json_t *claims = NULL;
+    FILE *f = fopen(path, "r");
+    size_t n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
+    if (f) fclose(f);
+    buf[n] = '\0';
+    char *jwt = strstr(buf, begin);
+    if (jwt) {
+        /* the claims only, unverified: the server checks the JWT, this only picks where replies go */
+        jwt += sizeof begin - 1;
+        jwt += strspn(jwt, "\r\n ");
+        jwt[strcspn(jwt, "\r\n ")] = '\0';
+        char *payload = strchr(jwt, '.'), *end = payload ? strchr(payload + 1, '.') : NULL;
+        unsigned char json[8192];
+        long jn = end ? xt_b64url_decode(payload + 1, (size_t)(end - payload - 1), json, sizeof json) : -1;
+        if (jn > 0) claims = json_loadb((const char *)json, (size_t)jn, 0, NULL);
+    }
+    json_t *allow = json_object_get(json_object_get(json_object_get(claims, "nats"), "sub"), "allow");
+    size_t i;
+    json_t *v;
+    json_array_foreach(allow, i, v)
+    {
+        const char *s = json_string_value(v);
+        size_t len = s ? strlen(s) : 0;
+        if (len > 8 && strncmp(s, "_INBOX", 6) == 0 && strcmp(s + len - 2, ".>") == 0 && len - 2 < outlen &&
+            strchr(s, '*') == NULL && strchr(s, '>') == s + len - 1) {
+            snprintf(out, outlen, "%.*s", (int)(len - 2), s);
+            found++;
+        }
+    }
+    json_decref(claims);
+    explicit_bzero(buf, sizeof buf); /* the file's seed */
+    return found == 1 ? 0 : -1;
+}
+
 int xt_nats_conf_env(xt_nats_conf *c, char *err, size_t errlen)
 {
     static const char *const vars[][2] = {{"XTASK_NATS_URL", "url"},
@@ -280,6 +324,12 @@ int xt_nats_conf_env(xt_nats_conf *c, char *err, size_t errlen)
         const char *v = getenv(vars[i][0]);
         if (v && *v && xt_nats_conf_set(c, vars[i][1], v, vars[i][0], err, errlen) != 0) return -1;
     }
+    /* Replies come back where the credential may read them: a `cli` user of the bus may subscribe
+     * to `_INBOX_cli-<name>.>` only, so without an explicit prefix that one is used. */
+    char prefix[XT_NATS_PREFIX_MAX + 1];
+    if (c->creds && !c->inbox_prefix && creds_inbox(c->creds, prefix, sizeof prefix) == 0 &&
+        xt_nats_conf_set(c, "inbox_prefix", prefix, c->creds, err, errlen) != 0)
+        return -1;
     return check_pair(c, "nats", err, errlen);
 }
 

@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "xt_conf.h"
+#include "xt_jwt.h"
 #include "xt_nats.h"
 
 #define MAX_SERVERS 8
@@ -392,6 +393,54 @@ static void test_conf_env(void **state)
     assert_null(c.url);
 }
 
+/* A .creds file at `path` for a user whose subscribe allow list is `sub` (JSON array text). The
+ * signature is not checked here (the server does), so a made-up one does. */
+static void write_creds(const char *path, const char *sub)
+{
+    char claims[1024], b64[2048];
+    snprintf(claims, sizeof claims, "{\"name\":\"u\",\"nats\":{\"sub\":{\"allow\":%s},\"type\":\"user\"}}",
+             sub);
+    assert_true(xt_b64url_encode((const unsigned char *)claims, strlen(claims), b64, sizeof b64) > 0);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fprintf(f,
+            "-----BEGIN NATS USER JWT-----\neyJ0eXAiOiJKV1QiLCJhbGciOiJlZDI1NTE5LW5rZXkifQ.%s.c2ln\n"
+            "------END NATS USER JWT------\n\n-----BEGIN USER NKEY SEED-----\nSUAFAKE\n"
+            "------END USER NKEY SEED------\n",
+            b64);
+    fclose(f);
+}
+
+/* Without XTASK_NATS_INBOX_PREFIX, a CLI uses the one inbox its credential may read. */
+static void test_conf_env_inbox_from_creds(void **state)
+{
+    (void)state;
+    char err[512], path[300];
+    tmp_path(path, sizeof path, "inbox.creds");
+    unsetenv("XTASK_NATS_INBOX_PREFIX");
+    setenv("XTASK_NATS_CREDS", path, 1);
+    write_creds(path, "[\"xtask.logs.*\", \"_INBOX_cli-ams-1.>\"]");
+    xt_nats_conf c = {0};
+    assert_int_equal(xt_nats_conf_env(&c, err, sizeof err), 0);
+    assert_string_equal(c.inbox_prefix, "_INBOX_cli-ams-1");
+    xt_nats_conf_free(&c);
+    /* an explicit prefix wins */
+    setenv("XTASK_NATS_INBOX_PREFIX", "_INBOX_x", 1);
+    assert_int_equal(xt_nats_conf_env(&c, err, sizeof err), 0);
+    assert_string_equal(c.inbox_prefix, "_INBOX_x");
+    xt_nats_conf_free(&c);
+    unsetenv("XTASK_NATS_INBOX_PREFIX");
+    /* admin (">"), two inboxes, a wildcard: nats.c's default */
+    const char *none[] = {"[\">\"]", "[\"_INBOX_a.>\", \"_INBOX_b.>\"]", "[\"_INBOX_*.>\"]"};
+    for (size_t i = 0; i < sizeof none / sizeof none[0]; i++) {
+        write_creds(path, none[i]);
+        assert_int_equal(xt_nats_conf_env(&c, err, sizeof err), 0);
+        assert_null(c.inbox_prefix);
+        xt_nats_conf_free(&c);
+    }
+    unsetenv("XTASK_NATS_CREDS");
+}
+
 static void test_text(void **state)
 {
     (void)state;
@@ -612,6 +661,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_conf_parse),
         cmocka_unit_test(test_conf_env),
+        cmocka_unit_test(test_conf_env_inbox_from_creds),
         cmocka_unit_test(test_text),
         cmocka_unit_test(test_plain_and_cli_errors),
         cmocka_unit_test(test_user_password_and_token),
