@@ -86,12 +86,19 @@ envfile=$local_dir/stack.env
     if [ -n "${!v:-}" ]; then printf 'export %s=%q\n' "$v" "${!v}"; fi
   done
   printf 'export XTASK_SUPERVISOR_SOCKET=%q\n' "$XTASK_RUN_DIR/supervisor.sock"
+  # the bus refuses anonymous clients: the `xtask` CLI in this shell is the operator (admin identity)
+  bus_dir=${XTASK_BUS_DIR:-$XTASK_DATA_DIR/bus}
+  printf 'export XTASK_NATS_URL=%q\n' "nats://127.0.0.1:${XTASK_NATS_PORT:-4222}"
+  printf 'export XTASK_NATS_CREDS=%q\n' "$bus_dir/creds/admin.creds"
   printf 'export PATH=%q:%q:"$PATH"\n' "$build/bin" "$root/entrypoint"
 } >"$envfile"
 
-# First run: the admin user (password printed once, kept 0600).
+# First run: the admin user (password printed once, kept 0600), and the bus directory (operator,
+# accounts, CA, certificates, the services' .creds; from XTASK_BUS_BUNDLE when it is set).
 setup_out=$(xtask-setup)
 [ -n "$setup_out" ] && printf '%s\n' "$setup_out" >&2
+# the bundle holds the bus's seeds: xtask-setup wrote it to the bus directory; no service needs it
+unset XTASK_BUS_BUNDLE
 
 # --- start and wait for all-ready ----------------------------------------------------------
 url=$XTASK_PUBLIC_URL/web/
@@ -114,6 +121,7 @@ banner() {
     echo "            to an authenticator app, or print the current code:"
     echo "            (source $envfile && xtask-auth totp-code --user ${XTASK_ADMIN_USER:-admin} --config \$XTASK_CONFIG_DIR/auth.yml)"
   fi
+  echo "  tasks:    (source $envfile && xtask nodes && xtask run noop)   # as the bus's admin identity"
   echo "  status:   $status_cmd"
   echo "            (or: source $envfile && xtask-supervisor status)"
   if [ $detach = 1 ]; then

@@ -52,12 +52,18 @@ def seed_entrypoint(ports):
         subprocess.run(["xtask-setup"], env=s.env, capture_output=True, timeout=60, check=True)
         env = dict(s.env)
         # what the supervisor would have exported (manifest env + secrets), computed once
-        env.update({"AUTH_SESSION_SECRET": "x" * 32, "XTASK_LEAF_PASSWORD": "benchpw0123456789",
+        bus = os.path.join(s.data, "bus")
+        env.update({"AUTH_SESSION_SECRET": "x" * 32,
+                    "XTASK_NATS_OPERATOR": f"{bus}/operator.jwt", "XTASK_NATS_RESOLVER_DIR": f"{bus}/jwt",
+                    "XTASK_LEAF_TLS_CERT": f"{bus}/tls/server.pem", "XTASK_LEAF_TLS_KEY": f"{bus}/tls/server-key.pem",
+                    "XTASK_NATS_MAX_MEMORY": str(1 << 30), "XTASK_NATS_MAX_FILE": str(10 << 30),
+                    "XTASK_NODE_CREDS": f"{bus}/creds/node.creds", "XTASK_WEB_CREDS": f"{bus}/creds/web.creds",
+                    "XTASK_AUTH_CREDS": f"{bus}/creds/auth.creds",
                     "XTASK_WEB_LISTEN": f"127.0.0.1:{s.http_port}", "XTASK_AUTH_URL": f"http://127.0.0.1:{s.auth_port}",
                     "XTASK_NATS_URL": f"nats://127.0.0.1:{s.nats_port}", "XTASK_NATS_HOST": "127.0.0.1",
                     "XTASK_NATS_PORT": str(s.nats_port), "XTASK_NATS_HTTP": f"127.0.0.1:{s.nats_http_port}",
                     "XTASK_NATS_LEAF_HOST": "127.0.0.1", "XTASK_NATS_LEAF_PORT": str(s.leaf_port),
-                    "XTASK_LEAF_USER": "xtask", "XTASK_NATS_REGION_TAG": "region:local",
+                    "XTASK_NATS_REGION_TAG": "region:local",
                     "NATS_SERVER_NAME": "xtask-local"})
         cfg = os.path.join(ROOT, "configs")
         script = f"""

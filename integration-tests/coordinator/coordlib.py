@@ -17,8 +17,10 @@ XTASK = bin_path("xtask")
 class Node:
     """An `xtask --nats-mode` process with its own config file."""
 
-    def __init__(self, tmp, node_id, url, config_text, region="local", env=None):
+    def __init__(self, tmp, node_id, url, config_text, region="local", env=None, client_creds=None):
+        """client_creds: the .creds wait_ready's client connects with (servers in operator mode)."""
         self.id, self.url, self.tmp = node_id, url, tmp
+        self.client_creds = client_creds
         self.config = os.path.join(tmp, f"xtask-{node_id}.yaml")
         with open(self.config, "w") as f:
             f.write(config_text)
@@ -38,7 +40,7 @@ class Node:
         def ready():
             if not self.proc.running():
                 raise AssertionError(f"node {self.id} exited: {self.proc.output()[-2000:]}")
-            with natsproto.Client(self.url, timeout=1) as c:
+            with natsproto.Client(self.url, timeout=1, creds=self.client_creds) as c:
                 return c.request(f"xtask.{self.id}.ping", b"{}", 1.0).json().get("jetstream")
         wait_until(ready, timeout, interval=0.05, what=f"node {self.id} ready")
 

@@ -15,7 +15,7 @@ import signal
 import subprocess
 import time
 
-from stacklib import api as _api, check, login as _login
+from stacklib import api as _api, check, js_api as _js_api, login as _login
 from xt_testlib import BIN_DIR, SOURCE_DIR, Proc, TempDir, http_request, wait_until
 
 DEV_USER, DEV_PASSWORD = "dev", "stack-test-password-1"
@@ -78,8 +78,10 @@ class Stack:
     def start(self):
         r = subprocess.run(["xtask-setup"], env=self.env, capture_output=True, text=True, timeout=60)
         check(r.returncode == 0, f"xtask-setup: {r.stdout}{r.stderr}")
+        # like the entrypoint: the bundle (the bus's seeds) is for xtask-setup only, no service gets it
+        env = {k: v for k, v in self.env.items() if k != "XTASK_BUS_BUNDLE"}
         self.proc = Proc([tool("xtask-supervisor"), "run", "-c", os.path.join(SOURCE_DIR, "configs", "services.yaml")],
-                         env=self.env, cwd=self.tmp.path)
+                         env=env, cwd=self.tmp.path)
         return self
 
     def healthy(self):
@@ -148,6 +150,19 @@ class Stack:
 
     def __exit__(self, *a):
         self.cleanup()
+
+    # --- the bus ------------------------------------------------------------------------------
+    @property
+    def bus_dir(self):
+        return self.env.get("XTASK_BUS_DIR") or os.path.join(self.data, "bus")
+
+    def creds(self, name):
+        """A platform identity's .creds as this stack's bus-init made it (admin, node, web, auth, cli)."""
+        return os.path.join(self.bus_dir, "creds", f"{name}.creds")
+
+    def js_api(self, verb, body=None, timeout=5.0):
+        """A JetStream API call as the bus's admin identity."""
+        return _js_api(self.nats_port, verb, body, timeout, creds=self.creds("admin"))
 
     # --- HTTP ----------------------------------------------------------------------------------
     def login(self, user=DEV_USER, password=DEV_PASSWORD):

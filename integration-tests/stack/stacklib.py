@@ -128,18 +128,27 @@ def api(front, path, cookie=None, method="GET", body=None, domain="xtask.localho
 
 # --- a minimal NATS request client (core protocol; enough for JetStream API calls) --------------
 import socket as _socket
+import sys as _sys
+
+_sys.path.insert(0, os.path.join(SOURCE_DIR, "integration-tests", "coordinator"))
+from natsproto import creds_sign as _creds_sign  # noqa: E402 - .creds signing (openssl), one copy
 
 
-def nats_request(port, subject, payload=b"", timeout=5.0, host="127.0.0.1"):
-    """One request/reply over a fresh connection; returns the reply payload (bytes)."""
+def nats_request(port, subject, payload=b"", timeout=5.0, host="127.0.0.1", creds=None):
+    """One request/reply over a fresh connection; returns the reply payload (bytes). The stack's bus
+    runs in operator mode: pass a .creds file (e.g. Stack.creds("admin")); without, the server
+    refuses the connection (AssertionError with its -ERR)."""
     if isinstance(payload, str):
         payload = payload.encode()
     s = _socket.create_connection((host, port), timeout=timeout)
     try:
         f = s.makefile("rb")
-        f.readline()  # INFO
+        info = json.loads(f.readline()[5:] or b"{}")
+        opts = {"verbose": False, "pedantic": False, "headers": False}
+        if creds:
+            opts["jwt"], opts["sig"] = _creds_sign(creds, info.get("nonce", ""))
         inbox = f"_INBOX.stack{os.getpid()}"
-        s.sendall(b'CONNECT {"verbose":false,"pedantic":false,"headers":false}\r\n'
+        s.sendall(b"CONNECT " + json.dumps(opts).encode() + b"\r\n"
                   + f"SUB {inbox} 1\r\nPUB {subject} {inbox} {len(payload)}\r\n".encode() + payload + b"\r\nPING\r\n")
         deadline = _time.monotonic() + timeout
         while _time.monotonic() < deadline:
@@ -159,7 +168,24 @@ def nats_request(port, subject, payload=b"", timeout=5.0, host="127.0.0.1"):
         s.close()
 
 
-def js_api(port, verb, body=None, timeout=5.0):
+def js_api(port, verb, body=None, timeout=5.0, creds=None):
     """A JetStream API call ($JS.API.<verb>); returns the parsed JSON reply."""
-    reply = nats_request(port, f"$JS.API.{verb}", json.dumps(body or {}), timeout)
+    reply = nats_request(port, f"$JS.API.{verb}", json.dumps(body or {}), timeout, creds=creds)
     return json.loads(reply)
+
+
+def nats_connect_error(port, creds=None, timeout=5.0, host="127.0.0.1"):
+    """Connect (and PING) with `creds` or anonymously; None if the server accepted us, else its -ERR
+    line (e.g. "-ERR 'Authorization Violation'")."""
+    s = _socket.create_connection((host, port), timeout=timeout)
+    try:
+        f = s.makefile("rb")
+        info = json.loads(f.readline()[5:] or b"{}")
+        opts = {"verbose": False, "pedantic": False}
+        if creds:
+            opts["jwt"], opts["sig"] = _creds_sign(creds, info.get("nonce", ""))
+        s.sendall(b"CONNECT " + json.dumps(opts).encode() + b"\r\nPING\r\n")
+        line = f.readline()
+        return None if line.startswith(b"PONG") else line.decode(errors="replace").strip() or "closed"
+    finally:
+        s.close()

@@ -8,7 +8,7 @@ import tempfile
 import sys
 
 from stacklib import TEST_BIN_DIR, check, duration_ms, load_yaml, yaml_merge
-from xt_testlib import SOURCE_DIR
+from xt_testlib import BIN_DIR, SOURCE_DIR
 
 FAILED = []
 
@@ -72,9 +72,21 @@ def test_manifest_defaults():
                     "XTASK_NATS_PORT": "4222", "XTASK_NATS_HTTP": "127.0.0.1:8222",
                     "XTASK_NATS_CLUSTER_PORT": "6222", "XTASK_NATS_LEAF_PORT": "7422",
                     "XTASK_NATS_URL": "nats://127.0.0.1:4222"}, f"default ports {ports}")
-    check("AUTH_SESSION_SECRET" in m["secrets"] and "XTASK_LEAF_PASSWORD" in m["secrets"], "secrets")
-    for name, sec in m["secrets"].items():
-        check(sec["file"].startswith("/data/secrets/"), f"secret {name} under /data/secrets")
+    check(set(m["secrets"]) == {"AUTH_SESSION_SECRET", "XTASK_ROUTE_PASSWORD"}, f"secrets {sorted(m['secrets'])}")
+    check(m["secrets"]["AUTH_SESSION_SECRET"]["file"] == "/data/secrets/session", "session secret under /data/secrets")
+    # the route password is the one xtask-bus init made in the bus directory (from the bundle on Fly)
+    check(m["secrets"]["XTASK_ROUTE_PASSWORD"]["file"] == "/data/bus/route-password", "route password in the bus dir")
+    check(m["services"]["nats"]["secrets"] == ["XTASK_ROUTE_PASSWORD"], "only nats gets the route password")
+    # operator mode: every service connects with its own credential from the bus directory
+    svcs = m["services"]
+    check(svcs["xtask"]["env"]["XTASK_NODE_CREDS"] == "/data/bus/creds/node.creds", "coordinator: node.creds")
+    check(svcs["xtask"]["env"]["XTASK_NATS_CREDS"] == "/data/bus/creds/cli.creds", "xtask ping probe: cli.creds")
+    check(svcs["web"]["env"]["XTASK_WEB_CREDS"] == "/data/bus/creds/web.creds", "web: web.creds")
+    check(svcs["auth"]["env"]["XTASK_AUTH_CREDS"] == "/data/bus/creds/auth.creds", "auth: auth.creds")
+    check(m["env"]["XTASK_NATS_OPERATOR"] == "/data/bus/operator.jwt" and m["env"]["XTASK_NATS_RESOLVER_DIR"]
+          == "/data/bus/jwt", "operator JWT and resolver dir from the bus dir")
+    check(m["env"]["XTASK_NATS_MAX_MEMORY"] == str(1 << 30) and m["env"]["XTASK_NATS_MAX_FILE"] == str(10 << 30),
+          "JetStream limits: the seed's 1 GiB / 10 GiB")
 
 
 def test_manifest_moves_with_env():
@@ -208,19 +220,29 @@ def test_fly_fits_the_stack():
 
 
 # --- nats.conf as the stack renders it ---------------------------------------------------------
+def tools_env():
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("XTASK_", "NATS_", "FLY_"))}
+    env["PATH"] = os.pathsep.join([BIN_DIR, src("entrypoint"), env.get("PATH", "")])
+    return env
+
+
 def stack_env(extra):
     """The environment a service gets: the caller's `extra`, then the manifest's `env:` block, plus
-    generated secrets (base64, as the supervisor makes them)."""
+    the secrets: the route password of a bus directory `xtask-bus init` made under XTASK_DATA_DIR
+    (as xtask-setup does), the others generated (base64, as the supervisor makes them)."""
     import base64
     m = manifest(extra)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("XTASK_", "NATS_", "FLY_"))}
+    env = tools_env()
     env.update(extra)
     env.update(m["env"])
+    bus = m["env"]["XTASK_BUS_DIR"]
+    if not os.path.exists(os.path.join(bus, "operator.jwt")):
+        r = subprocess.run(["xtask-bus", "init", "--dir", bus], capture_output=True, text=True, env=env, timeout=60)
+        check(r.returncode == 0, f"xtask-bus init: {r.stderr}")
     for name, sec in m["secrets"].items():
         env[name] = base64.b64encode(os.urandom(int(sec.get("bytes", 32)))).decode()
-    # entrypoint/xtask-setup makes the leaf password nats-server-safe ("xt" + hex) before the
-    # supervisor would generate a base64 one (which nats-server misreads when it starts with a digit)
-    env["XTASK_LEAF_PASSWORD"] = "xt" + os.urandom(24).hex()
+    with open(m["secrets"]["XTASK_ROUTE_PASSWORD"]["file"]) as f:
+        env["XTASK_ROUTE_PASSWORD"] = f.read().strip()
     return env
 
 
@@ -249,36 +271,72 @@ def test_manifest_feeds_every_config_variable():
     check(not missing, f"variables the manifest does not provide: {missing}")
 
 
-def test_leaf_password_shapes():
-    """nats-server parses $XTASK_LEAF_PASSWORD as a config token: xtask-setup's shape always works;
-    a raw base64 secret (the supervisor's) does not when it starts with a digit (reported)."""
-    import tempfile
-    with tempfile.TemporaryDirectory(prefix="xt-stack-leaf-") as tmp:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("XTASK_", "NATS_", "FLY_"))}
+def test_route_password_and_bus():
+    """xtask-setup makes the bus directory (operator, accounts, CA, leaf certificate, creds) and a
+    route password nats-server always reads as one token ("xt" + hex), 0600; no leaf password is
+    left anywhere in what ships."""
+    with tempfile.TemporaryDirectory(prefix="xt-stack-bus-") as tmp:
+        env = tools_env()
         env.update({"XTASK_DATA_DIR": tmp, "XTASK_ADMIN_GROUPS": "developers",
                     "XTASK_ADMIN_PASSWORD_HASH": "$argon2id$v=19$m=65536,t=3,p=4$c2FsdHNhbHQ$aGFzaGhhc2g"})
         r = subprocess.run(["sh", src("entrypoint", "xtask-setup")], capture_output=True, text=True, env=env,
-                           timeout=30)
+                           timeout=60)
         check(r.returncode == 0, f"xtask-setup: {r.stderr}")
-        pw = open(os.path.join(tmp, "secrets", "leaf-password")).read()
-        check(re.fullmatch(r"xt[0-9a-f]{48}", pw), f"leaf password shape {pw!r}")
-        check(oct(os.stat(os.path.join(tmp, "secrets", "leaf-password")).st_mode & 0o777) == "0o600", "0600")
+        bus = os.path.join(tmp, "bus")
+        pw = open(os.path.join(bus, "route-password")).read()
+        check(re.fullmatch(r"xt[0-9a-f]{48}", pw), f"route password shape {pw!r}")
+        check(oct(os.stat(os.path.join(bus, "route-password")).st_mode & 0o777) == "0o600", "0600")
+        for f in ("operator.jwt", "tls/ca.pem", "tls/server.pem", "creds/node.creds", "creds/web.creds",
+                  "creds/auth.creds", "creds/cli.creds", "creds/admin.creds"):
+            check(os.path.exists(os.path.join(bus, f)), f"bus/{f} made by xtask-setup")
+        check(not os.path.exists(os.path.join(tmp, "secrets", "leaf-password")), "no leaf password any more")
         base = stack_env({"XTASK_DATA_DIR": tmp})
-        for value in (pw, "xt0123456789abcdef", "AbC+/x=="):
-            nats_test(src("configs", "nats.conf"), {**base, "XTASK_LEAF_PASSWORD": value})
+        nats_test(src("configs", "nats-cluster.conf"), {**base, "XTASK_ROUTE_PASSWORD": pw,
+                                                        "XTASK_NATS_ROUTES": '["nats://127.0.0.1:6222"]'})
+    shipped = ["configs", "entrypoint", "docker", "fly.toml", "README.md", "docs", "scripts"]
+    r = subprocess.run(["grep", "-rl", "LEAF_PASSWORD\\|leaf-password\\|XTASK_LEAF_USER"] + [src(p) for p in shipped],
+                       capture_output=True, text=True)
+    check(r.stdout.strip() == "", f"the old leaf password is still named in: {r.stdout.split()}")
+
+
+def test_xtask_nats_routes():
+    """entrypoint/xtask-nats puts the route user and password into each seed route, never on a
+    command line, and refuses to start routes without a usable password."""
+    with tempfile.TemporaryDirectory(prefix="xt-stack-xn-") as tmp:
+        with open(os.path.join(tmp, "nats-server"), "w") as f:
+            f.write('#!/bin/sh\necho "args=$*"\necho "routes=$XTASK_NATS_ROUTES"\n')
+        os.chmod(os.path.join(tmp, "nats-server"), 0o755)
+        env = {"PATH": f"{tmp}:{os.environ['PATH']}", "XTASK_ROUTE_PASSWORD": "xt00ff",
+               "XTASK_NATS_ROUTES": '["nats://ams.x.internal:6222", "nats-route://[fdaa::3]:6222"]'}
+        r = subprocess.run(["sh", src("entrypoint", "xtask-nats"), "--config", "c.conf"], capture_output=True,
+                           text=True, env=env, timeout=30)
+        check(r.returncode == 0, f"xtask-nats: {r.stderr}")
+        check("args=--config c.conf" in r.stdout and "xt00ff" not in r.stdout.split("routes=")[0], r.stdout)
+        check('routes=["nats://xtask-route:xt00ff@ams.x.internal:6222", '
+              '"nats-route://xtask-route:xt00ff@[fdaa::3]:6222"]' in r.stdout, r.stdout)
+        for bad in ({"XTASK_ROUTE_PASSWORD": ""}, {"XTASK_ROUTE_PASSWORD": "a b"},
+                    {"XTASK_NATS_ROUTES": '["nats://u:p@h:6222"]'}):
+            r = subprocess.run(["sh", src("entrypoint", "xtask-nats")], capture_output=True, text=True,
+                               env={**env, **bad}, timeout=30)
+            check(r.returncode == 2 and "xtask-nats:" in r.stderr, f"{bad}: {r.returncode} {r.stderr}")
+        # a single server (no routes) does not need the password
+        r = subprocess.run(["sh", src("entrypoint", "xtask-nats")], capture_output=True, text=True,
+                           env={"PATH": env["PATH"], "XTASK_NATS_ROUTES": "[]"}, timeout=30)
+        check(r.returncode == 0 and "routes=[]" in r.stdout, r.stdout + r.stderr)
 
 
 def test_nats_conf_local():
-    with_tmp = {"XTASK_DATA_DIR": "/tmp/xt-stack-nats-t"}
-    nats_test(src("configs", "nats.conf"), stack_env(with_tmp))
+    with tempfile.TemporaryDirectory(prefix="xt-stack-nats-") as tmp:
+        nats_test(src("configs", "nats.conf"), stack_env({"XTASK_DATA_DIR": tmp}))
 
 
 def test_nats_conf_fly():
     """On Fly: the entrypoint derives server name and routes from FLY_*; nats-server accepts the
     clustered file with them, for each of the six regions."""
+    tmp = tempfile.TemporaryDirectory(prefix="xt-stack-nats-")
     for region in fly()["env"]["XTASK_REGIONS"].split():
         fly_env = {"FLY_APP_NAME": "xtask", "FLY_REGION": region, "FLY_MACHINE_ID": "3d8d9e1b" + region,
-                   "FLY_PRIVATE_IP": "fdaa:0:1::3", "XTASK_DATA_DIR": "/tmp/xt-stack-nats-t"}
+                   "FLY_PRIVATE_IP": "fdaa:0:1::3", "XTASK_DATA_DIR": tmp.name}
         fly_env.update(fly()["env"])
         r = subprocess.run(["sh", src("entrypoint", "xtask-entrypoint"), "fly-env"], capture_output=True,
                            text=True, env={**os.environ, **fly_env}, timeout=30)
@@ -288,9 +346,11 @@ def test_nats_conf_fly():
         routes = derived["XTASK_NATS_ROUTES"]
         for rr in fly()["env"]["XTASK_REGIONS"].split():
             check(f'"nats://{rr}.xtask.internal:6222"' in routes, f"route to {rr}: {routes}")
+        check("@" not in routes, f"routes carry no credential in the environment: {routes}")
         env = stack_env({**fly_env, **derived})
         check(env["XTASK_NATS_REGION_TAG"] == f"region:{region}", "region tag")
         nats_test(src("configs", env.get("XTASK_NATS_CONF", "nats.conf")), env)
+    tmp.cleanup()
 
 
 # --- entrypoint modes ---------------------------------------------------------------------------
@@ -314,7 +374,7 @@ def test_entrypoint_modes():
         os.chmod(os.path.join(fake, "xtask-supervisor"), 0o755)
         for mode, services in want.items():
             env = {k: v for k, v in os.environ.items() if not k.startswith(("XTASK_", "NATS_", "FLY_"))}
-            env.update({"PATH": f"{fake}:{src('entrypoint')}:{env['PATH']}", "XTASK_CONFIG_DIR": src("configs"),
+            env.update({"PATH": f"{fake}:{src('entrypoint')}:{BIN_DIR}:{env['PATH']}", "XTASK_CONFIG_DIR": src("configs"),
                         "XTASK_DATA_DIR": os.path.join(tmp, "data"), "XTASK_RUN_DIR": os.path.join(tmp, "run"),
                         "XTASK_USER": "", "XTASK_ADMIN_GROUPS": "developers",
                         "XTASK_ADMIN_PASSWORD_HASH": "$argon2id$v=19$m=65536,t=3,p=4$c2FsdHNhbHQ$aGFzaGhhc2g"})

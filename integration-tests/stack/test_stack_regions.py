@@ -10,27 +10,42 @@ streams (xtask.yaml nats.replicas) and to auth's sessions bucket (auth.yml sessi
 with the shipped configs/ as they are.
 - a login made after a region died is valid in the surviving regions (auth looks a session up in
   the bucket on a local miss).
+The bus as on Fly: one bundle (`xtask-bus export` of a "laptop" directory) in XTASK_BUS_BUNDLE for
+every region, so they share operator, accounts, CA and route password; routes authenticate:
+- a nats-server routing to a region without the route credential, or with a wrong one, is refused;
+- an anonymous client is refused on every region's client port.
 """
 import base64
+import json
 import os
 import re
+import subprocess
 import sys
 import time
 
-from stack import Stack
-from stacklib import check, js_api
-from xt_testlib import port_block, wait_until
+from stack import Stack, tool
+from stacklib import check, nats_connect_error
+from xt_testlib import Proc, TempDir, bin_path, http_request, port_block, wait_until
 
 REGIONS = ["ams", "dfw", "hkg"]
 
 
 def main():
-    ports = port_block("stack", 24)
+    ports = port_block("stack", 30)
     blocks = [ports[i * 8:(i + 1) * 8] for i in range(3)]
+    spare = ports[24:]
     routes = "[" + ", ".join(f'"nats://127.0.0.1:{b[4]}"' for b in blocks) + "]"
     secret = base64.b64encode(os.urandom(32)).decode()
     stacks = []
+    laptop = TempDir("xt-stack-bus-")
+    rogues = []
     try:
+        # the operator's bus directory, made once on a trusted machine; each region gets its bundle
+        master = os.path.join(laptop.path, "bus")
+        for args in (["init", "--dir", master, "--domain", "xtask.localhost"], ["export", "--dir", master, "--value"]):
+            r = subprocess.run([tool("xtask-bus")] + args, capture_output=True, text=True, timeout=60)
+            check(r.returncode == 0, f"xtask-bus {args[0]}: {r.stderr}")
+        bundle = r.stdout.strip()
         for region, b in zip(REGIONS, blocks):
             s = Stack(b, region, {
                 "XTASK_NATS_CONF": "nats-cluster.conf",
@@ -42,6 +57,7 @@ def main():
             }, name=region)
             # one session secret for the whole app (on Fly: `fly secrets set AUTH_SESSION_SECRET=...`)
             s.env["AUTH_SESSION_SECRET"] = secret
+            s.env["XTASK_BUS_BUNDLE"] = bundle  # `fly secrets set XTASK_BUS_BUNDLE=...`
             stacks.append(s)
         for s in stacks:
             s.start()
@@ -50,9 +66,38 @@ def main():
         print("three regions ready", flush=True)
         ams, dfw, hkg = stacks
 
+        # the bus: no anonymous client anywhere; a route without the credential is refused
+        for s in stacks:
+            err = nats_connect_error(s.nats_port)
+            check(err and "authorization violation" in err.lower(), f"{s.region}: anonymous client: {err}")
+            check(nats_connect_error(s.nats_port, s.creds("admin")) is None, f"{s.region}: admin refused")
+        def read(path):
+            with open(path) as f:
+                return f.read()
+        pw = read(os.path.join(master, "route-password"))
+        check(all(read(os.path.join(s.bus_dir, "route-password")) == pw for s in stacks),
+              "every region has the bundle's route password")
+        for name, cred in (("rogue-none", ""), ("rogue-wrong", "xtask-route:xtwrong0123@")):
+            port, cport, hport = spare.pop(0), spare.pop(0), spare.pop(0)
+            conf = os.path.join(laptop.path, f"{name}.conf")
+            with open(conf, "w") as f:
+                f.write(f'server_name: "{name}"\nhost: 127.0.0.1\nport: {port}\nhttp: 127.0.0.1:{hport}\n'
+                        f'cluster {{ name: xtask, host: 127.0.0.1, port: {cport}, '
+                        f'routes: ["nats://{cred}127.0.0.1:{ams.cluster_port}"] }}\n')
+            rogue = Proc([bin_path("nats-server"), "-c", conf])
+            rogues.append(rogue)
+            rogue.wait_output(r"[Aa]uthorization [Vv]iolation", 15, f"{name} refused as a route")
+            st, _, body = http_request(f"http://127.0.0.1:{hport}/routez", timeout=2)
+            check(st == 200 and json.loads(body)["num_routes"] == 0, f"{name} holds routes: {body[:300]!r}")
+            st, _, body = http_request(f"http://127.0.0.1:{ams.nats_http_port}/routez", timeout=2)
+            check(st == 200 and json.loads(body)["num_routes"] == 2, f"ams routes changed: {body[:300]!r}")
+            rogue.kill()
+        print("anonymous clients refused in every region; routes without / with a wrong credential refused",
+              flush=True)
+
         # streams and the sessions bucket replicated in every region, from the shipped configs
         def replicated(stream):
-            info = js_api(ams.nats_port, f"STREAM.INFO.{stream}")
+            info = ams.js_api(f"STREAM.INFO.{stream}")
             return "error" not in info and info["config"].get("num_replicas") == 3
         for stream in ("xtask-results", "xtask-queue", "KV_xtask_sessions"):
             wait_until(lambda: replicated(stream), 20, 0.1, f"{stream} at 3 replicas")
@@ -83,7 +128,7 @@ def main():
         # (the case the coordinator's store retry and auth's lookup on a miss are for): the victim
         # is xtask-results' leader, and the other streams' leaders are moved there (step-downs).
         def leader(stream):
-            info = js_api(ams.nats_port, f"STREAM.INFO.{stream}")
+            info = ams.js_api(f"STREAM.INFO.{stream}")
             return info.get("cluster", {}).get("leader")
         victim = wait_until(lambda: leader("xtask-results"), 10, 0.1, "xtask-results leader")
         for stream in ("KV_xtask_sessions", "xtask-queue"):
@@ -92,7 +137,7 @@ def main():
                 if cur == victim:
                     return True
                 if cur:
-                    js_api(ams.nats_port, f"STREAM.LEADER.STEPDOWN.{stream}")
+                    ams.js_api(f"STREAM.LEADER.STEPDOWN.{stream}")
                 return False
             wait_until(on_victim, 20, 0.3, f"{stream} led by {victim}")
         by_name = {f"xtask-{s.region}": s for s in stacks}
@@ -159,15 +204,18 @@ def main():
         for s in stacks[:2]:
             for stream in ("xtask-results", "KV_xtask_sessions"):
                 try:
-                    i = js_api(s.nats_port, f"STREAM.INFO.{stream}")
+                    i = s.js_api(f"STREAM.INFO.{stream}")
                     print(f"{s.region} {stream}: replicas {i.get('config', {}).get('num_replicas')} "
                           f"cluster {i.get('cluster')} state {i.get('state', {}).get('messages')} err {i.get('error')}")
                 except Exception as e:  # noqa: BLE001 - diagnostics only
                     print(f"{s.region} {stream}: {e}")
         raise
     finally:
+        for r in rogues:
+            r.kill()
         for s in stacks:
             s.cleanup()
+        laptop.cleanup()
 
 
 if __name__ == "__main__":
