@@ -99,6 +99,15 @@ def main():
                    "the task's stored result")
         step("task ran")
 
+        # --- the bus: no anonymous client; the machine's cli identity gets in -----------------------
+        anon = run(["podman", "exec", container, "xtask", "ping"], check_rc=False, timeout=30)
+        check(anon.returncode != 0 and "authorization" in (anon.stdout + anon.stderr).lower(),
+              f"anonymous `xtask ping` in the container: {anon.returncode} {anon.stdout} {anon.stderr}")
+        cli = run(["podman", "exec", "-e", "XTASK_NATS_CREDS=/data/bus/creds/cli.creds", container, "xtask", "ping"],
+                  check_rc=False, timeout=30)
+        check(cli.returncode == 0, f"`xtask ping` with the cli credential: {cli.returncode} {cli.stdout} {cli.stderr}")
+        step("bus: anonymous client refused, cli credential accepted")
+
         # --- SIGTERM: a clean stop within the budget ------------------------------------------------
         # `podman stop` sends the image's STOPSIGNAL (SIGTERM) and would SIGKILL after 10 s; a plain
         # `podman kill` would be undone by compose's restart policy.
@@ -112,8 +121,9 @@ def main():
 
         # --- the volume survived: same admin, same secrets, the stored result ----------------------
         ls = run(["podman", "run", "--rm", "-v", f"{volume}:/data", "--entrypoint", "ls", IMAGE, "/data",
-                  "/data/secrets"]).stdout
-        for f in ("users_database.yml", "jetstream", "session", "leaf-password", "admin-password"):
+                  "/data/secrets", "/data/bus", "/data/bus/creds"]).stdout
+        for f in ("users_database.yml", "jetstream", "session", "admin-password", "operator.jwt", "route-password",
+                  "node.creds", "web.creds", "auth.creds", "cli.creds"):
             check(f in ls, f"{f} on the volume:\n{ls}")
         run(["podman", "start", container])
         wait_until(lambda: run(["podman", "exec", container, "curl", "-fsS", "http://127.0.0.1:9100/healthz"],

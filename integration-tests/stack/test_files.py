@@ -216,6 +216,10 @@ def test_fly_fits_the_stack():
                 int(env["XTASK_AUTH_URL"].rsplit(":", 1)[1])}
     check(not internal & set(by_port), "internal ports are not public services")
     check(f["env"]["XTASK_REGIONS"].split() == ["ams", "dfw", "hkg", "syd", "gru", "jnb"], "six regions")
+    # JetStream sized to the Machine's volume (bytes; the account JWT gets the same)
+    mount = next(x for x in f["mounts"] if x["destination"] == "/data")
+    vol = int(mount["initial_size"].rstrip("gb")) << 30
+    check(int(env["XTASK_NATS_MAX_FILE"]) < vol, f"max_file_store {env['XTASK_NATS_MAX_FILE']} fits the {vol} volume")
     check(f["primary_region"] in f["env"]["XTASK_REGIONS"].split(), "primary region is one of them")
 
 
@@ -437,6 +441,8 @@ def test_compose():
         env = svcs[n]["environment"]
         check(env["FLY_REGION"] == n and env["XTASK_NATS_CONF"] == "nats-cluster.conf", f"{n}: region env")
         check(all(f"nats://{r}:6222" in env["XTASK_NATS_ROUTES"] for r in regions), f"{n}: routes to all three")
+        check("@" not in env["XTASK_NATS_ROUTES"], f"{n}: routes without credentials (xtask-nats adds them)")
+        check("XTASK_BUS_BUNDLE" in env, f"{n}: the regions share one bus bundle")
     check(os.path.exists(os.path.join(src("docker"), one["build"]["context"], one["build"]["dockerfile"])),
           "build context + dockerfile exist")
 
