@@ -11,7 +11,9 @@
 #   - task.run through a leaf nats-server linked as today (password, no TLS)
 #   - operator mode (bench_bus.py, the bus of issue 10): authenticated floor and task.run, and
 #     task.run through a leaf whose link is TLS (platform CA) + .creds
-#   - discover across a three-server cluster with a coordinator each: time to all three replies
+#   - discover across a three-server cluster with a coordinator each: time to all three replies (the
+#     shipped nats-cluster.conf as the product runs it: operator mode, one bus bundle, routes with the
+#     route password through entrypoint/xtask-nats, each node with its node.creds, the caller admin)
 # Target: task.run p50 <= raw floor p50 + spawn p50 + 100 us.
 #   bench/coordinator/run.sh [BIN_DIR]     (default build/bin; N=2000 requests, BENCH_N overrides)
 set -euo pipefail
@@ -105,23 +107,36 @@ else
   echo "operator mode not measured:" >&2; tail -20 "$TMP/bus.log" >&2
 fi
 
-# ---- three-server cluster: discover latency ----------------------------------------------------
+# ---- three-server cluster: discover latency (the shipped configs, operator mode) -----------------
+"$BIN/xtask-bus" init --dir "$TMP/bus-master" --domain xtask.localhost > /dev/null
+BUNDLE=$("$BIN/xtask-bus" export --dir "$TMP/bus-master" --value)
 ROUTES="[nats://127.0.0.1:$((P + 13)), nats://127.0.0.1:$((P + 23)), nats://127.0.0.1:$((P + 33))]"
+cat > "$TMP/xtask-op.yaml" <<'EOF'
+limits: { max_concurrent: 4, max_queued: 64 }
+nats: { creds: "${XTASK_NODE_CREDS}" }
+tasks:
+  noop: ["true"]
+EOF
 i=0
 for r in ams dfw hkg; do
-  i=$((i + 1)); b=$((P + 10 * i))
+  i=$((i + 1)); b=$((P + 10 * i)); B="$TMP/$r/bus"
+  XTASK_BUS_BUNDLE="$BUNDLE" "$BIN/xtask-bus" init --dir "$B" --domain xtask.localhost --node-id "$r-b" > /dev/null
   env NATS_SERVER_NAME="xtask-$r-b" XTASK_DATA_DIR="$TMP/$r" XTASK_NATS_HOST=127.0.0.1 XTASK_NATS_PORT=$b \
     XTASK_NATS_HTTP="127.0.0.1:$((b + 1))" XTASK_NATS_LEAF_HOST=127.0.0.1 XTASK_NATS_LEAF_PORT=$((b + 2)) \
-    XTASK_LEAF_USER=xtask XTASK_LEAF_PASSWORD=benchLeafPw XTASK_NATS_REGION_TAG="region:$r" \
+    XTASK_NATS_OPERATOR="$B/operator.jwt" XTASK_NATS_RESOLVER_DIR="$B/jwt" XTASK_LEAF_TLS_CERT="$B/tls/server.pem" \
+    XTASK_LEAF_TLS_KEY="$B/tls/server-key.pem" XTASK_NATS_MAX_MEMORY=268435456 XTASK_NATS_MAX_FILE=1073741824 \
+    XTASK_ROUTE_PASSWORD="$(cat "$B/route-password")" XTASK_NATS_REGION_TAG="region:$r" \
     XTASK_NATS_CLUSTER_HOST=127.0.0.1 XTASK_NATS_CLUSTER_PORT=$((b + 3)) XTASK_NATS_ROUTES="$ROUTES" \
-    nats-server -c configs/nats-cluster.conf > "$TMP/nats-$r.log" 2>&1 & pids+=($!)
+    sh entrypoint/xtask-nats -c configs/nats-cluster.conf > "$TMP/nats-$r.log" 2>&1 & pids+=($!)
 done
+# the callers below (xtask nodes/ping, the bench client) are the bus's admin
+export XTASK_NATS_CREDS="$TMP/ams/bus/creds/admin.creds"
 i=0
 for r in ams dfw hkg; do
   i=$((i + 1)); b=$((P + 10 * i))
   wait_http "http://127.0.0.1:$((b + 1))/healthz?js-enabled-only=true"
-  FLY_REGION=$r XT_LOG_LEVEL=warn "$BIN/xtask" --nats-mode --cluster-url "nats://127.0.0.1:$b" \
-    --config "$TMP/xtask.yaml" --node-id "$r-b" > "$TMP/node-$r.log" 2>&1 & pids+=($!)
+  FLY_REGION=$r XT_LOG_LEVEL=warn XTASK_NODE_CREDS="$TMP/$r/bus/creds/node.creds" "$BIN/xtask" --nats-mode \
+    --cluster-url "nats://127.0.0.1:$b" --config "$TMP/xtask-op.yaml" --node-id "$r-b" > "$TMP/node-$r.log" 2>&1 & pids+=($!)
 done
 i=0
 for r in ams dfw hkg; do i=$((i + 1)); wait_ping "nats://127.0.0.1:$((P + 10 * i))" "$r-b"; done
@@ -180,7 +195,7 @@ $(row "**operator mode: task.run \`noop\`**, node and caller authenticated (.cre
 $(row "operator mode: task.run through a leaf, link TLS (platform CA) + .creds" "$opleaf")
 $(row "operator mode, 2nd bus whose leaf port has no TLS: task.run direct" "$oprun2")
 $(row "operator mode, 2nd bus: task.run through a leaf, link without TLS (.creds)" "$opleaf2")
-$(row "discover across 3 clustered servers (all 3 replies)" "$disc")
+$(row "discover across 3 clustered servers (all 3 replies; shipped nats-cluster.conf, operator mode)" "$disc")
 
 Target: task.run p50 <= raw floor + spawn + 100 µs. Result: $verdict.
 Operator mode (same run): $opverdict.
