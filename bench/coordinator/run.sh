@@ -124,7 +124,7 @@ for r in ams dfw hkg; do
   env NATS_SERVER_NAME="xtask-$r-b" XTASK_DATA_DIR="$TMP/$r" XTASK_NATS_HOST=127.0.0.1 XTASK_NATS_PORT=$b \
     XTASK_NATS_HTTP="127.0.0.1:$((b + 1))" XTASK_NATS_LEAF_HOST=127.0.0.1 XTASK_NATS_LEAF_PORT=$((b + 2)) \
     XTASK_NATS_OPERATOR="$B/operator.jwt" XTASK_NATS_RESOLVER_DIR="$B/jwt" XTASK_LEAF_TLS_CERT="$B/tls/server.pem" \
-    XTASK_LEAF_TLS_KEY="$B/tls/server-key.pem" XTASK_NATS_MAX_MEMORY=268435456 XTASK_NATS_MAX_FILE=1073741824 \
+    XTASK_LEAF_TLS_KEY="$B/tls/server-key.pem" XTASK_NATS_SERVER_MAX_MEMORY=2147483648 XTASK_NATS_SERVER_MAX_FILE=21474836480 \
     XTASK_ROUTE_PASSWORD="$(cat "$B/route-password")" XTASK_NATS_REGION_TAG="region:$r" \
     XTASK_NATS_CLUSTER_HOST=127.0.0.1 XTASK_NATS_CLUSTER_PORT=$((b + 3)) XTASK_NATS_ROUTES="$ROUTES" \
     sh entrypoint/xtask-nats -c configs/nats-cluster.conf > "$TMP/nats-$r.log" 2>&1 & pids+=($!)

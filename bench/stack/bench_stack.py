@@ -56,7 +56,7 @@ def seed_entrypoint(ports):
         env.update({"AUTH_SESSION_SECRET": "x" * 32,
                     "XTASK_NATS_OPERATOR": f"{bus}/operator.jwt", "XTASK_NATS_RESOLVER_DIR": f"{bus}/jwt",
                     "XTASK_LEAF_TLS_CERT": f"{bus}/tls/server.pem", "XTASK_LEAF_TLS_KEY": f"{bus}/tls/server-key.pem",
-                    "XTASK_NATS_MAX_MEMORY": str(1 << 30), "XTASK_NATS_MAX_FILE": str(10 << 30),
+                    "XTASK_NATS_SERVER_MAX_MEMORY": str(2 << 30), "XTASK_NATS_SERVER_MAX_FILE": str(20 << 30),
                     "XTASK_NODE_CREDS": f"{bus}/creds/node.creds", "XTASK_WEB_CREDS": f"{bus}/creds/web.creds",
                     "XTASK_AUTH_CREDS": f"{bus}/creds/auth.creds",
                     "XTASK_WEB_LISTEN": f"127.0.0.1:{s.http_port}", "XTASK_AUTH_URL": f"http://127.0.0.1:{s.auth_port}",

@@ -53,8 +53,8 @@ def server_env(i):
             "XTASK_NATS_HTTP": f"127.0.0.1:{p['http']}", "XTASK_NATS_LEAF_HOST": "127.0.0.1",
             "XTASK_NATS_LEAF_PORT": str(p["leaf"]), "XTASK_NATS_OPERATOR": os.path.join(d, "operator.jwt"),
             "XTASK_NATS_RESOLVER_DIR": os.path.join(d, "jwt"), "XTASK_LEAF_TLS_CERT": os.path.join(d, "tls", "server.pem"),
-            "XTASK_LEAF_TLS_KEY": os.path.join(d, "tls", "server-key.pem"), "XTASK_NATS_MAX_MEMORY": "268435456",
-            "XTASK_NATS_MAX_FILE": "1073741824", "XTASK_ROUTE_PASSWORD": route_password,
+            "XTASK_LEAF_TLS_KEY": os.path.join(d, "tls", "server-key.pem"), "XTASK_NATS_SERVER_MAX_MEMORY": "2147483648",
+            "XTASK_NATS_SERVER_MAX_FILE": "21474836480", "XTASK_ROUTE_PASSWORD": route_password,
             "XTASK_NATS_REGION_TAG": f"region:{REGIONS[i]}", "XTASK_NATS_CLUSTER_HOST": "127.0.0.1",
             "XTASK_NATS_CLUSTER_PORT": str(p["cluster"]), "XTASK_NATS_ROUTES": f"[{routes}]"}
 

@@ -86,7 +86,11 @@ def test_manifest_defaults():
     check(m["env"]["XTASK_NATS_OPERATOR"] == "/data/bus/operator.jwt" and m["env"]["XTASK_NATS_RESOLVER_DIR"]
           == "/data/bus/jwt", "operator JWT and resolver dir from the bus dir")
     check(m["env"]["XTASK_NATS_MAX_MEMORY"] == str(1 << 30) and m["env"]["XTASK_NATS_MAX_FILE"] == str(10 << 30),
-          "JetStream limits: the seed's 1 GiB / 10 GiB")
+          "JetStream limits of the account: the seed's 1 GiB / 10 GiB")
+    # the server's budget holds the account's limits twice (nats-server's double count, nats.conf)
+    for k in ("MEMORY", "FILE"):
+        check(int(m["env"][f"XTASK_NATS_SERVER_MAX_{k}"]) >= 2 * int(m["env"][f"XTASK_NATS_MAX_{k}"]),
+              f"server budget {k} >= twice the account's")
 
 
 def test_manifest_moves_with_env():
@@ -219,7 +223,9 @@ def test_fly_fits_the_stack():
     # JetStream sized to the Machine's volume (bytes; the account JWT gets the same)
     mount = next(x for x in f["mounts"] if x["destination"] == "/data")
     vol = int(mount["initial_size"].rstrip("gb")) << 30
-    check(int(env["XTASK_NATS_MAX_FILE"]) < vol, f"max_file_store {env['XTASK_NATS_MAX_FILE']} fits the {vol} volume")
+    check(int(env["XTASK_NATS_MAX_FILE"]) < vol, f"the account's file limit {env['XTASK_NATS_MAX_FILE']} fits the {vol} volume")
+    for k in ("MEMORY", "FILE"):
+        check(int(env[f"XTASK_NATS_SERVER_MAX_{k}"]) >= 2 * int(env[f"XTASK_NATS_MAX_{k}"]), f"fly: server budget {k}")
     check(f["primary_region"] in f["env"]["XTASK_REGIONS"].split(), "primary region is one of them")
 
 
