@@ -60,10 +60,9 @@ def main():
         check("auth" in tags, f"auth's connection (audit) as identity auth: {names()}")
         check("admin" not in tags and "" not in tags, f"a service without its own identity: {names()}")
         print(f"services connected as their identities: {sorted(tags)}", flush=True)
-        # the XTASK account got its JetStream (a server budget smaller than twice the account's
-        # limits let two first connections refuse it: "insufficient memory resources available")
-        check("Error configuring jetstream" not in s.proc.output(), "the account's JetStream refused: "
-              + "".join(l for l in s.proc.output().splitlines(True) if "jetstream" in l.lower())[-800:])
+        # the XTASK account has its JetStream (with a server budget below twice the account's limits,
+        # two first connections enabling it at once could leave it without: "insufficient memory
+        # resources available"; the loser of that race may still log an error, the account must work)
         check("error" not in s.js_api("INFO"), f"JetStream for the account: {s.js_api('INFO')}")
 
         # --- the leaf port ------------------------------------------------------------------------
