@@ -101,9 +101,9 @@ def main():
                     recoveries.append((rnd, svc, took))
                     print(f"round {rnd} kill -9 {svc} (pid {old}): all ready after {took * 1000:.0f} ms", flush=True)
                     # the valid session works again, and a result stored now survives the next kills
-                    wait_until(lambda: s.api("/api/v1/nodes", cookie, timeout=3)[0] == 200, 5, 0.02,
+                    wait_until(lambda: s.api("/api/v1/nodes", cookie, timeout=3)[0] == 200, 15, 0.02,
                                f"the valid session after killing {svc}")
-                    tid = wait_until(lambda: _try_submit(s, cookie, node, f"r{rnd}{svc}"), 5, 0.05,
+                    tid = wait_until(lambda: _try_submit(s, cookie, node, f"r{rnd}{svc}"), 15, 0.05,
                                      f"a task after killing {svc}")
                     stored.append(tid)
         check(not load.violations, f"protected routes answered 2xx without a valid session: {load.violations[:10]}")
