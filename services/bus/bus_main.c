@@ -63,32 +63,6 @@ static long long parse_size(const char *s)
     return v * mul;
 }
 
-/* "90d" -> seconds; -1 if malformed. */
-static long long parse_duration(const char *s)
-{
-    char *end;
-    long long v = strtoll(s, &end, 10);
-    if (end == s || v <= 0 || end[0] == '\0' || end[1] != '\0') return -1;
-    long long mul = 0;
-    switch (*end) {
-    case 's':
-        mul = 1;
-        break;
-    case 'm':
-        mul = 60;
-        break;
-    case 'h':
-        mul = 3600;
-        break;
-    case 'd':
-        mul = 86400;
-        break;
-    default:
-        return -1;
-    }
-    return v > LLONG_MAX / mul ? -1 : v * mul;
-}
-
 /* XTASK_DOMAIN may list several names, separated by spaces or commas. */
 static void domains_from_env(bus_opts *o, char *buf, size_t buflen)
 {
@@ -194,7 +168,7 @@ int main(int argc, char **argv)
             o.caps[o.ncaps++] = optarg;
             break;
         case 'x':
-            if ((v = parse_duration(optarg)) < 0) {
+            if ((v = bus_ops_parse_duration(optarg)) < 0) {
                 fprintf(stderr, "xtask-bus: --expires '%s': want a number with s/m/h/d (e.g. 90d)\n", optarg);
                 return 2;
             }

@@ -616,6 +616,31 @@ static int identity_name(const char *pattern, const char *id, char *out, size_t 
     return (n < 0 || (size_t)n >= outlen || !valid_name(out)) ? -1 : 0;
 }
 
+long long bus_ops_parse_duration(const char *s)
+{
+    char *end;
+    long long v = strtoll(s, &end, 10);
+    if (end == s || v <= 0 || end[0] == '\0' || end[1] != '\0') return -1;
+    long long mul = 0;
+    switch (*end) {
+    case 's':
+        mul = 1;
+        break;
+    case 'm':
+        mul = 60;
+        break;
+    case 'h':
+        mul = 3600;
+        break;
+    case 'd':
+        mul = 86400;
+        break;
+    default:
+        return -1;
+    }
+    return v > LLONG_MAX / mul ? -1 : v * mul;
+}
+
 /* --- commands ------------------------------------------------------------------------------- */
 
 int bus_ops_init(const bus_opts *o, FILE *out, char *err, size_t errlen)

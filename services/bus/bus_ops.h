@@ -46,6 +46,10 @@ typedef struct bus_opts {
     size_t nhubs;
 } bus_opts;
 
+/* A credential lifetime, "90d" (s, m, h or d after a positive number) -> seconds; -1 if malformed
+ * or too large. `xtask-bus user add --expires` and `xtask node add --expires` both take it. */
+long long bus_ops_parse_duration(const char *s);
+
 int bus_ops_init(const bus_opts *o, FILE *out, char *err, size_t errlen);
 int bus_ops_user_add(const bus_opts *o, FILE *out, char *err, size_t errlen);
 int bus_ops_user_revoke(const bus_opts *o, FILE *out, char *err, size_t errlen);

@@ -163,30 +163,6 @@ static void node_usage(void)
           stderr);
 }
 
-static long long parse_expiry(const char *s)
-{
-    char *end;
-    long long v = strtoll(s, &end, 10), mul = 0;
-    if (end == s || v <= 0 || end[0] == '\0' || end[1] != '\0') return -1;
-    switch (*end) {
-    case 's':
-        mul = 1;
-        break;
-    case 'm':
-        mul = 60;
-        break;
-    case 'h':
-        mul = 3600;
-        break;
-    case 'd':
-        mul = 86400;
-        break;
-    default:
-        return -1;
-    }
-    return v > LLONG_MAX / mul ? -1 : v * mul;
-}
-
 /* The live part of `node list`: each node's record in KV xtask_nodes (present while the node
  * heartbeats; TTL nats.node_ttl), read with the admin credential at `server`. Adds "online",
  * "version", "region" and "seen_ms_ago" to each row; a failure to connect is reported and the rows
@@ -334,7 +310,7 @@ int xe_node_main(int argc, char **argv)
             if (o.nhubs >= BUS_MAX_DOMAINS) return fail(2, "at most %d --hub", BUS_MAX_DOMAINS);
             o.hubs[o.nhubs++] = v;
         } else if (strcmp(a, "--expires") == 0) {
-            long long s = parse_expiry(v);
+            long long s = bus_ops_parse_duration(v);
             if (s < 0) return fail(2, "--expires '%s': want a number with s/m/h/d (e.g. 90d)", v);
             o.expires_in = s;
         } else if (strcmp(a, "--ack-wait") == 0) {
