@@ -396,6 +396,9 @@ out:
     natsSubscription_Destroy(logs);
     natsSubscription_Destroy(rsub);
     client_close(nc);
+    /* a reply delivered after the one taken (or after giving up) waits here: no thread delivers any
+     * more once the library is closed */
+    natsMsg_Destroy(rs.reply);
     pthread_mutex_destroy(&rs.mu);
     pthread_cond_destroy(&rs.cv);
     return rc;
