@@ -390,9 +390,11 @@ int xk_run(const xk_opts *o)
     natsMsg_Destroy(reply);
 out:
     free(body);
-    /* unsubscribe first: a log line still queued for delivery is freed with its subscription */
-    if (logs) natsSubscription_Unsubscribe(logs);
-    if (rsub) natsSubscription_Unsubscribe(rsub);
+    /* drain, not unsubscribe: a message still queued in the global delivery thread when its
+     * subscription goes away is never freed by nats.c 3.4 (LeakSanitizer, 1 run in 4 under load);
+     * draining delivers what is queued (on_log frees it), then closes, within a deadline */
+    if (logs && natsSubscription_Drain(logs) == NATS_OK) natsSubscription_WaitForDrainCompletion(logs, 1000);
+    if (rsub && natsSubscription_Drain(rsub) == NATS_OK) natsSubscription_WaitForDrainCompletion(rsub, 1000);
     natsSubscription_Destroy(logs);
     natsSubscription_Destroy(rsub);
     client_close(nc);
