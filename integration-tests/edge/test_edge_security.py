@@ -167,10 +167,24 @@ def test_edge_identity_bounded():
             assert c.refused(subj), f"edge identity could publish to {subj}"
 
 
+def test_cli_help():
+    """`--help` on every edge command prints its usage on stdout and exits 0; a usage error exits 2."""
+    for args, want in ((("node", "--help"), "xtask node add"), (("node", "-h"), "xtask node list"),
+                       (("node", "help"), "xtask node revoke"), (("node", "add", "--help"), "--capability"),
+                       (("node", "add", "x", "--tag", "t", "-h"), "--capability"),
+                       (("node", "revoke", "--help"), "xtask node revoke"), (("node", "list", "--help"), "--json"),
+                       (("join", "--help"), "xtask join"), (("join", "some.bundle", "-h"), "--print-only")):
+        r = xtask(*args)
+        assert r.returncode == 0 and want in r.stdout, (args, r.returncode, r.stdout, r.stderr)
+    for args in (("node",), ("node", "bogus"), ("node", "add", "--bogus", "x"), ("join", "--bogus")):
+        r = xtask(*args)
+        assert r.returncode == 2 and "usage:" in r.stderr, (args, r.returncode, r.stderr)
+
+
 def main():
     HUB.start()
     try:
-        run_tests([test_revoked_node_cut_off_everywhere, test_altered_bundles_refused, test_expired_bundle_refused,
+        run_tests([test_cli_help, test_revoked_node_cut_off_everywhere, test_altered_bundles_refused, test_expired_bundle_refused,
                    test_foreign_platform_refused, test_edge_identity_bounded])
     finally:
         HUB.stop()

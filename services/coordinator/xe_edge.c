@@ -148,19 +148,47 @@ out:
     return rc;
 }
 
-static void node_usage(void)
+static const char node_add_usage[] =
+    "usage: xtask node add NAME [--capability C]... [--tag T]... [--expires DUR] [--hub tls://HOST:PORT]...\n"
+    "                           [--bus-dir DIR] [--server URL] [--ack-wait DUR] [--out FILE]\n";
+static const char node_revoke_usage[] = "usage: xtask node revoke NAME [--server URL] [--creds SYS_CREDS] "
+                                        "[--bus-dir DIR]\n";
+static const char node_list_usage[] = "usage: xtask node list [--bus-dir DIR] [--server URL] [--json]\n";
+
+/* `sub` NULL: every subcommand. Help goes to stdout (asked for), a usage error to stderr. */
+static void node_usage(FILE *to, const char *sub)
 {
-    fputs("usage: xtask node add NAME [--capability C]... [--tag T]... [--expires DUR] [--hub "
-          "tls://HOST:PORT]...\n"
-          "                         [--bus-dir DIR] [--server URL] [--ack-wait DUR] [--out FILE]\n"
-          "       xtask node revoke NAME [--server URL] [--creds SYS_CREDS] [--bus-dir DIR]\n"
-          "       xtask node list [--bus-dir DIR] [--server URL] [--json]\n"
-          "Hubs default to $XTASK_HUB_URLS (comma-separated), else tls://$XTASK_DOMAIN:7422. --server "
-          "(default\n"
-          "$XTASK_NATS_URL) is a region's client URL: add creates the queue consumers there, revoke pushes "
-          "the\n"
-          "revocation there (every region gets it).\n",
-          stderr);
+    int all = sub == NULL;
+    if (all || strcmp(sub, "add") == 0) {
+        fputs(node_add_usage, to);
+        fputs(
+            "  Mint an edge node in the bus directory; prints its join bundle (a secret; --out FILE: 0600).\n"
+            "  Hubs default to $XTASK_HUB_URLS (comma-separated), else tls://$XTASK_DOMAIN:7422. A "
+            "capability\n"
+            "  other than task/which/got/silent/kill-port is a queue; --server creates its consumer there.\n",
+            to);
+    }
+    if (all || strcmp(sub, "revoke") == 0) {
+        fputs(node_revoke_usage, to);
+        fputs("  Revoke the node's credential and push it through the region at --server: every region\n"
+              "  drops its leaf within seconds and refuses it afterwards.\n",
+              to);
+    }
+    if (all || strcmp(sub, "list") == 0) {
+        fputs(node_list_usage, to);
+        fputs("  The edge nodes of the bus directory; with --server, also the live record of each (online,\n"
+              "  seconds since its last heartbeat, the region its leaf is attached to, version).\n",
+              to);
+    }
+    if (all)
+        fputs("--server defaults to $XTASK_NATS_URL (a region's client URL); --bus-dir to $XTASK_BUS_DIR.\n"
+              "Details: docs/EDGE.md.\n",
+              to);
+}
+
+static int is_help(const char *a)
+{
+    return strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0 || strcmp(a, "help") == 0;
 }
 
 /* The live part of `node list`: each node's record in KV xtask_nodes (present while the node
@@ -292,10 +320,19 @@ int xe_node_main(int argc, char **argv)
     char err[1024] = "";
     int as_json = 0, rc = 2;
     int64_t ack_wait_ms = 30000;
-    if (sub == NULL || (strcmp(sub, "add") != 0 && strcmp(sub, "revoke") != 0 && strcmp(sub, "list") != 0)) {
-        node_usage();
-        return 2;
+    if (sub != NULL && is_help(sub)) {
+        node_usage(stdout, NULL);
+        return 0;
     }
+    if (sub == NULL || (strcmp(sub, "add") != 0 && strcmp(sub, "revoke") != 0 && strcmp(sub, "list") != 0)) {
+        node_usage(stderr, NULL);
+        return sub ? fail(2, "node: unknown subcommand '%s'", sub) : 2;
+    }
+    for (int i = 2; i < argc; i++)
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            node_usage(stdout, sub);
+            return 0;
+        }
     for (int i = 2; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         int takes = strcmp(a, "--json") != 0;
@@ -328,7 +365,7 @@ int xe_node_main(int argc, char **argv)
             as_json = 1;
             continue;
         } else if (a[0] == '-') {
-            node_usage();
+            node_usage(stderr, sub);
             return fail(2, "node %s: unknown option '%s'", sub, a);
         } else if (o.name == NULL) {
             o.name = a;
@@ -415,7 +452,7 @@ typedef struct {
     char password[64];   /* the local leaf's client password */
 } join_ctx;
 
-static void join_usage(void)
+static void join_usage(FILE *to)
 {
     fputs("usage: xtask join [BUNDLE | FILE | -] [--dir DIR] [--port N] [--http-port N] [--tasks FILE]\n"
           "                  [--region R] [--timeout DUR] [--no-check] [--print-only]\n"
@@ -424,7 +461,7 @@ static void join_usage(void)
           "machine's own part of xtask.yaml (tasks:, taskfile:, silent:, which:, download:, kill_port:,\n"
           "task_env:, limits:). Runs a local leaf nats-server (127.0.0.1:N, TLS leaf link to every hub) and\n"
           "the node under xtask-supervisor until SIGTERM/SIGINT.\n",
-          stderr);
+          to);
 }
 
 /* Read the bundle: text, "-" (stdin), a file, or the environment. malloc'd, or NULL with err. */
@@ -764,10 +801,19 @@ static int join_check(const join_ctx *j, const bus_join *b)
 
 static int join_parse_args(int argc, char **argv, join_ctx *j)
 {
+    for (int i = 1; i < argc; i++)
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            join_usage(stdout);
+            return -2;
+        }
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        int flag = strcmp(a, "--no-check") == 0 || strcmp(a, "--print-only") == 0;
-        if (strncmp(a, "--", 2) == 0 && !flag && v == NULL) return fail(2, "%s needs a value", a);
+        static const char *const valued[] = {"--dir",  "--tasks",     "--region",
+                                             "--port", "--http-port", "--timeout"};
+        int takes = 0;
+        for (size_t k = 0; k < sizeof(valued) / sizeof(valued[0]); k++)
+            takes |= strcmp(a, valued[k]) == 0;
+        if (takes && v == NULL) return fail(2, "%s needs a value", a);
         if (strcmp(a, "--no-check") == 0)
             j->no_check = 1;
         else if (strcmp(a, "--print-only") == 0)
@@ -789,11 +835,8 @@ static int join_parse_args(int argc, char **argv, join_ctx *j)
             if (xt_duration_parse(v, &ms) != 0 || ms <= 0) return fail(2, "--timeout '%s': want e.g. 20s", v);
             j->check_ms = ms;
             i++;
-        } else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
-            join_usage();
-            return -2;
         } else if (a[0] == '-' && a[1]) {
-            join_usage();
+            join_usage(stderr);
             return fail(2, "join: unknown option '%s'", a);
         } else if (j->source == NULL)
             j->source = a;
