@@ -83,14 +83,20 @@ class Hub:
                 "--ack-wait", "3s", "--out", out, "--tag", "test"]
         for c in caps:
             args += ["--capability", c]
-        for h in self.hubs():
-            args += ["--hub", h]
+        for r, h in zip(self.bus.regions, self.hubs()):
+            args += ["--hub", f"{r.name}={h}"]   # the region names the hub in the node's record
         if expires:
             args += ["--expires", expires]
         r = xtask(*args, *extra)
         if check:
             assert r.returncode == 0, (r.returncode, r.stdout, r.stderr)
         return r, out
+
+    def record(self, name, via):
+        """`xtask node list --json` through region `via`: the node's row (bus dir + live record)."""
+        r = xtask("node", "list", "--bus-dir", self.bus.master, "--server", self.bus.regions[via].url, "--json")
+        assert r.returncode == 0, r.stderr
+        return {n["name"]: n for n in json.loads(r.stdout)}.get(name)
 
     def node_revoke(self, name, via=0):
         return xtask("node", "revoke", name, "--bus-dir", self.bus.master, "--server", self.bus.regions[via].url,

@@ -59,19 +59,23 @@ def test_direct_task_from_web():
         m = result(w, t)
         assert m["subject"] == f"xtask.results.ci-1.{t}", m
         found = w.gather("xtask.nodes.discover", b"{}", 1.0)
-        ids = {json.loads(x.data)["id"] for x in found}
-        assert "ci-1" in ids, ids
+        recs = {json.loads(x.data)["id"]: json.loads(x.data) for x in found}
+        assert "ci-1" in recs, recs
+        assert recs["ci-1"]["tags"] == ["test"], recs["ci-1"]   # the node record carries its tags
         assert not w.errors, w.errors
     out = S["a"].proc.output()
     assert "Permissions Violation" not in out, out[-3000:]
     # the admin's view: the bus directory's record plus the live node record (KV xtask_nodes)
-    r = xtask("node", "list", "--bus-dir", HUB.bus.master, "--server", HUB.bus.regions[1].url, "--json")
-    assert r.returncode == 0, r.stderr
-    row = {n["name"]: n for n in json.loads(r.stdout)}["ci-1"]
-    assert row["status"] == "active" and row["online"] and row["region"] == "edge" and row["version"], row
+    # ... whose region is the one its leaf is attached to (the leaf's hub), named by the bundle
+    where = HUB.bus.regions[wait_until(lambda: [attached_region(S["a"])] if attached_region(S["a"]) is not None
+                                       else None, 10, what="ci-1's leaf attached")[0]].name
+    row = wait_until(lambda: (lambda x: x if x and x.get("region") == where else None)(HUB.record("ci-1", 1)), 10,
+                     interval=0.1, what=f"ci-1's record names {where}")
+    assert row["status"] == "active" and row["online"] and row["version"], row
     assert row["caps"] == ["task", "ci"] and row["tags"] == ["test"] and 0 <= row["seen_ms_ago"] < 10000, row
     r = xtask("node", "list", "--bus-dir", HUB.bus.master, "--server", HUB.bus.regions[1].url)
-    assert r.returncode == 0 and "online" in r.stdout and "ci-1" in r.stdout, (r.stdout, r.stderr)
+    assert r.returncode == 0 and "online" in r.stdout and "ci-1" in r.stdout and where in r.stdout, (r.stdout, r.stderr)
+    assert "REGION" in r.stdout and "VERSION" in r.stdout, r.stdout
 
 
 def test_queued_ci_work_exactly_once():
@@ -165,6 +169,10 @@ def test_hub_region_lost_reattaches():
     others = [i for i in range(3) if i != attached]
     wait_until(lambda: attached_region(m) in others, 20, interval=0.1, what="leaf reattached")
     HUB.wait_node("ci-1", others[0], m.proc, timeout=20)
+    now = HUB.bus.regions[attached_region(m)].name
+    assert now != victim.name
+    wait_until(lambda: (HUB.record("ci-1", others[0]) or {}).get("region") == now, 15, interval=0.2,
+               what=f"ci-1's record names its new region {now}, not {victim.name}")
     with HUB.web(others[-1]) as w:
         t = tid("after-loss")
         r = w.request("xtask.ci-1.task.run", json.dumps({"args": ["echo", "still-here"], "id": t}).encode(), 10).json()

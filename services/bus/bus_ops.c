@@ -962,10 +962,19 @@ int bus_ops_node_add(const bus_opts *o, FILE *out, char **bundle, char *err, siz
         }
     }
     for (size_t i = 0; i < o->nhubs; i++) {
-        if (strncmp(o->hubs[i], "tls://", 6) != 0 || strlen(o->hubs[i]) > 512 ||
-            strpbrk(o->hubs[i], " \t\"'@,")) {
-            snprintf(err, errlen, "--hub '%s': want tls://HOST:PORT (the leaf link is always TLS)",
-                     o->hubs[i]);
+        /* "[REGION=]tls://HOST:PORT": the region names the hub in the edge node's record */
+        const char *h = o->hubs[i], *eq = strchr(h, '='), *url = h;
+        char region[72] = "";
+        if (eq && (size_t)(eq - h) < sizeof(region)) {
+            snprintf(region, sizeof(region), "%.*s", (int)(eq - h), h);
+            url = eq + 1;
+        }
+        if ((eq && !valid_name(region)) || strncmp(url, "tls://", 6) != 0 || strlen(h) > 512 ||
+            strpbrk(url, " \t\"'@,=")) {
+            snprintf(err, errlen,
+                     "--hub '%s': want [REGION=]tls://HOST:PORT (the leaf link is always TLS; REGION: "
+                     "1-64 of A-Z a-z 0-9 - _ .)",
+                     h);
             goto out;
         }
     }

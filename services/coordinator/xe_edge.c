@@ -1,13 +1,16 @@
 /* xe_edge: `xtask node add|revoke|list` and `xtask join` (contract in xe_edge.h). */
 #include "xe_edge.h"
 
+#include <curl/curl.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
 #include <limits.h>
+#include <netdb.h>
 #include <nats/nats.h>
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -31,12 +34,25 @@
 #define XE_DEFAULT_PORT 4242      /* the local leaf's client port (127.0.0.1 only) */
 #define XE_DEFAULT_HTTP_PORT 8242 /* its monitoring port (127.0.0.1 only) */
 #define XE_TASKS_MAX (256 * 1024) /* --tasks file */
+#define XE_TAGS_MAX 16            /* tags announced in the node record */
 #define XE_CHECK_MS 20000         /* how long join waits for the hub to accept the leaf */
 
 /* Capabilities that are verbs of a node (node.capabilities); every other one is a queue of its own
  * (queue.capabilities: xtask.queue.<cap>, consumer xtask-q-<cap>). `task` stays a verb: the general
  * queue belongs to the regions' nodes unless the bundle says `queue-task`. */
 static const char *const verb_caps[] = {"task", "which", "got", "silent", "kill-port"};
+
+/* A bundle's hub entry is "[REGION=]URL": the URL part, and the region (else HOST:PORT) in label. */
+static const char *hub_split(const char *h, char *label, size_t len)
+{
+    const char *eq = strchr(h, '='), *sep = strstr(h, "://");
+    const char *url = eq && sep && eq < sep ? eq + 1 : h;
+    if (url != h)
+        snprintf(label, len, "%.*s", (int)(eq - h), h);
+    else
+        snprintf(label, len, "%s", sep ? sep + 3 : h);
+    return url;
+}
 
 static int is_verb_cap(const char *c)
 {
@@ -274,8 +290,8 @@ static int node_list(const bus_opts *o, const char *server, int as_json)
         printf("%s\n", s ? s : "[]");
         free(s);
     } else {
-        printf("%-24s %-8s %-30s %-20s %-20s %s\n", "NODE", "STATUS", "CAPABILITIES", "TAGS", "EXPIRES",
-               "SEEN");
+        printf("%-24s %-8s %-30s %-20s %-20s %-16s %-10s %s\n", "NODE", "STATUS", "CAPABILITIES", "TAGS",
+               "EXPIRES", "REGION", "VERSION", "SEEN");
         size_t i;
         json_t *e;
         json_array_foreach(arr, i, e)
@@ -296,15 +312,18 @@ static int node_list(const bus_opts *o, const char *server, int as_json)
             }
             char seen[96] = "-";
             json_t *on = json_object_get(e, "online");
-            if (json_is_true(on))
-                snprintf(seen, sizeof(seen), "online, %.1fs ago, %s",
-                         (double)json_integer_value(json_object_get(e, "seen_ms_ago")) / 1000.0,
-                         json_string_value(json_object_get(e, "version")) ?: "?");
-            else if (json_is_false(on))
+            const char *region = "-", *version = "-";
+            if (json_is_true(on)) {
+                snprintf(seen, sizeof(seen), "online, %.1fs ago",
+                         (double)json_integer_value(json_object_get(e, "seen_ms_ago")) / 1000.0);
+                region = json_string_value(json_object_get(e, "region")) ?: "?";
+                version = json_string_value(json_object_get(e, "version")) ?: "?";
+            } else if (json_is_false(on))
                 snprintf(seen, sizeof(seen), "offline");
-            printf("%-24s %-8s %-30s %-20s %-20s %s\n", json_string_value(json_object_get(e, "name")),
+            printf("%-24s %-8s %-30s %-20s %-20s %-16s %-10s %s\n",
+                   json_string_value(json_object_get(e, "name")),
                    json_string_value(json_object_get(e, "status")), caps[0] ? caps : "-",
-                   tags[0] ? tags : "-", when, seen);
+                   tags[0] ? tags : "-", when, region, version, seen);
         }
     }
     json_decref(arr);
@@ -574,8 +593,10 @@ static int write_leaf_conf(const join_ctx *j, const bus_join *b, char *err, size
     sb_add(&s, "max_payload: 1048576\nauthorization { user: node, password: \"%s\", timeout: 2 }\n",
            j->password);
     sb_add(&s, "leafnodes {\n  reconnect: 1\n  remotes [ {\n    urls: [");
-    for (size_t i = 0; i < b->nhubs; i++)
-        sb_add(&s, "%s\"%s\"", i ? ", " : "", b->hubs[i]);
+    for (size_t i = 0; i < b->nhubs; i++) {
+        char label[128];
+        sb_add(&s, "%s\"%s\"", i ? ", " : "", hub_split(b->hubs[i], label, sizeof(label)));
+    }
     sb_add(&s, "]\n    credentials: \"%s\"\n    tls { ca_file: \"%s\", timeout: 3 }\n  } ]\n}\n", creds, ca);
     if (s.over) {
         snprintf(err, errlen, "leaf.conf: too large");
@@ -677,6 +698,18 @@ static int write_manifest(const join_ctx *j, const bus_join *b, char *err, size_
            "    restart: always\n    backoff: { initial: 50ms, max: 2s, reset_after: 10s }\n"
            "    stop: { signal: SIGTERM, timeout: 1s }\n    essential: true\n",
            j->self, conf, b->node);
+    /* the node reports the region its leaf is attached to (xe_edge_attached) and its tags */
+    sb_add(&s, "    env:\n      XTASK_EDGE_LEAFZ: \"http://127.0.0.1:%d/leafz\"\n      XTASK_EDGE_HUBS: \"",
+           j->http_port);
+    for (size_t i = 0; i < b->nhubs; i++) {
+        char label[128];
+        const char *url = strstr(hub_split(b->hubs[i], label, sizeof(label)), "://");
+        sb_add(&s, "%s%s=%s", i ? "," : "", label, url ? url + 3 : "");
+    }
+    sb_add(&s, "\"\n      XTASK_EDGE_TAGS: \"");
+    for (size_t i = 0; i < b->ntags; i++)
+        sb_add(&s, "%s%s", i ? "," : "", b->tags[i]);
+    sb_add(&s, "\"\n");
     if (s.over) {
         snprintf(err, errlen, "edge.yaml: too large");
         return -1;
@@ -934,4 +967,124 @@ out:
     OPENSSL_cleanse(j.password, sizeof(j.password));
     bus_join_free(&b);
     return rc;
+}
+
+/* --- the node side: where its leaf is attached ------------------------------------------------- */
+
+typedef struct {
+    char buf[16384];
+    size_t len;
+    int over;
+} leafz_body;
+
+static size_t leafz_write(char *p, size_t size, size_t n, void *ud)
+{
+    leafz_body *b = ud;
+    size_t k = size * n;
+    if (k > sizeof(b->buf) - 1 - b->len) {
+        b->over = 1;
+        return 0;
+    }
+    memcpy(b->buf + b->len, p, k);
+    b->len += k;
+    return k;
+}
+
+/* 1 if the hub "HOST:PORT" is the address ip:port (HOST literal, or one of its addresses). */
+static int hub_is(const char *hostport, const char *ip, long port)
+{
+    char host[256];
+    const char *colon = strrchr(hostport, ':');
+    if (colon == NULL || strtol(colon + 1, NULL, 10) != port || (size_t)(colon - hostport) >= sizeof(host))
+        return 0;
+    snprintf(host, sizeof(host), "%.*s", (int)(colon - hostport), hostport);
+    if (strcmp(host, ip) == 0) return 1;
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res = NULL;
+    int hit = 0;
+    if (getaddrinfo(host, NULL, &hints, &res) != 0) return 0;
+    for (struct addrinfo *a = res; a && !hit; a = a->ai_next) {
+        char h[NI_MAXHOST];
+        if (getnameinfo(a->ai_addr, a->ai_addrlen, h, sizeof(h), NULL, 0, NI_NUMERICHOST) == 0)
+            hit = strcmp(h, ip) == 0;
+    }
+    freeaddrinfo(res);
+    return hit;
+}
+
+/* nats-server 2.9 names neither end of a leaf link in /leafz (the hub's shows the edge's address,
+ * the edge's shows the hub's ip and port) nor keeps the hub's server_name it got in INFO anywhere a
+ * client can read: the edge's side maps the hub's address back to the bundle's hub entry. */
+int xe_edge_attached(char *out, size_t len)
+{
+    static char last_ip[64], last_label[128];
+    static long last_port;
+    const char *url = getenv("XTASK_EDGE_LEAFZ"), *hubs = getenv("XTASK_EDGE_HUBS");
+    int rc = 1;
+    if (url == NULL || *url == '\0') return -1;
+    snprintf(out, len, "%s", "");
+    leafz_body *b = calloc(1, sizeof(*b));
+    CURL *h = curl_easy_init();
+    json_t *z = NULL;
+    if (b == NULL || h == NULL) goto out;
+    curl_easy_setopt(h, CURLOPT_URL, url);
+    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http");
+    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, 1000L);
+    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, leafz_write);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, b);
+    if (curl_easy_perform(h) != CURLE_OK) goto out;
+    z = json_loadb(b->buf, b->len, 0, NULL);
+    json_t *leaf = json_array_get(json_object_get(z, "leafs"), 0);
+    const char *ip = json_string_value(json_object_get(leaf, "ip"));
+    long port = (long)json_integer_value(json_object_get(leaf, "port"));
+    if (ip == NULL || port <= 0) goto out;
+    if (port == last_port && strcmp(ip, last_ip) == 0) { /* no lookup while the link stays */
+        snprintf(out, len, "%s", last_label);
+        rc = 0;
+        goto out;
+    }
+    char list[4096], label[128];
+    snprintf(list, sizeof(list), "%s", hubs ? hubs : "");
+    snprintf(label, sizeof(label), "%s:%ld", ip, port); /* a hub the bundle does not list */
+    const char *ent[BUS_MAX_DOMAINS];
+    size_t nent = 0;
+    split_list(list, ent, &nent, BUS_MAX_DOMAINS);
+    for (size_t i = 0; i < nent; i++) {
+        char *e = (char *)ent[i], *eq = strchr(e, '=');
+        if (eq == NULL) continue;
+        *eq = '\0';
+        if (hub_is(eq + 1, ip, port)) {
+            snprintf(label, sizeof(label), "%s", e);
+            break;
+        }
+    }
+    snprintf(last_ip, sizeof(last_ip), "%s", ip);
+    snprintf(last_label, sizeof(last_label), "%s", label);
+    last_port = port;
+    snprintf(out, len, "%s", label);
+    rc = 0;
+out:
+    json_decref(z);
+    if (h) curl_easy_cleanup(h);
+    free(b);
+    return rc;
+}
+
+static char *edge_tags_buf;
+static const char *edge_tags[XE_TAGS_MAX + 1];
+
+static void edge_tags_load(void)
+{
+    const char *t = getenv("XTASK_EDGE_TAGS");
+    size_t n = 0;
+    if (t == NULL || (edge_tags_buf = strdup(t)) == NULL) return;
+    split_list(edge_tags_buf, edge_tags, &n, XE_TAGS_MAX);
+    edge_tags[n] = NULL;
+}
+
+const char *const *xe_edge_tags(void)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, edge_tags_load);
+    return edge_tags_buf ? edge_tags : NULL;
 }

@@ -60,6 +60,7 @@
 #include <sys/utsname.h>
 #include <unistd.h>
 
+#include "xe_edge.h"
 #include "xo_output.h"
 #include "xr_run.h"
 #include "xt_log.h"
@@ -90,6 +91,7 @@ typedef struct job {
 typedef struct xn {
     const xc_conf *conf;
     char id[XP_ID_MAX + 1], region[XP_ID_MAX + 1];
+    char attached[128]; /* an edge node: the region its leaf is attached to ("" unknown; under mu) */
     char os[64], arch[64], hostname[256];
     char **task_names;   /* announced task names (NULL-terminated) */
     char task_bin[4096]; /* the `task` binary, "" when absent */
@@ -174,16 +176,19 @@ static char *with_node(xn *n, char *s)
     return s;
 }
 
-static void node_info(xn *n, xp_node_info *ni)
+/* region: the caller's buffer for the record's region (an edge node's changes when it reattaches). */
+static void node_info(xn *n, xp_node_info *ni, char *region, size_t rlen)
 {
     double load[1] = {0};
     if (getloadavg(load, 1) < 1) load[0] = 0;
     pthread_mutex_lock(&n->mu);
     ni->running = n->running;
     ni->queued = n->nqueued;
+    snprintf(region, rlen, "%s", n->attached[0] ? n->attached : n->region);
     pthread_mutex_unlock(&n->mu);
     ni->id = n->id;
-    ni->region = n->region;
+    ni->region = region;
+    ni->tags = xe_edge_tags();
     ni->capabilities = (const char *const *)n->conf->capabilities;
     ni->os = n->os;
     ni->arch = n->arch;
@@ -201,12 +206,22 @@ static void publish_event(xn *n, const char *project, const char *type, const ch
     publish_str(n, subj, xp_event_json(type, id, n->id, extra, xp_now_ms()));
 }
 
+/* An edge node: the region its leaf is attached to now (main thread; a loopback GET). */
+static void edge_poll(xn *n)
+{
+    char where[128];
+    if (xe_edge_attached(where, sizeof where) < 0) return;
+    pthread_mutex_lock(&n->mu);
+    snprintf(n->attached, sizeof n->attached, "%s", where);
+    pthread_mutex_unlock(&n->mu);
+}
+
 /* Announce: xtask.nodes.<what>.<id> (what: register or heartbeat), plus the KV record. */
 static void announce(xn *n, const char *what)
 {
     xp_node_info ni;
-    char kvsubj[128], subject[128];
-    node_info(n, &ni);
+    char kvsubj[128], subject[128], region[128];
+    node_info(n, &ni, region, sizeof region);
     char *rec = xp_node_json(&ni);
     if (!rec) return;
     snprintf(subject, sizeof subject, "xtask.nodes.%s.%s", what, n->id);
@@ -865,7 +880,8 @@ static void on_discover(natsConnection *nc, natsSubscription *sub, natsMsg *m, v
                0) {
         reply_str(n, m, xp_error_json(XP_ERR_BAD_REQUEST, "%s", err));
     } else {
-        node_info(n, &ni);
+        char region[128];
+        node_info(n, &ni, region, sizeof region);
         if (xp_filter_match(&f, &ni)) reply_str(n, m, xp_node_json(&ni));
     }
     natsMsg_Destroy(m);
@@ -1409,6 +1425,7 @@ int xn_node_run(const xn_params *p)
                 xt_warn("eventfd read: %s", strerror(errno));
         }
         if (atomic_exchange(&n->register_needed, 0)) {
+            edge_poll(n);
             announce(n, "register");
             publish_event(n, p->conf->events_project, "node.joined", NULL,
                           json_pack("{s:s}", "region", n->region));
@@ -1416,6 +1433,7 @@ int xn_node_run(const xn_params *p)
         }
         now = xp_mono_ms();
         if (now >= next_hb) {
+            edge_poll(n);
             if (natsConnection_Status(n->nc) == NATS_CONN_STATUS_CONNECTED) announce(n, "heartbeat");
             next_hb = now + p->conf->heartbeat_ms;
         }

@@ -177,6 +177,7 @@ char *xp_node_json(const xp_node_info *n)
                           n->hostname ? n->hostname : "", "tasks", strv_json(n->tasks), "load", "running",
                           n->running, "queued", n->queued, "load1", n->load1, "version", XP_VERSION,
                           "started_ms", (json_int_t)n->started_ms, "ts_ms", (json_int_t)n->ts_ms);
+    if (o && n->tags) json_object_set_new(o, "tags", strv_json(n->tags));
     return dump(o);
 }
 

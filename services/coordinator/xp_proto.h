@@ -91,6 +91,7 @@ typedef struct {
     const char *const *capabilities; /* NULL-terminated */
     const char *os, *arch, *hostname;
     const char *const *tasks; /* NULL-terminated, may be NULL */
+    const char *const *tags;  /* NULL-terminated; NULL: no "tags" in the record (edge nodes have them) */
     int running;              /* tasks running now */
     int queued;               /* requests waiting for a worker */
     double load1;
