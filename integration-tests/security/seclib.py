@@ -271,6 +271,9 @@ authentication_backend:
 access_control:
   default_policy: deny
   rules:
+    - domain: ["{APP}"]
+      policy: deny
+      resources: ["^/app/admin([/?].*)?$"]
     - domain: ["{DOMAIN}", "*.{DOMAIN}"]
       policy: bypass
       resources: ["^/health([/?].*)?$"]

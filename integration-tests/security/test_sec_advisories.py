@@ -377,14 +377,224 @@ def test_a_ban_ends_the_users_sessions():
                what="the ban to end")
 
 
+
+# --- the six advisories replayed last: path, host, malformed-request and forwarded-address classes --
+
+def verify(headers, cookie=None, path=b"/api/verify"):
+    """A forward-auth question sent straight to the auth service (as nginx auth_request, Traefik or
+    Caddy would send it: any front, not only ours), exact bytes; returns the status."""
+    h = b"".join(k + b": " + v + b"\r\n" for k, v in headers)
+    if cookie:
+        h += b"Cookie: " + cookie + b"\r\n"
+    return first_status(raw(S.AUTH, b"GET " + path + b" HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: application/json\r\n" +
+                            h + b"Connection: close\r\n\r\n"))
+
+
+def fwd(uri=b"/app/x", host=APP.encode(), method=b"GET", proto=b"http"):
+    return [(b"X-Forwarded-Method", method), (b"X-Forwarded-Proto", proto), (b"X-Forwarded-Host", host),
+            (b"X-Forwarded-Uri", uri)]
+
+
+_TRUSTED = []
+
+
+def trusted_stack():
+    """One stack whose front trusts 127.0.0.1 as a proxy (started on first use, stopped at the end)."""
+    if not _TRUSTED:
+        _TRUSTED.append(Stack("xt-secadv-tp-", trusted="[127.0.0.1/32]"))
+    return _TRUSTED[0]
+
+
+def test_authelia_cve_2021_29456():
+    """Authelia CVE-2021-29456 (GHSA-68wm-pfjf-wqp6, fixed in 4.29.3): behind nginx auth_request a
+    malformed request made /api/verify answer 200 (the fix's title: "verify returns 200 on malformed
+    request"). Class: a forward-auth question the auth service cannot read must never be allowed.
+    Not affected: every unreadable X-Forwarded-* (missing, empty, bad method, scheme, host, port,
+    escape, control byte, fragment, relative or absolute URI, too long) gets 400 or 401 on both
+    endpoints, anonymous and signed in (the signed-in user asks for a denied path); and the front
+    refuses malformed targets before asking anything (nothing reaches the upstream)."""
+    ck = S.login()[0].encode()  # the ban case before ended the module's session
+    bad = [fwd()[:3], fwd()[1:], fwd(uri=b""), fwd(uri=b"app/x"), fwd(uri=b"http://app.xtask.test/health"),
+           fwd(uri=b"/app/x%zz"), fwd(uri=b"/app/%00/x"), fwd(uri=b"/app/x#/health"), fwd(uri=b"/app/x\x7f"),
+           fwd(uri=b"/app/x\t/health"), fwd(uri=b"/app/%2fhealth"), fwd(uri=b"/app/" + b"a" * 9000),
+           fwd(host=b""), fwd(host=b"app.xtask.test:99999"), fwd(host=b"app..xtask.test"),
+           fwd(host=b"app.xtask.test/health"), fwd(host=b"app.xtask.test@evil.example"), fwd(host=b"evil.example"),
+           fwd(method=b""), fwd(method=b"get"), fwd(method=b"G ET"), fwd(proto=b""), fwd(proto=b"ftp"),
+           fwd() + [(b"X-Forwarded-Uri", b"/health")], fwd() + [(b"X-Forwarded-Host", b"evil.example")]]
+    for path in (b"/api/verify", b"/api/authz/forward-auth"):
+        for hs in bad:
+            st = verify(hs, path=path)
+            assert st in (400, 401, 403), (path, hs, st)
+            hs2 = [(k, v.replace(b"/app/x", b"/app/admin")) for k, v in hs]
+            st = verify(hs2, cookie=ck, path=path)
+            assert st in (400, 401, 403), (path, hs2, st)
+        # the well-formed questions are answered as usual (the cases above are not refused wholesale)
+        assert verify(fwd(), path=path) == 401 and verify(fwd(), cookie=ck, path=path) == 200
+        assert verify(fwd(uri=b"/app/admin"), cookie=ck, path=path) == 403
+    for target in [b"app/x", b"/app/x%zz", b"/app/%00", b"/app/x\x01", b"*", b"/app/%2e%2e%2f%2e%2e/x"]:
+        S.up.clear()
+        r = S.raw(b"GET " + target + b" HTTP/1.1\r\nHost: " + APP.encode() + b"\r\nCookie: " + ck +
+                  b"\r\nConnection: close\r\n\r\n")
+        assert first_status(r) in (400, 401, 404) and not S.up.seen, (target, r[:200])
+
+
+def test_pomerium_cve_2023_33189():
+    """Pomerium CVE-2023-33189 (GHSA-pvrc-wvj2-f59p): "with specially crafted requests, incorrect
+    authorization decisions may be made". The fix (pomerium d315e68) evaluates the policy of the route
+    Envoy actually chose ("use route id from envoy"), normalizes query parameters and turns on
+    normalize_path. Class: the decision must be about the route that serves the request. Affected
+    before this change: h2o serves a Host naming no configured host (unknown name, trailing dot) with
+    the first host's routes, but the auth service was asked about the Host as sent: `nosuch.xtask.test`
+    matched the `*.xtask.test` rule and opened /app/admin, which a rule for app.xtask.test denies.
+    Fixed: the front asks about the name of the host whose routes serve (its first name when the
+    Host, or a trusted proxy's X-Forwarded-Host, names none of its names)."""
+    ck = S.login()[0].encode()  # the ban case before ended the module's session
+    assert first_status(get(b"/app/admin", cookie=ck)) == 403
+    hosts = ["APP.XTASK.TEST", "app.xtask.test.", f"app.xtask.test:{S.WEB}", "App.Xtask.Test.:80",
+             "nosuch.xtask.test", "xtask.test", "auth2.xtask.test", "app.xtask.test..", "localhost", "127.0.0.1"]
+    targets = [b"/app/admin", b"/app/admin/x", b"/app/ok/../admin", b"/app//admin", b"/app/%61dmin",
+               b"/app/admin?x=/app/ok", b"/app/./admin/"]
+    for host in hosts:
+        for t in targets:
+            S.up.clear()
+            r = get(t, cookie=ck, host=host.encode())
+            assert first_status(r) in (400, 401, 403) and not S.up.seen, (host, t, r[:200])
+    # a trusted proxy naming another host than the one routed to does not move the decision either
+    tp = trusted_stack()
+    ck, _ = tp.login()
+    for xfh in [b"other.xtask.test", b"nosuch.xtask.test", b"APP.XTASK.TEST", b"auth.xtask.test"]:
+        tp.up.clear()
+        r = raw(tp.WEB, b"GET /app/admin HTTP/1.1\r\nHost: " + APP.encode() + b"\r\nCookie: " + ck.encode() +
+                b"\r\nX-Forwarded-Host: " + xfh + b"\r\nConnection: close\r\n\r\n")
+        assert first_status(r) == 403 and not tp.up.seen, (xfh, r[:200])
+    tp.up.clear()
+    r = raw(tp.WEB, b"GET /app/x HTTP/1.1\r\nHost: " + APP.encode() + b"\r\nCookie: " + ck.encode() +
+            b"\r\nX-Forwarded-Host: nosuch.xtask.test\r\nConnection: close\r\n\r\n")
+    assert first_status(r) == 200 and len(tp.up.seen) == 1, r[:300]
+
+
+def test_heimdall_ghsa_3q34_rx83_r6mq():
+    """heimdall GHSA-3q34-rx83-r6mq (CVE-2026-42274, fixed in 0.17.14): rules matched on the raw path
+    while the upstream normalizes dot-segments, so /public/../user/x (also %2e%2e, and %2e%2e%2f with
+    encoded slashes allowed) ran the public rule. Not affected: the front and the auth service read the
+    path with the one xt_path_normalize (dot-segments resolved after decoding unreserved escapes,
+    encoded slashes and backslashes refused), so the decision, the route and the upstream see the same
+    path. Proved through the front (anonymous and signed in) and straight at the auth service with the
+    raw path a front that forwards $request_uri would send."""
+    ck = S.login()[0].encode()  # the ban case before ended the module's session
+    traversals = [b"/health/../app/x", b"/health/%2e%2e/app/x", b"/health/.%2E/app/x", b"/health/%2E./app/x",
+                  b"//health/../app/x", b"/health/./../app/x", b"/health/x/../../app/x", b"/health;/../app/x",
+                  b"/health/%2e%2e%2fapp/x", b"/health/..%2fapp/x", b"/health/..%5capp/x", b"/health/..\\app/x",
+                  b"/health/..;/app/x", b"/health/%252e%252e/app/x"]
+    for t in traversals:
+        S.up.clear()
+        r = get(t)  # (a double escape stays literal: /health/%252e%252e/app/x is /health's own answer)
+        assert first_status(r) in (200, 400, 401) and not S.up.seen and b"X-Upstream" not in r, (t, r[:200])
+        S.up.clear()
+        r = get(t, cookie=ck)
+        if first_status(r) == 200 and b"X-Upstream" in r:  # what opened is what is served: the canonical path
+            assert [x["head"].split(" ")[1] for x in S.up.seen] == ["/app/x"], (t, S.up.seen)
+        elif first_status(r) == 200:
+            assert not S.up.seen, (t, S.up.seen)
+        else:
+            assert first_status(r) in (400, 404) and not S.up.seen, (t, r[:200])
+        if b"%25" not in t:  # a double escape is /health's own path, rightly public
+            assert verify(fwd(uri=t)) in (400, 401), t
+    # a deny rule cannot be walked around either
+    for t in [b"/app/x/../admin", b"/app/%2e%2e/app/admin", b"/health/../app/admin", b"/app/./admin"]:
+        assert verify(fwd(uri=t), cookie=ck) == 403, t
+
+
+def test_heimdall_ghsa_38x9_25wx_7fg2():
+    """heimdall GHSA-38x9-25wx-7fg2 (CVE-2026-57210, fixed in 0.17.17): with trusted_proxies set, the
+    client addresses taken from X-Forwarded-For / Forwarded were not checked to be addresses ("unknown",
+    obfuscated names, ports, quoted fragments split on ',') and went to rules and upstreams. Affected
+    before this change: the front kept a trusted proxy's last X-Forwarded-For entry whatever it was,
+    and the auth service took the first entry as the client (audit, regulation.modes ip). Fixed: the
+    front keeps that entry only if it is an IP address, else the peer stands for the client; the auth
+    service takes an address only. Forwarded is never read (and always stripped)."""
+    tp = trusted_stack()
+    ck, _ = tp.login()
+    cases = [(b"unknown", None), (b"_hidden", None), (b'1.2.3.4"', None), (b"1.2.3.4:80", None),
+             (b"999.1.1.1", None), (b'"[2001:db8::1]:80"', None), (b"[2001:db8::1]", None),
+             (b"1.2.3.4 5.6.7.8", None), (b"6.6.6.6, unknown", None), (b"203.0.113.9", "203.0.113.9"),
+             (b"6.6.6.6, 2001:db8::7", "2001:db8::7"), (b"unknown, 203.0.113.9", "203.0.113.9")]
+    for xff, kept in cases:
+        want = [f"{kept}, 127.0.0.1" if kept else "127.0.0.1"]
+        extra = b"X-Forwarded-For: " + xff + b'\r\nForwarded: for="1.2.3.4,5.6.7.8";proto=https\r\n'
+        tp.up.clear()
+        r = raw(tp.WEB, b"GET /app/x HTTP/1.1\r\nHost: " + APP.encode() + b"\r\nCookie: " + ck.encode() + b"\r\n" +
+                extra + b"Connection: close\r\n\r\n")
+        assert first_status(r) == 200, (xff, r[:300])
+        got = [(k.lower(), v) for k, v in header_lines(tp.up.seen[0]["head"]) if key(k) in ("xforwardedfor", "forwarded")]
+        assert got == [("x-forwarded-for", want[0])], (xff, got)
+        # the forward-auth question carries the same single address (the fake auth records it)
+        tp.fake.requests.clear()
+        r = raw(tp.WEB, b"GET /app/x HTTP/1.1\r\nHost: fake.xtask.test\r\n" + extra + b"Connection: close\r\n\r\n")
+        assert first_status(r) == 200 and tp.fake.requests, (xff, r[:200])
+        asked = [v for k, v in header_lines(tp.fake.requests[-1]) if k.lower() in ("x-forwarded-for", "forwarded")]
+        assert asked == want, (xff, asked)
+
+
+def test_ory_oathkeeper_cve_2026_33494():
+    """Ory Oathkeeper CVE-2026-33494 (GHSA-p224-6x5r-fjpm, fixed in v26.2.0): rules matched the raw
+    path, so /public/../admin/secrets ran the permissive /public/<.*> rule and the upstream served
+    /admin/secrets. Not affected, with the advisory's exact shape: our public route is /health and
+    /app/admin is denied; /health/../app/admin/secrets is decided (and served) as /app/admin/secrets,
+    through the front and straight at the auth's decision API."""
+    ck = S.login()[0].encode()  # the ban case before ended the module's session
+    shape = [b"/health/../app/admin/secrets", b"/health/%2e%2e/app/admin/secrets",
+             b"/health/%2E%2E/app/admin/secrets", b"/health/..%2F/app/admin/secrets"]
+    for t in shape:
+        S.up.clear()
+        assert first_status(get(t)) in (400, 401) and not S.up.seen, t
+        assert first_status(get(t, cookie=ck)) in (400, 403) and not S.up.seen, t
+        for path in (b"/api/verify", b"/api/authz/forward-auth"):
+            assert verify(fwd(uri=t), path=path) in (400, 401, 403), (t, path)
+            assert verify(fwd(uri=t), cookie=ck, path=path) in (400, 401, 403), (t, path)
+
+
+def test_tinyauth_cve_2026_137182():
+    """tinyauth CVE-2026-137182: no advisory text under this ID was found (searched: the issues, pages
+    and docs corpora, the tinyauth repositories). The tinyauth forward-auth advisories found are
+    GHSA-328g-jx67-v94g (CVE-2026-77560, < 5.1.2: the per-app ACL matched case-sensitively against the
+    case-insensitive host name, so another spelling of the host escaped its allow-list) and
+    GHSA-9xhm-w3wj-xhqh (CVE-2026-77561: 257 bogus user names filled the login-attempt map and locked
+    every user out). Both classes tested. Not affected: host names are folded (case, port) before the
+    rules and a trailing dot is refused; regulation is per name, so a flood of names locks no one else
+    out."""
+    ck = S.login()[0].encode()  # the ban case before ended the module's session
+    for host in [b"APP.XTASK.TEST", b"App.Xtask.Test", b"app.xtask.test:443", b"APP.xtask.test:80",
+                 b"app.xtask.test.", b"app.xtask.test.:443", b"app.XTASK.test"]:
+        st = verify(fwd(uri=b"/app/admin", host=host), cookie=ck)
+        assert st in (400, 401, 403), (host, st)
+        st = verify(fwd(uri=b"/app/admin", host=host), cookie=ck, path=b"/api/authz/forward-auth")
+        assert st in (400, 401, 403), (host, st)
+    # a flood of unknown names (more than tinyauth's 256) then the real user signs in at once
+    import concurrent.futures
+
+    def bogus(i):
+        return http_request(f"http://127.0.0.1:{S.AUTH}/api/firstfactor", "POST", {"Content-Type": "application/json"},
+                            json.dumps({"username": f"nobody{i}", "password": "x"}), timeout=15)[0]
+    with concurrent.futures.ThreadPoolExecutor(6) as ex:
+        sts = list(ex.map(bogus, range(300)))
+    assert set(sts) <= {401, 503}, set(sts)
+    st, _, _ = S.req("POST", "/api/firstfactor", host="auth.xtask.test",
+                     body={"username": "developer", "password": DEV_PASS})
+    assert st == 200, st
+
 for t in [test_identity_and_claim_aliases_never_reach_upstream, test_forwarded_host_never_changes_the_decision,
           test_parallel_guesses_each_counted, test_totp_count_survives_a_first_factor_success,
           test_one_address_cannot_try_every_name_unslowed, test_unbuilt_settings_refused,
           test_sessions_end_when_the_password_changes, test_cross_site_requests_refused,
           test_query_and_fragment_never_open_a_bypass, test_redirect_target_tricks,
-          test_trusted_proxy_only_its_own_forwarded_entry, test_a_ban_ends_the_users_sessions]:
+          test_trusted_proxy_only_its_own_forwarded_entry, test_a_ban_ends_the_users_sessions,
+          test_authelia_cve_2021_29456, test_pomerium_cve_2023_33189, test_heimdall_ghsa_3q34_rx83_r6mq,
+          test_heimdall_ghsa_38x9_25wx_7fg2, test_ory_oathkeeper_cve_2026_33494, test_tinyauth_cve_2026_137182]:
     T.case(t)
 if T.failed:
     print("---- regulated auth ----\n" + REG.output()[-3000:])
 REG.kill()
+for t in _TRUSTED:
+    t.stop()
 T.finish()

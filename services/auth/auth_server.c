@@ -187,6 +187,7 @@ static void client_of(h2o_req_t *req, char *client, size_t clen, char *xff, size
     char rip[64];
     hdr_copy(req, "x-forwarded-for", xff, xlen);
     hdr_copy(req, "x-real-ip", rip, sizeof(rip));
+    unsigned char bin[sizeof(struct in6_addr)];
     client[0] = 0;
     if (xff[0]) {
         const char *p = xff + strspn(xff, " ");
@@ -197,6 +198,10 @@ static void client_of(h2o_req_t *req, char *client, size_t clen, char *xff, size
         }
     }
     if (!client[0] && rip[0]) snprintf(client, clen, "%s", rip);
+    /* only an address stands for a client (heimdall GHSA-38x9-25wx-7fg2): "unknown", a port, quotes
+     * or any other string would be a regulation key of the sender's choosing */
+    if (client[0] && inet_pton(AF_INET, client, bin) != 1 && inet_pton(AF_INET6, client, bin) != 1)
+        client[0] = 0;
     if (!client[0]) {
         struct sockaddr_storage ss;
         socklen_t sl = req->conn->callbacks->get_peername(req->conn, (struct sockaddr *)&ss);

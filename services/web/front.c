@@ -23,6 +23,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include <arpa/inet.h>
+
 #include "web.h"
 #include "xt_log.h"
 #include "xt_path.h"
@@ -434,6 +436,23 @@ static h2o_http1client_head_cb fauth_on_connect(h2o_http1client_t *client, const
     return fauth_on_head;
 }
 
+/* 1 when `authority` ("name" or "name:port", any case) is one of h's names. */
+static int host_names_host(const web_host *h, h2o_iovec_t authority)
+{
+    size_t n = authority.len;
+    if (n && authority.base[0] == '[') { /* IPv6 literal: up to the bracket */
+        const char *rb = memchr(authority.base, ']', n);
+        if (!rb) return 0;
+        n = (size_t)(rb - authority.base) + 1;
+    } else {
+        const char *colon = memchr(authority.base, ':', n);
+        if (colon) n = (size_t)(colon - authority.base);
+    }
+    for (size_t i = 0; i < h->nnames; i++)
+        if (h2o_lcstris(authority.base, n, h->names[i], strlen(h->names[i]))) return 1;
+    return 0;
+}
+
 /* The subrequest's head: GET <path?query> with the client's credentials and X-Forwarded-*. */
 static h2o_iovec_t build_auth_request(h2o_req_t *req, web_server *srv, web_host *h, fauth_backend *be)
 {
@@ -455,6 +474,12 @@ static h2o_iovec_t build_auth_request(h2o_req_t *req, web_server *srv, web_host 
         if ((v = req_header(req, "x-forwarded-host")).base && safe_value(v)) host = v;
         if ((v = req_header(req, "x-forwarded-for")).base && safe_value(v)) xff = v;
     }
+    /* The auth decides for the host whose routes serve the request (Pomerium CVE-2023-33189: the
+     * decision and the routing must read the same request). A Host that names none of this host's
+     * names reached it as h2o's fallback (unknown name, trailing dot...), and a trusted proxy's
+     * X-Forwarded-Host may name another host than the one routed to: then the decision is asked for
+     * this host's first name, the routes actually served. */
+    if (!host_names_host(h, host)) host = h2o_iovec_init(h->names[0], strlen(h->names[0]));
     size_t cap = 1024 + strlen(h->fauth.path_query) + be->host_header.len + host.len + req->path.len +
                  xff.len + xproto.len + req->method.len;
     for (size_t i = 0; i < req->headers.size; i++)
@@ -639,10 +664,22 @@ static int cross_site(const web_conf *c, h2o_req_t *req)
     return 1;
 }
 
+/* 1 when s is exactly an IPv4 or IPv6 address (no port, brackets, quotes, "unknown" or RFC 7239
+ * obfuscated names: heimdall GHSA-38x9-25wx-7fg2, whatever is not an address is not one). */
+static int ip_literal(const char *s, size_t n)
+{
+    char buf[INET6_ADDRSTRLEN + 1];
+    unsigned char bin[sizeof(struct in6_addr)];
+    if (n == 0 || n >= sizeof(buf)) return 0;
+    memcpy(buf, s, n);
+    buf[n] = 0;
+    return inet_pton(AF_INET, buf, bin) == 1 || inet_pton(AF_INET6, buf, bin) == 1;
+}
+
 /* A trusted proxy appends the address it saw to X-Forwarded-For; every entry before it came from
  * its client and proves nothing. Keep that last entry only (one header, one address), so that the
  * auth service's "first entry is the client" (audit, regulation.modes ip) reads the proxy's word,
- * never the client's. */
+ * never the client's. An entry that is not an IP address is dropped: the peer stands for the client. */
 static void trusted_xff_trim(h2o_req_t *req)
 {
     ssize_t last = -1, i = -1;
@@ -664,7 +701,7 @@ static void trusted_xff_trim(h2o_req_t *req)
     size_t end = v.len;
     while (end > start && (v.base[end - 1] == ' ' || v.base[end - 1] == '\t'))
         end--;
-    if (end == start)
+    if (!ip_literal(v.base + start, end - start))
         h2o_delete_header(&req->headers, last);
     else
         req->headers.entries[last].value = h2o_strdup(&req->pool, v.base + start, end - start);
