@@ -40,8 +40,8 @@ def tid(label):
 class Hub:
     """n regions, a platform node on region 0 (streams R`replicas`)."""
 
-    def __init__(self, n=3, replicas=3, ports=None):
-        self.bus = BusCluster(n=n, ports=ports or port_block("edge", 4 * n + 40), leaf_js=True)
+    def __init__(self, n=3, replicas=3, ports=None, leaf_ws=False):
+        self.bus = BusCluster(n=n, ports=ports or port_block("edge", 4 * n + 40), leaf_js=True, leaf_ws=leaf_ws)
         self.replicas = replicas
         self.platform = None
         self.machines = []
@@ -76,15 +76,15 @@ class Hub:
     def hubs(self):
         return [f"tls://127.0.0.1:{r.leaf_port}" for r in self.bus.regions]
 
-    def node_add(self, name, caps=("task", "ci"), expires=None, check=True, extra=()):
+    def node_add(self, name, caps=("task", "ci"), expires=None, check=True, extra=(), hubs=None):
         """`xtask node add` (admin, master bus dir); returns (CompletedProcess, bundle file)."""
         out = os.path.join(self.bus.tmp.path, f"{name}.bundle")
         args = ["node", "add", name, "--bus-dir", self.bus.master, "--server", self.bus.regions[0].url,
                 "--ack-wait", "3s", "--out", out, "--tag", "test"]
         for c in caps:
             args += ["--capability", c]
-        for r, h in zip(self.bus.regions, self.hubs()):
-            args += ["--hub", f"{r.name}={h}"]   # the region names the hub in the node's record
+        for h in hubs if hubs is not None else [f"{r.name}={h}" for r, h in zip(self.bus.regions, self.hubs())]:
+            args += ["--hub", h]   # REGION=URL: the region names the hub in the node's record
         if expires:
             args += ["--expires", expires]
         r = xtask(*args, *extra)

@@ -66,6 +66,7 @@ class Region:
         self.dir = os.path.join(self.root, "bus")
         self.server = None
         self.leaf_tls = fixture.leaf_tls
+        self.ws_port = None  # BusCluster(leaf_ws=True): the websocket listener (leaf links via the front)
 
     @property
     def url(self):
@@ -86,6 +87,11 @@ class Region:
                 'leafnodes {\n  host: 127.0.0.1\n'
                 f'  port: {self.leaf_port}\n{tls}'
                 '}\n')
+        if self.ws_port:
+            # what the front passes /leafnode to (edge leafs over WebSocket): loopback, no TLS (the
+            # front terminates it); a leaf still authenticates with its JWT
+            text += f'websocket {{\n  host: 127.0.0.1\n  port: {self.ws_port}\n  no_tls: true\n}}\n'
+
         if xtask_account:
             # JetStream's API over leaf links (edge nodes pull from the queue through their leaf):
             # nats-server 2.9 denies $JS.API.>, $KV.>, $OBJ.> on a leaf connection of an account
@@ -108,7 +114,7 @@ class BusCluster:
     ROUTE_USER = "xtask-route"
 
     def __init__(self, n=1, ports=None, js_memory="256M", js_disk="1G", domain="xtask.localhost", leaf_tls=True,
-                 leaf_js=False):
+                 leaf_js=False, leaf_ws=False):
         self.n = n
         self.leaf_js = leaf_js
         self.leaf_tls = leaf_tls
@@ -119,6 +125,9 @@ class BusCluster:
         self.master = os.path.join(self.tmp.path, "master")
         self.js_memory, self.js_disk, self.domain = js_memory, js_disk, domain
         self.regions = [Region(self, i, self.ports[4 * i:4 * i + 4]) for i in range(n)]
+        if leaf_ws:
+            for r in self.regions:
+                r.ws_port = self.take_port()
         self.extra = []  # leaf and rogue servers
 
     # --- setup ------------------------------------------------------------------------------

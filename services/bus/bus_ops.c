@@ -969,12 +969,16 @@ int bus_ops_node_add(const bus_opts *o, FILE *out, char **bundle, char *err, siz
             snprintf(region, sizeof(region), "%.*s", (int)(eq - h), h);
             url = eq + 1;
         }
-        if ((eq && !valid_name(region)) || strncmp(url, "tls://", 6) != 0 || strlen(h) > 512 ||
-            strpbrk(url, " \t\"'@,=")) {
-            snprintf(err, errlen,
-                     "--hub '%s': want [REGION=]tls://HOST:PORT (the leaf link is always TLS; REGION: "
-                     "1-64 of A-Z a-z 0-9 - _ .)",
-                     h);
+        /* tls:// the leaf port; wss:// the front's WebSocket path (443); ws:// only on loopback
+         * (tests): the link's TLS is the point */
+        int ok = strncmp(url, "tls://", 6) == 0 || strncmp(url, "wss://", 6) == 0 ||
+                 strncmp(url, "ws://127.0.0.1:", 15) == 0 || strncmp(url, "ws://localhost:", 15) == 0;
+        if ((eq && !valid_name(region)) || !ok || strlen(h) > 512 || strpbrk(url, " \t\"'@,=")) {
+            snprintf(
+                err, errlen,
+                "--hub '%s': want [REGION=]tls://HOST:PORT (the leaf port) or [REGION=]wss://HOST[:PORT] "
+                "(the front, WebSocket); REGION: 1-64 of A-Z a-z 0-9 - _ .",
+                h);
             goto out;
         }
     }

@@ -54,6 +54,12 @@ static const char *hub_split(const char *h, char *label, size_t len)
     return url;
 }
 
+/* 1 for a WebSocket hub URL (ws://, wss://: the leaf link through the front, on 443). */
+static int hub_is_ws(const char *url)
+{
+    return strncmp(url, "ws://", 5) == 0 || strncmp(url, "wss://", 6) == 0;
+}
+
 static int is_verb_cap(const char *c)
 {
     for (size_t i = 0; i < sizeof(verb_caps) / sizeof(verb_caps[0]); i++)
@@ -465,6 +471,7 @@ typedef struct {
     int port, http_port;
     int64_t check_ms;
     int no_check, print_only;
+    int ws;              /* the leaf dials the bundle's WebSocket hubs (--websocket, or the fallback) */
     char self[PATH_MAX]; /* this executable (xtask) */
     char sup[PATH_MAX];  /* xtask-supervisor */
     char nats[PATH_MAX]; /* nats-server */
@@ -474,12 +481,14 @@ typedef struct {
 static void join_usage(FILE *to)
 {
     fputs("usage: xtask join [BUNDLE | FILE | -] [--dir DIR] [--port N] [--http-port N] [--tasks FILE]\n"
-          "                  [--region R] [--timeout DUR] [--no-check] [--print-only]\n"
+          "                  [--region R] [--timeout DUR] [--websocket] [--no-check] [--print-only]\n"
           "The bundle comes from the argument (text, a file, or - for stdin), else $" XE_BUNDLE_ENV ".\n"
           "DIR: $XTASK_EDGE_DIR, else ${XTASK_DATA_DIR:-$HOME/.xtask}/edge. --tasks: a YAML file with the\n"
           "machine's own part of xtask.yaml (tasks:, taskfile:, silent:, which:, download:, kill_port:,\n"
           "task_env:, limits:). Runs a local leaf nats-server (127.0.0.1:N, TLS leaf link to every hub) and\n"
-          "the node under xtask-supervisor until SIGTERM/SIGINT.\n",
+          "the node under xtask-supervisor until SIGTERM/SIGINT. --websocket: the leaf dials the bundle's\n"
+          "wss:// hubs (the front, 443) instead of tls:// (7422); without it, join tries them when no\n"
+          "tls:// hub answered within --timeout.\n",
           to);
 }
 
@@ -593,11 +602,28 @@ static int write_leaf_conf(const join_ctx *j, const bus_join *b, char *err, size
     sb_add(&s, "max_payload: 1048576\nauthorization { user: node, password: \"%s\", timeout: 2 }\n",
            j->password);
     sb_add(&s, "leafnodes {\n  reconnect: 1\n  remotes [ {\n    urls: [");
+    /* one remote: nats-server 2.9 refuses ws and non-ws URLs in the same remote, and two remotes
+     * would be two links of the same node */
+    int n = 0, wss = 0;
     for (size_t i = 0; i < b->nhubs; i++) {
         char label[128];
-        sb_add(&s, "%s\"%s\"", i ? ", " : "", hub_split(b->hubs[i], label, sizeof(label)));
+        const char *url = hub_split(b->hubs[i], label, sizeof(label));
+        if (hub_is_ws(url) != j->ws) continue;
+        sb_add(&s, "%s\"%s\"", n++ ? ", " : "", url);
+        wss |= strncmp(url, "wss://", 6) == 0;
     }
-    sb_add(&s, "]\n    credentials: \"%s\"\n    tls { ca_file: \"%s\", timeout: 3 }\n  } ]\n}\n", creds, ca);
+    if (n == 0) {
+        snprintf(err, errlen, "%s",
+                 j->ws ? "the bundle lists no WebSocket hub (an admin adds one: --hub REGION=wss://HOST)"
+                       : "the bundle lists no tls:// hub (try --websocket)");
+        return -1;
+    }
+    sb_add(&s, "]\n    credentials: \"%s\"\n", creds);
+    if (!j->ws)
+        sb_add(&s, "    tls { ca_file: \"%s\", timeout: 3 }\n", ca);
+    else if (wss) /* the front's certificate is a public one (Fly's edge): the system's roots */
+        sb_add(&s, "    tls { timeout: 5 }\n");
+    sb_add(&s, "  } ]\n}\n");
     if (s.over) {
         snprintf(err, errlen, "leaf.conf: too large");
         return -1;
@@ -701,10 +727,16 @@ static int write_manifest(const join_ctx *j, const bus_join *b, char *err, size_
     /* the node reports the region its leaf is attached to (xe_edge_attached) and its tags */
     sb_add(&s, "    env:\n      XTASK_EDGE_LEAFZ: \"http://127.0.0.1:%d/leafz\"\n      XTASK_EDGE_HUBS: \"",
            j->http_port);
-    for (size_t i = 0; i < b->nhubs; i++) {
+    for (size_t i = 0, n = 0; i < b->nhubs; i++) {
         char label[128];
-        const char *url = strstr(hub_split(b->hubs[i], label, sizeof(label)), "://");
-        sb_add(&s, "%s%s=%s", i ? "," : "", label, url ? url + 3 : "");
+        const char *url = hub_split(b->hubs[i], label, sizeof(label)), *hp = strstr(url, "://");
+        if (hub_is_ws(url) != j->ws || hp == NULL) continue;
+        hp += 3;
+        size_t hl = strcspn(hp, "/");
+        const char *colon = memchr(hp, ':', hl), *rb = memchr(hp, ']', hl);
+        int has_port = colon && (!rb || colon > rb);
+        sb_add(&s, "%s%s=%.*s%s", n++ ? "," : "", label, (int)hl, hp,
+               has_port ? "" : (strncmp(url, "wss://", 6) == 0 ? ":443" : ":80"));
     }
     sb_add(&s, "\"\n      XTASK_EDGE_TAGS: \"");
     for (size_t i = 0; i < b->ntags; i++)
@@ -817,8 +849,9 @@ static int join_check(const join_ctx *j, const bus_join *b)
                 (long long)j->check_ms);
         for (size_t i = 0; i < b->nhubs; i++)
             fprintf(stderr, " %s", b->hubs[i]);
-        fprintf(stderr,
-                " (outbound TLS to the leaf port blocked? --no-check starts anyway and keeps trying)\n");
+        fprintf(stderr, " (outbound %s blocked? --no-check starts anyway and keeps trying)\n",
+                j->ws ? "HTTPS/WebSocket" : "TLS to the leaf port; --websocket goes through 443");
+        rc = 3; /* no verdict: the caller may try the WebSocket hubs */
     }
     if (!ok && log) {
         /* the leaf's own words, last lines (the log holds no secret: nats-server redacts) */
@@ -830,6 +863,16 @@ static int join_check(const join_ctx *j, const bus_join *b)
     }
     free(log);
     return rc;
+}
+
+/* 1 if the bundle lists a hub of that kind (ws: WebSocket, else tls://). */
+static int bundle_has(const bus_join *b, int ws)
+{
+    for (size_t i = 0; i < b->nhubs; i++) {
+        char label[128];
+        if (hub_is_ws(hub_split(b->hubs[i], label, sizeof(label))) == ws) return 1;
+    }
+    return 0;
 }
 
 static int join_parse_args(int argc, char **argv, join_ctx *j)
@@ -849,6 +892,8 @@ static int join_parse_args(int argc, char **argv, join_ctx *j)
         if (takes && v == NULL) return fail(2, "%s needs a value", a);
         if (strcmp(a, "--no-check") == 0)
             j->no_check = 1;
+        else if (strcmp(a, "--websocket") == 0)
+            j->ws = 1;
         else if (strcmp(a, "--print-only") == 0)
             j->print_only = 1;
         else if (strcmp(a, "--dir") == 0)
@@ -928,6 +973,7 @@ int xe_join_main(int argc, char **argv)
         rc = fail(1, "join: xtask-supervisor and nats-server must be next to %s or on PATH", j.self);
         goto out;
     }
+    if (!bundle_has(&b, 0)) j.ws = 1; /* a bundle with WebSocket hubs only */
     char p[PATH_MAX];
     umask(077);
     if (bus_store_mkdir(j.dir, 0700, err, sizeof(err)) != 0 ||
@@ -957,7 +1003,20 @@ int xe_join_main(int argc, char **argv)
         rc = 0;
         goto out;
     }
-    if (!j.no_check && join_check(&j, &b) != 0) goto out;
+    if (!j.no_check) {
+        int c = join_check(&j, &b);
+        if (c == 3 && !j.ws && bundle_has(&b, 1)) { /* 7422 blocked: the front's 443 */
+            fprintf(stderr, "xtask: join %s: trying the bundle's WebSocket hubs\n", b.node);
+            j.ws = 1;
+            if (write_leaf_conf(&j, &b, err, sizeof(err)) != 0 ||
+                write_manifest(&j, &b, err, sizeof(err)) != 0) {
+                rc = fail(1, "join: %s", err);
+                goto out;
+            }
+            c = join_check(&j, &b);
+        }
+        if (c != 0) goto out;
+    }
     fflush(NULL);
     char *const args[] = {j.sup, "-c", manifest, "run", NULL};
     bus_join_free(&b);

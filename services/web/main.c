@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "web.h"
+#include "wsproxy.h"
 #include "xt_log.h"
 
 typedef struct {
@@ -186,6 +187,7 @@ static int setup_hosts(web_app *a, char *err, size_t errlen)
             web_hostinst *inst = &h->inst[ii];
             inst->hostconf = h2o_config_register_host(
                 &a->globalconf, h2o_iovec_init(h->names[ni], strlen(h->names[ni])), ports[ii % nports]);
+            size_t first = wsproxy_register(inst->hostconf); /* edge leafs over WebSocket, before routes */
             for (size_t r = 0; r < h->nroutes; r++) {
                 h2o_pathconf_t *pc = h2o_config_register_path(inst->hostconf, h->routes[r].path, 0);
                 inst->guards[r] = front_register_guard(pc, h, inst, (int)r);
@@ -206,12 +208,12 @@ static int setup_hosts(web_app *a, char *err, size_t errlen)
             }
             /* the path vector is final now: take the pathconfs' addresses */
             for (size_t r = 0; r < h->nroutes; r++)
-                inst->pathconfs[r] = &inst->hostconf->paths.entries[r];
+                inst->pathconfs[r] = &inst->hostconf->paths.entries[first + r];
             if (has_root) {
                 for (size_t r = 0; r < h->nroutes; r++)
                     if (strcmp(h->routes[r].path, "/") == 0) inst->pathconfs[catch_all] = inst->pathconfs[r];
             } else {
-                inst->pathconfs[catch_all] = &inst->hostconf->paths.entries[h->nroutes];
+                inst->pathconfs[catch_all] = &inst->hostconf->paths.entries[first + h->nroutes];
             }
         }
     }
@@ -439,7 +441,7 @@ int main(int argc, char **argv)
     app.globalconf.http1.upgrade_to_http2 = 0; /* no h2c */
     app.globalconf.http2.idle_timeout = (uint64_t)app.conf.idle_timeout_ms;
     app.globalconf.proxy.emit_x_forwarded_headers = 1;
-    if (setup_hosts(&app, err, sizeof(err)) != 0) {
+    if (wsproxy_init(err, sizeof(err)) != 0 || setup_hosts(&app, err, sizeof(err)) != 0) {
         fprintf(stderr, "%s\n", err);
         return 2;
     }
