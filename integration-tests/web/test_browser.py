@@ -42,7 +42,7 @@ work = os.path.join(os.path.dirname(BIN_DIR), "web-browser-e2e")
 os.makedirs(work, exist_ok=True)
 for f in ("package.json", "package-lock.json", "e2e.mjs"):
     shutil.copy(os.path.join(HERE, "browser", f), os.path.join(work, f))
-if not os.path.exists(os.path.join(work, "node_modules", "playwright-core", "package.json")):
+if not all(os.path.exists(os.path.join(work, "node_modules", m, "package.json")) for m in ("playwright-core", "axe-core")):
     subprocess.run(["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=work, check=True, timeout=300)
 
 cert, key = os.path.join(tmp.path, "cert.pem"), os.path.join(tmp.path, "key.pem")
@@ -102,6 +102,12 @@ tasks:
   count:
     argv: ["sh", "-c", "for i in 1 2 3 4 5; do echo line $i of 5; sleep 0.2; done"]
     timeout: 20s
+  demo:
+    argv: ["sh", "-c", "for i in 1 2 3 4 5 6 7 8; do echo step $i of 8; sleep 0.5; done"]
+    timeout: 30s
+  slow:
+    argv: ["sleep", "30"]
+    timeout: 1s
 """)
     procs.append(Proc([xtask_bin, "--nats-mode", "--config", xcfg, "--node-id", node_id]))
     task = "count"
@@ -117,7 +123,7 @@ sup = SupervisorStatus(SUP)
 cfg = web_config(os.path.join(tmp.path, "web.yaml"), listen=f"127.0.0.1:{WEB}", auth_port=AUTH, upstream_port=UP,
                  nats_port=NATS, nats_http_port=NATS_HTTP, gui_root=gui_root(), static_root=tmp.path, portal_url=PORTAL,
                  tls={"address": f"127.0.0.1:{TLS}", "cert": cert, "key": key}, domain=DOMAIN,
-                 supervisor_url=f"http://127.0.0.1:{SUP}/status.json")
+                 supervisor_url=f"http://127.0.0.1:{SUP}/status.json", events_extra="  session_check: 3s\n")
 web = Proc([bin_path("xtask-web"), "--config", cfg])
 procs.append(web)
 web.wait_output(r"ready", 10)
@@ -127,7 +133,7 @@ if not xtask_bin:
 print(f"e2e with {auth_kind} and {node_kind}; screenshot {shot}", flush=True)
 env = {"E2E_APP_URL": APP_URL, "E2E_PORTAL_PREFIX": PORTAL, "E2E_USER": "developer", "E2E_PASS": "dev-pass",
        "E2E_NODE": node_id, "E2E_TASK": task, "E2E_SCREENSHOT": shot,
-       "E2E_RESOLVER_RULES": f"MAP *.{DOMAIN} 127.0.0.1"}
+       "E2E_RESOLVER_RULES": f"MAP *.{DOMAIN} 127.0.0.1", "E2E_FULL": "1" if xtask_bin else ""}
 r = subprocess.run(["node", "e2e.mjs"], cwd=work, env={**os.environ, **env}, timeout=120)
 if r.returncode != 0:
     print(web.output()[-3000:])

@@ -188,6 +188,11 @@ typedef struct {
     int ds;   /* answer as Datastar signals */
     int wait; /* answer with the task's reply */
     int kind; /* 0 run, 1 queue, 2 result lookup */
+    char node[72];
+    /* a GUI run streams its answer: the task id at once, then how the run ended (ds_stream_*) */
+    h2o_generator_t gen;
+    h2o_iovec_t last; /* the final event, waiting for the first write to finish */
+    int sending, streaming;
 } api_call;
 
 static void call_dispose(void *p)
@@ -254,6 +259,97 @@ static void bg_run_cb(void *data, const char *payload, size_t len, int timed_out
     free(b);
 }
 
+/* --- the GUI's run: one streamed answer ------------------------------------------------------- */
+
+static h2o_iovec_t ds_signals_event(h2o_req_t *req, json_t *signals)
+{
+    char *s = json_dumps(signals, JSON_COMPACT);
+    json_decref(signals);
+    size_t cap = (s ? strlen(s) : 2) + 64;
+    char *buf = h2o_mem_alloc_pool(&req->pool, cap);
+    int n = snprintf(buf, cap, "event: datastar-merge-signals\ndata: signals %s\n\n", s ? s : "{}");
+    free(s);
+    return h2o_iovec_init(buf, (size_t)n);
+}
+
+static void ds_stream_proceed(h2o_generator_t *gen, h2o_req_t *req)
+{
+    api_call *c = H2O_STRUCT_FROM_MEMBER(api_call, gen, gen);
+    c->sending = 0;
+    if (c->last.base) {
+        h2o_iovec_t v = c->last;
+        c->last = h2o_iovec_init(NULL, 0);
+        h2o_send(req, &v, 1, H2O_SEND_STATE_FINAL);
+    }
+}
+
+static void ds_stream_stop(h2o_generator_t *gen, h2o_req_t *req)
+{
+    /* the page went away: call_dispose cancels the request to the node */
+}
+
+/* The first event of a GUI run's answer ("started t-..."); the stream stays open for its end. */
+static void ds_stream_start(api_call *c, json_t *signals)
+{
+    h2o_req_t *req = c->req;
+    h2o_iovec_t v = ds_signals_event(req, signals);
+    c->gen.proceed = ds_stream_proceed;
+    c->gen.stop = ds_stream_stop;
+    c->streaming = 1;
+    c->sending = 1;
+    req->res.status = 200;
+    req->res.reason = "OK";
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL,
+                   H2O_STRLIT("text/event-stream"));
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL, H2O_STRLIT("no-store"));
+    h2o_start_response(req, &c->gen);
+    h2o_send(req, &v, 1, H2O_SEND_STATE_IN_PROGRESS);
+}
+
+static void ds_stream_finish(api_call *c, json_t *signals)
+{
+    h2o_iovec_t v = ds_signals_event(c->req, signals);
+    if (c->sending)
+        c->last = v;
+    else
+        h2o_send(c->req, &v, 1, H2O_SEND_STATE_FINAL);
+}
+
+/* The end of a GUI run, in words the page shows: the node's error, or how the task ended. */
+static void ds_run_reply_cb(void *data, const char *payload, size_t len, int timed_out)
+{
+    api_call *c = data;
+    char msg[768];
+    c->breq = NULL;
+    json_t *j = (!timed_out && len) ? json_loadb(payload, len, 0, NULL) : NULL;
+    json_t *err = json_object_get(j, "error");
+    if (timed_out) {
+        snprintf(msg, sizeof(msg), "%s: node '%s' did not answer in time", c->id, c->node);
+        ds_stream_finish(c, json_pack("{s:s,s:s}", "taskError", msg, "taskNote", ""));
+    } else if (len == 0) {
+        snprintf(msg, sizeof(msg), "node '%s' does not answer: it is unknown or stopped (see Nodes)",
+                 c->node);
+        ds_stream_finish(c, json_pack("{s:s,s:s,s:s}", "taskError", msg, "taskNote", "", "taskId", ""));
+    } else if (!json_is_object(j)) {
+        snprintf(msg, sizeof(msg), "%s: node '%s' sent a reply that is not JSON", c->id, c->node);
+        ds_stream_finish(c, json_pack("{s:s,s:s}", "taskError", msg, "taskNote", ""));
+    } else if (err) {
+        const char *m = json_string_value(json_object_get(err, "message"));
+        const char *code = json_string_value(json_object_get(err, "code"));
+        snprintf(msg, sizeof(msg), "node '%s' refused: %s%s%s%s", c->node, m ? m : "error", code ? " (" : "",
+                 code ? code : "", code ? ")" : "");
+        ds_stream_finish(c, json_pack("{s:s,s:s,s:s}", "taskError", msg, "taskNote", "", "taskId", ""));
+    } else {
+        char how[384], dur[64];
+        events_task_result(c->srv, c->project, j);
+        events_exit_text(j, how, sizeof(how));
+        events_duration_text(json_integer_value(json_object_get(j, "duration_ms")), dur, sizeof(dur));
+        snprintf(msg, sizeof(msg), "finished: %s in %s", how, dur);
+        ds_stream_finish(c, json_pack("{s:s,s:s}", "taskNote", msg, "taskError", ""));
+    }
+    json_decref(j);
+}
+
 static void run_reply_cb(void *data, const char *payload, size_t len, int timed_out)
 {
     api_call *c = data;
@@ -306,11 +402,145 @@ static void queue_reply_cb(void *data, const char *payload, size_t len, int time
         api_send_json(req, 202, "Accepted", json_pack("{s:s,s:b,s:I}", "id", c->id, "queued", 1, "seq", seq));
 }
 
+/* An SSE answer for Datastar's @get: merge this fragment (one line of HTML), then end. */
+static void send_ds_fragment(h2o_req_t *req, const char *html)
+{
+    size_t cap = strlen(html) + 64;
+    char *buf = h2o_mem_alloc_pool(&req->pool, cap);
+    int n = snprintf(buf, cap, "event: datastar-merge-fragments\ndata: fragments %s\n\n", html);
+    req->res.status = 200;
+    req->res.reason = "OK";
+    req->res.content_length = (size_t)n;
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL,
+                   H2O_STRLIT("text/event-stream"));
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL, H2O_STRLIT("no-store"));
+    h2o_send_inline(req, buf, (size_t)n);
+}
+
+/* A growing HTML buffer for the result panel (bounded by the stored result's own size). */
+typedef struct {
+    char *p;
+    size_t len, cap;
+    int oom;
+} html_buf;
+
+static void hb_put(html_buf *h, const char *s, size_t n)
+{
+    if (h->oom) return;
+    if (h->len + n + 1 > h->cap) {
+        size_t nc = h->cap ? h->cap * 2 : 4096;
+        while (nc < h->len + n + 1)
+            nc *= 2;
+        char *np = realloc(h->p, nc);
+        if (!np) {
+            h->oom = 1;
+            return;
+        }
+        h->p = np;
+        h->cap = nc;
+    }
+    memcpy(h->p + h->len, s, n);
+    h->len += n;
+    h->p[h->len] = 0;
+}
+
+static void hb_str(html_buf *h, const char *s)
+{
+    hb_put(h, s, strlen(s));
+}
+
+/* Escaped text; newlines become <br> (a fragment travels as one SSE data line). */
+static void hb_text(html_buf *h, const char *s)
+{
+    char *e = web_html_escape(s ? s : "", s ? strlen(s) : 0);
+    for (const char *q = e ? e : ""; *q; q++) {
+        size_t run = strcspn(q, "\r\n");
+        hb_put(h, q, run);
+        q += run;
+        if (!*q) break;
+        if (*q == '\n') hb_str(h, "<br>");
+    }
+    free(e);
+}
+
+static void hb_row(html_buf *h, const char *dt, const char *dd, const char *cls)
+{
+    hb_str(h, "<dt>");
+    hb_str(h, dt);
+    hb_str(h, cls ? "</dt><dd class=\"" : "</dt><dd>");
+    if (cls) {
+        hb_str(h, cls);
+        hb_str(h, "\">");
+    }
+    hb_text(h, dd ? dd : "");
+    hb_str(h, "</dd>");
+}
+
+/* The result panel (#result-view): what ran where, how it ended, how long, its stored output. */
+static void send_ds_result(h2o_req_t *req, const char *id, json_t *res, const char *problem)
+{
+    html_buf h = {0};
+    hb_str(&h, "<section id=\"result-view\" class=\"card wide\" aria-live=\"polite\"><h2>Result <code>");
+    hb_text(&h, id);
+    hb_str(&h, "</code></h2>");
+    if (!res) {
+        hb_str(&h, "<p class=\"error\">");
+        hb_text(&h, problem);
+        hb_str(&h, "</p>");
+    } else {
+        char how[384], dur[64];
+        events_exit_text(res, how, sizeof(how));
+        events_duration_text(json_integer_value(json_object_get(res, "duration_ms")), dur, sizeof(dur));
+        const char *out = json_string_value(json_object_get(res, "output"));
+        if (!out) out = json_string_value(json_object_get(res, "output_tail"));
+        hb_str(&h, "<dl class=\"result\">");
+        hb_row(&h, "task", json_string_value(json_object_get(res, "task")), NULL);
+        hb_row(&h, "node", json_string_value(json_object_get(res, "node")), NULL);
+        hb_row(&h, "project", json_string_value(json_object_get(res, "project")), NULL);
+        hb_row(&h, "requested by", json_string_value(json_object_get(res, "requested_by")), NULL);
+        hb_row(&h, "ended", how, events_result_ok(res) ? "ok" : "fail");
+        hb_row(&h, "duration", dur, NULL);
+        hb_str(&h, "</dl><pre class=\"out\" tabindex=\"0\" role=\"region\" aria-label=\"stored output\">");
+        hb_text(&h, out);
+        hb_str(&h, "</pre>");
+        if (json_is_true(json_object_get(res, "truncated")))
+            hb_str(&h, "<p class=\"muted\">(the output was cut: only its first part is stored)</p>");
+    }
+    hb_str(&h, "</section>");
+    if (h.oom)
+        api_send_error(req, 503, "Service Unavailable", "internal", "out of memory");
+    else
+        send_ds_fragment(req, h.p);
+    free(h.p);
+}
+
 static void result_reply_cb(void *data, const char *payload, size_t len, int timed_out)
 {
     api_call *c = data;
     h2o_req_t *req = c->req;
     c->breq = NULL;
+    if (c->ds) {
+        json_t *j = (!timed_out && len) ? json_loadb(payload, len, 0, NULL) : NULL;
+        json_t *msg = json_object_get(j, "message");
+        const char *b64 = json_string_value(json_object_get(msg, "data"));
+        json_t *res = NULL;
+        if (b64) {
+            size_t bl = strlen(b64);
+            unsigned char *raw = malloc(bl / 4 * 3 + 4);
+            int n = raw ? EVP_DecodeBlock(raw, (const unsigned char *)b64, (int)bl) : -1;
+            for (size_t i = bl; n >= 0 && i > 0 && b64[i - 1] == '='; i--)
+                n--;
+            res = n >= 0 ? json_loadb((const char *)raw, (size_t)n, 0, NULL) : NULL;
+            free(raw);
+        }
+        send_ds_result(req, c->id, json_is_object(res) ? res : NULL,
+                       timed_out || !len ? "the results stream is not available; try again"
+                       : b64             ? "the stored result is not JSON"
+                                         : "no stored result for this task (yet)");
+        json_decref(res);
+        json_decref(j);
+        return;
+    }
     if (timed_out || !len) {
         api_send_error(req, 503, "Service Unavailable", "results_unavailable",
                        "the results stream is not available");
@@ -464,6 +694,21 @@ static void tasks_post(web_server *srv, h2o_req_t *req)
             FAIL(400, "bad_request", "node: 1-64 of [A-Za-z0-9_-] (see /api/v1/nodes)");
         }
         snprintf(subject, sizeof(subject), "xtask.%s.task.run", node);
+        snprintf(c->node, sizeof(c->node), "%s", node);
+        if (ds) {
+            /* the GUI hears how its run ends on this request: an error reply (not allowed, no
+             * arguments, unknown or stopped node) is shown, never dropped */
+            c->breq = bus_request_start(srv, subject, payload, strlen(payload), timeout_ms + 5000, 0,
+                                        ds_run_reply_cb, c);
+            free(payload);
+            if (!c->breq) FAIL(503, "nats_unavailable", "the message bus (NATS) is not connected: try again");
+            char note[160];
+            snprintf(note, sizeof(note), "started on %s", node);
+            ds_stream_start(c,
+                            json_pack("{s:s,s:s,s:s}", "taskId", c->id, "taskError", "", "taskNote", note));
+            json_decref(body);
+            return;
+        }
         if (c->wait) {
             c->breq = bus_request_start(srv, subject, payload, strlen(payload), timeout_ms + 5000, 0,
                                         run_reply_cb, c);
@@ -504,6 +749,8 @@ static void tasks_get(web_server *srv, h2o_req_t *req, const char *id)
     c->srv = srv;
     c->req = req;
     c->kind = 2;
+    c->ds = h2o_find_header_by_str(&req->headers, H2O_STRLIT("datastar-request"), -1) >= 0;
+    snprintf(c->id, sizeof(c->id), "%s", id);
     char body[160];
     int n = snprintf(body, sizeof(body), "{\"last_by_subj\":\"xtask.results.*.%s\"}", id);
     c->breq = bus_request_start(srv, "$JS.API.STREAM.MSG.GET.xtask-results", body, (size_t)n, 5000, 0,
@@ -794,6 +1041,7 @@ static const struct {
     const char *type;
 } gui_files[] = {{"index.html", "text/html; charset=utf-8"},
                  {"app.css", "text/css; charset=utf-8"},
+                 {"app.js", "text/javascript; charset=utf-8"},
                  {"datastar.js", "text/javascript; charset=utf-8"},
                  {NULL, NULL}};
 
@@ -857,7 +1105,8 @@ int api_gui_on_req(web_server *srv, h2o_req_t *req, const web_route *rt)
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, gui_files[i].type,
                    strlen(gui_files[i].type));
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL,
-                   i == 0 ? "no-cache" : "max-age=300", i == 0 ? 8 : 11);
+                   strcmp(name, "datastar.js") != 0 ? "no-cache" : "max-age=300",
+                   strcmp(name, "datastar.js") != 0 ? 8 : 11); /* our files change with the server */
     h2o_send_inline(req, buf, (size_t)got);
     return 0;
 }

@@ -533,6 +533,7 @@ int web_conf_load(web_conf *c, const char *path, const char *listen, const char 
     c->sup_poll_ms = 2000;
     c->events_queue = 256;
     c->events_heartbeat_ms = 15000;
+    c->events_session_check_ms = 60000;
     c->events_max_clients = 10000;
     c->events_sndbuf = 65536;
     c->default_project = strdup("default");
@@ -670,7 +671,8 @@ int web_conf_load(web_conf *c, const char *path, const char *listen, const char 
         }
     }
     if ((m = xt_map_get(root, "events")) != NULL) {
-        static const char *const k[] = {"queue", "heartbeat", "max_clients", "sndbuf", "project", NULL};
+        static const char *const k[] = {"queue",   "heartbeat",     "max_clients", "sndbuf",
+                                        "project", "session_check", NULL};
         CHECK(xt_conf_want_map(d, m, "events", err, errlen));
         CHECK(xt_conf_check_keys(d, m, k, "events", err, errlen));
         CHECK(get_int(d, m, "queue", "events.queue", 4, 65536, &c->events_queue, err, errlen));
@@ -680,6 +682,8 @@ int web_conf_load(web_conf *c, const char *path, const char *listen, const char 
                       errlen));
         CHECK(get_int(d, m, "sndbuf", "events.sndbuf", 0, 64 * 1024 * 1024, &c->events_sndbuf, err, errlen));
         CHECK(get_str(d, m, "project", "events.project", &c->default_project, err, errlen));
+        CHECK(get_dur(d, m, "session_check", "events.session_check", 100, 3600000,
+                      &c->events_session_check_ms, err, errlen));
     }
     if ((m = xt_map_get(root, "gui")) != NULL) {
         static const char *const k[] = {"root", NULL};

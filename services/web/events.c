@@ -27,8 +27,10 @@
 #define FMT_DS 0
 #define FMT_JSON 1
 #define MAX_IOV 64
-#define KNOWN_TASKS 256
+#define TASKS_KEPT 32            /* task blocks kept per loop for pages that (re)connect */
+#define TASK_OUT_MAX (64 * 1024) /* rendered output kept per task block */
 #define RECENT_RESULTS 20
+#define TICK_MS 1000 /* NATS state and stream age checks */
 
 typedef struct {
     size_t refcnt;
@@ -53,7 +55,25 @@ typedef struct sse_client {
     char notice[256];
     int sending, closing, finished, linked, want_hb;
     uint64_t last_send_ms;
+    uint64_t end_ms; /* the stream ends here: the client reconnects through forward-auth */
 } sse_client;
+
+typedef struct {
+    char *p;
+    size_t len, cap;
+} sbuf;
+
+/* A task's block on the page, kept so that a page that connects while the task runs (a reload, a
+ * reconnect after a restart) gets it with the output so far, and what follows lands in it. */
+typedef struct {
+    char sid[72];
+    char project[WEB_PROJECT_MAX + 1];
+    sbuf head;        /* the header's content: id, task, node */
+    char status[512]; /* the status span */
+    sbuf out;         /* rendered output spans */
+    int cut;          /* output beyond TASK_OUT_MAX is not kept here (the stored result has it) */
+    uint64_t seq;     /* creation order */
+} task_rec;
 
 struct web_events {
     web_server *srv;
@@ -66,11 +86,16 @@ struct web_events {
     h2o_timeout_t render;
     h2o_timeout_entry_t render_entry;
     h2o_timeout_entry_t flush_entry; /* on the context's zero timeout: one write per client per batch */
+    h2o_timeout_t tick;
+    h2o_timeout_entry_t tick_entry;
     int nodes_dirty, services_dirty;
-    char known[KNOWN_TASKS][72];
-    size_t known_next;
+    int nats_up; /* NATS state the pages were last told: -1 never */
+    task_rec tasks[TASKS_KEPT];
+    size_t tasks_next;
+    uint64_t task_seq;
     ev_buf *recent[RECENT_RESULTS]; /* rendered <li> fragments, newest first */
     char recent_id[RECENT_RESULTS][72];
+    char recent_project[RECENT_RESULTS][WEB_PROJECT_MAX + 1];
     uint64_t dropped_total;
 };
 
@@ -78,11 +103,6 @@ static const char hb_text[] = ": hb\n\n";
 static atomic_long streams_total; /* every thread's streams: /health and events.max_clients */
 
 /* --- buffers ---------------------------------------------------------------------------- */
-
-typedef struct {
-    char *p;
-    size_t len, cap;
-} sbuf;
 
 static void sb_put(sbuf *b, const char *s, size_t n)
 {
@@ -218,6 +238,10 @@ static void client_on_proceed(h2o_generator_t *gen, h2o_req_t *req)
     sse_client *c = H2O_STRUCT_FROM_MEMBER(sse_client, gen, gen);
     client_release_inflight(c);
     c->sending = 0;
+    if (c->closing && c->count) { /* the last words (client_end) go out before the end */
+        client_flush(c);
+        return;
+    }
     if (c->closing) {
         c->finished = 1;
         h2o_send(req, NULL, 0, H2O_SEND_STATE_FINAL);
@@ -291,6 +315,22 @@ static void client_push(sse_client *c, ev_buf *e)
     c->ring[(c->head + c->count) % c->cap] = e;
     c->count++;
     if (!h2o_linklist_is_linked(&c->dirty)) h2o_linklist_insert(&c->srv->events->dirty, &c->dirty);
+}
+
+/* End a stream: `last` (may be NULL) is its last event, then the response ends. */
+static void client_end(sse_client *c, ev_buf *last)
+{
+    if (c->finished || c->closing) return;
+    if (last) client_push(c, last);
+    c->closing = 1;
+    if (h2o_linklist_is_linked(&c->dirty)) h2o_linklist_unlink(&c->dirty);
+    if (c->sending) return; /* proceed sends the rest, then ends */
+    if (c->count) {
+        client_flush(c);
+        return;
+    }
+    c->finished = 1;
+    h2o_send(c->req, NULL, 0, H2O_SEND_STATE_FINAL);
 }
 
 /* Writes go out after the current batch of NATS messages (bus.c hands over at most 64 per loop
@@ -411,56 +451,125 @@ static void render_services(web_server *srv, sbuf *b)
     free(f.p);
 }
 
-static int task_known(struct web_events *ev, const char *sid)
+static task_rec *task_find(struct web_events *ev, const char *sid)
 {
-    for (size_t i = 0; i < KNOWN_TASKS; i++)
-        if (ev->known[i][0] && strcmp(ev->known[i], sid) == 0) return 1;
-    return 0;
+    for (size_t i = 0; i < TASKS_KEPT; i++)
+        if (ev->tasks[i].sid[0] && strcmp(ev->tasks[i].sid, sid) == 0) return &ev->tasks[i];
+    return NULL;
 }
 
-static void task_remember(struct web_events *ev, const char *sid)
+/* How a task ended, in words: "exit 0", "exit 3", "timed out", "killed by signal 9 (KILL)",
+ * "could not start (exit 127)"; never the -1 the protocol carries beside a signal. */
+void events_exit_text(json_t *j, char *out, size_t outlen)
 {
-    snprintf(ev->known[ev->known_next], sizeof(ev->known[0]), "%s", sid);
-    ev->known_next = (ev->known_next + 1) % KNOWN_TASKS;
+    static const char *const names[] = {
+        [1] = "HUP", [2] = "INT",  [3] = "QUIT",  [4] = "ILL",   [6] = "ABRT",  [7] = "BUS",
+        [8] = "FPE", [9] = "KILL", [11] = "SEGV", [13] = "PIPE", [14] = "ALRM", [15] = "TERM"};
+    json_t *err = json_object_get(j, "error");
+    json_int_t code = json_integer_value(json_object_get(j, "exit_code"));
+    json_int_t sig = json_integer_value(json_object_get(j, "signal"));
+    if (err)
+        snprintf(out, outlen, "refused: %s",
+                 json_string_value(json_object_get(err, "message")) ?: json_string_value(err) ?: "error");
+    else if (json_is_true(json_object_get(j, "timed_out")))
+        snprintf(out, outlen, "timed out");
+    else if (sig > 0 && sig < (json_int_t)(sizeof(names) / sizeof(names[0])) && names[sig])
+        snprintf(out, outlen, "killed by signal %lld (%s)", (long long)sig, names[sig]);
+    else if (sig > 0)
+        snprintf(out, outlen, "killed by signal %lld", (long long)sig);
+    else if (code == 127)
+        snprintf(out, outlen, "could not start (exit 127)");
+    else
+        snprintf(out, outlen, "exit %lld", (long long)code);
+}
+
+int events_result_ok(json_t *j)
+{
+    return !json_object_get(j, "error") && !json_is_true(json_object_get(j, "timed_out")) &&
+           json_integer_value(json_object_get(j, "signal")) <= 0 &&
+           json_integer_value(json_object_get(j, "exit_code")) == 0;
+}
+
+/* "12 ms", "3.4 s", "2 min 5 s" */
+void events_duration_text(json_int_t ms, char *out, size_t outlen)
+{
+    if (ms < 1000)
+        snprintf(out, outlen, "%lld ms", (long long)ms);
+    else if (ms < 60000)
+        snprintf(out, outlen, "%lld.%lld s", (long long)(ms / 1000), (long long)(ms % 1000 / 100));
+    else
+        snprintf(out, outlen, "%lld min %lld s", (long long)(ms / 60000), (long long)(ms % 60000 / 1000));
+}
+
+static void task_block_html(const task_rec *t, sbuf *f)
+{
+    sb_printf(f, "<section class=\"task\" id=\"task-%s\"><header>", t->sid);
+    if (t->head.p) sb_put(f, t->head.p, t->head.len);
+    sb_puts(f, " ");
+    sb_puts(f, t->status);
+    sb_printf(
+        f,
+        "</header><pre id=\"out-%s\" class=\"out\" tabindex=\"0\" role=\"log\" aria-label=\"output of %s\">",
+        t->sid, t->sid);
+    if (t->out.p) sb_put(f, t->out.p, t->out.len);
+    sb_puts(f, "</pre></section>");
 }
 
 /* The block a task's output goes into: created on task.started, or at the first sign of the task. */
-static void render_task_block(struct web_events *ev, sbuf *b, const char *sid, json_t *j)
+static void render_task_block(struct web_events *ev, sbuf *b, const char *sid, const char *project, json_t *j)
 {
+    task_rec *t = &ev->tasks[ev->tasks_next];
+    ev->tasks_next = (ev->tasks_next + 1) % TASKS_KEPT;
+    free(t->head.p);
+    free(t->out.p);
+    memset(t, 0, sizeof(*t));
+    snprintf(t->sid, sizeof(t->sid), "%s", sid);
+    snprintf(t->project, sizeof(t->project), "%s", project ? project : "");
+    t->seq = ++ev->task_seq;
+    sb_puts(&t->head, "<code>");
+    sb_esc(&t->head, json_string_value(json_object_get(j, "id")));
+    sb_puts(&t->head, "</code> <b>");
+    sb_esc(&t->head, json_string_value(json_object_get(j, "task")) ?: "");
+    sb_puts(&t->head, "</b> on <span class=\"node-id\">");
+    sb_esc(&t->head, json_string_value(json_object_get(j, "node")) ?: "?");
+    sb_puts(&t->head, "</span>");
+    const char *by = json_string_value(json_object_get(j, "requested_by"));
+    if (by && *by) {
+        sb_puts(&t->head, " <span class=\"muted\">by ");
+        sb_esc(&t->head, by);
+        sb_puts(&t->head, "</span>");
+    }
+    snprintf(t->status, sizeof(t->status), "<span id=\"st-%s\" class=\"st run\">running</span>", sid);
     sbuf f = {0};
-    sb_printf(&f, "<section class=\"task\" id=\"task-%s\"><header><code>", sid);
-    sb_esc(&f, json_string_value(json_object_get(j, "id")));
-    sb_puts(&f, "</code> <b>");
-    sb_esc(&f, json_string_value(json_object_get(j, "task")) ?: "");
-    sb_puts(&f, "</b> on <span class=\"node-id\">");
-    sb_esc(&f, json_string_value(json_object_get(j, "node")) ?: "?");
-    sb_printf(&f,
-              "</span> <span id=\"st-%s\" class=\"st run\">running</span></header><pre id=\"out-%s\" "
-              "class=\"out\"></pre></section>",
-              sid, sid);
+    task_block_html(t, &f);
     ds_fragments(b, "#tasks", "prepend", f.p);
     free(f.p);
-    task_remember(ev, sid);
 }
 
 static ev_buf *render_result_li(const char *sid, json_t *j)
 {
     sbuf f = {0};
-    json_int_t code = json_integer_value(json_object_get(j, "exit_code"));
-    sb_printf(&f, "<li id=\"res-%s\" class=\"%s\"><code>", sid, code == 0 ? "ok" : "fail");
+    char how[384], dur[64];
+    events_exit_text(j, how, sizeof(how));
+    events_duration_text(json_integer_value(json_object_get(j, "duration_ms")), dur, sizeof(dur));
+    sb_printf(&f,
+              "<li id=\"res-%s\" class=\"%s\"><button type=\"button\" class=\"link\" "
+              "data-on-click=\"@get('/api/v1/tasks/%s', {retryMaxCount: 0})\" title=\"open the result\">",
+              sid, events_result_ok(j) ? "ok" : "fail", sid);
     sb_esc(&f, json_string_value(json_object_get(j, "id")));
-    sb_puts(&f, "</code> ");
+    sb_puts(&f, "</button> ");
     sb_esc(&f, json_string_value(json_object_get(j, "task")) ?: "");
     sb_puts(&f, " on ");
     sb_esc(&f, json_string_value(json_object_get(j, "node")) ?: "?");
-    sb_printf(&f, ": exit %lld in %lld ms</li>", (long long)code,
-              (long long)json_integer_value(json_object_get(j, "duration_ms")));
+    sb_puts(&f, ": <span class=\"how\">");
+    sb_esc(&f, how);
+    sb_printf(&f, "</span> in %s</li>", dur);
     ev_buf *e = evb_from(&f);
     free(f.p);
     return e;
 }
 
-static void remember_result(struct web_events *ev, const char *sid, json_t *j, sbuf *b)
+static void remember_result(struct web_events *ev, const char *sid, const char *project, json_t *j, sbuf *b)
 {
     for (size_t i = 0; i < RECENT_RESULTS; i++)
         if (ev->recent[i] && strcmp(ev->recent_id[i], sid) == 0) return; /* already shown */
@@ -469,19 +578,26 @@ static void remember_result(struct web_events *ev, const char *sid, json_t *j, s
     evb_release(ev->recent[RECENT_RESULTS - 1]);
     memmove(&ev->recent[1], &ev->recent[0], sizeof(ev->recent[0]) * (RECENT_RESULTS - 1));
     memmove(&ev->recent_id[1], &ev->recent_id[0], sizeof(ev->recent_id[0]) * (RECENT_RESULTS - 1));
+    memmove(&ev->recent_project[1], &ev->recent_project[0],
+            sizeof(ev->recent_project[0]) * (RECENT_RESULTS - 1));
     ev->recent[0] = li;
     snprintf(ev->recent_id[0], sizeof(ev->recent_id[0]), "%s", sid);
+    snprintf(ev->recent_project[0], sizeof(ev->recent_project[0]), "%s", project ? project : "");
     ds_fragments(b, "#results", "prepend", li->data);
-    sbuf st = {0};
-    json_int_t code = json_integer_value(json_object_get(j, "exit_code"));
-    sb_printf(&st, "<span id=\"st-%s\" class=\"st %s\">exit %lld</span>", sid, code == 0 ? "ok" : "fail",
-              (long long)code);
-    if (task_known(ev, sid)) ds_fragments(b, NULL, NULL, st.p);
-    free(st.p);
+    task_rec *t = task_find(ev, sid);
+    if (t) {
+        char how[384];
+        events_exit_text(j, how, sizeof(how));
+        char *e = web_html_escape(how, strlen(how));
+        snprintf(t->status, sizeof(t->status), "<span id=\"st-%s\" class=\"st %s\">%s</span>", sid,
+                 events_result_ok(j) ? "ok" : "fail", e ? e : "");
+        free(e);
+        ds_fragments(b, NULL, NULL, t->status);
+    }
 }
 
 /* Datastar rendering of one NATS message; empty when it has no GUI form. */
-static void render_ds(struct web_events *ev, const char *subject, json_t *j, sbuf *b)
+static void render_ds(struct web_events *ev, const char *subject, const char *project, json_t *j, sbuf *b)
 {
     const char *type = json_string_value(json_object_get(j, "type"));
     const char *id = json_string_value(json_object_get(j, "id"));
@@ -490,7 +606,11 @@ static void render_ds(struct web_events *ev, const char *subject, json_t *j, sbu
     int is_log = strncmp(subject, "xtask.logs.", 11) == 0;
     if (!type && is_log) type = "log";
     if (!type) type = "";
-    if (sid[0] && strncmp(type, "task.", 5) == 0 && !task_known(ev, sid)) render_task_block(ev, b, sid, j);
+    /* xtask.logs.<node> carries no project: the page shows a task's lines from its project's
+     * task.output events only, so no page sees another project's output */
+    if (is_log || !project) return;
+    if (sid[0] && strncmp(type, "task.", 5) == 0 && !task_find(ev, sid))
+        render_task_block(ev, b, sid, project, j);
     if (strcmp(type, "task.started") == 0) {
         /* the block was just rendered above */
     } else if (strcmp(type, "task.output") == 0) {
@@ -502,18 +622,14 @@ static void render_ds(struct web_events *ev, const char *subject, json_t *j, sbu
         sb_puts(&f, "</span>");
         snprintf(sel, sizeof(sel), "#out-%s", sid);
         ds_fragments(b, sel, "append", f.p);
+        task_rec *t = task_find(ev, sid);
+        if (t && !t->cut && t->out.len + f.len <= TASK_OUT_MAX)
+            sb_put(&t->out, f.p, f.len);
+        else if (t)
+            t->cut = 1;
         free(f.p);
     } else if (strcmp(type, "task.finished") == 0) {
-        remember_result(ev, sid, j, b);
-    } else if (strcmp(type, "log") == 0) {
-        sbuf f = {0};
-        sb_puts(&f, "<div class=\"log\"><span class=\"node-id\">");
-        sb_esc(&f, subject + 11);
-        sb_puts(&f, "</span> ");
-        sb_esc(&f, json_string_value(json_object_get(j, "line")) ?: "");
-        sb_puts(&f, "</div>");
-        ds_fragments(b, "#logs", "append", f.p);
-        free(f.p);
+        remember_result(ev, sid, project, j, b);
     } else {
         sbuf f = {0};
         char *dump = json_dumps(j, JSON_COMPACT);
@@ -579,7 +695,7 @@ void events_on_nats(web_server *srv, const char *subject, const char *data, size
     }
     if (!json_object_get(j, "type") && p) json_object_set_new(j, "type", json_string(type));
     sbuf b = {0};
-    render_ds(ev, subject, j, &b);
+    render_ds(ev, subject, p, j, &b);
     json_decref(j);
     if (b.len && have_fmt(srv, FMT_DS)) {
         ev_buf *e = evb_from(&b);
@@ -596,7 +712,7 @@ void events_task_result(web_server *srv, const char *project, json_t *result)
     safe_id(json_string_value(json_object_get(result, "id")), sid, sizeof(sid));
     if (!sid[0]) return;
     sbuf b = {0};
-    remember_result(ev, sid, result, &b);
+    remember_result(ev, sid, project, result, &b);
     if (b.len) {
         ev_buf *e = evb_from(&b);
         broadcast(srv, project, FMT_DS, e);
@@ -655,6 +771,60 @@ static void hb_cb(h2o_timeout_entry_t *entry)
     if (!ev->srv->shutting_down) h2o_timeout_link(ev->srv->ctx.loop, &ev->hb, &ev->hb_entry);
 }
 
+/* The banner a NATS outage shows on every page (web keeps serving; live updates and runs wait). */
+static void render_bus_banner(sbuf *b, int up)
+{
+    if (up)
+        ds_fragments(b, NULL, NULL, "<div id=\"bus-banner\" class=\"banner\" hidden></div>");
+    else
+        ds_fragments(
+            b, NULL, NULL,
+            "<div id=\"bus-banner\" class=\"banner\" role=\"alert\">The message bus (NATS) is "
+            "unreachable: live updates and task runs wait until it is back. Reconnecting&hellip;</div>");
+}
+
+static ev_buf *reauth_event(void)
+{
+    sbuf b = {0};
+    sb_puts(&b, "event: xtask-reauth\ndata: {}\n\n");
+    ev_buf *e = evb_from(&b);
+    free(b.p);
+    return e;
+}
+
+/* Every second: tell the pages when NATS goes or comes back, and end the streams whose time is up.
+ * An ended stream is reopened by the page at once (event xtask-reauth); the new request goes
+ * through forward-auth, so a session that expired or was logged out ends there (401) instead of
+ * streaming on. */
+static void tick_cb(h2o_timeout_entry_t *entry)
+{
+    struct web_events *ev = H2O_STRUCT_FROM_MEMBER(struct web_events, tick_entry, entry);
+    web_server *srv = ev->srv;
+    int up = bus_connected(srv);
+    if (up != ev->nats_up) {
+        if (ev->nats_up != -1)
+            xt_info("events: NATS %s: telling %zu pages", up ? "back" : "lost", ev->nclients);
+        ev->nats_up = up;
+        sbuf b = {0};
+        render_bus_banner(&b, up);
+        ev_buf *e = evb_from(&b);
+        free(b.p);
+        broadcast(srv, NULL, FMT_DS, e);
+        evb_release(e);
+    }
+    uint64_t now = web_now_ms(srv);
+    ev_buf *bye = NULL;
+    for (h2o_linklist_t *l = ev->clients.next; l != &ev->clients;) {
+        sse_client *c = H2O_STRUCT_FROM_MEMBER(sse_client, link, l);
+        l = l->next;
+        if (now < c->end_ms || c->closing || c->finished) continue;
+        if (!bye) bye = reauth_event();
+        client_end(c, bye);
+    }
+    evb_release(bye);
+    if (!srv->shutting_down) h2o_timeout_link(srv->ctx.loop, &ev->tick, &ev->tick_entry);
+}
+
 /* --- the handler ------------------------------------------------------------------------ */
 
 static int valid_project(const char *p)
@@ -700,6 +870,10 @@ int events_on_req(web_server *srv, h2o_req_t *req)
     c->req = req;
     c->fmt = strcmp(fmt, "json") == 0 ? FMT_JSON : FMT_DS;
     snprintf(c->project, sizeof(c->project), "%s", project);
+    /* spread over the last quarter of the interval: streams opened together (after a restart) do
+     * not all come back to forward-auth in the same second */
+    uint64_t span = (uint64_t)srv->conf->events_session_check_ms;
+    c->end_ms = web_now_ms(srv) + span - (span / 4) * (((uintptr_t)c >> 4) % 101) / 100;
     c->cap = (size_t)srv->conf->events_queue;
     c->ring = calloc(c->cap, sizeof(*c->ring));
     c->gen.proceed = client_on_proceed;
@@ -738,16 +912,39 @@ int events_on_req(web_server *srv, h2o_req_t *req)
         json_object_set_new(sig, "project", json_string(project));
         json_object_set_new(sig, "connected", json_true());
         char *s = json_dumps(sig, JSON_COMPACT);
+        /* for the page's stream client (gui/app.js): how often it hears from us at least */
+        sb_printf(&b, "event: xtask-hello\ndata: {\"heartbeat_ms\":%lld,\"session_check_ms\":%lld}\n\n",
+                  (long long)srv->conf->events_heartbeat_ms, (long long)srv->conf->events_session_check_ms);
         ds_signals(&b, s);
         free(s);
         json_decref(sig);
+        render_bus_banner(&b, bus_connected(srv));
         render_nodes(srv, &b);
         render_services(srv, &b);
         sbuf f = {0};
         sb_puts(&f, "<ul id=\"results\">");
         for (size_t i = 0; i < RECENT_RESULTS; i++)
-            if (ev->recent[i]) sb_put(&f, ev->recent[i]->data, ev->recent[i]->len);
+            if (ev->recent[i] && strcmp(ev->recent_project[i], project) == 0)
+                sb_put(&f, ev->recent[i]->data, ev->recent[i]->len);
         sb_puts(&f, "</ul>");
+        ds_fragments(&b, NULL, NULL, f.p);
+        /* the project's task blocks, newest first, with their output so far: a reloaded page
+         * re-attaches to running tasks */
+        f.len = 0;
+        sb_puts(&f, "<div id=\"tasks\">");
+        for (uint64_t last = UINT64_MAX;;) {
+            task_rec *best = NULL;
+            for (size_t i = 0; i < TASKS_KEPT; i++) {
+                task_rec *t = &ev->tasks[i];
+                if (t->sid[0] && t->seq < last && strcmp(t->project, project) == 0 &&
+                    (!best || t->seq > best->seq))
+                    best = t;
+            }
+            if (!best) break;
+            task_block_html(best, &f);
+            last = best->seq;
+        }
+        sb_puts(&f, "</div>");
         ds_fragments(&b, NULL, NULL, f.p);
         free(f.p);
     } else {
@@ -776,6 +973,10 @@ int events_init(web_server *srv)
     h2o_timeout_link(srv->ctx.loop, &ev->hb, &ev->hb_entry);
     h2o_timeout_init(srv->ctx.loop, &ev->render, 200);
     ev->render_entry.cb = render_timer_cb;
+    ev->nats_up = -1;
+    h2o_timeout_init(srv->ctx.loop, &ev->tick, TICK_MS);
+    ev->tick_entry.cb = tick_cb;
+    h2o_timeout_link(srv->ctx.loop, &ev->tick, &ev->tick_entry);
     ev->flush_entry.cb = flush_cb;
     return 0;
 }
@@ -808,6 +1009,12 @@ void events_dispose(web_server *srv)
     if (h2o_timeout_is_linked(&ev->hb_entry)) h2o_timeout_unlink(&ev->hb_entry);
     if (h2o_timeout_is_linked(&ev->render_entry)) h2o_timeout_unlink(&ev->render_entry);
     if (h2o_timeout_is_linked(&ev->flush_entry)) h2o_timeout_unlink(&ev->flush_entry);
+    if (h2o_timeout_is_linked(&ev->tick_entry)) h2o_timeout_unlink(&ev->tick_entry);
+    h2o_timeout_dispose(srv->ctx.loop, &ev->tick);
+    for (size_t i = 0; i < TASKS_KEPT; i++) {
+        free(ev->tasks[i].head.p);
+        free(ev->tasks[i].out.p);
+    }
     h2o_timeout_dispose(srv->ctx.loop, &ev->hb);
     h2o_timeout_dispose(srv->ctx.loop, &ev->render);
     for (size_t i = 0; i < RECENT_RESULTS; i++)

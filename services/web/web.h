@@ -149,6 +149,7 @@ typedef struct {
     int64_t sup_poll_ms;
     long long events_queue;
     int64_t events_heartbeat_ms;
+    int64_t events_session_check_ms; /* a stream older than this ends; its reconnect re-checks the session */
     long long events_max_clients;
     long long events_sndbuf;
     char *default_project;
@@ -265,6 +266,11 @@ void events_nodes_changed(web_server *srv);
 void events_services_changed(web_server *srv);
 /* A task result known to the front (reply of a run request). */
 void events_task_result(web_server *srv, const char *project, json_t *result);
+/* How a task ended, in words ("exit 3", "timed out", "killed by signal 9 (KILL)"), its duration
+ * ("3.4 s"), and whether it succeeded; j is a task.run reply, stored result or task.finished. */
+void events_exit_text(json_t *j, char *out, size_t outlen);
+void events_duration_text(json_int_t ms, char *out, size_t outlen);
+int events_result_ok(json_t *j);
 /* End every stream (shutdown). */
 void events_close_all(web_server *srv);
 /* Event streams open in the whole process (every thread). */
