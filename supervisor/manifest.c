@@ -42,8 +42,8 @@
 #define OPENSSL_SUPPRESS_DEPRECATED
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
-#include <openssl/rand.h>
 #include <openssl/sha.h>
+#include <sys/random.h>
 
 #define MF_MAX_ENV 256                       /* variables in one env: mapping */
 #define MF_ENV_NAME_MAX 128                  /* longest variable name */
@@ -1614,6 +1614,19 @@ static int secret_encode(const mf_secret *s, const unsigned char *raw, size_t n,
     return (int)len + k;
 }
 
+/* n random bytes from the kernel's CSPRNG (getrandom(2), blocking only until it is seeded at boot) */
+static int secret_random(unsigned char *raw, size_t n)
+{
+    size_t got = 0;
+    while (got < n) {
+        ssize_t r = getrandom(raw + got, n - got, 0);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) return -1;
+        got += (size_t)r;
+    }
+    return 0;
+}
+
 /* Generate a value and write it atomically without replacing a file someone else wrote in the
  * meantime (link(2) refuses an existing name; rename where the filesystem has no hard links).
  * Returns 1 when the file appeared meanwhile (caller reads it). */
@@ -1627,8 +1640,8 @@ static int secret_generate(const manifest *m, const mf_secret *s, char **out, ch
     if (s->bytes < 1 || s->bytes > MF_SECRET_BYTES_MAX)
         return secret_fail(err, errlen, m, s, "bytes must be between 1 and %d", MF_SECRET_BYTES_MAX);
     if (secret_mkdirs(m, s, err, errlen) != 0) return -1;
-    if (RAND_bytes(raw, (int)n) != 1) {
-        secret_fail(err, errlen, m, s, "OpenSSL RAND_bytes failed");
+    if (secret_random(raw, n) != 0) {
+        secret_fail(err, errlen, m, s, "getrandom: %s", strerror(errno));
         goto out;
     }
     int blen = secret_encode(s, raw, n, b64);

@@ -150,7 +150,7 @@ void manifest_free(manifest *m);
 int manifest_find(const manifest *m, const char *name);
 
 /* Secrets: for each secret, read its file if it exists (must be a regular file, not world- or
- * group-readable, non-empty), else generate `bytes` random bytes with OpenSSL's RAND_bytes, encode
+ * group-readable, non-empty), else generate `bytes` random bytes from getrandom(2), encode
  * them (`encoding`, after `prefix`) and write them 0600 (atomically: temp file + rename). The values are
  * appended to *env as "NAME=value" (env is a NULL-terminated malloc'd vector the caller frees with
  * xt_strv_free). The values are never logged. */

@@ -169,81 +169,6 @@ void sv_shutdown(sv_ctx *sv, int code, const char *why)
 
 /* --- manifests and environment -------------------------------------------------------------- */
 
-/* Load the secrets in a short-lived child and read "NAME=value" strings back over a pipe: secret
- * generation needs OpenSSL's RNG, and libcrypto must never be mapped into the long-running
- * supervisor (crypto_rand.c). The child runs no service code; the wait is bounded by file I/O. */
-static int secrets_load_isolated(manifest *m, char ***out, char *err, size_t errlen)
-{
-    int p[2];
-    if (m->nsecrets == 0) return 0;
-    if (pipe2(p, O_CLOEXEC) < 0) {
-        snprintf(err, errlen, "secrets: pipe: %s", strerror(errno));
-        return -1;
-    }
-    pid_t pid = fork();
-    if (pid < 0) {
-        snprintf(err, errlen, "secrets: fork: %s", strerror(errno));
-        close(p[0]);
-        close(p[1]);
-        return -1;
-    }
-    if (pid == 0) {
-        char **env = calloc(1, sizeof(char *)), msg[1024];
-        close(p[0]);
-        int ok = env != NULL && manifest_secrets_load(m, &env, msg, sizeof(msg)) == 0;
-        if (!ok) {
-            if (env == NULL) snprintf(msg, sizeof(msg), "out of memory");
-            ssize_t w = write(p[1], "E", 1);
-            w = write(p[1], msg, strlen(msg));
-            (void)w;
-            _exit(1);
-        }
-        ssize_t w = write(p[1], "O", 1);
-        for (size_t i = 0; env[i] != NULL && w >= 0; i++)
-            w = write(p[1], env[i], strlen(env[i]) + 1);
-        _exit(w < 0 ? 1 : 0);
-    }
-    close(p[1]);
-    sv_buf b;
-    sv_buf_init(&b, 256 * 1024);
-    char tmp[4096];
-    ssize_t n;
-    while ((n = read(p[0], tmp, sizeof(tmp))) != 0) {
-        if (n < 0 && errno == EINTR) continue;
-        if (n < 0 || sv_buf_append(&b, tmp, (size_t)n) < 0) break;
-    }
-    close(p[0]);
-    int st = 0;
-    while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
-        ;
-    int rc = -1;
-    if (b.len > 0 && b.data[0] == 'E') {
-        snprintf(err, errlen, "%.*s", (int)(b.len - 1), b.data + 1);
-    } else if (b.len == 0 || b.data[0] != 'O' || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
-        snprintf(err, errlen, "secrets: the loader failed");
-    } else {
-        size_t cnt = 0;
-        for (size_t i = 1; i < b.len; i++)
-            cnt += b.data[i] == '\0';
-        char **v = calloc(cnt + 1, sizeof(char *));
-        size_t k = 0;
-        for (size_t i = 1; v != NULL && i < b.len && k < cnt; k++) {
-            size_t l = strnlen(b.data + i, b.len - i);
-            v[k] = strndup(b.data + i, l);
-            i += l + 1;
-        }
-        if (v != NULL) {
-            *out = v;
-            rc = 0;
-        } else {
-            snprintf(err, errlen, "out of memory");
-        }
-    }
-    explicit_bzero(b.data, b.cap);
-    sv_buf_free(&b);
-    return rc;
-}
-
 /* Secret values are wiped before they are freed. */
 static void secrets_free(char **v)
 {
@@ -258,7 +183,16 @@ static void secrets_free(char **v)
 static int build_env(manifest *m, char ***out, char ***secrets_out, char *err, size_t errlen)
 {
     char **secrets = NULL;
-    if (secrets_load_isolated(m, &secrets, err, errlen) < 0) return -1;
+    if (m->nsecrets > 0) {
+        if ((secrets = calloc(1, sizeof(char *))) == NULL) {
+            snprintf(err, errlen, "out of memory");
+            return -1;
+        }
+        if (manifest_secrets_load(m, &secrets, err, errlen) < 0) {
+            secrets_free(secrets);
+            return -1;
+        }
+    }
     size_t n = xt_strv_len(environ), k = 0;
     char **base = calloc(n + 1, sizeof(char *));
     for (size_t i = 0; base != NULL && i < n; i++) {
@@ -271,7 +205,7 @@ static int build_env(manifest *m, char ***out, char ***secrets_out, char *err, s
     *out = base != NULL ? env_merge(base, m->env, NULL) : NULL;
     free(base);
     if (*out == NULL) {
-        xt_strv_free(secrets);
+        secrets_free(secrets);
         snprintf(err, errlen, "out of memory");
         return -1;
     }
