@@ -183,20 +183,11 @@ typedef struct {
 /* pid and session of /proc/<name>: 0 or -1 */
 static int proc_ent_read(const char *name, proc_ent *p)
 {
-    char path[300], buf[512];
-    snprintf(path, sizeof(path), "/proc/%s/stat", name);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return -1;
-    ssize_t r = read(fd, buf, sizeof(buf) - 1);
-    close(fd);
-    if (r <= 0) return -1;
-    buf[r] = '\0';
-    char *rp = strrchr(buf, ')');
-    int sid;
-    if (rp == NULL || sscanf(rp + 1, " %*c %*d %*d %d", &sid) != 1) return -1;
+    procs_info pi;
     p->pid = (pid_t)strtol(name, NULL, 10);
-    p->sid = sid;
     p->mine = 0;
+    if (procs_stat(p->pid, &pi) != 0) return -1;
+    p->sid = pi.sid;
     return 0;
 }
 

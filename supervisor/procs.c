@@ -28,23 +28,6 @@
 
 #include "xt_log.h"
 
-/* Parent pid of `pid` from /proc/<pid>/stat, or -1. */
-static pid_t proc_ppid(const char *pid)
-{
-    char path[64], buf[512];
-    if (snprintf(path, sizeof(path), "/proc/%s/stat", pid) >= (int)sizeof(path)) return -1;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return -1;
-    ssize_t n = read(fd, buf, sizeof(buf) - 1);
-    close(fd);
-    if (n <= 0) return -1;
-    buf[n] = '\0';
-    /* "pid (comm) S ppid ...": comm may hold ')' and spaces, so take the last ')' */
-    char *rp = strrchr(buf, ')');
-    if (rp == NULL || rp[1] != ' ' || rp[2] == '\0' || rp[3] != ' ') return -1;
-    return (pid_t)strtol(rp + 4, NULL, 10);
-}
-
 /* The kernel's own list of `parent`'s children (CONFIG_PROC_CHILDREN: one read instead of a /proc
  * scan; the supervisor is single-threaded, so its main thread is the parent of them all). Returns
  * the count, or -1 when the kernel has no such file. */
@@ -80,27 +63,12 @@ int procs_children(pid_t parent, pid_t *out, int max)
     struct dirent *e;
     while ((e = readdir(d)) != NULL && n < max) {
         if (e->d_name[0] < '1' || e->d_name[0] > '9') continue;
-        if (proc_ppid(e->d_name) == parent) out[n++] = (pid_t)strtol(e->d_name, NULL, 10);
+        procs_info pi;
+        pid_t pid = (pid_t)strtol(e->d_name, NULL, 10);
+        if (procs_stat(pid, &pi) == 0 && pi.ppid == parent) out[n++] = pid;
     }
     closedir(d);
     return n;
-}
-
-int procs_sid(pid_t pid, pid_t *sid)
-{
-    char path[64], buf[1024];
-    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return -1;
-    ssize_t n = read(fd, buf, sizeof(buf) - 1);
-    close(fd);
-    if (n <= 0) return -1;
-    buf[n] = '\0';
-    const char *rp = strrchr(buf, ')'); /* comm may hold ')' and spaces */
-    int v = 0;
-    if (rp == NULL || sscanf(rp + 1, " %*c %*d %*d %d", &v) != 1) return -1;
-    *sid = (pid_t)v;
-    return 0;
 }
 
 void procs_comm(pid_t pid, char *out, size_t len)
@@ -164,9 +132,10 @@ int procs_leftovers(pid_t self, const char *name, pid_t *out, int max)
 
 /* --- what an earlier supervisor of the same manifest left behind ------------------------------ */
 
-/* State, start time (clock ticks since boot: with the pid, a process's identity that a recycled pid
- * never has) and process group of `pid` from /proc/<pid>/stat. 0, or -1 when it is gone. */
-int procs_stat(pid_t pid, char *state, pid_t *pgid, unsigned long long *start)
+/* The one reader of /proc/<pid>/stat: state, parent, process group, session and start time (clock
+ * ticks since boot: with the pid, a process's identity that a recycled pid never has). 0, or -1 when
+ * the process is gone. */
+int procs_stat(pid_t pid, procs_info *out)
 {
     char path[64], buf[1024];
     snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
@@ -176,25 +145,26 @@ int procs_stat(pid_t pid, char *state, pid_t *pgid, unsigned long long *start)
     close(fd);
     if (n <= 0) return -1;
     buf[n] = '\0';
+    /* "pid (comm) S ppid ...": comm may hold ')' and spaces, so take the last ')' */
     char *p = strrchr(buf, ')');
-    if (p == NULL || p[1] != ' ') return -1;
+    if (p == NULL || p[1] != ' ' || p[2] == '\0') return -1;
     p += 2;
     /* fields from 3: state ppid pgrp session tty_nr tpgid flags minflt cminflt majflt cmajflt utime
      * stime cutime cstime priority nice num_threads itrealvalue starttime (22) */
     char st = *p;
-    long long f[20];
-    int k = 0;
+    long long f[19];
     char *end;
     p++;
-    while (k < 19) {
+    for (int k = 0; k < 19; k++) {
         f[k] = strtoll(p, &end, 10);
         if (end == p) return -1;
         p = end;
-        k++;
     }
-    if (state != NULL) *state = st;
-    if (pgid != NULL) *pgid = (pid_t)f[1];
-    if (start != NULL) *start = (unsigned long long)f[18];
+    out->state = st;
+    out->ppid = (pid_t)f[0];
+    out->pgid = (pid_t)f[1];
+    out->sid = (pid_t)f[2];
+    out->start = (unsigned long long)f[18];
     return 0;
 }
 
@@ -233,16 +203,13 @@ typedef struct {
  * pid, while the group lives, cannot be given to anyone else)? */
 static int procs_is_left(pid_t pid, const char *marker, const procs_group *g, int ng)
 {
-    char st;
-    pid_t pgid;
-    unsigned long long start;
-    if (procs_stat(pid, &st, &pgid, &start) < 0 || st == 'Z') return 0;
+    procs_info pi, leader;
+    if (procs_stat(pid, &pi) < 0 || pi.state == 'Z') return 0;
     if (procs_env_has(pid, marker)) return 1;
     for (int i = 0; i < ng; i++) {
-        if (pgid != g[i].pid || start < g[i].start) continue;
-        unsigned long long lstart;
+        if (pi.pgid != g[i].pid || pi.start < g[i].start) continue;
         /* the leader's pid now belongs to a new process: a new group, not ours */
-        if (procs_stat(g[i].pid, NULL, NULL, &lstart) == 0 && lstart != g[i].start) continue;
+        if (procs_stat(g[i].pid, &leader) == 0 && leader.start != g[i].start) continue;
         return 1;
     }
     return 0;
@@ -284,10 +251,10 @@ int procs_cleanup_previous(sv_ctx *sv, int64_t term_ms)
     }
     fclose(f);
     int opid = 0;
-    unsigned long long ostart = 0, now_start;
+    unsigned long long ostart = 0;
+    procs_info now;
     if (run[0] == '\0' || sscanf(run, "%d.%llu", &opid, &ostart) != 2) return 0;
-    if (opid > 0 && opid != (int)sv->self && procs_stat((pid_t)opid, NULL, NULL, &now_start) == 0 &&
-        now_start == ostart) {
+    if (opid > 0 && opid != (int)sv->self && procs_stat((pid_t)opid, &now) == 0 && now.start == ostart) {
         xt_warn(
             "supervisor: the earlier supervisor of this manifest (pid %d) is still alive but does not answer "
             "on its socket; its services are left to it",

@@ -631,9 +631,9 @@ int sv_run(const char *manifest_path, const char *only)
         sv->hclients[i].w.fd = -1;
     if (m->log_format == MF_LOG_JSON) xt_log_init(XT_LOG_INFO, 1);
     /* this run's marker, inherited by every service and whatever it leaves behind (procs.c) */
-    unsigned long long self_start = 0;
-    procs_stat(sv->self, NULL, NULL, &self_start);
-    snprintf(sv->run_id, sizeof(sv->run_id), "%d.%llu", (int)sv->self, self_start);
+    procs_info self = {0};
+    procs_stat(sv->self, &self);
+    snprintf(sv->run_id, sizeof(sv->run_id), "%d.%llu", (int)sv->self, self.start);
     setenv(SV_RUN_ENV, sv->run_id, 1);
     if (build_env(m, &sv->env, &sv->secrets, err, sizeof(err)) < 0) {
         fprintf(stderr, "xtask-supervisor: %s\n", err);

@@ -41,10 +41,10 @@
 static int sender_ok(sv_ctx *sv, const svc *s, pid_t pid)
 {
     char mark_svc[sizeof(SV_SERVICE_ENV) + MF_NAME_MAX + 1], mark_run[sizeof(SV_RUN_ENV) + 48];
-    pid_t sid = 0;
+    procs_info pi;
     if (pid <= 0 || s->pid <= 0) return 0;
     if (pid == s->pid) return 1;
-    if (procs_sid(pid, &sid) == 0 && sid == s->pid) return 1;
+    if (procs_stat(pid, &pi) == 0 && pi.sid == s->pid) return 1;
     snprintf(mark_svc, sizeof(mark_svc), "%s=%s", SV_SERVICE_ENV, s->name);
     snprintf(mark_run, sizeof(mark_run), "%s=%s", SV_RUN_ENV, sv->run_id);
     return procs_env_has(pid, mark_svc) && procs_env_has(pid, mark_run);

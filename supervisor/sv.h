@@ -508,10 +508,14 @@ int procs_leftovers(pid_t self, const char *name, pid_t *out, int max);
 void procs_comm(pid_t pid, char *out, size_t len);
 /* Whether /proc/<pid>/environ holds the entry "KEY=value" exactly. */
 int procs_env_has(pid_t pid, const char *entry);
-/* Session id of pid: 0, or -1 when it is gone. */
-int procs_sid(pid_t pid, pid_t *sid);
-/* State, process group and start time (clock ticks since boot) of pid: 0, or -1 when it is gone. */
-int procs_stat(pid_t pid, char *state, pid_t *pgid, unsigned long long *start);
+/* What the supervisor reads of /proc/<pid>/stat (procs_stat, its one reader). */
+typedef struct {
+    char state; /* R, S, Z, ... */
+    pid_t ppid, pgid, sid;
+    unsigned long long start; /* clock ticks since boot */
+} procs_info;
+/* pid's /proc/<pid>/stat fields: 0, or -1 when it is gone. */
+int procs_stat(pid_t pid, procs_info *out);
 /* Write sv->state_path: this run's id and each running service's pid and start time. */
 void procs_state_save(sv_ctx *sv);
 /* At start: stop what an earlier supervisor of this manifest (same state file) left running: the

@@ -364,7 +364,8 @@ static void svc_spawn(sv_ctx *sv, svc *s)
      * rewritten before the loop next sleeps (loop_once), once for all the spawns of an iteration,
      * with the start time read here once: rewriting it per spawn, reading /proc for every running
      * service, made 1000 services take 25 s to start instead of 4 s. */
-    if (procs_stat(pid, NULL, NULL, &s->start_ticks) != 0) s->start_ticks = 0;
+    procs_info pi;
+    s->start_ticks = procs_stat(pid, &pi) == 0 ? pi.start : 0;
     sv->state_dirty = 1;
     s->spawn_ms = now;
     s->stop_reason = STOP_NONE;
