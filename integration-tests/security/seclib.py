@@ -236,7 +236,8 @@ class FakeAuth:
 class Stack:
     """nats-server + real xtask-auth + raw upstream + fake auth + xtask-web, all on the port block."""
 
-    def __init__(self, prefix="xt-sec-", trusted="[]", tls=False, web_extra="", auth_extra=""):
+    def __init__(self, prefix="xt-sec-", trusted="[]", tls=False, web_extra="", auth_extra="", server_extra="",
+                 verify_path="/api/verify?rd="):
         self.auth_bin = bin_path("xtask-auth")
         P = port_block("web", 10)
         self.WEB, self.AUTH, self.UP, self.NATS, self.NATS_HTTP, self.FAKE = P[0], P[1], P[2], P[3], P[4], P[5]
@@ -262,7 +263,7 @@ server:
   address: "tcp://127.0.0.1:{self.AUTH}/"
   hash_workers: 1
   hash_queue: 8
-log: {{level: debug}}
+{server_extra}log: {{level: debug}}
 totp: {{issuer: {DOMAIN}, secrets_path: "{t.path}/totp.yml"}}
 authentication_backend:
   file:
@@ -335,7 +336,7 @@ nats:
 hosts:
   - names: [{APP}, 127.0.0.1, localhost]
     forward_auth:
-      url: "http://127.0.0.1:{self.AUTH}/api/verify?rd={self.portal}"
+      url: "http://127.0.0.1:{self.AUTH}{verify_path}{self.portal}"
       copy_headers: [Remote-User, Remote-Groups, Remote-Name, Remote-Email]
       timeout: 1s
     routes:

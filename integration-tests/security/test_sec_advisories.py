@@ -224,12 +224,14 @@ def test_one_address_cannot_try_every_name_unslowed():
 
 def test_unbuilt_settings_refused():
     """Settings Authelia has that decide who gets in are implemented or refused with file:line:col,
-    never accepted and ignored (server.endpoints.authz: Basic accepted where cookie-only was
-    configured, custom endpoint names 404; OIDC, WebAuthn, Duo)."""
+    never accepted and ignored: server.endpoints.authz is built (security_authz) but its `bearer`
+    scheme needs OIDC and is refused; OIDC, WebAuthn, Duo are refused."""
     base = open(os.path.join(S.tmp.path, "auth.yml")).read()
     for extra, want in [
             ("  endpoints:\n    authz:\n      forward-auth:\n        implementation: ForwardAuth\n"
-             "        authn_strategies: [{name: CookieSession}]\n", "server.endpoints.authz is not supported"),
+             "        authn_strategies: [{name: HeaderAuthorization, schemes: [bearer]}]\n",
+             "server.endpoints.authz.forward-auth.authn_strategies: strategy 'HeaderAuthorization': scheme "
+             "'bearer' needs an OpenID Connect provider"),
             (None, "identity_providers.oidc is not supported"), (None, "webauthn is not supported")]:
         if extra is not None:
             text = base.replace("server:\n", "server:\n" + extra, 1)

@@ -275,6 +275,46 @@ size_t auth_sessions_count(const auth_sessions *t);
 
 /* --- auth_config.c -------------------------------------------------------------------------- */
 
+/* --- auth_authz.c: server.endpoints.authz (Authelia 4.38) ------------------------------------ */
+
+typedef enum {
+    AUTH_AUTHZ_LEGACY = 0,
+    AUTH_AUTHZ_FORWARD_AUTH,
+    AUTH_AUTHZ_AUTH_REQUEST,
+    AUTH_AUTHZ_EXT_AUTHZ
+} auth_authz_impl;
+typedef enum {
+    AUTH_AUTHN_COOKIE = 0,
+    AUTH_AUTHN_HEADER_AUTHORIZATION,
+    AUTH_AUTHN_HEADER_PROXY_AUTHORIZATION,
+    AUTH_AUTHN_HEADER_AUTHREQUEST_PROXY_AUTHORIZATION,
+    AUTH_AUTHN_HEADER_LEGACY
+} auth_authn_kind;
+#define AUTH_AUTHZ_MAX 16
+#define AUTH_AUTHN_MAX 5
+#define AUTH_AUTHZ_NAME_MAX 64
+
+typedef struct {
+    char path[AUTH_AUTHZ_NAME_MAX + 16]; /* /api/verify or /api/authz/<name> */
+    auth_authz_impl impl;
+    int prefix;     /* also answers <path>/<anything> (ExtAuthz, Legacy) */
+    int any_method; /* 0: GET and HEAD only */
+    size_t nstrat;
+    auth_authn_kind strat[AUTH_AUTHN_MAX]; /* tried in order */
+} auth_authz_endpoint;
+
+typedef struct {
+    size_t n;
+    auth_authz_endpoint ep[AUTH_AUTHZ_MAX];
+} auth_authz;
+
+/* Today's endpoints (the key absent): legacy (/api/verify, GET/HEAD) and forward-auth. */
+void auth_authz_defaults(auth_authz *a);
+/* Parse server.endpoints.authz (n may be NULL: the defaults). Errors read "file:line:col: ...". */
+int auth_authz_parse(const xt_doc *doc, const xt_node *n, auth_authz *a, char *err, size_t errlen);
+/* The endpoint answering `path` (no query), or NULL; *suffix: where the path after it starts. */
+const auth_authz_endpoint *auth_authz_find(const auth_authz *a, const char *path, size_t len, size_t *suffix);
+
 struct auth_config {
     xt_doc *doc; /* owns every string below unless noted */
     char listen_host[64];
@@ -293,6 +333,7 @@ struct auth_config {
     auth_argon2_params argon2;
 
     auth_acl acl;
+    auth_authz authz; /* server.endpoints.authz */
 
     const char *cookie_name, *domain, *same_site, *secret;
     const char *portal_url;              /* session.authelia_url: the login portal, may be NULL */

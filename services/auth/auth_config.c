@@ -512,12 +512,7 @@ static int refuse_unbuilt(ctx_t *c, const xt_node *root)
             "identity_providers.%s is not supported by xtask-auth (no OpenID Connect provider)",
             n->keys[0]->str);
     if ((n = xt_map_get(root, "server")) && (n = xt_map_get(n, "endpoints")) && n->kind == XT_NODE_MAP &&
-        (v = xt_map_get(n, "authz")))
-        return xt_conf_error(
-            c->err, c->errlen, c->doc, xt_map_key(n, "authz"),
-            "server.endpoints.authz is not supported by xtask-auth: its endpoints are fixed "
-            "(/api/verify and /api/authz/forward-auth, session cookie or Basic credentials)");
-    if (n && n->kind == XT_NODE_MAP && (v = xt_map_get(n, "rate_limits")))
+        (v = xt_map_get(n, "rate_limits")))
         return xt_conf_error(c->err, c->errlen, c->doc, xt_map_key(n, "rate_limits"),
                              "server.endpoints.rate_limits is not supported by xtask-auth (regulation and "
                              "server.hash_queue bound sign-ins)");
@@ -600,6 +595,12 @@ static int validate(auth_config *cfg, char *err, size_t errlen)
         parse_audit(&c, xt_map_get(root, "audit"), cfg) < 0 ||
         auth_acl_parse(cfg->doc, xt_map_get(root, "access_control"), &cfg->acl, err, errlen) < 0)
         return -1;
+    { /* server.endpoints.authz (auth_authz.c); absent: today's two endpoints */
+        const xt_node *e = xt_map_get(root, "server");
+        e = e && e->kind == XT_NODE_MAP ? xt_map_get(e, "endpoints") : NULL;
+        e = e && e->kind == XT_NODE_MAP ? xt_map_get(e, "authz") : NULL;
+        if (auth_authz_parse(cfg->doc, e, &cfg->authz, err, errlen) < 0) return -1;
+    }
     if (sval(&c, root, "default_redirection_url", "default_redirection_url", &dru) < 0) return -1;
     if (dru && !cfg->default_redirection_url) {
         if (!auth_rd_safe(dru, strlen(dru), cfg->domain, cfg->allow_http))

@@ -77,13 +77,14 @@ typedef enum { V437 = 0, V438 } verify_ver;
 /* What a forward-auth request is about; lives in the request's pool. */
 typedef struct {
     verify_ver ver;
+    auth_authz_impl impl;
     unsigned method_bit;
     char method[16];
     char host[AUTH_HOST_MAX];
     char *path;   /* normalized, with ?query */
     char *target; /* scheme://host/path?query */
     char *portal; /* login portal URL or NULL */
-    int basic;    /* credentials came in a header */
+    int basic;    /* credentials came in a header: 1 Authorization (401), 2 Proxy-Authorization (407) */
 } verify_ctx;
 
 typedef enum { JOB_LOGIN, JOB_BASIC } job_kind;
@@ -515,6 +516,11 @@ static void verify_unauthorized(server *s, h2o_req_t *req, verify_ctx *vc)
     int wants_html, status;
     char loc[AUTH_URL_MAX * 4 + 64], enc[AUTH_URL_MAX * 3 + 1];
 
+    if (vc->basic == 2) {
+        add_hdr(req, "proxy-authenticate", H2O_STRLIT("Basic realm=\"Authentication required\""));
+        respond_text(req, 407, "407 Proxy Authentication Required\n");
+        return;
+    }
     if (vc->basic) {
         add_hdr(req, "www-authenticate", H2O_STRLIT("Basic realm=\"Authentication required\""));
         respond_text(req, 401, "401 Unauthorized\n");
@@ -534,8 +540,8 @@ static void verify_unauthorized(server *s, h2o_req_t *req, verify_ctx *vc)
         respond_text(req, 401, "401 Unauthorized\n");
         return;
     }
-    if (!wants_html) {
-        if (vc->ver == V438) /* 4.38 sends the Location with its 401 too */
+    if (!wants_html || vc->impl == AUTH_AUTHZ_AUTH_REQUEST) { /* nginx turns AuthRequest's 401 into its own */
+        if (vc->ver == V438)                                  /* 4.38 sends the Location with its 401 too */
             add_hdr(req, "location", loc, strlen(loc));
         respond_text(req, 401, "401 Unauthorized\n");
         return;
@@ -577,22 +583,73 @@ static void verify_decide(server *s, h2o_req_t *req, verify_ctx *vc, const auth_
     verify_unauthorized(s, req, vc);
 }
 
-/* Read the X-Forwarded-* headers the front set. -1 (and a reply sent) when malformed. */
-static int verify_parse(server *s, h2o_req_t *req, verify_ctx *vc)
+/* The request the proxy asks about, read the implementation's way (auth_authz.c): method, scheme,
+ * host and path?query. 0, or -1 with a reply sent when something is missing or malformed. */
+static int verify_object(h2o_req_t *req, verify_ctx *vc, size_t suffix, h2o_iovec_t *m, h2o_iovec_t *proto,
+                         h2o_iovec_t *host, h2o_iovec_t *uri)
 {
-    h2o_iovec_t m, proto, host, uri;
+    int bad = vc->ver == V438 ? 400 : 401; /* 4.38 answers 400, 4.37 401 */
+    h2o_iovec_t url;
+    const char *sep, *end, *hs;
+    switch (vc->impl) {
+    case AUTH_AUTHZ_AUTH_REQUEST: /* nginx: X-Original-URL scheme://host/path?query, X-Original-Method */
+        if (!hdr_get(req, NULL, "x-original-url", &url) || !hdr_get(req, NULL, "x-original-method", m)) {
+            respond_text(req, bad, "missing X-Original-URL or X-Original-Method\n");
+            return -1;
+        }
+        end = url.base + url.len;
+        sep = url.len > 3 ? memchr(url.base, ':', url.len) : NULL;
+        if (!sep || end - sep < 4 || sep[1] != '/' || sep[2] != '/') {
+            respond_text(req, bad, "bad X-Original-URL\n");
+            return -1;
+        }
+        *proto = h2o_iovec_init(url.base, (size_t)(sep - url.base));
+        hs = sep + 3;
+        for (sep = hs; sep < end && *sep != '/' && *sep != '?' && *sep != '#'; sep++)
+            ;
+        if (sep == end || *sep != '/') { /* no path: nothing a rule could be matched on */
+            respond_text(req, bad, "bad X-Original-URL\n");
+            return -1;
+        }
+        *host = h2o_iovec_init(hs, (size_t)(sep - hs));
+        *uri = h2o_iovec_init(sep, (size_t)(end - sep));
+        return 0;
+    case AUTH_AUTHZ_EXT_AUTHZ: /* Envoy: the request itself, the path after the endpoint's */
+        *m = req->method;
+        *host = req->authority;
+        if (!hdr_get(req, NULL, "x-forwarded-proto", proto)) {
+            respond_text(req, bad, "missing X-Forwarded-Proto\n");
+            return -1;
+        }
+        if (suffix < req->path.len && req->path.base[suffix] == '/')
+            *uri = h2o_iovec_init(req->path.base + suffix, req->path.len - suffix);
+        else if (suffix < req->path.len) /* the endpoint's own path with a query: the query is the target's */
+            *uri = h2o_concat(&req->pool, h2o_iovec_init(H2O_STRLIT("/")),
+                              h2o_iovec_init(req->path.base + suffix, req->path.len - suffix));
+        else
+            *uri = h2o_iovec_init(H2O_STRLIT("/"));
+        return 0;
+    default: /* ForwardAuth, Legacy: the X-Forwarded-* a front sets */
+        if (!hdr_get(req, NULL, "x-forwarded-method", m) || !hdr_get(req, NULL, "x-forwarded-proto", proto) ||
+            !hdr_get(req, NULL, "x-forwarded-host", host) || !hdr_get(req, NULL, "x-forwarded-uri", uri)) {
+            xt_warn("forward-auth request without X-Forwarded-Method/Proto/Host/Uri: denied");
+            respond_text(req, bad, "missing X-Forwarded-* headers\n");
+            return -1;
+        }
+        return 0;
+    }
+}
+
+/* Check and normalize what verify_object read. -1 (and a reply sent) when malformed. */
+static int verify_parse(server *s, h2o_req_t *req, verify_ctx *vc, h2o_iovec_t m, h2o_iovec_t proto,
+                        h2o_iovec_t host, h2o_iovec_t uri)
+{
     char hostlc[AUTH_HOST_MAX], pathbuf[AUTH_URL_MAX + 1], tgt[AUTH_URL_MAX * 2];
     long pl;
     int n;
     size_t i;
     int bad = vc->ver == V438 ? 400 : 401; /* 4.38 answers 400, 4.37 401 */
 
-    if (!hdr_get(req, NULL, "x-forwarded-method", &m) || !hdr_get(req, NULL, "x-forwarded-proto", &proto) ||
-        !hdr_get(req, NULL, "x-forwarded-host", &host) || !hdr_get(req, NULL, "x-forwarded-uri", &uri)) {
-        xt_warn("forward-auth request without X-Forwarded-Method/Proto/Host/Uri: denied");
-        respond_text(req, bad, "missing X-Forwarded-* headers\n");
-        return -1;
-    }
     if (m.len == 0 || m.len >= sizeof(vc->method) || !(vc->method_bit = auth_method_bit(m.base, m.len))) {
         respond_text(req, bad, "bad X-Forwarded-Method\n");
         return -1;
@@ -638,9 +695,18 @@ static int verify_parse(server *s, h2o_req_t *req, verify_ctx *vc)
     }
     vc->target = h2o_strdup(&req->pool, tgt, (size_t)n).base;
 
-    /* the portal: ?rd= (4.37) or ?authelia_url= (4.38), else session.authelia_url */
+    /* the portal: ?rd= (4.37), ?authelia_url= (4.38), X-Authelia-URL (ExtAuthz), else
+     * session.authelia_url */
     vc->portal = (char *)s->cfg->portal_url;
-    if (req->query_at != SIZE_MAX) {
+    if (vc->impl == AUTH_AUTHZ_EXT_AUTHZ) {
+        h2o_iovec_t v;
+        if (hdr_get(req, NULL, "x-authelia-url", &v) && v.len <= AUTH_URL_MAX) {
+            if (auth_rd_safe(v.base, v.len, s->cfg->domain, s->cfg->allow_http))
+                vc->portal = h2o_strdup(&req->pool, v.base, v.len).base;
+            else
+                xt_warn("forward-auth: X-Authelia-URL is not under the session domain: ignored");
+        }
+    } else if (req->query_at != SIZE_MAX) {
         const char *q = req->path.base + req->query_at + 1;
         size_t ql = req->path.len - req->query_at - 1;
         char val[AUTH_URL_MAX + 1];
@@ -663,7 +729,7 @@ static int verify_basic(server *s, h2o_req_t *req, verify_ctx *vc, h2o_iovec_t h
 {
     char user[AUTH_NAME_MAX + 1], pw[AUTH_PASSWORD_MAX + 1];
     pending *p;
-    vc->basic = 1;
+    if (!vc->basic) vc->basic = 1;
     if (auth_basic_parse(hdr.base, hdr.len, user, sizeof(user), pw, sizeof(pw)) < 0) {
         verify_unauthorized(s, req, vc);
         return 0;
@@ -682,40 +748,80 @@ static int verify_basic(server *s, h2o_req_t *req, verify_ctx *vc, h2o_iovec_t h
     return 0;
 }
 
-static int on_verify(server *s, h2o_req_t *req, verify_ver ver)
+/* An authz endpoint (auth_authz.c): read the object the implementation's way, then try the
+ * endpoint's authn strategies in order until one authenticates (Authelia's Authz.authn). A header
+ * strategy whose header is present decides (its credentials right or wrong); an absent header passes
+ * to the next strategy. Strategies not listed are never consulted: Basic credentials sent to a
+ * cookie-only endpoint are ignored, as the admin configured. */
+static int on_verify(server *s, h2o_req_t *req, const auth_authz_endpoint *ep, size_t suffix)
 {
     verify_ctx *vc = h2o_mem_alloc_pool(&req->pool, sizeof(*vc));
     int64_t now = auth_now_ms();
     const auth_user *u = NULL;
     auth_session *sess;
-    h2o_iovec_t authz;
+    h2o_iovec_t authz, m, proto, host, uri;
+    int last_style = 0;
 
     memset(vc, 0, sizeof(*vc));
-    vc->ver = ver;
+    vc->impl = ep->impl;
+    vc->ver = ep->impl == AUTH_AUTHZ_LEGACY ? V437 : V438;
     s->n_verify++;
-    if (verify_parse(s, req, vc) < 0) return 0;
-    if (ver == V437) {
-        int basic_mode = 0;
-        if (req->query_at != SIZE_MAX) {
-            char val[16];
-            long vl = xt_query_get(req->path.base + req->query_at + 1, req->path.len - req->query_at - 1,
-                                   "auth", val, sizeof(val));
-            basic_mode = vl == 5 && memcmp(val, "basic", 5) == 0;
-        }
-        if (basic_mode) {
-            if (!hdr_get(req, H2O_TOKEN_AUTHORIZATION, NULL, &authz)) {
-                vc->basic = 1;
-                verify_unauthorized(s, req, vc);
+    if (verify_object(req, vc, suffix, &m, &proto, &host, &uri) < 0 ||
+        verify_parse(s, req, vc, m, proto, host, uri) < 0)
+        return 0;
+    for (size_t i = 0; i < ep->nstrat; i++) {
+        switch (ep->strat[i]) {
+        case AUTH_AUTHN_COOKIE:
+            sess = session_of(s, req, now, 1, &u);
+            if (sess) {
+                verify_decide(s, req, vc, u, (auth_level)sess->level);
                 return 0;
             }
-            return verify_basic(s, req, vc, authz);
+            last_style = 0;
+            break;
+        case AUTH_AUTHN_HEADER_AUTHORIZATION:
+            last_style = 1;
+            if (hdr_get(req, H2O_TOKEN_AUTHORIZATION, NULL, &authz)) {
+                vc->basic = 1;
+                return verify_basic(s, req, vc, authz);
+            }
+            break;
+        case AUTH_AUTHN_HEADER_PROXY_AUTHORIZATION:
+        case AUTH_AUTHN_HEADER_AUTHREQUEST_PROXY_AUTHORIZATION:
+            last_style = ep->strat[i] == AUTH_AUTHN_HEADER_PROXY_AUTHORIZATION ? 2 : 1;
+            if (hdr_get(req, H2O_TOKEN_PROXY_AUTHORIZATION, NULL, &authz)) {
+                vc->basic = last_style;
+                return verify_basic(s, req, vc, authz);
+            }
+            break;
+        case AUTH_AUTHN_HEADER_LEGACY: {
+            int basic_mode = 0;
+            last_style = 1;
+            if (req->query_at != SIZE_MAX) {
+                char val[16];
+                long vl = xt_query_get(req->path.base + req->query_at + 1, req->path.len - req->query_at - 1,
+                                       "auth", val, sizeof(val));
+                basic_mode = vl == 5 && memcmp(val, "basic", 5) == 0;
+            }
+            if (basic_mode) { /* ?auth=basic: the Authorization header is expected */
+                vc->basic = 1;
+                if (!hdr_get(req, H2O_TOKEN_AUTHORIZATION, NULL, &authz)) {
+                    verify_unauthorized(s, req, vc);
+                    return 0;
+                }
+                return verify_basic(s, req, vc, authz);
+            }
+            if (hdr_get(req, H2O_TOKEN_PROXY_AUTHORIZATION, NULL, &authz)) {
+                vc->basic = 1;
+                return verify_basic(s, req, vc, authz);
+            }
+            break;
         }
-        if (hdr_get(req, H2O_TOKEN_PROXY_AUTHORIZATION, NULL, &authz)) return verify_basic(s, req, vc, authz);
-    } else if (hdr_get(req, H2O_TOKEN_AUTHORIZATION, NULL, &authz)) {
-        return verify_basic(s, req, vc, authz);
+        }
     }
-    sess = session_of(s, req, now, 1, &u);
-    verify_decide(s, req, vc, sess ? u : NULL, sess ? (auth_level)sess->level : AUTH_LEVEL_NONE);
+    /* nobody authenticated: the last strategy, if a header one, answers the way it asks for credentials */
+    vc->basic = last_style;
+    verify_decide(s, req, vc, NULL, AUTH_LEVEL_NONE);
     return 0;
 }
 
@@ -1202,19 +1308,7 @@ typedef struct {
     int (*fn)(server *s, h2o_req_t *req);
 } route;
 
-static int on_verify437(server *s, h2o_req_t *req)
-{
-    return on_verify(s, req, V437);
-}
-
-static int on_verify438(server *s, h2o_req_t *req)
-{
-    return on_verify(s, req, V438);
-}
-
 static const route routes[] = {
-    {NULL, "/api/verify", on_verify437},
-    {"*", "/api/authz/forward-auth", on_verify438},
     {"POST", "/api/firstfactor", on_firstfactor},
     {"POST", "/api/secondfactor/totp", on_totp},
     {"POST", "/api/logout", on_logout},
@@ -1302,7 +1396,17 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
 {
     server *s = ((handler_t *)self)->srv;
     size_t plen = req->query_at != SIZE_MAX ? req->query_at : req->path.len;
-    size_t i;
+    size_t i, suffix = 0;
+    const auth_authz_endpoint *ep = auth_authz_find(&s->cfg->authz, req->path.base, plen, &suffix);
+    if (ep) { /* server.endpoints.authz: /api/verify, /api/authz/<name> */
+        if (!ep->any_method && !h2o_memis(req->method.base, req->method.len, H2O_STRLIT("GET")) &&
+            !h2o_memis(req->method.base, req->method.len, H2O_STRLIT("HEAD"))) {
+            respond_text(req, 405, "405 Method Not Allowed\n");
+            return 0;
+        }
+        if (kv_lookup_needed(s, self, req)) return 0;
+        return on_verify(s, req, ep, suffix);
+    }
     for (i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
         const route *r = &routes[i];
         if (strlen(r->path) != plen || memcmp(r->path, req->path.base, plen) != 0) continue;

@@ -172,9 +172,37 @@ static void errors(void **st)
          "auth.yml:2:93: session.nats: servers and url are the same setting"},
         {BASE "session: {domain: x}\n", "auth.yml:3:1: duplicate key 'session' (first defined at line 2)"},
         /* settings that decide who gets in are implemented or refused, never accepted and ignored */
-        {BASE "server:\n  endpoints:\n    authz:\n      forward-auth: {implementation: ForwardAuth}\n",
-         "auth.yml:5:5: server.endpoints.authz is not supported by xtask-auth: its endpoints are fixed "
-         "(/api/verify and /api/authz/forward-auth, session cookie or Basic credentials)"},
+        /* server.endpoints.authz (auth_authz.c): what is not built is refused where it is written */
+        {BASE "server:\n  endpoints:\n    authz:\n      fa:\n        implementation: ForwardAuth\n"
+              "        authn_strategies: [{name: HeaderAuthorization, schemes: [basic, bearer]}]\n",
+         "auth.yml:8:73: server.endpoints.authz.fa.authn_strategies: strategy 'HeaderAuthorization': scheme "
+         "'bearer' needs an OpenID Connect provider, which xtask-auth does not have"},
+        {BASE "server: {endpoints: {authz: {fa: {implementation: ForwardAut}}}}\n",
+         "auth.yml:3:51: server.endpoints.authz.fa: unknown implementation 'ForwardAut' (did you mean "
+         "'ForwardAuth'?) (ForwardAuth, AuthRequest, ExtAuthz or Legacy)"},
+        {BASE "server: {endpoints: {authz: {legacy: {implementation: ForwardAuth}}}}\n",
+         "auth.yml:3:55: server.endpoints.authz.legacy: the endpoint named 'legacy' must use the Legacy "
+         "implementation"},
+        {BASE "server: {endpoints: {authz: {fa: {}}}}\n",
+         "auth.yml:3:30: server.endpoints.authz.fa: 'implementation' must be set (ForwardAuth, AuthRequest, "
+         "ExtAuthz or Legacy)"},
+        {BASE "server: {endpoints: {authz: {'x/../y': {implementation: ExtAuthz}}}}\n",
+         "auth.yml:3:30: server.endpoints.authz: endpoint name 'x/../y' has invalid characters (a letter, "
+         "then "
+         "letters, digits, '/', '.', '_' or '-', ending with a letter)"},
+        {BASE "server: {endpoints: {authz: {fa: {implementation: ForwardAuth, authn_strategies: [{name: "
+              "CookieSession, schemes: [basic]}]}}}}\n",
+         "auth.yml:3:114: server.endpoints.authz.fa.authn_strategies: strategy 'CookieSession' takes no "
+         "'schemes'"},
+        {BASE "server: {endpoints: {authz: {fa: {implementation: ForwardAuth, authn_strategies: [{name: "
+              "Cookie}]}}}}\n",
+         "auth.yml:3:90: server.endpoints.authz.fa.authn_strategies: unknown strategy 'Cookie' (one of "
+         "CookieSession, HeaderAuthorization, HeaderProxyAuthorization, HeaderAuthRequestProxyAuthorization, "
+         "HeaderLegacy)"},
+        {BASE "server: {endpoints: {authz: {ex: {implementation: ExtAuthz}, ex/fa: {implementation: "
+              "ForwardAuth}}}}\n",
+         "auth.yml:3:62: server.endpoints.authz.ex/fa: /api/authz/ex/fa lies under /api/authz/ex, whose "
+         "ExtAuthz implementation takes every path below it"},
         {BASE "server: {endpoints: {rate_limits: {}}}\n",
          "auth.yml:3:22: server.endpoints.rate_limits is not supported by xtask-auth (regulation and "
          "server.hash_queue bound sign-ins)"},
