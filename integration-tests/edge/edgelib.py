@@ -23,6 +23,7 @@ node: {{ capabilities: [task, which] }}
 queue: {{ capabilities: [task], ack_wait: 3s }}
 tasks:
   echo: {{ argv: [echo], args: true, timeout: 10s }}
+  noop: {{ argv: ["true"], timeout: 10s }}
 """
 
 EDGE_TASKS = """tasks:
