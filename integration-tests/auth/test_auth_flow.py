@@ -17,7 +17,7 @@ from xt_testlib import TempDir, bin_path, http_request, port_block, wait_until
 from authlib import FAILED, PORTAL, AuthServer, case, cookie_of, fast_hash, keepalive_requests, totp
 
 PW = {"alice": "alice-pw", "bob": "bob-pw", "carol": "carol-pw", "erin": "erin-pw", "ci": "ci-pw",
-      "frank": "frank-pw"}
+      "frank": "frank-pw", "gina": "gina-pw"}
 tmp = TempDir(prefix="xt-auth-it-")
 ports = port_block("auth", 4)
 USERS = {
@@ -26,9 +26,17 @@ USERS = {
     "carol": {"password": fast_hash(PW["carol"]), "groups": ["developers"], "disabled": True},
     "erin": {"password": fast_hash(PW["erin"]), "groups": ["developers"]},
     "ci": {"password": fast_hash(PW["ci"]), "groups": ["automation"]},
+    "gina": {"password": fast_hash(PW["gina"]), "groups": ["admins"]},
 }
 srv = AuthServer(tmp, ports[0], USERS)
 enrolled = {}
+
+
+def portal_get(location, cookie=None):
+    """The portal page a form's 303 names (a GET: post/redirect/get)."""
+    st, hd, body = http_request(srv.base + location, headers={"Cookie": f"authelia_session={cookie}"} if cookie else {})
+    assert st == 200 and hd["content-type"].startswith("text/html"), (st, location)
+    return body.decode()
 
 
 def loc_params(location):
@@ -215,10 +223,13 @@ def test_forms_without_javascript():
     # an unsafe rd never reaches the page
     st, hd, body = http_request(srv.base + "/?rd=" + urllib.parse.quote('https://evil.com/"><script>', safe=""))
     assert "evil.com" not in body.decode()
-    # wrong password: the page again, with the message
+    # wrong password: post/redirect/get back to the portal, which shows the message and keeps the name
     st, hd, body = srv.post_form("/api/firstfactor", {"username": "bob", "password": "nope",
                                                       "rd": "https://app.example.com/web/"})
-    assert st == 401 and "Authentication failed" in body.decode(), st
+    assert st == 303 and hd["location"].startswith("/?m=credentials&"), (st, hd)
+    html = portal_get(hd["location"])
+    assert "Incorrect username or password." in html and 'id="username" name="username"' in html, html
+    assert 'value="bob"' in html and 'value="https://app.example.com/web/"' in html, html
     # right password: 303 to the target, cookie set
     st, hd, body = srv.post_form("/api/firstfactor", {"username": "bob", "password": PW["bob"],
                                                       "rd": "https://app.example.com/web/"})
@@ -236,6 +247,7 @@ def test_forms_without_javascript():
     # logout by form: 303 to the portal, cookie cleared
     st, hd, body = srv.post_form("/api/logout", {}, cookie=c)
     assert st == 303 and cookie_of(hd) == "" and "Max-Age=0" in hd["set-cookie"], hd
+    assert hd["location"] == "/" and 'action="/api/firstfactor"' in portal_get(hd["location"]), hd
     assert srv.verify("/web/", cookie=c)[0] == 302
 
 
@@ -310,12 +322,66 @@ def test_two_factor():
     st, hd, js, c4 = srv.login("alice", PW["alice"])
     st, hd, body = srv.post_form("/api/secondfactor/totp", {"token": totp(secret, now + 30), "rd": target},
                                  cookie=c4)
-    assert st == 401, st  # used already
+    assert st == 303 and loc_params(hd["location"])[1]["m"] == "used", (st, hd)  # used already
     # logout (JSON)
     st, hd, js = srv.post_json("/api/logout", {"targetURL": "https://app.example.com/"}, cookie=c2)
     assert st == 200 and js == {"status": "OK", "data": {"safeTargetURL": True}}, js
     assert cookie_of(hd) == ""
     assert srv.verify("/web/", cookie=c2)[0] == 302
+
+
+def test_portal_messages():
+    """Each failure of the portal's forms says what happened (wrong code, used code, locked out with the
+    time left); the first factor's stays generic (an unknown name reads the same, and is locked out the
+    same way). Every form answers 303 to a GET of the portal."""
+    n0 = srv.proc.output().count("TOTP secrets reloaded")
+    r = srv.cli("totp-generate", "--user", "gina")
+    assert r.returncode == 0, r.stderr
+    secret = re.search(r"secret=([A-Z2-7]+)", r.stdout).group(1)
+    wait_until(lambda: srv.proc.output().count("TOTP secrets reloaded") > n0, 5, what="the TOTP store reloaded")
+    target = "https://app.example.com/web/"
+    for name in ("gina", "nobody-here"):
+        st, hd, _ = srv.post_form("/api/firstfactor", {"username": name, "password": "nope", "rd": target})
+        assert st == 303, st
+        u, q = loc_params(hd["location"])
+        assert q == {"m": "credentials", "rd": target, "username": name}, q
+        html = portal_get(hd["location"])
+        assert "Incorrect username or password." in html and f'value="{name}"' in html, html
+    st, hd, _ = srv.post_form("/api/firstfactor", {"username": "gina", "password": PW["gina"], "rd": target})
+    c = cookie_of(hd)
+    assert st == 303 and hd["location"].startswith("/?rd=") and c, (st, hd)
+    wait_until(lambda: time.time() % 30 < 25, 10, what="a stable TOTP step")
+    now = time.time()
+    wrong = f"{(int(totp(secret, now)) + 1) % 1000000:06d}"
+    st, hd, _ = srv.post_form("/api/secondfactor/totp", {"token": wrong, "rd": target}, cookie=c)
+    assert st == 303 and loc_params(hd["location"])[1]["m"] == "code", (st, hd)
+    html = portal_get(hd["location"], c)
+    assert "Wrong code." in html and 'action="/api/secondfactor/totp"' in html, html
+    st, hd, _ = srv.post_form("/api/secondfactor/totp", {"token": totp(secret, now), "rd": target}, cookie=c)
+    assert st == 303 and hd["location"] == target, (st, hd)
+    st, hd, _ = srv.post_form("/api/firstfactor", {"username": "gina", "password": PW["gina"]})
+    c = cookie_of(hd)
+    st, hd, _ = srv.post_form("/api/secondfactor/totp", {"token": totp(secret, now)}, cookie=c)
+    assert st == 303 and loc_params(hd["location"])[1]["m"] == "used", (st, hd)
+    assert "That code was already used" in portal_get(hd["location"], c)
+    # the JSON API keeps Authelia's answer
+    st, hd, js = srv.post_json("/api/secondfactor/totp", {"token": totp(secret, now)}, cookie=c)
+    assert st == 401 and js == {"status": "KO", "message": "Authentication failed, please retry later."}, js
+    # the third failure in the ring (max_retries 3) locks gina out: the page says for how long
+    st, hd, _ = srv.post_form("/api/secondfactor/totp", {"token": wrong}, cookie=c)
+    q = loc_params(hd["location"])[1]
+    assert st == 303 and q["m"] == "locked" and q["username"] == "gina", (st, hd)
+    html = portal_get(hd["location"], c)  # the ban ended the session: the login form, name kept
+    m = re.search(r"locked out\. Try again in (\d+) s\.", html)
+    assert m and 1 <= int(m.group(1)) <= 3 and 'value="gina"' in html, html
+    # an unknown name is locked out the same way (no enumeration)
+    for i in range(3):
+        st, hd, _ = srv.post_form("/api/firstfactor", {"username": "nobody-else", "password": "x"})
+    assert loc_params(hd["location"])[1]["m"] == "locked", hd
+    assert re.search(r"Try again in \d+ s\.", portal_get(hd["location"]))
+    # the time left is read from the regulator, not the URL: once the ban ended the page says so
+    wait_until(lambda: "you can try again" in portal_get("/?m=locked&username=gina"), 6, interval=0.3,
+               what="the lock-out to end")
 
 
 # --- Basic credentials ---------------------------------------------------------------------------
@@ -498,7 +564,7 @@ def main():
     try:
         for t in (test_health_and_state, test_anonymous_redirects, test_portal_from_query, test_fail_closed,
                   test_first_factor_and_verify, test_login_failures_look_the_same, test_session_fixation_and_targets,
-                  test_forms_without_javascript, test_totp_generate, test_two_factor, test_basic_auth,
+                  test_forms_without_javascript, test_totp_generate, test_two_factor, test_portal_messages, test_basic_auth,
                   test_regulation_ban, test_users_reload, test_hashing_bound_and_verify_latency,
                   test_hash_password_checked_by_argon2_cli, test_config_errors_exit_2, test_no_secrets_in_logs, test_sigterm_clean_exit):
             case(t)

@@ -155,8 +155,12 @@ typedef enum { AUTH_TOTP_SHA1 = 0, AUTH_TOTP_SHA256, AUTH_TOTP_SHA512 } auth_tot
 /* HOTP (RFC 4226) value for one counter, `digits` long. */
 uint32_t auth_hotp(const uint8_t *key, size_t keylen, uint64_t counter, int digits, auth_totp_algo algo);
 
+/* What auth_totp_check found. */
+enum { AUTH_TOTP_WRONG = 0, AUTH_TOTP_OK = 1, AUTH_TOTP_REUSED = 2 };
+
 /* Check a code against the time steps now-skew..now+skew. A step at or before *last_step is
- * refused (a code is usable once); on success *last_step is updated. Returns 1 valid, 0 not. */
+ * refused (a code is usable once); on success *last_step is updated. Returns AUTH_TOTP_OK,
+ * AUTH_TOTP_REUSED (the code of a step already used, and no unused step matched) or AUTH_TOTP_WRONG. */
 int auth_totp_check(const uint8_t *key, size_t keylen, const char *code, int64_t now_s, int period, int skew,
                     int digits, auth_totp_algo algo, int64_t *last_step);
 
@@ -372,10 +376,24 @@ int auth_server_run(auth_config *cfg);
 
 /* --- auth_portal.c -------------------------------------------------------------------------- */
 
-/* The login portal page: which form to show and an optional message; rd is passed through
- * (already validated or empty). Returns a malloc'd HTML document. */
+/* The login portal page: which form to show, for whom, and an optional message. rd is passed through
+ * (already validated or empty). The page is always the answer to a GET: every form posts, then is
+ * redirected (303) to the portal with a message code in the query (post/redirect/get), so Back and
+ * reload never resubmit a form. */
 typedef enum { AUTH_PORTAL_LOGIN, AUTH_PORTAL_TOTP, AUTH_PORTAL_DONE } auth_portal_view;
-char *auth_portal_render(auth_portal_view view, const char *user, const char *rd, const char *message,
-                         size_t *len);
+typedef struct {
+    auth_portal_view view;
+    const char *user;   /* the signed-in user (TOTP, DONE), or the name kept in the login form */
+    const char *rd;     /* the target to go on to; may be NULL */
+    const char *error;  /* shown as an alert; may be NULL */
+    const char *notice; /* shown as a status line; may be NULL */
+} auth_portal_page;
+/* A malloc'd HTML document (its length in *len), NULL when out of memory. */
+char *auth_portal_render(const auth_portal_page *pg, size_t *len);
+
+/* The portal's message codes (the `m` query parameter of a redirect after a form): the text for
+ * `code` into out, and whether it is an error (1) or a notice (0); -1 for an unknown code. `left_ms`
+ * is the time left of a lock-out (code "locked"), 0 when it has ended. */
+int auth_portal_message(const char *code, int64_t left_ms, char *out, size_t outlen);
 
 #endif

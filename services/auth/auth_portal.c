@@ -68,41 +68,105 @@ static void put_esc(sbuf *b, const char *s)
 static const char head[] =
     "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
     "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
-    "<title>xtask login</title><style>"
+    "<title>xtask login</title><link rel=\"icon\" href=\"data:,\"><style>"
     "body{font-family:system-ui,sans-serif;background:#f4f5f7;display:flex;justify-content:center;padding-"
     "top:10vh}"
     "main{background:#fff;padding:2rem 2.5rem;border-radius:8px;box-shadow:0 2px 8px #0002;min-width:18rem}"
     "label{display:block;margin:.8rem 0 .2rem}input[type=text],input[type=password]{width:100%;padding:.4rem;"
-    "box-sizing:border-box}button{margin-top:1rem;padding:.5rem 1.2rem}.err{color:#b00020}.muted{color:#666}"
+    "box-sizing:border-box}button{margin-top:1rem;padding:.5rem "
+    "1.2rem}.err{color:#b00020}.ok{color:#0a5c2a}.muted{color:#666}"
     "</style></head><body><main><h1>xtask</h1>\n";
 
-char *auth_portal_render(auth_portal_view view, const char *user, const char *rd, const char *message,
-                         size_t *len)
+/* One row per message code a form's redirect may carry (auth_server.c portal_redirect). The first
+ * factor's failure stays generic: it never tells whether the name exists (a lock-out applies to
+ * unknown names the same way). */
+static const struct {
+    const char *code;
+    int error;
+    const char *text;
+} messages[] = {
+    {"credentials", 1, "Incorrect username or password."},
+    {"code", 1,
+     "Wrong code. Enter the code your authenticator app shows now (if it keeps failing, check that the "
+     "device's clock is right)."},
+    {"used", 1, "That code was already used: each code works once. Wait for the next one, then enter it."},
+    {"locked", 1, NULL}, /* with the time left: auth_portal_message */
+    {"busy", 1, "Too many sign-ins in progress, retry in a moment."},
+    {"signin", 1, "Your session has ended: sign in again."},
+};
+
+int auth_portal_message(const char *code, int64_t left_ms, char *out, size_t outlen)
+{
+    size_t i;
+    if (!code || outlen == 0) return -1;
+    for (i = 0; i < sizeof(messages) / sizeof(messages[0]); i++) {
+        if (strcmp(messages[i].code, code) != 0) continue;
+        if (messages[i].text) {
+            snprintf(out, outlen, "%s", messages[i].text);
+        } else if (left_ms <= 0) {
+            snprintf(out, outlen,
+                     "The lock-out after too many failed attempts has ended: you can try again.");
+        } else {
+            long long s = (long long)((left_ms + 999) / 1000);
+            if (s >= 120)
+                snprintf(out, outlen, "Too many failed attempts: locked out. Try again in %lld min %lld s.",
+                         s / 60, s % 60);
+            else
+                snprintf(out, outlen, "Too many failed attempts: locked out. Try again in %lld s.", s);
+        }
+        return messages[i].error;
+    }
+    return -1;
+}
+
+static void put_signout(sbuf *b)
+{
+    puts_(b,
+          "<form method=\"post\" action=\"/api/logout\"><button type=\"submit\">Sign out</button></form>\n");
+}
+
+char *auth_portal_render(const auth_portal_page *pg, size_t *len)
 {
     sbuf b = {0};
+    const char *rd = pg->rd ? pg->rd : "";
     puts_(&b, head);
-    if (message && *message) {
-        puts_(&b, "<p class=\"err\" role=\"alert\">");
-        put_esc(&b, message);
+    if (pg->error && *pg->error) {
+        puts_(&b, "<p class=\"err\" id=\"error\" role=\"alert\">");
+        put_esc(&b, pg->error);
         puts_(&b, "</p>\n");
     }
-    switch (view) {
+    if (pg->notice && *pg->notice) {
+        puts_(&b, "<p class=\"ok\" id=\"notice\" role=\"status\">");
+        put_esc(&b, pg->notice);
+        puts_(&b, "</p>\n");
+    }
+    switch (pg->view) {
     case AUTH_PORTAL_LOGIN:
+        /* a failed sign-in comes back with the name it tried: kept, and the password field focused */
+        puts_(&b, "<form method=\"post\" action=\"/api/firstfactor\">\n"
+                  "<label for=\"username\">Username</label>"
+                  "<input type=\"text\" id=\"username\" name=\"username\" autocomplete=\"username\" "
+                  "required");
+        if (pg->user && *pg->user) {
+            puts_(&b, " value=\"");
+            put_esc(&b, pg->user);
+            puts_(&b, "\">\n");
+        } else {
+            puts_(&b, " autofocus>\n");
+        }
         puts_(&b,
-              "<form method=\"post\" action=\"/api/firstfactor\">\n"
-              "<label for=\"username\">Username</label>"
-              "<input type=\"text\" id=\"username\" name=\"username\" autocomplete=\"username\" required "
-              "autofocus>\n"
               "<label for=\"password\">Password</label>"
               "<input type=\"password\" id=\"password\" name=\"password\" autocomplete=\"current-password\" "
-              "required>\n<label><input type=\"checkbox\" name=\"keepMeLoggedIn\" value=\"true\"> Remember me"
-              "</label>\n<input type=\"hidden\" name=\"rd\" value=\"");
+              "required");
+        puts_(&b, pg->user && *pg->user ? " autofocus>\n" : ">\n");
+        puts_(&b, "<label><input type=\"checkbox\" name=\"keepMeLoggedIn\" value=\"true\"> Remember me"
+                  "</label>\n<input type=\"hidden\" name=\"rd\" value=\"");
         put_esc(&b, rd);
         puts_(&b, "\">\n<button type=\"submit\">Sign in</button>\n</form>\n");
         break;
     case AUTH_PORTAL_TOTP:
-        puts_(&b, "<p>Signed in as <b>");
-        put_esc(&b, user);
+        puts_(&b, "<p>Signed in as <b id=\"user\">");
+        put_esc(&b, pg->user);
         puts_(&b,
               "</b>. Enter the code from your authenticator app.</p>\n"
               "<form method=\"post\" action=\"/api/secondfactor/totp\">\n"
@@ -112,21 +176,20 @@ char *auth_portal_render(auth_portal_view view, const char *user, const char *rd
               "value=\"");
         put_esc(&b, rd);
         puts_(&b, "\">\n<button type=\"submit\">Verify</button>\n</form>\n");
+        put_signout(&b);
         break;
     case AUTH_PORTAL_DONE:
-        puts_(&b, "<p>Signed in as <b>");
-        put_esc(&b, user);
+        puts_(&b, "<p>Signed in as <b id=\"user\">");
+        put_esc(&b, pg->user);
         puts_(&b, "</b>.</p>\n");
-        if (rd && *rd) {
+        if (*rd) {
             puts_(&b, "<p><a href=\"");
             put_esc(&b, rd);
             puts_(&b, "\">Continue</a></p>\n");
         }
+        put_signout(&b);
         break;
     }
-    if (view != AUTH_PORTAL_LOGIN)
-        puts_(&b, "<form method=\"post\" action=\"/api/logout\"><button type=\"submit\">Sign "
-                  "out</button></form>\n");
     puts_(&b, "</main></body></html>\n");
     if (b.failed) {
         free(b.p);

@@ -37,7 +37,7 @@
 #include "xt_path.h"
 
 #define MSG_AUTH_FAILED "Authentication failed. Check your credentials."
-#define MSG_2FA_FAILED "Authentication failed, please retry later."
+#define MSG_2FA_FAILED "Authentication failed, please retry later." /* Authelia's, in the JSON API */
 #define MSG_BUSY "Too many sign-ins in progress, retry in a moment."
 #define TICK_MS 500
 
@@ -243,6 +243,20 @@ static int reg_banned(server *s, const char *user, int64_t now, int64_t *until)
     return auth_regulation_banned(s->reg, user, now, until) || auth_regulation_banned(s->reg, k, now, until);
 }
 
+/* How long (ms) `user`, or with mode ip the client address, stays locked out; 0 when not. */
+static int64_t ban_left(server *s, h2o_req_t *req, const char *user, int64_t now)
+{
+    char k[AUTH_NAME_MAX + 2], addr[AUTH_NAME_MAX + 1], xff[256];
+    int64_t until = 0, left = 0;
+    if (user && *user && reg_banned(s, user, now, &until) && until - now > left) left = until - now;
+    if (s->cfg->reg_modes & AUTH_REG_IP) {
+        client_of(req, addr, sizeof(addr), xff, sizeof(xff));
+        reg_key(addr, 2, k, sizeof(k));
+        if (auth_regulation_banned(s->reg, k, now, &until) && until - now > left) left = until - now;
+    }
+    return left;
+}
+
 /* Start an attempt of a factor: counted now, before the check (auth_regulation_begin), refused
  * (1) when the user or (mode ip) the client address is banned. reg_succeed() once the check passed. */
 static int reg_begin(server *s, h2o_req_t *req, const char *user, int totp, int64_t now, struct reg_ticket *t)
@@ -347,11 +361,10 @@ static void respond_json(h2o_req_t *req, int status, const char *st, const char 
     }
 }
 
-static void respond_html(h2o_req_t *req, int status, auth_portal_view view, const char *user, const char *rd,
-                         const char *message)
+static void respond_html(h2o_req_t *req, int status, const auth_portal_page *pg)
 {
     size_t len = 0;
-    char *html = auth_portal_render(view, user, rd, message, &len);
+    char *html = auth_portal_render(pg, &len);
     h2o_iovec_t v;
     if (!html) {
         respond_text(req, 500, "internal error");
@@ -360,9 +373,9 @@ static void respond_html(h2o_req_t *req, int status, auth_portal_view view, cons
     v = h2o_strdup(&req->pool, html, len);
     free(html);
     add_hdr(req, "x-frame-options", H2O_STRLIT("DENY"));
-    add_hdr(
-        req, "content-security-policy",
-        H2O_STRLIT("default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'"));
+    add_hdr(req, "content-security-policy",
+            H2O_STRLIT("default-src 'none'; style-src 'unsafe-inline'; img-src data:; "
+                       "frame-ancestors 'none'; base-uri 'none'"));
     add_hdr(req, "referrer-policy", H2O_STRLIT("no-referrer"));
     respond(req, status, "text/html; charset=utf-8", v.base, v.len);
 }
@@ -376,6 +389,18 @@ static void redirect(h2o_req_t *req, int status, const char *location)
     n = snprintf(body, sizeof(body), "%d %s\n", status, reason_of(status));
     respond(req, status, "text/plain; charset=utf-8", h2o_strdup(&req->pool, body, (size_t)n).base,
             (size_t)n);
+}
+
+/* Post/redirect/get: a form's outcome is a 303 to the portal, which shows the message `code`
+ * (auth_portal_message) and keeps the name tried and the target; Back never resubmits a form. */
+static void portal_redirect(h2o_req_t *req, const char *rd, const char *user, const char *code)
+{
+    char loc[AUTH_URL_MAX * 3 + AUTH_NAME_MAX * 3 + 64], erd[AUTH_URL_MAX * 3 + 1], eu[AUTH_NAME_MAX * 3 + 1];
+    if (!rd || auth_url_encode(rd, strlen(rd), erd, sizeof(erd)) < 0) erd[0] = 0;
+    if (!user || auth_url_encode(user, strlen(user), eu, sizeof(eu)) < 0) eu[0] = 0;
+    snprintf(loc, sizeof(loc), "/?m=%s%s%s%s%s", code, erd[0] ? "&rd=" : "", erd, eu[0] ? "&username=" : "",
+             eu);
+    redirect(req, 303, loc);
 }
 
 static void set_cookie(server *s, h2o_req_t *req, const auth_session *sess)
@@ -1042,7 +1067,8 @@ static void pending_send_login(pending *p)
         xt_info("first factor failed for '%s'%s", p->user, p->banned ? " (banned)" : "");
         audit_failure(s, req, "login_failed", p->user, p->banned, now);
         if (p->form)
-            respond_html(req, 401, AUTH_PORTAL_LOGIN, NULL, p->target, MSG_AUTH_FAILED);
+            portal_redirect(req, p->target, p->user,
+                            ban_left(s, req, p->user, now) ? "locked" : "credentials");
         else
             respond_json(req, 401, "KO", MSG_AUTH_FAILED, NULL);
         return;
@@ -1103,12 +1129,12 @@ static int on_firstfactor(server *s, h2o_req_t *req)
     if (body_str(req, &b, "rd", "targetURL", p->target, sizeof(p->target)) < 0) p->target[0] = '\0';
     json_decref(b.json);
     if (ul <= 0 || pl <= 0 || !name_ok(user)) {
-        free(p);
         OPENSSL_cleanse(pw, sizeof(pw));
         if (b.form)
-            respond_html(req, 401, AUTH_PORTAL_LOGIN, NULL, "", MSG_AUTH_FAILED);
+            portal_redirect(req, p->target, ul > 0 && name_ok(user) ? user : "", "credentials");
         else
             respond_json(req, 401, "KO", MSG_AUTH_FAILED, NULL);
+        free(p);
         return 0;
     }
     memcpy(p->user, user, (size_t)ul + 1);
@@ -1116,7 +1142,7 @@ static int on_firstfactor(server *s, h2o_req_t *req)
         OPENSSL_cleanse(pw, sizeof(pw));
         add_hdr(req, "retry-after", H2O_STRLIT("1"));
         if (b.form)
-            respond_html(req, 503, AUTH_PORTAL_LOGIN, NULL, "", MSG_BUSY);
+            portal_redirect(req, "", user, "busy");
         else
             respond_json(req, 503, "KO", MSG_BUSY, NULL);
         return 0;
@@ -1130,6 +1156,7 @@ typedef struct {
     h2o_timeout_entry_t e;
     h2o_req_t *req;
     int form;
+    const char *code; /* the portal's message code (auth_portal_message) */
     char rd[AUTH_URL_MAX + 1];
     char user[AUTH_NAME_MAX + 1];
 } totp_fail;
@@ -1144,7 +1171,7 @@ static void totp_fail_send(h2o_timeout_entry_t *e)
 {
     totp_fail *f = H2O_STRUCT_FROM_MEMBER(totp_fail, e, e);
     if (f->form)
-        respond_html(f->req, 401, AUTH_PORTAL_TOTP, f->user, f->rd, MSG_2FA_FAILED);
+        portal_redirect(f->req, f->rd, f->user, f->code);
     else
         respond_json(f->req, 401, "KO", MSG_2FA_FAILED, NULL);
 }
@@ -1158,7 +1185,7 @@ static int on_totp(server *s, h2o_req_t *req)
     const auth_user *u = NULL;
     auth_session *sess;
     auth_totp_entry *te;
-    int banned, ok = 0, more;
+    int banned, ok = 0, more, res = AUTH_TOTP_WRONG;
     const char *tgt;
 
     if (body_parse(req, &b) < 0) return 0;
@@ -1173,7 +1200,7 @@ static int on_totp(server *s, h2o_req_t *req)
     sess = session_of(s, req, now, 1, &u);
     if (!sess || sess->level < AUTH_LEVEL_ONE) {
         if (b.form)
-            respond_html(req, 401, AUTH_PORTAL_LOGIN, NULL, "", "Sign in first.");
+            portal_redirect(req, target, "", "signin");
         else
             respond_json(req, 401, "KO", MSG_2FA_FAILED, NULL);
         return 0;
@@ -1181,8 +1208,9 @@ static int on_totp(server *s, h2o_req_t *req)
     banned = reg_begin(s, req, u->name, 1, now, &rt);
     te = auth_totp_store_find(&s->totp, u->name);
     if (te && !banned)
-        ok = auth_totp_check(te->key, te->keylen, token, now / 1000, s->cfg->totp_period, s->cfg->totp_skew,
-                             s->cfg->totp_digits, s->cfg->totp_algo, &te->last_step);
+        res = auth_totp_check(te->key, te->keylen, token, now / 1000, s->cfg->totp_period, s->cfg->totp_skew,
+                              s->cfg->totp_digits, s->cfg->totp_algo, &te->last_step);
+    ok = res == AUTH_TOTP_OK;
     if (ok) reg_succeed(s, u->name, 1, &rt);
     if (!ok) {
         totp_fail *f = h2o_mem_alloc_shared(&req->pool, sizeof(*f), totp_fail_dispose);
@@ -1196,6 +1224,7 @@ static int on_totp(server *s, h2o_req_t *req)
         xt_info("second factor failed for '%s'%s%s", u->name, te ? "" : " (no TOTP enrolled)",
                 banned ? " (banned)" : "");
         audit_failure(s, req, "second_factor_failed", u->name, banned, now);
+        f->code = ban_left(s, req, f->user, now) ? "locked" : res == AUTH_TOTP_REUSED ? "used" : "code";
         h2o_timeout_link(s->ctx.loop, &s->delay_timeout, &f->e);
         return 0;
     }
@@ -1267,28 +1296,45 @@ static int on_state(server *s, h2o_req_t *req)
 static int on_portal(server *s, h2o_req_t *req)
 {
     const auth_user *u;
-    auth_session *sess = session_of(s, req, auth_now_ms(), 0, &u);
-    char rd[AUTH_URL_MAX + 1] = "";
+    int64_t now = auth_now_ms();
+    auth_session *sess = session_of(s, req, now, 0, &u);
+    char rd[AUTH_URL_MAX + 1] = "", code[16] = "", name[AUTH_NAME_MAX + 1] = "", msg[256];
+    auth_portal_page pg = {AUTH_PORTAL_LOGIN, NULL, rd, NULL, NULL};
+    int kind = -1;
     if (req->query_at != SIZE_MAX) {
-        long n = xt_query_get(req->path.base + req->query_at + 1, req->path.len - req->query_at - 1, "rd", rd,
-                              sizeof(rd));
+        const char *q = req->path.base + req->query_at + 1;
+        size_t ql = req->path.len - req->query_at - 1;
+        long n = xt_query_get(q, ql, "rd", rd, sizeof(rd));
         if (n <= 0 || !auth_rd_safe(rd, (size_t)n, s->cfg->domain, s->cfg->allow_http)) rd[0] = '\0';
+        if (xt_query_get(q, ql, "m", code, sizeof(code)) <= 0) code[0] = '\0';
+        if (xt_query_get(q, ql, "username", name, sizeof(name)) <= 0 || !name_ok(name)) name[0] = '\0';
     }
+    /* the message a form's redirect asked for; a lock-out's time left is read now, not from the URL */
+    if (code[0])
+        kind = auth_portal_message(
+            code, strcmp(code, "locked") == 0 ? ban_left(s, req, sess ? u->name : name, now) : 0, msg,
+            sizeof(msg));
+    if (kind == 1) pg.error = msg;
+    if (kind == 0) pg.notice = msg;
     if (!sess) {
-        respond_html(req, 200, AUTH_PORTAL_LOGIN, NULL, rd, NULL);
+        pg.user = name;
+        respond_html(req, 200, &pg);
     } else {
         int more = 1;
         const char *tgt = rd[0] ? safe_target(s, rd, u, (auth_level)sess->level, &more) : NULL;
-        if (tgt && !more) /* already signed in enough for the target: go there (as Authelia) */
+        pg.user = u->name;
+        if (tgt && !more) { /* already signed in enough for the target: go there (as Authelia) */
             redirect(req, 302, rd);
-        else if (sess->level < AUTH_LEVEL_TWO)
-            respond_html(req, 200, AUTH_PORTAL_TOTP, u->name, rd,
-                         auth_totp_store_find(&s->totp, u->name)
-                             ? NULL
-                             : "No one-time password is enrolled for you: ask an administrator "
-                               "(xtask-auth totp-generate).");
-        else
-            respond_html(req, 200, AUTH_PORTAL_DONE, u->name, rd, NULL);
+        } else if (sess->level < AUTH_LEVEL_TWO) {
+            pg.view = AUTH_PORTAL_TOTP;
+            if (!auth_totp_store_find(&s->totp, u->name))
+                pg.error = "No one-time password is enrolled for you: ask an administrator "
+                           "(xtask-auth totp-generate).";
+            respond_html(req, 200, &pg);
+        } else {
+            pg.view = AUTH_PORTAL_DONE;
+            respond_html(req, 200, &pg);
+        }
     }
     return 0;
 }

@@ -58,26 +58,31 @@ int auth_totp_check(const uint8_t *key, size_t keylen, const char *code, int64_t
 {
     uint32_t want = 0;
     int64_t step = now_s / period, s;
-    int i, ok = 0;
+    int i, rc = AUTH_TOTP_WRONG;
     int64_t hit = -1;
 
-    if ((int)strlen(code) != digits) return 0;
+    if ((int)strlen(code) != digits) return AUTH_TOTP_WRONG;
     for (i = 0; i < digits; i++) {
-        if (code[i] < '0' || code[i] > '9') return 0;
+        if (code[i] < '0' || code[i] > '9') return AUTH_TOTP_WRONG;
         want = want * 10 + (uint32_t)(code[i] - '0');
     }
-    /* check every step in the window (no early exit: timing does not tell which step matched) */
+    /* check every step in the window (no early exit: timing does not tell which step matched). A code
+     * of a step already used is told apart from a wrong one, so that the portal can say so: the caller
+     * has proven the password already, and a used code is one the user typed right. */
     for (s = step - skew; s <= step + skew; s++) {
         uint32_t got;
         if (s < 0) continue;
         got = auth_hotp(key, keylen, (uint64_t)s, digits, algo);
-        if (got == want && s > *last_step && hit < 0) {
+        if (got != want) continue;
+        if (s > *last_step && hit < 0) {
             hit = s;
-            ok = 1;
+            rc = AUTH_TOTP_OK;
+        } else if (s <= *last_step && rc == AUTH_TOTP_WRONG) {
+            rc = AUTH_TOTP_REUSED;
         }
     }
-    if (ok) *last_step = hit;
-    return ok;
+    if (rc == AUTH_TOTP_OK) *last_step = hit;
+    return rc;
 }
 
 /* percent-encode for a URI component */

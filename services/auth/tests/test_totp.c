@@ -50,11 +50,16 @@ static void window_and_reuse(void **st)
     code_of(now, c);
     assert_int_equal(auth_totp_check(k1, 20, c, now, 30, 1, 6, AUTH_TOTP_SHA1, &last), 1);
     assert_int_equal(last, now / 30);
-    /* the same code again: refused (usable once) */
-    assert_int_equal(auth_totp_check(k1, 20, c, now, 30, 1, 6, AUTH_TOTP_SHA1, &last), 0);
+    /* the same code again: refused (usable once), and told apart from a wrong code */
+    assert_int_equal(auth_totp_check(k1, 20, c, now, 30, 1, 6, AUTH_TOTP_SHA1, &last), AUTH_TOTP_REUSED);
+    assert_int_equal(last, now / 30);
     /* the previous step is also at or before the last used one: refused */
     code_of(now - 30, c);
-    assert_int_equal(auth_totp_check(k1, 20, c, now, 30, 1, 6, AUTH_TOTP_SHA1, &last), 0);
+    assert_int_equal(auth_totp_check(k1, 20, c, now, 30, 1, 6, AUTH_TOTP_SHA1, &last), AUTH_TOTP_REUSED);
+    /* a wrong code stays wrong */
+    code_of(now, c);
+    c[0] = (char)(c[0] == '9' ? '0' : c[0] + 1);
+    assert_int_equal(auth_totp_check(k1, 20, c, now, 30, 1, 6, AUTH_TOTP_SHA1, &last), AUTH_TOTP_WRONG);
     /* the next step (skew 1): accepted once */
     code_of(now + 30, c);
     assert_int_equal(auth_totp_check(k1, 20, c, now, 30, 1, 6, AUTH_TOTP_SHA1, &last), 1);
