@@ -1,7 +1,7 @@
 /*
  * spawn: start one process the way every service and exec probe is started.
  *
- * A vfork-style clone (CLONE_VM|CLONE_VFORK, like posix_spawn): no page tables copied, and the
+ * vfork (CLONE_VM|CLONE_VFORK, like posix_spawn): no page tables copied, and the
  * parent resumes as soon as the child has exec'd. posix_spawn itself cannot do what the child must:
  * a new session (so it leads its own process group and the supervisor can signal the whole group),
  * setgroups/setgid/setuid, chdir and PR_SET_PDEATHSIG, in that order. The child also restores the
@@ -9,7 +9,6 @@
  * every other fd is already close-on-exec, so it closes nothing by hand (closing every fd the
  * supervisor held made starting n services O(n^2)). A failure is written into the parent's job
  * record and the child exits 127 (not found) or 126 (any other error), like a shell and tini.
- * Sanitizer builds fork instead (they cannot follow a child in the parent's memory).
  */
 #include "sv.h"
 
@@ -20,8 +19,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sched.h>
-#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -75,7 +72,7 @@ char **env_merge(char *const *base, char *const *a, char *const *b)
 }
 
 /*
- * The child's part. It runs in the parent's memory (CLONE_VM|CLONE_VFORK: the parent waits until
+ * The child's part. It runs in the parent's memory (vfork: the parent waits until
  * it has exec'd or exited), so it only makes system calls and writes its own stack: no malloc, no
  * stdio, no global state, and the privilege drop by raw system calls (glibc's setuid() would try to
  * synchronise the parent's threads, whose descriptors live in this same memory).
@@ -172,9 +169,8 @@ static void child_exec(spawn_job *j)
     if (eacces) errno = EACCES;
 }
 
-static int child_main(void *arg)
+_Noreturn static void child_main(spawn_job *j)
 {
-    spawn_job *j = arg;
     struct sigaction dfl;
     memset(&dfl, 0, sizeof(dfl));
     dfl.sa_handler = SIG_DFL;
@@ -220,14 +216,6 @@ static int child_main(void *arg)
     child_fail(j, 0, errno);
 }
 
-#if defined(__SANITIZE_ADDRESS__)
-#define SPAWN_FORK 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define SPAWN_FORK 1
-#endif
-#endif
-
 pid_t spawn_process(char *const *argv, char *const *env, const char *workdir, const mf_ident *id, int fd_out,
                     int fd_err, int notify_src, int notify_fd, int *exec_errno, char *err, size_t errlen)
 {
@@ -244,43 +232,10 @@ pid_t spawn_process(char *const *argv, char *const *env, const char *workdir, co
                    .parent = getpid()};
     *exec_errno = 0;
     if (!spawn_ready) spawn_init();
-#ifdef SPAWN_FORK
-    /* sanitizers cannot follow a child in the parent's memory: fork, and the child's failure comes
-     * back through a shared page */
-    spawn_job *sj = mmap(NULL, sizeof(*sj), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    if (sj == MAP_FAILED) {
-        snprintf(err, errlen, "mmap: %s", strerror(errno));
-        return -1;
-    }
-    *sj = j;
-    int ep[2];
-    if (pipe2(ep, O_CLOEXEC) < 0) {
-        snprintf(err, errlen, "pipe: %s", strerror(errno));
-        munmap(sj, sizeof(*sj));
-        return -1;
-    }
-    pid_t pid = fork();
-    if (pid == 0) {
-        close(ep[0]);
-        if (ep[1] == notify_fd) ep[1] = fcntl(ep[1], F_DUPFD_CLOEXEC, notify_fd + 1);
-        child_main(sj);
-    }
-    int e = errno;
-    close(ep[1]);
-    char c;
-    while (pid > 0 && read(ep[0], &c, 1) < 0 && errno == EINTR) { /* EOF: exec'd or exited */
-    }
-    close(ep[0]);
-    j.stage = sj->stage;
-    j.err = sj->err;
-    munmap(sj, sizeof(*sj));
-    errno = e;
-#else
-    /* vfork-style: no copy of the page tables, and the parent resumes once the child has exec'd;
-     * the child runs on this frame's spare stack (the parent sleeps meanwhile) */
-    _Alignas(16) char stack[32768];
-    pid_t pid = clone(child_main, stack + sizeof(stack), CLONE_VM | CLONE_VFORK | SIGCHLD, &j);
-#endif
+    /* vfork: no copy of the page tables, and the parent resumes once the child has exec'd (or
+     * exited). The child only calls child_main, which never returns (sanitizers follow vfork) */
+    pid_t pid = vfork();
+    if (pid == 0) child_main(&j);
     if (pid < 0) {
         snprintf(err, errlen, "fork: %s", strerror(errno));
         return -1;
