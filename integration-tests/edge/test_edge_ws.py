@@ -2,8 +2,8 @@
 nats-server has a `websocket {}` listener on loopback, the front (xtask-web) passes the upgrade of
 /leafnode (and nothing else) to it (XTASK_WEB_LEAF_WS), and an edge machine joins with
 `--hub REGION=ws://FRONT` in its bundle: with `--websocket`, and by itself when no tls:// hub answers.
-It runs a task; its record names the region. Without credentials that path gives nothing: a plain
-request is refused by the front, a bare WebSocket is closed by the hub."""
+It runs a task; its record names the region; revoking it drops the link. Without credentials that
+path gives nothing: a plain request is refused by the front, a bare WebSocket is closed by the hub."""
 import json
 import os
 import socket
@@ -56,7 +56,7 @@ def test_join_with_websocket():
     start_front()
     _, bundle = HUB.node_add("ws-1", caps=("task",), hubs=[ws_hub()])
     m = HUB.machine("ws")
-    S["m"] = m
+    S["m"], S["bundle"] = m, bundle
     t0 = time.monotonic()
     m.join(bundle, "--websocket")
     HUB.wait_node("ws-1", 0, m.proc)
@@ -118,6 +118,24 @@ def test_path_useless_without_credentials():
     assert b"MSG " not in data and b"+OK" not in data, data[:600]
 
 
+def test_revoked_over_websocket():
+    """Revocation cuts a WebSocket leaf like a 7422 one (the same JWT check inside NATS)."""
+    assert HUB.bus.leafs(0) == 1
+    t0 = time.monotonic()
+    r = HUB.node_revoke("ws-1")
+    assert r.returncode == 0, r.stderr
+    wait_until(lambda: HUB.bus.leafs(0) == 0, 5, interval=0.05, what="the WebSocket leaf dropped")
+    print(f"revocation -> WebSocket leaf gone: {time.monotonic() - t0:.2f}s", flush=True)
+    out = lambda: S["m"].proc.output().lower()
+    wait_until(lambda: "user authentication revoked" in out() or "authorization violation" in out(), 10,
+               what=f"refused on reconnect: {S['m'].proc.output()[-1500:]}")
+    assert HUB.bus.leafs(0) == 0
+    # joining again over the WebSocket: refused with the cause
+    m2 = HUB.machine("ws-again")
+    rc, out = m2.join_once(S["bundle"], "--websocket", "--timeout", "10s")
+    assert rc == 1 and "refused the node's credential" in out, (rc, out[-2000:])
+
+
 def test_stop_clean():
     rc = S["m"].stop(10)
     assert rc == 0, (rc, S["m"].proc.output()[-2000:])
@@ -127,7 +145,7 @@ def main():
     HUB.start()
     try:
         run_tests([test_front_config_refused, test_join_with_websocket, test_falls_back_to_websocket,
-                   test_path_useless_without_credentials, test_stop_clean])
+                   test_path_useless_without_credentials, test_revoked_over_websocket, test_stop_clean])
     finally:
         if "front" in S:
             S["front"].kill()

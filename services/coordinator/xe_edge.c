@@ -784,7 +784,7 @@ static const char *leaf_verdict(const char *log, int *ok)
         return "attached";
     }
     if (strstr(log, "Authorization Violation") || strstr(log, "Authentication Expired") ||
-        strstr(log, "authorization violation"))
+        strstr(log, "Authentication Revoked") || strstr(log, "authorization violation"))
         return "the hub refused the node's credential: revoked, expired, or not issued by this platform (ask "
                "an "
                "admin for a new bundle)";
