@@ -71,6 +71,62 @@ if [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; then
 fi
 xtask-supervisor check "$manifest" >/dev/null
 
+# --- every port this stack will listen on, checked before anything starts -------------------
+# (a busy port would otherwise surface as a service that never becomes ready). One row per port:
+# the variable that moves it, its value, what listens there.
+status_port=${XTASK_STATUS_ADDR##*:}
+ports=(
+  "XTASK_HTTP_PORT $XTASK_HTTP_PORT the web front (HTTP)"
+  "XTASK_AUTH_PORT ${XTASK_AUTH_PORT:-9091} xtask-auth"
+  "XTASK_NATS_PORT ${XTASK_NATS_PORT:-4222} NATS clients"
+  "XTASK_NATS_HTTP_PORT ${XTASK_NATS_HTTP_PORT:-8222} NATS monitoring"
+  "XTASK_NATS_LEAF_PORT ${XTASK_NATS_LEAF_PORT:-7422} NATS leaf nodes"
+  "XTASK_STATUS_ADDR $status_port the supervisor's status page ($XTASK_STATUS_ADDR)"
+)
+[ -n "${XTASK_NATS_WS_PORT:-}" ] && ports+=("XTASK_NATS_WS_PORT $XTASK_NATS_WS_PORT NATS WebSocket (edge leafs)")
+case ${XTASK_NATS_CONF:-nats.conf} in
+  *cluster*) ports+=("XTASK_NATS_CLUSTER_PORT ${XTASK_NATS_CLUSTER_PORT:-6222} NATS cluster routes") ;;
+esac
+
+# Who listens on TCP port $1 ("" when nobody): ss names the process when it may (same user, or
+# root); without ss, a connection to loopback tells that something listens, not who.
+port_holder() {
+  local out
+  if command -v ss >/dev/null 2>&1; then
+    out=$(ss -Hltnp "( sport = :$1 )" 2>/dev/null | head -n 1) || out=""
+    [ -z "$out" ] && return 0
+    if [[ $out =~ users:\(\(\"([^\"]+)\",pid=([0-9]+) ]]; then
+      printf '%s (pid %s)' "${BASH_REMATCH[1]}" "${BASH_REMATCH[2]}"
+    else
+      printf 'another process (not ours to name: ss -ltnp as root tells)'
+    fi
+  elif (: </dev/tcp/127.0.0.1/"$1") 2>/dev/null; then
+    printf 'another process'
+  fi
+}
+
+busy=0
+declare -A seen=()
+for row in "${ports[@]}"; do
+  read -r var port what <<<"$row"
+  if ! [[ $port =~ ^[0-9]+$ ]] || [ "$port" -lt 1 ] || [ "$port" -gt 65535 ]; then
+    say "$var='$port' ($what): not a port number"
+    exit 2
+  fi
+  if [ -n "${seen[$port]:-}" ]; then
+    say "port $port is given twice: $var ($what) and ${seen[$port]}; set one of them to another port"
+    exit 2
+  fi
+  seen[$port]="$var ($what)"
+  holder=$(port_holder "$port")
+  if [ -n "$holder" ]; then
+    say "port $port ($what) is in use by $holder: set $var to a free port, e.g. $var=$((port + 1)) scripts/up.sh"
+    [ "$var" = XTASK_STATUS_ADDR ] && say "  (XTASK_STATUS_ADDR is host:port, e.g. XTASK_STATUS_ADDR=127.0.0.1:$((port + 1)))"
+    busy=1
+  fi
+done
+[ $busy = 0 ] || { say "nothing was started"; exit 1; }
+
 # The rendered local configuration, for scripts/down.sh, `status` and the curious.
 envfile=$local_dir/stack.env
 {
@@ -80,14 +136,23 @@ envfile=$local_dir/stack.env
            XTASK_AUTH_ALLOW_HTTP FLY_REGION; do
     printf 'export %s=%q\n' "$v" "${!v}"
   done
+  # every port, with the value this stack uses (moved or default): the CLIs and scripts/down.sh
+  # read them from here
+  printf 'export XTASK_AUTH_PORT=%q\n' "${XTASK_AUTH_PORT:-9091}"
+  printf 'export XTASK_NATS_PORT=%q\n' "${XTASK_NATS_PORT:-4222}"
+  printf 'export XTASK_NATS_HTTP_PORT=%q\n' "${XTASK_NATS_HTTP_PORT:-8222}"
+  printf 'export XTASK_NATS_LEAF_PORT=%q\n' "${XTASK_NATS_LEAF_PORT:-7422}"
   # other knobs of configs/services.yaml, when set
-  for v in XTASK_AUTH_PORT XTASK_NATS_PORT XTASK_NATS_HTTP_PORT XTASK_NATS_CLUSTER_PORT XTASK_NATS_LEAF_PORT \
-           XTASK_NATS_ROUTES XTASK_NATS_CONF XTASK_AUTH_SHARED_SESSIONS NATS_SERVER_NAME; do
+  for v in XTASK_NATS_CLUSTER_PORT XTASK_NATS_WS_PORT XTASK_NATS_ROUTES XTASK_NATS_CONF \
+           XTASK_AUTH_SHARED_SESSIONS NATS_SERVER_NAME; do
     if [ -n "${!v:-}" ]; then printf 'export %s=%q\n' "$v" "${!v}"; fi
   done
+  # what the CLIs read (grep getenv): xtask-supervisor's control socket; xtask's bus URL and
+  # credentials (the bus refuses anonymous clients: the `xtask` CLI in this shell is the operator,
+  # the admin identity); xtask-bus's directory; xtask-auth's config (totp-code, hash-password)
   printf 'export XTASK_SUPERVISOR_SOCKET=%q\n' "$XTASK_RUN_DIR/supervisor.sock"
-  # the bus refuses anonymous clients: the `xtask` CLI in this shell is the operator (admin identity)
   bus_dir=${XTASK_BUS_DIR:-$XTASK_DATA_DIR/bus}
+  printf 'export XTASK_BUS_DIR=%q\n' "$bus_dir"
   printf 'export XTASK_NATS_URL=%q\n' "nats://127.0.0.1:${XTASK_NATS_PORT:-4222}"
   printf 'export XTASK_NATS_CREDS=%q\n' "$bus_dir/creds/admin.creds"
   printf 'export PATH=%q:%q:"$PATH"\n' "$build/bin" "$root/entrypoint"
