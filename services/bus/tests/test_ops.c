@@ -371,6 +371,25 @@ static void test_node_join_bundle(void **state)
     o.hubs[0] = "nats://plain:7422";
     o.nhubs = 1;
     assert_int_equal(bus_ops_node_add(&o, devnull, &b2, err, sizeof(err)), 2);
+    /* hub entries: [REGION=]tls://, wss://; ws:// on loopback only; a bad region name */
+    const char *bad[] = {"ws://front.example:80", "bad region=tls://a:7422", "=tls://a:7422",
+                         "ams=nats://a:7422", "ams=tls://a:7422=x"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        o.hubs[0] = bad[i];
+        assert_int_equal(bus_ops_node_add(&o, devnull, &b2, err, sizeof(err)), 2);
+        assert_non_null(strstr(err, "--hub"));
+    }
+    o.hubs[0] = "ams=tls://a.example:7422";
+    o.hubs[1] = "ams-443=wss://xtask.example";
+    o.hubs[2] = "lo=ws://127.0.0.1:8080";
+    o.nhubs = 3;
+    assert_int_equal(bus_ops_node_add(&o, devnull, &b2, err, sizeof(err)), 0);
+    assert_int_equal(bus_join_parse(b2, now, &j, err, sizeof(err)), 0);
+    assert_int_equal(j.nhubs, 3);
+    assert_string_equal(j.hubs[1], "ams-443=wss://xtask.example");
+    bus_join_free(&j);
+    free(b2);
+    b2 = NULL;
     /* revoke without limits (xtask node revoke): JetStream limits unchanged */
     json_t *ac = creds_claims(dir, "admin");
     char file[128];
