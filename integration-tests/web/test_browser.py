@@ -9,6 +9,8 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from webtest import FakeNode, Nats, StandinAuth, SupervisorStatus, Upstream, gui_root, web_config  # noqa: E402
@@ -105,6 +107,7 @@ tasks:
   demo:
     argv: ["sh", "-c", "for i in 1 2 3 4 5 6 7 8; do echo step $i of 8; sleep 0.5; done"]
     timeout: 30s
+    description: eight steps, half a second apart
   slow:
     argv: ["sleep", "30"]
     timeout: 1s
@@ -130,11 +133,36 @@ web.wait_output(r"ready", 10)
 if not xtask_bin:
     fake.heartbeat()
 
+# An edge node as the web sees it: a record with tags, the region its leaf attaches to, a 3 s TTL.
+# It announces itself until the page asks it to go silent (the file edge-stop in the work dir).
+edge_stop = os.path.join(work, "edge-stop")
+if os.path.exists(edge_stop):
+    os.unlink(edge_stop)
+edge_nc = Nats(NATS, name="edge-sim")
+edge_done = threading.Event()
+
+
+def edge_node():
+    rec = {"id": "edge-ci-1", "region": "ams", "tags": ["ci", "linux"], "capabilities": ["task"],
+           "platform": {"os": "linux", "arch": "x86_64", "hostname": "runner"}, "tasks": ["build"],
+           "task_info": {"build": {"description": "the CI build", "args": True}},
+           "load": {"running": 0, "queued": 0, "load1": 0.0}, "heartbeat_ms": 1000, "ttl_ms": 3000}
+    while not edge_done.is_set() and not os.path.exists(edge_stop):
+        rec["ts_ms"] = int(time.time() * 1000)
+        edge_nc.publish("xtask.nodes.heartbeat.edge-ci-1", rec)
+        edge_done.wait(1.0)
+
+
+edge_thread = threading.Thread(target=edge_node, daemon=True)
+edge_thread.start()
 print(f"e2e with {auth_kind} and {node_kind}; screenshot {shot}", flush=True)
 env = {"E2E_APP_URL": APP_URL, "E2E_PORTAL_PREFIX": PORTAL, "E2E_USER": "developer", "E2E_PASS": "dev-pass",
        "E2E_NODE": node_id, "E2E_TASK": task, "E2E_SCREENSHOT": shot,
-       "E2E_RESOLVER_RULES": f"MAP *.{DOMAIN} 127.0.0.1", "E2E_FULL": "1" if xtask_bin else ""}
-r = subprocess.run(["node", "e2e.mjs"], cwd=work, env={**os.environ, **env}, timeout=120)
+       "E2E_RESOLVER_RULES": f"MAP *.{DOMAIN} 127.0.0.1", "E2E_FULL": "1" if xtask_bin else "",
+       "E2E_EDGE_STOP": edge_stop}
+r = subprocess.run(["node", "e2e.mjs"], cwd=work, env={**os.environ, **env}, timeout=150)
+edge_done.set()
+edge_thread.join(5)
 if r.returncode != 0:
     print(web.output()[-3000:])
     for p in procs[:-1]:

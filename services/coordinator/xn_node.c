@@ -94,6 +94,7 @@ typedef struct xn {
     char attached[128]; /* an edge node: the region its leaf is attached to ("" unknown; under mu) */
     char os[64], arch[64], hostname[256];
     char **task_names;   /* announced task names (NULL-terminated) */
+    json_t *task_info;   /* announced: each configured task's description and whether it takes args */
     char task_bin[4096]; /* the `task` binary, "" when absent */
     int64_t started_ms;
 
@@ -194,6 +195,9 @@ static void node_info(xn *n, xp_node_info *ni, char *region, size_t rlen)
     ni->arch = n->arch;
     ni->hostname = n->hostname;
     ni->tasks = (const char *const *)n->task_names;
+    ni->task_info = n->task_info;
+    ni->heartbeat_ms = n->conf->heartbeat_ms;
+    ni->ttl_ms = n->conf->node_ttl_ms;
     ni->load1 = load[0];
     ni->started_ms = n->started_ms;
     ni->ts_ms = xp_now_ms();
@@ -1197,8 +1201,14 @@ static void collect_task_names(xn *n)
     size_t k = 0, cap = c->ntasks + xt_strv_len(c->taskfile_allow) + 1;
     n->task_names = calloc(cap, sizeof(char *));
     if (!n->task_names) return;
-    for (size_t i = 0; i < c->ntasks; i++)
+    n->task_info = json_object();
+    for (size_t i = 0; i < c->ntasks; i++) {
         n->task_names[k++] = strdup(c->tasks[i].name);
+        json_object_set_new(n->task_info, c->tasks[i].name,
+                            json_pack("{s:s,s:b}", "description",
+                                      c->tasks[i].description ? c->tasks[i].description : "", "args",
+                                      c->tasks[i].allow_args));
+    }
     if (n->task_bin[0] && c->taskfile_enabled)
         for (size_t i = 0; c->taskfile_allow && c->taskfile_allow[i]; i++)
             if (strcmp(c->taskfile_allow[i], "*") != 0 && !xc_conf_task(c, c->taskfile_allow[i]))
@@ -1445,6 +1455,8 @@ int xn_node_run(const xn_params *p)
     if (!n->nc) {
         xt_strv_free(n->task_names);
         n->task_names = NULL;
+        json_decref(n->task_info);
+        n->task_info = NULL;
         int64_t t_close = xp_mono_ms();
         natsStatus cs = nats_CloseAndWait(1000);
         xt_debug("shutdown: library closed in %lld ms (%s)", (long long)(xp_mono_ms() - t_close),

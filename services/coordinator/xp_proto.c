@@ -178,6 +178,9 @@ char *xp_node_json(const xp_node_info *n)
                           n->running, "queued", n->queued, "load1", n->load1, "version", XP_VERSION,
                           "started_ms", (json_int_t)n->started_ms, "ts_ms", (json_int_t)n->ts_ms);
     if (o && n->tags) json_object_set_new(o, "tags", strv_json(n->tags));
+    if (o && n->task_info) json_object_set(o, "task_info", n->task_info);
+    if (o && n->heartbeat_ms > 0) json_object_set_new(o, "heartbeat_ms", json_integer(n->heartbeat_ms));
+    if (o && n->ttl_ms > 0) json_object_set_new(o, "ttl_ms", json_integer(n->ttl_ms));
     return dump(o);
 }
 

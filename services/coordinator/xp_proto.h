@@ -90,10 +90,12 @@ typedef struct {
     const char *id, *region;
     const char *const *capabilities; /* NULL-terminated */
     const char *os, *arch, *hostname;
-    const char *const *tasks; /* NULL-terminated, may be NULL */
-    const char *const *tags;  /* NULL-terminated; NULL: no "tags" in the record (edge nodes have them) */
-    int running;              /* tasks running now */
-    int queued;               /* requests waiting for a worker */
+    const char *const *tasks;     /* NULL-terminated, may be NULL */
+    const char *const *tags;      /* NULL-terminated; NULL: no "tags" in the record (edge nodes have them) */
+    json_t *task_info;            /* borrowed: {"task":{"description":"..","args":false}}; NULL: none */
+    int64_t heartbeat_ms, ttl_ms; /* how often the node announces itself, and when its record expires */
+    int running;                  /* tasks running now */
+    int queued;                   /* requests waiting for a worker */
     double load1;
     int64_t started_ms, ts_ms;
 } xp_node_info;

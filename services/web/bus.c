@@ -15,7 +15,9 @@
 #include "web.h"
 #include "xt_log.h"
 
-#define NODE_EXPIRE_MS 30000
+#define NODE_TTL_MS 15000      /* a record without its own ttl_ms: offline after this much silence */
+#define NODE_FORGET_MS 60000   /* an offline node stays listed (as offline) this long, then goes */
+#define NODE_SWEEP_MS 1000
 #define BUS_TICK_MS 50
 
 enum { MSG_EVENT = 1, MSG_LOG, MSG_NODE, MSG_REPLY };
@@ -181,6 +183,9 @@ static void node_upsert(struct web_bus *b, const char *data, size_t len)
     }
     json_decref(n->record);
     n->record = rec;
+    json_int_t ttl = json_integer_value(json_object_get(rec, "ttl_ms"));
+    n->ttl_ms = ttl >= 1000 && ttl <= 3600000 ? (uint64_t)ttl : NODE_TTL_MS;
+    n->offline = 0;
     free(n->region);
     const char *reg = json_string_value(json_object_get(rec, "region"));
     n->region = strdup(reg ? reg : "");
@@ -214,10 +219,15 @@ static void sweep_cb(h2o_timeout_entry_t *e)
     web_node *n = b->nodes;
     while (n) {
         web_node *next = n->next;
-        if (now - n->seen_ms > NODE_EXPIRE_MS) {
+        if (now - n->seen_ms > n->ttl_ms + NODE_FORGET_MS) {
             char id[160];
             snprintf(id, sizeof(id), "%s", n->id);
             node_remove(b, id);
+        } else if (!n->offline && now - n->seen_ms > n->ttl_ms) {
+            /* silent for its whole TTL (its KV record expires too): shown as offline at once */
+            n->offline = 1;
+            xt_info("nodes: %s offline (no heartbeat for %llu ms)", n->id, (unsigned long long)(now - n->seen_ms));
+            events_nodes_changed(b->srv);
         }
         n = next;
     }
@@ -351,7 +361,7 @@ int bus_start(web_server *srv)
     h2o_multithread_register_receiver(srv->ctx.queue, &b->receiver, on_loop_messages);
     h2o_timeout_init(srv->ctx.loop, &b->tick, BUS_TICK_MS);
     b->tick_entry.cb = tick_cb;
-    h2o_timeout_init(srv->ctx.loop, &b->sweep, 5000);
+    h2o_timeout_init(srv->ctx.loop, &b->sweep, NODE_SWEEP_MS);
     b->sweep_entry.cb = sweep_cb;
     h2o_timeout_link(srv->ctx.loop, &b->sweep, &b->sweep_entry);
     return 0;
@@ -485,7 +495,13 @@ json_t *bus_nodes_json(web_server *srv)
 {
     json_t *arr = json_array();
     if (!srv->bus) return arr;
-    for (web_node *n = srv->bus->nodes; n; n = n->next)
-        json_array_append(arr, n->record);
+    uint64_t now = web_now_ms(srv);
+    for (web_node *n = srv->bus->nodes; n; n = n->next) {
+        json_t *r = json_copy(n->record); /* shallow: the record stays as the node sent it */
+        if (!r) continue;
+        json_object_set_new(r, "online", json_boolean(!n->offline));
+        json_object_set_new(r, "seen_ms_ago", json_integer((json_int_t)(now - n->seen_ms)));
+        json_array_append_new(arr, r);
+    }
     return arr;
 }

@@ -371,29 +371,91 @@ static int have_fmt(web_server *srv, int fmt)
 
 /* --- rendering -------------------------------------------------------------------------- */
 
+/* A node id or task name that may go into a Datastar expression as a '...' literal: nothing that
+ * could end the string or the attribute. Others are listed, not clickable. */
+static int expr_token(const char *s)
+{
+    size_t n = 0;
+    if (!s || !*s) return 0;
+    for (; *s; s++, n++)
+        if (n >= 128 || !((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
+                          *s == '-' || *s == '_' || *s == '.' || *s == ':'))
+            return 0;
+    return 1;
+}
+
+/* One task of a node: a button that fills the run form (node, task, whether it takes arguments). */
+static void render_task_pick(sbuf *f, const char *node, const char *task, json_t *info, int with_help)
+{
+    json_t *ti = json_object_get(info, task);
+    const char *desc = json_string_value(json_object_get(ti, "description"));
+    int args = json_is_true(json_object_get(ti, "args"));
+    if (expr_token(node) && expr_token(task)) {
+        sb_printf(f, "<button type=\"button\" class=\"chip\" data-on-click=\"$node = '%s'; $task = '%s'; "
+                     "$takesArgs = %s; $taskError = ''\"",
+                  node, task, args ? "true" : "false");
+        if (desc && *desc && !with_help) {
+            sb_puts(f, " title=\"");
+            sb_esc(f, desc);
+            sb_puts(f, "\"");
+        }
+        sb_puts(f, ">");
+        sb_esc(f, task);
+        sb_puts(f, "</button>");
+    } else {
+        sb_puts(f, "<code>");
+        sb_esc(f, task);
+        sb_puts(f, "</code>");
+    }
+    if (with_help) {
+        sb_puts(f, " <span class=\"muted\">");
+        sb_esc(f, desc && *desc ? desc : "(no description)");
+        sb_puts(f, args ? " &middot; takes arguments" : " &middot; no arguments");
+        sb_puts(f, "</span>");
+    }
+}
+
 static void render_nodes(web_server *srv, sbuf *b)
 {
     json_t *nodes = bus_nodes_json(srv);
-    sbuf f = {0};
-    sbuf dl = {0};
+    sbuf f = {0}, dl = {0}, pk = {0};
     sb_puts(&f, "<tbody id=\"nodes\">");
     sb_puts(&dl, "<datalist id=\"node-list\">");
-    size_t i;
+    sb_puts(&pk, "<div id=\"picker\">");
+    size_t i, online = 0;
     json_t *n;
-    if (json_array_size(nodes) == 0)
-        sb_puts(&f, "<tr><td colspan=\"5\" class=\"muted\">no nodes yet</td></tr>");
+    if (json_array_size(nodes) == 0) {
+        sb_puts(&f, "<tr><td colspan=\"6\" class=\"muted\">no nodes yet</td></tr>");
+        sb_puts(&pk, "<p class=\"muted\">No node is connected: tasks appear here when one joins.</p>");
+    }
     json_array_foreach(nodes, i, n)
     {
         json_t *pf = json_object_get(n, "platform"), *load = json_object_get(n, "load"),
-               *tasks = json_object_get(n, "tasks");
+               *tasks = json_object_get(n, "tasks"), *tags = json_object_get(n, "tags"),
+               *info = json_object_get(n, "task_info");
+        const char *id = json_string_value(json_object_get(n, "id"));
+        int on = !json_is_false(json_object_get(n, "online"));
+        online += on;
         char plat[128];
         snprintf(plat, sizeof(plat), "%s/%s", json_string_value(json_object_get(pf, "os")) ?: "?",
                  json_string_value(json_object_get(pf, "arch")) ?: "?");
-        sb_puts(&f, "<tr class=\"node\"><td class=\"node-id\">");
-        sb_esc(&f, json_string_value(json_object_get(n, "id")));
-        sb_puts(&f, "</td><td>");
+        sb_printf(&f, "<tr class=\"node%s\"><td class=\"node-id\">", on ? "" : " offline");
+        sb_esc(&f, id);
+        sb_puts(&f, "</td><td class=\"where\">");
         sb_esc(&f, json_string_value(json_object_get(n, "region")));
-        sb_puts(&f, "</td><td>");
+        if (json_is_array(tags)) { /* an edge node: region is where its leaf attaches now */
+            sb_puts(&f, " <span class=\"tag edge\" title=\"edge node: attached through its leaf\">edge</span>");
+            size_t k;
+            json_t *t;
+            json_array_foreach(tags, k, t)
+            {
+                sb_puts(&f, " <span class=\"tag\">");
+                sb_esc(&f, json_string_value(t));
+                sb_puts(&f, "</span>");
+            }
+        }
+        sb_printf(&f, "</td><td><span class=\"node-state %s\">%s</span></td><td>", on ? "on" : "off",
+                  on ? "online" : "offline");
         sb_esc(&f, plat);
         sb_puts(&f, "</td><td>");
         size_t k;
@@ -401,25 +463,44 @@ static void render_nodes(web_server *srv, sbuf *b)
         json_array_foreach(tasks, k, t)
         {
             if (k) sb_puts(&f, " ");
-            sb_puts(&f, "<code>");
-            sb_esc(&f, json_string_value(t));
-            sb_puts(&f, "</code>");
+            if (on)
+                render_task_pick(&f, id, json_string_value(t), info, 0);
+            else {
+                sb_puts(&f, "<code>");
+                sb_esc(&f, json_string_value(t));
+                sb_puts(&f, "</code>");
+            }
         }
-        sb_printf(&f, "</td><td>%lld</td></tr>",
-                  (long long)json_integer_value(json_object_get(load, "running")));
+        sb_printf(&f, "</td><td>%lld</td></tr>", (long long)json_integer_value(json_object_get(load, "running")));
+        if (!on) continue;
         sb_puts(&dl, "<option value=\"");
-        sb_esc(&dl, json_string_value(json_object_get(n, "id")));
+        sb_esc(&dl, id);
         sb_puts(&dl, "\"></option>");
+        sb_puts(&pk, "<details><summary><span class=\"node-id\">");
+        sb_esc(&pk, id);
+        sb_puts(&pk, "</span> <span class=\"muted\">");
+        sb_esc(&pk, json_string_value(json_object_get(n, "region")));
+        sb_printf(&pk, " &middot; %zu tasks</span></summary><ul class=\"picks\">", json_array_size(tasks));
+        json_array_foreach(tasks, k, t)
+        {
+            sb_puts(&pk, "<li>");
+            render_task_pick(&pk, id, json_string_value(t), info, 1);
+            sb_puts(&pk, "</li>");
+        }
+        sb_puts(&pk, "</ul></details>");
     }
     sb_puts(&f, "</tbody>");
     sb_puts(&dl, "</datalist>");
+    sb_puts(&pk, "</div>");
     ds_fragments(b, NULL, NULL, f.p);
     ds_fragments(b, NULL, NULL, dl.p);
-    char sig[64];
-    snprintf(sig, sizeof(sig), "{nodeCount: %zu}", json_array_size(nodes));
+    ds_fragments(b, NULL, NULL, pk.p);
+    char sig[96];
+    snprintf(sig, sizeof(sig), "{nodeCount: %zu, nodesOnline: %zu}", json_array_size(nodes), online);
     ds_signals(b, sig);
     free(f.p);
     free(dl.p);
+    free(pk.p);
     json_decref(nodes);
 }
 

@@ -225,6 +225,8 @@ typedef struct web_node {
     char *region;
     json_t *record; /* the last record seen */
     uint64_t seen_ms;
+    uint64_t ttl_ms; /* the record's ttl_ms: silent this long = offline */
+    int offline;
     struct web_node *next;
 } web_node;
 

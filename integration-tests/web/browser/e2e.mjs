@@ -1,7 +1,7 @@
 // Browser end to end: log in through the portal, see the nodes, run a task, watch its output arrive,
 // log out. Driven by test_browser.py, which starts the stack and passes everything in the environment.
 import { chromium } from 'playwright-core';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,7 +12,8 @@ const PORTAL = env('E2E_PORTAL_PREFIX');  // https://auth.xtask.test:PORT/
 const USER = env('E2E_USER'), PASS = env('E2E_PASS'), NODE = env('E2E_NODE'), TASK = env('E2E_TASK');
 const SHOT = env('E2E_SCREENSHOT');
 const RULES = env('E2E_RESOLVER_RULES');  // MAP *.xtask.test 127.0.0.1
-const FULL = process.env.E2E_FULL === '1'; // the real node: error replies, demo/slow tasks, results stream
+const FULL = process.env.E2E_FULL === '1';
+const EDGE_STOP = env('E2E_EDGE_STOP'); // written when the simulated edge node must go silent // the real node: error replies, demo/slow tasks, results stream
 const AXE = readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
 
 const step = (s) => console.log(`step: ${s}`);
@@ -45,6 +46,28 @@ async function expectError(page, node, task, args, want) {
 }
 
 async function fullChecks(page, ctx, errors) {
+  step("the task picker: each node's tasks with their description and whether they take arguments");
+  await page.click(`#picker details:has(.node-id:text-is("${NODE}")) summary`);
+  const pick = page.locator(`#picker details:has(.node-id:text-is("${NODE}")) li:has(button:text-is("demo"))`);
+  const help = await pick.textContent();
+  if (!help.includes('eight steps, half a second apart') || !help.includes('no arguments')) throw new Error(`picker: ${help}`);
+  await pick.locator('button').click();
+  await page.waitForFunction(() => document.querySelector('#run-task').value === 'demo', null, { timeout: 5000 });
+  const [pn, ph] = await page.evaluate(() => [document.querySelector('#run-node').value,
+    document.querySelector('#run-args').placeholder]);
+  if (pn !== NODE || ph !== 'this task takes no arguments') throw new Error(`picked: ${pn} / ${ph}`);
+  step(`picked demo on ${pn}: "${help.trim()}"`);
+
+  step('an edge node: listed live with where it attaches, offline within its TTL');
+  const edgeRow = '#nodes tr.node:has(td.node-id:text-is("edge-ci-1"))';
+  await page.waitForSelector(`${edgeRow} .tag.edge`, { timeout: 10000 });
+  const where = await page.textContent(`${edgeRow} td.where`);
+  if (!where.includes('ams') || !where.includes('ci')) throw new Error(`edge row: ${where}`);
+  writeFileSync(EDGE_STOP, 'stop');
+  const t0 = Date.now();
+  await page.waitForSelector(`${edgeRow}.offline .node-state.off`, { timeout: 8000 });
+  step(`edge-ci-1 (${where.trim()}) offline ${Date.now() - t0} ms after its last heartbeat stopped (TTL 3 s)`);
+
   step('errors are shown: unknown task, arguments to a task without any, unknown node');
   await expectError(page, NODE, 'no-such-task', '', 'refused');
   await expectError(page, NODE, TASK, 'extra', 'takes no arguments');
