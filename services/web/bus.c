@@ -15,8 +15,8 @@
 #include "web.h"
 #include "xt_log.h"
 
-#define NODE_TTL_MS 15000      /* a record without its own ttl_ms: offline after this much silence */
-#define NODE_FORGET_MS 60000   /* an offline node stays listed (as offline) this long, then goes */
+#define NODE_TTL_MS 15000    /* a record without its own ttl_ms: offline after this much silence */
+#define NODE_FORGET_MS 60000 /* an offline node stays listed (as offline) this long, then goes */
 #define NODE_SWEEP_MS 1000
 #define BUS_TICK_MS 50
 
@@ -226,7 +226,8 @@ static void sweep_cb(h2o_timeout_entry_t *e)
         } else if (!n->offline && now - n->seen_ms > n->ttl_ms) {
             /* silent for its whole TTL (its KV record expires too): shown as offline at once */
             n->offline = 1;
-            xt_info("nodes: %s offline (no heartbeat for %llu ms)", n->id, (unsigned long long)(now - n->seen_ms));
+            xt_info("nodes: %s offline (no heartbeat for %llu ms)", n->id,
+                    (unsigned long long)(now - n->seen_ms));
             events_nodes_changed(b->srv);
         }
         n = next;

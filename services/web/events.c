@@ -97,6 +97,8 @@ struct web_events {
     char recent_id[RECENT_RESULTS][72];
     char recent_project[RECENT_RESULTS][WEB_PROJECT_MAX + 1];
     uint64_t dropped_total;
+    char *picker; /* the task picker as last sent: re-sent only when it changes (a morph would close
+                   * the <details> a user opened, at every heartbeat) */
 };
 
 static const char hb_text[] = ": hb\n\n";
@@ -391,8 +393,9 @@ static void render_task_pick(sbuf *f, const char *node, const char *task, json_t
     const char *desc = json_string_value(json_object_get(ti, "description"));
     int args = json_is_true(json_object_get(ti, "args"));
     if (expr_token(node) && expr_token(task)) {
-        sb_printf(f, "<button type=\"button\" class=\"chip\" data-on-click=\"$node = '%s'; $task = '%s'; "
-                     "$takesArgs = %s; $taskError = ''\"",
+        sb_printf(f,
+                  "<button type=\"button\" class=\"chip\" data-on-click=\"$node = '%s'; $task = '%s'; "
+                  "$takesArgs = %s; $taskError = ''\"",
                   node, task, args ? "true" : "false");
         if (desc && *desc && !with_help) {
             sb_puts(f, " title=\"");
@@ -415,7 +418,7 @@ static void render_task_pick(sbuf *f, const char *node, const char *task, json_t
     }
 }
 
-static void render_nodes(web_server *srv, sbuf *b)
+static void render_nodes(web_server *srv, sbuf *b, int snapshot)
 {
     json_t *nodes = bus_nodes_json(srv);
     sbuf f = {0}, dl = {0}, pk = {0};
@@ -444,7 +447,8 @@ static void render_nodes(web_server *srv, sbuf *b)
         sb_puts(&f, "</td><td class=\"where\">");
         sb_esc(&f, json_string_value(json_object_get(n, "region")));
         if (json_is_array(tags)) { /* an edge node: region is where its leaf attaches now */
-            sb_puts(&f, " <span class=\"tag edge\" title=\"edge node: attached through its leaf\">edge</span>");
+            sb_puts(&f,
+                    " <span class=\"tag edge\" title=\"edge node: attached through its leaf\">edge</span>");
             size_t k;
             json_t *t;
             json_array_foreach(tags, k, t)
@@ -471,7 +475,8 @@ static void render_nodes(web_server *srv, sbuf *b)
                 sb_puts(&f, "</code>");
             }
         }
-        sb_printf(&f, "</td><td>%lld</td></tr>", (long long)json_integer_value(json_object_get(load, "running")));
+        sb_printf(&f, "</td><td>%lld</td></tr>",
+                  (long long)json_integer_value(json_object_get(load, "running")));
         if (!on) continue;
         sb_puts(&dl, "<option value=\"");
         sb_esc(&dl, id);
@@ -494,7 +499,14 @@ static void render_nodes(web_server *srv, sbuf *b)
     sb_puts(&pk, "</div>");
     ds_fragments(b, NULL, NULL, f.p);
     ds_fragments(b, NULL, NULL, dl.p);
-    ds_fragments(b, NULL, NULL, pk.p);
+    struct web_events *ev = srv->events;
+    if (snapshot || !ev->picker || strcmp(ev->picker, pk.p ? pk.p : "") != 0)
+        ds_fragments(b, NULL, NULL, pk.p);
+    if (!ev->picker || strcmp(ev->picker, pk.p ? pk.p : "") != 0) {
+        free(ev->picker);
+        ev->picker = pk.p;
+        pk.p = NULL;
+    }
     char sig[96];
     snprintf(sig, sizeof(sig), "{nodeCount: %zu, nodesOnline: %zu}", json_array_size(nodes), online);
     ds_signals(b, sig);
@@ -806,7 +818,7 @@ static void render_timer_cb(h2o_timeout_entry_t *entry)
 {
     struct web_events *ev = H2O_STRUCT_FROM_MEMBER(struct web_events, render_entry, entry);
     sbuf b = {0};
-    if (ev->nodes_dirty) render_nodes(ev->srv, &b);
+    if (ev->nodes_dirty) render_nodes(ev->srv, &b, 0);
     if (ev->services_dirty) render_services(ev->srv, &b);
     ev->nodes_dirty = ev->services_dirty = 0;
     if (b.len) {
@@ -1000,7 +1012,7 @@ int events_on_req(web_server *srv, h2o_req_t *req)
         free(s);
         json_decref(sig);
         render_bus_banner(&b, bus_connected(srv));
-        render_nodes(srv, &b);
+        render_nodes(srv, &b, 1);
         render_services(srv, &b);
         sbuf f = {0};
         sb_puts(&f, "<ul id=\"results\">");
@@ -1100,6 +1112,7 @@ void events_dispose(web_server *srv)
     h2o_timeout_dispose(srv->ctx.loop, &ev->render);
     for (size_t i = 0; i < RECENT_RESULTS; i++)
         evb_release(ev->recent[i]);
+    free(ev->picker);
     /* clients still linked belong to requests h2o has not disposed; detach them */
     while (!h2o_linklist_is_empty(&ev->dirty))
         h2o_linklist_unlink(ev->dirty.next);
