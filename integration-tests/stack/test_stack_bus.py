@@ -8,6 +8,8 @@ speaking TLS only, to leafs that authenticate with a node credential.
   (over TLS) is refused, and one with
   a node credential (`xtask-bus user add --role node`) over TLS verified with the platform CA
   connects, and its clients reach the platform only as that node (the hub's leafz shows it).
+- every stream and bucket of the running stack (results, queue, audit, node registry, sessions) has a
+  max_bytes, and the XTASK account refuses a stream without one (max_bytes_required in its JWT).
 """
 import json
 import os
@@ -37,7 +39,8 @@ def leaf(s, name, port, remote, top=""):
 
 def main():
     ports = port_block("stack", 12)
-    s = Stack(ports[:8], "local", name="bus")
+    # shared sessions: auth makes its bucket (every stream and bucket of the stack is checked below)
+    s = Stack(ports[:8], "local", name="bus", extra_env={"XTASK_AUTH_SHARED_SESSIONS": "true"})
     leafs = []
     try:
         s.start()
@@ -64,6 +67,18 @@ def main():
         # two first connections enabling it at once could leave it without: "insufficient memory
         # resources available"; the loser of that race may still log an error, the account must work)
         check("error" not in s.js_api("INFO"), f"JetStream for the account: {s.js_api('INFO')}")
+
+        # --- every stream and bucket bounded in bytes -----------------------------------------------
+        want_streams = {"xtask-results", "xtask-queue", "xtask-audit", "KV_xtask_nodes", "KV_xtask_sessions"}
+        def streams():
+            return set(s.js_api("STREAM.NAMES").get("streams") or [])
+        wait_until(lambda: want_streams <= streams(), 30, 0.2, f"the stack's streams {sorted(want_streams)}")
+        for name in sorted(streams()):
+            cfg = s.js_api(f"STREAM.INFO.{name}").get("config", {})
+            check(cfg.get("max_bytes", -1) > 0, f"stream {name} without max_bytes: {cfg}")
+        r = s.js_api("STREAM.CREATE.unbounded", {"name": "unbounded", "subjects": ["unbounded.>"]})
+        check(r.get("error", {}).get("err_code") == 10113, f"a stream without max_bytes: {r}")
+        print(f"streams and buckets bounded in bytes: {sorted(streams())}; an unbounded one refused", flush=True)
 
         # --- the leaf port ------------------------------------------------------------------------
         bus = s.bus_dir

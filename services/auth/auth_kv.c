@@ -46,6 +46,11 @@
 #define KV_NEG_SLOTS 4096         /* negative cache: direct-mapped, ids not found in the bucket */
 #define KV_NEG_TTL_MS 2000
 #define KV_HISTORY 2 /* a record and its predecessor: enough to check the chain (see above) */
+/* The bucket's bound on the volume (the XTASK account requires one on every stream): some 50000
+ * sessions of KV_HISTORY records; beyond it a new record is refused (nats.c makes buckets with
+ * discard new), never an old one evicted. Three replicas of it fit beside the coordinator's streams
+ * in the 2 GiB of a Fly machine's account. */
+#define KV_MAX_BYTES (64LL << 20)
 
 typedef struct wnode {
     struct wnode *next;
@@ -404,8 +409,10 @@ static void ensure_config(auth_kv *kv)
     snprintf(name, sizeof(name), "KV_%s", kv->bucket);
     if (js_GetStreamInfo(&si, kv->js, name, NULL, &jerr) != NATS_OK || !si) return;
     jsStreamConfig *c = si->Config;
-    if (c && (c->MaxMsgsPerSubject < KV_HISTORY || c->AllowRollup || !c->DenyPurge || !c->DenyDelete)) {
+    if (c && (c->MaxMsgsPerSubject < KV_HISTORY || c->AllowRollup || !c->DenyPurge || !c->DenyDelete ||
+              c->MaxBytes <= 0)) {
         c->MaxMsgsPerSubject = c->MaxMsgsPerSubject < KV_HISTORY ? KV_HISTORY : c->MaxMsgsPerSubject;
+        if (c->MaxBytes <= 0) c->MaxBytes = KV_MAX_BYTES;
         c->AllowRollup = false;
         c->DenyPurge = true;
         c->DenyDelete = true;
@@ -446,6 +453,7 @@ static natsStatus bucket_setup(auth_kv *kv, char *err, size_t errlen)
         kc.History = KV_HISTORY;
         kc.TTL = kv->ttl_ms * 1000000LL;
         kc.MaxValueSize = KV_VALUE_MAX;
+        kc.MaxBytes = KV_MAX_BYTES;
         kc.Replicas = kv->replicas;
         if ((st = js_CreateKeyValue(&store, kv->js, &kc)) != NATS_OK &&
             (st = js_KeyValue(&store, kv->js, kv->bucket)) != NATS_OK) {

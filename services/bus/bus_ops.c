@@ -185,6 +185,9 @@ static void xtask_limits(const bus_opts *o, xt_jwt_account_limits *lim)
     lim->disk_storage = o->js_disk;
     lim->streams = lim->consumer = lim->max_ack_pending = -1;
     lim->mem_max_stream_bytes = lim->disk_max_stream_bytes = -1;
+    /* nats-server refuses a stream or bucket without max_bytes (stream.go, checkStreamCfg): nothing
+     * in the account can grow until the volume is full, whoever creates it */
+    lim->max_bytes_required = 1;
 }
 
 /* jwt/<pub>.jwt decoded and checked (signed by our operator, about that account), or NULL. */
