@@ -416,6 +416,97 @@ out:
     return rc;
 }
 
+/* --- reply subjects that name the node (see xt_nats.h) ---------------------------------------- */
+
+/* The inbox's tail: without "_INBOX_"; the plain "_INBOX." (the admin's default) becomes "admin.". */
+static int inbox_tail(const char *inbox, char *buf, size_t len)
+{
+    int w;
+    if (strncmp(inbox, "_INBOX_", 7) == 0)
+        w = snprintf(buf, len, "%s", inbox + 7);
+    else if (strncmp(inbox, "_INBOX.", 7) == 0)
+        w = snprintf(buf, len, "admin.%s", inbox + 7);
+    else
+        w = snprintf(buf, len, "%s", inbox);
+    return w > 0 && (size_t)w < len ? 0 : -1;
+}
+
+static int fmt_ok(int w, size_t len)
+{
+    return w > 0 && (size_t)w < len ? 0 : -1;
+}
+
+int xt_nats_reply_target(const char *subject, char *buf, size_t len)
+{
+    static const char *const not_nodes[] = {"nodes", "queue", "results", "logs", "events", "audit", NULL};
+    if (!len) return -1;
+    buf[0] = '\0';
+    if (strncmp(subject, "xtask.", 6) != 0) return 0;
+    const char *tok = subject + 6, *dot = strchr(tok, '.');
+    size_t n = dot ? (size_t)(dot - tok) : strlen(tok);
+    if (!dot || n == 0) return 0;
+    if ((n == strlen(XT_NATS_REPLY_BROADCAST) && strncmp(tok, XT_NATS_REPLY_BROADCAST, n) == 0) ||
+        strcmp(subject, "xtask.nodes.discover") == 0)
+        return fmt_ok(snprintf(buf, len, "%s", XT_NATS_REPLY_BROADCAST), len);
+    for (size_t i = 0; not_nodes[i]; i++)
+        if (n == strlen(not_nodes[i]) && strncmp(tok, not_nodes[i], n) == 0) return 0;
+    return fmt_ok(snprintf(buf, len, "%.*s", (int)n, tok), len);
+}
+
+int xt_nats_reply_for(const char *subject, const char *inbox, char *buf, size_t len)
+{
+    char target[128], tail[512];
+    if (xt_nats_reply_target(subject, target, sizeof target) != 0) return -1;
+    if (!target[0]) return fmt_ok(snprintf(buf, len, "%s", inbox), len);
+    if (inbox_tail(inbox, tail, sizeof tail) != 0) return -1;
+    return fmt_ok(snprintf(buf, len, XT_NATS_REPLY_PREFIX "%s.%s", target, tail), len);
+}
+
+int xt_nats_reply_sub(const char *subject, const char *inbox, char *buf, size_t len)
+{
+    char target[128];
+    if (xt_nats_reply_target(subject, target, sizeof target) != 0) return -1;
+    if (strcmp(target, XT_NATS_REPLY_BROADCAST) == 0) return xt_nats_reply_wildcard(inbox, buf, len);
+    return xt_nats_reply_for(subject, inbox, buf, len);
+}
+
+int xt_nats_reply_wildcard(const char *inbox, char *buf, size_t len)
+{
+    char tail[512];
+    if (inbox_tail(inbox, tail, sizeof tail) != 0) return -1;
+    char *dot = strchr(tail, '.');
+    if (dot) *dot = '\0';
+    return fmt_ok(snprintf(buf, len, XT_NATS_REPLY_PREFIX "*.%s.>", tail), len);
+}
+
+const char *xt_nats_reply_rest(const char *subject, const char *inbox, char *node, size_t nodelen)
+{
+    size_t il = strlen(inbox), pl = strlen(XT_NATS_REPLY_PREFIX);
+    const char *rest = NULL;
+    char tail[512];
+    if (node && nodelen) node[0] = '\0';
+    if (strncmp(subject, inbox, il) == 0 && (subject[il] == '.' || subject[il] == '\0')) {
+        rest = subject + il + (subject[il] == '.');
+    } else if (strncmp(subject, XT_NATS_REPLY_PREFIX, pl) == 0 && inbox_tail(inbox, tail, sizeof tail) == 0) {
+        const char *tok = subject + pl, *dot = strchr(tok, '.');
+        size_t tl = strlen(tail);
+        if (dot && dot > tok && strncmp(dot + 1, tail, tl) == 0 &&
+            (dot[1 + tl] == '.' || dot[1 + tl] == '\0')) {
+            rest = dot + 1 + tl + (dot[1 + tl] == '.');
+            if (node && nodelen) snprintf(node, nodelen, "%.*s", (int)(dot - tok), tok);
+        }
+    }
+    return rest;
+}
+
+int xt_nats_reply_as(const char *self, const char *reply, char *buf, size_t len)
+{
+    const char *p = reply + strlen(XT_NATS_REPLY_PREFIX), *dot;
+    if (strncmp(reply, XT_NATS_REPLY_PREFIX, strlen(XT_NATS_REPLY_PREFIX)) != 0 || !(dot = strchr(p, '.')))
+        return fmt_ok(snprintf(buf, len, "%s", reply), len);
+    return fmt_ok(snprintf(buf, len, XT_NATS_REPLY_PREFIX "%s%s", self, dot), len);
+}
+
 /* --- callbacks ----------------------------------------------------------------------------- */
 
 /* The server this connection reached, else the configured list. nats.c gives the URL as configured,

@@ -116,4 +116,50 @@ const char *xt_nats_url_redact(const char *url, char *buf, size_t len);
 /* A new inbox subject under `prefix` (NULL or "": _INBOX), e.g. "_INBOX_web.Yx3...". 0 or -1. */
 int xt_nats_inbox(const char *prefix, char *buf, size_t len);
 
+/* Replies to nodes go to subjects that name the node (docs/SECURITY.md, "Replies"):
+ *   _R.<node>.<tail>  where <tail> is the requester's inbox without its "_INBOX_" (the plain
+ *   "_INBOX." of the admin's default reads "admin."), e.g. a request to xtask.ams-1.task.run from
+ *   _INBOX_web.Yx3.0.7 is sent with the reply _R.ams-1.web.Yx3.0.7.
+ * A node identity may publish only under _R.<its id>.>, so it can answer only requests addressed to
+ * it, and reach no requester's inbox. A requester subscribes to the exact reply of a request to one
+ * node. A broadcast (xtask.broadcast.*, xtask.nodes.discover) is sent with _R.broadcast.<tail>, each
+ * node answers it under its own id, and the requester subscribes to _R.*.<identity>.> (its
+ * credentials allow only its own identity, the first token of the tail) and keeps its own replies
+ * (xt_nats_reply_rest). Through a leaf link only that shape works: the hub tells a leaf of a
+ * wildcard subscription when nats-server 2.9's ReverseMatch finds it in the node's publish list,
+ * which holds _R.<node>.web.> and _R.<node>.admin.> for it (services/bus/bus_roles.c).
+ * XT_NATS_REPLY_BROADCAST is that marker, never a node id (xtask.broadcast.* is taken). */
+#define XT_NATS_REPLY_PREFIX "_R."
+#define XT_NATS_REPLY_BROADCAST "broadcast"
+
+/* The node a request subject is addressed to: its id for xtask.<node>.<verb>, XT_NATS_REPLY_BROADCAST
+ * for a broadcast or discover, "" when the subject is no node's (JetStream API, queue submissions:
+ * their replies keep the plain inbox). 0, or -1 when it does not fit. */
+int xt_nats_reply_target(const char *subject, char *buf, size_t len);
+
+/* The reply subject for a request on `subject` from `inbox` (a full inbox subject, "_INBOX_web.Yx3.0.7"):
+ * _R.<target>.<tail> for a node's request, else `inbox` itself. 0 or -1 (does not fit). */
+int xt_nats_reply_for(const char *subject, const char *inbox, char *buf, size_t len);
+
+/* The wildcard a requester subscribes to for the replies of every node to its identity
+ * ("_R.*.web.>" for "_INBOX_web.Yx3"): replies of other processes of the same identity arrive too;
+ * xt_nats_reply_rest tells its own. 0 or -1. */
+int xt_nats_reply_wildcard(const char *inbox, char *buf, size_t len);
+
+/* What a requester subscribes to for the replies of one request on `subject` sent with the reply
+ * xt_nats_reply_for made from `inbox`: that subject for a node's request (only that node may publish
+ * there), xt_nats_reply_wildcard for a broadcast (filter with xt_nats_reply_rest), `inbox`
+ * otherwise. 0 or -1. */
+int xt_nats_reply_sub(const char *subject, const char *inbox, char *buf, size_t len);
+
+/* What follows `inbox` in a reply's subject, whether it came to the inbox itself ("<inbox>.0.7") or
+ * under a node's reply prefix ("_R.<node>.<tail>.0.7"): "0.7" ("" when nothing follows); NULL if
+ * the subject is neither.
+ * *node (if not NULL) gets the node token, or "" for a plain inbox. */
+const char *xt_nats_reply_rest(const char *subject, const char *inbox, char *node, size_t nodelen);
+
+/* The subject a node `self` publishes its reply to a request with `reply`: _R.<self>.<tail> for a
+ * reply under _R. (a broadcast's marker replaced by its id), else `reply`. 0 or -1. */
+int xt_nats_reply_as(const char *self, const char *reply, char *buf, size_t len);
+
 #endif

@@ -461,6 +461,57 @@ static void test_text(void **state)
     assert_int_equal(xt_nats_inbox("_INBOX_web", buf, 8), -1);
 }
 
+/* Replies to nodes under _R.<node>.: the target from the subject, back to the requester's routing. */
+static void test_reply_subjects(void **state)
+{
+    (void)state;
+    char buf[256], node[64];
+    assert_int_equal(xt_nats_reply_for("xtask.ams-1.task.run", "_INBOX_web.Yx.0.7", buf, sizeof buf), 0);
+    assert_string_equal(buf, "_R.ams-1.web.Yx.0.7");
+    assert_int_equal(xt_nats_reply_for("xtask.broadcast.task.run", "_INBOX_cli-a.Q.1", buf, sizeof buf), 0);
+    assert_string_equal(buf, "_R.broadcast.cli-a.Q.1");
+    assert_int_equal(xt_nats_reply_for("xtask.nodes.discover", "_INBOX.Z.1", buf, sizeof buf), 0);
+    assert_string_equal(buf, "_R.broadcast.admin.Z.1");
+    /* not a node's request: the plain inbox */
+    static const char *const plain[] = {"$JS.API.STREAM.MSG.GET.xtask-results",
+                                        "xtask.queue.task",
+                                        "xtask.results.a.b",
+                                        "xtask.nodes.register.a",
+                                        "xtask",
+                                        NULL};
+    for (size_t i = 0; plain[i]; i++) {
+        assert_int_equal(xt_nats_reply_for(plain[i], "_INBOX_web.Yx.1", buf, sizeof buf), 0);
+        assert_string_equal(buf, "_INBOX_web.Yx.1");
+    }
+    assert_int_equal(xt_nats_reply_for("xtask.ams-1.task.run", "_INBOX_web.Yx.0.7", buf, 10), -1);
+    assert_int_equal(xt_nats_reply_sub("xtask.ams-1.ping", "_INBOX_cli-a.Q", buf, sizeof buf), 0);
+    assert_string_equal(buf, "_R.ams-1.cli-a.Q");
+    assert_int_equal(xt_nats_reply_sub("xtask.nodes.discover", "_INBOX_cli-a.Q", buf, sizeof buf), 0);
+    assert_string_equal(buf, "_R.*.cli-a.>");
+    assert_int_equal(xt_nats_reply_sub("$JS.API.INFO", "_INBOX_cli-a.Q", buf, sizeof buf), 0);
+    assert_string_equal(buf, "_INBOX_cli-a.Q");
+    assert_int_equal(xt_nats_reply_wildcard("_INBOX_web.Yx", buf, sizeof buf), 0);
+    assert_string_equal(buf, "_R.*.web.>");
+    /* the node answers under its own id; a plain inbox stays as it is */
+    assert_int_equal(xt_nats_reply_as("ams-1", "_R.broadcast.web.Yx.0.7", buf, sizeof buf), 0);
+    assert_string_equal(buf, "_R.ams-1.web.Yx.0.7");
+    assert_int_equal(xt_nats_reply_as("ams-1", "_R.ams-1.web.Yx.0.7", buf, sizeof buf), 0);
+    assert_string_equal(buf, "_R.ams-1.web.Yx.0.7");
+    assert_int_equal(xt_nats_reply_as("ams-1", "_INBOX_web.Yx.3", buf, sizeof buf), 0);
+    assert_string_equal(buf, "_INBOX_web.Yx.3");
+    /* the requester routes both forms */
+    assert_string_equal(xt_nats_reply_rest("_R.ams-1.web.Yx.0.7", "_INBOX_web.Yx", node, sizeof node), "0.7");
+    assert_string_equal(node, "ams-1");
+    assert_string_equal(xt_nats_reply_rest("_INBOX_web.Yx.0.7", "_INBOX_web.Yx", node, sizeof node), "0.7");
+    assert_string_equal(node, "");
+    assert_null(xt_nats_reply_rest("_R.ams-1.web.Yz.0.7", "_INBOX_web.Yx", NULL, 0));
+    assert_null(xt_nats_reply_rest("_INBOX_web.Yxx.1", "_INBOX_web.Yx", NULL, 0));
+    assert_string_equal(xt_nats_reply_rest("_R.b-2.admin.Z.1", "_INBOX.Z", node, sizeof node), "1");
+    assert_string_equal(node, "b-2");
+    assert_string_equal(xt_nats_reply_rest("_R.b-2.cli-a.Q", "_INBOX_cli-a.Q", NULL, 0), "");
+    assert_null(xt_nats_reply_rest("_R.b-2.cli-a.QQ", "_INBOX_cli-a.Q", NULL, 0));
+}
+
 /* ---- connections -------------------------------------------------------------------------- */
 
 static void test_plain_and_cli_errors(void **state)
@@ -667,6 +718,7 @@ int main(void)
         cmocka_unit_test(test_user_password_and_token),
         cmocka_unit_test(test_tls),
         cmocka_unit_test(test_inbox_prefix_under_permissions),
+        cmocka_unit_test(test_reply_subjects),
         cmocka_unit_test(test_retry_and_reconnect),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);

@@ -31,7 +31,7 @@ def perms(role, ident="", caps=()):
     if role in ("node", "platform"):
         i = ident
         pub = [f"xtask.nodes.register.{i}", f"xtask.nodes.heartbeat.{i}", f"xtask.logs.{i}",
-               f"xtask.events.*.{i}.>", f"xtask.results.{i}.*", f"$KV.{NODES_KV}.{i}", f"xtask.audit.task.{i}",
+               f"xtask.events.*.{i}.>", f"xtask.results.{i}.*", f"$KV.{NODES_KV}.{i}", f"xtask.audit.task.{i}", f"_R.{i}.>", f"_R.{i}.web.>", f"_R.{i}.admin.>",
                f"$JS.API.DIRECT.GET.{RESULTS}.xtask.results.{i}.>"]
         sub = [f"xtask.{i}.>", "xtask.nodes.discover", "xtask.broadcast.ping", f"{inbox(role, i)}.>"]
         for c in (caps if role == "node" else []):
@@ -53,7 +53,7 @@ def perms(role, ident="", caps=()):
         pub = [f"xtask.*.{v}" for v in verbs] + ["xtask.nodes.discover", "xtask.queue.*",
                                                  f"$JS.API.STREAM.MSG.GET.{RESULTS}",
                                                  f"$JS.API.STREAM.INFO.KV_{NODES_KV}"]
-        sub = ["xtask.logs.*", f"{inbox(role, ident)}.>"]
+        sub = ["xtask.logs.*", f"{inbox(role, ident)}.>", f"_R.*.{inbox(role, ident)[7:]}.>"]
         if role == "web":
             sub += ["xtask.events.>", "xtask.nodes.heartbeat.*", "xtask.nodes.register.*"]
         return {"publish": {"allow": pub, "deny": NOT_NODES}, "subscribe": {"allow": sub}}

@@ -45,6 +45,16 @@ def creds_sign(creds_path, nonce):
     return jwt, base64.urlsafe_b64encode(sig).decode().rstrip("=")
 
 
+def reply_target(subject):
+    """The node a request on `subject` goes to, "broadcast", or None (common/xt_nats.c)."""
+    t = subject.split(".")
+    if len(t) < 3 or t[0] != "xtask":
+        return None
+    if t[1] == "broadcast" or subject == "xtask.nodes.discover":
+        return "broadcast"
+    return None if t[1] in ("nodes", "queue", "results", "logs", "events", "audit") else t[1]
+
+
 class Timeout(Exception):
     pass
 
@@ -222,9 +232,23 @@ class Client:
         out, self.queues[sid] = self.queues.get(sid, []), []
         return out
 
-    def request(self, subject, data=b"{}", timeout=2.0, headers=None):
+    def reply_subjects(self, subject):
+        """(reply, subscription) of a request on `subject`: a node's replies go under _R.<node>.<inbox
+        tail> (common/xt_nats.h), a broadcast's under each answering node's id, subscribed as
+        _R.*.<identity>.> (the shape a hub tells a leaf of); others to the inbox."""
         inbox = self.new_inbox()
-        sid = self.subscribe(inbox)
+        target = reply_target(subject)
+        if not target:
+            return inbox, inbox
+        tail = inbox[7:] if inbox.startswith("_INBOX_") else "admin." + inbox[7:] if inbox.startswith("_INBOX.") \
+            else inbox
+        if target == "broadcast":
+            return f"_R.broadcast.{tail}", f"_R.*.{tail.split('.')[0]}.>"
+        return f"_R.{target}.{tail}", f"_R.{target}.{tail}"
+
+    def request(self, subject, data=b"{}", timeout=2.0, headers=None):
+        inbox, rsub = self.reply_subjects(subject)
+        sid = self.subscribe(rsub)
         try:
             self.publish(subject, data, reply=inbox, headers=headers)
             m = self.next_msg(sid, timeout)
@@ -235,8 +259,8 @@ class Client:
             self.unsubscribe(sid)
 
     def gather(self, subject, data=b"{}", window=0.5):
-        inbox = self.new_inbox()
-        sid = self.subscribe(inbox)
+        inbox, rsub = self.reply_subjects(subject)
+        sid = self.subscribe(rsub)
         self.publish(subject, data, reply=inbox)
         deadline = time.monotonic() + window
         try:
@@ -244,7 +268,9 @@ class Client:
                 self._step(deadline)
         except Timeout:
             pass
-        out = [m for m in self.queues.get(sid, []) if m.status != 503]
+        mine = inbox.split(".", 2)[-1]  # _R.broadcast.<tail>: keep replies to this request only
+        out = [m for m in self.queues.get(sid, []) if m.status != 503 and
+               (m.subject == inbox or m.subject.split(".", 2)[-1] == mine)]
         self.unsubscribe(sid)
         return out
 

@@ -83,8 +83,8 @@ static json_t *perm(json_t *pub_allow, json_t *pub_deny, json_t *sub_allow, int 
 
 /* A node: its own subjects, the broadcasts of its capabilities, its queues; platform adds the admin
  * of the xtask streams (create/update/info, never delete or purge). */
-static json_t *node_perms(const char *id, const char *const *caps, size_t ncaps, int platform, int edge,
-                          char *err, size_t errlen)
+static json_t *node_perms(const char *id, const char *const *caps, size_t ncaps, int platform, char *err,
+                          size_t errlen)
 {
     json_t *pub = json_array(), *sub = json_array();
     int bad = !pub || !sub;
@@ -103,7 +103,8 @@ static json_t *node_perms(const char *id, const char *const *caps, size_t ncaps,
         bad |= add(pub, "xtask.nodes.register.%s", id) | add(pub, "xtask.nodes.heartbeat.%s", id) |
                add(pub, "xtask.logs.%s", id) | add(pub, "xtask.events.*.%s.>", id) |
                add(pub, "xtask.results.%s.*", id) | add(pub, "$KV.%s.%s", kv_nodes, id) |
-               add(pub, "xtask.audit.task.%s", id) |
+               add(pub, "xtask.audit.task.%s", id) | add(pub, "_R.%s.>", id) | add(pub, "_R.%s.web.>", id) |
+               add(pub, "_R.%s.admin.>", id) |
                add(pub, "$JS.API.DIRECT.GET.%s.xtask.results.%s.>", stream_results, id);
         bad |= add(sub, "xtask.%s.>", id) | add(sub, "xtask.nodes.discover") |
                add(sub, "xtask.broadcast.ping") | add(sub, "_INBOX_node-%s.>", id);
@@ -115,14 +116,6 @@ static json_t *node_perms(const char *id, const char *const *caps, size_t ncaps,
         bad |= add(pub, "$JS.API.CONSUMER.INFO.%s.xtask-q-%s", stream_queue, caps[i]) |
                add(pub, "$JS.API.CONSUMER.MSG.NEXT.%s.xtask-q-%s", stream_queue, caps[i]) |
                add(pub, "$JS.ACK.%s.xtask-q-%s.>", stream_queue, caps[i]);
-    }
-    if (!bad && edge) {
-        /* An edge node answers through its leaf link, and a leaf nats-server enforces only the
-         * publish allow list the hub sent it, without the JWT's response permission (nats-server
-         * 2.9): a reply to a requester's inbox must be allowed by name. Only the identities that
-         * send verbs: web, admin (default _INBOX.). A cli-<name> user's inbox cannot be named with a
-         * wildcard: it reads an edge node's results from the stream (submit --wait, result). */
-        bad |= add(pub, "_INBOX_web.>") | add(pub, "_INBOX.>") | add(pub, "_INBOX_admin.>");
     }
     if (!bad && platform) {
         /* The region's coordinator (minted by `xtask-bus init`, without capabilities: its
@@ -151,18 +144,22 @@ static json_t *node_perms(const char *id, const char *const *caps, size_t ncaps,
 
 static json_t *role_node(const char *id, const char *const *caps, size_t ncaps, char *err, size_t errlen)
 {
-    return node_perms(id, caps, ncaps, 0, 0, err, errlen);
+    return node_perms(id, caps, ncaps, 0, err, errlen);
 }
 
-/* An edge node (`xtask node add`): a node whose link is a leaf connection. */
+/* An edge node (`xtask node add`): a node whose link is a leaf connection. The same rights as a node:
+ * a leaf nats-server enforces only the publish allow list the hub sent it, without the JWT's response
+ * permission (nats-server 2.9), and a node's replies go under _R.<its id>.>, in that list; the hub
+ * tells the leaf of a requester's broadcast subscription _R.*.web.> only when its ReverseMatch finds
+ * it among these subjects, hence _R.<id>.web.> and _R.<id>.admin.> by name (xt_nats.h). */
 static json_t *role_edge(const char *id, const char *const *caps, size_t ncaps, char *err, size_t errlen)
 {
-    return node_perms(id, caps, ncaps, 0, 1, err, errlen);
+    return node_perms(id, caps, ncaps, 0, err, errlen);
 }
 
 static json_t *role_platform(const char *id, const char *const *caps, size_t ncaps, char *err, size_t errlen)
 {
-    return node_perms(id, caps, ncaps, 1, 0, err, errlen);
+    return node_perms(id, caps, ncaps, 1, err, errlen);
 }
 
 /* web and cli send verbs on behalf of people: never in a node's name, never the stream admin. */
@@ -189,10 +186,10 @@ static json_t *client_perms(const char *role, const char *id, int all_verbs, cha
     for (size_t i = 0; !bad && i < sizeof(node_only) / sizeof(node_only[0]); i++)
         bad |= add(deny, "%s", node_only[i]);
     if (!bad && all_verbs)
-        bad |= add(sub, "_INBOX_%s.>", role) | add(sub, "xtask.events.>") |
+        bad |= add(sub, "_INBOX_%s.>", role) | add(sub, "_R.*.%s.>", role) | add(sub, "xtask.events.>") |
                add(sub, "xtask.nodes.heartbeat.*") | add(sub, "xtask.nodes.register.*");
     else if (!bad)
-        bad |= add(sub, "_INBOX_cli-%s.>", id);
+        bad |= add(sub, "_INBOX_cli-%s.>", id) | add(sub, "_R.*.cli-%s.>", id);
     if (bad) {
         if (!err[0]) snprintf(err, errlen, "permissions of %s: out of memory", role);
         json_decref(pub);

@@ -95,12 +95,16 @@ static size_t registered_nodes(natsConnection *nc, int64_t wait_ms)
 static int gather(const xk_opts *o, natsConnection *nc, const char *subject, const char *body,
                   int64_t window_ms, json_t *arr, int until_registered)
 {
-    char inbox[XT_NATS_PREFIX_MAX + 64];
+    char inbox[XT_NATS_PREFIX_MAX + 64], reply[XT_NATS_PREFIX_MAX + 128], rsub[XT_NATS_PREFIX_MAX + 128];
     natsSubscription *sub = NULL;
     size_t expect = 0;
-    natsStatus st = xt_nats_inbox(o->nats->inbox_prefix, inbox, sizeof inbox) == 0 ? NATS_OK : NATS_ERR;
-    if (st == NATS_OK) st = natsConnection_SubscribeSync(&sub, nc, inbox);
-    if (st == NATS_OK) st = natsConnection_PublishRequestString(nc, subject, inbox, body);
+    natsStatus st = xt_nats_inbox(o->nats->inbox_prefix, inbox, sizeof inbox) == 0 &&
+                            xt_nats_reply_for(subject, inbox, reply, sizeof reply) == 0 &&
+                            xt_nats_reply_sub(subject, inbox, rsub, sizeof rsub) == 0
+                        ? NATS_OK
+                        : NATS_ERR;
+    if (st == NATS_OK) st = natsConnection_SubscribeSync(&sub, nc, rsub);
+    if (st == NATS_OK) st = natsConnection_PublishRequestString(nc, subject, reply, body);
     int64_t deadline = xp_mono_ms() + window_ms;
     /* asked after the request went out: the answers queue on the inbox meanwhile. Half the window
      * at most: an identity not allowed to ask (no answer) still has the other half to collect */
@@ -110,6 +114,12 @@ static int gather(const xk_opts *o, natsConnection *nc, const char *subject, con
         natsMsg *m = NULL;
         if (left <= 0) break;
         if (natsSubscription_NextMsg(&m, sub, left) != NATS_OK) break;
+        /* a broadcast's wildcard also carries replies to other requests of this identity */
+        const char *rest = xt_nats_reply_rest(natsMsg_GetSubject(m), inbox, NULL, 0);
+        if (!rest || *rest) {
+            natsMsg_Destroy(m);
+            continue;
+        }
         json_t *v = json_loadb(natsMsg_GetData(m), (size_t)natsMsg_GetDataLength(m), 0, NULL);
         if (json_is_object(v) && !json_object_get(v, "error")) json_array_append(arr, v);
         json_decref(v);
@@ -117,6 +127,31 @@ static int gather(const xk_opts *o, natsConnection *nc, const char *subject, con
     }
     natsSubscription_Destroy(sub);
     return st == NATS_OK ? 0 : -1;
+}
+
+/* A request to one node ("{}" body) with its reply under _R.<node>. (xt_nats.h): nats.c's own
+ * request inboxes are not subjects a node may answer through a leaf. */
+static natsStatus node_request(const xk_opts *o, natsConnection *nc, const char *subject, int64_t timeout_ms,
+                               natsMsg **out)
+{
+    char inbox[XT_NATS_PREFIX_MAX + 64], reply[XT_NATS_PREFIX_MAX + 128];
+    natsSubscription *sub = NULL;
+    *out = NULL;
+    natsStatus st = xt_nats_inbox(o->nats->inbox_prefix, inbox, sizeof inbox) == 0 &&
+                            xt_nats_reply_for(subject, inbox, reply, sizeof reply) == 0
+                        ? NATS_OK
+                        : NATS_ERR;
+    if (st == NATS_OK) st = natsConnection_SubscribeSync(&sub, nc, reply);
+    if (st == NATS_OK) st = natsSubscription_AutoUnsubscribe(sub, 1);
+    if (st == NATS_OK) st = natsConnection_PublishRequestString(nc, subject, reply, "{}");
+    if (st == NATS_OK) st = natsSubscription_NextMsg(out, sub, timeout_ms);
+    if (st == NATS_OK && natsMsg_IsNoResponders(*out)) {
+        natsMsg_Destroy(*out);
+        *out = NULL;
+        st = NATS_NO_RESPONDERS;
+    }
+    natsSubscription_Destroy(sub);
+    return st;
 }
 
 static char *filter_body(const xk_opts *o, const char *task)
@@ -277,7 +312,7 @@ int xk_run(const xk_opts *o)
 {
     natsConnection *nc = NULL;
     natsSubscription *logs = NULL, *rsub = NULL;
-    char inbox[XT_NATS_PREFIX_MAX + 64];
+    char inbox[XT_NATS_PREFIX_MAX + 64], rsubj[XT_NATS_PREFIX_MAX + 128];
     run_state rs = {.quiet = o->quiet};
     xp_run_req req;
     char id[XP_ID_MAX + 1], node[XP_ID_MAX + 1], subj[160];
@@ -312,12 +347,14 @@ int xk_run(const xk_opts *o)
     body = xp_run_req_json(&req);
     snprintf(subj, sizeof subj, "xtask.logs.%s", node);
     natsStatus st = natsConnection_Subscribe(&logs, nc, subj, on_log, &rs);
-    if (st == NATS_OK && xt_nats_inbox(o->nats->inbox_prefix, inbox, sizeof inbox) != 0) st = NATS_ERR;
-    if (st == NATS_OK) st = natsConnection_Subscribe(&rsub, nc, inbox, on_reply, &rs);
+    snprintf(subj, sizeof subj, "xtask.%s.task.run", node);
+    if (st == NATS_OK && (xt_nats_inbox(o->nats->inbox_prefix, inbox, sizeof inbox) != 0 ||
+                          xt_nats_reply_for(subj, inbox, rsubj, sizeof rsubj) != 0))
+        st = NATS_ERR;
+    if (st == NATS_OK) st = natsConnection_Subscribe(&rsub, nc, rsubj, on_reply, &rs);
     if (st == NATS_OK)
         st = natsConnection_Flush(nc); /* the server knows our interest before the task starts */
-    snprintf(subj, sizeof subj, "xtask.%s.task.run", node);
-    if (st == NATS_OK) st = natsConnection_PublishRequestString(nc, subj, inbox, body);
+    if (st == NATS_OK) st = natsConnection_PublishRequestString(nc, subj, rsubj, body);
     if (st != NATS_OK) {
         fprintf(stderr, "xtask: request to %s failed: %s\n", subj, natsStatus_GetText(st));
         goto out;
@@ -343,7 +380,7 @@ int xk_run(const xk_opts *o)
             natsMsg *pong = NULL;
             char ps[160];
             snprintf(ps, sizeof ps, "xtask.%s.ping", node);
-            natsStatus ps_st = natsConnection_RequestString(&pong, nc, ps, "{}", 2000);
+            natsStatus ps_st = node_request(o, nc, ps, 2000, &pong);
             natsMsg_Destroy(pong);
             pthread_mutex_lock(&rs.mu);
             if (ps_st != NATS_OK && !rs.reply) {
@@ -523,7 +560,7 @@ int xk_ping(const xk_opts *o)
     int64_t to = o->timeout_ms > 0 ? o->timeout_ms : 1000;
     if (client_connect(o, &nc, to, 0) != 0) return XK_EXIT_ERROR;
     snprintf(subj, sizeof subj, "xtask.%s.ping", o->node);
-    natsStatus st = natsConnection_RequestString(&reply, nc, subj, "{}", to);
+    natsStatus st = node_request(o, nc, subj, to, &reply);
     int rc = XK_EXIT_ERROR;
     if (st == NATS_OK) {
         json_t *v = json_loadb(natsMsg_GetData(reply), (size_t)natsMsg_GetDataLength(reply), 0, NULL);

@@ -148,12 +148,16 @@ static void publish_str(xn *n, const char *subj, char *s)
 
 static char *with_node(xn *n, char *s);
 
-/* Reply to m with s (owned, may be NULL). Error replies get "node" added. */
+/* Reply to m with s (owned, may be NULL). Error replies get "node" added. A reply under _R. goes
+ * under this node's own id (a broadcast's marker replaced): the only replies its identity may send
+ * (xt_nats.h, docs/SECURITY.md "Replies"). */
 static void reply_str(xn *n, natsMsg *m, char *s)
 {
     const char *reply = natsMsg_GetReply(m);
+    char to[512];
     if (s && strncmp(s, "{\"error\":", 9) == 0) s = with_node(n, s);
-    if (s && reply && *reply) natsConnection_PublishString(n->nc, reply, s);
+    if (s && reply && *reply && xt_nats_reply_as(n->id, reply, to, sizeof to) == 0)
+        natsConnection_PublishString(n->nc, to, s);
     free(s);
 }
 

@@ -49,14 +49,15 @@ struct bus_request {
     int multi;
     bus_reply_cb cb;
     void *data;
+    char target[72]; /* the node the request was sent to, "broadcast", or "" (xt_nats_reply_target) */
 };
 
 /* Shared by every thread: the connection and its subscriptions. */
 struct web_nats {
     web_app *app;
     natsConnection *nc;
-    natsSubscription *subs[5];
-    int kinds[5];
+    natsSubscription *subs[6];
+    int kinds[6];
     size_t nsubs;
     char inbox[128];
 };
@@ -137,9 +138,11 @@ static void on_nats_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg,
     if (!subj) subj = "";
     unsigned first = 0, count = app->nthreads;
     if (kind == MSG_REPLY) {
-        size_t il = strlen(n->inbox);
-        const char *t = subj + il + 1;
-        if (strlen(subj) > il + 1 && t[0] == 'n' && t[1] == '.') {
+        /* <inbox>.<thread>.<token> or, from a node, _R.<node>.<inbox tail>.<thread>.<token> */
+        const char *t = xt_nats_reply_rest(subj, n->inbox, NULL, 0);
+        if (!t) {
+            count = 0;
+        } else if (t[0] == 'n' && t[1] == '.') {
             kind = MSG_NODE;
         } else {
             unsigned long tid = strtoul(t, NULL, 10);
@@ -262,15 +265,16 @@ static void tick_cb(h2o_timeout_entry_t *e)
 
 static void on_reply(struct web_bus *b, bus_msg *m)
 {
-    const char *inbox = b->srv->app->nats->inbox;
-    size_t il = strlen(inbox);
-    if (strncmp(m->subject, inbox, il) != 0 || m->subject[il] != '.') return;
-    const char *dot = strchr(m->subject + il + 1, '.');
+    char node[72];
+    const char *rest = xt_nats_reply_rest(m->subject, b->srv->app->nats->inbox, node, sizeof node);
+    const char *dot = rest ? strchr(rest, '.') : NULL;
     if (!dot) return;
     uint64_t token = strtoull(dot + 1, NULL, 10);
     for (h2o_linklist_t *l = b->pending.next; l != &b->pending; l = l->next) {
         bus_request *r = H2O_STRUCT_FROM_MEMBER(bus_request, link, l);
         if (r->token == token) {
+            /* only the node a request went to may answer it (any node a broadcast, under its id) */
+            if (strcmp(r->target, "broadcast") == 0 ? !node[0] : strcmp(r->target, node) != 0) return;
             bus_reply_cb cb = r->cb;
             void *data = r->data;
             /* a 503 status-only message means "no responders" (headers-only, empty payload) */
@@ -387,14 +391,18 @@ int bus_app_start(web_app *app)
         xt_error("%s", err);
         return -1;
     }
-    char inbox_sub[160], discover_reply[160];
+    char inbox_sub[160], node_sub[200], discover_reply[200], inbox0[160];
     snprintf(inbox_sub, sizeof(inbox_sub), "%s.>", n->inbox);
+    snprintf(inbox0, sizeof(inbox0), "%s.n.0", n->inbox);
+    if (xt_nats_reply_wildcard(n->inbox, node_sub, sizeof(node_sub)) != 0 ||
+        xt_nats_reply_for("xtask.nodes.discover", inbox0, discover_reply, sizeof(discover_reply)) != 0)
+        return -1;
     if (subscribe(n, "xtask.events.>", MSG_EVENT) || subscribe(n, "xtask.logs.>", MSG_LOG) ||
         subscribe(n, "xtask.nodes.heartbeat.*", MSG_NODE) ||
-        subscribe(n, "xtask.nodes.register.*", MSG_NODE) || subscribe(n, inbox_sub, MSG_REPLY))
+        subscribe(n, "xtask.nodes.register.*", MSG_NODE) || subscribe(n, inbox_sub, MSG_REPLY) ||
+        subscribe(n, node_sub, MSG_REPLY))
         return -1;
     /* every node answers with its record: the registry is full before the first heartbeat */
-    snprintf(discover_reply, sizeof(discover_reply), "%s.n.0", n->inbox);
     natsConnection_PublishRequestString(n->nc, "xtask.nodes.discover", discover_reply, "{}");
     return 0;
 }
@@ -431,7 +439,7 @@ static bus_request *request_start(web_server *srv, const char *subject, const ch
 {
     struct web_bus *b = srv->bus;
     struct web_nats *n = srv->app->nats;
-    char reply[200];
+    char reply[200], inbox[200];
     if (!b || !n || !n->nc) return NULL;
     bus_request *r = calloc(1, sizeof(*r));
     if (!r) return NULL;
@@ -440,7 +448,13 @@ static bus_request *request_start(web_server *srv, const char *subject, const ch
     r->multi = multi;
     r->cb = cb;
     r->data = data;
-    snprintf(reply, sizeof(reply), "%s.%u.%llu", n->inbox, srv->index, (unsigned long long)r->token);
+    /* a node's request: its reply under _R.<node>. (xt_nats.h), the only replies a node may send */
+    snprintf(inbox, sizeof(inbox), "%s.%u.%llu", n->inbox, srv->index, (unsigned long long)r->token);
+    if (xt_nats_reply_target(subject, r->target, sizeof(r->target)) != 0 ||
+        xt_nats_reply_for(subject, inbox, reply, sizeof(reply)) != 0) {
+        free(r);
+        return NULL;
+    }
     natsStatus s;
     if (msg_id) {
         natsMsg *m = NULL;
