@@ -80,7 +80,7 @@ static void holder_stop(sv_ctx *sv, sv_probe *p)
 static void probe_held(sv_ctx *sv, sv_probe *p)
 {
     svc *s = p->s;
-    if (s->held_before)
+    if (s->held_before && !p->is_live)
         probe_finish(sv, p, 0, "%s answers before %s started: held by pid %d (%s)", p->x->addr.hostport,
                      s->name, (int)s->held_pid, s->held_comm);
     else
@@ -100,7 +100,7 @@ static void probe_note(sv_probe *p, const char *fmt, ...)
 
 /* A holder child's line: "own", "held <pid> <comm>" or "none"; records who holds the port. Returns 1
  * for "own", 0 for a stranger (held_pid set) or -1 when the holder cannot be seen. */
-static int holder_parse(svc *s, const char *addr, const char *line)
+static int holder_parse(svc *s, const char *addr, const char *line, int live)
 {
     int pid = 0;
     char comm[16] = "";
@@ -110,8 +110,9 @@ static int holder_parse(svc *s, const char *addr, const char *line)
     }
     if (sscanf(line, "held %d %15[^\n]", &pid, comm) >= 1 && pid > 0) {
         if (pid != s->held_pid)
-            xt_warn("%s: %s answers %s: held by pid %d (%s); not ready on it", s->name, addr,
-                    s->held_before ? "before it started" : "from another process", pid, comm[0] ? comm : "?");
+            xt_warn("%s: %s answers %s: held by pid %d (%s); not %s on it", s->name, addr,
+                    s->held_before && !live ? "before it started" : "from another process", pid,
+                    comm[0] ? comm : "?", live ? "alive" : "ready");
         s->held_pid = pid;
         snprintf(s->held_comm, sizeof(s->held_comm), "%s", comm[0] ? comm : "?");
         return 0;
@@ -135,10 +136,12 @@ static void on_holder(sv_ctx *sv, sv_watch *w, uint32_t events)
     char line[128];
     (void)events;
     if (holder_read(w->fd, line, sizeof(line)) < 0 && (errno == EAGAIN || errno == EINTR)) return;
-    int r = holder_parse(s, p->x->addr.hostport, line);
-    if (r == 1)
+    int r = holder_parse(s, p->x->addr.hostport, line, p->is_live);
+    if (r == 1) {
+        s->own_inode = s->held_inode; /* probe_lookup noted the listener it asked about */
+        s->held_inode = 0;
         probe_finish(sv, p, 1, "%s", p->pass_msg);
-    else if (r == 0)
+    } else if (r == 0)
         probe_held(sv, p);
     else /* not in the service's tree, and its process cannot be seen (another user's) */
         probe_finish(sv, p, 0, "%s answered by a listener of uid %u that no process of %s holds",
@@ -157,7 +160,7 @@ static void on_svc_holder(sv_ctx *sv, sv_watch *w, uint32_t events)
     if (holder_read(w->fd, line, sizeof(line)) < 0 && (errno == EAGAIN || errno == EINTR)) return;
     loop_close(sv, w);
     s->hpid = 0; /* reaped by the SIGCHLD loop */
-    if (holder_parse(s, p->x->addr.hostport, line) != 0) s->held_pid = 0;
+    if (holder_parse(s, p->x->addr.hostport, line, 0) != 0) s->held_pid = 0;
     if (!p->wait_held) {
         /* the run died before its probe passed (a crash on the taken port): say whose it is anyway */
         if (s->held_pid > 0 && !p->running) {
@@ -214,14 +217,15 @@ static void probe_pass(sv_ctx *sv, sv_probe *p, const char *msg)
 {
     svc *s = p->s;
     unsigned long inodes[8];
-    if (p->is_live) {
-        probe_finish(sv, p, 1, "%s", msg);
-        return;
-    }
     loop_close(sv, &p->w);
     int n = holder_listeners(&p->x->addr.ss, inodes, 8, &p->vuid);
-    /* n == 0: no local listener (the target is another host); n < 0: the kernel cannot tell */
-    if (n <= 0 || holder_fast(s->pid, inodes, n)) {
+    /* n == 0: no local listener (the target is another host); n < 0: the kernel cannot tell. A
+     * listener this run was already found to own (a liveness probe every interval) is not looked
+     * up again. */
+    int known_own = 0;
+    for (int i = 0; i < n && !known_own; i++)
+        known_own = s->own_inode != 0 && inodes[i] == s->own_inode;
+    if (n <= 0 || known_own || holder_fast(s->pid, inodes, n)) {
         s->held_pid = 0;
         probe_finish(sv, p, 1, "%s", msg);
         return;
@@ -229,7 +233,7 @@ static void probe_pass(sv_ctx *sv, sv_probe *p, const char *msg)
     snprintf(p->pass_msg, sizeof(p->pass_msg), "%s", msg);
     for (int i = 0; i < n; i++) {
         if (inodes[i] != s->held_inode || s->held_inode == 0) continue;
-        if (s->hpid > 0) {
+        if (s->hpid > 0 && !p->is_live) {
             p->wait_held = 1; /* the pre-spawn lookup of this very listener is under way */
             return;
         }
@@ -249,6 +253,7 @@ void probe_before_spawn(sv_ctx *sv, svc *s)
     char err[160];
     int n = 0, known = 0, rfd = -1;
     s->held_before = 0;
+    s->own_inode = 0; /* a new run owns nothing yet */
     if (p->def != NULL && (p->def->kind == PROBE_TCP || p->def->kind == PROBE_HTTP) &&
         !probe_is_https(p->def)) {
         if (!p->addr_ok && probe_target(p, &p->x->addr, err, sizeof(err)) == 0) p->addr_ok = 1;

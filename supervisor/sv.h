@@ -211,6 +211,7 @@ struct svc {
     /* never a false READY (holder.c): who else listens on the ready probe's port */
     int held_before;          /* a listener was there before this run was spawned */
     unsigned long held_inode; /* the foreign listener found last (a pass on it fails at once) */
+    unsigned long own_inode;  /* a listener this run was found to hold (its probes pass on it) */
     pid_t held_pid;           /* its process, 0 when not (or no longer) held */
     char held_comm[16];
     sv_watch hw;   /* the pre-spawn lookup of who holds it (a holder.c child) ... */

@@ -147,6 +147,52 @@ def test_never_ready_on_a_strangers_listener(tmp):
         sup.kill()
 
 
+def test_liveness_on_a_strangers_listener(tmp):
+    # a liveness probe is checked for ownership like readiness: answered by a stranger's listener
+    # (here the test's own process on the port), it is reported with the stranger's pid and fails,
+    # and the service is restarted; a service's own listener keeps passing, whether its main process
+    # holds it or a child of its session does (that one is looked up once, then remembered)
+    port, own, kid = PORTS[10], PORTS[11], PORTS[12]
+    stranger = Proc([FIX, f"listen:{port}", "forever"])
+    wait_until(lambda: tcp_open(port), 5, what="the stranger listens")
+    sup = Sup(tmp, f"""
+  idle:
+    command: {fix("forever")}
+    live: {{ tcp: "127.0.0.1:{port}", interval: 30ms, failures: 2 }}
+  own:
+    command: {fix(f"listen:{own}", "forever")}
+    ready: {{ tcp: "127.0.0.1:{own}", interval: 20ms }}
+    live: {{ tcp: "127.0.0.1:{own}", interval: 30ms, failures: 2 }}
+  parent:
+    command: {cmd("sh", "-c", f"{FIX} listen:{kid} forever; true")}
+    ready: {{ tcp: "127.0.0.1:{kid}", interval: 20ms }}
+    live: {{ tcp: "127.0.0.1:{kid}", interval: 30ms, failures: 2 }}
+""")
+    want = f"127.0.0.1:{port} answered by pid {stranger.pid} (sv_fixture), not by idle"
+    try:
+        sup.start()
+        wait_until(lambda: "idle: liveness failed 2 times" in sup.output(), 10, what="the liveness restart")
+        assert want in sup.output(), sup.output()[-2000:]
+        assert re.search(rf"idle: 127\.0\.0\.1:{port} answers from another process: held by pid "
+                         rf"{stranger.pid} \(sv_fixture\); not alive on it", sup.output()), sup.output()[-2000:]
+        sup.wait_state("own", "READY")
+        sup.wait_state("parent", "READY")
+        # several liveness passes of each (the debug log names every probe result)
+        wait_until(lambda: min(sup.output().count(f"{n}: live probe ok") for n in ("own", "parent")) >= 5, 10,
+                   what="five liveness passes each")
+        st = sup.status()
+        for name in ("own", "parent"):
+            assert st[name]["state"] == "READY" and st[name]["restarts"] == 0, st[name]
+            assert st[name]["probe"]["ok"] is True, st[name]
+        assert "own: liveness failed" not in sup.output() and "parent: liveness failed" not in sup.output()
+        # the child's listener is looked up once per run, not at every liveness interval
+        assert sup.output().count(f"parent: 127.0.0.1:{kid} answers") == 0, sup.output()[-2000:]
+        assert sup.stop() == 0
+    finally:
+        stranger.kill()
+        sup.kill()
+
+
 def test_ready_on_its_own_escapees_listener(tmp):
     # a service that daemonizes (its listener is in a process that left its session) is its own
     port = PORTS[3]
@@ -284,5 +330,6 @@ def test_sd_notify_systemd_notify(tmp):
 
 if __name__ == "__main__":
     run_tests([test_notify_fd, test_log_line, test_never_ready_on_a_strangers_listener,
+               test_liveness_on_a_strangers_listener,
                test_ready_on_its_own_escapees_listener, test_ready_in_a_container_without_ptrace, test_sd_notify, test_sd_notify_watchdog,
                test_sd_notify_systemd_notify])
