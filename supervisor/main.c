@@ -12,6 +12,7 @@
 
 #include <errno.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -118,129 +119,180 @@ static int cmd_check(const char *path)
     return 0;
 }
 
-int main(int argc, char **argv)
-{
-    const char *config = NULL, *sockopt = NULL, *cmd = NULL;
+/* The command line, parsed. */
+typedef struct {
+    const char *config, *sockopt, *cmd, *only;
     const char *pos[4];
-    const char *only = NULL;
-    int npos = 0, json = 0, follow = 0, check = 0, help = 0, ts = 0, nowait = 0;
-    long nlines = -2; /* -2: not given, -1: all */
-    int64_t since = -1, timeout_ms = 60000;
-    if (argc > 1 && strcmp(argv[1], "__probe-https") == 0) return sv_https_probe_main(argc - 2, argv + 2);
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0 || (cmd == NULL && strcmp(a, "help") == 0)) {
-            help = 1;
-        } else if (strcmp(a, "-t") == 0 || strcmp(a, "--timestamps") == 0) {
-            ts = 1;
-        } else if (strcmp(a, "--no-wait") == 0) {
-            nowait = 1;
-        } else if (strcmp(a, "--since") == 0 || strcmp(a, "--timeout") == 0) {
-            int64_t ms;
-            if (++i == argc) return usage_error("%s needs a duration (30s, 10m, 2h)", a);
-            if (xt_duration_parse(argv[i], &ms) < 0)
-                return usage_error("%s: bad duration '%s' (30s, 10m, 2h)", a, argv[i]);
-            if (a[2] == 's')
-                since = ms;
-            else
-                timeout_ms = ms;
-        } else if (strcmp(a, "-V") == 0 || strcmp(a, "--version") == 0) {
-            printf("xtask-supervisor %s\n", SV_VERSION);
-            return 0;
-        } else if (strcmp(a, "-c") == 0 || strcmp(a, "--config") == 0) {
-            if (++i == argc) return usage_error("%s needs a file", a);
-            config = argv[i];
-        } else if (strcmp(a, "-s") == 0 || strcmp(a, "--socket") == 0) {
-            if (++i == argc) return usage_error("%s needs a path", a);
-            sockopt = argv[i];
-        } else if (strcmp(a, "--json") == 0 || strcmp(a, "-j") == 0) {
-            json = 1;
-        } else if (strcmp(a, "--check") == 0) {
-            check = 1;
-        } else if (strcmp(a, "--only") == 0 || strncmp(a, "--only=", 7) == 0) {
-            if (a[6] == '=')
-                only = a + 7;
-            else if (++i == argc)
-                return usage_error("--only needs service names (--only NAME[,NAME...])");
-            else
-                only = argv[i];
-        } else if (strcmp(a, "-f") == 0 || strcmp(a, "--follow") == 0) {
-            follow = 1;
-        } else if (strcmp(a, "-n") == 0 || strcmp(a, "--lines") == 0) {
-            char *end;
-            if (++i == argc) return usage_error("%s needs a number", a);
-            errno = 0;
-            nlines = strcmp(argv[i], "all") == 0 ? -1 : strtol(argv[i], &end, 10);
-            if (nlines != -1 && (*end != '\0' || errno != 0 || nlines < 0))
-                return usage_error("bad line count '%s' (a number, or all)", argv[i]);
-        } else if (a[0] == '-' && a[1] != '\0') {
-            return usage_error("unknown option '%s'", a);
-        } else if (cmd == NULL) {
-            cmd = a;
-        } else if (npos < 4) {
-            pos[npos++] = a;
-        } else {
-            return usage_error("too many arguments ('%s')", a);
-        }
+    int npos, json, follow, check, help, ts, nowait;
+    long nlines; /* -2: not given, -1: all */
+    int64_t since, timeout_ms;
+} cli_opts;
+
+/* Options without a value: the flag they set. */
+static const struct {
+    const char *s, *l;
+    size_t off;
+} flags[] = {
+    {"-h", "--help", offsetof(cli_opts, help)},      {"-t", "--timestamps", offsetof(cli_opts, ts)},
+    {NULL, "--no-wait", offsetof(cli_opts, nowait)}, {"-j", "--json", offsetof(cli_opts, json)},
+    {NULL, "--check", offsetof(cli_opts, check)},    {"-f", "--follow", offsetof(cli_opts, follow)},
+};
+
+/* Options with a value, and what the value is (for "needs ..."); the index is set_valued's. */
+static const struct {
+    const char *s, *l, *what;
+} valued[] = {
+    {"-c", "--config", "a file"},
+    {"-s", "--socket", "a path"},
+    {"-n", "--lines", "a number"},
+    {NULL, "--since", "a duration (30s, 10m, 2h)"},
+    {NULL, "--timeout", "a duration (30s, 10m, 2h)"},
+    {NULL, "--only", "service names (--only NAME[,NAME...])"},
+};
+
+static int opt_is(const char *a, const char *s, const char *l)
+{
+    return (s != NULL && strcmp(a, s) == 0) || strcmp(a, l) == 0;
+}
+
+/* The value v of valued[k]: -1 when taken, else the exit code. */
+static int set_valued(cli_opts *o, size_t k, const char *a, const char *v)
+{
+    int64_t ms;
+    char *end = NULL;
+    if (k == 0) o->config = v;
+    if (k == 1) o->sockopt = v;
+    if (k == 5) o->only = v;
+    if (k == 2) {
+        errno = 0;
+        o->nlines = strcmp(v, "all") == 0 ? -1 : strtol(v, &end, 10);
+        if (o->nlines != -1 && (*end != '\0' || errno != 0 || o->nlines < 0))
+            return usage_error("bad line count '%s' (a number, or all)", v);
     }
-    if (help) {
-        for (size_t k = 0; cmd != NULL && k < sizeof(cmd_usage) / sizeof(cmd_usage[0]); k++)
-            if (strcmp(cmd, cmd_usage[k].cmd) == 0) {
-                fputs(cmd_usage[k].text, stdout);
-                return 0;
-            }
-        fputs(usage, stdout);
+    if (k == 3 || k == 4) {
+        if (xt_duration_parse(v, &ms) < 0) return usage_error("%s: bad duration '%s' (30s, 10m, 2h)", a, v);
+        *(k == 3 ? &o->since : &o->timeout_ms) = ms;
+    }
+    return -1;
+}
+
+/* One argument (argv[*i], and its value after it): -1 to go on, else the exit code. */
+static int parse_arg(cli_opts *o, int argc, char **argv, int *i)
+{
+    const char *a = argv[*i];
+    if (o->cmd == NULL && strcmp(a, "help") == 0) a = "--help";
+    for (size_t k = 0; k < sizeof(flags) / sizeof(flags[0]); k++)
+        if (opt_is(a, flags[k].s, flags[k].l)) {
+            *(int *)((char *)o + flags[k].off) = 1;
+            return -1;
+        }
+    if (strncmp(a, "--only=", 7) == 0) return set_valued(o, 5, a, a + 7);
+    for (size_t k = 0; k < sizeof(valued) / sizeof(valued[0]); k++)
+        if (opt_is(a, valued[k].s, valued[k].l)) {
+            if (++*i == argc) return usage_error("%s needs %s", a, valued[k].what);
+            return set_valued(o, k, a, argv[*i]);
+        }
+    if (strcmp(a, "-V") == 0 || strcmp(a, "--version") == 0) {
+        printf("xtask-supervisor %s\n", SV_VERSION);
         return 0;
     }
-    if (cmd == NULL) cmd = "run";
-    int is_logs = strcmp(cmd, "logs") == 0, is_restart = strcmp(cmd, "restart") == 0;
-    if (!is_logs && (ts || since >= 0 || follow || nlines != -2))
-        return usage_error("-t, --since, -f and -n go with logs, not %s", cmd);
-    if (!is_restart && nowait) return usage_error("--no-wait goes with restart, not %s", cmd);
-    if (config == NULL) config = sv_manifest_default();
-    if (only != NULL && strcmp(cmd, "run") != 0) return usage_error("--only goes with run, not %s", cmd);
-    if (check && strcmp(cmd, "status") != 0) return usage_error("--check goes with status, not %s", cmd);
+    if (a[0] == '-' && a[1] != '\0') return usage_error("unknown option '%s'", a);
+    if (o->cmd == NULL)
+        o->cmd = a;
+    else if (o->npos < 4)
+        o->pos[o->npos++] = a;
+    else
+        return usage_error("too many arguments ('%s')", a);
+    return -1;
+}
 
-    if (strcmp(cmd, "run") == 0) {
-        if (npos > 0) return usage_error("run: unexpected argument '%s'", pos[0]);
-        return sv_run(config, only);
-    }
-    if (strcmp(cmd, "check") == 0) {
-        if (npos > 1) return usage_error("check: unexpected argument '%s'", pos[1]);
-        return cmd_check(npos == 1 ? pos[0] : config);
-    }
-    char req[SV_CTL_REQ_MAX], sockbuf[512];
-    if (strcmp(cmd, "status") == 0 || strcmp(cmd, "reload") == 0 || strcmp(cmd, "ping") == 0) {
-        if (npos > 0) return usage_error("unexpected argument '%s'", pos[0]);
-        snprintf(req, sizeof(req), "%s%s%s", cmd, json ? " json" : "", check ? " check" : "");
-    } else if (strcmp(cmd, "start") == 0 || strcmp(cmd, "stop") == 0 || is_restart || is_logs) {
-        if (npos != 1 && !(is_logs && npos == 0)) return usage_error("%s needs one service name", cmd);
-        const char *name = npos == 1 ? pos[0] : "*";
-        if (strlen(name) > MF_NAME_MAX || strchr(name, ' ') != NULL || (npos == 1 && strcmp(name, "*") == 0))
-            return usage_error("bad service name '%s'", name);
-        if (is_logs) {
-            char count[24], sincew[40] = "";
-            if (nlines == -1)
-                snprintf(count, sizeof(count), "all");
-            else
-                snprintf(count, sizeof(count), "%ld", nlines == -2 ? 50 : nlines);
-            if (since >= 0)
-                snprintf(sincew, sizeof(sincew), " since=%lld", (long long)(sv_wall_ms() - since));
-            snprintf(req, sizeof(req), "logs %s %s%s%s%s", name, count, follow ? " follow" : "",
-                     ts ? " ts" : "", sincew);
-        } else {
-            snprintf(req, sizeof(req), "%s %s%s", cmd, name, is_restart && !nowait ? " wait" : "");
+/* `--help` or `COMMAND --help`, on stdout. */
+static int print_help(const char *cmd)
+{
+    for (size_t k = 0; cmd != NULL && k < sizeof(cmd_usage) / sizeof(cmd_usage[0]); k++)
+        if (strcmp(cmd, cmd_usage[k].cmd) == 0) {
+            fputs(cmd_usage[k].text, stdout);
+            return 0;
         }
-    } else {
-        return usage_error("unknown command '%s'", cmd);
+    fputs(usage, stdout);
+    return 0;
+}
+
+/* Options that go with one command only: -1 when the combination is fine, else 2. */
+static int check_combination(const cli_opts *o)
+{
+    int is_logs = strcmp(o->cmd, "logs") == 0;
+    if (!is_logs && (o->ts || o->since >= 0 || o->follow || o->nlines != -2))
+        return usage_error("-t, --since, -f and -n go with logs, not %s", o->cmd);
+    if (strcmp(o->cmd, "restart") != 0 && o->nowait)
+        return usage_error("--no-wait goes with restart, not %s", o->cmd);
+    if (o->only != NULL && strcmp(o->cmd, "run") != 0)
+        return usage_error("--only goes with run, not %s", o->cmd);
+    if (o->check && strcmp(o->cmd, "status") != 0)
+        return usage_error("--check goes with status, not %s", o->cmd);
+    return -1;
+}
+
+/* The control request of a client command into req: -1, or the exit code of a usage error. */
+static int build_request(const cli_opts *o, char *req, size_t len)
+{
+    const char *cmd = o->cmd;
+    int is_logs = strcmp(cmd, "logs") == 0, is_restart = strcmp(cmd, "restart") == 0;
+    if (strcmp(cmd, "status") == 0 || strcmp(cmd, "reload") == 0 || strcmp(cmd, "ping") == 0) {
+        if (o->npos > 0) return usage_error("unexpected argument '%s'", o->pos[0]);
+        snprintf(req, len, "%s%s%s", cmd, o->json ? " json" : "", o->check ? " check" : "");
+        return -1;
     }
-    const char *sock = find_socket(sockopt, config, sockbuf, sizeof(sockbuf));
-    int rc = client_request(sock, req, is_logs && follow ? -1 : is_restart && !nowait ? timeout_ms : 10000);
+    if (strcmp(cmd, "start") != 0 && strcmp(cmd, "stop") != 0 && !is_restart && !is_logs)
+        return usage_error("unknown command '%s'", cmd);
+    if (o->npos != 1 && !(is_logs && o->npos == 0)) return usage_error("%s needs one service name", cmd);
+    const char *name = o->npos == 1 ? o->pos[0] : "*";
+    if (strlen(name) > MF_NAME_MAX || strchr(name, ' ') != NULL || (o->npos == 1 && strcmp(name, "*") == 0))
+        return usage_error("bad service name '%s'", name);
+    if (!is_logs) {
+        snprintf(req, len, "%s %s%s", cmd, name, is_restart && !o->nowait ? " wait" : "");
+        return -1;
+    }
+    char count[24], sincew[40] = "";
+    if (o->nlines == -1)
+        snprintf(count, sizeof(count), "all");
+    else
+        snprintf(count, sizeof(count), "%ld", o->nlines == -2 ? 50 : o->nlines);
+    if (o->since >= 0) snprintf(sincew, sizeof(sincew), " since=%lld", (long long)(sv_wall_ms() - o->since));
+    snprintf(req, len, "logs %s %s%s%s%s", name, count, o->follow ? " follow" : "", o->ts ? " ts" : "",
+             sincew);
+    return -1;
+}
+
+int main(int argc, char **argv)
+{
+    cli_opts o = {.nlines = -2, .since = -1, .timeout_ms = 60000};
+    char req[SV_CTL_REQ_MAX], sockbuf[512];
+    int rc = -1;
+    if (argc > 1 && strcmp(argv[1], "__probe-https") == 0) return sv_https_probe_main(argc - 2, argv + 2);
+    for (int i = 1; i < argc && rc < 0; i++)
+        rc = parse_arg(&o, argc, argv, &i);
+    if (rc >= 0) return rc;
+    if (o.help) return print_help(o.cmd);
+    if (o.cmd == NULL) o.cmd = "run";
+    if (o.config == NULL) o.config = sv_manifest_default();
+    if ((rc = check_combination(&o)) >= 0) return rc;
+    if (strcmp(o.cmd, "run") == 0) {
+        if (o.npos > 0) return usage_error("run: unexpected argument '%s'", o.pos[0]);
+        return sv_run(o.config, o.only);
+    }
+    if (strcmp(o.cmd, "check") == 0) {
+        if (o.npos > 1) return usage_error("check: unexpected argument '%s'", o.pos[1]);
+        return cmd_check(o.npos == 1 ? o.pos[0] : o.config);
+    }
+    if ((rc = build_request(&o, req, sizeof(req))) >= 0) return rc;
+    int is_restart = strcmp(o.cmd, "restart") == 0, follow = strcmp(o.cmd, "logs") == 0 && o.follow;
+    const char *sock = find_socket(o.sockopt, o.config, sockbuf, sizeof(sockbuf));
+    rc = client_request(sock, req, follow ? -1 : is_restart && !o.nowait ? o.timeout_ms : 10000);
     if (rc == 4 && is_restart)
         fprintf(stderr, "xtask-supervisor: restart %s: not READY within %lld ms (see status and logs %s)\n",
-                pos[0], (long long)timeout_ms, pos[0]);
+                o.pos[0], (long long)o.timeout_ms, o.pos[0]);
     else if (rc == 4)
         fprintf(stderr, "xtask-supervisor: %s: no answer (timeout)\n", sock);
-    if (rc == 4) rc = 1;
-    return rc;
+    return rc == 4 ? 1 : rc;
 }
