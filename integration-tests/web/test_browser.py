@@ -126,7 +126,8 @@ sup = SupervisorStatus(SUP)
 cfg = web_config(os.path.join(tmp.path, "web.yaml"), listen=f"127.0.0.1:{WEB}", auth_port=AUTH, upstream_port=UP,
                  nats_port=NATS, nats_http_port=NATS_HTTP, gui_root=gui_root(), static_root=tmp.path, portal_url=PORTAL,
                  tls={"address": f"127.0.0.1:{TLS}", "cert": cert, "key": key}, domain=DOMAIN,
-                 supervisor_url=f"http://127.0.0.1:{SUP}/status.json", events_extra="  session_check: 3s\n")
+                 supervisor_url=f"http://127.0.0.1:{SUP}/status.json", events_extra="  session_check: 3s\n",
+                 api_extra="  projects:\n    default: { groups: [developers] }\n    ops: { groups: [admins] }\n")
 web = Proc([bin_path("xtask-web"), "--config", cfg])
 procs.append(web)
 web.wait_output(r"ready", 10)

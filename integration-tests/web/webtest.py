@@ -426,7 +426,8 @@ class FakeNode:
 
 def web_config(path, *, listen, auth_port, upstream_port, nats_port, nats_http_port, gui_root, static_root,
                portal_url, extra_limits="", events_queue=256, heartbeat="15s", trusted="[]", tls=None,
-               supervisor_url=None, supervisor_socket=None, domain="xtask.test", threads="auto", events_extra=""):
+               supervisor_url=None, supervisor_socket=None, domain="xtask.test", threads="auto", events_extra="",
+               api_extra=""):
     tls_block = ""
     if tls:
         tls_block = f"  - address: {tls['address']}\n    tls: {{ cert: {tls['cert']}, key: {tls['key']} }}\n"
@@ -453,7 +454,7 @@ nats:
 {events_extra}gui:
   root: {gui_root}
 api:
-  rules:
+{api_extra}  rules:
     - groups: [admins]
       verbs: [task.run, which.check, got.download, silent.exec, kill-port, audit.read]
     - groups: [developers]

@@ -189,6 +189,7 @@ typedef struct {
     int wait; /* answer with the task's reply */
     int kind; /* 0 run, 1 queue, 2 result lookup */
     char node[72];
+    api_who who; /* result lookups: the result's project must be one this user may see */
     /* a GUI run streams its answer: the task id at once, then how the run ended (ds_stream_*) */
     h2o_generator_t gen;
     h2o_iovec_t last; /* the final event, waiting for the first write to finish */
@@ -514,6 +515,14 @@ static void send_ds_result(h2o_req_t *req, const char *id, json_t *res, const ch
     free(h.p);
 }
 
+/* A stored result is shown only to users who may see its project (api.projects). */
+static int result_visible(api_call *c, json_t *res)
+{
+    const char *p = json_string_value(json_object_get(res, "project"));
+    return web_project_allowed(c->srv->conf, c->who.user, c->who.groups,
+                               p && *p ? p : c->srv->conf->default_project);
+}
+
 static void result_reply_cb(void *data, const char *payload, size_t len, int timed_out)
 {
     api_call *c = data;
@@ -532,6 +541,11 @@ static void result_reply_cb(void *data, const char *payload, size_t len, int tim
                 n--;
             res = n >= 0 ? json_loadb((const char *)raw, (size_t)n, 0, NULL) : NULL;
             free(raw);
+        }
+        if (json_is_object(res) && !result_visible(c, res)) {
+            json_decref(res);
+            res = NULL;
+            b64 = NULL; /* as if there were none: another project's results are not ours to confirm */
         }
         send_ds_result(req, c->id, json_is_object(res) ? res : NULL,
                        timed_out || !len ? "the results stream is not available; try again"
@@ -572,6 +586,11 @@ static void result_reply_cb(void *data, const char *payload, size_t len, int tim
     if (!json_is_object(res)) {
         json_decref(res);
         api_send_error(req, 502, "Bad Gateway", "bad_reply", "the stored result is not JSON");
+        return;
+    }
+    if (!result_visible(c, res)) {
+        json_decref(res);
+        api_send_error(req, 404, "Not Found", "not_found", "no result for that task id (yet)");
         return;
     }
     api_send_json(req, 200, "OK", res);
@@ -661,6 +680,12 @@ static void tasks_post(web_server *srv, h2o_req_t *req)
     if (!args) FAIL(400, "bad_request", "args: a task name and up to 63 string arguments");
     api_who who;
     who_of(req, &who);
+    if (!web_project_allowed(srv->conf, who.user, who.groups, project)) {
+        char pm[256];
+        json_decref(args);
+        snprintf(pm, sizeof(pm), "user '%s' may not use project '%s' (api.projects)", who.user, project);
+        FAIL(403, "forbidden", pm);
+    }
     if (!authorize(srv, req, &who, "task.run", json_string_value(json_array_get(args, 0)), ds)) {
         json_decref(args);
         json_decref(body);
@@ -751,6 +776,7 @@ static void tasks_get(web_server *srv, h2o_req_t *req, const char *id)
     c->kind = 2;
     c->ds = h2o_find_header_by_str(&req->headers, H2O_STRLIT("datastar-request"), -1) >= 0;
     snprintf(c->id, sizeof(c->id), "%s", id);
+    who_of(req, &c->who);
     char body[160];
     int n = snprintf(body, sizeof(body), "{\"last_by_subj\":\"xtask.results.*.%s\"}", id);
     c->breq = bus_request_start(srv, "$JS.API.STREAM.MSG.GET.xtask-results", body, (size_t)n, 5000, 0,

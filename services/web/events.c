@@ -930,6 +930,21 @@ static int valid_project(const char *p)
     return 1;
 }
 
+/* A request header's value (bounded, NUL-terminated; "" when absent or holding control bytes). */
+static void header_str(h2o_req_t *req, const char *lcname, char *out, size_t outlen)
+{
+    ssize_t i = h2o_find_header_by_str(&req->headers, lcname, strlen(lcname), -1);
+    out[0] = 0;
+    if (i < 0 || req->headers.entries[i].value.len >= outlen) return;
+    memcpy(out, req->headers.entries[i].value.base, req->headers.entries[i].value.len);
+    out[req->headers.entries[i].value.len] = 0;
+    for (char *p = out; *p; p++)
+        if ((unsigned char)*p < 0x20 || *p == 0x7f) {
+            out[0] = 0;
+            return;
+        }
+}
+
 int events_on_req(web_server *srv, h2o_req_t *req)
 {
     struct web_events *ev = srv->events;
@@ -946,6 +961,16 @@ int events_on_req(web_server *srv, h2o_req_t *req)
         snprintf(project, sizeof(project), "%s", srv->conf->default_project);
     else if (n < 0 || !valid_project(project)) {
         api_send_error(req, 400, "Bad Request", "bad_request", "project: 1-64 of [A-Za-z0-9_-]");
+        return 0;
+    }
+    char user[129], groups[1024];
+    header_str(req, "remote-user", user, sizeof(user));
+    header_str(req, "remote-groups", groups, sizeof(groups));
+    if (!web_project_allowed(srv->conf, user, groups, project)) {
+        char msg[256];
+        snprintf(msg, sizeof(msg), "user '%s' may not see project '%s' (api.projects)", user, project);
+        xt_info("events: %s", msg);
+        api_send_error(req, 403, "Forbidden", "forbidden", msg);
         return 0;
     }
     if (xt_query_get(q, qlen, "format", fmt, sizeof(fmt)) >= 0 && strcmp(fmt, "json") != 0 &&
@@ -1012,6 +1037,19 @@ int events_on_req(web_server *srv, h2o_req_t *req)
         free(s);
         json_decref(sig);
         render_bus_banner(&b, bus_connected(srv));
+        if (srv->conf->nprojects) { /* the projects this user may open (the selector's choices) */
+            sbuf f = {0};
+            sb_puts(&f, "<datalist id=\"project-list\">");
+            for (size_t i = 0; i < srv->conf->nprojects; i++)
+                if (web_project_allowed(srv->conf, user, groups, srv->conf->projects[i].name)) {
+                    sb_puts(&f, "<option value=\"");
+                    sb_esc(&f, srv->conf->projects[i].name);
+                    sb_puts(&f, "\"></option>");
+                }
+            sb_puts(&f, "</datalist>");
+            ds_fragments(&b, NULL, NULL, f.p);
+            free(f.p);
+        }
         render_nodes(srv, &b, 1);
         render_services(srv, &b);
         sbuf f = {0};

@@ -90,13 +90,50 @@ static int load_rule(const xt_doc *d, const xt_node *n, web_api_rule *r, char *e
     return 0;
 }
 
+/* api.projects: {name: {users: [..], groups: [..]}} */
+static int load_projects(const xt_doc *d, const xt_node *m, web_conf *c, char *err, size_t errlen)
+{
+    static const char *const k[] = {"users", "groups", NULL};
+    if (xt_conf_want_map(d, m, "api.projects", err, errlen) != 0) return -1;
+    if (m->len > WEB_MAX_PROJECTS)
+        return xt_conf_error(err, errlen, d, m, "api.projects: at most %d", WEB_MAX_PROJECTS);
+    for (size_t i = 0; i < m->len; i++) {
+        const xt_node *key = m->keys[i], *p = m->items[i], *v;
+        const char *name = key->str;
+        size_t n = 0;
+        for (const char *s = name; s && *s; s++, n++)
+            if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
+                  *s == '-' || *s == '_'))
+                n = WEB_PROJECT_MAX + 1;
+        if (n == 0 || n > WEB_PROJECT_MAX)
+            return xt_conf_error(err, errlen, d, key,
+                                 "api.projects: '%s' is not a project name (1-64 of A-Z a-z 0-9 _ -)",
+                                 name ? name : "");
+        web_project *pr = &c->projects[c->nprojects++];
+        pr->name = strdup(name);
+        if (!pr->name) return xt_conf_error(err, errlen, d, key, "out of memory");
+        if (p->kind == XT_NODE_SCALAR && p->is_null) continue; /* "name:" alone: everyone */
+        if (xt_conf_want_map(d, p, "api.projects entry", err, errlen) != 0 ||
+            xt_conf_check_keys(d, p, k, "api.projects entry", err, errlen) != 0)
+            return -1;
+        if ((v = xt_map_get(p, "users")) != NULL &&
+            xt_conf_strv(d, v, "api.projects users", 1, 1, &pr->users, err, errlen) != 0)
+            return -1;
+        if ((v = xt_map_get(p, "groups")) != NULL &&
+            xt_conf_strv(d, v, "api.projects groups", 1, 1, &pr->groups, err, errlen) != 0)
+            return -1;
+    }
+    return 0;
+}
+
 int web_rules_load(const xt_doc *d, const xt_node *api, web_conf *c, char *err, size_t errlen)
 {
-    static const char *const k[] = {"rules", NULL};
+    static const char *const k[] = {"rules", "projects", NULL};
     const xt_node *v;
     if (xt_conf_want_map(d, api, "api", err, errlen) != 0 ||
         xt_conf_check_keys(d, api, k, "api", err, errlen) != 0)
         return -1;
+    if ((v = xt_map_get(api, "projects")) != NULL && load_projects(d, v, c, err, errlen) != 0) return -1;
     if ((v = xt_map_get(api, "rules")) == NULL) return 0;
     if (v->kind != XT_NODE_SEQ) return xt_conf_error(err, errlen, d, v, "api.rules: a list of rules");
     if (v->len > WEB_MAX_RULES)
@@ -120,6 +157,12 @@ void web_rules_free(web_conf *c)
         xt_strv_free(c->api_rules[i].tasks);
     }
     c->napi_rules = 0;
+    for (size_t i = 0; i < c->nprojects; i++) {
+        free(c->projects[i].name);
+        xt_strv_free(c->projects[i].users);
+        xt_strv_free(c->projects[i].groups);
+    }
+    c->nprojects = 0;
 }
 
 /* 1 if `groups` (comma-separated, blanks around names ignored) holds one of `want`. */
@@ -161,4 +204,17 @@ int web_rules_allow(const web_conf *c, const char *user, const char *groups, con
         return !r->deny;
     }
     return 0;
+}
+
+int web_project_allowed(const web_conf *c, const char *user, const char *groups, const char *project)
+{
+    if (!user || !*user) return 0;
+    if (c->nprojects == 0) return 1;
+    for (size_t i = 0; i < c->nprojects; i++) {
+        const web_project *p = &c->projects[i];
+        if (strcmp(p->name, project) != 0) continue;
+        return (!p->users && !p->groups) || (p->users && in_list((const char *const *)p->users, user)) ||
+               (p->groups && groups && groups_match(groups, p->groups));
+    }
+    return 0; /* a project the configuration does not name: nobody's */
 }

@@ -124,6 +124,15 @@ typedef struct {
     int line, col;
 } web_api_rule;
 
+#define WEB_MAX_PROJECTS 64
+
+/* One api.projects entry (rules.c): who may see the project (its events, output, results) and run
+ * tasks in it. NULL users and groups: every signed-in user. */
+typedef struct {
+    char *name;
+    char **users, **groups; /* NULL-terminated */
+} web_project;
+
 typedef struct {
     uint8_t addr[16];
     int family; /* AF_INET / AF_INET6 */
@@ -160,6 +169,8 @@ typedef struct {
     int log_json;
     web_api_rule api_rules[WEB_MAX_RULES]; /* api.rules, in order: the first match decides */
     size_t napi_rules;
+    web_project projects[WEB_MAX_PROJECTS]; /* api.projects: none = every signed-in user sees every project */
+    size_t nprojects;
 } web_conf;
 
 /* Load and validate `path`. Returns 0, or -1 with "file:line:col: ..." in err. Overrides from the
@@ -189,6 +200,10 @@ void web_rules_free(web_conf *c);
  * (default deny). No user: denied. */
 int web_rules_allow(const web_conf *c, const char *user, const char *groups, const char *verb,
                     const char *task, int *rule);
+
+/* 1 if `user` (groups: Remote-Groups) may see and use `project` (api.projects; without that section,
+ * every signed-in user every project). No user: 0. */
+int web_project_allowed(const web_conf *c, const char *user, const char *groups, const char *project);
 
 /* --- front (front.c) ---------------------------------------------------------------------- */
 

@@ -68,6 +68,20 @@ async function fullChecks(page, ctx, errors) {
   await page.waitForSelector(`${edgeRow}.offline .node-state.off`, { timeout: 8000 });
   step(`edge-ci-1 (${where.trim()}) offline ${Date.now() - t0} ms after its last heartbeat stopped (TTL 3 s)`);
 
+  step('projects: the selector offers what this user may see; another project is refused, and said so');
+  const offered = await page.$$eval('#project-list option', (o) => o.map((x) => x.value));
+  if (JSON.stringify(offered) !== '["default"]') throw new Error(`projects offered: ${JSON.stringify(offered)}`);
+  await page.fill('#project', 'ops');
+  await page.dispatchEvent('#project', 'change');
+  await page.waitForSelector('#denied:not([hidden])', { timeout: 10000 });
+  const denied = await page.textContent('#denied');
+  if (!denied.includes("may not see project 'ops'")) throw new Error(`denied banner: ${denied}`);
+  await page.fill('#project', 'default');
+  await page.dispatchEvent('#project', 'change');
+  await page.waitForSelector('#denied[hidden]', { state: 'attached', timeout: 10000 });
+  await page.waitForSelector('#conn[data-state="live"]', { timeout: 10000 });
+  step(`refused: "${denied}"; back on default`);
+
   step('errors are shown: unknown task, arguments to a task without any, unknown node');
   await expectError(page, NODE, 'no-such-task', '', 'refused');
   await expectError(page, NODE, TASK, 'extra', 'takes no arguments');

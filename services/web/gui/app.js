@@ -16,6 +16,7 @@
 const badge = document.getElementById('conn');
 const signedOutBanner = document.getElementById('signedout');
 const projectInput = document.getElementById('project');
+const deniedBanner = document.getElementById('denied');
 
 const OFFLINE_AFTER_MS = 10000;
 const RETRY_FIRST_MS = 500;
@@ -108,6 +109,15 @@ async function connect() {
     return;
   }
   if (resp.status === 401) { signedOut(); return; }
+  if (resp.status === 403) { // a project this user may not see (api.projects): say so, wait for another
+    let msg = `You may not see project '${project}'.`;
+    try { msg = `${(await resp.json()).error.message}.`; } catch { /* keep the default */ }
+    deniedBanner.textContent = `${msg} Choose another project.`;
+    deniedBanner.hidden = false;
+    setState('offline');
+    return;
+  }
+  deniedBanner.hidden = true;
   if (!resp.ok || !(resp.headers.get('content-type') || '').startsWith('text/event-stream')) {
     if (ctrl === my) lost();
     return;
