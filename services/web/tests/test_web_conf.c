@@ -272,11 +272,41 @@ static void test_api_rules(void **state)
     expect_error(text, "the api needs the signed-in user");
 }
 
+/* api.projects: who may see which project, by user and Remote-Groups; none listed: everyone. */
+static void test_api_projects(void **state)
+{
+    web_conf c;
+    char err[512] = "", text[2048];
+    assert_int_equal(load(&c, rules_host, err, sizeof(err)), 0);
+    assert_true(web_project_allowed(&c, "dev", "", "anything")); /* no api.projects: one team */
+    assert_false(web_project_allowed(&c, "", "", "default"));    /* but never nobody */
+    web_conf_free(&c);
+    snprintf(text, sizeof(text),
+             "%sapi:\n  projects:\n    default:\n    ops: {groups: [admins]}\n"
+             "    pay: {users: [alice], groups: [payments]}\n",
+             rules_host);
+    assert_int_equal(load(&c, text, err, sizeof(err)), 0);
+    assert_int_equal(c.nprojects, 3);
+    assert_true(web_project_allowed(&c, "dev", "developers", "default"));
+    assert_false(web_project_allowed(&c, "dev", "developers", "ops"));
+    assert_true(web_project_allowed(&c, "root", "staff, admins", "ops"));
+    assert_true(web_project_allowed(&c, "alice", "", "pay"));
+    assert_true(web_project_allowed(&c, "bob", "payments", "pay"));
+    assert_false(web_project_allowed(&c, "bob", "payments-x", "pay"));
+    assert_false(web_project_allowed(&c, "root", "admins", "unlisted")); /* not named: nobody's */
+    web_conf_free(&c);
+    snprintf(text, sizeof(text), "%sapi:\n  projects:\n    'a.b': {groups: [x]}\n", rules_host);
+    expect_error(text, ":10:5: api.projects: 'a.b' is not a project name");
+    snprintf(text, sizeof(text), "%sapi:\n  projects:\n    p: {group: [x]}\n", rules_host);
+    expect_error(text, "unknown key 'group' in api.projects entry (did you mean 'groups'?)");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_valid),           cmocka_unit_test(test_errors),
         cmocka_unit_test(test_duplicate_hosts), cmocka_unit_test(test_trusted),
-        cmocka_unit_test(test_api_rules),       cmocka_unit_test(test_header_key)};
+        cmocka_unit_test(test_api_rules),       cmocka_unit_test(test_api_projects),
+        cmocka_unit_test(test_header_key)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
