@@ -283,6 +283,19 @@ static int parse_backend(ctx_t *c, const xt_node *n, auth_config *cfg)
     if (section(c, n, "authentication_backend", keys) < 0 ||
         refuse(c, n, "ldap", "authentication_backend") < 0)
         return -1;
+    if ((v = xt_map_get(n, "password_reset"))) { /* Authelia's default is enabled: never silently off */
+        int off = 0;
+        const xt_node *d = v->kind == XT_NODE_MAP ? xt_map_get(v, "disable") : NULL;
+        if (d && xt_conf_bool(c->doc, d, "authentication_backend.password_reset.disable", &off, c->err,
+                              c->errlen) < 0)
+            return -1;
+        if (!off)
+            return xt_conf_error(
+                c->err, c->errlen, c->doc, xt_map_key(n, "password_reset"),
+                "authentication_backend.password_reset is not supported by xtask-auth (no reset "
+                "flow: passwords change in the users file): remove it or set "
+                "authentication_backend.password_reset.disable: true");
+    }
     f = xt_map_get(n, "file");
     if (!f) return xt_conf_error(c->err, c->errlen, c->doc, n, "authentication_backend.file is required");
     if (section(c, f, "authentication_backend.file", fkeys) < 0) return -1;

@@ -32,7 +32,7 @@ static void good_full(void **st)
                        "totp: {issuer: xtask.fly.dev, algorithm: sha1, digits: 6, period: 30, skew: 1}\n"
                        "authentication_backend:\n"
                        "  refresh_interval: 5m\n"
-                       "  password_reset: {disable: false}\n"
+                       "  password_reset: {disable: true}\n"
                        "  file:\n"
                        "    path: users_database.yml\n"
                        "    password: {algorithm: argon2id, iterations: 1, salt_length: 16, parallelism: 8, "
@@ -203,6 +203,13 @@ static void errors(void **st)
               "ForwardAuth}}}}\n",
          "auth.yml:3:62: server.endpoints.authz.ex/fa: /api/authz/ex/fa lies under /api/authz/ex, whose "
          "ExtAuthz implementation takes every path below it"},
+        {"authentication_backend: {file: {path: /x}, password_reset: {disable: false}}\nsession: {domain: "
+         "example.com}\n",
+         "auth.yml:1:44: authentication_backend.password_reset is not supported by xtask-auth (no reset "
+         "flow: "
+         "passwords change in the users file): remove it or set "
+         "authentication_backend.password_reset.disable: "
+         "true"},
         {BASE "server: {endpoints: {rate_limits: {}}}\n",
          "auth.yml:3:22: server.endpoints.rate_limits is not supported by xtask-auth (regulation and "
          "server.hash_queue bound sign-ins)"},
