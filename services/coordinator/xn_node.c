@@ -290,6 +290,7 @@ typedef struct {
     int slot;
     int lines, dropped;
     int live;
+    json_t *started; /* the task.started event's fields, published once the child is spawned */
 } run_ctx;
 
 static void run_on_line(const char *stream, const char *line, size_t len, void *ud)
@@ -314,6 +315,15 @@ static void run_on_tick(void *ud)
     if (rc->qmsg) natsMsg_InProgress(rc->qmsg, NULL);
 }
 
+/* The task.started event, once: right after the spawn (it goes out while the child execs, off the
+ * request's path), or after a spawn that failed. */
+static void run_started(run_ctx *rc)
+{
+    if (!rc->started) return;
+    publish_event(rc->n, rc->project, "task.started", rc->id, rc->started);
+    rc->started = NULL;
+}
+
 static void run_on_pid(pid_t pgid, void *ud)
 {
     run_ctx *rc = ud;
@@ -321,6 +331,7 @@ static void run_on_pid(pid_t pgid, void *ud)
     rc->n->pgids[rc->slot] = pgid;
     if (pgid > 0 && rc->n->stopping) kill(-pgid, SIGKILL);
     pthread_mutex_unlock(&rc->n->mu);
+    if (pgid > 0) run_started(rc);
 }
 
 /* Build the argv for task `r` into a malloc'd vector of borrowed strings; NULL + error reply. */
@@ -553,10 +564,10 @@ static void do_run(xn *n, job *j, int slot)
                     .ud = &rc,
                     .cancel = &n->cancel};
     int64_t started = xp_now_ms();
-    publish_event(n, r->project, "task.started", id,
-                  json_pack("{s:s,s:b,s:s}", "task", r->args[0], "queued", queued, "requested_by",
-                            r->requested_by[0] ? r->requested_by : "unknown"));
+    rc.started = json_pack("{s:s,s:b,s:s}", "task", r->args[0], "queued", queued, "requested_by",
+                           r->requested_by[0] ? r->requested_by : "unknown");
     xr_run(&spec, &out, &st);
+    run_started(&rc);
     int64_t finished = xp_now_ms();
 
     size_t tail_len = 0;
@@ -579,8 +590,9 @@ static void do_run(xn *n, job *j, int slot)
                      .output = out.full,
                      .output_len = out.full_len};
     size_t maxb = n->conf->max_request_bytes > 4096 ? n->conf->max_request_bytes : 4096;
-    char *stored = xp_result_json(&res, 1, maxb);
+    char *stored = NULL;
     if (queued) {
+        stored = xp_result_json(&res, 1, maxb);
         if (st.cancelled) {
             natsMsg_Nak(j->msg, NULL); /* shutdown: let another node (or our restart) run it */
         } else if (stored && store_result(n, id, stored, j->msg) == 0) {
@@ -589,8 +601,10 @@ static void do_run(xn *n, job *j, int slot)
             natsMsg_Nak(j->msg, NULL);
         }
     } else {
-        /* The requester first (the latency that matters), then the durable copy. */
+        /* The requester first (the latency that matters), then the durable copy (with the full
+         * output: built after the reply is out). */
         reply_str(n, j->msg, xp_result_json(&res, 0, maxb));
+        stored = xp_result_json(&res, 1, maxb);
         if (stored && !st.cancelled) store_result(n, id, stored, NULL);
     }
     publish_event(n, r->project, "task.finished", id,
