@@ -516,27 +516,53 @@ static void render_nodes(web_server *srv, sbuf *b, int snapshot)
     json_decref(nodes);
 }
 
+static void uptime_text(json_int_t ms, char *out, size_t outlen)
+{
+    long long sec = ms / 1000;
+    if (ms <= 0)
+        snprintf(out, outlen, "-");
+    else if (sec < 60)
+        snprintf(out, outlen, "%lld s", sec);
+    else if (sec < 3600)
+        snprintf(out, outlen, "%lld min", sec / 60);
+    else if (sec < 86400)
+        snprintf(out, outlen, "%lld h %lld min", sec / 3600, sec % 3600 / 60);
+    else
+        snprintf(out, outlen, "%lld d %lld h", sec / 86400, sec % 86400 / 3600);
+}
+
 static void render_services(web_server *srv, sbuf *b)
 {
     json_t *st = api_services_json(srv);
     json_t *svcs = json_object_get(st, "services");
     sbuf f = {0};
     sb_puts(&f, "<tbody id=\"services\">");
-    if (!st) sb_puts(&f, "<tr><td colspan=\"5\" class=\"muted\">supervisor status unavailable</td></tr>");
+    if (!st) sb_puts(&f, "<tr><td colspan=\"7\" class=\"muted\">supervisor status unavailable</td></tr>");
     size_t i;
     json_t *s;
     json_array_foreach(svcs, i, s)
     {
         const char *state = json_string_value(json_object_get(s, "state")) ?: "?";
-        char cls[32];
+        json_t *le = json_object_get(s, "last_exit");
+        char cls[32], up[64], last[64] = "-";
         safe_id(state, cls, sizeof(cls));
+        uptime_text(strcmp(state, "READY") == 0 || strcmp(state, "STARTING") == 0
+                        ? json_integer_value(json_object_get(s, "uptime_ms"))
+                        : 0,
+                    up, sizeof(up));
+        if (json_integer_value(json_object_get(le, "signal")) > 0)
+            snprintf(last, sizeof(last), "killed by signal %lld",
+                     (long long)json_integer_value(json_object_get(le, "signal")));
+        else if (json_is_integer(json_object_get(le, "code")))
+            snprintf(last, sizeof(last), "exit %lld",
+                     (long long)json_integer_value(json_object_get(le, "code")));
         sb_puts(&f, "<tr><td>");
         sb_esc(&f, json_string_value(json_object_get(s, "name")));
         sb_printf(&f, "</td><td><span class=\"state state-%s\">", cls);
         sb_esc(&f, state);
-        sb_printf(&f, "</span></td><td>%lld</td><td>%lld</td><td>%s</td></tr>",
-                  (long long)json_integer_value(json_object_get(s, "pid")),
-                  (long long)json_integer_value(json_object_get(s, "restarts")),
+        sb_printf(&f, "</span></td><td>%lld</td><td>%s</td><td>%lld</td><td>%s</td><td>%s</td></tr>",
+                  (long long)json_integer_value(json_object_get(s, "pid")), up,
+                  (long long)json_integer_value(json_object_get(s, "restarts")), last,
                   json_is_true(json_object_get(s, "ready")) ? "yes" : "no");
     }
     sb_puts(&f, "</tbody>");
@@ -1029,6 +1055,14 @@ int events_on_req(web_server *srv, h2o_req_t *req)
                     : json_string(""));
         json_object_set_new(sig, "project", json_string(project));
         json_object_set_new(sig, "connected", json_true());
+        {
+            /* admins (whom api.rules allow audit.read) get the link to NATS monitoring (/nats/, which
+             * the auth rules open to admins only) */
+            int rule;
+            json_object_set_new(
+                sig, "isAdmin",
+                json_boolean(web_rules_allow(srv->conf, user, groups, "audit.read", NULL, &rule)));
+        }
         char *s = json_dumps(sig, JSON_COMPACT);
         /* for the page's stream client (gui/app.js): how often it hears from us at least */
         sb_printf(&b, "event: xtask-hello\ndata: {\"heartbeat_ms\":%lld,\"session_check_ms\":%lld}\n\n",

@@ -180,6 +180,10 @@ try {
   await page.waitForFunction((u) => document.querySelector('#user')?.textContent === u, USER, { timeout: 10000 });
   await page.waitForSelector(`#nodes td.node-id:text-is("${NODE}")`, { timeout: 15000 });
   await page.waitForSelector('#services .state-READY', { timeout: 10000 });
+  const svc = await page.$$eval('#services tr:first-child td', (t) => t.map((x) => x.textContent));
+  if (svc.length !== 7) throw new Error(`services row: ${JSON.stringify(svc)}`);
+  if (await page.isVisible('#nats-link')) throw new Error('NATS monitoring is linked for a non-admin');
+  step(`services: ${JSON.stringify(svc)} (no NATS monitoring link for a developer)`);
 
   step('run a task from the form');
   await page.fill('#run-node', NODE);

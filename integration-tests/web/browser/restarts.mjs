@@ -67,14 +67,24 @@ try {
   });
   figure('first_paint_ms', paint.fcp);
   figure('first_live_ms', paint.live);
+  // anchor: the same page fetched by the page's fetch (no rendering, no stream)
+  for (let i = 0; i < 3; i++) {
+    figure('page_get_ms', await page.evaluate(async (u) => {
+      const ta = performance.now();
+      await (await fetch(u, { cache: 'no-store' })).text();
+      return performance.now() - ta;
+    }, APP));
+  }
   await page.waitForSelector(`#nodes td.node-id:text-is("${NODE}")`, { timeout: 15000 });
 
   for (let round = 1; round <= ROUNDS; round++) {
-    step(`round ${round}: xtask-supervisor restart web`);
+    step(`round ${round}: xtask-supervisor restart web while a task runs`);
+    await runAndWatch(page, 'demo', 1); // its answer is still streaming when web goes away
     const pid0 = await webPid(page);
     let c0 = await page.evaluate(() => window.xtaskStream.connects);
     let t = Date.now();
     sup('restart', 'web');
+    figure('web_restart_ready_ms', Date.now() - t); // anchor: the supervisor's own "web is READY"
     await page.waitForFunction((c) => window.xtaskStream.connects > c && window.xtaskStream.state === 'live', c0,
       { timeout: 20000, polling: 20 });
     figure('web_restart_to_live_ms', (await page.evaluate(() => window.xtaskStream.liveSince)) - t);
@@ -85,7 +95,9 @@ try {
       }
       return false;
     }, pid0, { timeout: 10000 });
-    step(`live again; web's pid ${pid0} -> ${await webPid(page)}; a task run now shows its output`);
+    await page.waitForFunction(() => (document.querySelector('#task-error')?.textContent || '').includes('was lost'),
+      null, { timeout: 10000 });
+    step(`live again; web's pid ${pid0} -> ${await webPid(page)}; the cut run said so; a task run now shows its output`);
     await runAndWatch(page, 'demo', 3);
 
     step(`round ${round}: xtask-supervisor restart auth`);
@@ -124,6 +136,7 @@ try {
     await page.screenshot({ path: SHOT.replace(/\.png$/, '-nats-down.png'), fullPage: true });
     t = Date.now();
     sup('start', 'nats');
+    figure('nats_start_ready_ms', Date.now() - t);
     await page.waitForSelector('#bus-banner[hidden]', { state: 'attached', timeout: 20000 });
     await page.waitForSelector('#conn[data-state="live"]', { timeout: 20000 });
     figure('nats_start_to_live_ms', Date.now() - t);

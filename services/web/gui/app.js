@@ -167,10 +167,20 @@ async function connect() {
   lost();
 }
 
-// A Datastar request of the page (run, open a result) answered 401: the session is gone.
+// A Datastar request of the page (run, open a result) answered 401: the session is gone. A run's
+// answer cut off (xtask-web restarted while the task ran; requests are never retried, a POST must
+// not run twice): say so; the task's result still arrives with the results.
 document.addEventListener('datastar-sse', (e) => {
   const d = e.detail || {};
   if (d.type === 'error' && String((d.argsRaw || {}).status) === '401') signedOut();
+  if (d.type === 'retries-failed' && d.elId === 'run') {
+    dispatch('datastar-merge-signals', { signals: JSON.stringify({ taskNote: '',
+      taskError: 'the connection to xtask-web was lost while the task ran: see Recent results for how it ended' }) });
+  }
+});
+// Datastar then rejects the action's promise (SseFetchFailed): handled above, not a page error.
+window.addEventListener('unhandledrejection', (e) => {
+  if (String(e.reason && (e.reason.message || e.reason)).includes('SseFetchFailed')) e.preventDefault();
 });
 
 window.addEventListener('offline', () => { if (!stopped && st.state !== 'live') setState('offline'); });
