@@ -7,9 +7,9 @@
 set -euo pipefail
 
 build_pkgs=(build-essential cmake pkg-config libnats-dev libyaml-dev libcurl4-openssl-dev libh2o-evloop-dev
-            libssl-dev libargon2-dev libjansson-dev zlib1g-dev)
-run_pkgs=(nats-server openssl ca-certificates procps iproute2)
-test_pkgs=(libcmocka-dev argon2 curl python3 chromium iproute2 wrk clang-format clang libclang-rt-14-dev)
+            libssl-dev libargon2-dev libjansson-dev zlib1g-dev libqrencode-dev)
+run_pkgs=(nats-server openssl ca-certificates procps iproute2 libqrencode4)
+test_pkgs=(libcmocka-dev argon2 curl python3 chromium zbar-tools iproute2 wrk clang-format clang libclang-rt-14-dev)
 bench_pkgs=(supervisor s6 runit caddy nginx-light wrk hyperfine iproute2)
 
 want=("${build_pkgs[@]}")

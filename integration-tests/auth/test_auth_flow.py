@@ -384,6 +384,25 @@ def test_portal_messages():
                what="the lock-out to end")
 
 
+def test_enrol_without_notifier():
+    """Without notifier.filesystem, enrolment from the browser says what to configure; the CLI path stays."""
+    st, hd, _ = srv.post_form("/api/firstfactor", {"username": "bob", "password": PW["bob"]})
+    c = cookie_of(hd)
+    html = portal_get("/", c)
+    assert 'id="enrol" href="/enrol"' in html, html
+    html = portal_get("/enrol", c)
+    assert "needs a notifier" in html and "notifier.filesystem.filename" in html and "totp-generate" in html, html
+    st, hd, _ = srv.post_form("/api/user/session/elevation", {}, cookie=c)
+    assert st == 303 and hd["location"] == "/enrol", (st, hd)
+    st, hd, js = srv.post_json("/api/user/session/elevation", {}, cookie=c)
+    assert st == 403 and js["status"] == "KO" and "notifier.filesystem.filename" in js["message"], (st, js)
+    st, hd, js = srv.post_json("/api/secondfactor/totp/register", {"token": "123456"}, cookie=c)
+    assert st == 403 and js["status"] == "KO", (st, js)
+    # no session: sign in first
+    st, hd, _ = srv.post_form("/api/user/session/elevation", {})
+    assert st == 303 and loc_params(hd["location"])[1]["m"] == "signin", (st, hd)
+
+
 # --- Basic credentials ---------------------------------------------------------------------------
 
 def test_basic_auth():
@@ -529,6 +548,16 @@ def test_config_errors_exit_2():
     r = subprocess.run([bin_path("xtask-auth"), "check-config", "--config", srv.config], capture_output=True,
                        text=True)
     assert r.returncode == 0, r.stderr
+    # notifier: filesystem is built, smtp is refused where it is written
+    base = open(srv.config).read()
+    p = tmp.write("smtp.yml", base + "notifier:\n  smtp:\n    address: smtp://mail.example.com:25\n")
+    r = subprocess.run([bin_path("xtask-auth"), "check-config", "--config", p], capture_output=True, text=True)
+    line = base.count("\n") + 2
+    assert r.returncode == 2 and r.stderr.startswith(f"{p}:{line}:3: notifier.smtp is not supported"), r.stderr
+    p = tmp.write("fsn.yml", base + "notifier:\n  filesystem:\n    filename: relative.txt\n")
+    r = subprocess.run([bin_path("xtask-auth"), "check-config", "--config", p], capture_output=True, text=True)
+    assert r.returncode == 2 and f"{p}:{line + 1}:15: notifier.filesystem.filename: want an absolute path" in r.stderr, \
+        r.stderr
     r = subprocess.run([bin_path("xtask-auth"), "--bogus"], capture_output=True, text=True)
     assert r.returncode == 2
     # the shipped config validates (with its secret from the environment)
@@ -564,7 +593,8 @@ def main():
     try:
         for t in (test_health_and_state, test_anonymous_redirects, test_portal_from_query, test_fail_closed,
                   test_first_factor_and_verify, test_login_failures_look_the_same, test_session_fixation_and_targets,
-                  test_forms_without_javascript, test_totp_generate, test_two_factor, test_portal_messages, test_basic_auth,
+                  test_forms_without_javascript, test_totp_generate, test_two_factor, test_portal_messages, test_enrol_without_notifier,
+                  test_basic_auth,
                   test_regulation_ban, test_users_reload, test_hashing_bound_and_verify_latency,
                   test_hash_password_checked_by_argon2_cli, test_config_errors_exit_2, test_no_secrets_in_logs, test_sigterm_clean_exit):
             case(t)

@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """The login portal in Debian's chromium (playwright-core), behind the real xtask-web TLS front:
 truthful messages (wrong password, wrong code, used code, locked out with the time left), the username
-kept, post/redirect/get (Back after sign-out never resubmits a form). Screenshots of every step go to
+kept, post/redirect/get (Back after sign-out never resubmits a form); TOTP enrolment from the portal
+(a one-time code through notifier.filesystem, the QR code decoded by zbarimg, its secret's code
+accepted, nothing stored before that). Screenshots of every step go to
 integration-tests/artifacts/portal-NN.png. Fails when /usr/bin/chromium, node or npm is missing."""
 import os
 import re
@@ -15,8 +17,9 @@ from webtest import Upstream, gui_root, web_config  # noqa: E402
 from xt_testlib import (ARTIFACTS, BIN_DIR, NatsServer, Proc, TempDir, bin_path, fast_hash, http_request,  # noqa: E402
                         port_block, wait_until)
 
-if not os.path.exists("/usr/bin/chromium") or not shutil.which("npm") or not shutil.which("node"):
-    print("FAIL: the browser test needs /usr/bin/chromium, node and npm (scripts/deps.sh test installs them)")
+if not os.path.exists("/usr/bin/chromium") or not shutil.which("npm") or not shutil.which("node") \
+        or not shutil.which("zbarimg"):
+    print("FAIL: the browser test needs /usr/bin/chromium, node, npm and zbarimg (scripts/deps.sh test installs them)")
     sys.exit(1)
 
 P = port_block("auth")
@@ -25,6 +28,7 @@ DOMAIN = "xtask.test"
 APP_URL = f"https://app.{DOMAIN}:{TLS}/app/hello"
 PORTAL = f"https://auth.{DOMAIN}:{TLS}/"
 USER, PASS = "ada", "ada-pass"
+USER2, PASS2 = "bea", "bea-pass"
 tmp = TempDir("xt-portal-e2e-")
 shots = os.path.join(ARTIFACTS, "portal")
 os.makedirs(shots, exist_ok=True)
@@ -48,7 +52,13 @@ users = tmp.write("users.yml", f"""users:
     password: "{fast_hash(PASS)}"
     email: ada@{DOMAIN}
     groups: [admins]
+  {USER2}:
+    displayname: "Bea"
+    password: "{fast_hash(PASS2)}"
+    email: bea@{DOMAIN}
+    groups: [admins]
 """)
+notify = os.path.join(tmp.path, "notification.txt")
 auth_cfg = tmp.write("auth.yml", f"""
 server: {{ address: "tcp://127.0.0.1:{AUTH}/" }}
 log: {{level: info}}
@@ -69,6 +79,8 @@ session:
   domain: {DOMAIN}
   authelia_url: "{PORTAL}"
   secret: "0123456789abcdef0123456789abcdef"
+notifier:
+  filesystem: {{ filename: "{notify}" }}
 regulation:
   max_retries: 3
   find_time: 2m
@@ -93,7 +105,8 @@ try:
     procs.append(web)
     web.wait_output(r"ready", 10)
     env = {"E2E_APP_URL": APP_URL, "E2E_PORTAL_PREFIX": PORTAL, "E2E_USER": USER, "E2E_PASS": PASS,
-           "E2E_SECRET": secret, "E2E_SCREENSHOT_DIR": shots, "E2E_RESOLVER_RULES": f"MAP *.{DOMAIN} 127.0.0.1"}
+           "E2E_SECRET": secret, "E2E_USER2": USER2, "E2E_PASS2": PASS2,
+           "E2E_NOTIFY_FILE": notify, "E2E_TOTP_FILE": os.path.join(tmp.path, "totp.yml"), "E2E_SCREENSHOT_DIR": shots, "E2E_RESOLVER_RULES": f"MAP *.{DOMAIN} 127.0.0.1"}
     r = subprocess.run(["node", "portal.mjs"], cwd=work, env={**os.environ, **env}, timeout=150)
     rc = r.returncode
     if rc != 0:
@@ -101,7 +114,8 @@ try:
             print(p.output()[-3000:])
     else:
         out = procs[0].output()
-        assert secret not in out and PASS not in out, "a secret in the auth log"
+        assert secret not in out and PASS not in out and PASS2 not in out, "a secret in the auth log"
+        assert "TOTP enrolled for 'bea' from the portal" in out, out[-2000:]
 finally:
     for p in procs:
         p.kill()

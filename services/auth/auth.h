@@ -357,6 +357,9 @@ struct auth_config {
     int64_t kv_lookup_timeout_ms; /* session.nats.lookup_timeout: bound of a lookup on a local miss */
     int64_t kv_resync_ms;         /* session.nats.resync_interval: re-read the bucket's logouts */
 
+    char *notify_path; /* notifier.filesystem.filename (malloc'd), NULL: no notifier, no enrolment from
+                          the portal (auth_enrol.c) */
+
     /* audit (an xtask extension): sign-ins, failures, logouts and bans to xtask.audit.auth.<region> */
     int audit_enabled;
     const char *audit_url;    /* audit.servers: overrides session.nats.url (same creds, TLS); may be NULL */
@@ -369,6 +372,38 @@ int auth_config_load_mem(const char *name, const char *text, xt_conf_getenv_fn g
                          auth_config *cfg, char *err, size_t errlen);
 void auth_config_free(auth_config *cfg);
 
+/* --- auth_notify.c: notifier.filesystem --------------------------------------------------- */
+
+/* The `notifier` node: *filename (malloc'd) for filesystem.filename, NULL without one; smtp refused. */
+int auth_notify_parse(const xt_doc *doc, const xt_node *n, char **filename, char *err, size_t errlen);
+/* Replace the file with one message (0600, atomically). */
+int auth_notify_send(const char *filename, const char *to, const char *subject, const char *body, char *err,
+                     size_t errlen);
+
+/* --- auth_enrol.c: TOTP enrolment behind an identity verification ------------------------- */
+
+typedef struct auth_enrol auth_enrol;
+enum { AUTH_ENROL_NONE = 0, AUTH_ENROL_CODE_SENT = 1, AUTH_ENROL_ELEVATED = 2 };
+
+auth_enrol *auth_enrol_new(void);
+void auth_enrol_free(auth_enrol *e);
+/* A new one-time code (8 characters, 5 minutes) for user's session sid into code (>= 9 bytes). */
+int auth_enrol_new_code(auth_enrol *e, const char *user, const uint8_t sid[AUTH_SID_BYTES], int64_t now,
+                        char *code, size_t codelen);
+/* 1 the code is right (the session is elevated for 5 minutes and a new secret drawn), 0 wrong,
+ * -1 no code, expired or out of tries. */
+int auth_enrol_elevate(auth_enrol *e, const char *user, const uint8_t sid[AUTH_SID_BYTES], const char *code,
+                       int64_t now);
+/* Where the session is (AUTH_ENROL_*); when elevated, the pending secret in base32. */
+int auth_enrol_stage(auth_enrol *e, const char *user, const uint8_t sid[AUTH_SID_BYTES], int64_t now,
+                     char *secret_b32, size_t b32len);
+/* A code from the pending secret: AUTH_TOTP_OK (the secret in base32 and the step used are given
+ * back for the store, the enrolment ends), AUTH_TOTP_WRONG, AUTH_TOTP_REUSED, or -1 not elevated. */
+int auth_enrol_confirm(auth_enrol *e, const char *user, const uint8_t sid[AUTH_SID_BYTES], const char *token,
+                       int64_t now, const auth_config *cfg, char *secret_b32, size_t b32len, int64_t *step);
+/* The QR code of text as an inline SVG document (malloc'd, *len), `scale` pixels a module. */
+char *auth_enrol_qr_svg(const char *text, int scale, size_t *len);
+
 /* --- auth_server.c -------------------------------------------------------------------------- */
 
 /* Run the service until SIGINT/SIGTERM. Returns the process exit code. */
@@ -380,13 +415,17 @@ int auth_server_run(auth_config *cfg);
  * (already validated or empty). The page is always the answer to a GET: every form posts, then is
  * redirected (303) to the portal with a message code in the query (post/redirect/get), so Back and
  * reload never resubmit a form. */
-typedef enum { AUTH_PORTAL_LOGIN, AUTH_PORTAL_TOTP, AUTH_PORTAL_DONE } auth_portal_view;
+typedef enum { AUTH_PORTAL_LOGIN, AUTH_PORTAL_TOTP, AUTH_PORTAL_DONE, AUTH_PORTAL_ENROL } auth_portal_view;
 typedef struct {
     auth_portal_view view;
     const char *user;   /* the signed-in user (TOTP, DONE), or the name kept in the login form */
     const char *rd;     /* the target to go on to; may be NULL */
     const char *error;  /* shown as an alert; may be NULL */
     const char *notice; /* shown as a status line; may be NULL */
+    int can_enrol;      /* TOTP, DONE: link to the enrolment page */
+    int enrol_stage;    /* ENROL: AUTH_ENROL_* ; -1: no notifier configured */
+    const char *qr_svg; /* ENROL, elevated: the QR code (inline SVG) */
+    const char *secret; /* ENROL, elevated: the base32 secret, for typing in */
 } auth_portal_page;
 /* A malloc'd HTML document (its length in *len), NULL when out of memory. */
 char *auth_portal_render(const auth_portal_page *pg, size_t *len);

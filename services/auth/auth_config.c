@@ -606,6 +606,7 @@ static int validate(auth_config *cfg, char *err, size_t errlen)
         parse_session(&c, xt_map_get(root, "session"), cfg) < 0 ||
         parse_regulation(&c, xt_map_get(root, "regulation"), cfg) < 0 || refuse_unbuilt(&c, root) < 0 ||
         parse_audit(&c, xt_map_get(root, "audit"), cfg) < 0 ||
+        auth_notify_parse(cfg->doc, xt_map_get(root, "notifier"), &cfg->notify_path, err, errlen) < 0 ||
         auth_acl_parse(cfg->doc, xt_map_get(root, "access_control"), &cfg->acl, err, errlen) < 0)
         return -1;
     { /* server.endpoints.authz (auth_authz.c); absent: today's two endpoints */
@@ -656,6 +657,7 @@ void auth_config_free(auth_config *cfg)
     auth_acl_free(&cfg->acl);
     free(cfg->users_path);
     free(cfg->totp_path);
+    free(cfg->notify_path);
     xt_doc_free(cfg->doc);
     xt_nats_conf_free(&cfg->kv_nats);
     cfg->users_path = cfg->totp_path = NULL;

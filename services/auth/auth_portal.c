@@ -93,6 +93,13 @@ static const struct {
     {"locked", 1, NULL}, /* with the time left: auth_portal_message */
     {"busy", 1, "Too many sign-ins in progress, retry in a moment."},
     {"signin", 1, "Your session has ended: sign in again."},
+    {"sent", 0, "A one-time code was sent to you: enter it below."},
+    {"otc", 1, "That one-time code is not right."},
+    {"otc-expired", 1, "That one-time code has expired or was tried too often: send a new one."},
+    {"notify-failed", 1, "The code could not be sent (the notifier failed): ask an administrator."},
+    {"enrolled", 0, "Your authenticator app is set up: use its codes from now on."},
+    {"elevation", 1, "Confirm it is you first: send a one-time code."},
+    {"need-2fa", 1, "You have an authenticator already: sign in with its code before you replace it."},
 };
 
 int auth_portal_message(const char *code, int64_t left_ms, char *out, size_t outlen)
@@ -176,6 +183,41 @@ char *auth_portal_render(const auth_portal_page *pg, size_t *len)
               "value=\"");
         put_esc(&b, rd);
         puts_(&b, "\">\n<button type=\"submit\">Verify</button>\n</form>\n");
+        if (pg->can_enrol)
+            puts_(&b, "<p><a id=\"enrol\" href=\"/enrol\">Set up an authenticator app</a></p>\n");
+        put_signout(&b);
+        break;
+    case AUTH_PORTAL_ENROL:
+        puts_(&b, "<h2>Set up an authenticator app</h2>\n<p>Signed in as <b id=\"user\">");
+        put_esc(&b, pg->user);
+        puts_(&b, "</b>.</p>\n");
+        if (pg->enrol_stage == AUTH_ENROL_ELEVATED) {
+            puts_(&b, "<p>Scan this QR code with your authenticator app, then enter the code it shows. "
+                      "Your current authenticator (if any) keeps working until this one is verified.</p>\n");
+            if (pg->qr_svg) puts_(&b, pg->qr_svg);
+            puts_(&b, "\n<p class=\"muted\">Or type the secret: <code id=\"secret\">");
+            put_esc(&b, pg->secret);
+            puts_(&b,
+                  "</code></p>\n<form method=\"post\" action=\"/api/secondfactor/totp/register\">\n"
+                  "<label for=\"token\">Code from the new authenticator</label><input type=\"text\" "
+                  "id=\"token\" name=\"token\" inputmode=\"numeric\" pattern=\"[0-9]{6,8}\" "
+                  "autocomplete=\"one-time-code\" required autofocus>\n<button type=\"submit\">Verify and "
+                  "save</button>\n</form>\n");
+        } else if (pg->enrol_stage == AUTH_ENROL_CODE_SENT) {
+            puts_(
+                &b,
+                "<form method=\"post\" action=\"/api/user/session/elevation\">\n"
+                "<label for=\"otc\">One-time code (from the message sent to you)</label><input type=\"text\" "
+                "id=\"otc\" name=\"otc\" autocomplete=\"off\" required autofocus>\n<button "
+                "type=\"submit\">Confirm</button>\n</form>\n<form method=\"post\" "
+                "action=\"/api/user/session/elevation\"><button type=\"submit\" id=\"send\">Send another "
+                "code</button></form>\n");
+        } else if (pg->enrol_stage == AUTH_ENROL_NONE) {
+            puts_(&b, "<p>First confirm it is you: a one-time code is sent to you through the notifier.</p>\n"
+                      "<form method=\"post\" action=\"/api/user/session/elevation\"><button type=\"submit\" "
+                      "id=\"send\">Send a code</button></form>\n");
+        }
+        puts_(&b, "<p><a href=\"/\">Back</a></p>\n");
         put_signout(&b);
         break;
     case AUTH_PORTAL_DONE:
@@ -187,6 +229,8 @@ char *auth_portal_render(const auth_portal_page *pg, size_t *len)
             put_esc(&b, rd);
             puts_(&b, "\">Continue</a></p>\n");
         }
+        if (pg->can_enrol)
+            puts_(&b, "<p><a id=\"enrol\" href=\"/enrol\">Set up a new authenticator app</a></p>\n");
         put_signout(&b);
         break;
     }

@@ -60,6 +60,7 @@ typedef struct server {
     auth_pool *pool;
     auth_kv *kv;
     auth_audit *audit; /* NULL when audit.enabled is off */
+    auth_enrol *enrol; /* TOTP enrolments in progress (auth_enrol.c) */
     h2o_multithread_queue_t *queue;
     h2o_timeout_t delay_timeout, tick_timeout;
     h2o_timeout_entry_t tick_entry;
@@ -1299,7 +1300,7 @@ static int on_portal(server *s, h2o_req_t *req)
     int64_t now = auth_now_ms();
     auth_session *sess = session_of(s, req, now, 0, &u);
     char rd[AUTH_URL_MAX + 1] = "", code[16] = "", name[AUTH_NAME_MAX + 1] = "", msg[256];
-    auth_portal_page pg = {AUTH_PORTAL_LOGIN, NULL, rd, NULL, NULL};
+    auth_portal_page pg = {AUTH_PORTAL_LOGIN, NULL, rd, NULL, NULL, 0, 0, NULL, NULL};
     int kind = -1;
     if (req->query_at != SIZE_MAX) {
         const char *q = req->path.base + req->query_at + 1;
@@ -1327,15 +1328,202 @@ static int on_portal(server *s, h2o_req_t *req)
             redirect(req, 302, rd);
         } else if (sess->level < AUTH_LEVEL_TWO) {
             pg.view = AUTH_PORTAL_TOTP;
-            if (!auth_totp_store_find(&s->totp, u->name))
-                pg.error = "No one-time password is enrolled for you: ask an administrator "
-                           "(xtask-auth totp-generate).";
+            if (!auth_totp_store_find(&s->totp, u->name)) {
+                if (!pg.error && !pg.notice)
+                    pg.error = "No one-time password is enrolled for you yet: set up an authenticator app "
+                               "(below), or ask an administrator (xtask-auth totp-generate).";
+                pg.can_enrol = 1;
+            }
             respond_html(req, 200, &pg);
         } else {
             pg.view = AUTH_PORTAL_DONE;
+            pg.can_enrol = 1;
             respond_html(req, 200, &pg);
         }
     }
+    return 0;
+}
+
+/* --- TOTP enrolment (auth_enrol.c): Authelia 4.38's identity verification, then the QR code --- */
+
+static void reload_totp(server *s, int initial);
+
+#define MSG_NO_NOTIFIER                                                                                      \
+    "Setting up an authenticator from the browser needs a notifier to send the one-time code: configure "    \
+    "notifier.filesystem.filename in the auth configuration. Until then an administrator enrols you "        \
+    "(xtask-auth totp-generate --user NAME)."
+
+/* The session may enrol: signed in, and with the second factor when it replaces one. */
+static int enrol_allowed(server *s, const auth_session *sess, const auth_user *u)
+{
+    int has = auth_totp_store_find(&s->totp, u->name) != NULL;
+    return sess->level >= (has ? AUTH_LEVEL_TWO : AUTH_LEVEL_ONE);
+}
+
+/* Common checks of the enrolment requests: the session (or a reply sent and NULL). */
+static auth_session *enrol_session(server *s, h2o_req_t *req, int form, const auth_user **u)
+{
+    auth_session *sess = session_of(s, req, auth_now_ms(), 1, u);
+    const char *code = !sess                         ? "signin"
+                       : !s->cfg->notify_path        ? NULL
+                       : !enrol_allowed(s, sess, *u) ? "need-2fa"
+                                                     : "";
+    if (code && !*code) return sess;
+    if (form) {
+        if (code)
+            portal_redirect(req, "", "", code);
+        else
+            redirect(req, 303, "/enrol");
+    } else {
+        respond_json(req, sess ? 403 : 401, "KO", code ? "Operation failed." : MSG_NO_NOTIFIER, NULL);
+    }
+    return NULL;
+}
+
+static int on_enrol_page(server *s, h2o_req_t *req)
+{
+    const auth_user *u;
+    int64_t now = auth_now_ms();
+    auth_session *sess = session_of(s, req, now, 0, &u);
+    char code[16] = "", msg[256], b32[64], uri[512];
+    auth_portal_page pg = {AUTH_PORTAL_ENROL, NULL, "", NULL, NULL, 0, -1, NULL, NULL};
+    char *svg = NULL;
+    size_t len = 0;
+    int kind = -1;
+    if (!sess) {
+        portal_redirect(req, "", "", "signin");
+        return 0;
+    }
+    if (req->query_at != SIZE_MAX &&
+        xt_query_get(req->path.base + req->query_at + 1, req->path.len - req->query_at - 1, "m", code,
+                     sizeof(code)) > 0)
+        kind = auth_portal_message(code, 0, msg, sizeof(msg));
+    if (kind == 1) pg.error = msg;
+    if (kind == 0) pg.notice = msg;
+    pg.user = u->name;
+    if (!s->cfg->notify_path) {
+        pg.error = MSG_NO_NOTIFIER;
+    } else if (!enrol_allowed(s, sess, u)) {
+        auth_portal_message("need-2fa", 0, msg, sizeof(msg));
+        pg.error = msg;
+    } else {
+        pg.enrol_stage = auth_enrol_stage(s->enrol, u->name, sess->id, now, b32, sizeof(b32));
+        if (pg.enrol_stage == AUTH_ENROL_ELEVATED &&
+            auth_totp_uri(s->cfg->totp_issuer, u->name, b32, s->cfg->totp_algo, s->cfg->totp_digits,
+                          s->cfg->totp_period, uri, sizeof(uri)) == 0 &&
+            (svg = auth_enrol_qr_svg(uri, 5, &len)) != NULL) {
+            pg.qr_svg = svg;
+            pg.secret = b32;
+        } else if (pg.enrol_stage == AUTH_ENROL_ELEVATED) {
+            pg.enrol_stage = -1;
+            pg.error = "The QR code could not be made: try again.";
+        }
+    }
+    respond_html(req, 200, &pg);
+    free(svg);
+    OPENSSL_cleanse(b32, sizeof(b32));
+    OPENSSL_cleanse(uri, sizeof(uri));
+    return 0;
+}
+
+/* POST (form or JSON) without `otc`: send a one-time code through the notifier. With `otc` (form),
+ * or PUT (JSON, Authelia 4.38): check it; right, the session is elevated and a new secret drawn. */
+static int on_elevation(server *s, h2o_req_t *req)
+{
+    body_t b;
+    char otc[32], body[512], to[2 * AUTH_NAME_MAX + 512], err[512], code[16];
+    const auth_user *u;
+    auth_session *sess;
+    int put = h2o_memis(req->method.base, req->method.len, H2O_STRLIT("PUT")), rc;
+    long ol;
+    if (!put && !h2o_memis(req->method.base, req->method.len, H2O_STRLIT("POST"))) {
+        respond_text(req, 405, "405 Method Not Allowed\n");
+        return 0;
+    }
+    if (body_parse(req, &b) < 0) return 0;
+    ol = body_str(req, &b, "otc", "otc", otc, sizeof(otc));
+    json_decref(b.json);
+    if (b.form && !origin_ok(s, req)) {
+        respond_text(req, 403, "403 Forbidden\n");
+        return 0;
+    }
+    if (!(sess = enrol_session(s, req, b.form, &u))) return 0;
+    if (ol < 0 && !put) {
+        if (auth_enrol_new_code(s->enrol, u->name, sess->id, auth_now_ms(), code, sizeof(code)) < 0) {
+            respond_json(req, 503, "KO", "Operation failed.", NULL);
+            return 0;
+        }
+        snprintf(to, sizeof(to), "%s <%s>", u->displayname, u->email);
+        snprintf(
+            body, sizeof(body),
+            "Hi %s,\n\nYour one-time code to set up an authenticator app: %s\n\nIt expires in 5 minutes. "
+            "If you did not ask for it, someone else knows your password: change it.",
+            u->displayname, code);
+        OPENSSL_cleanse(code, sizeof(code));
+        rc = auth_notify_send(s->cfg->notify_path, to, "xtask: your one-time code", body, err, sizeof(err));
+        OPENSSL_cleanse(body, sizeof(body));
+        if (rc < 0) xt_error("notifier: %s", err);
+        xt_info("identity verification code for '%s' %s", u->name, rc < 0 ? "NOT sent" : "sent");
+        if (b.form)
+            redirect(req, 303, rc < 0 ? "/enrol?m=notify-failed" : "/enrol?m=sent");
+        else
+            respond_json(req, rc < 0 ? 500 : 200, rc < 0 ? "KO" : "OK", rc < 0 ? "Operation failed." : NULL,
+                         NULL);
+        return 0;
+    }
+    rc = auth_enrol_elevate(s->enrol, u->name, sess->id, ol > 0 ? otc : "", auth_now_ms());
+    OPENSSL_cleanse(otc, sizeof(otc));
+    xt_info("identity verification of '%s': %s", u->name, rc == 1 ? "elevated" : "refused");
+    if (b.form)
+        redirect(req, 303, rc == 1 ? "/enrol" : rc == 0 ? "/enrol?m=otc" : "/enrol?m=otc-expired");
+    else
+        respond_json(req, rc == 1 ? 200 : 403, rc == 1 ? "OK" : "KO", rc == 1 ? NULL : "Operation failed.",
+                     NULL);
+    return 0;
+}
+
+/* A code from the new secret: only then does it replace the user's old one (store and memory). */
+static int on_totp_register(server *s, h2o_req_t *req)
+{
+    body_t b;
+    char token[16], b32[64], err[512];
+    const auth_user *u;
+    auth_session *sess;
+    int64_t step = -1;
+    int rc;
+    if (body_parse(req, &b) < 0) return 0;
+    if (body_str(req, &b, "token", "token", token, sizeof(token)) < 0) token[0] = 0;
+    json_decref(b.json);
+    if (b.form && !origin_ok(s, req)) {
+        respond_text(req, 403, "403 Forbidden\n");
+        return 0;
+    }
+    if (!(sess = enrol_session(s, req, b.form, &u))) return 0;
+    rc = auth_enrol_confirm(s->enrol, u->name, sess->id, token, auth_now_ms(), s->cfg, b32, sizeof(b32),
+                            &step);
+    if (rc == AUTH_TOTP_OK) {
+        if (auth_totp_store_set(s->cfg->totp_path, u->name, b32, err, sizeof(err)) < 0) {
+            xt_error("TOTP enrolment of '%s': %s", u->name, err);
+            rc = -2;
+        } else {
+            auth_totp_entry *te;
+            reload_totp(s, 0);
+            if ((te = auth_totp_store_find(&s->totp, u->name))) te->last_step = step; /* used once */
+            xt_info("TOTP enrolled for '%s' from the portal", u->name);
+            audit_event(s, req, "totp_enrolled", u->name, sess->level, 0);
+        }
+    }
+    OPENSSL_cleanse(b32, sizeof(b32));
+    if (b.form)
+        redirect(req, 303,
+                 rc == AUTH_TOTP_OK       ? "/?m=enrolled"
+                 : rc == AUTH_TOTP_WRONG  ? "/enrol?m=code"
+                 : rc == AUTH_TOTP_REUSED ? "/enrol?m=used"
+                 : rc == -2               ? "/enrol?m=notify-failed"
+                                          : "/enrol?m=elevation");
+    else
+        respond_json(req, rc == AUTH_TOTP_OK ? 200 : 401, rc == AUTH_TOTP_OK ? "OK" : "KO",
+                     rc == AUTH_TOTP_OK ? NULL : MSG_2FA_FAILED, NULL);
     return 0;
 }
 
@@ -1362,6 +1550,9 @@ static const route routes[] = {
     {NULL, "/api/health", on_health},
     {NULL, "/", on_portal},
     {NULL, "/index.html", on_portal},
+    {NULL, "/enrol", on_enrol_page},
+    {"*", "/api/user/session/elevation", on_elevation},
+    {"POST", "/api/secondfactor/totp/register", on_totp_register},
 };
 
 typedef struct {
@@ -1651,7 +1842,8 @@ int auth_server_run(auth_config *cfg)
     reload_totp(s, 1);
     s->sessions = auth_sessions_new((size_t)cfg->max_sessions);
     s->reg = auth_regulation_new(cfg->reg_max_retries, cfg->reg_find_time_ms, cfg->reg_ban_time_ms, 65536);
-    if (!s->sessions || !s->reg) goto out;
+    s->enrol = auth_enrol_new();
+    if (!s->sessions || !s->reg || !s->enrol) goto out;
     /* a hash to check unknown users against when the users file is empty */
     if (RAND_bytes((unsigned char *)pw, sizeof(pw)) != 1 ||
         auth_password_hash(&cfg->argon2, pw, sizeof(pw), s->dummy_hash, sizeof(s->dummy_hash)) < 0) {
@@ -1738,6 +1930,7 @@ out:
     if (s->pool) auth_pool_free(s->pool);
     auth_sessions_free(s->sessions);
     auth_regulation_free(s->reg);
+    auth_enrol_free(s->enrol);
     auth_users_free(s->users);
     auth_totp_store_free(&s->totp);
     /* the server, loop, context and queue are left to the process exit (connections may still hold

@@ -2,7 +2,8 @@
 // the xtask-web TLS front and passes everything in the environment). A screenshot at every step.
 import { chromium } from 'playwright-core';
 import { createHmac } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -12,6 +13,8 @@ const PORTAL = env('E2E_PORTAL_PREFIX');  // https://auth.xtask.test:PORT/
 const USER = env('E2E_USER'), PASS = env('E2E_PASS'), SECRET = env('E2E_SECRET');
 const SHOTS = env('E2E_SCREENSHOT_DIR');
 const RULES = env('E2E_RESOLVER_RULES');
+const USER2 = env('E2E_USER2'), PASS2 = env('E2E_PASS2');   // no TOTP yet: enrols from the portal
+const NOTIFY = env('E2E_NOTIFY_FILE'), TOTP_FILE = env('E2E_TOTP_FILE');
 
 // RFC 6238 (SHA1, 6 digits, 30 s), computed here independently of the service
 function base32(s) {
@@ -137,6 +140,54 @@ try {
   await expectText(page, '#error', /^Too many failed attempts: locked out\. Try again in (\d+ min )?\d+ s\.$/);
   if ((await page.inputValue('#username')) !== USER) throw new Error('the username was not kept after the lock-out');
   await step(page, 'locked out, with the time left');
+
+  // --- enrolment: identity verification through the notifier, then the QR code ---
+  await page.fill('#username', USER2);
+  await page.fill('#password', PASS2);
+  await submit('#token');
+  await expectText(page, '#error', /^No one-time password is enrolled for you yet/);
+  await step(page, 'a user without TOTP: told so, with a link to set one up');
+  await Promise.all([page.waitForNavigation({ timeout: 10000 }), page.click('#enrol')]);
+  await page.waitForSelector('#send', { timeout: 10000 });
+  await step(page, 'the enrolment page asks to confirm the identity first');
+  await submit('#otc');
+  await expectText(page, '#notice', /^A one-time code was sent to you/);
+  const mail = readFileSync(NOTIFY, 'utf8');
+  const otc = (/authenticator app: ([A-Z0-9]{8})/.exec(mail) || [])[1];
+  if (!otc || !mail.includes(`Recipient: `)) throw new Error(`no code in the notifier's file: ${mail}`);
+  await step(page, 'the one-time code went to the notifier');
+  await page.fill('#otc', otc.replace(/^./, (c) => (c === 'A' ? 'B' : 'A')));
+  await submit('#error');
+  await expectText(page, '#error', /^That one-time code is not right\.$/);
+  await page.fill('#otc', otc.toLowerCase());
+  await submit('#qr');
+  await step(page, 'identity confirmed: the QR code');
+  const qrPng = join(SHOTS, 'portal-qr.png');
+  await page.locator('#qr').screenshot({ path: qrPng });
+  const uri = execFileSync('zbarimg', ['--raw', '-q', qrPng], { encoding: 'utf8' }).trim();
+  const m = /^otpauth:\/\/totp\/[^?]+\?secret=([A-Z2-7]+)&/.exec(uri);
+  if (!m || !uri.includes(encodeURIComponent(USER2))) throw new Error(`the QR code reads ${uri}`);
+  const newSecret = m[1];
+  if ((await page.textContent('#secret')) !== newSecret) throw new Error('the typed-in secret differs from the QR code');
+  console.log(`QR code decoded by zbarimg: otpauth://totp/...&secret=<${newSecret.length} chars>`);
+  await stableStep();
+  const newCode = totp(newSecret);
+  await page.fill('#token', wrongCode(newCode));
+  await submit('#error');
+  await expectText(page, '#error', /^Wrong code\./);
+  const before = (() => { try { return readFileSync(TOTP_FILE, 'utf8'); } catch { return ''; } })();
+  if (before.includes(USER2)) throw new Error('the new secret was stored before a code from it was accepted');
+  await step(page, 'a wrong code from the new secret: nothing stored');
+  await page.fill('#token', newCode);
+  await submit('#notice');
+  await expectText(page, '#notice', /^Your authenticator app is set up/);
+  if (!readFileSync(TOTP_FILE, 'utf8').includes(`"${USER2}": "${newSecret}"`)) throw new Error('the new secret is not in the store');
+  await step(page, 'the code from the QR secret accepted: enrolled');
+  // the service now holds that secret: the code just used is known to it, as used
+  await page.fill('#token', newCode);
+  await submit('#error');
+  await expectText(page, '#error', /^That code was already used/);
+  await step(page, 'the enrolled secret is the one the service checks');
 
   if (errors.length) throw new Error(`console errors: ${JSON.stringify(errors)}`);
   console.log('PORTAL E2E OK');
