@@ -403,6 +403,54 @@ def test_enrol_without_notifier():
     assert st == 303 and loc_params(hd["location"])[1]["m"] == "signin", (st, hd)
 
 
+def test_enrol_replaces_only_when_proven():
+    """With notifier.filesystem: replacing a secret needs the second factor, then the identity code
+    (Authelia 4.38's JSON: POST sends, PUT {"otc"} checks); the old secret works until a code from the
+    new one is accepted, then the new one replaces it."""
+    notify = os.path.join(tmp.path, "notification.txt")
+    srv2 = AuthServer(tmp, ports[1], USERS, name="auth2",
+                      extra=f'notifier:\n  filesystem:\n    filename: "{notify}"\n').start()
+    try:
+        r = srv2.cli("totp-generate", "--user", "gina")
+        old = re.search(r"secret=([A-Z2-7]+)", r.stdout).group(1)
+        wait_until(lambda: "TOTP secrets reloaded" in srv2.proc.output(), 5, what="the TOTP store reloaded")
+        st, hd, js, c = srv2.login("gina", PW["gina"])
+        assert "You have an authenticator already" in http_request(
+            srv2.base + "/enrol", headers={"Cookie": f"authelia_session={c}"})[2].decode()
+        st, hd, js = srv2.post_json("/api/user/session/elevation", {}, cookie=c)
+        assert st == 403 and js["status"] == "KO", (st, js)
+        wait_until(lambda: time.time() % 30 < 25, 10, what="a stable TOTP step")
+        now = time.time()
+        st, hd, js = srv2.post_json("/api/secondfactor/totp", {"token": totp(old, now)}, cookie=c)
+        c2 = cookie_of(hd)
+        assert st == 200 and c2, (st, js)
+        st, hd, js = srv2.post_json("/api/user/session/elevation", {}, cookie=c2)
+        assert st == 200 and js == {"status": "OK"}, (st, js)
+        code = re.search(r"authenticator app: ([A-Z0-9]{8})", open(notify).read()).group(1)
+        assert oct(os.stat(notify).st_mode & 0o777) == "0o600"
+        st, hd, body = http_request(srv2.base + "/api/user/session/elevation", "PUT",
+                                    {"Content-Type": "application/json", "Cookie": f"authelia_session={c2}"},
+                                    json.dumps({"otc": code}))
+        assert st == 200, (st, body)
+        html = http_request(srv2.base + "/enrol", headers={"Cookie": f"authelia_session={c2}"})[2].decode()
+        new = re.search(r'id="secret">([A-Z2-7]+)<', html).group(1)
+        assert new != old and 'id="qr"' in html, html[:500]
+        wrong = f"{(int(totp(new, now)) + 1) % 1000000:06d}"
+        st, hd, js = srv2.post_json("/api/secondfactor/totp/register", {"token": wrong}, cookie=c2)
+        assert st == 401 and f'"gina": "{old}"' in open(srv2.totp_path).read(), (st, js)
+        # the old secret still signs in (its next step: skew 1)
+        st, hd, js, c3 = srv2.login("gina", PW["gina"])
+        st, hd, js = srv2.post_json("/api/secondfactor/totp", {"token": totp(old, now + 30)}, cookie=c3)
+        assert st == 200, (st, js)
+        st, hd, js = srv2.post_json("/api/secondfactor/totp/register", {"token": totp(new, now)}, cookie=c2)
+        assert st == 200 and js == {"status": "OK"}, (st, js)
+        store = open(srv2.totp_path).read()
+        assert f'"gina": "{new}"' in store and old not in store, store
+        assert code not in srv2.proc.output() and new not in srv2.proc.output()
+    finally:
+        srv2.stop()
+
+
 # --- Basic credentials ---------------------------------------------------------------------------
 
 def test_basic_auth():
@@ -594,6 +642,7 @@ def main():
         for t in (test_health_and_state, test_anonymous_redirects, test_portal_from_query, test_fail_closed,
                   test_first_factor_and_verify, test_login_failures_look_the_same, test_session_fixation_and_targets,
                   test_forms_without_javascript, test_totp_generate, test_two_factor, test_portal_messages, test_enrol_without_notifier,
+                  test_enrol_replaces_only_when_proven,
                   test_basic_auth,
                   test_regulation_ban, test_users_reload, test_hashing_bound_and_verify_latency,
                   test_hash_password_checked_by_argon2_cli, test_config_errors_exit_2, test_no_secrets_in_logs, test_sigterm_clean_exit):
