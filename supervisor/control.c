@@ -131,6 +131,7 @@ int ctl_parse(const char *line, sv_ctl_req *req, char *err, size_t errlen)
 
 static void client_close(sv_ctx *sv, sv_client *c)
 {
+    sv->shed_pending = 1; /* the request's code pages go once the loop is idle again (mem.c) */
     loop_close(sv, &c->w);
     sv_buf_free(&c->out);
     c->req_len = 0;

@@ -92,10 +92,6 @@ void timer_disarm(sv_timer *t)
 void loop_once(sv_ctx *sv)
 {
     struct epoll_event evs[32];
-    if (sv->state_dirty) { /* the spawns since the last sleep (svc_spawn) */
-        sv->state_dirty = 0;
-        procs_state_save(sv);
-    }
     int64_t now = sv_now_ms(), earliest = -1;
     for (size_t i = 0; i < sv->ntimers; i++) {
         sv_timer *t = sv->timers[i];

@@ -546,14 +546,21 @@ static int mf_parse_map(mf_ctx *c, const xt_node *map, const xt_node *owner, con
 
 /* probes */
 
+/* notify, log and sd_notify are readiness protocols, not polled probes: the service says when */
+const mf_probe_kind_info mf_probe_kinds[] = {
+    [PROBE_NONE] = {"none", 0, 0},           [PROBE_TCP] = {"tcp", 1, 1},       [PROBE_HTTP] = {"http", 1, 1},
+    [PROBE_EXEC] = {"exec", 1, 0},           [PROBE_NOTIFY] = {"notify", 0, 0}, [PROBE_LOG] = {"log", 0, 0},
+    [PROBE_SD_NOTIFY] = {"sd_notify", 0, 0},
+};
+
 static int probe_kind(mf_ctx *c, mf_probe *p, const xt_node *key, const char *what, mf_probe_kind kind)
 {
-    static const char *const kind_names[] = {"", "tcp", "http", "exec", "notify", "log", "sd_notify"};
     if (p->kind != PROBE_NONE) {
         char probe[200];
-        snprintf(probe, sizeof(probe), "%.*s", (int)(strlen(what) - strlen(kind_names[kind]) - 1), what);
+        snprintf(probe, sizeof(probe), "%.*s", (int)(strlen(what) - strlen(mf_probe_kinds[kind].name) - 1),
+                 what);
         return mf_fail(c, key, "%s: has both '%s' and '%s' (a probe checks one thing)", probe,
-                       kind_names[p->kind], kind_names[kind]);
+                       mf_probe_kinds[p->kind].name, mf_probe_kinds[kind].name);
     }
     p->kind = kind;
     return 0;
@@ -666,8 +673,8 @@ static int svc_probe(mf_ctx *c, mf_probe *p, const xt_node *key, const xt_node *
         return -1;
     if (p->kind == PROBE_NONE)
         return mf_fail(c, key, "%s: needs one of tcp, http, exec, notify, sd_notify or log", what);
-    if (!is_ready && (p->kind == PROBE_NOTIFY || p->kind == PROBE_LOG || p->kind == PROBE_SD_NOTIFY)) {
-        const char *k = p->kind == PROBE_NOTIFY ? "notify" : p->kind == PROBE_LOG ? "log" : "sd_notify";
+    if (!is_ready && !mf_probe_kinds[p->kind].polled) {
+        const char *k = mf_probe_kinds[p->kind].name;
         return mf_fail(
             c, xt_map_key(val, k),
             "%s: '%s' says when a service is ready, it cannot check liveness (use tcp, http or exec%s)", what,

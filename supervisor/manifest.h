@@ -29,6 +29,14 @@ typedef enum {
     PROBE_LOG,
     PROBE_SD_NOTIFY
 } mf_probe_kind;
+/* What each kind is, indexed by mf_probe_kind (manifest.c): one table for the parser, the digest,
+ * the probe runner and status. */
+typedef struct {
+    const char *name; /* as written in the manifest and shown by status ("none" for PROBE_NONE) */
+    int polled;       /* run by probe.c every interval (tcp, http, exec): can check liveness */
+    int network;      /* a host:port target whose listener's owner is checked (tcp, http) */
+} mf_probe_kind_info;
+extern const mf_probe_kind_info mf_probe_kinds[];
 typedef enum { RESTART_ALWAYS = 0, RESTART_ON_FAILURE, RESTART_NEVER } mf_restart;
 typedef enum { DEP_STARTED = 0, DEP_READY, DEP_COMPLETED } mf_dep_cond;
 typedef enum { SVC_TYPE_LONGRUN = 0, SVC_TYPE_ONESHOT } mf_svc_type;

@@ -254,8 +254,7 @@ void probe_before_spawn(sv_ctx *sv, svc *s)
     int n = 0, known = 0, rfd = -1;
     s->held_before = 0;
     s->own_inode = 0; /* a new run owns nothing yet */
-    if (p->def != NULL && (p->def->kind == PROBE_TCP || p->def->kind == PROBE_HTTP) &&
-        !probe_is_https(p->def)) {
+    if (p->def != NULL && mf_probe_kinds[p->def->kind].network && !probe_is_https(p->def)) {
         if (!p->addr_ok && probe_target(p, &p->x->addr, err, sizeof(err)) == 0) p->addr_ok = 1;
         if (p->addr_ok) n = holder_listeners(&p->x->addr.ss, inodes, 8, &uid);
     }
@@ -325,7 +324,7 @@ static int atoi_status(const char *s)
 static void probe_io(sv_ctx *sv, sv_watch *w, uint32_t events)
 {
     sv_probe *p = w->arg;
-    if (p->phase == 0) {
+    if (p->phase == PROBE_CONNECTING) {
         int soerr = 0;
         socklen_t sl = sizeof(soerr);
         if (getsockopt(w->fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) < 0) soerr = errno;
@@ -337,9 +336,9 @@ static void probe_io(sv_ctx *sv, sv_watch *w, uint32_t events)
             probe_pass(sv, p, "connected");
             return;
         }
-        p->phase = 1;
+        p->phase = PROBE_WRITING;
     }
-    if (p->phase == 1) {
+    if (p->phase == PROBE_WRITING) {
         while (p->io_off < p->io_len) {
             ssize_t n = send(w->fd, p->x->io + p->io_off, p->io_len - p->io_off, MSG_NOSIGNAL);
             if (n < 0 && errno == EINTR) continue;
@@ -353,12 +352,12 @@ static void probe_io(sv_ctx *sv, sv_watch *w, uint32_t events)
             }
             p->io_off += (size_t)n;
         }
-        p->phase = 2;
+        p->phase = PROBE_READING;
         p->io_len = 0;
         loop_mod(sv, w, EPOLLIN);
         return;
     }
-    /* phase 2: the status line is all we need */
+    /* PROBE_READING: the status line is all we need */
     for (;;) {
         size_t room = sizeof(p->x->io) - 1 - p->io_len;
         ssize_t n = room ? recv(w->fd, p->x->io + p->io_len, room, 0) : 0;
@@ -396,7 +395,7 @@ static void probe_run(sv_ctx *sv, sv_probe *p)
     char err[160];
     p->t0_ns = sv_now_ns();
     p->running = 1;
-    p->phase = 0;
+    p->phase = PROBE_CONNECTING;
     p->io_len = p->io_off = 0;
     timer_arm(&p->t_timeout, sv_now_ms() + (p->def->timeout_ms > 0 ? p->def->timeout_ms : 1000));
     if (p->def->kind == PROBE_EXEC || probe_is_https(p->def)) {
@@ -520,10 +519,9 @@ void probe_setup(sv_ctx *sv, svc *s)
 
 void probe_begin(sv_ctx *sv, sv_probe *p, int64_t first_at)
 {
-    /* notify and log are not polled: the service's fd or output line says when (svc.c, output.c) */
-    if (p->def == NULL || p->def->kind == PROBE_NONE || p->def->kind == PROBE_NOTIFY ||
-        p->def->kind == PROBE_LOG || p->def->kind == PROBE_SD_NOTIFY)
-        return;
+    /* notify, log and sd_notify are not polled: the service's fd, output line or datagram says when
+     * (svc.c, output.c, sdnotify.c) */
+    if (p->def == NULL || !mf_probe_kinds[p->def->kind].polled) return;
     p->active = 1;
     timer_arm(&p->t_next, first_at);
 }

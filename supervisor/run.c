@@ -89,7 +89,7 @@ static int has_running_dependents(sv_ctx *sv, const svc *s)
 static void sv_hurry(sv_ctx *sv)
 {
     pid_t kids[256];
-    sv->stopping = 2;
+    sv->stopping = SV_HURRYING;
     for (size_t i = 0; i < sv->nslots; i++) {
         svc *s = &sv->slots[i];
         if (s->used && s->pid > 0) kill(-s->pid, SIGKILL);
@@ -137,7 +137,7 @@ static void on_orphans(sv_ctx *sv, void *arg)
 static void on_stop_deadline(sv_ctx *sv, void *arg)
 {
     if (sv->done) return;
-    if (sv->stopping < 2) {
+    if (sv->stopping != SV_HURRYING) {
         xt_warn("supervisor: stop budget used up, sending SIGKILL to everything left");
         sv_hurry(sv);
         timer_arm(&sv->t_stop, sv_now_ms() + 1000);
@@ -152,7 +152,7 @@ void sv_shutdown(sv_ctx *sv, int code, const char *why)
     char w[32];
     if (code > sv->exit_code) sv->exit_code = code;
     if (sv->stopping) return;
-    sv->stopping = 1;
+    sv->stopping = SV_STOPPING;
     sv->stop_deadline = sv_now_ms() + sv->mf->stop_timeout_ms;
     timer_arm(&sv->t_stop, sv->stop_deadline);
     xt_info("supervisor: stopping (%s) within %s", why,
@@ -470,10 +470,11 @@ static int sv_reload_apply(sv_ctx *sv, sv_reload_job *job, char *err, size_t err
     }
     update_name_width(sv);
     gc_manifests(sv);
-    svc_eval_deps(sv);
+    sv->unsettled = 1;
     xt_info("reload: %s: %d changed, %d added, %d removed, %d unchanged", sv->manifest_path, changed, added,
             removed, same);
     malloc_trim(0); /* the parse's YAML tree is freed: give its pages back (see sv_run) */
+    sv->shed_pending = 1;
     return 0;
 }
 
@@ -493,7 +494,7 @@ static void on_signal(sv_ctx *sv, sv_watch *w, uint32_t events)
         case SIGQUIT:
             if (!sv->stopping) {
                 sv_shutdown(sv, 0, sig == SIGTERM ? "SIGTERM" : sig == SIGINT ? "SIGINT" : "SIGQUIT");
-            } else if (sv->stopping == 1) {
+            } else if (sv->stopping == SV_STOPPING) {
                 xt_warn("supervisor: second stop signal, sending SIGKILL to everything");
                 sv_hurry(sv);
             }
@@ -690,13 +691,22 @@ int sv_run(const char *manifest_path, const char *only)
     /* The manifest's YAML tree was freed after the parse, but glibc keeps the heap it grew to:
      * 1000 services leave about 1 MB there, nearly what the services' runtime state costs. */
     malloc_trim(0);
+    sv->shed_pending = 1; /* and the start-up's code pages once every service has started (mem.c) */
     /* dependencies first (graph order); independent ones all start now, in parallel */
     for (size_t k = 0; k < m->nservices; k++) {
         svc *s = svc_find(sv, m->services[m->order[k]].name);
         if (s != NULL && s->want) svc_request_start(sv, s);
     }
-    while (!sv->done)
+    for (;;) {
+        svc_settle(sv); /* what the last iteration's events and timers changed */
+        if (sv->done) break;
+        if (sv->state_dirty) { /* the spawns since the last sleep (svc_spawn) */
+            sv->state_dirty = 0;
+            procs_state_save(sv);
+        }
+        if (sv->shed_pending) mem_shed(sv);
         loop_once(sv);
+    }
     reload_abandon(sv);
     reap_all(sv);
     xt_info("supervisor: stopped (exit %d)", sv->exit_code);

@@ -10,8 +10,6 @@
 
 #include "xt_conf.h"
 
-static const char *const probe_kinds[] = {"none", "tcp", "http", "exec", "notify", "log", "sd_notify"};
-
 /* The probe whose result to show: liveness once it has one, else readiness. */
 static const sv_probe *shown_probe(const svc *s)
 {
@@ -103,7 +101,7 @@ void status_json(sv_ctx *sv, sv_buf *b)
             continue;
         }
         sv_buf_printf(b, "\"probe\":{\"kind\":\"%s\",\"ok\":%s,\"latency_ms\":%.1f,\"message\":\"",
-                      probe_kinds[p->def->kind], p->ok ? "true" : "false", p->latency_ms);
+                      mf_probe_kinds[p->def->kind].name, p->ok ? "true" : "false", p->latency_ms);
         sv_buf_json_str(b, p->msg, strlen(p->msg));
         sv_buf_puts(b, "\"}}");
     }
@@ -132,8 +130,9 @@ void status_table(sv_ctx *sv, sv_buf *b)
         }
         const sv_probe *p = shown_probe(s);
         if (p != NULL)
-            snprintf(pr, sizeof(pr), "%s %s %.1fms %s%s%s", probe_kinds[p->def->kind], p->ok ? "ok" : "FAIL",
-                     p->latency_ms, p->msg, s->c->sd_status[0] ? "; status: " : "", s->c->sd_status);
+            snprintf(pr, sizeof(pr), "%s %s %.1fms %s%s%s", mf_probe_kinds[p->def->kind].name,
+                     p->ok ? "ok" : "FAIL", p->latency_ms, p->msg, s->c->sd_status[0] ? "; status: " : "",
+                     s->c->sd_status);
         sv_buf_printf(b, "%-*s  %-8s  %7s  %8s  %8d  %-9s  %-5s  %s\n", w, s->name, svc_state_name(s->state),
                       pid, up, s->restarts, ex, svc_ready(s) ? "yes" : "no", pr);
     }

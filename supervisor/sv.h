@@ -140,6 +140,11 @@ struct sv_ring {
 };
 
 /* A tcp/http probe's resolved target (resolved once per definition). */
+/* A tcp/http probe's exchange: connecting, then (http) writing the request, reading the answer. */
+typedef enum { PROBE_CONNECTING = 0, PROBE_WRITING, PROBE_READING } sv_probe_phase;
+/* The supervisor's shutdown: running, stopping in reverse dependency order, hurrying (SIGKILL sent). */
+typedef enum { SV_RUNNING = 0, SV_STOPPING, SV_HURRYING } sv_stop_phase;
+
 typedef struct sv_probe_addr {
     struct sockaddr_storage ss;
     socklen_t len;
@@ -166,8 +171,8 @@ struct sv_probe {
     sv_timer t_timeout; /* the running probe's deadline */
     sv_probe_io *x;     /* its buffers, in the cold tail of the svc (see struct svc) */
     size_t io_len, io_off;
-    int phase;   /* http: 0 connecting, 1 writing, 2 reading */
-    int addr_ok; /* x->addr holds the resolved target */
+    sv_probe_phase phase; /* tcp/http: where the exchange is */
+    int addr_ok;          /* x->addr holds the resolved target */
     /* a passing tcp/http ready probe is READY only on the service's own listener (holder.c) */
     sv_watch vw;       /* the holder child's answer */
     pid_t vpid;        /* the holder child */
@@ -301,17 +306,18 @@ struct sv_ctx {
     sv_watch outw;
     sv_buf outq;
     /* shutdown */
-    int stopping; /* 0 running, 1 stopping, 2 hurrying (SIGKILL sent) */
+    sv_stop_phase stopping; /* SV_RUNNING (0: tests read it as "not stopping"), then the shutdown */
     int exit_code;
     int done;
     int64_t stop_deadline;
-    sv_timer t_stop;         /* the whole-budget deadline */
-    sv_timer t_orphans;      /* re-scan for leftover processes */
-    int in_eval, eval_again; /* svc_eval_deps re-entrancy guard */
-    sv_timer t_eval;         /* more services to start than SV_SPAWN_BATCH: go on next iteration */
-    int spawned;             /* services spawned in this loop iteration (loop_once resets it) */
-    uint64_t line_seq;       /* seq of the last line kept by any service */
-    int state_dirty;         /* a service was spawned: rewrite the state file before sleeping */
+    sv_timer t_stop;    /* the whole-budget deadline */
+    sv_timer t_orphans; /* re-scan for leftover processes */
+    int unsettled;      /* a state changed since the last settle pass (svc_settle) */
+    int shed_pending;   /* start-up or a reload is under way: mem_shed once it is over */
+    sv_timer t_eval;    /* more services to start than SV_SPAWN_BATCH: go on next iteration */
+    int spawned;        /* services spawned in this loop iteration (loop_once resets it) */
+    uint64_t line_seq;  /* seq of the last line kept by any service */
+    int state_dirty;    /* a service was spawned: rewrite the state file before sleeping */
     int reload_pending;
     sv_reload_job *rjob; /* the reload being parsed in a thread (run.c), or NULL */
     int reload_again;    /* another reload was asked for meanwhile: parse again when it is over */
@@ -404,6 +410,12 @@ void output_detach(sv_ctx *sv, svc *s);
 /* Best-effort non-blocking flush, restore the fd flags. */
 void output_finish(sv_ctx *sv);
 
+/* --- mem.c -------------------------------------------------------------------------------- */
+
+/* Once no service is WAITING or STARTING: drop the program's read-only pages from our page tables
+ * (they come back from the page cache when used); clears sv->shed_pending. */
+void mem_shed(sv_ctx *sv);
+
 /* --- spawn.c ------------------------------------------------------------------------------- */
 /* Build the environment: supervisor env, then each vector in order (later keys win). Caller frees
  * with xt_strv_free. */
@@ -424,8 +436,9 @@ void svc_request_stop(sv_ctx *sv, svc *s, svc_stop_reason why);
 void svc_request_restart(sv_ctx *sv, svc *s);
 /* A child exited: returns 1 if it was a service or probe process. */
 int svc_on_child_exit(sv_ctx *sv, pid_t pid, int status);
-/* Start every WAITING service whose conditions hold (called after each state change). */
-void svc_eval_deps(sv_ctx *sv);
+/* Once per loop iteration, before it sleeps: start the WAITING services whose conditions hold, or
+ * move a shutdown on, until nothing changes (a state change only marks sv->unsettled). */
+void svc_settle(sv_ctx *sv);
 /* t_eval's callback: the next batch of starts. */
 void svc_on_eval_timer(sv_ctx *sv, void *arg);
 void svc_probe_result(sv_ctx *sv, svc *s, int is_live, int ok);

@@ -39,8 +39,7 @@ void svc_set_state(sv_ctx *sv, svc *s, svc_state to)
     timer_disarm(&s->t_state);
     if (to == SVC_READY) s->ready_ms = now;
     control_state_changed(sv, s);
-    svc_eval_deps(sv);
-    if (sv->stopping) sv_stop_progress(sv);
+    sv->unsettled = 1; /* dependents and a shutdown move on in svc_settle, before the loop sleeps */
 }
 
 /* --- the name index: svc_find in O(1), not a scan of up to SV_MAX_SLOTS slots per dependency
@@ -85,10 +84,11 @@ svc *svc_find(sv_ctx *sv, const char *name)
 
 static void on_state_timer(sv_ctx *sv, void *arg);
 
+/* The next batch of spawns: the timer only wakes the loop, whose settle pass starts them. */
 void svc_on_eval_timer(sv_ctx *sv, void *arg)
 {
     (void)arg;
-    svc_eval_deps(sv);
+    sv->unsettled = 1;
 }
 
 svc *svc_add(sv_ctx *sv, manifest *mf, const mf_service *def)
@@ -164,32 +164,36 @@ int svc_deps_ok(sv_ctx *sv, const svc *s)
     return 1;
 }
 
-void svc_eval_deps(sv_ctx *sv)
+/* Start every WAITING service whose conditions hold. Spawning waits for each child's exec: 1000
+ * services at once would keep the loop (status, signals, probes) waiting, so at most SV_SPAWN_BATCH
+ * per iteration; the rest start at the next one, after the loop's events (t_eval wakes it). */
+static void svc_start_waiting(sv_ctx *sv)
 {
-    if (sv->in_eval) {
-        sv->eval_again = 1;
-        return;
-    }
-    sv->in_eval = 1;
-    /* Spawning waits for each child's exec (about 1 ms here, 15 ms under ASan): 1000 services at
-     * once would keep the loop (status, signals, probes) waiting for seconds. So at most
-     * SV_SPAWN_BATCH per iteration; the rest start at the next one, after the loop's events. */
-    do {
-        sv->eval_again = 0;
-        if (sv->stopping) break;
-        for (size_t i = 0; i < sv->nslots; i++) {
-            svc *s = &sv->slots[i];
-            if (!(s->used && s->want && s->state == SVC_WAITING && svc_deps_ok(sv, s))) continue;
-            if (sv->spawned >= SV_SPAWN_BATCH) {
-                if (!sv->t_eval.armed) timer_arm(&sv->t_eval, sv_now_ms());
-                sv->eval_again = 0;
-                break;
-            }
-            sv->spawned++;
-            svc_spawn(sv, s);
+    for (size_t i = 0; i < sv->nslots; i++) {
+        svc *s = &sv->slots[i];
+        if (!(s->used && s->want && s->state == SVC_WAITING && svc_deps_ok(sv, s))) continue;
+        if (sv->spawned >= SV_SPAWN_BATCH) {
+            if (!sv->t_eval.armed) timer_arm(&sv->t_eval, sv_now_ms());
+            return;
         }
-    } while (sv->eval_again);
-    sv->in_eval = 0;
+        sv->spawned++;
+        svc_spawn(sv, s);
+    }
+}
+
+/* The settle pass, once per loop iteration before it sleeps (loop_once): what the iteration's state
+ * changes imply, until nothing more changes. A dependent starts in the same iteration as its
+ * condition becomes true; during a shutdown, the next services stop. State changes only set
+ * sv->unsettled: nothing recurses from a transition back into the scheduler. */
+void svc_settle(sv_ctx *sv)
+{
+    while (sv->unsettled && !sv->done) {
+        sv->unsettled = 0;
+        if (sv->stopping)
+            sv_stop_progress(sv);
+        else
+            svc_start_waiting(sv);
+    }
 }
 
 /* Schedule a restart after a failure or an exit the policy restarts; or give up. */
@@ -406,7 +410,7 @@ static void svc_try_start(sv_ctx *sv, svc *s)
         svc_spawn(sv, s);
         return;
     }
-    svc_set_state(sv, s, SVC_WAITING); /* its dependencies, or the next batch (svc_eval_deps) */
+    svc_set_state(sv, s, SVC_WAITING); /* its dependencies, or the next batch (svc_settle) */
     if (svc_deps_ok(sv, s) && !sv->t_eval.armed) timer_arm(&sv->t_eval, sv_now_ms());
 }
 
@@ -585,6 +589,6 @@ int svc_on_child_exit(sv_ctx *sv, pid_t pid, int status)
     } else {
         svc_after_exit(sv, s, failure);
     }
-    if (sv->stopping) sv_stop_progress(sv);
+    if (sv->stopping) sv->unsettled = 1;
     return 1;
 }

@@ -10,7 +10,7 @@ import subprocess
 import time
 
 from xt_testlib import port_block, wait_until
-from svlib import SUP, Sup, fix, pid_alive, run_tests
+from svlib import SUP, Sup, cmd, fix, pid_alive, run_tests
 
 PORTS = port_block("supervisor")
 
@@ -136,17 +136,21 @@ def test_start_period_and_exec_probes(tmp):
 
 
 def test_essential_failure(tmp):
+    # core fails once the test has seen `other` READY (a fixed 300 ms before failing was missed under
+    # ASan on a loaded machine: the supervisor had already stopped)
+    flag = os.path.join(tmp.path, "fail-now")
     sup = Sup(tmp, f"""
   other:
     command: {fix("forever")}
   core:
-    command: {fix("sleep:300", "exit:4")}
+    command: {cmd("sh", "-c", f'while [ ! -e "{flag}" ]; do sleep 0.02; done; exit 4')}
     restart: never
     essential: true
 """)
     try:
         sup.start()
         other = sup.wait_state("other", "READY")
+        open(flag, "w").close()
         rc = sup.wait_exit(10)
         assert rc == 1, rc
         out = sup.output()
