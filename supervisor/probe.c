@@ -226,6 +226,7 @@ static void probe_pass(sv_ctx *sv, sv_probe *p, const char *msg)
     for (int i = 0; i < n && !known_own; i++)
         known_own = s->own_inode != 0 && inodes[i] == s->own_inode;
     if (n <= 0 || known_own || holder_fast(s->pid, inodes, n)) {
+        if (n == 1) s->own_inode = inodes[0]; /* the main process holds it: remembered */
         s->held_pid = 0;
         probe_finish(sv, p, 1, "%s", msg);
         return;
