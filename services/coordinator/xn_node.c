@@ -601,11 +601,13 @@ static void do_run(xn *n, job *j, int slot)
             natsMsg_Nak(j->msg, NULL);
         }
     } else {
-        /* The requester first (the latency that matters), then the durable copy (with the full
-         * output: built after the reply is out). */
-        reply_str(n, j->msg, xp_result_json(&res, 0, maxb));
+        /* The durable copy first, then the requester: once a requester holds the result, so does
+         * the results stream. Replying first left a window in which a node killed after its reply
+         * lost a result the requester had been told about (stack_kill, CI run 7). It costs task.run
+         * one JetStream round trip (bench/coordinator). */
         stored = xp_result_json(&res, 1, maxb);
         if (stored && !st.cancelled) store_result(n, id, stored, NULL);
+        reply_str(n, j->msg, xp_result_json(&res, 0, maxb));
     }
     publish_event(n, r->project, "task.finished", id,
                   json_pack("{s:s,s:i,s:i,s:b,s:I,s:s}", "task", r->args[0], "exit_code", st.exit_code,
