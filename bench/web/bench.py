@@ -98,7 +98,7 @@ access_control:
     - domain: ["{DOMAIN}", "*.{DOMAIN}"]
       policy: one_factor
       subject: "group:developers"
-      resources: ["^/app([/?].*)?$"]
+      resources: ["^/app([/?].*)?$", "^/events([?].*)?$"]
 session:
   domain: {DOMAIN}
   authelia_url: "https://auth.{DOMAIN}/"
@@ -168,7 +168,6 @@ hosts:
     routes:
       - path: /events
         handle: events
-        public: true
       - path: /
         reverse_proxy: {{ upstream: "http://127.0.0.1:{UP}/", keepalive: 10s }}
 """)
@@ -315,8 +314,9 @@ def steal_ticks():
 def run_sse(n, secs, port=None, web=None, client_cpus="", path="/events?project=bench&format=json"):
     port, web = port or OURS, web or webp
     client = subprocess.Popen((["taskset", "-c", client_cpus] if client_cpus else []) +
-                              [sse_bin, "127.0.0.1", str(port), path, str(n),
-                               str(secs + 3)], stdout=subprocess.PIPE, text=True)
+                              [sse_bin, "127.0.0.1" if path.startswith("nats:") else HOST, str(port), path, str(n),
+                               str(secs + 3)] + ([] if path.startswith("nats:") else [COOKIE]),
+                              stdout=subprocess.PIPE, text=True)
     time.sleep(2)  # let the clients connect before the first stamped event (the client ignores earlier ones)
     sent = 0
     cpu0, ccpu0, (st0, tot0) = cpu_secs(web.pid), cpu_secs(client.pid), steal_ticks()
