@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 
-from xt_testlib import BIN_DIR, SOURCE_DIR, TempDir, port_block
+from xt_testlib import BIN_DIR, SOURCE_DIR, TempDir, port_block, wait_until
 
 FAILED = []
 tmp = TempDir(prefix="xt-up-it-")
@@ -84,12 +84,16 @@ def test_stack_env_serves_the_clis():
         # a fresh shell with nothing but stack.env: the README's commands work on the moved ports
         clean = {k: v for k, v in ENV.items() if not k.startswith("XTASK_")}
         sh = f". {envfile} && xtask nodes && xtask-supervisor status"
-        deadline = time.monotonic() + 30
-        while True:
-            r2 = subprocess.run(["bash", "-c", sh], env=clean, capture_output=True, text=True, timeout=30)
-            if (r2.returncode == 0 and "READY" in r2.stdout) or time.monotonic() > deadline:
-                break
-            time.sleep(0.5)  # poll interval of a deadline-bounded wait (the node registers itself)
+        last = []  # the latest run, for the message if the deadline passes
+
+        def readme_commands_work():  # the node registers itself: ask again until it has
+            r = subprocess.run(["bash", "-c", sh], env=clean, capture_output=True, text=True, timeout=30)
+            last[:] = [r]
+            return r if r.returncode == 0 and "READY" in r.stdout else None
+        try:
+            r2 = wait_until(readme_commands_work, 30, 0.5, "xtask nodes && xtask-supervisor status from stack.env")
+        except AssertionError:
+            r2 = last[0]
         assert r2.returncode == 0, (r2.returncode, r2.stdout[-2000:], r2.stderr[-2000:])
         assert "local" in r2.stdout and "nats" in r2.stdout and "READY" in r2.stdout, r2.stdout[-2000:]
     finally:
