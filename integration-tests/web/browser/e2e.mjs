@@ -47,11 +47,21 @@ async function expectError(page, node, task, args, want) {
 
 async function fullChecks(page, ctx, errors) {
   step("the task picker: each node's tasks with their description and whether they take arguments");
-  await page.click(`#picker details:has(.node-id:text-is("${NODE}")) summary`);
+  const summary = page.locator(`#picker details:has(.node-id:text-is("${NODE}")) summary`);
   const pick = page.locator(`#picker details:has(.node-id:text-is("${NODE}")) li:has(button:text-is("demo"))`);
   const help = await pick.textContent();
   if (!help.includes('eight steps, half a second apart') || !help.includes('no arguments')) throw new Error(`picker: ${help}`);
-  await pick.locator('button').click();
+  // another node joining re-renders the picker, which closes the node opened: open it again until
+  // the click lands (bounded)
+  for (const end = Date.now() + 10000; ;) {
+    if (!(await pick.locator('button').isVisible())) await summary.click();
+    try {
+      await pick.locator('button').click({ timeout: 1000 });
+      break;
+    } catch (e) {
+      if (Date.now() > end) throw e;
+    }
+  }
   await page.waitForFunction(() => document.querySelector('#run-task').value === 'demo', null, { timeout: 5000 });
   const [pn, ph] = await page.evaluate(() => [document.querySelector('#run-node').value,
     document.querySelector('#run-args').placeholder]);
